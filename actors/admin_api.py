@@ -1,0 +1,113 @@
+"""The admin API: register portals and connectors without a restart, reload rules.
+
+Protected by a bearer token from the config (``admin_token``); without one the API is off.
+A change is applied by the router (durably, as a new registry version) and answered once
+this channel actor runs with it, so the caller's next request sees the change.
+"""
+
+from __future__ import annotations
+
+import hmac
+from aiohttp import web
+
+from actors.http_common import json_response, parse_json_model
+from actors.view import EngineView, call, route_of
+from channels.registry import build_channel
+from engine.config import ConnectorConfig, PortalConfig
+from engine.errors import AuthError, BadRequestError, ForbiddenError, ValidationFailedError
+from engine.placement import host_names
+from engine.security.sealing import x25519_public_from_b64
+
+REDACTED = "***"
+
+
+class AdminApi:
+    def __init__(self, view: EngineView) -> None:
+        self._view = view
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/admin/v1/registry", self.registry),
+            web.put("/admin/v1/portals/{portal_id}", self.put_portal),
+            web.put("/admin/v1/connectors/{connector_id}", self.put_connector),
+            web.delete("/admin/v1/connectors/{connector_id}", self.delete_connector),
+            web.post("/admin/v1/rules/reload", self.reload_rules),
+            web.post("/admin/v1/clock/advance", self.advance_clock),
+        ]
+
+    def _authorize(self, request: web.Request) -> None:
+        token = self._view.config.admin_token
+        if token is None:
+            raise ForbiddenError("the admin API is off: set admin_token in the config")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise AuthError("missing or wrong admin bearer token")
+
+    async def _applied(self, version: int) -> web.Response:
+        await self._view.wait_for_version(version)
+        return json_response({"registry_version": version})
+
+    async def registry(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        registry = self._view.registry
+        return json_response(
+            {
+                "registry_version": registry.version,
+                "portals": [
+                    {**p.model_dump(mode="json"), "license_key": REDACTED}
+                    for p in registry.portals.values()
+                ],
+                "connectors": [
+                    {**c.model_dump(mode="json"), "credentials": REDACTED}
+                    for c in registry.connectors.values()
+                ],
+            }
+        )
+
+    async def put_portal(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        portal = parse_json_model(PortalConfig, await request.read())
+        if portal.id != request.match_info["portal_id"]:
+            raise ValidationFailedError("id: must equal the portal id in the URL")
+        x25519_public_from_b64(portal.public_key)
+        version = await call(self._view.router.put_portal.remote(portal))
+        self._view.host(portal.id)
+        return await self._applied(version)
+
+    async def put_connector(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        connector = parse_json_model(ConnectorConfig, await request.read())
+        if connector.id != request.match_info["connector_id"]:
+            raise ValidationFailedError("id: must equal the connector id in the URL")
+        build_channel(route_of(connector), connector.credentials)
+        version = await call(self._view.router.put_connector.remote(connector))
+        return await self._applied(version)
+
+    async def delete_connector(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        version = await call(
+            self._view.router.delete_connector.remote(request.match_info["connector_id"])
+        )
+        return await self._applied(version)
+
+    async def reload_rules(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        version, error = await call(self._view.router.reload_rules.remote())
+        return json_response({"rules_version": version, "error": error}, 200 if error is None else 422)
+
+    async def advance_clock(self, request: web.Request) -> web.Response:
+        """Move the engine's manual clock (``clock: manual`` only): tests simulate hours."""
+        self._authorize(request)
+        if self._view.config.clock != "manual":
+            raise ForbiddenError("the engine runs on the system clock")
+        try:
+            seconds = float(request.query["seconds"])
+        except (KeyError, ValueError):
+            raise BadRequestError("query parameter seconds must be a number") from None
+        view = self._view
+        pool = view.config.portal_pool_size
+        actors = [view.router, *view.channel_actors()]
+        actors += [view.host_by_name(name) for name in host_names(list(view.registry.portals), pool)]
+        for actor in actors:
+            await call(actor.advance_clock.remote(seconds))
+        return json_response({"advanced_s": seconds})

@@ -1,0 +1,37 @@
+"""Small pieces every HTTP handler shares: JSON in and out, with honest errors."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from engine.errors import BadRequestError, ValidationFailedError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``field.path: problem`` for every problem, on one line."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
+def parse_json_model(model: type[M], body: bytes) -> M:
+    """Malformed JSON is a 400, JSON that is not the model a 422 naming the fields."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"malformed JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailedError(describe_validation_error(exc)) from None
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")

@@ -1,0 +1,10 @@
+"""How the engine's actors are named and found, in one place."""
+
+from __future__ import annotations
+
+NAMESPACE = "openlines"
+ROUTER = "router"
+
+
+def channel_actor(index: int) -> str:
+    return f"channel-{index}"

@@ -1,0 +1,40 @@
+"""What every actor needs to know to start: picklable, derived from the engine config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from engine.clock import Clock, ManualClock, SystemClock
+from engine.config import EngineConfig
+from engine.errors import ConfigError
+from engine.security.keys import EngineSigningKey
+
+
+@dataclass(frozen=True)
+class ActorSettings:
+    config: EngineConfig
+    engine_key_pem: bytes
+    clock_start_s: float
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        key = load_pem_private_key(self.engine_key_pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError("the engine's signing key is not an Ed25519 key")
+        return key
+
+    def engine_key_document(self) -> dict[str, str]:
+        """The body of ``GET /api/v1/engine-key``."""
+        return EngineSigningKey(self.signing_key()).engine_key_document()
+
+    def make_clock(self) -> Clock:
+        if self.config.clock == "manual":
+            return ManualClock(self.clock_start_s)
+        return SystemClock()

@@ -1,0 +1,64 @@
+"""Starting and stopping the engine's actors, in the order their dependencies need."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+
+from actors.channel import ChannelActor
+from actors.names import NAMESPACE, ROUTER, channel_actor
+from actors.portal import portal_actor
+from actors.router import RouterActor
+from actors.settings import ActorSettings
+from engine.placement import host_names
+from engine.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+class EngineActors:
+    def __init__(self, settings: ActorSettings) -> None:
+        self.settings = settings
+        self.router: Any = None
+        self.hosts: dict[str, Any] = {}
+        self.channels: list[Any] = []
+
+    async def start(self) -> Registry:
+        """Router first (it holds the registry), then portal actors, then the HTTP port."""
+        config = self.settings.config
+        self.router = RouterActor.options(  # type: ignore[attr-defined]
+            name=ROUTER, namespace=NAMESPACE
+        ).remote(self.settings)
+        await self.router.ready.remote()
+        registry: Registry = await self.router.registry.remote()
+        for name in host_names(list(registry.portals), config.portal_pool_size):
+            self.hosts[name] = portal_actor(name, self.settings)
+        await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
+        self.channels = [
+            ChannelActor.options(  # type: ignore[attr-defined]
+                name=channel_actor(index), namespace=NAMESPACE
+            ).remote(index, self.settings)
+            for index in range(config.channel_actors)
+        ]
+        await asyncio.gather(*(actor.start.remote() for actor in self.channels))
+        return registry
+
+    async def stop(self) -> None:
+        """Stop intake first, then delivery: everything acknowledged is in an outbox."""
+        await asyncio.gather(
+            *(actor.stop.remote() for actor in self.channels), return_exceptions=True
+        )
+        registry: Registry = await self.router.registry.remote()
+        names = set(self.hosts) | set(
+            host_names(list(registry.portals), self.settings.config.portal_pool_size)
+        )
+        handles = []
+        for name in names:
+            try:
+                handles.append(ray.get_actor(name, namespace=NAMESPACE))
+            except ValueError:
+                continue
+        await asyncio.gather(*(h.shutdown.remote() for h in handles), return_exceptions=True)

@@ -1,0 +1,114 @@
+"""What a channel actor knows of the engine: the registry copy and handles to other actors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+
+from actors.names import NAMESPACE, ROUTER, channel_actor
+from actors.portal import portal_actor
+from actors.settings import ActorSettings
+from channels.base import Channel
+from channels.registry import build_channel
+from engine.clock import Clock
+from engine.config import ConnectorConfig
+from engine.errors import EngineError
+from engine.metrics import Counters
+from engine.models import Route
+from engine.placement import host_name
+from engine.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def route_of(connector: ConnectorConfig) -> Route:
+    return Route(
+        portal_id=connector.portal,
+        line_id=connector.line,
+        connector_id=connector.id,
+        channel=connector.channel,
+    )
+
+
+def cause_of(exc: BaseException) -> BaseException:
+    """The exception an actor raised, unwrapped from Ray's ``RayTaskError``."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+class EngineView:
+    def __init__(self, settings: ActorSettings, clock: Clock, counters: Counters) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self.clock = clock
+        self.counters = counters
+        self.registry = Registry()
+        self.router = ray.get_actor(ROUTER, namespace=NAMESPACE)
+        self._hosts: dict[str, Any] = {}
+        self._channels: dict[str, tuple[ConnectorConfig, Channel]] = {}
+        self._follower: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+
+    async def start(self) -> None:
+        self.registry = await self.router.registry.remote()
+        self._follower = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                registry = await self.router.registry_after.remote(self.registry.version)
+            except ray.exceptions.RayError as exc:
+                log.warning("registry poll failed: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            async with self._changed:
+                self.registry = registry
+                self._changed.notify_all()
+
+    async def wait_for_version(self, version: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.registry.version >= version)
+
+    def channel(self, connector: ConnectorConfig) -> Channel:
+        """The connector's channel plug-in, rebuilt when its config changed."""
+        cached = self._channels.get(connector.id)
+        if cached is None or cached[0] != connector:
+            cached = (connector, build_channel(route_of(connector), connector.credentials))
+            self._channels[connector.id] = cached
+        return cached[1]
+
+    def host(self, portal_id: str) -> Any:
+        """The portal actor serving ``portal_id``."""
+        return self.host_by_name(host_name(portal_id, self.config.portal_pool_size))
+
+    def host_by_name(self, name: str) -> Any:
+        handle = self._hosts.get(name)
+        if handle is None:
+            handle = portal_actor(name, self.settings)
+            self._hosts[name] = handle
+        return handle
+
+    def channel_actors(self) -> list[Any]:
+        return [
+            ray.get_actor(channel_actor(i), namespace=NAMESPACE)
+            for i in range(self.config.channel_actors)
+        ]
+
+
+async def call(ref: Any) -> Any:
+    """Await an actor call, re-raising the actor's own ``EngineError`` unwrapped."""
+    try:
+        return await ref
+    except ray.exceptions.RayTaskError as exc:
+        cause = cause_of(exc)
+        if isinstance(cause, EngineError):
+            raise cause from None
+        raise

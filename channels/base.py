@@ -1,0 +1,105 @@
+"""The channel plug-in contract.
+
+A channel turns one provider's webhooks into universal ``InboundMessage`` objects and one
+operator reply into the provider's API calls. It knows nothing of Ray, storage or portals:
+the engine hands it the raw request and, for sending, an ``aiohttp.ClientSession``.
+
+Inbound, the engine calls, in this order, and only moves on when the step succeeded:
+
+1. ``verify(request)``: authenticity on the raw bytes; raise ``AuthError`` (401).
+2. ``parse(request, received_at)``: decode and normalize; raise ``BadRequestError`` (400)
+   for a body that is not the provider's JSON, ``ValidationFailedError`` (422) for JSON
+   that is not the provider's model. Events that are not customer messages are returned
+   in ``WebhookParse.ignored`` with a reason (the provider still gets 2xx).
+3. The engine stores the messages durably, then answers with ``WebhookParse.reply``.
+
+Outbound, ``send`` renders the reply for what the channel can carry and raises
+``RetryableSendError`` or ``PermanentSendError`` (see ``engine.errors``) when it fails.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict
+
+from engine.models import DialogTarget, InboundMessage, ReplyRequest, Route, SentReceipt
+
+
+class Credentials(BaseModel):
+    """Base of every channel's credentials model: our config, so unknown fields are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """An inbound HTTP request as received: header names lower-cased, body untouched."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """What the provider must get back once the messages are stored."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+@dataclass(frozen=True)
+class WebhookParse:
+    """The outcome of parsing one webhook request."""
+
+    messages: tuple[InboundMessage, ...] = ()
+    ignored: tuple[str, ...] = ()
+    reply: WebhookReply = field(default_factory=WebhookReply)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can carry outbound; replies are rendered down to it."""
+
+    max_text_chars: int
+    images: bool = True
+    files: bool = True
+    max_caption_chars: int | None = None
+
+
+class Channel(ABC):
+    """One connector's view of a provider: its route, credentials and wire format."""
+
+    name: ClassVar[str]
+    credentials_model: ClassVar[type[Credentials]]
+    capabilities: ClassVar[Capabilities]
+    webhook_content_type: ClassVar[str] = "application/json"
+    """The media type the provider posts; anything else is refused with 415."""
+
+    def __init__(self, route: Route, credentials: Credentials) -> None:
+        if not isinstance(credentials, self.credentials_model):
+            raise TypeError(f"{self.name} needs {self.credentials_model.__name__}")
+        self.route = route
+        self.credentials = credentials
+
+    @abstractmethod
+    def verify(self, request: RawRequest) -> None:
+        """Prove the request comes from the provider; raise ``AuthError`` otherwise."""
+
+    @abstractmethod
+    def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
+        """Normalize a verified request into universal messages."""
+
+    @abstractmethod
+    async def send(
+        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+    ) -> SentReceipt:
+        """Deliver an operator's reply to the customer; map the provider's errors."""

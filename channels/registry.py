@@ -1,0 +1,32 @@
+"""Channels by name: the only place that lists them."""
+
+from __future__ import annotations
+
+from channels.base import Channel, Credentials
+from channels.custom import CustomChannel
+from channels.telegram import TelegramChannel
+from engine.errors import ConfigError, NotFoundError
+from engine.models import Route
+
+CHANNELS: dict[str, type[Channel]] = {
+    TelegramChannel.name: TelegramChannel,
+    CustomChannel.name: CustomChannel,
+}
+
+
+def channel_class(name: str) -> type[Channel]:
+    """The channel class registered under ``name``; ``NotFoundError`` if there is none."""
+    try:
+        return CHANNELS[name]
+    except KeyError:
+        raise NotFoundError(f"unknown channel {name!r}; known: {', '.join(sorted(CHANNELS))}")
+
+
+def build_channel(route: Route, credentials: dict[str, object]) -> Channel:
+    """A channel for one connector, its credentials validated by the channel's own model."""
+    cls = channel_class(route.channel)
+    try:
+        creds: Credentials = cls.credentials_model.model_validate(credentials)
+    except ValueError as exc:
+        raise ConfigError(f"connector {route.connector_id!r} ({route.channel}): {exc}") from exc
+    return cls(route, creds)

@@ -1,0 +1,634 @@
+"""Telegram Bot API: webhook updates in, ``sendMessage``/``sendPhoto``/``sendDocument`` out.
+
+Wire format and quirks: channels.md section 1. The webhook is authenticated only by the
+shared ``secret_token`` Telegram echoes in ``X-Telegram-Bot-Api-Secret-Token``; a connector
+without one cannot be built, so an unset secret never means "accept everything".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.text_split import split_text, utf16_units
+from engine.errors import (
+    AuthError,
+    BadRequestError,
+    ChannelError,
+    PermanentSendError,
+    RetryableSendError,
+    ValidationFailedError,
+)
+from engine.ids import inbound_event_id
+from engine.models import (
+    AudioContent,
+    ContactContent,
+    Content,
+    Customer,
+    DialogTarget,
+    FileContent,
+    FileRef,
+    ImageContent,
+    InboundAction,
+    InboundMessage,
+    LocationContent,
+    OutboundFile,
+    OutboundImage,
+    OutboundText,
+    ReplyRequest,
+    Route,
+    SentReceipt,
+    StickerContent,
+    TextContent,
+    VideoContent,
+)
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+MAX_TEXT_UTF16 = 4096
+MAX_CAPTION_UTF16 = 1024
+
+
+class TelegramCredentials(Credentials):
+    """One bot: its token for outbound calls and the webhook secret it registered."""
+
+    bot_token: str = Field(
+        min_length=1,
+        pattern=r"^[^/?#\s]+$",
+        repr=False,
+        description="Bot token from @BotFather ('123456:ABC...'); it goes into the API URL path.",
+    )
+    secret_token: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        repr=False,
+        description=(
+            "The secret_token given to setWebhook (1-256 of A-Z a-z 0-9 _ -); every webhook "
+            "request must carry it in X-Telegram-Bot-Api-Secret-Token."
+        ),
+    )
+    api_base_url: str = Field(
+        default="https://api.telegram.org",
+        pattern=r"^https?://",
+        description="Bot API server; a local telegram-bot-api server or a test stand-in.",
+    )
+    request_timeout_s: float = Field(
+        default=30, gt=0, description="Total time allowed for one Bot API call, in seconds."
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _without_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+# --- Provider-side models: what Telegram sends. Unknown fields are ignored, since the Bot
+# --- API adds fields in every release (channels.md section 0, rule 5).
+
+
+class _Provider(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class TgUser(_Provider):
+    id: int
+    is_bot: bool = False
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+
+class TgChat(_Provider):
+    id: int
+    type: str
+    title: str | None = None
+
+
+class TgPhotoSize(_Provider):
+    file_id: str
+    width: int
+    height: int
+    file_size: int | None = None
+
+
+class TgDocument(_Provider):
+    file_id: str
+    file_name: str | None = None
+    mime_type: str | None = None
+    file_size: int | None = None
+
+
+class TgAudio(TgDocument):
+    duration: int | None = None
+
+
+class TgVideo(TgDocument):
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+
+
+class TgVideoNote(_Provider):
+    file_id: str
+    length: int | None = None
+    duration: int | None = None
+    file_size: int | None = None
+
+
+class TgSticker(_Provider):
+    file_id: str
+    width: int | None = None
+    height: int | None = None
+    emoji: str | None = None
+    is_animated: bool = False
+    is_video: bool = False
+    file_size: int | None = None
+
+
+class TgLocation(_Provider):
+    latitude: float
+    longitude: float
+
+
+class TgVenue(_Provider):
+    location: TgLocation
+    title: str | None = None
+    address: str | None = None
+
+
+class TgContact(_Provider):
+    phone_number: str
+    first_name: str | None = None
+    last_name: str | None = None
+    user_id: int | None = None
+
+
+class TgMessageRef(_Provider):
+    message_id: int
+
+
+class TgMessage(_Provider):
+    message_id: int
+    from_user: TgUser | None = Field(default=None, alias="from")
+    sender_chat: TgChat | None = None
+    chat: TgChat
+    date: int
+    edit_date: int | None = None
+    message_thread_id: int | None = None
+    media_group_id: str | None = None
+    reply_to_message: TgMessageRef | None = None
+    text: str | None = None
+    caption: str | None = None
+    photo: list[TgPhotoSize] | None = Field(default=None, min_length=1)
+    animation: TgVideo | None = None
+    document: TgDocument | None = None
+    audio: TgAudio | None = None
+    voice: TgAudio | None = None
+    video: TgVideo | None = None
+    video_note: TgVideoNote | None = None
+    sticker: TgSticker | None = None
+    venue: TgVenue | None = None
+    location: TgLocation | None = None
+    contact: TgContact | None = None
+
+
+class TgUpdate(_Provider):
+    update_id: int = Field(strict=True)
+
+
+# Message keys that describe the envelope, not the content. The first key of a message
+# outside this set names the content we do not carry (poll, dice, new_chat_members, ...).
+_ENVELOPE_KEYS = frozenset(
+    {
+        "message_id", "from", "sender_chat", "chat", "date", "edit_date", "message_thread_id",
+        "media_group_id", "reply_to_message", "external_reply", "quote", "reply_to_story",
+        "entities", "caption_entities", "caption", "link_preview_options", "reply_markup",
+        "forward_origin", "is_automatic_forward", "is_topic_message", "via_bot",
+        "author_signature", "has_protected_content", "is_from_offline", "sender_boost_count",
+        "sender_business_bot", "business_connection_id", "effect_id", "has_media_spoiler",
+        "show_caption_above_media", "sender_tag", "paid_star_count", "direct_messages_topic",
+        "is_paid_post", "suggested_post_info",
+        # Legacy duplicates Telegram still sends before the current keys.
+        "new_chat_participant", "new_chat_member", "left_chat_participant",
+    }
+)
+_MESSAGE_KINDS: dict[str, InboundAction] = {"message": "new", "edited_message": "edit"}
+_CHANNEL_POST_KINDS = frozenset({"channel_post", "edited_channel_post"})
+
+
+class TelegramChannel(Channel):
+    """A Telegram bot connector.
+
+    ``send`` splits a long text into several messages. If part k of n fails after earlier
+    parts went out with a retryable error, the channel remembers the sent parts (in memory,
+    for the last ``RESUME_MEMORY`` such replies) and a retry of the same target and request
+    resumes at part k instead of resending. The memory is lost when the process restarts; a
+    retry after that resends the whole reply.
+    """
+
+    name: ClassVar[str] = "telegram"
+    credentials_model: ClassVar[type[Credentials]] = TelegramCredentials
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_text_chars=MAX_TEXT_UTF16, max_caption_chars=MAX_CAPTION_UTF16
+    )
+    RESUME_MEMORY: ClassVar[int] = 1024
+
+    credentials: TelegramCredentials
+
+    def __init__(self, route: Route, credentials: Credentials) -> None:
+        super().__init__(route, credentials)
+        self._sent_parts: OrderedDict[tuple[DialogTarget, ReplyRequest], list[str]] = (
+            OrderedDict()
+        )
+
+    # --- inbound
+
+    def verify(self, request: RawRequest) -> None:
+        presented = request.headers.get(SECRET_HEADER)
+        if presented is None:
+            raise AuthError("missing X-Telegram-Bot-Api-Secret-Token header")
+        expected = self.credentials.secret_token.encode()
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected):
+            raise AuthError("X-Telegram-Bot-Api-Secret-Token does not match the secret_token")
+
+    def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
+        update, update_id = _decode_update(request.body)
+        kind = next((key for key in update if key != "update_id"), None)
+        if kind in _CHANNEL_POST_KINDS:
+            return WebhookParse(ignored=(str(kind),))
+        if kind not in _MESSAGE_KINDS:
+            return WebhookParse(ignored=(f"unsupported_update:{kind or 'empty'}",))
+        message = _validate_message(update[kind], kind)
+        skip = _skip_reason(message)
+        if skip is not None:
+            return WebhookParse(ignored=(skip,))
+        content = _content(message)
+        if content is None:
+            return WebhookParse(ignored=(f"unsupported_content:{_content_key(update[kind])}",))
+        return WebhookParse(
+            messages=(self._inbound(update, update_id, kind, message, content, received_at),)
+        )
+
+    def _inbound(
+        self,
+        update: dict[str, Any],
+        update_id: int,
+        kind: str,
+        message: TgMessage,
+        content: Content,
+        received_at: float,
+    ) -> InboundMessage:
+        assert message.from_user is not None  # _skip_reason refused messages without one
+        return InboundMessage(
+            id=inbound_event_id(self.route.connector_id, str(update_id)),
+            route=self.route,
+            action=_MESSAGE_KINDS[kind],
+            dialog_key=str(message.chat.id),
+            customer=_customer(message.from_user),
+            content=content,
+            reply_to_channel_message_id=(
+                str(message.reply_to_message.message_id) if message.reply_to_message else None
+            ),
+            channel_message_id=str(message.message_id),
+            channel_event_id=str(update_id),
+            order_key=update_id,
+            sent_at=float(message.date),
+            edited_at=float(message.edit_date) if message.edit_date is not None else None,
+            received_at=received_at,
+            extras=_extras(message),
+            raw=update,
+        )
+
+    # --- outbound
+
+    async def send(
+        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+    ) -> SentReceipt:
+        calls = _render(target, request)
+        key = (target, request)
+        sent = self._sent_parts.pop(key, [])
+        for index in range(len(sent), len(calls)):
+            method, params = calls[index]
+            try:
+                result = await self._call(session, method, params)
+            except ChannelError as exc:
+                if not sent:
+                    raise
+                raise self._partial_failure(key, sent, index, len(calls), exc) from exc
+            sent.append(_message_id(method, result))
+        return SentReceipt(channel_message_ids=tuple(sent))
+
+    def _partial_failure(
+        self,
+        key: tuple[DialogTarget, ReplyRequest],
+        sent: list[str],
+        index: int,
+        total: int,
+        exc: ChannelError,
+    ) -> ChannelError:
+        """The error to raise when call ``index`` failed after others went out.
+
+        A retryable failure remembers the sent parts so a retry resumes; a permanent one
+        says which parts the customer already got.
+        """
+        message = f"part {index + 1} of {total} failed after {len(sent)} sent: {exc}"
+        if isinstance(exc, RetryableSendError):
+            self._sent_parts[key] = sent
+            while len(self._sent_parts) > self.RESUME_MEMORY:
+                self._sent_parts.popitem(last=False)
+            return RetryableSendError(message + "; a retry resumes there", exc.retry_after_s)
+        return PermanentSendError(message)
+
+    async def _call(
+        self, session: aiohttp.ClientSession, method: str, params: dict[str, Any]
+    ) -> Any:
+        """One Bot API call; returns its ``result`` or raises the mapped send error."""
+        url = f"{self.credentials.api_base_url}/bot{self.credentials.bot_token}/{method}"
+        timeout = aiohttp.ClientTimeout(total=self.credentials.request_timeout_s)
+        try:
+            async with session.post(url, json=params, timeout=timeout) as response:
+                status, body = response.status, await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # The URL holds the bot token; some aiohttp errors quote it.
+            detail = str(exc).replace(self.credentials.bot_token, "<bot_token>")
+            raise RetryableSendError(f"telegram {method}: {type(exc).__name__}: {detail}") from exc
+        return check_response(method, status, body)
+
+
+def check_response(method: str, status: int, body: bytes) -> Any:
+    """Map a Bot API answer to its ``result`` or to the send error the caller can act on.
+
+    Telegram mirrors ``error_code`` in the HTTP status and says ``error_code`` "may change";
+    the status and ``parameters`` decide, the ``description`` explains.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        message = f"telegram {method}: HTTP {status} with a non-JSON body"
+        if status == 429 or status >= 500:
+            raise RetryableSendError(message)
+        raise PermanentSendError(message)
+    if 200 <= status < 300 and payload.get("ok") is True:
+        return payload.get("result")
+    description = f"telegram {method}: {payload.get('description') or f'HTTP {status}'}"
+    parameters = payload.get("parameters")
+    parameters = parameters if isinstance(parameters, dict) else {}
+    if status == 429 or payload.get("error_code") == 429:
+        retry_after = parameters.get("retry_after")
+        raise RetryableSendError(
+            description, float(retry_after) if isinstance(retry_after, int | float) else None
+        )
+    if status >= 500:
+        raise RetryableSendError(description)
+    if "migrate_to_chat_id" in parameters:
+        description += f" (chat migrated to {parameters['migrate_to_chat_id']}; re-key the dialog)"
+    raise PermanentSendError(description)
+
+
+def _message_id(method: str, result: Any) -> str:
+    if not isinstance(result, dict) or not isinstance(result.get("message_id"), int):
+        raise PermanentSendError(f"telegram {method}: answer without a message_id")
+    return str(result["message_id"])
+
+
+# --- rendering a reply into Bot API calls
+
+
+def _render(target: DialogTarget, request: ReplyRequest) -> list[tuple[str, dict[str, Any]]]:
+    """The calls that carry ``request``, in order; the first one quotes the replied message."""
+    content = request.content
+    chat_id = target.dialog_key
+    calls: list[tuple[str, dict[str, Any]]]
+    if isinstance(content, OutboundText):
+        calls = _text_calls(chat_id, content.text)
+        if not calls:
+            raise PermanentSendError("text is nothing but whitespace")
+    elif isinstance(content, OutboundImage):
+        calls = _media_calls(chat_id, "sendPhoto", "photo", content.url, content.caption)
+    elif isinstance(content, OutboundFile):
+        calls = _media_calls(chat_id, "sendDocument", "document", content.url, content.caption)
+    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
+        raise PermanentSendError(f"telegram cannot send {type(content).__name__}")
+    if request.reply_to_channel_message_id is not None:
+        calls[0][1]["reply_parameters"] = _reply_parameters(request.reply_to_channel_message_id)
+    return calls
+
+
+def _text_calls(chat_id: str, text: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("sendMessage", {"chat_id": chat_id, "text": part})
+        for part in split_text(text, MAX_TEXT_UTF16, utf16_units)
+    ]
+
+
+def _media_calls(
+    chat_id: str, method: str, field: str, url: str, caption: str | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The media, captioned when the caption fits; a longer caption follows as text."""
+    params: dict[str, Any] = {"chat_id": chat_id, field: url}
+    if caption and utf16_units(caption) <= MAX_CAPTION_UTF16:
+        return [(method, {**params, "caption": caption})]
+    return [(method, params), *(_text_calls(chat_id, caption) if caption else [])]
+
+
+def _reply_parameters(message_id: str) -> dict[str, Any]:
+    try:
+        quoted = int(message_id)
+    except ValueError:
+        raise PermanentSendError(
+            f"reply_to_channel_message_id {message_id!r} is not a Telegram message id"
+        ) from None
+    # Quote when the original still exists, send plainly when it was deleted.
+    return {"message_id": quoted, "allow_sending_without_reply": True}
+
+
+# --- normalizing an update
+
+
+def _decode_update(body: bytes) -> tuple[dict[str, Any], int]:
+    """The update as a dict (kept whole for ``raw``) and its ``update_id``."""
+    try:
+        update = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"malformed JSON: {exc}") from None
+    if not isinstance(update, dict):
+        raise ValidationFailedError(f"update: expected a JSON object, got {type(update).__name__}")
+    try:
+        update_id = TgUpdate.model_validate(update).update_id
+    except ValidationError as exc:
+        raise ValidationFailedError(_describe_errors(exc, prefix="update")) from None
+    return update, update_id
+
+
+def _validate_message(data: Any, kind: str) -> TgMessage:
+    try:
+        return TgMessage.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailedError(_describe_errors(exc, prefix=kind)) from None
+
+
+def _describe_errors(exc: ValidationError, prefix: str) -> str:
+    """A pydantic error as ``path.to.field: what was wrong``, the first few joined."""
+    described = [
+        ".".join([prefix, *(str(part) for part in error["loc"])]) + f": {error['msg']}"
+        for error in exc.errors(include_url=False)
+    ]
+    more = f" (and {len(described) - 3} more)" if len(described) > 3 else ""
+    return "; ".join(described[:3]) + more
+
+
+def _skip_reason(message: TgMessage) -> str | None:
+    """Why a message is not a customer's message, or ``None`` when it is one."""
+    if message.sender_chat is not None:
+        return "chat_sender"  # anonymous group admin or a linked channel's post
+    if message.from_user is None:
+        return "no_sender"
+    if message.from_user.is_bot:
+        return "bot_sender"
+    return None
+
+
+def _content_key(data: dict[str, Any]) -> str:
+    return next((key for key in data if key not in _ENVELOPE_KEYS), "empty")
+
+
+def _content(message: TgMessage) -> Content | None:
+    """The universal content of a message, or ``None`` for kinds we do not carry.
+
+    Order matters: an animation also carries ``document`` and a venue also ``location``
+    (Bot API backward compatibility), so the specific kind is tested first.
+    """
+    caption = message.caption
+    if message.text is not None:
+        return TextContent(text=message.text)
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return ImageContent(file=_photo_file(largest), caption=caption)
+    if message.animation:
+        return VideoContent(file=_video_file(message.animation), caption=caption)
+    if message.document:
+        return FileContent(file=_document_file(message.document), caption=caption)
+    if message.audio:
+        return AudioContent(file=_audio_file(message.audio), caption=caption)
+    if message.voice:
+        return AudioContent(file=_audio_file(message.voice), caption=caption, is_voice=True)
+    if message.video:
+        return VideoContent(file=_video_file(message.video), caption=caption)
+    if message.video_note:
+        return VideoContent(file=_video_note_file(message.video_note))
+    if message.sticker:
+        return StickerContent(file=_sticker_file(message.sticker), emoji=message.sticker.emoji)
+    if message.venue:
+        return _location(message.venue.location, message.venue.title, message.venue.address)
+    if message.location:
+        return _location(message.location, None, None)
+    if message.contact:
+        return _contact(message.contact)
+    return None
+
+
+def _photo_file(size: TgPhotoSize) -> FileRef:
+    return FileRef(
+        file_id=size.file_id,
+        width_px=size.width,
+        height_px=size.height,
+        size_bytes=size.file_size,
+    )
+
+
+def _document_file(document: TgDocument) -> FileRef:
+    return FileRef(
+        file_id=document.file_id,
+        name=document.file_name,
+        mime_type=document.mime_type,
+        size_bytes=document.file_size,
+    )
+
+
+def _audio_file(audio: TgAudio) -> FileRef:
+    return _document_file(audio).model_copy(update={"duration_s": audio.duration})
+
+
+def _video_file(video: TgVideo) -> FileRef:
+    return _document_file(video).model_copy(
+        update={"width_px": video.width, "height_px": video.height, "duration_s": video.duration}
+    )
+
+
+def _video_note_file(note: TgVideoNote) -> FileRef:
+    # Round video: a square of ``length`` pixels, always MPEG-4.
+    return FileRef(
+        file_id=note.file_id,
+        mime_type="video/mp4",
+        size_bytes=note.file_size,
+        width_px=note.length,
+        height_px=note.length,
+        duration_s=note.duration,
+    )
+
+
+def _sticker_file(sticker: TgSticker) -> FileRef:
+    if sticker.is_animated:
+        mime_type = "application/x-tgsticker"
+    elif sticker.is_video:
+        mime_type = "video/webm"
+    else:
+        mime_type = "image/webp"
+    return FileRef(
+        file_id=sticker.file_id,
+        mime_type=mime_type,
+        size_bytes=sticker.file_size,
+        width_px=sticker.width,
+        height_px=sticker.height,
+    )
+
+
+def _location(point: TgLocation, title: str | None, address: str | None) -> LocationContent:
+    return LocationContent(
+        latitude=point.latitude, longitude=point.longitude, title=title, address=address
+    )
+
+
+def _contact(contact: TgContact) -> ContactContent:
+    return ContactContent(
+        phone=contact.phone_number,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        channel_user_id=str(contact.user_id) if contact.user_id is not None else None,
+    )
+
+
+def _customer(user: TgUser) -> Customer:
+    name = " ".join(part for part in (user.first_name, user.last_name) if part)
+    return Customer(
+        channel_user_id=str(user.id),
+        name=name or None,
+        username=user.username,
+        profile_url=f"https://t.me/{user.username}" if user.username else None,
+        language=user.language_code,
+    )
+
+
+def _extras(message: TgMessage) -> dict[str, str]:
+    extras = {"chat_type": message.chat.type}
+    if message.chat.title is not None:
+        extras["chat_title"] = message.chat.title
+    if message.media_group_id is not None:
+        extras["media_group_id"] = message.media_group_id
+    if message.message_thread_id is not None:
+        extras["message_thread_id"] = str(message.message_thread_id)
+    if message.animation is not None:
+        extras["video_kind"] = "animation"
+    elif message.video_note is not None:
+        extras["video_kind"] = "video_note"
+    return extras

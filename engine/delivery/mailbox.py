@@ -1,0 +1,296 @@
+"""A portal's mailbox: turns its stored events into ordered, sealed batches and delivers them.
+
+One mailbox per portal, hosted by a portal actor (alone, or with others in pooled mode).
+A sequential queue has one stream: one batch in flight, the next formed only after the
+portal took the previous one. A parallel queue has K streams; a dialog always maps to the
+same stream, so its order holds while the streams run side by side. A failing portal only
+ever stalls its own streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol
+
+import orjson
+
+from engine.clock import Clock
+from engine.config import PortalConfig
+from engine.delivery.envelope import batch_plaintext
+from engine.delivery.ordering import in_channel_order
+from engine.delivery.retry import backoff_delay_s
+from engine.delivery.transport import DeliveryTransport
+from engine.ids import new_id
+from engine.metrics import Counters
+from engine.models import DialogInfo
+from engine.routing.router import DialogRequest
+from engine.store.base import OutboxStore
+from engine.store.records import Batch, PendingEvent
+from engine.store.threaded import ThreadedStore
+
+log = logging.getLogger(__name__)
+
+DIALOG_CACHE_SIZE = 50_000
+
+
+class DialogResolver(Protocol):
+    async def resolve(self, requests: Sequence[DialogRequest]) -> list[DialogInfo]: ...
+
+
+class BatchSealer(Protocol):
+    def seal(
+        self, portal: PortalConfig, batch_id: str, plaintext: bytes, now_s: int
+    ) -> tuple[dict[str, str], bytes]: ...
+
+
+def dialog_json(dialog: DialogInfo, opened: bool) -> bytes:
+    """How a portal sees the dialog an event belongs to."""
+    return orjson.dumps(
+        {
+            "id": dialog.dialog_id,
+            "line_id": dialog.line_id,
+            "connector_id": dialog.connector_id,
+            "channel": dialog.channel,
+            "customer_id": dialog.customer_id,
+            "operator_id": dialog.operator_id,
+            "opened": opened,
+        }
+    )
+
+
+class PortalMailbox:
+    def __init__(
+        self,
+        portal: PortalConfig,
+        store: ThreadedStore[OutboxStore],
+        transport: DeliveryTransport,
+        resolver: DialogResolver,
+        sealer: BatchSealer,
+        clock: Clock,
+        counters: Counters,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.portal = portal
+        self._store = store
+        self._transport = transport
+        self._resolver = resolver
+        self._sealer = sealer
+        self._clock = clock
+        self._counters = counters
+        self._rng = rng or random.Random()
+        self._streams = 0
+        self._pending: list[int] = []
+        self._wake: list[asyncio.Event] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dialogs: OrderedDict[str, DialogInfo] = OrderedDict()
+
+    @property
+    def stream_count(self) -> int:
+        return self.portal.streams if self.portal.queue == "parallel" else 1
+
+    async def start(self) -> None:
+        """Begin delivering: open batches first (left by a restart), then pending events."""
+        self._streams = self.stream_count
+        self._pending = await self._store.call(
+            self._store.store.pending_counts, self.portal.id, self._streams
+        )
+        self._wake = [asyncio.Event() for _ in range(self._streams)]
+        open_batches = await self._store.call(self._store.store.open_batches, self.portal.id)
+        resumed: list[list[Batch]] = [[] for _ in range(self._streams)]
+        for batch in open_batches:
+            resumed[batch.stream % self._streams].append(batch)
+        self._tasks = [
+            asyncio.create_task(self._run_stream(stream, resumed[stream]))
+            for stream in range(self._streams)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def reconfigure(self, portal: PortalConfig) -> None:
+        """Apply a changed portal config; a new stream count restarts the streams."""
+        streams_before = self.stream_count
+        self.portal = portal
+        if self.stream_count != streams_before and self._tasks:
+            await self.stop()
+            await self.start()
+
+    def notify(self, stream_hashes: Sequence[int]) -> None:
+        """New events were stored for this portal (their dialogs' stream hashes)."""
+        if not self._streams:
+            return
+        for value in stream_hashes:
+            stream = value % self._streams
+            self._pending[stream] += 1
+            self._wake[stream].set()
+
+    # -- one stream ------------------------------------------------------------------------
+
+    async def _run_stream(self, stream: int, resumed: list[Batch]) -> None:
+        for batch in resumed:
+            await self._deliver(batch)
+        while True:
+            try:
+                batch = await self._next_batch(stream)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the stream must outlive a failed step
+                log.exception("portal %s stream %d: forming a batch failed", self.portal.id, stream)
+                self._counters.inc("openlines_rejected_total", reason="batch_error")
+                await self._clock.sleep(1.0)
+                continue
+            if batch is not None:
+                await self._deliver(batch)
+
+    async def _next_batch(self, stream: int) -> Batch | None:
+        while self._pending[stream] <= 0:
+            self._wake[stream].clear()
+            await self._wake[stream].wait()
+        limit = self.portal.batch_max_events
+        if self._pending[stream] < limit and self.portal.linger_ms > 0:
+            await self._clock.sleep(self.portal.linger_ms / 1000)
+        store = self._store.store
+        events = await self._store.call(
+            store.pending, self.portal.id, stream, self._streams, limit
+        )
+        if not events:
+            self._pending[stream] = 0
+            return None
+        ordered = in_channel_order(events)
+        dialogs = await self._dialogs_for(ordered)
+        batch = await self._store.call(
+            store.claim_batch,
+            self.portal.id,
+            new_id("bat"),
+            stream,
+            [event.rowid for event in ordered],
+            dialogs,
+            self._clock.now(),
+        )
+        self._pending[stream] = max(0, self._pending[stream] - len(events))
+        return batch
+
+    async def _dialogs_for(self, events: Sequence[PendingEvent]) -> dict[int, bytes]:
+        """Dialog JSON for every event that has none yet; opens dialogs through the router."""
+        unknown = [e for e in events if e.dialog_json is None and e.dialog_ref not in self._dialogs]
+        if unknown:
+            await self._resolve(unknown)
+        result: dict[int, bytes] = {}
+        announced: set[str] = set()
+        for event in events:
+            if event.dialog_json is not None:
+                continue
+            dialog = self._dialogs[event.dialog_ref]
+            opened = dialog.is_new and event.dialog_ref not in announced
+            announced.add(event.dialog_ref)
+            result[event.rowid] = dialog_json(dialog, opened)
+        for ref in announced:
+            self._dialogs[ref] = self._dialogs[ref].model_copy(update={"is_new": False})
+        return result
+
+    async def _resolve(self, events: Sequence[PendingEvent]) -> None:
+        first_of_dialog: dict[str, PendingEvent] = {}
+        for event in events:
+            first_of_dialog.setdefault(event.dialog_ref, event)
+        payloads = await self._store.call(
+            self._store.store.payloads, [e.rowid for e in first_of_dialog.values()]
+        )
+        requests = []
+        for event in first_of_dialog.values():
+            message = orjson.loads(payloads[event.rowid])
+            route = message["route"]
+            requests.append(
+                DialogRequest(
+                    portal_id=self.portal.id,
+                    line_id=route["line_id"],
+                    connector_id=route["connector_id"],
+                    channel=route["channel"],
+                    dialog_key=message["dialog_key"],
+                    customer_id=message["customer"]["channel_user_id"],
+                )
+            )
+        dialogs = await self._resolver.resolve(requests)
+        for ref, dialog in zip(first_of_dialog, dialogs):
+            self._dialogs[ref] = dialog
+            self._dialogs.move_to_end(ref)
+        while len(self._dialogs) > DIALOG_CACHE_SIZE:
+            self._dialogs.popitem(last=False)
+
+    # -- delivering one batch ----------------------------------------------------------------
+
+    async def _deliver(self, batch: Batch | None) -> None:
+        """Attempt until the portal takes it, its events expire, or best effort gives up."""
+        store = self._store
+        while batch is not None:
+            wait_s = batch.next_attempt_at - self._clock.now()
+            if wait_s > 0:
+                await self._clock.sleep(wait_s)
+            batch = await self._expire(batch)
+            if batch is None:
+                return
+            now = self._clock.now()
+            headers, body = self._sealer.seal(
+                self.portal, batch.batch_id, batch_plaintext(batch, now), int(now)
+            )
+            outcome = await self._transport.post(
+                self.portal.endpoint, headers, body, self.portal.request_timeout_s
+            )
+            if outcome.accepted:
+                await store.call(store.store.ack_batch, batch.batch_id)
+                self._counters.inc("openlines_delivered_total", len(batch.events), portal=self.portal.id)
+                self._counters.inc("openlines_batches_delivered_total", portal=self.portal.id)
+                return
+            log.warning(
+                "portal %s batch %s attempt %d failed: %s",
+                self.portal.id, batch.batch_id, batch.attempts + 1, outcome.error,
+            )
+            batch = await self._drop_best_effort(batch, outcome.error)
+            if batch is None:
+                return
+            delay = backoff_delay_s(
+                batch.attempts,
+                self.portal.retry_initial_s,
+                self.portal.retry_max_s,
+                self._rng,
+                outcome.retry_after_s,
+            )
+            next_at = min(now + delay, self._expiry(batch))
+            await store.call(store.store.schedule_retry, batch.batch_id, next_at, outcome.error)
+            self._counters.inc("openlines_retried_total", portal=self.portal.id)
+            batch = replace(batch, attempts=batch.attempts + 1, next_attempt_at=next_at)
+
+    def _expiry(self, batch: Batch) -> float:
+        return batch.oldest_received_at + self.portal.ttl_s
+
+    async def _expire(self, batch: Batch) -> Batch | None:
+        now = self._clock.now()
+        expired = [e.rowid for e in batch.events if now >= e.received_at + self.portal.ttl_s]
+        if not expired:
+            return batch
+        store = self._store
+        reason = f"not delivered within ttl_s={self.portal.ttl_s} after {batch.attempts} attempts"
+        await store.call(store.store.drop_events, batch.batch_id, expired, reason, now, True)
+        self._counters.inc("openlines_dead_lettered_total", len(expired), portal=self.portal.id)
+        log.error("portal %s: %d events to dead letters: %s", self.portal.id, len(expired), reason)
+        return await store.call(store.store.load_batch, batch.batch_id)
+
+    async def _drop_best_effort(self, batch: Batch, error: str) -> Batch | None:
+        portal_best_effort = self.portal.delivery == "best_effort"
+        dropped = [e.rowid for e in batch.events if portal_best_effort or e.best_effort]
+        if not dropped:
+            return batch
+        store = self._store
+        reason = f"best effort, one attempt: {error}"
+        await store.call(
+            store.store.drop_events, batch.batch_id, dropped, reason, self._clock.now(), False
+        )
+        self._counters.inc("openlines_dropped_total", len(dropped), portal=self.portal.id)
+        return await store.call(store.store.load_batch, batch.batch_id)

@@ -1,0 +1,105 @@
+"""The engine's errors: one root, a shallow tree shaped by what the caller can do.
+
+Every exception keeps its constructor arguments in ``args`` so it pickles across Ray actors.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Root of every error the engine raises on purpose."""
+
+    http_status = 500
+    reason = "internal_error"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self.reason
+
+
+class ConfigError(EngineError):
+    """Configuration or rules that do not validate; the message names file, line and field."""
+
+    http_status = 422
+    reason = "invalid_config"
+
+
+class AuthError(EngineError):
+    """A request whose sender could not be proven: missing or wrong secret or signature."""
+
+    http_status = 401
+    reason = "bad_signature"
+
+
+class ForbiddenError(EngineError):
+    """An authenticated caller asked for something that is not its own."""
+
+    http_status = 403
+    reason = "forbidden"
+
+
+class NotFoundError(EngineError):
+    """An unknown channel, connector, portal or dialog."""
+
+    http_status = 404
+    reason = "not_found"
+
+
+class BadRequestError(EngineError):
+    """A body that is not what the endpoint reads: malformed JSON, wrong content type."""
+
+    http_status = 400
+    reason = "bad_request"
+
+
+class UnsupportedMediaTypeError(EngineError):
+    """A body in a content type the endpoint does not read."""
+
+    http_status = 415
+    reason = "unsupported_media_type"
+
+
+class ValidationFailedError(EngineError):
+    """A well-formed body whose content does not validate against the expected model."""
+
+    http_status = 422
+    reason = "invalid_payload"
+
+
+class ConflictError(EngineError):
+    """A request that contradicts the state: a reply to a closed or unknown dialog."""
+
+    http_status = 409
+    reason = "conflict"
+
+
+class UnavailableError(EngineError):
+    """The engine cannot take the request now (shutting down, a part restarting); retry."""
+
+    http_status = 503
+    reason = "unavailable"
+
+
+class ChannelError(EngineError):
+    """A channel's provider refused or failed an outbound call."""
+
+    reason = "channel_error"
+
+
+class RetryableSendError(ChannelError):
+    """The send may succeed later; ``retry_after_s`` is the provider's own hint, if it gave one."""
+
+    reason = "send_retryable"
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message, retry_after_s)
+
+    @property
+    def retry_after_s(self) -> float | None:
+        value = self.args[1]
+        return None if value is None else float(value)
+
+
+class PermanentSendError(ChannelError):
+    """The send will never succeed as it is (blocked by the user, chat gone, bad token)."""
+
+    reason = "send_failed"

@@ -1,0 +1,74 @@
+"""Counters kept by each actor and merged for ``/metrics``.
+
+Each process counts in a plain dict (no locks: actors are single-threaded event loops); the
+HTTP layer gathers every actor's snapshot and renders them in the Prometheus text format.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+Labels = tuple[tuple[str, str], ...]
+Sample = tuple[str, Labels]
+
+COUNTER_HELP: dict[str, str] = {
+    "openlines_received_total": "Inbound channel events that passed verification and parsing.",
+    "openlines_stored_total": "Inbound events durably stored (duplicates excluded).",
+    "openlines_duplicates_total": "Inbound events dropped as duplicates of a stored one.",
+    "openlines_ignored_total": "Provider updates that are not customer messages, by reason.",
+    "openlines_rejected_total": "Requests refused with a 4xx or 5xx, by reason.",
+    "openlines_delivered_total": "Events the portal accepted.",
+    "openlines_batches_delivered_total": "Batches the portal accepted.",
+    "openlines_retried_total": "Batch delivery attempts that failed and were scheduled again.",
+    "openlines_dead_lettered_total": "Events moved to dead letters after their TTL.",
+    "openlines_dropped_total": "Best-effort events dropped after their one attempt.",
+    "openlines_replies_total": "Operator replies settled, by outcome.",
+    "openlines_dialogs_opened_total": "Dialogs the router opened for new conversations.",
+}
+
+GAUGE_HELP: dict[str, str] = {
+    "openlines_outbox_depth": "Events stored for a portal and not yet delivered.",
+    "openlines_dead_letters": "Events in a portal's dead letters.",
+}
+
+
+class Counters:
+    def __init__(self) -> None:
+        self._values: dict[Sample, float] = defaultdict(float)
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        self._values[(name, tuple(sorted(labels.items())))] += amount
+
+    def value(self, name: str, **labels: str) -> float:
+        return self._values.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def snapshot(self) -> dict[Sample, float]:
+        return dict(self._values)
+
+
+def merge(snapshots: Iterable[dict[Sample, float]]) -> dict[Sample, float]:
+    total: dict[Sample, float] = defaultdict(float)
+    for snapshot in snapshots:
+        for sample, value in snapshot.items():
+            total[sample] += value
+    return dict(total)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render(counters: dict[Sample, float], gauges: dict[Sample, float]) -> str:
+    """The Prometheus text exposition format (version 0.0.4)."""
+    lines: list[str] = []
+    for kind, helps, values in (("counter", COUNTER_HELP, counters), ("gauge", GAUGE_HELP, gauges)):
+        for name, help_text in helps.items():
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            for (sample_name, labels), value in sorted(values.items()):
+                if sample_name != name:
+                    continue
+                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                lines.append(f"{name}{{{label_text}}} {value:g}" if labels else f"{name} {value:g}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,220 @@
+"""The universal model: what flows through the engine, whatever channel it came from.
+
+Everything here is frozen. Content is a union tagged by ``kind``. External ids are strings
+(Telegram chat ids need 52 bits, Viber tokens 64, Meta ids exceed 2**53). Provider-specific
+facts that have no universal field go to ``extras``; the untouched provider payload goes to
+``raw`` for audit.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    """Base of our own models: immutable, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Customer(Frozen):
+    """Who wrote, as the channel identifies them."""
+
+    channel_user_id: str = Field(description="The sender's id in the channel, as a string.")
+    name: str | None = Field(default=None, description="Display name, if the channel sends one.")
+    username: str | None = Field(default=None, description="Handle without '@', if any.")
+    profile_url: str | None = Field(default=None, description="Link to the public profile.")
+    language: str | None = Field(default=None, description="IETF language tag, if known.")
+    phone: str | None = Field(default=None, description="Phone number, if the channel shares it.")
+
+
+class FileRef(Frozen):
+    """A file the channel holds; ``file_id`` is what the channel needs to fetch or resend it."""
+
+    file_id: str = Field(description="The channel's own file id (or URL when that is the id).")
+    url: str | None = Field(default=None, description="Direct URL, when the channel gives one.")
+    name: str | None = Field(default=None, description="Original file name.")
+    mime_type: str | None = None
+    size_bytes: int | None = None
+    width_px: int | None = None
+    height_px: int | None = None
+    duration_s: float | None = None
+
+
+class TextContent(Frozen):
+    kind: Literal["text"] = "text"
+    text: str
+
+
+class ImageContent(Frozen):
+    kind: Literal["image"] = "image"
+    file: FileRef
+    caption: str | None = None
+
+
+class FileContent(Frozen):
+    kind: Literal["file"] = "file"
+    file: FileRef
+    caption: str | None = None
+
+
+class AudioContent(Frozen):
+    kind: Literal["audio"] = "audio"
+    file: FileRef
+    caption: str | None = None
+    is_voice: bool = Field(default=False, description="A voice note rather than a music file.")
+
+
+class VideoContent(Frozen):
+    kind: Literal["video"] = "video"
+    file: FileRef
+    caption: str | None = None
+
+
+class StickerContent(Frozen):
+    kind: Literal["sticker"] = "sticker"
+    file: FileRef
+    emoji: str | None = None
+
+
+class LocationContent(Frozen):
+    kind: Literal["location"] = "location"
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    title: str | None = None
+    address: str | None = None
+
+
+class ContactContent(Frozen):
+    kind: Literal["contact"] = "contact"
+    phone: str
+    first_name: str | None = None
+    last_name: str | None = None
+    channel_user_id: str | None = Field(default=None, description="The contact's channel id.")
+
+
+Content = Annotated[
+    TextContent
+    | ImageContent
+    | FileContent
+    | AudioContent
+    | VideoContent
+    | StickerContent
+    | LocationContent
+    | ContactContent,
+    Field(discriminator="kind"),
+]
+
+InboundAction = Literal["new", "edit", "delete"]
+DeliveryKind = Literal["guaranteed", "best_effort"]
+
+
+class Route(Frozen):
+    """Where a connector's traffic belongs: set by the engine from the connector's config."""
+
+    portal_id: str
+    line_id: str
+    connector_id: str
+    channel: str
+
+
+class InboundMessage(Frozen):
+    """One customer event, normalized: a new message, an edit, or a deletion.
+
+    ``dialog_key`` identifies the conversation inside the connector (Telegram ``chat.id``).
+    ``channel_event_id`` is the channel's de-duplication key (Telegram ``update_id``).
+    ``order_key`` is the channel's own sequence, used to keep a dialog in the order the
+    customer wrote even when webhooks arrive over parallel connections.
+    """
+
+    id: str = Field(description="Engine-wide unique event id (stable across redelivery).")
+    route: Route
+    action: InboundAction = "new"
+    dialog_key: str
+    customer: Customer
+    content: Content | None = Field(default=None, description="None only for deletions.")
+    reply_to_channel_message_id: str | None = None
+    channel_message_id: str = Field(description="The message's id in the channel's dialog.")
+    channel_event_id: str = Field(description="The channel's de-duplication key.")
+    order_key: int = Field(description="The channel's own ordering within a dialog.")
+    sent_at: float = Field(description="When the customer sent it, unix seconds (channel time).")
+    edited_at: float | None = None
+    received_at: float = Field(description="When the engine received it, unix seconds.")
+    delivery: DeliveryKind = "guaranteed"
+    extras: dict[str, str] = Field(default_factory=dict)
+    raw: dict[str, Any] = Field(default_factory=dict, description="Provider payload, for audit.")
+
+
+class OutboundText(Frozen):
+    kind: Literal["text"] = "text"
+    text: str = Field(min_length=1, max_length=100_000)
+
+
+class OutboundImage(Frozen):
+    kind: Literal["image"] = "image"
+    url: str = Field(description="An https URL or a channel file id the channel can fetch.")
+    caption: str | None = None
+
+
+class OutboundFile(Frozen):
+    kind: Literal["file"] = "file"
+    url: str = Field(description="An https URL or a channel file id the channel can fetch.")
+    name: str | None = None
+    caption: str | None = None
+
+
+OutboundContent = Annotated[
+    OutboundText | OutboundImage | OutboundFile, Field(discriminator="kind")
+]
+
+
+class ReplyRequest(Frozen):
+    """What a portal POSTs to answer in a dialog."""
+
+    content: OutboundContent
+    reply_to_channel_message_id: str | None = None
+    client_id: str | None = Field(
+        default=None, max_length=200, description="The portal's own id, echoed in the outcome."
+    )
+
+
+class DialogTarget(Frozen):
+    """Everything a channel needs to address a customer in one dialog."""
+
+    dialog_id: str
+    route: Route
+    dialog_key: str
+    customer_id: str
+
+
+class OutboundMessage(Frozen):
+    """An operator's reply on its way to the customer's channel."""
+
+    id: str
+    target: DialogTarget
+    request: ReplyRequest
+    created_at: float
+
+
+class SentReceipt(Frozen):
+    """What the channel answered for one outbound message (several parts if it was split)."""
+
+    channel_message_ids: tuple[str, ...]
+
+
+class DialogInfo(Frozen):
+    """The router's answer for a dialog: its id and who answers it."""
+
+    dialog_id: str
+    portal_id: str
+    line_id: str
+    connector_id: str
+    channel: str
+    dialog_key: str
+    customer_id: str
+    operator_id: str | None
+    opened_at: float
+    is_new: bool = False
+    status: Literal["open", "closed"] = "open"

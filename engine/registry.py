@@ -1,0 +1,70 @@
+"""The registry: which portals, lines and connectors exist, as one versioned snapshot.
+
+The router actor holds the authoritative registry (durably, in its SQLite file); channel and
+portal actors hold copies and long-poll for newer versions. A snapshot is checked whole
+before it replaces the old one: a connector must name a known portal and one of its lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.config import ConnectorConfig, PortalConfig
+from engine.errors import ConfigError, NotFoundError
+
+
+@dataclass(frozen=True)
+class Registry:
+    version: int = 0
+    portals: dict[str, PortalConfig] = field(default_factory=dict)
+    connectors: dict[str, ConnectorConfig] = field(default_factory=dict)
+
+    def portal(self, portal_id: str) -> PortalConfig:
+        try:
+            return self.portals[portal_id]
+        except KeyError:
+            raise NotFoundError(f"unknown portal {portal_id!r}") from None
+
+    def connector(self, channel: str, connector_id: str) -> ConnectorConfig:
+        connector = self.connectors.get(connector_id)
+        if connector is None or connector.channel != channel:
+            raise NotFoundError(f"unknown {channel} connector {connector_id!r}")
+        return connector
+
+    def with_portal(self, portal: PortalConfig) -> Registry:
+        portals = dict(self.portals)
+        portals[portal.id] = portal
+        return self._checked(portals, self.connectors)
+
+    def with_connector(self, connector: ConnectorConfig) -> Registry:
+        connectors = dict(self.connectors)
+        connectors[connector.id] = connector
+        return self._checked(self.portals, connectors)
+
+    def without_connector(self, connector_id: str) -> Registry:
+        if connector_id not in self.connectors:
+            raise NotFoundError(f"unknown connector {connector_id!r}")
+        connectors = {k: v for k, v in self.connectors.items() if k != connector_id}
+        return self._checked(self.portals, connectors)
+
+    def _checked(
+        self, portals: dict[str, PortalConfig], connectors: dict[str, ConnectorConfig]
+    ) -> Registry:
+        check_references(portals, connectors)
+        return Registry(self.version + 1, portals, connectors)
+
+
+def check_references(
+    portals: dict[str, PortalConfig], connectors: dict[str, ConnectorConfig]
+) -> None:
+    """Every connector names a known portal and one of that portal's lines."""
+    for connector in connectors.values():
+        portal = portals.get(connector.portal)
+        if portal is None:
+            raise ConfigError(
+                f"connector {connector.id!r}: unknown portal {connector.portal!r}"
+            )
+        if connector.line not in portal.line_ids():
+            raise ConfigError(
+                f"connector {connector.id!r}: portal {portal.id!r} has no line {connector.line!r}"
+            )

@@ -1,0 +1,107 @@
+"""Plain records that cross the store's boundary (and Ray calls): cheap to pickle."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+
+def dialog_ref(connector_id: str, dialog_key: str) -> str:
+    """A dialog's identity inside a portal before the router has given it an id."""
+    return f"{connector_id}\x00{dialog_key}"
+
+
+def dialog_hash(ref: str) -> int:
+    """Stable across processes and restarts (unlike ``hash``): picks a dialog's stream."""
+    return zlib.crc32(ref.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """One event to store for a portal.
+
+    ``dedup_key`` is set for channel events (connector and channel event id) and refused a
+    second time; engine-made events (reply outcomes) have none. ``dialog_json`` is set when
+    the dialog is already known (reply outcomes); inbound events get it at batch time.
+    """
+
+    portal_id: str
+    event_id: str
+    kind: str
+    dialog_ref: str
+    order_key: int
+    received_at: float
+    payload: bytes
+    dedup_key: str | None = None
+    best_effort: bool = False
+    dialog_json: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """A stored event not yet in a batch."""
+
+    rowid: int
+    event_id: str
+    kind: str
+    dialog_ref: str
+    order_key: int
+    received_at: float
+    best_effort: bool
+    dialog_json: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEvent:
+    """A stored event inside a claimed batch, with what the portal sees."""
+
+    rowid: int
+    event_id: str
+    seq: int | None
+    kind: str
+    received_at: float
+    best_effort: bool
+    dialog_json: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch as it is attempted: its events in delivery order and its retry state."""
+
+    batch_id: str
+    portal_id: str
+    stream: int
+    attempts: int
+    next_attempt_at: float
+    events: tuple[BatchEvent, ...]
+
+    @property
+    def oldest_received_at(self) -> float:
+        return min(event.received_at for event in self.events)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    event_id: str
+    seq: int | None
+    kind: str
+    received_at: float
+    dead_at: float
+    reason: str
+    dialog_json: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    """An operator reply accepted from the portal and not yet settled."""
+
+    reply_id: str
+    portal_id: str
+    dialog_id: str
+    target_json: bytes
+    request_json: bytes
+    created_at: float
+    attempts: int
+    next_attempt_at: float

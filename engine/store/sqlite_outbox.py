@@ -1,0 +1,375 @@
+"""The embedded outbox: one SQLite file per portal actor, WAL, one transaction per group.
+
+Durability: ``synchronous=FULL`` by default, so an acknowledged message survives a power cut,
+not only a killed process. Throughput comes from group commit: the caller hands in every
+record that arrived while the previous commit ran (``engine.store.threaded``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.store.records import (
+    Batch,
+    BatchEvent,
+    DeadLetter,
+    OutboxRecord,
+    PendingEvent,
+    StoredReply,
+    dialog_hash,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen (
+    portal_id TEXT NOT NULL, dedup_key TEXT NOT NULL, seen_at REAL NOT NULL,
+    PRIMARY KEY (portal_id, dedup_key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_age ON seen (seen_at);
+CREATE TABLE IF NOT EXISTS events (
+    rowid INTEGER PRIMARY KEY,
+    portal_id TEXT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL,
+    dialog_ref TEXT NOT NULL, stream_hash INTEGER NOT NULL, order_key INTEGER NOT NULL,
+    best_effort INTEGER NOT NULL, received_at REAL NOT NULL, payload BLOB NOT NULL,
+    dialog_json BLOB, batch_id TEXT, batch_pos INTEGER, seq INTEGER);
+CREATE INDEX IF NOT EXISTS events_pending ON events (portal_id, batch_id, rowid);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY, portal_id TEXT NOT NULL, stream INTEGER NOT NULL,
+    created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL, last_error TEXT);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    rowid INTEGER PRIMARY KEY, portal_id TEXT NOT NULL, event_id TEXT NOT NULL,
+    seq INTEGER, kind TEXT NOT NULL, received_at REAL NOT NULL, dead_at REAL NOT NULL,
+    reason TEXT NOT NULL, dialog_json BLOB, payload BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_letters_portal ON dead_letters (portal_id, rowid);
+CREATE TABLE IF NOT EXISTS sequences (portal_id TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS replies (
+    reply_id TEXT PRIMARY KEY, portal_id TEXT NOT NULL, dialog_id TEXT NOT NULL,
+    target_json BLOB NOT NULL, request_json BLOB NOT NULL, created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS api_requests (
+    portal_id TEXT NOT NULL, request_id TEXT NOT NULL, seen_at REAL NOT NULL,
+    PRIMARY KEY (portal_id, request_id)) WITHOUT ROWID;
+"""
+
+_BATCH_EVENT_COLUMNS = (
+    "rowid, event_id, seq, kind, received_at, best_effort, dialog_json, payload"
+)
+
+
+def open_database(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection in WAL mode, used by one thread at a time (the store's own)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    connection.execute("PRAGMA busy_timeout=5000")
+    return connection
+
+
+class SqliteOutbox:
+    """``OutboxStore`` on one SQLite file."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._db = open_database(path, synchronous)
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def append(self, records: Sequence[OutboxRecord], now: float) -> list[bool]:
+        accepted: list[bool] = []
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for record in records:
+                if record.dedup_key is not None:
+                    cursor = db.execute(
+                        "INSERT OR IGNORE INTO seen VALUES (?, ?, ?)",
+                        (record.portal_id, record.dedup_key, now),
+                    )
+                    if cursor.rowcount == 0:
+                        accepted.append(False)
+                        continue
+                db.execute(
+                    "INSERT INTO events (portal_id, event_id, kind, dialog_ref, stream_hash,"
+                    " order_key, best_effort, received_at, payload, dialog_json)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _event_row(record),
+                )
+                accepted.append(True)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return accepted
+
+    def pending(self, portal_id: str, stream: int, streams: int, limit: int) -> list[PendingEvent]:
+        rows = self._db.execute(
+            "SELECT rowid, event_id, kind, dialog_ref, order_key, received_at, best_effort,"
+            " dialog_json FROM events WHERE portal_id = ? AND batch_id IS NULL"
+            " AND stream_hash % ? = ? ORDER BY rowid LIMIT ?",
+            (portal_id, streams, stream, limit),
+        ).fetchall()
+        return [
+            PendingEvent(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows
+        ]
+
+    def payloads(self, rowids: Sequence[int]) -> dict[int, bytes]:
+        marks = ",".join("?" * len(rowids))
+        rows = self._db.execute(
+            f"SELECT rowid, payload FROM events WHERE rowid IN ({marks})", tuple(rowids)
+        )
+        return {rowid: payload for rowid, payload in rows}
+
+    def pending_counts(self, portal_id: str, streams: int) -> list[int]:
+        counts = [0] * streams
+        for stream, count in self._db.execute(
+            "SELECT stream_hash % ?, count(*) FROM events WHERE portal_id = ?"
+            " AND batch_id IS NULL GROUP BY 1",
+            (streams, portal_id),
+        ):
+            counts[stream] = count
+        return counts
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def claim_batch(
+        self,
+        portal_id: str,
+        batch_id: str,
+        stream: int,
+        rowids_in_order: Sequence[int],
+        dialog_json_by_rowid: dict[int, bytes],
+        now: float,
+    ) -> Batch:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT next_seq FROM sequences WHERE portal_id = ?", (portal_id,)
+            ).fetchone()
+            next_seq = row[0] if row else 1
+            best_effort = dict(
+                db.execute(
+                    f"SELECT rowid, best_effort FROM events WHERE rowid IN"
+                    f" ({','.join('?' * len(rowids_in_order))})",
+                    tuple(rowids_in_order),
+                ).fetchall()
+            )
+            for position, rowid in enumerate(rowids_in_order):
+                seq = None
+                if not best_effort[rowid]:
+                    seq, next_seq = next_seq, next_seq + 1
+                db.execute(
+                    "UPDATE events SET batch_id = ?, batch_pos = ?, seq = ?,"
+                    " dialog_json = coalesce(dialog_json, ?) WHERE rowid = ?",
+                    (batch_id, position, seq, dialog_json_by_rowid.get(rowid), rowid),
+                )
+            db.execute(
+                "INSERT INTO sequences VALUES (?, ?) ON CONFLICT (portal_id)"
+                " DO UPDATE SET next_seq = excluded.next_seq",
+                (portal_id, next_seq),
+            )
+            db.execute(
+                "INSERT INTO batches (batch_id, portal_id, stream, created_at, next_attempt_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (batch_id, portal_id, stream, now, now),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        batch = self.load_batch(batch_id)
+        assert batch is not None
+        return batch
+
+    def load_batch(self, batch_id: str) -> Batch | None:
+        head = self._db.execute(
+            "SELECT portal_id, stream, attempts, next_attempt_at FROM batches WHERE batch_id = ?",
+            (batch_id,),
+        ).fetchone()
+        if head is None:
+            return None
+        rows = self._db.execute(
+            f"SELECT {_BATCH_EVENT_COLUMNS} FROM events WHERE batch_id = ?"
+            " ORDER BY batch_pos",
+            (batch_id,),
+        ).fetchall()
+        events = tuple(
+            BatchEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6] or b"{}", r[7])
+            for r in rows
+        )
+        return Batch(batch_id, head[0], head[1], head[2], head[3], events)
+
+    def open_batches(self, portal_id: str) -> list[Batch]:
+        ids = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT batch_id FROM batches WHERE portal_id = ? ORDER BY created_at, rowid",
+                (portal_id,),
+            )
+        ]
+        batches = [self.load_batch(batch_id) for batch_id in ids]
+        return [batch for batch in batches if batch is not None]
+
+    def schedule_retry(self, batch_id: str, next_attempt_at: float, error: str) -> None:
+        self._db.execute(
+            "UPDATE batches SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+            " WHERE batch_id = ?",
+            (next_attempt_at, error[:500], batch_id),
+        )
+
+    def ack_batch(self, batch_id: str) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM events WHERE batch_id = ?", (batch_id,))
+            db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def drop_events(
+        self, batch_id: str, rowids: Sequence[int], reason: str, now: float, dead_letter: bool
+    ) -> None:
+        db = self._db
+        marks = ",".join("?" * len(rowids))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if dead_letter:
+                db.execute(
+                    "INSERT INTO dead_letters (portal_id, event_id, seq, kind, received_at,"
+                    " dead_at, reason, dialog_json, payload)"
+                    " SELECT portal_id, event_id, seq, kind, received_at, ?, ?, dialog_json,"
+                    f" payload FROM events WHERE rowid IN ({marks}) ORDER BY batch_pos",
+                    (now, reason, *rowids),
+                )
+            db.execute(f"DELETE FROM events WHERE rowid IN ({marks})", tuple(rowids))
+            left = db.execute(
+                "SELECT count(*) FROM events WHERE batch_id = ?", (batch_id,)
+            ).fetchone()[0]
+            if left == 0:
+                db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- dead letters and depth --------------------------------------------------------------
+
+    def dead_letters(
+        self, portal_id: str, limit: int, after_event_id: str | None
+    ) -> list[DeadLetter]:
+        after_rowid = 0
+        if after_event_id is not None:
+            row = self._db.execute(
+                "SELECT rowid FROM dead_letters WHERE portal_id = ? AND event_id = ?",
+                (portal_id, after_event_id),
+            ).fetchone()
+            after_rowid = row[0] if row else 0
+        rows = self._db.execute(
+            "SELECT event_id, seq, kind, received_at, dead_at, reason, dialog_json, payload"
+            " FROM dead_letters WHERE portal_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+            (portal_id, after_rowid, limit),
+        ).fetchall()
+        return [DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or b"{}", r[7]) for r in rows]
+
+    def dead_letter_count(self, portal_id: str) -> int:
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM dead_letters WHERE portal_id = ?", (portal_id,)
+            ).fetchone()[0]
+        )
+
+    def depth(self, portal_id: str) -> int:
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM events WHERE portal_id = ?", (portal_id,)
+            ).fetchone()[0]
+        )
+
+    # -- portal API --------------------------------------------------------------------------
+
+    def remember_request(
+        self, portal_id: str, request_id: str, now: float, window_s: float
+    ) -> bool:
+        db = self._db
+        db.execute("DELETE FROM api_requests WHERE seen_at < ?", (now - window_s,))
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO api_requests VALUES (?, ?, ?)", (portal_id, request_id, now)
+        )
+        return cursor.rowcount == 1
+
+    def add_reply(self, reply: StoredReply) -> None:
+        self._db.execute(
+            "INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                reply.reply_id,
+                reply.portal_id,
+                reply.dialog_id,
+                reply.target_json,
+                reply.request_json,
+                reply.created_at,
+                reply.attempts,
+                reply.next_attempt_at,
+            ),
+        )
+
+    def replies(self, portal_id: str) -> list[StoredReply]:
+        rows = self._db.execute(
+            "SELECT reply_id, portal_id, dialog_id, target_json, request_json, created_at,"
+            " attempts, next_attempt_at FROM replies WHERE portal_id = ? ORDER BY rowid",
+            (portal_id,),
+        ).fetchall()
+        return [StoredReply(*row) for row in rows]
+
+    def settle_reply(self, reply_id: str, outcome: OutboxRecord, now: float) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM replies WHERE reply_id = ?", (reply_id,))
+            db.execute(
+                "INSERT INTO events (portal_id, event_id, kind, dialog_ref, stream_hash,"
+                " order_key, best_effort, received_at, payload, dialog_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _event_row(outcome),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None:
+        self._db.execute(
+            "UPDATE replies SET attempts = attempts + 1, next_attempt_at = ? WHERE reply_id = ?",
+            (next_attempt_at, reply_id),
+        )
+
+    def prune_seen(self, older_than: float) -> int:
+        return self._db.execute("DELETE FROM seen WHERE seen_at < ?", (older_than,)).rowcount
+
+    def portal_ids(self) -> set[str]:
+        found: set[str] = set()
+        for table in ("events", "replies", "batches"):
+            found.update(row[0] for row in self._db.execute(f"SELECT DISTINCT portal_id FROM {table}"))
+        return found
+
+
+def _event_row(record: OutboxRecord) -> tuple[object, ...]:
+    return (
+        record.portal_id,
+        record.event_id,
+        record.kind,
+        record.dialog_ref,
+        dialog_hash(record.dialog_ref),
+        record.order_key,
+        int(record.best_effort),
+        record.received_at,
+        record.payload,
+        record.dialog_json,
+    )

@@ -1,0 +1,71 @@
+"""A synchronous store driven from asyncio: one thread per store, group commit on appends.
+
+SQLite connections must not be shared between threads, and a commit blocks for a disk sync;
+so every call runs on the store's single worker thread. Appends that arrive while a commit
+is running wait and are written together in the next transaction (group commit): under load
+one fsync covers many webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, Protocol, TypeVar
+
+from engine.clock import Clock
+from engine.store.records import OutboxRecord
+
+T = TypeVar("T")
+S = TypeVar("S", bound="Appendable")
+
+
+class Appendable(Protocol):
+    def append(self, records: Sequence[OutboxRecord], now: float) -> list[bool]: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadedStore(Generic[S]):
+    def __init__(self, store: S, clock: Clock, name: str = "store") -> None:
+        self.store = store
+        self._clock = clock
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._waiting: list[tuple[Sequence[OutboxRecord], asyncio.Future[list[bool]]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    async def call(self, function: Callable[..., T], *args: object) -> T:
+        """Run ``function(*args)`` on the store's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, lambda: function(*args))
+
+    async def append(self, records: Sequence[OutboxRecord]) -> list[bool]:
+        """Store records durably; returns once they are committed (with others, if any)."""
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((records, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups())
+        return await future
+
+    async def _commit_groups(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            flat = [record for records, _ in group for record in records]
+            try:
+                results = await self.call(self.store.append, flat, self._clock.now())
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for records, future in group:
+                if not future.done():
+                    future.set_result(results[start : start + len(records)])
+                start += len(records)
+
+    async def close(self) -> None:
+        while self._committer is not None and not self._committer.done():
+            await self._committer
+        await self.call(self.store.close)
+        self._thread.shutdown(wait=True)

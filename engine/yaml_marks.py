@@ -1,0 +1,68 @@
+"""YAML loaded safely with the line of every node kept, so errors can point at it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from engine.errors import ConfigError
+
+Marks = dict[tuple[str | int, ...], int]
+
+
+class _MarkingLoader(yaml.SafeLoader):
+    """A safe loader that records the 1-based line of every mapping value and list item."""
+
+
+def _walk(node: yaml.Node, path: tuple[str | int, ...], marks: Marks) -> None:
+    marks[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            marks[path + (key,)] = key_node.start_mark.line + 1
+            _walk(value_node, path + (key,), marks)
+            marks[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, path + (index,), marks)
+
+
+def load_yaml_with_marks(text: str, source: str) -> tuple[Any, Marks]:
+    """Parse ``text``; ``ConfigError`` with file and line when it is not valid YAML."""
+    try:
+        node = yaml.compose(text, Loader=_MarkingLoader)
+        data = yaml.load(text, Loader=_MarkingLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    marks: Marks = {}
+    if node is not None:
+        _walk(node, (), marks)
+    return data, marks
+
+
+def _line_of(marks: Marks | None, location: tuple[str | int, ...]) -> int | None:
+    if not marks:
+        return None
+    path = tuple(location)
+    while path:
+        if path in marks:
+            return marks[path]
+        path = path[:-1]
+    return marks.get(())
+
+
+def format_validation_error(exc: ValidationError, source: str, marks: Marks | None) -> str:
+    """One line per problem: ``file:line: field.path: what was expected``."""
+    lines = []
+    for error in exc.errors():
+        location = tuple(error["loc"])
+        field = ".".join(str(part) for part in location) or "(top level)"
+        line = _line_of(marks, location)
+        where = f"{source}:{line}" if line is not None else source
+        lines.append(f"{where}: {field}: {error['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,316 @@
+"""A stand-in for Telegram's Bot API: a real aiohttp server on 127.0.0.1 speaking its format.
+
+It records every call in order, answers like Telegram (``{"ok": true, "result": Message}``
+with increasing message ids), and plays scripted answers first when told to (429 with
+``retry_after``, 403 blocked, 500, group migration, non-JSON bodies, slow answers).
+``setWebhook`` and ``getWebhookInfo`` keep the webhook; ``deliver`` then posts an update to
+it the way Telegram does.
+
+    async with TelegramApiStandIn() as api:
+        channel = TelegramChannel(route, TelegramCredentials(
+            bot_token=api.token, secret_token="s", api_base_url=api.base_url))
+        api.fail_next(403, "Forbidden: bot was blocked by the user")
+        ...
+        assert api.calls[0].params == {"chat_id": "42", "text": "hi"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+
+import aiohttp
+from aiohttp import web
+
+DEFAULT_TOKEN = "123456:stand-in-token"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+RECORDED_UPDATES = Path(__file__).resolve().parent.parent / "data" / "telegram"
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request the stand-in received, parameters decoded whatever the encoding."""
+
+    method: str
+    params: dict[str, Any]
+    content_type: str
+    token: str
+
+
+@dataclass(frozen=True)
+class ScriptedAnswer:
+    """An answer played instead of the normal one to a call of ``method`` (any if None).
+
+    It answers the first such call after ``after_calls`` more have been answered normally.
+    ``body`` is sent as JSON when it is a dict, verbatim when bytes. ``delay_s`` holds the
+    answer back first (for client timeouts).
+    """
+
+    status: int
+    body: dict[str, Any] | bytes
+    method: str | None = None
+    after_calls: int = 0
+    delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class PostedUpdate(NamedTuple):
+    """What a webhook answered to a posted update."""
+
+    status: int
+    text: str
+
+
+def recorded_update(name: str) -> dict[str, Any]:
+    """A recorded update from tests/data/telegram/``name``.json."""
+    loaded: dict[str, Any] = json.loads((RECORDED_UPDATES / f"{name}.json").read_text())
+    return loaded
+
+
+async def post_update(
+    session: aiohttp.ClientSession, webhook_url: str, secret: str | None, update: dict[str, Any]
+) -> PostedUpdate:
+    """POST ``update`` as Telegram does: one JSON Update, the secret header unless ``None``."""
+    headers = {SECRET_HEADER: secret} if secret is not None else {}
+    async with session.post(webhook_url, json=update, headers=headers) as response:
+        return PostedUpdate(response.status, await response.text())
+
+
+class TelegramApiStandIn:
+    """Telegram's Bot API on a random loopback port; use as an async context manager."""
+
+    def __init__(self, token: str = DEFAULT_TOKEN, *, first_message_id: int = 1000) -> None:
+        self.token = token
+        self.calls: list[ApiCall] = []
+        self.webhook: dict[str, Any] = {}
+        self._scripted: deque[ScriptedAnswer] = deque()
+        self._message_ids = itertools.count(first_message_id)
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._port = 0
+
+    # --- lifecycle
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> TelegramApiStandIn:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """What goes into ``TelegramCredentials.api_base_url``."""
+        return f"http://127.0.0.1:{self._port}"
+
+    # --- inspecting
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        """The calls of one method, in order."""
+        return [call for call in self.calls if call.method == method]
+
+    # --- scripting
+
+    def script(self, answer: ScriptedAnswer) -> None:
+        """Queue an answer; scripted answers are played first, in the order queued."""
+        self._scripted.append(answer)
+
+    def fail_next(
+        self,
+        status: int,
+        description: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        method: str | None = None,
+        after_calls: int = 0,
+        delay_s: float = 0.0,
+    ) -> None:
+        """Answer a call (see ``ScriptedAnswer``) with a Telegram error object."""
+        body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+        if parameters is not None:
+            body["parameters"] = parameters
+        self.script(ScriptedAnswer(status, body, method, after_calls, delay_s))
+
+    def rate_limit_next(
+        self, retry_after_s: int, *, method: str | None = None, after_calls: int = 0
+    ) -> None:
+        """429 Too Many Requests with ``parameters.retry_after``."""
+        description = f"Too Many Requests: retry after {retry_after_s}"
+        parameters = {"retry_after": retry_after_s}
+        self.fail_next(
+            429, description, parameters=parameters, method=method, after_calls=after_calls
+        )
+
+    def block_next(self, *, method: str | None = None, after_calls: int = 0) -> None:
+        """403: the user blocked the bot."""
+        description = "Forbidden: bot was blocked by the user"
+        self.fail_next(403, description, method=method, after_calls=after_calls)
+
+    def migrate_next(
+        self, new_chat_id: int, *, method: str | None = None, after_calls: int = 0
+    ) -> None:
+        """400: the group became a supergroup with ``new_chat_id``."""
+        description = "Bad Request: group chat was upgraded to a supergroup chat"
+        parameters = {"migrate_to_chat_id": new_chat_id}
+        self.fail_next(
+            400, description, parameters=parameters, method=method, after_calls=after_calls
+        )
+
+    def break_next(self, status: int = 502, *, method: str | None = None) -> None:
+        """A non-JSON answer, as a proxy in front of the Bot API gives."""
+        body = f"<html><body><h1>{status}</h1> nginx</body></html>".encode()
+        self.script(ScriptedAnswer(status, body, method, headers={"Content-Type": "text/html"}))
+
+    # --- delivering updates to the webhook
+
+    async def deliver(self, update: dict[str, Any]) -> PostedUpdate:
+        """POST ``update`` to the webhook set by ``setWebhook``, with its secret token."""
+        if not self.webhook.get("url"):
+            raise RuntimeError("no webhook set: call setWebhook first")
+        if self._client is None:
+            self._client = aiohttp.ClientSession()
+        return await post_update(
+            self._client, self.webhook["url"], self.webhook.get("secret_token"), update
+        )
+
+    # --- the server
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        call = ApiCall(
+            method=method,
+            params=await _read_params(request),
+            content_type=request.content_type,
+            token=request.match_info["token"],
+        )
+        self.calls.append(call)
+        scripted = self._take_scripted(method)
+        if scripted is not None:
+            return await _play(scripted)
+        if call.token != self.token:
+            return _error(401, "Unauthorized")
+        return self._answer(call)
+
+    def _take_scripted(self, method: str) -> ScriptedAnswer | None:
+        """The first queued answer for ``method``, once its ``after_calls`` have passed."""
+        for index, answer in enumerate(self._scripted):
+            if answer.method not in (None, method):
+                continue
+            if answer.after_calls:
+                self._scripted[index] = replace(answer, after_calls=answer.after_calls - 1)
+                return None
+            del self._scripted[index]
+            return answer
+        return None
+
+    def _answer(self, call: ApiCall) -> web.Response:
+        params = call.params
+        if call.method == "setWebhook":
+            self.webhook = {key: params[key] for key in ("url", "secret_token") if key in params}
+            return _ok(True)
+        if call.method == "deleteWebhook":
+            self.webhook = {}
+            return _ok(True)
+        if call.method == "getWebhookInfo":
+            info = {"url": self.webhook.get("url", ""), "has_custom_certificate": False}
+            return _ok({**info, "pending_update_count": 0})
+        if call.method == "getMe":
+            return _ok(_bot_user())
+        if call.method.startswith("send"):
+            if "chat_id" not in params:
+                return _error(400, "Bad Request: chat_id is empty")
+            return _ok(self._sent_message(call))
+        return _error(404, "Not Found: method not found")
+
+    def _sent_message(self, call: ApiCall) -> dict[str, Any]:
+        params = call.params
+        chat_id = _as_int(params["chat_id"])
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "from": _bot_user(),
+            "chat": {"id": chat_id, "type": "private" if _positive(chat_id) else "supergroup"},
+            "date": int(time.time()),
+        }
+        if "text" in params:
+            message["text"] = params["text"]
+        if "caption" in params:
+            message["caption"] = params["caption"]
+        media = call.method.removeprefix("send").lower()
+        if media in params:
+            file_id = f"stand-in-{media}-{message['message_id']}"
+            message[media] = [{"file_id": file_id}] if media == "photo" else {"file_id": file_id}
+        return message
+
+
+async def _read_params(request: web.Request) -> dict[str, Any]:
+    """Parameters as Telegram reads them: query string, then JSON, form or multipart body."""
+    params: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        body = await request.json()
+        params.update(body if isinstance(body, dict) else {"_body": body})
+    elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        for name, value in form.items():
+            params[name] = value if isinstance(value, str) else value.file.read()
+    return params
+
+
+async def _play(answer: ScriptedAnswer) -> web.Response:
+    if answer.delay_s:
+        await asyncio.sleep(answer.delay_s)
+    if isinstance(answer.body, bytes):
+        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+    return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+def _error(status: int, description: str) -> web.Response:
+    body = {"ok": False, "error_code": status, "description": description}
+    return web.json_response(body, status=status)
+
+
+def _bot_user() -> dict[str, Any]:
+    return {"id": 7000000001, "is_bot": True, "first_name": "Stand-in", "username": "stand_in_bot"}
+
+
+def _as_int(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _positive(chat_id: Any) -> bool:
+    return isinstance(chat_id, int) and chat_id > 0
