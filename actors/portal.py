@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import aiohttp
 import ray
 
-from actors.names import NAMESPACE, ROUTER
+from actors.names import ROUTER
 from actors.settings import ActorSettings
 from channels.base import Channel
 from channels.registry import build_channel
@@ -64,7 +64,7 @@ class PortalActor:
             await self._started.wait()
             return self._name
         key = self._settings.signing_key()
-        router = ray.get_actor(ROUTER, namespace=NAMESPACE)
+        router = ray.get_actor(ROUTER, namespace=self._settings.namespace)
         self._session = aiohttp.ClientSession()
         self._host = MailboxHost(
             self._settings.data_dir / "outbox" / f"{self._name}.sqlite3",
@@ -185,7 +185,7 @@ def portal_actor(name: str, settings: ActorSettings) -> ray.actor.ActorHandle:
     makes the creation race-free and ``start`` is idempotent.
     """
     handle = PortalActor.options(  # type: ignore[attr-defined]
-        name=name, namespace=NAMESPACE, get_if_exists=True
+        name=name, namespace=settings.namespace, get_if_exists=True
     ).remote(name, settings)
     handle.start.remote()
     return handle

@@ -8,6 +8,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from actors.names import NAMESPACE
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.config import EngineConfig
 from engine.errors import ConfigError
@@ -19,6 +20,8 @@ class ActorSettings:
     config: EngineConfig
     engine_key_pem: bytes
     clock_start_s: float
+    namespace: str = NAMESPACE
+    """Ray namespace of the engine's named actors (tests run several engines in one Ray)."""
 
     @property
     def data_dir(self) -> Path:

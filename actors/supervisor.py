@@ -9,7 +9,7 @@ from typing import Any
 import ray
 
 from actors.channel import ChannelActor
-from actors.names import NAMESPACE, ROUTER, channel_actor
+from actors.names import ROUTER, channel_actor
 from actors.portal import portal_actor
 from actors.router import RouterActor
 from actors.settings import ActorSettings
@@ -30,7 +30,7 @@ class EngineActors:
         """Router first (it holds the registry), then portal actors, then the HTTP port."""
         config = self.settings.config
         self.router = RouterActor.options(  # type: ignore[attr-defined]
-            name=ROUTER, namespace=NAMESPACE
+            name=ROUTER, namespace=self.settings.namespace
         ).remote(self.settings)
         await self.router.ready.remote()
         registry: Registry = await self.router.registry.remote()
@@ -39,7 +39,7 @@ class EngineActors:
         await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
         self.channels = [
             ChannelActor.options(  # type: ignore[attr-defined]
-                name=channel_actor(index), namespace=NAMESPACE
+                name=channel_actor(index), namespace=self.settings.namespace
             ).remote(index, self.settings)
             for index in range(config.channel_actors)
         ]
@@ -51,14 +51,24 @@ class EngineActors:
         await asyncio.gather(
             *(actor.stop.remote() for actor in self.channels), return_exceptions=True
         )
+        hosts = await self.portal_actors()
+        await asyncio.gather(*(h.shutdown.remote() for h in hosts), return_exceptions=True)
+
+    async def portal_actors(self) -> list[Any]:
+        """Every portal actor, including those channel actors started for new portals."""
         registry: Registry = await self.router.registry.remote()
         names = set(self.hosts) | set(
             host_names(list(registry.portals), self.settings.config.portal_pool_size)
         )
         handles = []
-        for name in names:
+        for name in sorted(names):
             try:
-                handles.append(ray.get_actor(name, namespace=NAMESPACE))
+                handles.append(ray.get_actor(name, namespace=self.settings.namespace))
             except ValueError:
                 continue
-        await asyncio.gather(*(h.shutdown.remote() for h in handles), return_exceptions=True)
+        return handles
+
+    async def kill(self) -> None:
+        """End every actor at once (tests; the driver's own exit does this in production)."""
+        for handle in [*await self.portal_actors(), *self.channels, self.router]:
+            ray.kill(handle, no_restart=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import ray
 
-from actors.names import NAMESPACE, ROUTER, channel_actor
+from actors.names import ROUTER, channel_actor
 from actors.portal import portal_actor
 from actors.settings import ActorSettings
 from channels.base import Channel
@@ -46,7 +46,7 @@ class EngineView:
         self.clock = clock
         self.counters = counters
         self.registry = Registry()
-        self.router = ray.get_actor(ROUTER, namespace=NAMESPACE)
+        self.router = ray.get_actor(ROUTER, namespace=settings.namespace)
         self._hosts: dict[str, Any] = {}
         self._channels: dict[str, tuple[ConnectorConfig, Channel]] = {}
         self._follower: asyncio.Task[None] | None = None
@@ -98,7 +98,7 @@ class EngineView:
 
     def channel_actors(self) -> list[Any]:
         return [
-            ray.get_actor(channel_actor(i), namespace=NAMESPACE)
+            ray.get_actor(channel_actor(i), namespace=self.settings.namespace)
             for i in range(self.config.channel_actors)
         ]
 

@@ -9,12 +9,11 @@ and tests drive load through it.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import aiohttp
 import orjson
@@ -135,9 +134,7 @@ class CustomChannel(Channel):
     # --- inbound
 
     def verify(self, request: RawRequest) -> None:
-        verify_hmac(
-            self._secret, request.headers, request.body, self._now(), SIGNATURE_TOLERANCE_S
-        )
+        verify_hmac(self._secret, request.headers, request.body, self._now(), SIGNATURE_TOLERANCE_S)
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         try:
@@ -185,13 +182,8 @@ class CustomChannel(Channel):
         reply_url = self.credentials.reply_url
         if reply_url is None:
             raise PermanentSendError("connector has no reply_url")
-        webhook_id = new_id("msg")
         body = orjson.dumps(_reply_body(target, request))
-        timestamp_s = int(self._now())
-        headers = signature_headers(
-            webhook_id, timestamp_s, hmac_signature(self._secret, webhook_id, timestamp_s, body)
-        )
-        headers["content-type"] = "application/json"
+        webhook_id, headers = self._signed_headers(body)
         timeout = aiohttp.ClientTimeout(total=self.credentials.request_timeout_s)
         try:
             # Redirects are not followed: a signed reply goes to the configured URL only.
@@ -200,9 +192,17 @@ class CustomChannel(Channel):
             ) as response:
                 status, answer = response.status, await response.read()
                 retry_after = response.headers.get("Retry-After")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise RetryableSendError(f"reply_url: {type(exc).__name__}: {exc}") from exc
         return check_response(status, answer, retry_after, webhook_id, self._now())
+
+    def _signed_headers(self, body: bytes) -> tuple[str, dict[str, str]]:
+        """A fresh ``webhook-id`` and the ``v1`` headers signing ``body`` under it, now."""
+        webhook_id = new_id("msg")
+        timestamp_s = int(self._now())
+        signature = hmac_signature(self._secret, webhook_id, timestamp_s, body)
+        headers = signature_headers(webhook_id, timestamp_s, signature)
+        return webhook_id, {**headers, "content-type": "application/json"}
 
 
 def check_response(

@@ -7,7 +7,6 @@ without one cannot be built, so an unset secret never means "accept everything".
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections import OrderedDict
 from typing import Any, ClassVar
@@ -187,7 +186,7 @@ class TgMessage(_Provider):
     reply_to_message: TgMessageRef | None = None
     text: str | None = None
     caption: str | None = None
-    photo: list[TgPhotoSize] | None = Field(default=None, min_length=1)
+    photo: list[TgPhotoSize] | None = None
     animation: TgVideo | None = None
     document: TgDocument | None = None
     audio: TgAudio | None = None
@@ -206,32 +205,62 @@ class TgUpdate(_Provider):
 
 # Message keys that describe the envelope, not the content. The first key of a message
 # outside this set names the content we do not carry (poll, dice, new_chat_members, ...).
+# The last line holds legacy duplicates Telegram still sends before the current keys.
 _ENVELOPE_KEYS = frozenset(
-    {
-        "message_id", "from", "sender_chat", "chat", "date", "edit_date", "message_thread_id",
-        "media_group_id", "reply_to_message", "external_reply", "quote", "reply_to_story",
-        "entities", "caption_entities", "caption", "link_preview_options", "reply_markup",
-        "forward_origin", "is_automatic_forward", "is_topic_message", "via_bot",
-        "author_signature", "has_protected_content", "is_from_offline", "sender_boost_count",
-        "sender_business_bot", "business_connection_id", "effect_id", "has_media_spoiler",
-        "show_caption_above_media", "sender_tag", "paid_star_count", "direct_messages_topic",
-        "is_paid_post", "suggested_post_info",
-        # Legacy duplicates Telegram still sends before the current keys.
-        "new_chat_participant", "new_chat_member", "left_chat_participant",
-    }
+    [
+        "message_id",
+        "from",
+        "sender_chat",
+        "chat",
+        "date",
+        "edit_date",
+        "message_thread_id",
+        "media_group_id",
+        "reply_to_message",
+        "external_reply",
+        "quote",
+        "reply_to_story",
+        "entities",
+        "caption_entities",
+        "caption",
+        "link_preview_options",
+        "reply_markup",
+        "forward_origin",
+        "is_automatic_forward",
+        "is_topic_message",
+        "via_bot",
+        "author_signature",
+        "has_protected_content",
+        "is_from_offline",
+        "sender_boost_count",
+        "sender_business_bot",
+        "business_connection_id",
+        "effect_id",
+        "has_media_spoiler",
+        "show_caption_above_media",
+        "sender_tag",
+        "paid_star_count",
+        "direct_messages_topic",
+        "is_paid_post",
+        "suggested_post_info",
+        "new_chat_participant",
+        "new_chat_member",
+        "left_chat_participant",
+    ]
 )
 _MESSAGE_KINDS: dict[str, InboundAction] = {"message": "new", "edited_message": "edit"}
-_CHANNEL_POST_KINDS = frozenset({"channel_post", "edited_channel_post"})
+_CHANNEL_POST_KINDS = ("channel_post", "edited_channel_post")
 
 
 class TelegramChannel(Channel):
     """A Telegram bot connector.
 
-    ``send`` splits a long text into several messages. If part k of n fails after earlier
-    parts went out with a retryable error, the channel remembers the sent parts (in memory,
-    for the last ``RESUME_MEMORY`` such replies) and a retry of the same target and request
-    resumes at part k instead of resending. The memory is lost when the process restarts; a
-    retry after that resends the whole reply.
+    ``send`` splits a long text into several messages. When part k of n fails with a
+    retryable error after earlier parts went out, the channel remembers the parts sent (in
+    memory, for the last ``RESUME_MEMORY`` such replies) and a retry of the same target and
+    request resumes at part k instead of resending them. The contract gives ``send`` no
+    outbound id, so "the same reply" means an equal target and request; the memory is lost
+    when the process restarts, and a retry after that resends the whole reply.
     """
 
     name: ClassVar[str] = "telegram"
@@ -245,9 +274,7 @@ class TelegramChannel(Channel):
 
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
-        self._sent_parts: OrderedDict[tuple[DialogTarget, ReplyRequest], list[str]] = (
-            OrderedDict()
-        )
+        self._sent_parts: OrderedDict[tuple[DialogTarget, ReplyRequest], list[str]] = OrderedDict()
 
     # --- inbound
 
@@ -261,7 +288,7 @@ class TelegramChannel(Channel):
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         update, update_id = _decode_update(request.body)
-        kind = next((key for key in update if key != "update_id"), None)
+        kind = _update_kind(update)
         if kind in _CHANNEL_POST_KINDS:
             return WebhookParse(ignored=(str(kind),))
         if kind not in _MESSAGE_KINDS:
@@ -318,12 +345,11 @@ class TelegramChannel(Channel):
         for index in range(len(sent), len(calls)):
             method, params = calls[index]
             try:
-                result = await self._call(session, method, params)
+                sent.append(_message_id(method, await self._call(session, method, params)))
             except ChannelError as exc:
                 if not sent:
                     raise
                 raise self._partial_failure(key, sent, index, len(calls), exc) from exc
-            sent.append(_message_id(method, result))
         return SentReceipt(channel_message_ids=tuple(sent))
 
     def _partial_failure(
@@ -356,7 +382,7 @@ class TelegramChannel(Channel):
         try:
             async with session.post(url, json=params, timeout=timeout) as response:
                 status, body = response.status, await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             # The URL holds the bot token; some aiohttp errors quote it.
             detail = str(exc).replace(self.credentials.bot_token, "<bot_token>")
             raise RetryableSendError(f"telegram {method}: {type(exc).__name__}: {detail}") from exc
@@ -485,6 +511,14 @@ def _describe_errors(exc: ValidationError, prefix: str) -> str:
     ]
     more = f" (and {len(described) - 3} more)" if len(described) > 3 else ""
     return "; ".join(described[:3]) + more
+
+
+def _update_kind(update: dict[str, Any]) -> str | None:
+    """Which optional field the update carries (Telegram sends at most one)."""
+    for kind in (*_MESSAGE_KINDS, *_CHANNEL_POST_KINDS):
+        if kind in update:
+            return kind
+    return next((key for key in update if key != "update_id"), None)
 
 
 def _skip_reason(message: TgMessage) -> str | None:

@@ -17,6 +17,8 @@ from engine.errors import ConfigError
 
 log = logging.getLogger("openlines")
 
+SHUTDOWN_TIMEOUT_S = 45.0
+
 # Ray must keep every address on loopback; this has to be set before Ray is imported.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
@@ -49,14 +51,21 @@ def start_ray(config: EngineConfig) -> None:
     killed = kill_leftovers(temp_dir)
     if killed:
         log.warning("killed %d Ray processes left by an earlier run: %s", len(killed), killed)
-    ray.init(
-        namespace=NAMESPACE,
-        include_dashboard=False,
-        _temp_dir=str(temp_dir),
-        _node_ip_address="127.0.0.1",
-        logging_level="WARNING",
-        log_to_driver=True,
-    )
+    # Ray's processes inherit the signal mask: with SIGINT blocked while they start, a
+    # Ctrl-C in the terminal (sent to the whole process group) reaches only the driver,
+    # which then stops the actors in order instead of finding the raylet gone.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        ray.init(
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            _temp_dir=str(temp_dir),
+            _node_ip_address="127.0.0.1",
+            logging_level="WARNING",
+            log_to_driver=True,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def stop_ray(config: EngineConfig) -> None:
@@ -92,7 +101,12 @@ async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
     print("openlines: ready", flush=True)
     await stop.wait()
     print("openlines: shutting down", flush=True)
-    await actors.stop()
+    try:
+        await asyncio.wait_for(actors.stop(), SHUTDOWN_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        # Every acknowledged message is already in an outbox; only delivery in flight is
+        # cut short, and it is retried after the next start.
+        log.error("actors did not stop within %.0f s; stopping Ray anyway", SHUTDOWN_TIMEOUT_S)
 
 
 def run(args: argparse.Namespace) -> int:

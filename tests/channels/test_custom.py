@@ -47,8 +47,9 @@ def signed_request(
     body: bytes, *, secret: str = CUSTOM_SECRET, timestamp_s: float = FIXED_NOW_S
 ) -> RawRequest:
     headers = signed_headers(secret, body, timestamp_s=int(timestamp_s), webhook_id="msg_test1")
-    return RawRequest(method="POST", path="/hooks/custom/custom-1", headers=headers, query={},
-                      body=body)
+    return RawRequest(
+        method="POST", path="/hooks/custom/custom-1", headers=headers, query={}, body=body
+    )
 
 
 def message(**fields: Any) -> dict[str, Any]:
@@ -167,7 +168,10 @@ def without(field: str) -> dict[str, Any]:
     ("body", "error"),
     [
         ({"messages": [without("chat_id")]}, r"^messages\.0\.chat_id: Field required$"),
-        ({"messages": [message(), without("event_id")]}, r"^messages\.1\.event_id: Field required$"),
+        (
+            {"messages": [message(), without("event_id")]},
+            r"^messages\.1\.event_id: Field required$",
+        ),
         ({"messages": [message(colour="red")]}, r"messages\.0\.colour: Extra inputs are not"),
         ({"messages": [message(sequence=-1)]}, r"messages\.0\.sequence: Input should be greater"),
         ({"messages": [message(action="react")]}, r"messages\.0\.action: Input should be 'new'"),
@@ -192,7 +196,7 @@ def test_schema_errors_name_the_field(body: Any, error: str) -> None:
 
 
 def test_many_errors_are_summarized() -> None:
-    broken = {"messages": [{}]}
+    broken: dict[str, Any] = {"messages": [{}]}
     with pytest.raises(ValidationFailedError, match=r"; messages\.0\.sequence: .*\(and 2 more\)$"):
         make_channel().parse(signed_request(orjson.dumps(broken)), received_at=FIXED_NOW_S)
 
@@ -231,7 +235,11 @@ async def test_reply_is_posted_signed_with_the_dialog(
         "dialog_id": "d7",
         "chat_id": "chat-9",
         "customer_id": "cust-3",
-        "content": {"kind": "image", "url": "https://cdn.example.com/label.png", "caption": "Label"},
+        "content": {
+            "kind": "image",
+            "url": "https://cdn.example.com/label.png",
+            "caption": "Label",
+        },
         "reply_to": "m-1",
         "client_id": "portal-msg-2",
     }

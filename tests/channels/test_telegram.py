@@ -69,8 +69,9 @@ def webhook_request(body: bytes | dict[str, Any], secret: str | None = SECRET) -
     if secret is not None:
         headers["x-telegram-bot-api-secret-token"] = secret
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return RawRequest(method="POST", path="/hooks/telegram/telegram-1", headers=headers,
-                      query={}, body=raw)
+    return RawRequest(
+        method="POST", path="/hooks/telegram/telegram-1", headers=headers, query={}, body=raw
+    )
 
 
 def parse(update: dict[str, Any]) -> Any:
@@ -238,9 +239,7 @@ def test_text_message_is_normalized_field_by_field() -> None:
     assert message.edited_at is None
     assert message.reply_to_channel_message_id is None
     assert message.delivery == "guaranteed"
-    assert message.customer == Customer(
-        channel_user_id=CHAT, name="Mayel Espino", language="en"
-    )
+    assert message.customer == Customer(channel_user_id=CHAT, name="Mayel Espino", language="en")
     assert message.extras == {"chat_type": "private"}
 
 
@@ -269,7 +268,9 @@ def test_album_photo_carries_its_media_group() -> None:
     assert message.extras["media_group_id"] == "13987654321098765"
 
 
-@pytest.mark.parametrize(("name", "kind"), [("animation", "animation"), ("video_note", "video_note")])
+@pytest.mark.parametrize(
+    ("name", "kind"), [("animation", "animation"), ("video_note", "video_note")]
+)
 def test_video_variants_are_told_apart_in_extras(name: str, kind: str) -> None:
     (message,) = parse(recorded_update(name)).messages
     assert message.extras["video_kind"] == kind
@@ -278,8 +279,10 @@ def test_video_variants_are_told_apart_in_extras(name: str, kind: str) -> None:
 def test_unknown_fields_and_update_kinds_are_tolerated() -> None:
     update = recorded_update("text")
     update["message"]["future_field"] = {"anything": [1, 2]}
-    update["future_top_level"] = True
-    assert parse(update).messages[0].content == TextContent(text="Hello, is the order #1042 shipped?")
+    update = {"update_id": update["update_id"], "future_top_level": True, **update}
+    assert parse(update).messages[0].content == TextContent(
+        text="Hello, is the order #1042 shipped?"
+    )
     assert parse({"update_id": 5, "business_message": {}}).ignored == (
         "unsupported_update:business_message",
     )
@@ -331,7 +334,10 @@ def test_malformed_json_is_a_bad_request() -> None:
         ([1, 2], "update: expected a JSON object, got list"),
         ({"message": {}}, r"update\.update_id: Field required"),
         ({"update_id": "940961530"}, r"update\.update_id: Input should be a valid integer"),
-        ({"update_id": 1, "message": {"message_id": 1, "date": 1}}, r"message\.chat: Field required"),
+        (
+            {"update_id": 1, "message": {"message_id": 1, "date": 1}},
+            r"message\.chat: Field required",
+        ),
         ({"update_id": 1, "edited_message": "text"}, "edited_message: Input should be a valid"),
     ],
 )
@@ -369,7 +375,21 @@ async def test_stand_in_delivers_to_the_webhook_set_through_the_api(
     async with session.get(f"{api_url}/getWebhookInfo") as response:
         assert (await response.json())["result"]["url"] == url
     assert (await telegram_api.deliver(recorded_update("voice"))).status == 200
-    assert parses[0].messages[0].content.kind == "audio"  # type: ignore[union-attr]
+    assert isinstance(parses[0].messages[0].content, AudioContent)
+
+
+async def test_stand_in_reads_form_and_query_parameters_like_telegram(
+    session: aiohttp.ClientSession, telegram_api: TelegramApiStandIn
+) -> None:
+    api_url = f"{telegram_api.base_url}/bot{telegram_api.token}"
+    form = {"chat_id": "-100200", "text": "form"}
+    async with session.post(f"{api_url}/sendMessage?disable_notification=true", data=form) as r:
+        sent = (await r.json())["result"]
+    assert sent["chat"] == {"id": -100200, "type": "supergroup"}
+    assert sent["text"] == "form"
+    (call,) = telegram_api.calls
+    assert call.params == {"chat_id": "-100200", "text": "form", "disable_notification": "true"}
+    assert call.content_type == "application/x-www-form-urlencoded"
 
 
 # --- outbound: the exact requests Telegram receives

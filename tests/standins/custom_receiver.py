@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import aiohttp
 import orjson
@@ -31,7 +31,6 @@ from aiohttp import web
 from engine.errors import AuthError
 from engine.ids import new_id
 from engine.security.webhook_signature import hmac_signature, signature_headers, verify_hmac
-
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -115,7 +114,7 @@ class CustomReceiverStandIn:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> CustomReceiverStandIn:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -138,8 +137,11 @@ class CustomReceiverStandIn:
         self._scripted.append(ScriptedAnswer(status, body.encode(), headers))
 
     def answer_next(self, body: bytes | dict[str, Any], *, status: int = 200) -> None:
-        """Accept the next signed reply with this body (a dict goes as JSON) instead of
-        ``{"message_ids": ["reply-<n>"]}``."""
+        """Answer the next signed reply with ``status`` and ``body`` (a dict goes as JSON).
+
+        The default answer is 200 ``{"message_ids": ["reply-<n>"]}``; a 2xx here still
+        records the reply, any other status (a redirect, say) does not.
+        """
         if isinstance(body, dict):
             self._scripted.append(ScriptedAnswer(status, orjson.dumps(body), _JSON))
         else:
@@ -156,10 +158,8 @@ class CustomReceiverStandIn:
         self.attempts.append(reply)
         answer = self._scripted.popleft() if self._scripted else None
         if answer is None:
-            answer = ScriptedAnswer(200, orjson.dumps({"message_ids": [self._next_id()]}), _JSON)
+            message_ids = [f"reply-{next(self._ids)}"]
+            answer = ScriptedAnswer(200, orjson.dumps({"message_ids": message_ids}), _JSON)
         if 200 <= answer.status < 300:
             self.replies.append(reply)
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
-
-    def _next_id(self) -> str:
-        return f"reply-{next(self._ids)}"

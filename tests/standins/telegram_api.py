@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import aiohttp
 from aiohttp import web
@@ -115,7 +115,7 @@ class TelegramApiStandIn:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> TelegramApiStandIn:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -280,7 +280,8 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.post()
         for name, value in form.items():
-            params[name] = value if isinstance(value, str) else value.file.read()
+            # An uploaded file is recorded as its bytes.
+            params[name] = value.file.read() if isinstance(value, web.FileField) else value
     return params
 
 
