@@ -9,16 +9,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import BadRequestError, ValidationFailedError
+from engine.validation import describe_validation_error
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """``field.path: problem`` for every problem, on one line."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors()
-    )
 
 
 def parse_json_model(model: type[M], body: bytes) -> M:

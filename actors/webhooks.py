@@ -82,8 +82,8 @@ class WebhookIngest:
         counters = self._view.counters
         for reason in parsed.ignored:
             counters.inc("openlines_ignored_total", channel=channel_name, reason=reason)
-        await self.store(parsed.messages, channel_name)
-        reply = parsed.reply
+        stored = await self.store(parsed.messages, channel_name)
+        reply = channel.acknowledge(parsed, stored)
         return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
     async def store(self, messages: Sequence[InboundMessage], channel_name: str) -> list[bool]:

@@ -11,7 +11,8 @@ Inbound, the engine calls, in this order, and only moves on when the step succee
    for a body that is not the provider's JSON, ``ValidationFailedError`` (422) for JSON
    that is not the provider's model. Events that are not customer messages are returned
    in ``WebhookParse.ignored`` with a reason (the provider still gets 2xx).
-3. The engine stores the messages durably, then answers with ``WebhookParse.reply``.
+3. The engine stores the messages durably, then answers with
+   ``acknowledge(parsed, stored)``, by default ``WebhookParse.reply``.
 
 Outbound, ``send`` renders the reply for what the channel can carry and raises
 ``RetryableSendError`` or ``PermanentSendError`` (see ``engine.errors``) when it fails.
@@ -20,7 +21,7 @@ Outbound, ``send`` renders the reply for what the channel can carry and raises
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -97,6 +98,16 @@ class Channel(ABC):
     @abstractmethod
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         """Normalize a verified request into universal messages."""
+
+    def acknowledge(self, parsed: WebhookParse, stored: Sequence[bool]) -> WebhookReply:
+        """The provider's answer, once ``parsed.messages`` are durably appended.
+
+        Called after the durable append with, per parsed message, ``True`` if it was newly
+        stored and ``False`` if it was a duplicate (a provider's retry). Not called when the
+        append failed: the provider then gets an error and retries. The default answers
+        ``parsed.reply``; a channel whose API reports the counts overrides it.
+        """
+        return parsed.reply
 
     @abstractmethod
     async def send(

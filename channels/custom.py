@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -19,7 +19,14 @@ import aiohttp
 import orjson
 from pydantic import Field, ValidationError, model_validator
 
-from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.base import (
+    Capabilities,
+    Channel,
+    Credentials,
+    RawRequest,
+    WebhookParse,
+    WebhookReply,
+)
 from engine.errors import (
     BadRequestError,
     PermanentSendError,
@@ -44,6 +51,7 @@ from engine.security.webhook_signature import (
     signature_headers,
     verify_hmac,
 )
+from engine.validation import describe_validation_error
 
 MAX_BATCH_MESSAGES = 1000
 SIGNATURE_TOLERANCE_S = 300
@@ -144,13 +152,19 @@ class CustomChannel(Channel):
         try:
             batch = CustomBatch.model_validate(data)
         except ValidationError as exc:
-            raise ValidationFailedError(_describe_errors(exc)) from None
+            raise ValidationFailedError(describe_validation_error(exc)) from None
         return WebhookParse(
             messages=tuple(
                 self._inbound(message, raw, received_at)
                 for message, raw in zip(batch.messages, data["messages"], strict=True)
             )
         )
+
+    def acknowledge(self, parsed: WebhookParse, stored: Sequence[bool]) -> WebhookReply:
+        """``{"accepted": n, "duplicates": m}``: new and already stored messages of the batch."""
+        accepted = sum(stored)
+        body = orjson.dumps({"accepted": accepted, "duplicates": len(stored) - accepted})
+        return WebhookReply(body=body, content_type="application/json")
 
     def _inbound(
         self, message: CustomMessage, raw: dict[str, Any], received_at: float
@@ -265,13 +279,3 @@ def _customer(customer: CustomCustomer) -> Customer:
         phone=customer.phone,
         language=customer.language,
     )
-
-
-def _describe_errors(exc: ValidationError) -> str:
-    """A pydantic error as ``messages.0.chat_id: Field required``, the first few joined."""
-    described = [
-        (".".join(str(part) for part in error["loc"]) or "body") + f": {error['msg']}"
-        for error in exc.errors(include_url=False)
-    ]
-    more = f" (and {len(described) - 3} more)" if len(described) > 3 else ""
-    return "; ".join(described[:3]) + more

@@ -13,9 +13,17 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.telegram_types import (
+    ENVELOPE_KEYS,
+    TgContact,
+    TgLocation,
+    TgMessage,
+    TgUpdate,
+    TgUser,
+)
 from channels.text_split import split_text, utf16_units
 from engine.errors import (
     AuthError,
@@ -33,7 +41,6 @@ from engine.models import (
     Customer,
     DialogTarget,
     FileContent,
-    FileRef,
     ImageContent,
     InboundAction,
     InboundMessage,
@@ -48,6 +55,7 @@ from engine.models import (
     TextContent,
     VideoContent,
 )
+from engine.validation import describe_validation_error
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 MAX_TEXT_UTF16 = 4096
@@ -88,166 +96,6 @@ class TelegramCredentials(Credentials):
         return value.rstrip("/")
 
 
-# --- Provider-side models: what Telegram sends. Unknown fields are ignored, since the Bot
-# --- API adds fields in every release (channels.md section 0, rule 5).
-
-
-class _Provider(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class TgUser(_Provider):
-    id: int
-    is_bot: bool = False
-    first_name: str = ""
-    last_name: str | None = None
-    username: str | None = None
-    language_code: str | None = None
-
-
-class TgChat(_Provider):
-    id: int
-    type: str
-    title: str | None = None
-
-
-class TgPhotoSize(_Provider):
-    file_id: str
-    width: int
-    height: int
-    file_size: int | None = None
-
-
-class TgDocument(_Provider):
-    file_id: str
-    file_name: str | None = None
-    mime_type: str | None = None
-    file_size: int | None = None
-
-
-class TgAudio(TgDocument):
-    duration: int | None = None
-
-
-class TgVideo(TgDocument):
-    width: int | None = None
-    height: int | None = None
-    duration: int | None = None
-
-
-class TgVideoNote(_Provider):
-    file_id: str
-    length: int | None = None
-    duration: int | None = None
-    file_size: int | None = None
-
-
-class TgSticker(_Provider):
-    file_id: str
-    width: int | None = None
-    height: int | None = None
-    emoji: str | None = None
-    is_animated: bool = False
-    is_video: bool = False
-    file_size: int | None = None
-
-
-class TgLocation(_Provider):
-    latitude: float
-    longitude: float
-
-
-class TgVenue(_Provider):
-    location: TgLocation
-    title: str | None = None
-    address: str | None = None
-
-
-class TgContact(_Provider):
-    phone_number: str
-    first_name: str | None = None
-    last_name: str | None = None
-    user_id: int | None = None
-
-
-class TgMessageRef(_Provider):
-    message_id: int
-
-
-class TgMessage(_Provider):
-    message_id: int
-    from_user: TgUser | None = Field(default=None, alias="from")
-    sender_chat: TgChat | None = None
-    chat: TgChat
-    date: int
-    edit_date: int | None = None
-    message_thread_id: int | None = None
-    media_group_id: str | None = None
-    reply_to_message: TgMessageRef | None = None
-    text: str | None = None
-    caption: str | None = None
-    photo: list[TgPhotoSize] | None = None
-    animation: TgVideo | None = None
-    document: TgDocument | None = None
-    audio: TgAudio | None = None
-    voice: TgAudio | None = None
-    video: TgVideo | None = None
-    video_note: TgVideoNote | None = None
-    sticker: TgSticker | None = None
-    venue: TgVenue | None = None
-    location: TgLocation | None = None
-    contact: TgContact | None = None
-
-
-class TgUpdate(_Provider):
-    update_id: int = Field(strict=True)
-
-
-# Message keys that describe the envelope, not the content. The first key of a message
-# outside this set names the content we do not carry (poll, dice, new_chat_members, ...).
-# The last line holds legacy duplicates Telegram still sends before the current keys.
-_ENVELOPE_KEYS = frozenset(
-    [
-        "message_id",
-        "from",
-        "sender_chat",
-        "chat",
-        "date",
-        "edit_date",
-        "message_thread_id",
-        "media_group_id",
-        "reply_to_message",
-        "external_reply",
-        "quote",
-        "reply_to_story",
-        "entities",
-        "caption_entities",
-        "caption",
-        "link_preview_options",
-        "reply_markup",
-        "forward_origin",
-        "is_automatic_forward",
-        "is_topic_message",
-        "via_bot",
-        "author_signature",
-        "has_protected_content",
-        "is_from_offline",
-        "sender_boost_count",
-        "sender_business_bot",
-        "business_connection_id",
-        "effect_id",
-        "has_media_spoiler",
-        "show_caption_above_media",
-        "sender_tag",
-        "paid_star_count",
-        "direct_messages_topic",
-        "is_paid_post",
-        "suggested_post_info",
-        "new_chat_participant",
-        "new_chat_member",
-        "left_chat_participant",
-    ]
-)
 _MESSAGE_KINDS: dict[str, InboundAction] = {"message": "new", "edited_message": "edit"}
 _CHANNEL_POST_KINDS = ("channel_post", "edited_channel_post")
 
@@ -431,7 +279,11 @@ def _message_id(method: str, result: Any) -> str:
 
 
 def _render(target: DialogTarget, request: ReplyRequest) -> list[tuple[str, dict[str, Any]]]:
-    """The calls that carry ``request``, in order; the first one quotes the replied message."""
+    """The calls that carry ``request``, in order; the first one quotes the replied message.
+
+    ``OutboundFile.name`` is not sent: Telegram names a document fetched by URL itself, and
+    renaming would need an upload.
+    """
     content = request.content
     chat_id = target.dialog_key
     calls: list[tuple[str, dict[str, Any]]]
@@ -492,7 +344,7 @@ def _decode_update(body: bytes) -> tuple[dict[str, Any], int]:
     try:
         update_id = TgUpdate.model_validate(update).update_id
     except ValidationError as exc:
-        raise ValidationFailedError(_describe_errors(exc, prefix="update")) from None
+        raise ValidationFailedError(describe_validation_error(exc, prefix="update")) from None
     return update, update_id
 
 
@@ -500,17 +352,7 @@ def _validate_message(data: Any, kind: str) -> TgMessage:
     try:
         return TgMessage.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailedError(_describe_errors(exc, prefix=kind)) from None
-
-
-def _describe_errors(exc: ValidationError, prefix: str) -> str:
-    """A pydantic error as ``path.to.field: what was wrong``, the first few joined."""
-    described = [
-        ".".join([prefix, *(str(part) for part in error["loc"])]) + f": {error['msg']}"
-        for error in exc.errors(include_url=False)
-    ]
-    more = f" (and {len(described) - 3} more)" if len(described) > 3 else ""
-    return "; ".join(described[:3]) + more
+        raise ValidationFailedError(describe_validation_error(exc, prefix=kind)) from None
 
 
 def _update_kind(update: dict[str, Any]) -> str | None:
@@ -533,7 +375,7 @@ def _skip_reason(message: TgMessage) -> str | None:
 
 
 def _content_key(data: dict[str, Any]) -> str:
-    return next((key for key in data if key not in _ENVELOPE_KEYS), "empty")
+    return next((key for key in data if key not in ENVELOPE_KEYS), "empty")
 
 
 def _content(message: TgMessage) -> Content | None:
@@ -546,22 +388,22 @@ def _content(message: TgMessage) -> Content | None:
     if message.text is not None:
         return TextContent(text=message.text)
     if message.photo:
-        largest = max(message.photo, key=lambda size: size.width * size.height)
-        return ImageContent(file=_photo_file(largest), caption=caption)
+        largest = max(message.photo, key=lambda size: (size.width or 0) * (size.height or 0))
+        return ImageContent(file=largest.ref(), caption=caption)
     if message.animation:
-        return VideoContent(file=_video_file(message.animation), caption=caption)
+        return VideoContent(file=message.animation.ref(), caption=caption)
     if message.document:
-        return FileContent(file=_document_file(message.document), caption=caption)
+        return FileContent(file=message.document.ref(), caption=caption)
     if message.audio:
-        return AudioContent(file=_audio_file(message.audio), caption=caption)
+        return AudioContent(file=message.audio.ref(), caption=caption)
     if message.voice:
-        return AudioContent(file=_audio_file(message.voice), caption=caption, is_voice=True)
+        return AudioContent(file=message.voice.ref(), caption=caption, is_voice=True)
     if message.video:
-        return VideoContent(file=_video_file(message.video), caption=caption)
+        return VideoContent(file=message.video.ref(), caption=caption)
     if message.video_note:
-        return VideoContent(file=_video_note_file(message.video_note))
+        return VideoContent(file=message.video_note.ref("video/mp4"))
     if message.sticker:
-        return StickerContent(file=_sticker_file(message.sticker), emoji=message.sticker.emoji)
+        return StickerContent(file=message.sticker.ref(), emoji=message.sticker.emoji)
     if message.venue:
         return _location(message.venue.location, message.venue.title, message.venue.address)
     if message.location:
@@ -569,62 +411,6 @@ def _content(message: TgMessage) -> Content | None:
     if message.contact:
         return _contact(message.contact)
     return None
-
-
-def _photo_file(size: TgPhotoSize) -> FileRef:
-    return FileRef(
-        file_id=size.file_id,
-        width_px=size.width,
-        height_px=size.height,
-        size_bytes=size.file_size,
-    )
-
-
-def _document_file(document: TgDocument) -> FileRef:
-    return FileRef(
-        file_id=document.file_id,
-        name=document.file_name,
-        mime_type=document.mime_type,
-        size_bytes=document.file_size,
-    )
-
-
-def _audio_file(audio: TgAudio) -> FileRef:
-    return _document_file(audio).model_copy(update={"duration_s": audio.duration})
-
-
-def _video_file(video: TgVideo) -> FileRef:
-    return _document_file(video).model_copy(
-        update={"width_px": video.width, "height_px": video.height, "duration_s": video.duration}
-    )
-
-
-def _video_note_file(note: TgVideoNote) -> FileRef:
-    # Round video: a square of ``length`` pixels, always MPEG-4.
-    return FileRef(
-        file_id=note.file_id,
-        mime_type="video/mp4",
-        size_bytes=note.file_size,
-        width_px=note.length,
-        height_px=note.length,
-        duration_s=note.duration,
-    )
-
-
-def _sticker_file(sticker: TgSticker) -> FileRef:
-    if sticker.is_animated:
-        mime_type = "application/x-tgsticker"
-    elif sticker.is_video:
-        mime_type = "video/webm"
-    else:
-        mime_type = "image/webp"
-    return FileRef(
-        file_id=sticker.file_id,
-        mime_type=mime_type,
-        size_bytes=sticker.file_size,
-        width_px=sticker.width,
-        height_px=sticker.height,
-    )
 
 
 def _location(point: TgLocation, title: str | None, address: str | None) -> LocationContent:

@@ -28,17 +28,24 @@ def custom_message(
     return message
 
 
-def signed_custom_request(
-    messages: list[dict[str, Any]], secret: str = CUSTOM_SECRET
-) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps({"messages": messages})
+def signed_headers(
+    body: bytes, secret: str = CUSTOM_SECRET, content_type: str = "application/json"
+) -> dict[str, str]:
+    """Standard Webhooks v1 headers for ``body``, as the sending system makes them."""
     message_id = "msg_" + secrets.token_hex(8)
     timestamp = int(time.time())
     headers = signature_headers(
         message_id, timestamp, hmac_signature(secret.encode(), message_id, timestamp, body)
     )
-    headers["Content-Type"] = "application/json"
-    return body, headers
+    headers["Content-Type"] = content_type
+    return headers
+
+
+def signed_custom_request(
+    messages: list[dict[str, Any]], secret: str = CUSTOM_SECRET
+) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps({"messages": messages})
+    return body, signed_headers(body, secret)
 
 
 def custom_connector(connector_id: str = "shop", portal: str = "acme", **creds: Any) -> dict[str, Any]:

@@ -18,14 +18,6 @@ RULES = {"acme-support": {"portal": "acme", "line": "support",
 
 
 @pytest.fixture
-async def portal() -> AsyncIterator[PortalStandIn]:
-    stand_in = PortalStandIn.create("acme")
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, portal: PortalStandIn) -> AsyncIterator[RunningEngine]:
     config = engine_config(tmp_path, [portal.portal_config()], [custom_connector()], RULES)
     running = await start_engine(config)

@@ -201,6 +201,25 @@ def test_many_errors_are_summarized() -> None:
         make_channel().parse(signed_request(orjson.dumps(broken)), received_at=FIXED_NOW_S)
 
 
+@pytest.mark.parametrize(
+    ("stored", "counts"),
+    [
+        ([True, False, True], {"accepted": 2, "duplicates": 1}),
+        ([False, False], {"accepted": 0, "duplicates": 2}),
+        ([True], {"accepted": 1, "duplicates": 0}),
+    ],
+)
+def test_acknowledge_counts_new_and_duplicate_messages(
+    stored: list[bool], counts: dict[str, int]
+) -> None:
+    channel = make_channel()
+    batch = [message(event_id=f"ev-{index}") for index in range(len(stored))]
+    parsed = channel.parse(signed_request(orjson.dumps({"messages": batch})), FIXED_NOW_S)
+    reply = channel.acknowledge(parsed, stored)
+    assert (reply.status, reply.content_type) == (200, "application/json")
+    assert orjson.loads(reply.body) == counts
+
+
 async def test_post_messages_reaches_a_served_channel(
     session: aiohttp.ClientSession, channel_webhook: tuple[StartWebhook, list[Any]]
 ) -> None:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from channels.base import RawRequest
+from channels.base import RawRequest, WebhookReply
 from channels.registry import build_channel
 from channels.telegram import TelegramChannel, TelegramCredentials
 from channels.text_split import utf16_units
@@ -344,6 +344,12 @@ def test_malformed_json_is_a_bad_request() -> None:
 def test_json_that_is_not_an_update_fails_validation(body: Any, error: str) -> None:
     with pytest.raises(ValidationFailedError, match=error):
         make_channel().parse(webhook_request(orjson.dumps(body)), received_at=FIXED_NOW_S)
+
+
+def test_acknowledge_answers_the_empty_200_telegram_expects() -> None:
+    channel = make_channel()
+    parsed = channel.parse(webhook_request(recorded_update("text")), received_at=FIXED_NOW_S)
+    assert channel.acknowledge(parsed, [False]) == parsed.reply == WebhookReply()
 
 
 # --- the stand-in's webhook helpers, end to end through a served channel

@@ -37,6 +37,8 @@ class PortalStandIn:
     rejected: list[str] = field(default_factory=list)
     failures: list[ScriptedFailure] = field(default_factory=list)
     attempts: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
     delay_s: float = 0.0
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -87,6 +89,14 @@ class PortalStandIn:
 
     async def _receive(self, request: web.Request) -> web.Response:
         self.attempts += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         body = await request.read()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

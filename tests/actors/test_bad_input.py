@@ -1,0 +1,81 @@
+"""Bad input gets a clear 4xx with a reason, is counted, and loses nothing already stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.custom_client import (
+    custom_connector,
+    custom_message,
+    signed_custom_request,
+    signed_headers,
+)
+from tests.harness import RunningEngine, engine_config, start_engine, stop_engine
+from tests.standins.portal import PortalStandIn
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+MAX_BODY = 64 * 1024
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, portal: PortalStandIn) -> AsyncIterator[RunningEngine]:
+    config = engine_config(
+        tmp_path, [portal.portal_config()], [custom_connector()], max_body_bytes=MAX_BODY
+    )
+    running = await start_engine(config)
+    portal.engine_public_key_b64 = running.engine_public_key_b64
+    yield running
+    await stop_engine(running)
+
+
+async def test_every_bad_request_is_refused_with_its_reason_and_nothing_is_lost(
+    engine: RunningEngine, portal: PortalStandIn
+) -> None:
+    body, headers = signed_custom_request([custom_message("c", 1, "before")])
+    assert (await engine.request("POST", "/hooks/custom/shop", body, headers))[0] == 200
+
+    cases: list[tuple[str, bytes, dict[str, str], int, str]] = [
+        ("/hooks/custom/shop", b"{not json", signed_headers(b"{not json"), 400, "bad_request"),
+        ("/hooks/custom/shop", b"{}", signed_headers(b"{}", content_type="text/plain"), 415,
+         "unsupported_media_type"),
+        ("/hooks/custom/shop", b"x" * (MAX_BODY + 1), signed_headers(b"x" * (MAX_BODY + 1)), 413,
+         "body_too_large"),
+        ("/hooks/custom/shop", b'{"messages": []}', {"Content-Type": "application/json"}, 401,
+         "bad_signature"),
+        ("/hooks/custom/shop", b'{"messages": [{"chat_id": "c"}]}',
+         signed_headers(b'{"messages": [{"chat_id": "c"}]}'), 422, "invalid_payload"),
+        ("/hooks/nosuch/shop", b"{}", signed_headers(b"{}"), 404, "not_found"),
+        ("/hooks/custom/nosuch", b"{}", signed_headers(b"{}"), 404, "not_found"),
+        ("/hooks/telegram/shop", b"{}", signed_headers(b"{}"), 404, "not_found"),
+        ("/api/v1/dead-letters", b"", {"openlines-portal-id": "nosuch"}, 401, "bad_signature"),
+        ("/nowhere", b"", {}, 404, "not_found"),
+    ]
+    for path, raw, request_headers, status, reason in cases:
+        method = "GET" if path.startswith("/api") or path == "/nowhere" else "POST"
+        got_status, got_body = await engine.request(method, path, raw, request_headers)
+        assert (got_status, got_body["error"]) == (status, reason), (path, got_body)
+        assert got_body["message"], path
+
+    body, headers = signed_custom_request([custom_message("c", 2, "after")])
+    assert (await engine.request("POST", "/hooks/custom/shop", body, headers))[0] == 200
+    events = await portal.wait_for_events(2)
+    assert [e["data"]["content"]["text"] for e in events] == ["before", "after"]
+
+    metrics = await engine.metrics()
+    for reason in ("bad_request", "unsupported_media_type", "body_too_large", "bad_signature",
+                   "invalid_payload", "not_found"):
+        assert metrics[f'openlines_rejected_total{{reason="{reason}"}}'] >= 1, reason
+
+
+async def test_schema_errors_name_the_field(engine: RunningEngine) -> None:
+    payload = orjson.dumps({"messages": [{**custom_message("c", 1, "x"), "sequence": "first"}]})
+    status, body = await engine.request(
+        "POST", "/hooks/custom/shop", payload, signed_headers(payload)
+    )
+    assert status == 422
+    assert "messages.0.sequence" in body["message"]
