@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.standins.portal import PortalStandIn
+from tests.standins.telegram_api import TelegramApiStandIn
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
@@ -33,3 +36,17 @@ def ray_session() -> Iterator[None]:
     finally:
         ray.shutdown()
         kill_leftovers(temp_dir)
+
+
+@pytest.fixture
+async def portal() -> AsyncIterator[PortalStandIn]:
+    stand_in = PortalStandIn.create("acme")
+    await stand_in.start()
+    yield stand_in
+    await stand_in.stop()
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[TelegramApiStandIn]:
+    async with TelegramApiStandIn() as api:
+        yield api
