@@ -14,7 +14,13 @@ from actors.http_common import json_response, parse_json_model
 from actors.view import EngineView, call, route_of
 from channels.registry import build_channel
 from engine.config import ConnectorConfig, PortalConfig
-from engine.errors import AuthError, BadRequestError, ForbiddenError, ValidationFailedError
+from engine.errors import (
+    AuthError,
+    BadRequestError,
+    ConfigError,
+    ForbiddenError,
+    ValidationFailedError,
+)
 from engine.placement import host_names
 from engine.security.sealing import x25519_public_from_b64
 
@@ -93,7 +99,9 @@ class AdminApi:
     async def reload_rules(self, request: web.Request) -> web.Response:
         self._authorize(request)
         version, error = await call(self._view.router.reload_rules.remote())
-        return json_response({"rules_version": version, "error": error}, 200 if error is None else 422)
+        if error is not None:
+            raise ConfigError(f"rules not reloaded, version {version} stays in force:\n{error}")
+        return json_response({"rules_version": version})
 
     async def advance_clock(self, request: web.Request) -> web.Response:
         """Move the engine's manual clock (``clock: manual`` only): tests simulate hours."""

@@ -7,6 +7,7 @@ raises ``ConfigError`` naming every bad file, line and field.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,18 +38,23 @@ class LineRules(ConfigModel):
 class RuleSet:
     version: int = 0
     lines: dict[tuple[str, str], LineRules] = field(default_factory=dict)
-    fingerprint: tuple[tuple[str, float, int], ...] = ()
+    fingerprint: tuple[tuple[str, str], ...] = ()
 
     def for_line(self, portal_id: str, line_id: str) -> LineRules | None:
         return self.lines.get((portal_id, line_id))
 
 
-def rules_fingerprint(directory: Path) -> tuple[tuple[str, float, int], ...]:
-    """Names, modification times and sizes of the rule files: cheap change detection."""
+def rules_fingerprint(directory: Path) -> tuple[tuple[str, str], ...]:
+    """Names and content digests of the rule files: what a reload compares.
+
+    Not modification times and sizes: file times move only once per kernel tick, so two
+    saves of the same size within one tick would look unchanged and the edit be missed.
+    Rule files are small; hashing them on every check is cheap.
+    """
     if not directory.is_dir():
         return ()
     return tuple(
-        (path.name, path.stat().st_mtime, path.stat().st_size)
+        (path.name, hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest())
         for path in sorted(directory.glob("*.yaml"))
     )
 
