@@ -19,7 +19,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
-	$(PY) -m bench.smoke
+	$(PY) -m bench.smoke --messages 20000
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check engine actors channels tests bench

@@ -17,6 +17,7 @@ from actors.settings import ActorSettings
 from actors.view import EngineView
 from actors.webhooks import WebhookIngest
 from engine.clock import ManualClock
+from engine.logs import configure_logging
 from engine.metrics import Counters, Sample
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ SHUTDOWN_TIMEOUT_S = 30.0
 @ray.remote(num_cpus=0, max_concurrency=100_000)
 class ChannelActor:
     def __init__(self, index: int, settings: ActorSettings) -> None:
+        configure_logging()
         self._index = index
         self._settings = settings
         self._clock = settings.make_clock()

@@ -19,6 +19,7 @@ from actors.settings import ActorSettings
 from channels.base import Channel
 from channels.registry import build_channel
 from engine.clock import ManualClock
+from engine.logs import configure_logging
 from engine.delivery.host import MailboxHost
 from engine.delivery.sealer import EngineSealer
 from engine.delivery.transport import HttpTransport
@@ -49,6 +50,7 @@ class RouterResolver:
 @ray.remote(num_cpus=0, max_concurrency=1000)
 class PortalActor:
     def __init__(self, name: str, settings: ActorSettings) -> None:
+        configure_logging()
         self._name = name
         self._settings = settings
         self._clock = settings.make_clock()

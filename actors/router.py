@@ -10,6 +10,7 @@ import ray
 
 from actors.settings import ActorSettings
 from engine.clock import ManualClock
+from engine.logs import configure_logging
 from engine.config import ConnectorConfig, PortalConfig
 from engine.metrics import Counters, Sample
 from engine.models import DialogInfo
@@ -26,6 +27,7 @@ RULES_POLL_S = 2.0
 @ray.remote(num_cpus=0)
 class RouterActor:
     def __init__(self, settings: ActorSettings) -> None:
+        configure_logging()
         config = settings.config
         self._clock = settings.make_clock()
         self._counters = Counters()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.config import EngineConfig, load_engine_config
 from engine.errors import ConfigError
+from engine.logs import configure_logging
 
 log = logging.getLogger("openlines")
 
@@ -169,11 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     portal_parser.add_argument("--portal-id", default="demo")
     portal_parser.add_argument("--private-key", required=True, help="portal X25519 key, b64")
     portal_parser.add_argument("--engine", default="http://127.0.0.1:8080")
+    portal_parser.add_argument("--license-key", default="demo-license-key-change-me")
     portal_parser.set_defaults(handler=sample_portal)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     try:
         return int(args.handler(args))
     except ConfigError as exc:

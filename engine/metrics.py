@@ -59,6 +59,12 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def _number(value: float) -> str:
+    """A sample value in full (``:g`` keeps six digits: 1234567 would read 1.23457e+06)."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def render(counters: dict[Sample, float], gauges: dict[Sample, float]) -> str:
     """The Prometheus text exposition format (version 0.0.4)."""
     lines: list[str] = []
@@ -70,5 +76,6 @@ def render(counters: dict[Sample, float], gauges: dict[Sample, float]) -> str:
                 if sample_name != name:
                     continue
                 label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                lines.append(f"{name}{{{label_text}}} {value:g}" if labels else f"{name} {value:g}")
+                number = _number(value)
+                lines.append(f"{name}{{{label_text}}} {number}" if labels else f"{name} {number}")
     return "\n".join(lines) + "\n"

@@ -251,6 +251,8 @@ class PortalMailbox:
             log.warning(
                 "portal %s batch %s attempt %d failed: %s",
                 self.portal.id, batch.batch_id, batch.attempts + 1, outcome.error,
+                extra={"portal": self.portal.id, "batch_id": batch.batch_id,
+                       "status": outcome.status},
             )
             batch = await self._drop_best_effort(batch, outcome.error)
             if batch is None:
@@ -279,7 +281,10 @@ class PortalMailbox:
         reason = f"not delivered within ttl_s={self.portal.ttl_s} after {batch.attempts} attempts"
         await store.call(store.store.drop_events, batch.batch_id, expired, reason, now, True)
         self._counters.inc("openlines_dead_lettered_total", len(expired), portal=self.portal.id)
-        log.error("portal %s: %d events to dead letters: %s", self.portal.id, len(expired), reason)
+        log.error(
+            "portal %s: %d events to dead letters: %s", self.portal.id, len(expired), reason,
+            extra={"portal": self.portal.id, "batch_id": batch.batch_id},
+        )
         return await store.call(store.store.load_batch, batch.batch_id)
 
     async def _drop_best_effort(self, batch: Batch, error: str) -> Batch | None:

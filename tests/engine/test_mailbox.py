@@ -1,0 +1,388 @@
+"""Portal mailboxes end to end without Ray: a real SQLite outbox, the real router, sealed
+batches to a real portal stand-in on 127.0.0.1, and time only from the manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from engine.clock import ManualClock
+from engine.delivery.host import MailboxHost
+from engine.metrics import Counters
+from engine.store.records import dialog_hash, dialog_ref
+from tests.engine.conftest import TG_CONNECTOR, HostKit, eventually
+from tests.standins.portal import PortalStandIn, ScriptedFailure
+
+
+def texts(events: list[dict[str, Any]]) -> list[str]:
+    return [event["data"]["content"]["text"] for event in events]
+
+
+def keys_on_streams(streams: int, per_stream: int) -> list[str]:
+    """Dialog keys whose dialogs cover every stream ``per_stream`` times."""
+    chosen: dict[int, list[str]] = defaultdict(list)
+    number = 100
+    while any(len(chosen[s]) < per_stream for s in range(streams)):
+        key = str(number)
+        stream = dialog_hash(dialog_ref(TG_CONNECTOR, key)) % streams
+        if len(chosen[stream]) < per_stream:
+            chosen[stream].append(key)
+        number += 1
+    return [key for stream in range(streams) for key in chosen[stream]]
+
+
+async def test_a_batch_waits_for_the_linger_then_arrives_sealed_and_ordered(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    host = await kit.host(kit.config(portal, linger_ms=50))
+    accepted = await host.append(
+        [kit.record("42", 1), kit.record("42", 2), kit.record("7", 1), kit.record("42", 1)]
+    )
+    assert accepted == [True, True, True, False]  # the channel's retry is not stored twice
+
+    await eventually(lambda: kit.clock.sleepers == 1, what="the linger")
+    await kit.clock.advance(0.049)
+    assert kit.clock.sleepers == 1
+    assert portal.attempts == 0
+
+    await kit.clock.advance(0.001)
+    await portal.wait_for_events(3)
+    (batch,) = portal.batches
+    assert portal.rejected == []
+    assert batch["portal_id"] == "p1"
+    assert batch["attempt"] == 1
+    assert batch["sent_at"] == kit.clock.now()
+    assert [e["seq"] for e in batch["events"]] == [1, 2, 3]
+    assert [e["type"] for e in batch["events"]] == ["message.received"] * 3
+    assert texts(batch["events"]) == ["42 says 1", "42 says 2", "7 says 1"]
+    first, second, other = batch["events"]
+    assert first["dialog"]["opened"] is True
+    assert second["dialog"]["opened"] is False
+    assert first["dialog"]["id"] == second["dialog"]["id"] != other["dialog"]["id"]
+    assert (first["dialog"]["operator_id"], other["dialog"]["operator_id"]) == ("op-a", "op-b")
+    assert first["dialog"]["line_id"] == "support"
+    assert kit.resolver.calls == 1  # one router call for the whole batch
+    assert host.counters.value("openlines_delivered_total", portal="p1") == 3
+    assert (await host.gauges())["p1"] == (0, 0)
+
+
+async def test_a_dialog_is_put_back_in_the_order_the_customer_wrote(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    host = await kit.host(kit.config(portal, linger_ms=10))
+    # webhooks of one chat arrived over parallel connections, out of order
+    await host.append([kit.record("42", 3), kit.record("7", 2), kit.record("42", 1)])
+    await host.append([kit.record("7", 1), kit.record("42", 2)])
+    await kit.advance_when_waiting(0.01)
+    events = await portal.wait_for_events(5)
+    assert texts(events) == ["42 says 1", "7 says 1", "42 says 2", "7 says 2", "42 says 3"]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    opened = [e["dialog"]["opened"] for e in events]
+    assert opened == [True, True, False, False, False]
+
+
+async def test_a_sequential_queue_has_one_batch_in_flight(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    host = await kit.host(kit.config(portal, batch_max_events=2, linger_ms=0))
+    portal.failures.append(ScriptedFailure(503, "30"))
+    await host.append([kit.record("42", n) for n in range(1, 6)])
+
+    await eventually(lambda: portal.attempts == 1 and kit.clock.sleepers == 1)
+    (in_flight,) = kit.reader().open_batches("p1")
+    assert len(in_flight.events) == 2
+    assert (await host.gauges())["p1"] == (5, 0)
+    await kit.clock.advance(29)
+    assert portal.attempts == 1  # the next batch does not overtake the failing one
+
+    await kit.clock.advance(1)
+    await portal.wait_for_events(4)
+    await kit.advance_when_waiting(0.002)  # the last event alone lingers first
+    events = await portal.wait_for_events(5)
+    assert [len(batch["events"]) for batch in portal.batches] == [2, 2, 1]
+    assert portal.batches[0]["batch_id"] == in_flight.batch_id
+    assert portal.batches[0]["attempt"] == 2
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert texts(events) == [f"42 says {n}" for n in range(1, 6)]
+    assert portal.attempts == 4
+
+
+async def test_retry_after_is_honoured_on_the_clock(kit: HostKit, portal: PortalStandIn) -> None:
+    host = await kit.host(kit.config(portal, linger_ms=0, retry_initial_s=0.05))
+    portal.failures.append(ScriptedFailure(503, "30"))
+    await host.append([kit.record("42", 1)])
+
+    await eventually(lambda: portal.attempts == 1 and kit.clock.sleepers == 1)
+    await kit.clock.advance(29.9)
+    assert kit.clock.sleepers == 1  # still waiting: backoff alone would have retried by now
+    assert portal.attempts == 1
+
+    await kit.clock.advance(0.1)
+    (event,) = await portal.wait_for_events(1)
+    assert portal.attempts == 2
+    assert portal.batches[0]["attempt"] == 2
+    assert event["seq"] == 1
+    assert host.counters.value("openlines_retried_total", portal="p1") == 1
+    stored = kit.reader()
+    assert stored.open_batches("p1") == []
+    assert stored.depth("p1") == 0
+
+
+async def test_a_portal_down_for_a_day_sends_everything_to_dead_letters(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    config = kit.config(
+        portal, linger_ms=0, ttl_s=86_400, retry_initial_s=60, retry_max_s=3600
+    )
+    host = await kit.host(config)
+    portal.failures.extend(ScriptedFailure(500) for _ in range(500))
+    started = kit.clock.now()
+    records = [kit.record("42", 1), kit.record("7", 1), kit.record("42", 2)]
+    await host.append(records)
+
+    def dead() -> float:
+        return host.counters.value("openlines_dead_lettered_total", portal="p1")
+
+    await eventually(lambda: portal.attempts == 1 and kit.clock.sleepers == 1)
+    for _ in range(60):
+        await eventually(lambda: kit.clock.sleepers == 1 or dead() == 3)
+        if dead() == 3:
+            break
+        assert (await host.gauges())["p1"] == (3, 0)  # nothing lost on the way
+        await kit.clock.advance(3600)
+    assert dead() == 3
+    assert kit.clock.now() - started >= 86_400
+
+    letters = await host.dead_letters("p1", "req-1", limit=10, after_event_id=None)
+    assert [d.event_id for d in letters] == [r.event_id for r in records]
+    assert [d.seq for d in letters] == [1, 2, 3]
+    for letter in letters:
+        assert letter.reason.startswith("not delivered within ttl_s=86400 after ")
+        assert letter.dead_at - letter.received_at >= 86_400
+    assert portal.batches == []
+    assert portal.attempts >= 24  # retried through the day, every 30-60 min at the cap
+    assert host.counters.value("openlines_retried_total", portal="p1") == portal.attempts
+    assert (await host.gauges())["p1"] == (0, 3)
+    assert kit.reader().open_batches("p1") == []
+
+
+async def test_best_effort_events_get_one_attempt_guaranteed_ones_are_retried(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    host = await kit.host(kit.config(portal, linger_ms=0, retry_initial_s=1, retry_max_s=1))
+    portal.failures.append(ScriptedFailure(500))
+    await host.append(
+        [
+            kit.record("42", 1),
+            kit.record("42", 2, delivery="best_effort", text="typing"),
+            kit.record("42", 3),
+        ]
+    )
+    await eventually(lambda: portal.attempts == 1 and kit.clock.sleepers == 1)
+    assert host.counters.value("openlines_dropped_total", portal="p1") == 1
+    (retrying,) = kit.reader().open_batches("p1")
+    assert [e.seq for e in retrying.events] == [1, 2]
+
+    await kit.clock.advance(1)
+    events = await portal.wait_for_events(2)
+    assert texts(events) == ["42 says 1", "42 says 3"]
+    assert [e["seq"] for e in events] == [1, 2]
+    assert (await host.gauges())["p1"] == (0, 0)  # dropped, not dead-lettered
+
+
+async def test_a_best_effort_event_that_gets_through_has_no_seq(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    host = await kit.host(kit.config(portal, linger_ms=0))
+    await host.append([kit.record("42", 1, delivery="best_effort"), kit.record("42", 2)])
+    events = await portal.wait_for_events(2)
+    assert [(e["seq"], e["best_effort"]) for e in events] == [(None, True), (1, False)]
+
+
+async def test_a_best_effort_portal_drops_a_failed_batch_at_once(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    host = await kit.host(kit.config(portal, linger_ms=0, delivery="best_effort"))
+    portal.failures.append(ScriptedFailure(503, "5"))
+    await host.append([kit.record("42", 1), kit.record("42", 2)])
+    await eventually(lambda: host.counters.value("openlines_dropped_total", portal="p1") == 2)
+    await kit.clock.advance(3600)
+    assert portal.attempts == 1
+    assert (await host.gauges())["p1"] == (0, 0)
+
+    await host.append([kit.record("42", 3)])
+    (event,) = await portal.wait_for_events(1)
+    assert texts([event]) == ["42 says 3"]
+
+
+async def test_a_parallel_queue_keeps_dialog_order_with_batches_in_flight_together(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    streams = 4
+    config = kit.config(portal, queue="parallel", streams=streams, batch_max_events=3)
+    host = await kit.host(config)
+    dialogs = keys_on_streams(streams, per_stream=2)
+    for _ in range(streams):
+        portal.failures.append(ScriptedFailure(503, "10"))
+    await host.append([kit.record(key, n) for n in range(1, 5) for key in dialogs])
+
+    await eventually(lambda: portal.attempts == streams and kit.clock.sleepers == streams)
+    in_flight = kit.reader().open_batches("p1")
+    assert sorted(batch.stream for batch in in_flight) == list(range(streams))
+
+    await kit.clock.advance(10)
+    events = await portal.wait_for_events(len(dialogs) * 4)
+    assert sorted(e["seq"] for e in events) == list(range(1, len(events) + 1))
+    by_dialog: dict[str, list[str]] = defaultdict(list)
+    streams_of: dict[str, set[int]] = defaultdict(set)
+    for batch in portal.batches:
+        for event in batch["events"]:
+            key = event["data"]["dialog_key"]
+            by_dialog[key].append(event["data"]["content"]["text"])
+            streams_of[key].add(batch["stream"])
+    assert sorted(by_dialog) == sorted(dialogs)
+    for key, said in by_dialog.items():
+        assert said == [f"{key} says {n}" for n in range(1, 5)]
+        assert len(streams_of[key]) == 1
+    assert len({batch["stream"] for batch in portal.batches}) == streams
+
+
+async def test_a_restart_resends_the_open_batch_with_the_same_ids(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    config = kit.config(portal, linger_ms=0)
+    first_host = await kit.host(config)
+    portal.failures.append(ScriptedFailure(503, "60"))
+    await first_host.append([kit.record("42", 1), kit.record("42", 2), kit.record("7", 1)])
+    await eventually(lambda: portal.attempts == 1 and kit.clock.sleepers == 1)
+    (stored,) = kit.reader().open_batches("p1")
+    await kit.close_host(first_host)  # stopped mid-retry
+
+    second_host = await kit.host(config)
+    await kit.advance_when_waiting(60)
+    events = await portal.wait_for_events(3)
+    (batch,) = portal.batches
+    assert batch["batch_id"] == stored.batch_id
+    assert batch["attempt"] == 2
+    assert [e["id"] for e in events] == [e.event_id for e in stored.events]
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert events[0]["dialog"]["opened"] is True  # as claimed before the restart
+
+    await second_host.append([kit.record("42", 3)])
+    await kit.advance_when_waiting(0.002)
+    (later,) = (await portal.wait_for_events(4))[3:]
+    assert later["seq"] == 4  # the sequence continues after the restart
+    assert later["dialog"]["id"] == events[0]["dialog"]["id"]
+    assert later["dialog"]["opened"] is False
+
+
+async def test_a_restart_delivers_what_was_stored_but_not_batched(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    config = kit.config(portal, linger_ms=1000)
+    first_host = await kit.host(config)
+    await first_host.append([kit.record("42", 1)])
+    await eventually(lambda: kit.clock.sleepers == 1)  # lingering when it stops
+    await kit.close_host(first_host)
+
+    await kit.host(config)
+    await kit.advance_when_waiting(1)
+    (event,) = await portal.wait_for_events(1)
+    assert event["seq"] == 1
+
+
+async def test_a_failing_portal_does_not_delay_another(kit: HostKit) -> None:
+    failing, healthy = await kit.portal("p1"), await kit.portal("p2")
+    failing.failures.extend(ScriptedFailure(500) for _ in range(100))
+    host = await kit.host(
+        kit.config(failing, linger_ms=0, retry_initial_s=1, retry_max_s=1),
+        kit.config(healthy, linger_ms=0),
+    )
+    await host.append([kit.record("42", 1, portal_id="p1"), kit.record("42", 1, portal_id="p2")])
+    await healthy.wait_for_events(1)
+    for n in range(2, 5):
+        attempts = failing.attempts
+        await kit.advance_when_waiting(1)
+        await eventually(lambda: failing.attempts > attempts)
+        await host.append([kit.record("42", n, portal_id="p2")])
+        await healthy.wait_for_events(n)
+    assert failing.batches == []
+    assert failing.attempts >= 4
+    assert texts(healthy.events) == [f"42 says {n}" for n in range(1, 5)]
+    assert (await host.gauges())["p1"] == (1, 0)
+
+
+@pytest.fixture
+async def hung_endpoint() -> AsyncIterator[tuple[str, asyncio.Event, list[bytes]]]:
+    """A portal that takes requests and answers only when released."""
+    release = asyncio.Event()
+    received: list[bytes] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        await release.wait()
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_post("/openlines", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/openlines", release, received
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
+async def test_a_hung_portal_does_not_hold_up_another(
+    kit: HostKit, hung_endpoint: tuple[str, asyncio.Event, list[bytes]]
+) -> None:
+    url, release, received = hung_endpoint
+    stuck, healthy = await kit.portal("p1"), await kit.portal("p2")
+    host = await kit.host(
+        kit.config(stuck, endpoint=url, linger_ms=0),
+        kit.config(healthy, linger_ms=0),
+    )
+    await host.append([kit.record("42", 1, portal_id="p1")])
+    await eventually(lambda: len(received) == 1)
+    await host.append([kit.record("42", 1, portal_id="p2"), kit.record("7", 1, portal_id="p2")])
+    await healthy.wait_for_events(2, timeout_s=5)
+    assert not release.is_set()
+
+
+async def test_counters_can_be_shared_by_the_actor(kit: HostKit, portal: PortalStandIn) -> None:
+    counters = Counters()
+    host = await kit.host(kit.config(portal, linger_ms=0), counters=counters)
+    assert host.counters is counters
+    await host.append([kit.record("42", 1)])
+    await portal.wait_for_events(1)
+    assert counters.value("openlines_batches_delivered_total", portal="p1") == 1
+
+
+async def test_mailbox_host_fixture_serves_p1(
+    mailbox_host: MailboxHost, portal: PortalStandIn, clock: ManualClock, kit: HostKit
+) -> None:
+    assert mailbox_host.portal_ids == ["p1"]
+    await mailbox_host.append([kit.record("42", 1)])
+    await kit.advance_when_waiting(0.002)
+    await portal.wait_for_events(1)
+
+
+async def test_configure_stops_portals_no_longer_wanted(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    other = await kit.portal("p2")
+    host = await kit.host(kit.config(portal), kit.config(other))
+    assert host.portal_ids == ["p1", "p2"]
+    await host.configure([kit.config(other)])
+    assert host.portal_ids == ["p2"]
+    await host.append([kit.record("42", 1, portal_id="p1")])
+    await kit.clock.advance(60)
+    assert portal.attempts == 0
+    assert (await host.gauges())["p1"] == (1, 0)  # kept for whoever serves p1 next
