@@ -8,6 +8,7 @@ this channel actor runs with it, so the caller's next request sees the change.
 from __future__ import annotations
 
 import hmac
+
 from aiohttp import web
 
 from actors.http_common import json_response, parse_json_model
@@ -115,7 +116,9 @@ class AdminApi:
         view = self._view
         pool = view.config.portal_pool_size
         actors = [view.router, *view.channel_actors()]
-        actors += [view.host_by_name(name) for name in host_names(list(view.registry.portals), pool)]
+        actors += [
+            view.host_by_name(name) for name in host_names(list(view.registry.portals), pool)
+        ]
         for actor in actors:
             await call(actor.advance_clock.remote(seconds))
         return json_response({"advanced_s": seconds})

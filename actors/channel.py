@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 30.0
 
 
-@ray.remote(num_cpus=0, max_concurrency=100_000)
+@ray.remote(num_cpus=0, max_concurrency=100_000)  # type: ignore[call-overload]
 class ChannelActor:
     def __init__(self, index: int, settings: ActorSettings) -> None:
         configure_logging()

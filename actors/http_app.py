@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import ray
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from actors.admin_api import AdminApi
 from actors.http_common import json_response
@@ -33,7 +34,7 @@ def refusal(view: EngineView, status: int, reason: str, message: str) -> web.Res
     return json_response({"error": reason, "message": message}, status)
 
 
-def error_middleware(view: EngineView) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def error_middleware(view: EngineView) -> Middleware:
     max_body = view.config.max_body_bytes
 
     @web.middleware
@@ -52,13 +53,15 @@ def error_middleware(view: EngineView) -> Callable[[web.Request, Handler], Await
             if exc.status < 400:
                 raise
             reason = exc.reason.lower().replace(" ", "_")
-            return refusal(view, exc.status, reason, f"{exc.reason}: {request.method} {request.path}")
-        except (ray.exceptions.RayError, asyncio.TimeoutError) as exc:
+            return refusal(
+                view, exc.status, reason, f"{exc.reason}: {request.method} {request.path}"
+            )
+        except (TimeoutError, ray.exceptions.RayError) as exc:
             # The boundary of a request: a part of the engine is restarting. Nothing was
             # acknowledged, so the caller retries.
             log.warning("%s %s: engine part unavailable: %s", request.method, request.path, exc)
             return refusal(view, 503, "unavailable", "engine part unavailable; retry")
-        except Exception:  # noqa: BLE001 - last line of defence: log, count, answer 500
+        except Exception:  # last line of defence: log, count, answer 500
             log.exception("%s %s failed", request.method, request.path)
             return refusal(view, 500, "internal_error", "internal error; nothing was stored")
 
@@ -90,14 +93,18 @@ class HealthAndMetrics:
         view = self._view
         actors = [view.router, *view.channel_actors()]
         pool = view.config.portal_pool_size
-        actors += [view.host_by_name(name) for name in host_names(list(view.registry.portals), pool)]
+        actors += [
+            view.host_by_name(name) for name in host_names(list(view.registry.portals), pool)
+        ]
         stats = await asyncio.wait_for(
             asyncio.gather(*(call(actor.stats.remote()) for actor in actors)), timeout=10
         )
         counters = metrics.merge(counter for counter, _ in stats)
         gauges = metrics.merge(gauge for _, gauge in stats)
         return web.Response(
-            text=metrics.render(counters, gauges), content_type="text/plain", charset="utf-8",
+            text=metrics.render(counters, gauges),
+            content_type="text/plain",
+            charset="utf-8",
             headers={"X-Content-Type-Options": "nosniff"},
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 import ray
@@ -19,11 +20,11 @@ from actors.settings import ActorSettings
 from channels.base import Channel
 from channels.registry import build_channel
 from engine.clock import ManualClock
-from engine.logs import configure_logging
 from engine.delivery.host import MailboxHost
 from engine.delivery.sealer import EngineSealer
 from engine.delivery.transport import HttpTransport
 from engine.errors import NotFoundError
+from engine.logs import configure_logging
 from engine.metrics import Sample
 from engine.models import DialogInfo, ReplyRequest, Route
 from engine.placement import host_name
@@ -39,7 +40,7 @@ PRUNE_EVERY_S = 3600.0
 class RouterResolver:
     """Dialogs from the router actor, for the mailboxes."""
 
-    def __init__(self, router: ray.actor.ActorHandle) -> None:
+    def __init__(self, router: Any) -> None:
         self._router = router
 
     async def resolve(self, requests: Sequence[DialogRequest]) -> list[DialogInfo]:
@@ -47,7 +48,7 @@ class RouterResolver:
         return result
 
 
-@ray.remote(num_cpus=0, max_concurrency=1000)
+@ray.remote(num_cpus=0, max_concurrency=1000)  # type: ignore[call-overload]
 class PortalActor:
     def __init__(self, name: str, settings: ActorSettings) -> None:
         configure_logging()
@@ -92,8 +93,10 @@ class PortalActor:
         cached = self._channels.get(connector_id)
         if cached is None or cached[0] != connector:
             route = Route(
-                portal_id=connector.portal, line_id=connector.line,
-                connector_id=connector.id, channel=connector.channel,
+                portal_id=connector.portal,
+                line_id=connector.line,
+                connector_id=connector.id,
+                channel=connector.channel,
             )
             cached = (connector, build_channel(route, connector.credentials))
             self._channels[connector_id] = cached
@@ -106,7 +109,7 @@ class PortalActor:
         assert self._host is not None
         await self._host.configure(mine)
 
-    async def _follow_registry(self, router: ray.actor.ActorHandle) -> None:
+    async def _follow_registry(self, router: Any) -> None:
         while True:
             try:
                 registry = await router.registry_after.remote(self._registry.version)
@@ -179,7 +182,7 @@ class PortalActor:
             self._host = None
 
 
-def portal_actor(name: str, settings: ActorSettings) -> ray.actor.ActorHandle:
+def portal_actor(name: str, settings: ActorSettings) -> Any:
     """The portal actor called ``name``, created and started if it does not exist yet.
 
     Both the supervisor (at start-up, for every known portal) and channel actors (for a

@@ -10,14 +10,14 @@ import ray
 
 from actors.settings import ActorSettings
 from engine.clock import ManualClock
-from engine.logs import configure_logging
 from engine.config import ConnectorConfig, PortalConfig
+from engine.logs import configure_logging
 from engine.metrics import Counters, Sample
 from engine.models import DialogInfo
 from engine.registry import Registry, check_references
 from engine.routing.dialog_store import DialogStore
 from engine.routing.router import DialogRequest, Router
-from engine.store.threaded import ThreadedStore
+from engine.store.threaded import StoreThread
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,10 @@ class RouterActor:
         self._counters = Counters()
         self._store = DialogStore(config.data_dir / "router.sqlite3")
         self._router = Router(self._store, config.rules_dir, self._clock)
-        self._thread: ThreadedStore[DialogStore] = ThreadedStore(self._store, self._clock, "router")
-        self._registry = self._merge_config(self._store.load_registry(), config.portals,
-                                            config.connectors)
+        self._thread = StoreThread(self._store, "router")
+        self._registry = self._merge_config(
+            self._store.load_registry(), config.portals, config.connectors
+        )
         self._changed = asyncio.Condition()
         self._rules_task: asyncio.Task[None] | None = None
 
@@ -77,7 +78,7 @@ class RouterActor:
                 await asyncio.wait_for(
                     self._changed.wait_for(lambda: self._registry.version > version), timeout_s
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return self._registry
 

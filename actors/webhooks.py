@@ -59,9 +59,7 @@ class WebhookIngest:
         self.accepting = True
 
     async def _send(self, destination: str, records: list[OutboxRecord]) -> list[bool]:
-        result: list[bool] = await call(
-            self._view.host_by_name(destination).append.remote(records)
-        )
+        result: list[bool] = await call(self._view.host_by_name(destination).append.remote(records))
         return result
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -103,7 +101,7 @@ class WebhookIngest:
                 accepted.extend(await self._batcher.submit(destination, records))
             except EngineError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - not stored: the provider must retry
+            except Exception as exc:  # not stored: the provider must retry
                 raise UnavailableError(f"message not stored, retry: {exc}") from exc
         new = sum(accepted)
         counters.inc("openlines_stored_total", new, channel=channel_name)

@@ -6,6 +6,7 @@ fresh run, so docs/protocol.md and the vectors cannot drift from the code.
 
 The sealed bodies are made by ``reference_seal`` below: RFC 9180 written out step by step
 from HMAC-SHA256 and AES-256-GCM, with a chosen ephemeral key. The engine opens them with
+
 ``cryptography``'s HPKE, so the vectors also show that the two implementations agree on the
 wire format the protocol document describes. The keys are public: never use them for real.
 
@@ -26,11 +27,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parent.parent
-VECTORS_PATH = ROOT / "tests" / "data" / "protocol_vectors.json"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import (
@@ -55,6 +51,9 @@ from engine.security.webhook_signature import (
     signature_headers,
     signed_content,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS_PATH = ROOT / "tests" / "data" / "protocol_vectors.json"
 
 NOW_S = 1_800_000_000
 PORTAL_ID = "portal_example"

@@ -159,20 +159,36 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "data_dir": str(workdir / "data"),
         "rules_dir": str(workdir / "rules"),
         "channel_actors": args.channel_actors,
-        "portals": [{
-            "id": "bench", "endpoint": f"http://127.0.0.1:{portal_port}/openlines",
-            "public_key": public, "license_key": LICENSE, "linger_ms": args.linger_ms,
-            "lines": [{"id": "support"}],
-        }],
-        "connectors": [{
-            "id": "load", "channel": "custom", "portal": "bench", "line": "support",
-            "credentials": {"signing_secret": SECRET},
-        }],
+        "portals": [
+            {
+                "id": "bench",
+                "endpoint": f"http://127.0.0.1:{portal_port}/openlines",
+                "public_key": public,
+                "license_key": LICENSE,
+                "linger_ms": args.linger_ms,
+                "lines": [{"id": "support"}],
+            }
+        ],
+        "connectors": [
+            {
+                "id": "load",
+                "channel": "custom",
+                "portal": "bench",
+                "line": "support",
+                "credentials": {"signing_secret": SECRET},
+            }
+        ],
     }
     (workdir / "engine.yaml").write_text(yaml.safe_dump(config))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engine.cli", "run", "--config", str(workdir / "engine.yaml"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "engine.cli",
+        "run",
+        "--config",
+        str(workdir / "engine.yaml"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         await asyncio.wait_for(wait_ready(process), 120)
@@ -186,8 +202,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
         started = time.perf_counter()
         sent_at = await push(
-            f"{base}/hooks/custom/load", args.messages, args.batch, args.connections,
-            args.chats, args.rate,
+            f"{base}/hooks/custom/load",
+            args.messages,
+            args.batch,
+            args.connections,
+            args.chats,
+            args.rate,
         )
         acked = time.perf_counter()
         await asyncio.wait_for(sink.done.wait(), 300)
@@ -229,7 +249,9 @@ def main() -> int:
     parser.add_argument("--chats", type=int, default=200)
     parser.add_argument("--channel-actors", type=int, default=2)
     parser.add_argument("--linger-ms", type=int, default=5)
-    parser.add_argument("--rate", type=float, default=0.0, help="messages/s; 0 = as fast as possible")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="messages/s; 0 = as fast as possible"
+    )
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     print(json.dumps(result, indent=2))

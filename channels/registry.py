@@ -19,7 +19,9 @@ def channel_class(name: str) -> type[Channel]:
     try:
         return CHANNELS[name]
     except KeyError:
-        raise NotFoundError(f"unknown channel {name!r}; known: {', '.join(sorted(CHANNELS))}")
+        raise NotFoundError(
+            f"unknown channel {name!r}; known: {', '.join(sorted(CHANNELS))}"
+        ) from None
 
 
 def build_channel(route: Route, credentials: dict[str, object]) -> Channel:

@@ -46,7 +46,7 @@ def start_ray(config: EngineConfig) -> None:
     from engine.runtime import kill_leftovers, ray_temp_dir
 
     if config.ray_address:
-        ray.init(address=config.ray_address, namespace=NAMESPACE, logging_level="WARNING")
+        ray.init(address=config.ray_address, namespace=NAMESPACE, logging_level=logging.WARNING)
         return
     temp_dir = ray_temp_dir(config.data_dir)
     killed = kill_leftovers(temp_dir)
@@ -62,7 +62,7 @@ def start_ray(config: EngineConfig) -> None:
             include_dashboard=False,
             _temp_dir=str(temp_dir),
             _node_ip_address="127.0.0.1",
-            logging_level="WARNING",
+            logging_level=logging.WARNING,
             log_to_driver=True,
         )
     finally:
@@ -104,7 +104,7 @@ async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
     print("openlines: shutting down", flush=True)
     try:
         await asyncio.wait_for(actors.stop(), SHUTDOWN_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         # Every acknowledged message is already in an outbox; only delivery in flight is
         # cut short, and it is retried after the next start.
         log.error("actors did not stop within %.0f s; stopping Ray anyway", SHUTDOWN_TIMEOUT_S)

@@ -72,7 +72,7 @@ class IngestBatcher:
     async def _deliver(self, destination: str, pending: _Pending) -> None:
         try:
             results = await self._send(destination, pending.records)
-        except Exception as exc:  # noqa: BLE001 - every waiting webhook gets the failure
+        except Exception as exc:  # handed to every waiting webhook, none is acknowledged
             for _, _, future in pending.waiters:
                 if not future.done():
                     future.set_exception(exc)

@@ -33,7 +33,7 @@ def load_yaml_with_marks(text: str, source: str) -> tuple[Any, Marks]:
     """Parse ``text``; ``ConfigError`` with file and line when it is not valid YAML."""
     try:
         node = yaml.compose(text, Loader=_MarkingLoader)
-        data = yaml.load(text, Loader=_MarkingLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_MarkingLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source

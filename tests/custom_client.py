@@ -48,7 +48,9 @@ def signed_custom_request(
     return body, signed_headers(body, secret)
 
 
-def custom_connector(connector_id: str = "shop", portal: str = "acme", **creds: Any) -> dict[str, Any]:
+def custom_connector(
+    connector_id: str = "shop", portal: str = "acme", **creds: Any
+) -> dict[str, Any]:
     return {
         "id": connector_id,
         "channel": "custom",

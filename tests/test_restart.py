@@ -35,8 +35,14 @@ class EngineProcess:
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "engine.cli", "run", "--config", str(self.config_path),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            "--config",
+            str(self.config_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
         await asyncio.wait_for(self._read_until("openlines: ready"), READY_TIMEOUT_S)
@@ -89,7 +95,7 @@ class Sender:
                         if response.status == 200:
                             self.acked.extend(batch)
                             self.next_sequence += 1
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     await asyncio.sleep(0.05)
 
     def stop(self) -> None:
@@ -149,7 +155,7 @@ async def test_kill_9_while_receiving_then_restart_delivers_every_acknowledged_m
     sending = asyncio.create_task(sender.run())
     leftovers_after_restart: list[int] = []
     try:
-        for round_ in range(2):
+        for _ in range(2):
             await wait_for_acks(sender, len(sender.acked) + 100)
             await engine.kill()
             await asyncio.sleep(0)

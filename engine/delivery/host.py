@@ -21,6 +21,7 @@ from engine.delivery.transport import DeliveryTransport
 from engine.errors import AuthError, NotFoundError
 from engine.metrics import Counters
 from engine.models import DialogInfo, ReplyRequest
+from engine.store.base import OutboxStore
 from engine.store.records import DeadLetter, OutboxRecord, dialog_hash
 from engine.store.sqlite_outbox import SqliteOutbox
 from engine.store.threaded import ThreadedStore
@@ -50,7 +51,9 @@ class MailboxHost:
     ) -> None:
         self.counters = counters or Counters()
         self._clock = clock
-        self._store = ThreadedStore(SqliteOutbox(store_path, synchronous), clock, "outbox")
+        self._store: ThreadedStore[OutboxStore] = ThreadedStore(
+            SqliteOutbox(store_path, synchronous), clock, "outbox"
+        )
         self._transport = transport
         self._resolver = resolver
         self._sealer = sealer

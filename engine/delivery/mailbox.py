@@ -135,14 +135,14 @@ class PortalMailbox:
     # -- one stream ------------------------------------------------------------------------
 
     async def _run_stream(self, stream: int, resumed: list[Batch]) -> None:
-        for batch in resumed:
-            await self._deliver(batch)
+        for open_batch in resumed:
+            await self._deliver(open_batch)
         while True:
             try:
                 batch = await self._next_batch(stream)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the stream must outlive a failed step
+            except Exception:  # a loop boundary: the stream must outlive a failed step
                 log.exception("portal %s stream %d: forming a batch failed", self.portal.id, stream)
                 self._counters.inc("openlines_rejected_total", reason="batch_error")
                 await self._clock.sleep(1.0)

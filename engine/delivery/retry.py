@@ -21,4 +21,4 @@ def backoff_delay_s(
     if retry_after_s is not None and retry_after_s >= 0:
         return retry_after_s
     ceiling = min(max_s, initial_s * (2 ** min(attempt, 62)))
-    return ceiling * (0.5 + rng.random() / 2)
+    return float(ceiling * (0.5 + rng.random() / 2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Protocol
@@ -62,5 +61,5 @@ class HttpTransport:
                     f"HTTP {response.status}: {text}",
                     parse_retry_after(response.headers.get("Retry-After"), self._clock.now()),
                 )
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return DeliveryOutcome(False, None, f"{type(exc).__name__}: {exc}")

@@ -17,6 +17,7 @@ from engine.clock import Clock
 from engine.store.records import OutboxRecord
 
 T = TypeVar("T")
+R = TypeVar("R")
 S = TypeVar("S", bound="Appendable")
 
 
@@ -26,18 +27,33 @@ class Appendable(Protocol):
     def close(self) -> None: ...
 
 
-class ThreadedStore(Generic[S]):
-    def __init__(self, store: S, clock: Clock, name: str = "store") -> None:
+class StoreThread(Generic[R]):
+    """Runs every call on a synchronous store on the store's own single thread."""
+
+    def __init__(self, store: R, name: str = "store") -> None:
         self.store = store
-        self._clock = clock
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._waiting: list[tuple[Sequence[OutboxRecord], asyncio.Future[list[bool]]]] = []
-        self._committer: asyncio.Task[None] | None = None
 
     async def call(self, function: Callable[..., T], *args: object) -> T:
         """Run ``function(*args)`` on the store's thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, lambda: function(*args))
+
+    async def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            await self.call(close)
+        self._thread.shutdown(wait=True)
+
+
+class ThreadedStore(StoreThread[S]):
+    """A store thread that writes appends in groups (see the module docstring)."""
+
+    def __init__(self, store: S, clock: Clock, name: str = "store") -> None:
+        super().__init__(store, name)
+        self._clock = clock
+        self._waiting: list[tuple[Sequence[OutboxRecord], asyncio.Future[list[bool]]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def append(self, records: Sequence[OutboxRecord]) -> list[bool]:
         """Store records durably; returns once they are committed (with others, if any)."""
@@ -53,7 +69,7 @@ class ThreadedStore(Generic[S]):
             flat = [record for records, _ in group for record in records]
             try:
                 results = await self.call(self.store.append, flat, self._clock.now())
-            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+            except Exception as exc:  # handed to every caller of the failed group
                 for _, future in group:
                     if not future.done():
                         future.set_exception(exc)
@@ -67,5 +83,4 @@ class ThreadedStore(Generic[S]):
     async def close(self) -> None:
         while self._committer is not None and not self._committer.done():
             await self._committer
-        await self.call(self.store.close)
-        self._thread.shutdown(wait=True)
+        await super().close()

@@ -100,8 +100,9 @@ async def test_a_bad_rules_edit_keeps_the_old_rules(tmp_path: Path, portal: Port
         [event] = await portal.wait_for_events(1)
         assert event["dialog"]["operator_id"] == "anna"
 
-        rules_file.write_text(yaml.safe_dump({**rules["acme-support"],
-                                              "operators": [{"id": "boris"}]}))
+        rules_file.write_text(
+            yaml.safe_dump({**rules["acme-support"], "operators": [{"id": "boris"}]})
+        )
         status, body = await engine.admin("POST", "/admin/v1/rules/reload")
         assert status == 200 and body["rules_version"] >= 2
         assert await send(engine, "shop", "c2", "hello") == 200

@@ -41,14 +41,34 @@ async def test_every_bad_request_is_refused_with_its_reason_and_nothing_is_lost(
 
     cases: list[tuple[str, bytes, dict[str, str], int, str]] = [
         ("/hooks/custom/shop", b"{not json", signed_headers(b"{not json"), 400, "bad_request"),
-        ("/hooks/custom/shop", b"{}", signed_headers(b"{}", content_type="text/plain"), 415,
-         "unsupported_media_type"),
-        ("/hooks/custom/shop", b"x" * (MAX_BODY + 1), signed_headers(b"x" * (MAX_BODY + 1)), 413,
-         "body_too_large"),
-        ("/hooks/custom/shop", b'{"messages": []}', {"Content-Type": "application/json"}, 401,
-         "bad_signature"),
-        ("/hooks/custom/shop", b'{"messages": [{"chat_id": "c"}]}',
-         signed_headers(b'{"messages": [{"chat_id": "c"}]}'), 422, "invalid_payload"),
+        (
+            "/hooks/custom/shop",
+            b"{}",
+            signed_headers(b"{}", content_type="text/plain"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "/hooks/custom/shop",
+            b"x" * (MAX_BODY + 1),
+            signed_headers(b"x" * (MAX_BODY + 1)),
+            413,
+            "body_too_large",
+        ),
+        (
+            "/hooks/custom/shop",
+            b'{"messages": []}',
+            {"Content-Type": "application/json"},
+            401,
+            "bad_signature",
+        ),
+        (
+            "/hooks/custom/shop",
+            b'{"messages": [{"chat_id": "c"}]}',
+            signed_headers(b'{"messages": [{"chat_id": "c"}]}'),
+            422,
+            "invalid_payload",
+        ),
         ("/hooks/nosuch/shop", b"{}", signed_headers(b"{}"), 404, "not_found"),
         ("/hooks/custom/nosuch", b"{}", signed_headers(b"{}"), 404, "not_found"),
         ("/hooks/telegram/shop", b"{}", signed_headers(b"{}"), 404, "not_found"),
@@ -67,8 +87,14 @@ async def test_every_bad_request_is_refused_with_its_reason_and_nothing_is_lost(
     assert [e["data"]["content"]["text"] for e in events] == ["before", "after"]
 
     metrics = await engine.metrics()
-    for reason in ("bad_request", "unsupported_media_type", "body_too_large", "bad_signature",
-                   "invalid_payload", "not_found"):
+    for reason in (
+        "bad_request",
+        "unsupported_media_type",
+        "body_too_large",
+        "bad_signature",
+        "invalid_payload",
+        "not_found",
+    ):
         assert metrics[f'openlines_rejected_total{{reason="{reason}"}}'] >= 1, reason
 
 

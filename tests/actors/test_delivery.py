@@ -119,7 +119,9 @@ async def test_parallel_queue_keeps_each_dialog_in_order_with_batches_in_flight(
             )
         events = await portal.wait_for_events(120, timeout_s=60)
         for chat in chats:
-            texts = [e["data"]["content"]["text"] for e in events if e["data"]["dialog_key"] == chat]
+            texts = [
+                e["data"]["content"]["text"] for e in events if e["data"]["dialog_key"] == chat
+            ]
             assert texts == [f"{chat}/{r}" for r in range(10)]
         assert sorted(e["seq"] for e in events) == list(range(1, 121))
         assert len({batch["stream"] for batch in portal.batches}) > 1

@@ -13,8 +13,13 @@ from tests.standins.portal import PortalStandIn
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
-RULES = {"acme-support": {"portal": "acme", "line": "support",
-                          "operators": [{"id": "anna"}, {"id": "boris"}]}}
+RULES = {
+    "acme-support": {
+        "portal": "acme",
+        "line": "support",
+        "operators": [{"id": "anna"}, {"id": "boris"}],
+    }
+}
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ SECRET = "telegram-secret-token"
 RULES = {"acme-support": {"portal": "acme", "line": "support", "operators": [{"id": "anna"}]}}
 
 
-def update(update_id: int, chat_id: int, text: str, message_id: int | None = None) -> dict[str, Any]:
+def update(
+    update_id: int, chat_id: int, text: str, message_id: int | None = None
+) -> dict[str, Any]:
     return {
         "update_id": update_id,
         "message": {
@@ -49,9 +51,7 @@ async def engine(
             "api_base_url": telegram.base_url,
         },
     }
-    config = engine_config(
-        tmp_path, [portal.portal_config(linger_ms=300)], [connector], RULES
-    )
+    config = engine_config(tmp_path, [portal.portal_config(linger_ms=300)], [connector], RULES)
     running = await start_engine(config)
     portal.engine_public_key_b64 = running.engine_public_key_b64
     yield running
@@ -85,9 +85,15 @@ async def test_edit_arrives_as_edit_and_ignored_updates_get_200(
     edited["edited_message"] = edited.pop("message")
     edited["edited_message"]["edit_date"] = 1776047802
     assert await post(engine, edited) == 200
-    channel_post = {"update_id": 3, "channel_post": {"message_id": 5, "date": 1,
-                                                     "chat": {"id": -100, "type": "channel"},
-                                                     "text": "news"}}
+    channel_post = {
+        "update_id": 3,
+        "channel_post": {
+            "message_id": 5,
+            "date": 1,
+            "chat": {"id": -100, "type": "channel"},
+            "text": "news",
+        },
+    }
     assert await post(engine, channel_post) == 200
 
     events = await portal.wait_for_events(2)
@@ -106,7 +112,9 @@ async def test_operator_reply_reaches_telegram_and_outcome_reaches_portal(
     dialog_id = event["dialog"]["id"]
 
     status, body = await engine.portal_call(
-        portal, "POST", f"/api/v1/dialogs/{dialog_id}/messages",
+        portal,
+        "POST",
+        f"/api/v1/dialogs/{dialog_id}/messages",
         {"content": {"kind": "text", "text": "Hi, checking"}, "client_id": "op-1"},
     )
 
@@ -118,8 +126,9 @@ async def test_operator_reply_reaches_telegram_and_outcome_reaches_portal(
     [call] = telegram.calls_to("sendMessage")
     assert call.params["chat_id"] in ("4242", 4242)
     assert call.params["text"] == "Hi, checking"
-    assert outcome["data"]["channel_message_ids"] == [str(call_id) for call_id in
-                                                      outcome["data"]["channel_message_ids"]]
+    assert outcome["data"]["channel_message_ids"] == [
+        str(call_id) for call_id in outcome["data"]["channel_message_ids"]
+    ]
 
 
 async def test_blocked_bot_reply_fails_with_the_reason(
@@ -130,7 +139,9 @@ async def test_blocked_bot_reply_fails_with_the_reason(
     telegram.block_next()
 
     status, _ = await engine.portal_call(
-        portal, "POST", f"/api/v1/dialogs/{event['dialog']['id']}/messages",
+        portal,
+        "POST",
+        f"/api/v1/dialogs/{event['dialog']['id']}/messages",
         {"content": {"kind": "text", "text": "are you there?"}},
     )
 
@@ -142,7 +153,9 @@ async def test_blocked_bot_reply_fails_with_the_reason(
 
 async def test_reply_refusals(engine: RunningEngine, portal: PortalStandIn) -> None:
     status, body = await engine.portal_call(
-        portal, "POST", "/api/v1/dialogs/dlg_unknown/messages",
+        portal,
+        "POST",
+        "/api/v1/dialogs/dlg_unknown/messages",
         {"content": {"kind": "text", "text": "hi"}},
     )
     assert status == 404 and "customer writes first" in body["message"]
@@ -165,8 +178,9 @@ async def test_reply_refusals(engine: RunningEngine, portal: PortalStandIn) -> N
     other = PortalStandIn.create("acme")
     other.license_key = "a-different-license-key-000"
     other.engine_public_key_b64 = engine.engine_public_key_b64
-    status, body = await engine.portal_call(other, "POST", path, {"content": {"kind": "text",
-                                                                               "text": "x"}})
+    status, body = await engine.portal_call(
+        other, "POST", path, {"content": {"kind": "text", "text": "x"}}
+    )
     assert status == 401
 
     status, body = await engine.portal_call(portal, "POST", path, {"content": {"kind": "poll"}})

@@ -50,7 +50,7 @@ async def test_a_batch_waits_for_the_linger_then_arrives_sealed_and_ordered(
     assert kit.clock.sleepers == 1
     assert portal.attempts == 0
 
-    await kit.clock.advance(0.001)
+    await kit.clock.advance(0.002)
     await portal.wait_for_events(3)
     (batch,) = portal.batches
     assert portal.rejected == []
@@ -67,7 +67,7 @@ async def test_a_batch_waits_for_the_linger_then_arrives_sealed_and_ordered(
     assert (first["dialog"]["operator_id"], other["dialog"]["operator_id"]) == ("op-a", "op-b")
     assert first["dialog"]["line_id"] == "support"
     assert kit.resolver.calls == 1  # one router call for the whole batch
-    assert host.counters.value("openlines_delivered_total", portal="p1") == 3
+    await eventually(lambda: host.counters.value("openlines_delivered_total", portal="p1") == 3)
     assert (await host.gauges())["p1"] == (0, 0)
 
 
@@ -101,8 +101,6 @@ async def test_a_sequential_queue_has_one_batch_in_flight(
     assert portal.attempts == 1  # the next batch does not overtake the failing one
 
     await kit.clock.advance(1)
-    await portal.wait_for_events(4)
-    await kit.advance_when_waiting(0.002)  # the last event alone lingers first
     events = await portal.wait_for_events(5)
     assert [len(batch["events"]) for batch in portal.batches] == [2, 2, 1]
     assert portal.batches[0]["batch_id"] == in_flight.batch_id
@@ -122,7 +120,7 @@ async def test_retry_after_is_honoured_on_the_clock(kit: HostKit, portal: Portal
     assert kit.clock.sleepers == 1  # still waiting: backoff alone would have retried by now
     assert portal.attempts == 1
 
-    await kit.clock.advance(0.1)
+    await kit.clock.advance(0.2)
     (event,) = await portal.wait_for_events(1)
     assert portal.attempts == 2
     assert portal.batches[0]["attempt"] == 2
@@ -211,7 +209,7 @@ async def test_a_best_effort_portal_drops_a_failed_batch_at_once(
     portal.failures.append(ScriptedFailure(503, "5"))
     await host.append([kit.record("42", 1), kit.record("42", 2)])
     await eventually(lambda: host.counters.value("openlines_dropped_total", portal="p1") == 2)
-    await kit.clock.advance(3600)
+    await kit.clock.advance(60)  # past the Retry-After: nothing is tried again
     assert portal.attempts == 1
     assert (await host.gauges())["p1"] == (0, 0)
 
@@ -224,7 +222,9 @@ async def test_a_parallel_queue_keeps_dialog_order_with_batches_in_flight_togeth
     kit: HostKit, portal: PortalStandIn
 ) -> None:
     streams = 4
-    config = kit.config(portal, queue="parallel", streams=streams, batch_max_events=3)
+    config = kit.config(
+        portal, queue="parallel", streams=streams, batch_max_events=3, linger_ms=0
+    )
     host = await kit.host(config)
     dialogs = keys_on_streams(streams, per_stream=2)
     for _ in range(streams):
@@ -274,7 +274,6 @@ async def test_a_restart_resends_the_open_batch_with_the_same_ids(
     assert events[0]["dialog"]["opened"] is True  # as claimed before the restart
 
     await second_host.append([kit.record("42", 3)])
-    await kit.advance_when_waiting(0.002)
     (later,) = (await portal.wait_for_events(4))[3:]
     assert later["seq"] == 4  # the sequence continues after the restart
     assert later["dialog"]["id"] == events[0]["dialog"]["id"]
@@ -362,7 +361,7 @@ async def test_counters_can_be_shared_by_the_actor(kit: HostKit, portal: PortalS
     assert host.counters is counters
     await host.append([kit.record("42", 1)])
     await portal.wait_for_events(1)
-    assert counters.value("openlines_batches_delivered_total", portal="p1") == 1
+    await eventually(lambda: counters.value("openlines_batches_delivered_total", portal="p1") == 1)
 
 
 async def test_mailbox_host_fixture_serves_p1(

@@ -126,7 +126,7 @@ def test_kill_leftovers_kills_what_holds_files_in_the_folder(
     bystander = start_holder(code.format(path=str(bystander_file)), children)
     assert processes_using(temp) == [leftover.pid]
 
-    own = open(temp / "ours.txt", "w")  # noqa: SIM115 - our own files never count
+    own = open(temp / "ours.txt", "w")
     try:
         assert kill_leftovers(temp) == [leftover.pid]
     finally:
