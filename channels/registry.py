@@ -5,12 +5,16 @@ from __future__ import annotations
 from channels.base import Channel, Credentials
 from channels.custom import CustomChannel
 from channels.telegram import TelegramChannel
+from channels.viber import ViberChannel
+from channels.vk import VkChannel
 from engine.errors import ConfigError, NotFoundError
 from engine.models import Route
 
 CHANNELS: dict[str, type[Channel]] = {
     TelegramChannel.name: TelegramChannel,
     CustomChannel.name: CustomChannel,
+    VkChannel.name: VkChannel,
+    ViberChannel.name: ViberChannel,
 }
 
 

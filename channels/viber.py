@@ -1,0 +1,421 @@
+"""Viber REST Bot API: webhook callbacks in, ``/pa/send_message`` out.
+
+Wire format and quirks: channels.md section 3. Viber signs each callback with an HMAC-SHA256
+of the raw body keyed by the bot's auth token, in the ``X-Viber-Content-Signature`` header
+and again as the webhook URL's ``sig`` query parameter; the header is preferred. The token
+is required, so a connector cannot be built that accepts unsigned callbacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+from pydantic import Field, ValidationError, field_validator
+
+from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.text_split import split_text, utf16_units
+from channels.viber_types import ViberCallback, ViberMessage, ViberMessageEvent, ViberUser
+from engine.errors import (
+    AuthError,
+    BadRequestError,
+    ChannelError,
+    PermanentSendError,
+    RetryableSendError,
+    ValidationFailedError,
+)
+from engine.ids import inbound_event_id
+from engine.models import (
+    ContactContent,
+    Content,
+    Customer,
+    DialogTarget,
+    FileContent,
+    FileRef,
+    ImageContent,
+    InboundMessage,
+    LocationContent,
+    OutboundFile,
+    OutboundImage,
+    OutboundText,
+    ReplyRequest,
+    Route,
+    SentReceipt,
+    StickerContent,
+    TextContent,
+    VideoContent,
+)
+from engine.validation import describe_validation_error
+
+SIGNATURE_HEADER = "x-viber-content-signature"
+SEND_PATH = "/pa/send_message"
+# Viber counts characters without saying how; UTF-16 units are never fewer than code points.
+MAX_TEXT_UTF16 = 7000
+# The picture description limit is from Viber's send_message reference, not channels.md.
+MAX_CAPTION_UTF16 = 768
+# Rate control breach: the per-user quota without a reply from the user (channels.md 3.7).
+_RETRYABLE_STATUSES = frozenset({12})
+# Callbacks about subscriptions and receipts: no customer message, but a 200 all the same.
+_IGNORED_EVENTS = frozenset(
+    {
+        "subscribed",
+        "unsubscribed",
+        "conversation_started",
+        "delivered",
+        "seen",
+        "failed",
+        "client_status",
+    }
+)
+
+
+class ViberCredentials(Credentials):
+    """One bot: the token that both authenticates our calls and signs Viber's callbacks."""
+
+    auth_token: str = Field(
+        min_length=1,
+        repr=False,
+        description="The bot's auth token: X-Viber-Auth-Token out, the HMAC key of callbacks in.",
+    )
+    api_base_url: str = Field(
+        default="https://chatapi.viber.com",
+        pattern=r"^https?://",
+        description="Bot API server, or a test stand-in.",
+    )
+    sender_name: str = Field(
+        default="Support",
+        min_length=1,
+        max_length=28,
+        description="The name shown as the sender of our messages (Viber allows 28 characters).",
+    )
+    request_timeout_s: float = Field(
+        default=30, gt=0, description="Total time allowed for one API call, in seconds."
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _without_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+def order_key(timestamp_ms: int, message_token: int) -> int:
+    """A dialog's order: the millisecond timestamp, ties broken by the token's low 10 bits.
+
+    Viber gives no per-chat sequence, only a millisecond ``timestamp``; two messages of one
+    user in one millisecond (pictures shared together) would tie, and a tie is ordered by
+    arrival, which differs between redeliveries. The token breaks it deterministically. Its
+    order is undocumented, but recorded tokens look time-based with a counter in the low
+    bits, so the low bits likely follow the sending order; at worst the tie-break is
+    arbitrary, never a reorder across milliseconds. The key stays far inside int64.
+    """
+    return (timestamp_ms << 10) | (message_token & 0x3FF)
+
+
+class ViberChannel(Channel):
+    """A Viber bot connector.
+
+    Viber bots cannot quote, so ``reply_to_channel_message_id`` is not sent. A file goes out
+    as a text with its URL (and caption): ``send_message`` needs the file's size, which a
+    reply does not carry. A picture is sent by URL, Viber downloads it.
+
+    A reply of several messages (a long text, a picture and a caption too long for it) that
+    fails at part k after earlier parts went out is remembered in memory, like Telegram's,
+    and a retry of the same target and request resumes at part k; Viber has no idempotency
+    key to make a resend harmless.
+    """
+
+    name: ClassVar[str] = "viber"
+    credentials_model: ClassVar[type[Credentials]] = ViberCredentials
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_text_chars=MAX_TEXT_UTF16, files=False, max_caption_chars=MAX_CAPTION_UTF16
+    )
+    RESUME_MEMORY: ClassVar[int] = 1024
+
+    credentials: ViberCredentials
+
+    def __init__(self, route: Route, credentials: Credentials) -> None:
+        super().__init__(route, credentials)
+        self._key = self.credentials.auth_token.encode()
+        self._sent_parts: OrderedDict[tuple[DialogTarget, ReplyRequest], list[str]] = OrderedDict()
+
+    # --- inbound
+
+    def verify(self, request: RawRequest) -> None:
+        presented = request.headers.get(SIGNATURE_HEADER)
+        if presented is None:
+            presented = request.query.get("sig")
+        if presented is None:
+            raise AuthError("missing X-Viber-Content-Signature header and sig query parameter")
+        expected = hmac.new(self._key, request.body, hashlib.sha256).hexdigest().encode()
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected):
+            raise AuthError("X-Viber-Content-Signature does not match the body")
+
+    def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
+        data = _decode(request.body)
+        event = _validate_callback(data).event
+        if event == "webhook":
+            return WebhookParse(ignored=("webhook",))  # set_webhook's check: a 200 is all
+        if event in _IGNORED_EVENTS:
+            return WebhookParse(ignored=(event,))
+        if event != "message":
+            return WebhookParse(ignored=(f"unsupported_update:{event}",))
+        callback = _validate_message_event(data)
+        content = _content(callback.message)
+        if content is None:
+            return WebhookParse(ignored=(f"unsupported_content:{callback.message.type}",))
+        return WebhookParse(messages=(self._inbound(callback, content, data, received_at),))
+
+    def _inbound(
+        self,
+        callback: ViberMessageEvent,
+        content: Content,
+        data: dict[str, Any],
+        received_at: float,
+    ) -> InboundMessage:
+        token = str(callback.message_token)
+        return InboundMessage(
+            id=inbound_event_id(self.route.connector_id, token),
+            route=self.route,
+            action="new",  # Viber has no edits or deletions for bots
+            dialog_key=callback.sender.id,
+            customer=_customer(callback.sender),
+            content=content,
+            channel_message_id=token,
+            channel_event_id=token,
+            order_key=order_key(callback.timestamp, callback.message_token),
+            sent_at=callback.timestamp / 1000,
+            received_at=received_at,
+            extras=_extras(callback),
+            raw=data,
+        )
+
+    # --- outbound
+
+    async def send(
+        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+    ) -> SentReceipt:
+        messages = _render(request)
+        key = (target, request)
+        sent = self._sent_parts.pop(key, [])
+        for index in range(len(sent), len(messages)):
+            body = {
+                "receiver": target.dialog_key,
+                "min_api_version": 1,
+                "sender": {"name": self.credentials.sender_name},
+                **messages[index],
+            }
+            try:
+                sent.append(await self._call(session, body))
+            except ChannelError as exc:
+                if not sent:
+                    raise
+                raise self._partial_failure(key, sent, index, len(messages), exc) from exc
+        return SentReceipt(channel_message_ids=tuple(sent))
+
+    def _partial_failure(
+        self,
+        key: tuple[DialogTarget, ReplyRequest],
+        sent: list[str],
+        index: int,
+        total: int,
+        exc: ChannelError,
+    ) -> ChannelError:
+        """The error to raise when message ``index`` failed after others went out.
+
+        A retryable failure remembers the sent parts so a retry resumes; a permanent one
+        says which parts the customer already got.
+        """
+        message = f"part {index + 1} of {total} failed after {len(sent)} sent: {exc}"
+        if isinstance(exc, RetryableSendError):
+            self._sent_parts[key] = sent
+            while len(self._sent_parts) > self.RESUME_MEMORY:
+                self._sent_parts.popitem(last=False)
+            return RetryableSendError(message + "; a retry resumes there", exc.retry_after_s)
+        return PermanentSendError(message)
+
+    async def _call(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> str:
+        """One ``send_message``; returns the message token or raises the mapped send error."""
+        url = f"{self.credentials.api_base_url}{SEND_PATH}"
+        headers = {
+            "X-Viber-Auth-Token": self.credentials.auth_token,
+            "Content-Type": "application/json",
+        }
+        timeout = aiohttp.ClientTimeout(total=self.credentials.request_timeout_s)
+        try:
+            async with session.post(
+                url, data=orjson.dumps(body), headers=headers, timeout=timeout
+            ) as response:
+                status, answer = response.status, await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RetryableSendError(f"viber send_message: {type(exc).__name__}: {exc}") from exc
+        return check_response(status, answer)
+
+
+def check_response(status: int, body: bytes) -> str:
+    """Map a ``send_message`` answer to the message token or to the send error to act on.
+
+    Viber answers HTTP 200 even on failure; the body's ``status`` decides (channels.md 3.7):
+    0 is success, 12 (too many requests) may pass later, every other status (receiver not
+    registered or subscribed, bad token, blocked or unbilled account, bad data) will not.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    retryable_status = status == 429 or status >= 500
+    if not isinstance(payload, dict):
+        message = f"viber send_message: HTTP {status} with a non-JSON body"
+        raise RetryableSendError(message) if retryable_status else PermanentSendError(message)
+    if retryable_status:
+        raise RetryableSendError(f"viber send_message: HTTP {status}")
+    if status != 200:
+        raise PermanentSendError(
+            f"viber send_message: HTTP {status}: {payload.get('status_message')}"
+        )
+    code = payload.get("status")
+    if code == 0:
+        token = payload.get("message_token")
+        if isinstance(token, bool) or not isinstance(token, int):
+            raise PermanentSendError("viber send_message: answer without a message_token")
+        return str(token)
+    description = f"viber send_message: status {code}: {payload.get('status_message')}"
+    if code in _RETRYABLE_STATUSES:
+        raise RetryableSendError(description)
+    raise PermanentSendError(description)
+
+
+# --- rendering a reply into send_message bodies
+
+
+def _render(request: ReplyRequest) -> list[dict[str, Any]]:
+    """The message-specific part of each ``send_message`` body, in order."""
+    content = request.content
+    if isinstance(content, OutboundText):
+        messages = _text_messages(content.text)
+    elif isinstance(content, OutboundImage):
+        messages = _picture_messages(content.url, content.caption)
+    elif isinstance(content, OutboundFile):
+        messages = _text_messages(
+            "\n".join(part for part in (content.caption, content.url) if part)
+        )
+    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
+        raise PermanentSendError(f"viber cannot send {type(content).__name__}")
+    if not messages:
+        raise PermanentSendError("text is nothing but whitespace")
+    return messages
+
+
+def _text_messages(text: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "text", "text": part}
+        for part in split_text(text, MAX_TEXT_UTF16, utf16_units)
+        if part.strip()
+    ]
+
+
+def _picture_messages(url: str, caption: str | None) -> list[dict[str, Any]]:
+    """The picture, described by the caption when it fits; a longer caption follows as text.
+
+    ``text`` is required on a picture, empty when there is nothing to say.
+    """
+    if caption is None or utf16_units(caption) <= MAX_CAPTION_UTF16:
+        return [{"type": "picture", "media": url, "text": caption or ""}]
+    return [{"type": "picture", "media": url, "text": ""}, *_text_messages(caption)]
+
+
+# --- normalizing a callback
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    """The callback as a dict. orjson keeps integers up to 64 bits exact, ``message_token``'s
+    range; a larger one would become a float, which ``ViberMessageEvent`` refuses."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationFailedError(f"callback: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _validate_callback(data: dict[str, Any]) -> ViberCallback:
+    try:
+        return ViberCallback.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailedError(describe_validation_error(exc, prefix="callback")) from None
+
+
+def _validate_message_event(data: dict[str, Any]) -> ViberMessageEvent:
+    try:
+        return ViberMessageEvent.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailedError(describe_validation_error(exc, prefix="callback")) from None
+
+
+def _content(message: ViberMessage) -> Content | None:
+    """The universal content of a message, or ``None`` for kinds we do not carry."""
+    try:
+        return _content_of_type(message)
+    except ValidationError as exc:  # a value our model refuses, such as a latitude of 91
+        raise ValidationFailedError(
+            describe_validation_error(exc, prefix=f"message.{message.type}")
+        ) from None
+
+
+def _content_of_type(message: ViberMessage) -> Content | None:
+    caption = message.text or None
+    media = _media(message)
+    if message.type == "text" and message.text:
+        return TextContent(text=message.text)
+    if message.type == "url" and message.media:
+        return TextContent(text=message.media)
+    if message.type == "picture" and media is not None:
+        return ImageContent(file=media, caption=caption)
+    if message.type == "video" and media is not None:
+        return VideoContent(file=media, caption=caption)
+    if message.type == "file" and media is not None:
+        return FileContent(file=media, caption=caption)
+    if message.type == "sticker" and message.sticker_id is not None:
+        sticker = FileRef(file_id=str(message.sticker_id), url=message.media)
+        return StickerContent(file=sticker)
+    if message.type == "location" and message.location is not None:
+        return LocationContent(latitude=message.location.lat, longitude=message.location.lon)
+    if message.type == "contact" and message.contact is not None:
+        # Viber sends one name; it is not split into first and last.
+        contact = message.contact
+        return ContactContent(phone=contact.phone_number, first_name=contact.name)
+    return None
+
+
+def _media(message: ViberMessage) -> FileRef | None:
+    """A message's media: Viber has no file ids, the (temporary) URL is the id."""
+    if message.media is None:
+        return None
+    return FileRef(
+        file_id=message.media,
+        url=message.media,
+        name=message.file_name,
+        size_bytes=message.size,
+        duration_s=message.duration,
+    )
+
+
+def _customer(sender: ViberUser) -> Customer:
+    return Customer(channel_user_id=sender.id, name=sender.name, language=sender.language)
+
+
+def _extras(callback: ViberMessageEvent) -> dict[str, str]:
+    sender, message = callback.sender, callback.message
+    optional = {
+        "avatar_url": sender.avatar,
+        "country": sender.country,
+        "api_version": str(sender.api_version) if sender.api_version is not None else None,
+        "tracking_data": message.tracking_data,
+        "thumbnail_url": message.thumbnail,
+        "silent": "true" if callback.silent else None,
+    }
+    return {key: value for key, value in optional.items() if value is not None}
