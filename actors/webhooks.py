@@ -15,27 +15,10 @@ from actors.view import EngineView, call
 from channels.base import RawRequest
 from channels.registry import channel_class
 from engine.errors import EngineError, UnavailableError, UnsupportedMediaTypeError
-from engine.ingest import IngestBatcher
+from engine.ingest import IngestBatcher, outbox_record
 from engine.models import InboundMessage
 from engine.placement import host_name
-from engine.store.records import OutboxRecord, dialog_ref
-
-EVENT_KINDS = {"new": "message.received", "edit": "message.edited", "delete": "message.deleted"}
-
-
-def record_of(message: InboundMessage) -> OutboxRecord:
-    route = message.route
-    return OutboxRecord(
-        portal_id=route.portal_id,
-        event_id=message.id,
-        kind=EVENT_KINDS[message.action],
-        dialog_ref=dialog_ref(route.connector_id, message.dialog_key),
-        order_key=message.order_key,
-        received_at=message.received_at,
-        payload=message.model_dump_json().encode(),
-        dedup_key=f"{route.connector_id}\x00{message.channel_event_id}",
-        best_effort=message.delivery == "best_effort",
-    )
+from engine.store.records import OutboxRecord
 
 
 async def raw_request(request: web.Request) -> RawRequest:
@@ -93,7 +76,7 @@ class WebhookIngest:
         pool = self._view.config.portal_pool_size
         for message in messages:
             by_host.setdefault(host_name(message.route.portal_id, pool), []).append(
-                record_of(message)
+                outbox_record(message)
             )
         accepted: list[bool] = []
         for destination, records in by_host.items():

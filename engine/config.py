@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import ConfigError
+from engine.security.sealing import x25519_public_from_b64
 from engine.yaml_marks import format_validation_error, load_yaml_with_marks
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -56,6 +57,16 @@ class PortalConfig(ConfigModel):
 
     def line_ids(self) -> set[str]:
         return {line.id for line in self.lines}
+
+    @field_validator("public_key")
+    @classmethod
+    def _sealable(cls, value: str) -> str:
+        """Refused at load, with file and line: otherwise the first delivery fails to seal."""
+        try:
+            x25519_public_from_b64(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class ConnectorConfig(ConfigModel):
@@ -107,13 +118,15 @@ def load_engine_config(path: Path) -> EngineConfig:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     data, marks = load_yaml_with_marks(text, str(path))
     try:
-        config = EngineConfig.model_validate(data)
+        config = EngineConfig.model_validate({} if data is None else data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path), marks)) from None
     base = path.parent
     return config.model_copy(
         update={
-            "data_dir": base / config.data_dir if not config.data_dir.is_absolute() else config.data_dir,
+            "data_dir": base / config.data_dir
+            if not config.data_dir.is_absolute()
+            else config.data_dir,
             "rules_dir": base / config.rules_dir
             if not config.rules_dir.is_absolute()
             else config.rules_dir,

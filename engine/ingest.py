@@ -13,9 +13,28 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.clock import Clock
-from engine.store.records import OutboxRecord
+from engine.models import InboundMessage
+from engine.store.records import OutboxRecord, dialog_ref
 
 Send = Callable[[str, list[OutboxRecord]], Awaitable[list[bool]]]
+
+EVENT_KINDS = {"new": "message.received", "edit": "message.edited", "delete": "message.deleted"}
+
+
+def outbox_record(message: InboundMessage) -> OutboxRecord:
+    """How a customer's message is stored: de-duplicated by its connector and channel id."""
+    route = message.route
+    return OutboxRecord(
+        portal_id=route.portal_id,
+        event_id=message.id,
+        kind=EVENT_KINDS[message.action],
+        dialog_ref=dialog_ref(route.connector_id, message.dialog_key),
+        order_key=message.order_key,
+        received_at=message.received_at,
+        payload=message.model_dump_json().encode(),
+        dedup_key=f"{route.connector_id}\x00{message.channel_event_id}",
+        best_effort=message.delivery == "best_effort",
+    )
 
 
 @dataclass

@@ -38,9 +38,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     """JSON lines by default; ``OPENLINES_LOG_FORMAT=text`` for a human-readable console."""
     handler = logging.StreamHandler()
     if os.environ.get(LOG_FORMAT_ENV, "json") == "text":
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

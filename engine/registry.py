@@ -61,9 +61,7 @@ def check_references(
     for connector in connectors.values():
         portal = portals.get(connector.portal)
         if portal is None:
-            raise ConfigError(
-                f"connector {connector.id!r}: unknown portal {connector.portal!r}"
-            )
+            raise ConfigError(f"connector {connector.id!r}: unknown portal {connector.portal!r}")
         if connector.line not in portal.line_ids():
             raise ConfigError(
                 f"connector {connector.id!r}: portal {portal.id!r} has no line {connector.line!r}"

@@ -35,13 +35,24 @@ def processes_using(directory: Path) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
-        try:
-            targets = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
-        except (PermissionError, FileNotFoundError, ProcessLookupError, NotADirectoryError):
-            continue
-        if any(target.startswith(prefix) for target in targets):
+        if any(target.startswith(prefix) for target in _open_files(entry)):
             found.append(int(entry.name))
     return sorted(found)
+
+
+def _open_files(process_dir: Path) -> list[str]:
+    """Targets of a process's open file descriptors; one closing meanwhile is skipped."""
+    try:
+        descriptors = list((process_dir / "fd").iterdir())
+    except (PermissionError, FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return []
+    targets = []
+    for descriptor in descriptors:
+        try:
+            targets.append(os.readlink(descriptor))
+        except OSError:
+            continue
+    return targets
 
 
 def kill_leftovers(directory: Path, timeout_s: float = 10.0) -> list[int]:

@@ -21,12 +21,12 @@ def _walk(node: yaml.Node, path: tuple[str | int, ...], marks: Marks) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            marks[path + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, path + (key,), marks)
-            marks[path + (key,)] = key_node.start_mark.line + 1
+            marks[(*path, key)] = key_node.start_mark.line + 1
+            _walk(value_node, (*path, key), marks)
+            marks[(*path, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, path + (index,), marks)
+            _walk(item, (*path, index), marks)
 
 
 def load_yaml_with_marks(text: str, source: str) -> tuple[Any, Marks]:

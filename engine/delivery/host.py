@@ -81,12 +81,23 @@ class MailboxHost:
 
     async def _start_portal(self, portal: PortalConfig) -> None:
         mailbox = PortalMailbox(
-            portal, self._store, self._transport, self._resolver, self._sealer,
-            self._clock, self.counters, self._rng,
+            portal,
+            self._store,
+            self._transport,
+            self._resolver,
+            self._sealer,
+            self._clock,
+            self.counters,
+            self._rng,
         )
         sender = ReplySender(
-            mailbox, self._store, self._channel_for, self._session, self._clock,
-            self.counters, self._rng,
+            mailbox,
+            self._store,
+            self._channel_for,
+            self._session,
+            self._clock,
+            self.counters,
+            self._rng,
         )
         self._mailboxes[portal.id] = mailbox
         self._senders[portal.id] = sender
@@ -101,7 +112,7 @@ class MailboxHost:
         """Store records durably (group commit); per record, False for a duplicate."""
         accepted = await self._store.append(records)
         hashes: dict[str, list[int]] = {}
-        for record, is_new in zip(records, accepted):
+        for record, is_new in zip(records, accepted, strict=True):
             if is_new:
                 hashes.setdefault(record.portal_id, []).append(dialog_hash(record.dialog_ref))
         for portal_id, portal_hashes in hashes.items():
@@ -114,7 +125,10 @@ class MailboxHost:
         """Refuse an API request id this portal already used (a replay)."""
         fresh = await self._store.call(
             self._store.store.remember_request,
-            portal_id, request_id, self._clock.now(), REPLAY_WINDOW_S,
+            portal_id,
+            request_id,
+            self._clock.now(),
+            REPLAY_WINDOW_S,
         )
         if not fresh:
             raise AuthError(f"request id {request_id!r} was already used (replay)")

@@ -84,6 +84,8 @@ class PortalMailbox:
         self._counters = counters
         self._rng = rng or random.Random()
         self._streams = 0
+        self._resuming = 0
+        self._resumed = asyncio.Event()
         self._pending: list[int] = []
         self._wake: list[asyncio.Event] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -104,6 +106,10 @@ class PortalMailbox:
         resumed: list[list[Batch]] = [[] for _ in range(self._streams)]
         for batch in open_batches:
             resumed[batch.stream % self._streams].append(batch)
+        self._resuming = len(open_batches)
+        self._resumed = asyncio.Event()
+        if not open_batches:
+            self._resumed.set()
         self._tasks = [
             asyncio.create_task(self._run_stream(stream, resumed[stream]))
             for stream in range(self._streams)
@@ -136,7 +142,13 @@ class PortalMailbox:
 
     async def _run_stream(self, stream: int, resumed: list[Batch]) -> None:
         for open_batch in resumed:
-            await self._deliver(open_batch)
+            await self._deliver_surviving(open_batch)
+            self._resuming -= 1
+            if self._resuming == 0:
+                self._resumed.set()
+        # Batches left open by a restart go first, on every stream: a changed stream count
+        # maps their dialogs to other streams, whose newer events must not overtake them.
+        await self._resumed.wait()
         while True:
             try:
                 batch = await self._next_batch(stream)
@@ -148,7 +160,31 @@ class PortalMailbox:
                 await self._clock.sleep(1.0)
                 continue
             if batch is not None:
-                await self._deliver(batch)
+                await self._deliver_surviving(batch)
+
+    async def _deliver_surviving(self, batch: Batch) -> None:
+        """``_deliver``, outliving a failed step (a store error, a key that cannot be sealed to).
+
+        Without this the stream's task would end with the exception, and the portal would
+        silently get nothing more until a restart. The batch stays stored and is read again.
+        """
+        batch_id = batch.batch_id
+        current: Batch | None = batch
+        while True:
+            try:
+                if current is None:
+                    current = await self._store.call(self._store.store.load_batch, batch_id)
+                    if current is None:
+                        return
+                await self._deliver(current)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a loop boundary: the stream must outlive a failed step
+                log.exception("portal %s batch %s: delivering failed", self.portal.id, batch_id)
+                self._counters.inc("openlines_rejected_total", reason="delivery_error")
+                current = None  # the failed step may have changed it: read it again
+                await self._clock.sleep(1.0)
 
     async def _next_batch(self, stream: int) -> Batch | None:
         while self._pending[stream] <= 0:
@@ -158,9 +194,7 @@ class PortalMailbox:
         if self._pending[stream] < limit and self.portal.linger_ms > 0:
             await self._clock.sleep(self.portal.linger_ms / 1000)
         store = self._store.store
-        events = await self._store.call(
-            store.pending, self.portal.id, stream, self._streams, limit
-        )
+        events = await self._store.call(store.pending, self.portal.id, stream, self._streams, limit)
         if not events:
             self._pending[stream] = 0
             return None
@@ -218,7 +252,7 @@ class PortalMailbox:
                 )
             )
         dialogs = await self._resolver.resolve(requests)
-        for ref, dialog in zip(first_of_dialog, dialogs):
+        for ref, dialog in zip(first_of_dialog, dialogs, strict=True):
             self._dialogs[ref] = dialog
             self._dialogs.move_to_end(ref)
         while len(self._dialogs) > DIALOG_CACHE_SIZE:
@@ -245,14 +279,22 @@ class PortalMailbox:
             )
             if outcome.accepted:
                 await store.call(store.store.ack_batch, batch.batch_id)
-                self._counters.inc("openlines_delivered_total", len(batch.events), portal=self.portal.id)
+                self._counters.inc(
+                    "openlines_delivered_total", len(batch.events), portal=self.portal.id
+                )
                 self._counters.inc("openlines_batches_delivered_total", portal=self.portal.id)
                 return
             log.warning(
                 "portal %s batch %s attempt %d failed: %s",
-                self.portal.id, batch.batch_id, batch.attempts + 1, outcome.error,
-                extra={"portal": self.portal.id, "batch_id": batch.batch_id,
-                       "status": outcome.status},
+                self.portal.id,
+                batch.batch_id,
+                batch.attempts + 1,
+                outcome.error,
+                extra={
+                    "portal": self.portal.id,
+                    "batch_id": batch.batch_id,
+                    "status": outcome.status,
+                },
             )
             batch = await self._drop_best_effort(batch, outcome.error)
             if batch is None:
@@ -282,7 +324,10 @@ class PortalMailbox:
         await store.call(store.store.drop_events, batch.batch_id, expired, reason, now, True)
         self._counters.inc("openlines_dead_lettered_total", len(expired), portal=self.portal.id)
         log.error(
-            "portal %s: %d events to dead letters: %s", self.portal.id, len(expired), reason,
+            "portal %s: %d events to dead letters: %s",
+            self.portal.id,
+            len(expired),
+            reason,
             extra={"portal": self.portal.id, "batch_id": batch.batch_id},
         )
         return await store.call(store.store.load_batch, batch.batch_id)

@@ -26,6 +26,6 @@ def in_channel_order(events: Sequence[PendingEvent]) -> list[PendingEvent]:
         if len(positions) < 2:
             continue
         sorted_events = sorted((events[p] for p in positions), key=lambda e: e.order_key)
-        for position, event in zip(positions, sorted_events):
+        for position, event in zip(positions, sorted_events, strict=True):
             ordered[position] = event
     return ordered

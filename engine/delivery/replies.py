@@ -31,6 +31,7 @@ from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
 
+
 class ReplyChannel(Protocol):
     """The outbound half of a channel plug-in (``channels.base.Channel`` satisfies it)."""
 
@@ -158,6 +159,11 @@ class ReplySender:
             return exc
         except (PermanentSendError, EngineError) as exc:
             return self._failed(reply, request, exc.reason, str(exc))
+        except Exception as exc:  # a plug-in boundary: a bug must not strand the reply
+            log.exception("reply %s to %s: the channel failed", reply.reply_id, dialog.dialog_id)
+            self._counters.inc("openlines_rejected_total", reason="channel_bug")
+            error = f"{type(exc).__name__}: {exc}"
+            return self._failed(reply, request, EngineError.reason, error)
         return ReplyOutcome(
             "reply.sent",
             {
@@ -203,6 +209,8 @@ class ReplySender:
             payload=orjson.dumps(outcome.data),
             dialog_json=dialog_json(dialog, opened=False),
         )
-        await self._store.call(self._store.store.settle_reply, reply.reply_id, record, self._clock.now())
+        await self._store.call(
+            self._store.store.settle_reply, reply.reply_id, record, self._clock.now()
+        )
         self._counters.inc("openlines_replies_total", portal=self.portal_id, outcome=outcome.kind)
         self._mailbox.notify([dialog_hash(ref)])

@@ -28,14 +28,22 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 _DIALOG_FIELDS = (
-    "dialog_id", "portal_id", "line_id", "connector_id", "channel", "dialog_key",
-    "customer_id", "operator_id", "opened_at", "status",
+    "dialog_id",
+    "portal_id",
+    "line_id",
+    "connector_id",
+    "channel",
+    "dialog_key",
+    "customer_id",
+    "operator_id",
+    "opened_at",
+    "status",
 )
 _DIALOG_COLUMNS = ", ".join(_DIALOG_FIELDS)
 
 
 def _dialog(row: tuple[object, ...]) -> DialogInfo:
-    return DialogInfo.model_validate(dict(zip(_DIALOG_FIELDS, row)))
+    return DialogInfo.model_validate(dict(zip(_DIALOG_FIELDS, row, strict=True)))
 
 
 class DialogStore:

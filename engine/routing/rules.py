@@ -73,8 +73,10 @@ def load_rules(directory: Path, version: int) -> RuleSet:
             continue
         key = (rules.portal, rules.line)
         if key in lines:
-            errors.append(f"{path}: line {rules.line!r} of portal {rules.portal!r} "
-                          f"is already routed by {sources[key]}")
+            errors.append(
+                f"{path}: line {rules.line!r} of portal {rules.portal!r} "
+                f"is already routed by {sources[key]}"
+            )
             continue
         lines[key] = rules
         sources[key] = str(path)

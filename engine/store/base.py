@@ -55,12 +55,15 @@ class OutboxStore(Protocol):
         """The portal took the batch: its events leave the outbox."""
         ...
 
-    def drop_events(self, batch_id: str, rowids: Sequence[int], reason: str, now: float,
-                    dead_letter: bool) -> None:
+    def drop_events(
+        self, batch_id: str, rowids: Sequence[int], reason: str, now: float, dead_letter: bool
+    ) -> None:
         """Take events out of a batch: to dead letters, or gone (best effort)."""
         ...
 
-    def dead_letters(self, portal_id: str, limit: int, after_event_id: str | None) -> list[DeadLetter]: ...
+    def dead_letters(
+        self, portal_id: str, limit: int, after_event_id: str | None
+    ) -> list[DeadLetter]: ...
 
     def dead_letter_count(self, portal_id: str) -> int: ...
 
@@ -68,7 +71,9 @@ class OutboxStore(Protocol):
         """Events stored and not yet delivered."""
         ...
 
-    def remember_request(self, portal_id: str, request_id: str, now: float, window_s: float) -> bool:
+    def remember_request(
+        self, portal_id: str, request_id: str, now: float, window_s: float
+    ) -> bool:
         """False when this API request id was seen within the window (a replay)."""
         ...
 

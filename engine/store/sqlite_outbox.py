@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.errors import NotFoundError
 from engine.store.records import (
     Batch,
     BatchEvent,
@@ -52,9 +53,7 @@ CREATE TABLE IF NOT EXISTS api_requests (
     PRIMARY KEY (portal_id, request_id)) WITHOUT ROWID;
 """
 
-_BATCH_EVENT_COLUMNS = (
-    "rowid, event_id, seq, kind, received_at, best_effort, dialog_json, payload"
-)
+_BATCH_EVENT_COLUMNS = "rowid, event_id, seq, kind, received_at, best_effort, dialog_json, payload"
 
 
 def open_database(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -114,9 +113,7 @@ class SqliteOutbox:
             " AND stream_hash % ? = ? ORDER BY rowid LIMIT ?",
             (portal_id, streams, stream, limit),
         ).fetchall()
-        return [
-            PendingEvent(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows
-        ]
+        return [PendingEvent(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows]
 
     def payloads(self, rowids: Sequence[int]) -> dict[int, bytes]:
         marks = ",".join("?" * len(rowids))
@@ -195,13 +192,11 @@ class SqliteOutbox:
         if head is None:
             return None
         rows = self._db.execute(
-            f"SELECT {_BATCH_EVENT_COLUMNS} FROM events WHERE batch_id = ?"
-            " ORDER BY batch_pos",
+            f"SELECT {_BATCH_EVENT_COLUMNS} FROM events WHERE batch_id = ? ORDER BY batch_pos",
             (batch_id,),
         ).fetchall()
         events = tuple(
-            BatchEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6] or b"{}", r[7])
-            for r in rows
+            BatchEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6] or b"{}", r[7]) for r in rows
         )
         return Batch(batch_id, head[0], head[1], head[2], head[3], events)
 
@@ -271,7 +266,9 @@ class SqliteOutbox:
                 "SELECT rowid FROM dead_letters WHERE portal_id = ? AND event_id = ?",
                 (portal_id, after_event_id),
             ).fetchone()
-            after_rowid = row[0] if row else 0
+            if row is None:
+                raise NotFoundError(f"no dead letter {after_event_id!r} to page after")
+            after_rowid = row[0]
         rows = self._db.execute(
             "SELECT event_id, seq, kind, received_at, dead_at, reason, dialog_json, payload"
             " FROM dead_letters WHERE portal_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
@@ -356,7 +353,9 @@ class SqliteOutbox:
     def portal_ids(self) -> set[str]:
         found: set[str] = set()
         for table in ("events", "replies", "batches"):
-            found.update(row[0] for row in self._db.execute(f"SELECT DISTINCT portal_id FROM {table}"))
+            found.update(
+                row[0] for row in self._db.execute(f"SELECT DISTINCT portal_id FROM {table}")
+            )
         return found
 
 

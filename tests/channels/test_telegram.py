@@ -582,7 +582,7 @@ async def test_timeout_is_retryable(
     telegram_api: TelegramApiStandIn, session: aiohttp.ClientSession
 ) -> None:
     telegram_api.fail_next(500, "never seen", delay_s=5)
-    with pytest.raises(RetryableSendError, match="sendMessage: .*Timeout"):
+    with pytest.raises(RetryableSendError, match=r"sendMessage: .*Timeout"):
         await send(telegram_api, session, HELLO, request_timeout_s=0.2)
 
 
@@ -610,7 +610,7 @@ async def test_permanent_failure_of_a_later_part_says_what_went_out(
 ) -> None:
     channel = make_channel(telegram_api.base_url)
     telegram_api.block_next(after_calls=2)
-    with pytest.raises(PermanentSendError, match="part 3 of 3 failed after 2 sent: .*blocked"):
+    with pytest.raises(PermanentSendError, match=r"part 3 of 3 failed after 2 sent: .*blocked"):
         await channel.send(session, TARGET, THREE_PARTS)
     await channel.send(session, TARGET, THREE_PARTS)
     assert len(telegram_api.calls) == 3 + 3  # nothing remembered: a new send starts over

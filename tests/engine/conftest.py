@@ -27,16 +27,18 @@ from channels.registry import build_channel
 from engine.clock import ManualClock
 from engine.config import PortalConfig
 from engine.delivery.host import MailboxHost
+from engine.delivery.replies import ReplyChannel
 from engine.delivery.sealer import EngineSealer
 from engine.delivery.transport import HttpTransport
 from engine.errors import NotFoundError
 from engine.ids import inbound_event_id
+from engine.ingest import outbox_record
 from engine.metrics import Counters
 from engine.models import Customer, DialogInfo, InboundMessage, Route, TextContent
 from engine.routing.dialog_store import DialogStore
 from engine.routing.router import DialogRequest, Router
 from engine.security.keys import ed25519_public_to_b64
-from engine.store.records import OutboxRecord, dialog_ref
+from engine.store.records import OutboxRecord
 from engine.store.sqlite_outbox import SqliteOutbox
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
@@ -113,26 +115,10 @@ def inbound_message(
     )
 
 
-def record_of(message: InboundMessage) -> OutboxRecord:
-    """The outbox record of a message, as the webhook path stores it."""
-    route = message.route
-    return OutboxRecord(
-        portal_id=route.portal_id,
-        event_id=message.id,
-        kind="message.received",
-        dialog_ref=dialog_ref(route.connector_id, message.dialog_key),
-        order_key=message.order_key,
-        received_at=message.received_at,
-        payload=message.model_dump_json().encode(),
-        dedup_key=f"{route.connector_id}\x00{message.channel_event_id}",
-        best_effort=message.delivery == "best_effort",
-    )
-
-
 def inbound_record(
     portal_id: str, dialog_key: str, order_key: int, *, received_at: float, **kwargs: Any
 ) -> OutboxRecord:
-    return record_of(
+    return outbox_record(
         inbound_message(portal_id, dialog_key, order_key, received_at=received_at, **kwargs)
     )
 
@@ -156,14 +142,18 @@ class ChannelBook:
     """Connector id to a real channel built by the registry; unknown ids are NotFoundError."""
 
     def __init__(self) -> None:
-        self._channels: dict[str, Channel] = {}
+        self._channels: dict[str, ReplyChannel] = {}
 
     def add(self, route: Route, credentials: dict[str, object]) -> Channel:
         channel = build_channel(route, credentials)
         self._channels[route.connector_id] = channel
         return channel
 
-    def __call__(self, connector_id: str) -> Channel:
+    def put(self, connector_id: str, channel: ReplyChannel) -> None:
+        """A stand-in plug-in at the edge, on the real ``ReplyChannel`` interface."""
+        self._channels[connector_id] = channel
+
+    def __call__(self, connector_id: str) -> ReplyChannel:
         try:
             return self._channels[connector_id]
         except KeyError:
@@ -198,9 +188,7 @@ class HostKit:
     def config(self, standin: PortalStandIn, **overrides: Any) -> PortalConfig:
         return PortalConfig.model_validate(standin.portal_config(**overrides))
 
-    async def host(
-        self, *portals: PortalConfig, counters: Counters | None = None
-    ) -> MailboxHost:
+    async def host(self, *portals: PortalConfig, counters: Counters | None = None) -> MailboxHost:
         """A MailboxHost on the kit's outbox file serving ``portals``."""
         host = MailboxHost(
             self.store_path,
@@ -249,17 +237,16 @@ class HostKit:
         )
         return self.router.resolve([request])[0]
 
-    def record(self, dialog_key: str, order_key: int, portal_id: str = "p1", **kwargs: Any
-               ) -> OutboxRecord:
+    def record(
+        self, dialog_key: str, order_key: int, portal_id: str = "p1", **kwargs: Any
+    ) -> OutboxRecord:
         return inbound_record(
             portal_id, dialog_key, order_key, received_at=self.clock.now(), **kwargs
         )
 
     async def advance_when_waiting(self, seconds: float, sleepers: int = 1) -> None:
         """Advance the clock once ``sleepers`` coroutines wait on it (none is skipped)."""
-        await eventually(
-            lambda: self.clock.sleepers >= sleepers, what=f"{sleepers} clock sleepers"
-        )
+        await eventually(lambda: self.clock.sleepers >= sleepers, what=f"{sleepers} clock sleepers")
         await self.clock.advance(seconds)
 
     async def pump(

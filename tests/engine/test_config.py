@@ -15,13 +15,16 @@ from engine.config import (
 )
 from engine.errors import ConfigError, NotFoundError
 from engine.registry import Registry, check_references
+from engine.security.keys import generate_portal_keypair
 from engine.yaml_marks import load_yaml_with_marks
 
-PORTAL_YAML = """\
+PUBLIC_KEY = generate_portal_keypair()[1]
+
+PORTAL_YAML = f"""\
 portals:
   - id: p1
     endpoint: http://127.0.0.1:9000/openlines
-    public_key: cHVibGljLWtleQ
+    public_key: {PUBLIC_KEY}
     license_key: license-p1-0123456789
     lines:
       - id: support
@@ -39,7 +42,7 @@ def portal(**overrides: object) -> PortalConfig:
     data: dict[str, object] = {
         "id": "p1",
         "endpoint": "http://127.0.0.1:9000/openlines",
-        "public_key": "cHVibGljLWtleQ",
+        "public_key": PUBLIC_KEY,
         "license_key": "license-p1-0123456789",
         "lines": [{"id": "support"}, {"id": "sales"}],
     }
@@ -83,8 +86,10 @@ def test_a_nested_error_points_at_its_own_line(tmp_path: Path) -> None:
         line.endswith("engine.yaml:8: portals.0.queue: Input should be 'sequential' or 'parallel'")
         for line in lines
     ), lines
-    assert any(line.endswith("engine.yaml:9: portals.0.colour: Extra inputs are not permitted")
-               for line in lines), lines
+    assert any(
+        line.endswith("engine.yaml:9: portals.0.colour: Extra inputs are not permitted")
+        for line in lines
+    ), lines
 
 
 def test_a_list_item_error_points_at_the_item(tmp_path: Path) -> None:
@@ -94,9 +99,21 @@ def test_a_list_item_error_points_at_the_item(tmp_path: Path) -> None:
 
 
 def test_a_missing_field_is_named(tmp_path: Path) -> None:
-    text = "portals:\n  - id: p1\n    endpoint: http://x\n    public_key: k\n"
-    with pytest.raises(ConfigError, match=r"engine\.yaml:2: portals\.0\.license_key: Field required"):
+    text = f"portals:\n  - id: p1\n    endpoint: http://x\n    public_key: {PUBLIC_KEY}\n"
+    with pytest.raises(ConfigError) as caught:
         load_engine_config(write(tmp_path, text))
+    assert str(caught.value).endswith("engine.yaml:2: portals.0.license_key: Field required")
+
+
+def test_a_public_key_that_cannot_be_sealed_to_is_refused_at_load(tmp_path: Path) -> None:
+    text = PORTAL_YAML.replace(PUBLIC_KEY, "cHVibGljLWtleQ")
+    with pytest.raises(
+        ConfigError, match=r"engine\.yaml:4: portals\.0\.public_key: .*expected 43 base64url"
+    ):
+        load_engine_config(write(tmp_path, text))
+    zero_point = "A" * 43  # all-zero bytes: a low-order point
+    with pytest.raises(ConfigError, match=r"engine\.yaml:4: portals\.0\.public_key: .*low-order"):
+        load_engine_config(write(tmp_path, PORTAL_YAML.replace(PUBLIC_KEY, zero_point)))
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
@@ -138,7 +155,7 @@ def test_parse_engine_config_names_its_source() -> None:
 
 def test_config_models_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
-        portal().id = "p2"  # type: ignore[misc]
+        portal().id = "p2"
 
 
 def test_marks_record_the_line_of_keys_and_items() -> None:

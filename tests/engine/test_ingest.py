@@ -71,7 +71,7 @@ async def test_submits_within_the_linger_make_one_call(
     await eventually(lambda: clock.sleepers == 1)
     assert destination.calls == []
     await clock.advance(LINGER_S)
-    results = await asyncio.wait_for(asyncio.gather(first, second, third), 5)
+    results = list(await asyncio.wait_for(asyncio.gather(first, second, third), 5))
     assert destination.calls == [("portal-a", ["a1", "a2", "b1", "a1", "c1"])]
     assert results == [[True, True], [True, False], [True]]
 
@@ -80,8 +80,11 @@ async def test_each_destination_gets_its_own_call(
     clock: ManualClock, destination: Destination
 ) -> None:
     batcher = IngestBatcher(destination.send, clock, LINGER_S, max_records=100)
-    tasks = [submit(batcher, "portal-a", "a1"), submit(batcher, "portal-b", "b1"),
-             submit(batcher, "portal-a", "a2")]
+    tasks = [
+        submit(batcher, "portal-a", "a1"),
+        submit(batcher, "portal-b", "b1"),
+        submit(batcher, "portal-a", "a2"),
+    ]
     await eventually(lambda: clock.sleepers == 2)
     await clock.advance(LINGER_S)
     assert await asyncio.wait_for(asyncio.gather(*tasks), 5) == [[True], [True], [True]]
@@ -114,7 +117,7 @@ async def test_max_records_flushes_at_once(clock: ManualClock, destination: Dest
     await eventually(lambda: clock.sleepers == 1)
     second = submit(batcher, "portal-a", "a2", "a3", "a4")
     # no clock movement: the batch is full
-    assert await asyncio.wait_for(asyncio.gather(first, second), 5) == [
+    assert list(await asyncio.wait_for(asyncio.gather(first, second), 5)) == [
         [True],
         [True, True, True],
     ]
@@ -132,13 +135,11 @@ async def test_no_linger_sends_on_the_next_loop_turn(destination: Destination) -
     batcher = IngestBatcher(destination.send, ManualClock(), linger_s=0.0, max_records=100)
     first = submit(batcher, "portal-a", "a1")
     second = submit(batcher, "portal-a", "a2")
-    assert await asyncio.wait_for(asyncio.gather(first, second), 5) == [[True], [True]]
+    assert list(await asyncio.wait_for(asyncio.gather(first, second), 5)) == [[True], [True]]
     assert destination.calls == [("portal-a", ["a1", "a2"])]
 
 
-async def test_nothing_to_store_makes_no_call(
-    clock: ManualClock, destination: Destination
-) -> None:
+async def test_nothing_to_store_makes_no_call(clock: ManualClock, destination: Destination) -> None:
     batcher = IngestBatcher(destination.send, clock, LINGER_S, max_records=100)
     assert await batcher.submit("portal-a", []) == []
     assert clock.sleepers == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.metrics import COUNTER_HELP, GAUGE_HELP, Counters, merge, render
+from engine.metrics import COUNTER_HELP, GAUGE_HELP, Counters, Sample, merge, render
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -44,7 +44,7 @@ def test_render_parses_as_prometheus_text_with_escaped_labels() -> None:
     counters.inc("openlines_rejected_total", 2, reason=awkward)
     counters.inc("openlines_delivered_total", 7, portal="p1")
     counters.inc("openlines_replies_total", portal="p1", outcome="reply.failed")
-    gauges = {
+    gauges: dict[Sample, float] = {
         ("openlines_outbox_depth", (("portal", "p1"),)): 12.0,
         ("openlines_dead_letters", (("portal", "p1"),)): 0.0,
     }
@@ -74,11 +74,11 @@ def test_unlabelled_samples_render_bare() -> None:
 
 
 def test_large_and_fractional_values_keep_their_precision() -> None:
-    counters = {
+    counters: dict[Sample, float] = {
         ("openlines_delivered_total", (("portal", "p1"),)): 123_456_789.0,
         ("openlines_stored_total", (("portal", "p1"),)): 2.0**53,
     }
-    gauges = {("openlines_outbox_depth", (("portal", "p1"),)): 0.125}
+    gauges: dict[Sample, float] = {("openlines_outbox_depth", (("portal", "p1"),)): 0.125}
     parsed = samples(render(counters, gauges))
     assert parsed[("openlines_delivered_total", (("portal", "p1"),))] == 123_456_789
     assert parsed[("openlines_stored_total", (("portal", "p1"),))] == 2.0**53

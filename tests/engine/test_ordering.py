@@ -65,7 +65,7 @@ def test_input_is_not_modified() -> None:
     assert [e.rowid for e in events] == [1, 2]
 
 
-KINDS = sorted(REORDERED_KINDS) + ["reply.sent", "reply.failed"]
+KINDS = [*sorted(REORDERED_KINDS), "reply.sent", "reply.failed"]
 
 interleavings = st.lists(
     st.tuples(

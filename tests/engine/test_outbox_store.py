@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.clock import ManualClock
+from engine.errors import NotFoundError
 from engine.store.records import OutboxRecord, StoredReply, dialog_hash, dialog_ref
 from engine.store.sqlite_outbox import SqliteOutbox
 from engine.store.threaded import ThreadedStore
@@ -364,3 +365,10 @@ async def test_a_failed_commit_fails_its_whole_group_only(path: Path) -> None:
     assert all(isinstance(o, sqlite3.OperationalError) for o in outcomes)
     assert await threaded.append([record(1)]) == [True]
     await threaded.close()
+
+
+def test_paging_after_an_unknown_dead_letter_is_refused(tmp_path: Path) -> None:
+    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
+    with pytest.raises(NotFoundError, match="no dead letter 'evt_nope' to page after"):
+        outbox.dead_letters("p1", limit=10, after_event_id="evt_nope")
+    outbox.close()

@@ -13,6 +13,7 @@ from engine.errors import ConfigError
 from engine.registry import Registry
 from engine.routing.dialog_store import DialogStore
 from engine.routing.router import DialogRequest, Router
+from engine.security.keys import generate_portal_keypair
 
 RULES = "portal: p1\nline: support\noperators:\n  - id: op-a\n  - id: op-b\n  - id: op-c\n"
 SALES = "portal: p1\nline: sales\noperators:\n  - id: op-s1\n  - id: op-s2\n"
@@ -181,9 +182,7 @@ def test_a_second_file_for_the_same_line_is_refused_on_reload(
     assert router.rules.for_line("p1", "support") is not None
 
 
-def test_an_edit_that_keeps_size_and_mtime_is_still_seen(
-    routers: Routers, rules_dir: Path
-) -> None:
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(routers: Routers, rules_dir: Path) -> None:
     """File times are only as fine as the kernel's tick: two saves can share one."""
     router = routers.new()
     path = rules_dir / "support.yaml"
@@ -206,7 +205,7 @@ def test_the_registry_is_stored_whole(db_path: Path) -> None:
         {
             "id": "p1",
             "endpoint": "http://127.0.0.1:9/openlines",
-            "public_key": "cHVibGljLWtleQ",
+            "public_key": generate_portal_keypair()[1],
             "license_key": "license-p1-0123456789",
             "lines": [{"id": "support"}],
         }

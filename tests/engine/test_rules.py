@@ -43,14 +43,18 @@ def test_a_missing_folder_is_no_rules(tmp_path: Path) -> None:
 
 def test_an_empty_operator_list_names_file_line_and_field(tmp_path: Path) -> None:
     write(tmp_path, "support.yaml", "portal: p1\nline: support\noperators: []\n")
-    with pytest.raises(ConfigError, match=r"support\.yaml:3: operators: Tuple should have at least 1 item"):
+    with pytest.raises(
+        ConfigError, match=r"support\.yaml:3: operators: Tuple should have at least 1 item"
+    ):
         load_rules(tmp_path, version=1)
 
 
 def test_a_bad_operator_id_points_at_its_item(tmp_path: Path) -> None:
     text = "portal: p1\nline: support\noperators:\n  - id: op-a\n  - id: 'op b!'\n"
     write(tmp_path, "support.yaml", text)
-    with pytest.raises(ConfigError, match=r"support\.yaml:5: operators\.1\.id: String should match"):
+    with pytest.raises(
+        ConfigError, match=r"support\.yaml:5: operators\.1\.id: String should match"
+    ):
         load_rules(tmp_path, version=1)
 
 

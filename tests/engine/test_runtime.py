@@ -122,7 +122,8 @@ def test_kill_leftovers_kills_what_holds_files_in_the_folder(
         print("ready", flush=True)
         sys.stdin.read()
     """
-    leftover = start_holder(code.format(path=str(temp / "session" / "logs" / "agent.log")), children)
+    agent_log = temp / "session" / "logs" / "agent.log"
+    leftover = start_holder(code.format(path=str(agent_log)), children)
     bystander = start_holder(code.format(path=str(bystander_file)), children)
     assert processes_using(temp) == [leftover.pid]
 

@@ -160,7 +160,7 @@ def test_unbindable_ids_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match="must not"):
         seal_batch(portal_key.public_key(), portal_id, batch_id, PLAINTEXT)
-    with pytest.raises(AuthError, match="sealed batch refused: .* must not"):
+    with pytest.raises(AuthError, match=r"sealed batch refused: .* must not"):
         open_batch(portal_key, portal_id, batch_id, bytes(100))
 
 
@@ -306,7 +306,7 @@ def test_existing_key_file_is_never_replaced(tmp_path: Path) -> None:
 def test_corrupt_key_file_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "engine.pem"
     path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
-    with pytest.raises(ConfigError, match="engine.pem: not an unencrypted PEM PKCS8"):
+    with pytest.raises(ConfigError, match=r"engine\.pem: not an unencrypted PEM PKCS8"):
         load_or_create_signing_key(path)
 
 

@@ -1,0 +1,148 @@
+"""The engine under benchmark: a real ``openlines run`` subprocess, and what it costs.
+
+CPU and memory are read for the whole process tree (driver, GCS, raylet, every actor's
+worker, Ray's agents) and grouped by role, so a figure can be traced to the part that
+spends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+import yaml
+
+ROLES = (
+    "ChannelActor",
+    "PortalActor",
+    "RouterActor",
+    "raylet",
+    "gcs_server",
+    "DashboardAgent",
+    "RuntimeEnvAgent",
+    "ray::",
+)
+
+
+def role_of(process: psutil.Process) -> str:
+    try:
+        text = " ".join(process.cmdline())[:300]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "gone"
+    for role in ROLES:
+        if role in text:
+            return "ray_other" if role == "ray::" else role
+    return "driver" if "engine.cli" in text else "other"
+
+
+@dataclass
+class EngineProcess:
+    config: dict[str, Any]
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="olbench-")))
+    process: asyncio.subprocess.Process | None = None
+    output: list[str] = field(default_factory=list)
+    engine_key: str = ""
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.config['port']}"
+
+    async def start(self, timeout_s: float = 180.0) -> None:
+        config_path = self.workdir / "engine.yaml"
+        config_path.write_text(yaml.safe_dump(self.config))
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            "--config",
+            str(config_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        await asyncio.wait_for(self._read_until("openlines: ready"), timeout_s)
+        self._reader = asyncio.create_task(self._read_until(None))
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{self.base_url}/api/v1/engine-key") as response:
+                self.engine_key = str((await response.json())["public_key"])
+
+    async def _read_until(self, marker: str | None) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        while True:
+            line = await self.process.stdout.readline()
+            if not line:
+                if marker is not None:
+                    raise RuntimeError("engine exited:\n" + "".join(self.output[-30:]))
+                return
+            text = line.decode(errors="replace")
+            self.output.append(text)
+            del self.output[:-200]
+            if marker is not None and marker in text:
+                return
+
+    def tree(self) -> list[psutil.Process]:
+        assert self.process is not None
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
+
+    def cpu_seconds_by_role(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for process in self.tree():
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            role = role_of(process)
+            totals[role] = totals.get(role, 0.0) + times.user + times.system
+        return totals
+
+    def memory_mb_by_role(self) -> dict[str, float]:
+        """Unique set size (memory that would be freed if the process ended), in MB."""
+        totals: dict[str, float] = {}
+        for process in self.tree():
+            try:
+                uss = process.memory_full_info().uss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            role = role_of(process)
+            totals[role] = totals.get(role, 0.0) + uss / 1e6
+        return {role: round(mb, 1) for role, mb in totals.items()}
+
+    async def metrics(self) -> dict[str, float]:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{self.base_url}/metrics") as response:
+                text = await response.text()
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    async def stop(self) -> int:
+        if self.process is None or self.process.returncode is not None:
+            return self.process.returncode if self.process else 0
+        self.process.terminate()
+        try:
+            code = await asyncio.wait_for(self.process.wait(), 120)
+        except TimeoutError:
+            self.process.kill()
+            code = await self.process.wait()
+        await self._reader
+        return code
+
+
+def cpu_delta(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, float]:
+    """CPU use per role over an interval, in percent of one core."""
+    return {
+        role: round(100 * (after.get(role, 0.0) - before.get(role, 0.0)) / seconds, 1)
+        for role in sorted(set(before) | set(after))
+    }
