@@ -7,8 +7,6 @@ leaves behind, and that SIGTERM stops the engine cleanly with nothing left runni
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,60 +17,11 @@ import yaml
 
 from engine.runtime import processes_using, ray_temp_dir
 from tests.custom_client import custom_connector, custom_message, signed_custom_request
+from tests.engine_process import EngineProcess, engine_key
 from tests.harness import ADMIN_TOKEN, free_port
 from tests.standins.portal import PortalStandIn
 
 pytestmark = pytest.mark.slow
-
-READY_TIMEOUT_S = 90.0
-
-
-class EngineProcess:
-    def __init__(self, config_path: Path) -> None:
-        self.config_path = config_path
-        self.process: asyncio.subprocess.Process | None = None
-        self.output: list[str] = []
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "run",
-            "--config",
-            str(self.config_path),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        await asyncio.wait_for(self._read_until("openlines: ready"), READY_TIMEOUT_S)
-        self._reader = asyncio.create_task(self._read_until(None))
-
-    async def _read_until(self, marker: str | None) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        while True:
-            line = await self.process.stdout.readline()
-            if not line:
-                if marker is not None:
-                    raise AssertionError("engine exited:\n" + "".join(self.output[-40:]))
-                return
-            text = line.decode(errors="replace")
-            self.output.append(text)
-            if marker is not None and marker in text:
-                return
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-        await self._reader
-
-    async def terminate(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.process.wait(), 90)
-        await self._reader
-        return code
 
 
 class Sender:
@@ -210,10 +159,3 @@ async def test_sigterm_stops_cleanly_and_the_next_start_delivers_what_was_pendin
         assert [e["data"]["content"]["text"] for e in events] == [f"m{i}" for i in range(10)]
     finally:
         assert await engine.terminate() == 0
-
-
-async def engine_key(port: int) -> str:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/api/v1/engine-key") as response:
-            body = await response.json()
-    return str(body["public_key"])
