@@ -1,0 +1,353 @@
+"""The benchmark's scenarios; each returns a JSON-able dict of figures.
+
+All traffic stays on 127.0.0.1. Sizes come from a ``Sizes`` object so ``--quick`` runs the
+same code at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import spawn
+from bench.routing import measure_routing
+from bench.sink import SinkClient, write_keys
+from bench.stage import (
+    Stage,
+    check_passed,
+    delivery_check,
+    free_port,
+    portal_ids,
+    process_cpu_s,
+    process_uss_mb,
+)
+from bench.webhooks import TelegramWebhooks
+from engine.security.keys import generate_portal_keypair
+
+
+@dataclass(frozen=True)
+class Sizes:
+    duration_s: float = 15.0
+    connections: int = 64
+    chats: int = 3000
+    portals_for_throughput: int = 10
+    scale_portals: tuple[int, ...] = (1, 10, 100, 1000, 10_000)
+    actor_portals: tuple[int, ...] = (1, 10, 25, 50)
+    pool_size: int = 2
+    outage_messages: int = 1_000_000
+    other_portals_rate: float = 500.0
+    routing_dialogs: int = 50_000
+
+
+QUICK = Sizes(
+    duration_s=5.0,
+    chats=1000,
+    scale_portals=(1, 10, 100, 1000),
+    actor_portals=(1, 5),
+    outage_messages=50_000,
+    routing_dialogs=10_000,
+)
+
+
+async def floor(sizes: Sizes) -> dict[str, Any]:
+    """A bare aiohttp server under the same load generator: the machine's own limit."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.floor_server",
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert server.stdout is not None
+    await asyncio.wait_for(server.stdout.readline(), 30)
+    before = process_cpu_s(server.pid)
+    began = time.perf_counter()
+    result = await spawn(
+        f"http://127.0.0.1:{port}",
+        "telegram",
+        "floor",
+        connections=sizes.connections,
+        chats=sizes.chats,
+        duration_s=sizes.duration_s,
+    )
+    seconds = time.perf_counter() - began
+    result["cpu_percent_by_process"] = {
+        "floor_server": round(100 * (process_cpu_s(server.pid) - before) / seconds, 1),
+        "loadgen": result.get("cpu_percent"),
+    }
+    server.terminate()
+    await server.wait()
+    return result
+
+
+async def throughput_and_latency(sizes: Sizes) -> dict[str, Any]:
+    """Maximum sustainable rate of mixed Telegram/VK/Viber webhooks, then latency at
+    25, 50 and 75 % of it (open loop, paced)."""
+    stage = Stage(portal_ids(sizes.portals_for_throughput))
+    await stage.start()
+    try:
+        await stage.load(
+            "mixed", portals=len(stage.portals), connections=16, chats=300, duration_s=2.0
+        )  # warm-up: actors, connections, dialogs
+        await stage.sink.reset()
+        result = await stage.load(
+            "mixed",
+            portals=len(stage.portals),
+            connections=sizes.connections,
+            chats=sizes.chats,
+            duration_s=sizes.duration_s,
+        )
+        stats = await stage.wait_delivered(result["ok"])
+        maximum = {
+            "load": result,
+            "check": delivery_check(result["ok"], stats),
+            "latency_ms": stats["latency_ms"],
+            "memory_mb": stage.memory_mb(),
+        }
+        max_rate = result["requests_per_s"]
+        at_rates = []
+        for fraction in (0.25, 0.5, 0.75):
+            await stage.sink.reset()
+            paced = await stage.load(
+                "mixed",
+                portals=len(stage.portals),
+                connections=sizes.connections,
+                chats=sizes.chats,
+                duration_s=sizes.duration_s,
+                rate=fraction * max_rate,
+            )
+            stats = await stage.wait_delivered(paced["ok"])
+            at_rates.append(
+                {
+                    "fraction_of_max": fraction,
+                    "offered_per_s": round(fraction * max_rate),
+                    "achieved_per_s": paced["requests_per_s"],
+                    "latency_ms": stats["latency_ms"],
+                    "check": delivery_check(paced["ok"], stats),
+                    "cpu_percent_by_process": paced["cpu_percent_by_process"],
+                }
+            )
+        return {"maximum": maximum, "at_rates": at_rates}
+    finally:
+        await stage.stop()
+
+
+async def scale_in_portals(sizes: Sizes) -> dict[str, Any]:
+    """1 to 10,000 portals on a pool of portal actors; then one actor per portal."""
+    pooled = []
+    for count in sizes.scale_portals:
+        stage = Stage(portal_ids(count), channels=("telegram",), pool_size=sizes.pool_size)
+        await stage.start()
+        try:
+            await asyncio.sleep(2.0)
+            idle = stage.memory_mb()
+            await stage.sink.reset()
+            result = await stage.load(
+                "telegram",
+                portals=count,
+                connections=sizes.connections,
+                chats=max(sizes.chats, count),
+                duration_s=sizes.duration_s,
+            )
+            stats = await stage.wait_delivered(result["ok"])
+            pooled.append(
+                {
+                    "portals": count,
+                    "start_s": round(stage.started_in_s, 1),
+                    "requests_per_s": result["requests_per_s"],
+                    "latency_ms": stats["latency_ms"],
+                    "batches": stats["batches"],
+                    "check": delivery_check(result["ok"], stats),
+                    "idle_engine_mb": round(
+                        sum(v for k, v in idle.items() if k.startswith("engine")), 1
+                    ),
+                    "idle_memory_mb": idle,
+                    "cpu_percent_by_process": result["cpu_percent_by_process"],
+                }
+            )
+        finally:
+            await stage.stop()
+    base = pooled[0]
+    ten = next((row for row in pooled if row["portals"] == 10), base)
+    for row in pooled[1:]:
+        extra = row["idle_engine_mb"] - base["idle_engine_mb"]
+        row["idle_kb_per_portal"] = round(1000 * extra / (row["portals"] - base["portals"]), 1)
+        row["throughput_vs_10_portals"] = round(row["requests_per_s"] / ten["requests_per_s"], 2)
+
+    per_actor = []
+    for count in sizes.actor_portals:
+        stage = Stage(portal_ids(count), channels=("telegram",), pool_size=0)
+        await stage.start()
+        try:
+            await asyncio.sleep(2.0)
+            idle = stage.memory_mb()
+            result = await stage.load(
+                "telegram",
+                portals=count,
+                connections=sizes.connections,
+                chats=max(sizes.chats, count),
+                duration_s=min(sizes.duration_s, 5.0),
+            )
+            stats = await stage.wait_delivered(result["ok"])
+            per_actor.append(
+                {
+                    "portals": count,
+                    "start_s": round(stage.started_in_s, 1),
+                    "portal_actors_mb": idle.get("engine:PortalActor", 0.0),
+                    "mb_per_portal": round(idle.get("engine:PortalActor", 0.0) / count, 1),
+                    "requests_per_s": result["requests_per_s"],
+                    "check": delivery_check(result["ok"], stats),
+                }
+            )
+        finally:
+            await stage.stop()
+    return {"pooled": pooled, "pool_size": sizes.pool_size, "actor_per_portal": per_actor}
+
+
+async def outage_and_drain(sizes: Sizes) -> dict[str, Any]:
+    """One portal down while a backlog builds for it; others' latency; then the drain."""
+    stage = Stage(
+        ["down0", "up0", "up1"],
+        channels=("telegram",),
+        portal_overrides={"down0": {"batch_max_events": 2000, "retry_max_s": 1.0}},
+    )
+    await stage.start()
+    try:
+        others = {
+            "portals": 2,
+            "prefix": "up",
+            "connections": 8,
+            "chats": 200,
+            "rate": sizes.other_portals_rate,
+        }
+        await stage.sink.reset()
+        before_load = await stage.load("telegram", duration_s=10.0, **others)
+        before = await stage.wait_delivered(before_load["ok"])
+
+        await stage.sink.down("down0")
+        await stage.sink.reset()
+        backlog_task = asyncio.create_task(
+            stage.load(
+                "telegram",
+                prefix="down",
+                portals=1,
+                connections=sizes.connections,
+                chats=sizes.chats,
+                total=sizes.outage_messages,
+                duration_s=None,
+            )
+        )
+        during_load = await stage.load("telegram", duration_s=20.0, **others)
+        during = await stage.wait_delivered(during_load["ok"])
+        backlog = await backlog_task
+        depth = (await stage.engine.metrics()).get('openlines_outbox_depth{portal="down0"}')  # type: ignore[union-attr]
+
+        await stage.sink.reset()
+        await stage.sink.up("down0")
+        drained = await stage.wait_delivered(backlog["ok"], timeout_s=1800)
+        seconds = (drained["last_event_ns"] - drained["first_event_ns"]) / 1e9
+        return {
+            "backlog_messages": backlog["ok"],
+            "backlog_ingest_per_s": backlog["requests_per_s"],
+            "outbox_depth_before_drain": depth,
+            "drain_seconds": round(seconds, 1),
+            "drain_per_s": round(drained["events"] / seconds) if seconds > 0 else None,
+            "drain_check": delivery_check(backlog["ok"], drained),
+            "other_portals_latency_ms_before": before["latency_ms"],
+            "other_portals_latency_ms_during": during["latency_ms"],
+            "other_portals_check": delivery_check(during_load["ok"], during),
+            "memory_mb_after": stage.memory_mb(),
+        }
+    finally:
+        await stage.stop()
+
+
+async def routing(sizes: Sizes) -> dict[str, Any]:
+    return await measure_routing(lines=50, operators=1000, dialogs=sizes.routing_dialogs)
+
+
+async def naive_baseline(sizes: Sizes) -> dict[str, Any]:
+    """The obvious design (one Ray call and one commit per message) under the same load."""
+    from bench.naive import start_naive, stop_naive
+
+    workdir = Path(tempfile.mkdtemp(prefix="olbench-naive-"))
+    private, public = generate_portal_keypair()
+    keys_path = workdir / "sink-keys.json"
+    write_keys(keys_path, None, {"naive": private})
+    sink = SinkClient()
+    await sink.start(free_port(), keys_path)
+    port = free_port()
+    handle = await start_naive(
+        port,
+        sink.endpoint("naive"),
+        "naive",
+        public,
+        workdir / "data",
+        secret_token=TelegramWebhooks.SECRET_TOKEN,
+    )
+    try:
+        await sink.set_engine_key(handle.engine_public_key)
+        result = await spawn(
+            f"http://127.0.0.1:{port}",
+            "telegram",
+            "naive",
+            connections=sizes.connections,
+            chats=sizes.chats,
+            duration_s=sizes.duration_s,
+        )
+        stats = await sink.stats()
+        assert sink.process is not None
+        return {
+            "load": result,
+            "check": delivery_check(result["ok"], stats),
+            "latency_ms": stats["latency_ms"],
+            "sink_mb": process_uss_mb(sink.process.pid),
+        }
+    finally:
+        await stop_naive(handle)
+        await sink.stop()
+
+
+def passed(results: dict[str, Any]) -> list[str]:
+    """Names of checks that failed (lost, duplicated or reordered messages)."""
+    failures = []
+    throughput = results.get("throughput_and_latency")
+    if throughput:
+        if not check_passed(throughput["maximum"]["check"]):
+            failures.append("throughput")
+        failures += [
+            f"latency@{r['fraction_of_max']}"
+            for r in throughput["at_rates"]
+            if not check_passed(r["check"])
+        ]
+    scale = results.get("scale_in_portals")
+    if scale:
+        failures += [
+            f"scale@{r['portals']}"
+            for r in scale["pooled"] + scale["actor_per_portal"]
+            if not check_passed(r["check"])
+        ]
+    outage = results.get("outage_and_drain")
+    if outage:
+        if not check_passed(outage["drain_check"]):
+            failures.append("drain")
+        if not check_passed(outage["other_portals_check"]):
+            failures.append("outage_others")
+    return failures
+
+
+SCENARIOS = {
+    "floor": floor,
+    "throughput_and_latency": throughput_and_latency,
+    "scale_in_portals": scale_in_portals,
+    "outage_and_drain": outage_and_drain,
+    "routing": routing,
+    "naive_baseline": naive_baseline,
+}
