@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench bench-quick bench-smoke lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
+	$(PY) -m bench
+
+bench-quick: $(VENV)/.installed
+	$(PY) -m bench --quick
+
+bench-smoke: $(VENV)/.installed
 	$(PY) -m bench.smoke --messages 20000
 
 lint: $(VENV)/.installed

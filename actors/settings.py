@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -26,6 +26,16 @@ class ActorSettings:
     @property
     def data_dir(self) -> Path:
         return self.config.data_dir
+
+    def without_registry(self) -> ActorSettings:
+        """These settings less the config file's portals and connectors.
+
+        Only the router reads those (it merges them into the registry); every other actor
+        learns them from the registry, so it need not hold a second copy: with thousands of
+        portals that copy is most of an actor's memory per portal.
+        """
+        config = self.config.model_copy(update={"portals": (), "connectors": ()})
+        return replace(self, config=config)
 
     def signing_key(self) -> Ed25519PrivateKey:
         key = load_pem_private_key(self.engine_key_pem, password=None)

@@ -29,18 +29,19 @@ class EngineActors:
     async def start(self) -> Registry:
         """Router first (it holds the registry), then portal actors, then the HTTP port."""
         config = self.settings.config
+        shared = self.settings.without_registry()
         self.router = RouterActor.options(  # type: ignore[attr-defined]
             name=ROUTER, namespace=self.settings.namespace
         ).remote(self.settings)
         await self.router.ready.remote()
         registry: Registry = await self.router.registry.remote()
         for name in host_names(list(registry.portals), config.portal_pool_size):
-            self.hosts[name] = portal_actor(name, self.settings)
+            self.hosts[name] = portal_actor(name, shared)
         await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
         self.channels = [
             ChannelActor.options(  # type: ignore[attr-defined]
                 name=channel_actor(index), namespace=self.settings.namespace
-            ).remote(index, self.settings)
+            ).remote(index, shared)
             for index in range(config.channel_actors)
         ]
         await asyncio.gather(*(actor.start.remote() for actor in self.channels))

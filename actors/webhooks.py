@@ -22,13 +22,13 @@ from engine.store.records import OutboxRecord
 
 
 async def raw_request(request: web.Request) -> RawRequest:
-    body = await request.read()
+    """The request as channels see it; aiohttp's headers are already case-insensitive."""
     return RawRequest(
         method=request.method,
         path=request.path_qs,
-        headers={name.lower(): value for name, value in request.headers.items()},
-        query=dict(request.query),
-        body=body,
+        headers=request.headers,
+        query=request.query,
+        body=await request.read(),
     )
 
 

@@ -33,14 +33,16 @@ from engine.security.keys import generate_portal_keypair
 @dataclass(frozen=True)
 class Sizes:
     duration_s: float = 15.0
-    connections: int = 64
+    connections: int = 256
     chats: int = 3000
     portals_for_throughput: int = 10
+    throughput_pool_size: int = 0
     scale_portals: tuple[int, ...] = (1, 10, 100, 1000, 10_000)
     actor_portals: tuple[int, ...] = (1, 10, 25, 50)
     pool_size: int = 2
     outage_messages: int = 1_000_000
     other_portals_rate: float = 500.0
+    backlog_rate: float = 5000.0
     routing_dialogs: int = 50_000
 
 
@@ -90,7 +92,7 @@ async def floor(sizes: Sizes) -> dict[str, Any]:
 async def throughput_and_latency(sizes: Sizes) -> dict[str, Any]:
     """Maximum sustainable rate of mixed Telegram/VK/Viber webhooks, then latency at
     25, 50 and 75 % of it (open loop, paced)."""
-    stage = Stage(portal_ids(sizes.portals_for_throughput))
+    stage = Stage(portal_ids(sizes.portals_for_throughput), pool_size=sizes.throughput_pool_size)
     await stage.start()
     try:
         await stage.load(
@@ -174,11 +176,14 @@ async def scale_in_portals(sizes: Sizes) -> dict[str, Any]:
             )
         finally:
             await stage.stop()
-    base = pooled[0]
-    ten = next((row for row in pooled if row["portals"] == 10), base)
-    for row in pooled[1:]:
-        extra = row["idle_engine_mb"] - base["idle_engine_mb"]
-        row["idle_kb_per_portal"] = round(1000 * extra / (row["portals"] - base["portals"]), 1)
+    # Memory per portal is read between rows with the same number of portal actors (a pool
+    # of N serves fewer than N portals with fewer actors), so an actor is not counted as
+    # portals' memory.
+    ten = next((row for row in pooled if row["portals"] == 10), pooled[0])
+    for row in pooled:
+        if row["portals"] > ten["portals"]:
+            extra = row["idle_engine_mb"] - ten["idle_engine_mb"]
+            row["idle_kb_per_portal"] = round(1000 * extra / (row["portals"] - ten["portals"]), 1)
         row["throughput_vs_10_portals"] = round(row["requests_per_s"] / ten["requests_per_s"], 2)
 
     per_actor = []
@@ -212,11 +217,15 @@ async def scale_in_portals(sizes: Sizes) -> dict[str, Any]:
 
 
 async def outage_and_drain(sizes: Sizes) -> dict[str, Any]:
-    """One portal down while a backlog builds for it; others' latency; then the drain."""
+    """One portal down while a backlog builds for it; the others' latency; then the drain.
+
+    The same load runs before and during the outage (the backlog portal's at a fixed rate,
+    the others' at a low one), so a change in the others' latency is the outage's doing.
+    """
     stage = Stage(
         ["down0", "up0", "up1"],
         channels=("telegram",),
-        portal_overrides={"down0": {"batch_max_events": 2000, "retry_max_s": 1.0}},
+        portal_overrides={"down0": {"batch_max_events": 5000, "retry_max_s": 1.0}},
     )
     await stage.start()
     try:
@@ -226,28 +235,31 @@ async def outage_and_drain(sizes: Sizes) -> dict[str, Any]:
             "connections": 8,
             "chats": 200,
             "rate": sizes.other_portals_rate,
+            "duration_s": 20.0,
         }
+        backlog_load = {
+            "prefix": "down",
+            "portals": 1,
+            "connections": sizes.connections,
+            "chats": sizes.chats,
+            "rate": sizes.backlog_rate,
+        }
+        await stage.sink.watch(["up0", "up1"])
         await stage.sink.reset()
-        before_load = await stage.load("telegram", duration_s=10.0, **others)
-        before = await stage.wait_delivered(before_load["ok"])
-
+        steady = asyncio.create_task(stage.load("telegram", duration_s=20.0, **backlog_load))
+        before_load = await stage.load("telegram", **others)
+        await steady
+        before = await stage.sink.stats()
         await stage.sink.down("down0")
         await stage.sink.reset()
         backlog_task = asyncio.create_task(
-            stage.load(
-                "telegram",
-                prefix="down",
-                portals=1,
-                connections=sizes.connections,
-                chats=sizes.chats,
-                total=sizes.outage_messages,
-                duration_s=None,
-            )
+            stage.load("telegram", total=sizes.outage_messages, duration_s=None, **backlog_load)
         )
-        during_load = await stage.load("telegram", duration_s=20.0, **others)
+        during_load = await stage.load("telegram", **others)
         during = await stage.wait_delivered(during_load["ok"])
         backlog = await backlog_task
-        depth = (await stage.engine.metrics()).get('openlines_outbox_depth{portal="down0"}')  # type: ignore[union-attr]
+        metrics = await stage.engine.metrics()  # type: ignore[union-attr]
+        depth = metrics.get('openlines_outbox_depth{portal="down0"}')
 
         await stage.sink.reset()
         await stage.sink.up("down0")
@@ -255,13 +267,15 @@ async def outage_and_drain(sizes: Sizes) -> dict[str, Any]:
         seconds = (drained["last_event_ns"] - drained["first_event_ns"]) / 1e9
         return {
             "backlog_messages": backlog["ok"],
-            "backlog_ingest_per_s": backlog["requests_per_s"],
+            "backlog_rate_per_s": sizes.backlog_rate,
             "outbox_depth_before_drain": depth,
             "drain_seconds": round(seconds, 1),
             "drain_per_s": round(drained["events"] / seconds) if seconds > 0 else None,
             "drain_check": delivery_check(backlog["ok"], drained),
-            "other_portals_latency_ms_before": before["latency_ms"],
-            "other_portals_latency_ms_during": during["latency_ms"],
+            "other_portals_rate_per_s": sizes.other_portals_rate,
+            "other_portals_latency_ms_before": before["watched_latency_ms"],
+            "other_portals_latency_ms_during": during["watched_latency_ms"],
+            "other_portals_sent_before": before_load["ok"],
             "other_portals_check": delivery_check(during_load["ok"], during),
             "memory_mb_after": stage.memory_mb(),
         }

@@ -207,6 +207,8 @@ class Sink:
         self._engine_key: Ed25519PublicKey | None = None
         self._sides: dict[str, PortalSide] = {}
         self.down: dict[str, int | None] = {}
+        self.watched: frozenset[str] = frozenset()
+        """Portals whose latency is also kept apart (``watched_latency_ms``)."""
         self.apply_keys({"engine_public_key": engine_key, "portals": dict(portals)})
         self.reset()
 
@@ -297,6 +299,7 @@ class Sink:
         self._seen: set[int] = set()
         self._last_order: dict[tuple[str, object], int] = {}
         self.latency = LatencyHistogram()
+        self.watched_latency = LatencyHistogram()
         self.events = self.duplicates = self.order_violations = self.batches = 0
         self.unstamped = self.negative_latency = 0
         self.refused: dict[str, int] = {"down": 0, "unknown_portal": 0, "no_engine_key": 0}
@@ -324,7 +327,7 @@ class Sink:
             seq = event.get("seq")
             if isinstance(seq, int):
                 tally.note_seq(stream, seq)
-            self._note_latency(data, received_ns)
+            self._note_latency(data, received_ns, portal_id in self.watched)
         self.batches += 1
         if new:
             tally.events += new
@@ -345,7 +348,7 @@ class Sink:
             self.order_violations += 1
         self._last_order[dialog] = order
 
-    def _note_latency(self, data: Mapping[str, Any], received_ns: int) -> None:
+    def _note_latency(self, data: Mapping[str, Any], received_ns: int, watched: bool) -> None:
         sent_ns = _sent_ns(data)
         if sent_ns is None:
             self.unstamped += 1
@@ -353,6 +356,8 @@ class Sink:
             self.negative_latency += 1
         else:
             self.latency.add((received_ns - sent_ns) // 1000)
+            if watched:
+                self.watched_latency.add((received_ns - sent_ns) // 1000)
 
     def stats(self, per_portal: bool = False) -> dict[str, Any]:
         regressions = sum(t.seq_regressions for t in self.tallies.values())
@@ -369,6 +374,7 @@ class Sink:
             "rejected": self.rejected,
             "refused": dict(self.refused),
             "latency_ms": self.latency.summary_ms(),
+            "watched_latency_ms": self.watched_latency.summary_ms(),
             "unstamped": self.unstamped,
             "negative_latency": self.negative_latency,
             "first_event_ns": self.first_event_ns,
@@ -433,6 +439,15 @@ async def _reset(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def _watch(request: web.Request) -> web.Response:
+    """Body: a JSON list of portal ids whose latency is also reported apart."""
+    portals = orjson.loads(await request.read())
+    if not isinstance(portals, list) or not all(isinstance(p, str) for p in portals):
+        return web.Response(status=400, text="expected a JSON list of portal ids")
+    request.app[SINK].watched = frozenset(portals)
+    return web.Response(status=204)
+
+
 async def _down(request: web.Request) -> web.Response:
     raw = request.query.get("retry_after_s")
     if raw is not None and not raw.isdigit():
@@ -477,6 +492,7 @@ def make_app(
     app.router.add_post("/down/{portal_id}", _down)
     app.router.add_post("/up/{portal_id}", _up)
     app.router.add_post("/keys", _keys)
+    app.router.add_post("/watch", _watch)
     return app
 
 
@@ -572,6 +588,10 @@ class SinkClient:
 
     async def reset(self) -> None:
         await self._post("/reset")
+
+    async def watch(self, portal_ids: list[str]) -> None:
+        """Report these portals' latency apart as well (``watched_latency_ms``)."""
+        await self._post("/watch", orjson.dumps(portal_ids))
 
     async def down(self, portal_id: str, retry_after_s: int | None = None) -> None:
         query = "" if retry_after_s is None else f"?retry_after_s={retry_after_s}"

@@ -39,7 +39,8 @@ class Credentials(BaseModel):
 
 @dataclass(frozen=True)
 class RawRequest:
-    """An inbound HTTP request as received: header names lower-cased, body untouched."""
+    """An inbound HTTP request as received: headers looked up case-insensitively (give
+    lower-cased names when building one by hand), body untouched."""
 
     method: str
     path: str

@@ -8,7 +8,8 @@ record that arrived while the previous commit ran (``engine.store.threaded``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.errors import NotFoundError
@@ -67,12 +68,36 @@ def open_database(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
 
 
 class SqliteOutbox:
-    """``OutboxStore`` on one SQLite file."""
+    """``OutboxStore`` on one SQLite file.
+
+    Only what a caller is answered on must survive a power cut: an append (the provider's
+    2xx) and a stored reply (the portal's 202) commit with ``synchronous`` (FULL by
+    default). Bookkeeping of delivery (claiming a batch, acknowledging it, retry times)
+    commits with NORMAL: in WAL mode it still survives a killed process, and a power cut can
+    only make it happen again (a batch resent with the same ids), never lose a message. The
+    next durable commit syncs the WAL, NORMAL frames included.
+    """
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
+        self._durable_mode = synchronous
+        self._mode = synchronous
         self._db = open_database(path, synchronous)
         self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
+        mode = self._durable_mode if durable else "NORMAL"
+        if mode != self._mode:
+            self._db.execute(f"PRAGMA synchronous={mode}")
+            self._mode = mode
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -81,9 +106,7 @@ class SqliteOutbox:
 
     def append(self, records: Sequence[OutboxRecord], now: float) -> list[bool]:
         accepted: list[bool] = []
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction(durable=True) as db:
             for record in records:
                 if record.dedup_key is not None:
                     cursor = db.execute(
@@ -100,10 +123,6 @@ class SqliteOutbox:
                     _event_row(record),
                 )
                 accepted.append(True)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return accepted
 
     def pending(self, portal_id: str, stream: int, streams: int, limit: int) -> list[PendingEvent]:
@@ -143,9 +162,7 @@ class SqliteOutbox:
         dialog_json_by_rowid: dict[int, bytes],
         now: float,
     ) -> Batch:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction(durable=False) as db:
             row = db.execute(
                 "SELECT next_seq FROM sequences WHERE portal_id = ?", (portal_id,)
             ).fetchone()
@@ -157,15 +174,17 @@ class SqliteOutbox:
                     tuple(rowids_in_order),
                 ).fetchall()
             )
+            updates = []
             for position, rowid in enumerate(rowids_in_order):
                 seq = None
                 if not best_effort[rowid]:
                     seq, next_seq = next_seq, next_seq + 1
-                db.execute(
-                    "UPDATE events SET batch_id = ?, batch_pos = ?, seq = ?,"
-                    " dialog_json = coalesce(dialog_json, ?) WHERE rowid = ?",
-                    (batch_id, position, seq, dialog_json_by_rowid.get(rowid), rowid),
-                )
+                updates.append((batch_id, position, seq, dialog_json_by_rowid.get(rowid), rowid))
+            db.executemany(
+                "UPDATE events SET batch_id = ?, batch_pos = ?, seq = ?,"
+                " dialog_json = coalesce(dialog_json, ?) WHERE rowid = ?",
+                updates,
+            )
             db.execute(
                 "INSERT INTO sequences VALUES (?, ?) ON CONFLICT (portal_id)"
                 " DO UPDATE SET next_seq = excluded.next_seq",
@@ -176,10 +195,6 @@ class SqliteOutbox:
                 " VALUES (?, ?, ?, ?, ?)",
                 (batch_id, portal_id, stream, now, now),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         batch = self.load_batch(batch_id)
         assert batch is not None
         return batch
@@ -212,30 +227,23 @@ class SqliteOutbox:
         return [batch for batch in batches if batch is not None]
 
     def schedule_retry(self, batch_id: str, next_attempt_at: float, error: str) -> None:
-        self._db.execute(
-            "UPDATE batches SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-            " WHERE batch_id = ?",
-            (next_attempt_at, error[:500], batch_id),
-        )
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "UPDATE batches SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE batch_id = ?",
+                (next_attempt_at, error[:500], batch_id),
+            )
 
     def ack_batch(self, batch_id: str) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction(durable=False) as db:
             db.execute("DELETE FROM events WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def drop_events(
         self, batch_id: str, rowids: Sequence[int], reason: str, now: float, dead_letter: bool
     ) -> None:
-        db = self._db
         marks = ",".join("?" * len(rowids))
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction(durable=False) as db:
             if dead_letter:
                 db.execute(
                     "INSERT INTO dead_letters (portal_id, event_id, seq, kind, received_at,"
@@ -250,10 +258,6 @@ class SqliteOutbox:
             ).fetchone()[0]
             if left == 0:
                 db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     # -- dead letters and depth --------------------------------------------------------------
 
@@ -303,19 +307,20 @@ class SqliteOutbox:
         return cursor.rowcount == 1
 
     def add_reply(self, reply: StoredReply) -> None:
-        self._db.execute(
-            "INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                reply.reply_id,
-                reply.portal_id,
-                reply.dialog_id,
-                reply.target_json,
-                reply.request_json,
-                reply.created_at,
-                reply.attempts,
-                reply.next_attempt_at,
-            ),
-        )
+        with self._transaction(durable=True) as db:
+            db.execute(
+                "INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    reply.reply_id,
+                    reply.portal_id,
+                    reply.dialog_id,
+                    reply.target_json,
+                    reply.request_json,
+                    reply.created_at,
+                    reply.attempts,
+                    reply.next_attempt_at,
+                ),
+            )
 
     def replies(self, portal_id: str) -> list[StoredReply]:
         rows = self._db.execute(
@@ -326,9 +331,7 @@ class SqliteOutbox:
         return [StoredReply(*row) for row in rows]
 
     def settle_reply(self, reply_id: str, outcome: OutboxRecord, now: float) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction(durable=True) as db:
             db.execute("DELETE FROM replies WHERE reply_id = ?", (reply_id,))
             db.execute(
                 "INSERT INTO events (portal_id, event_id, kind, dialog_ref, stream_hash,"
@@ -336,16 +339,14 @@ class SqliteOutbox:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 _event_row(outcome),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None:
-        self._db.execute(
-            "UPDATE replies SET attempts = attempts + 1, next_attempt_at = ? WHERE reply_id = ?",
-            (next_attempt_at, reply_id),
-        )
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "UPDATE replies SET attempts = attempts + 1, next_attempt_at = ?"
+                " WHERE reply_id = ?",
+                (next_attempt_at, reply_id),
+            )
 
     def prune_seen(self, older_than: float) -> int:
         return self._db.execute("DELETE FROM seen WHERE seen_at < ?", (older_than,)).rowcount
