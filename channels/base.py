@@ -23,10 +23,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from engine.models import DialogTarget, InboundMessage, ReplyRequest, Route, SentReceipt
 
@@ -35,6 +35,15 @@ class Credentials(BaseModel):
     """Base of every channel's credentials model: our config, so unknown fields are refused."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _without_trailing_slash(url: str) -> str:
+    return url.rstrip("/")
+
+
+ApiBaseUrl = Annotated[str, Field(pattern=r"^https?://"), AfterValidator(_without_trailing_slash)]
+"""A provider's API root in credentials (overridden to point at a local server or a test
+stand-in); the trailing slash is dropped so paths are appended with one."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from channels.base import (
     Capabilities,
@@ -27,12 +27,9 @@ from channels.base import (
     WebhookParse,
     WebhookReply,
 )
-from engine.errors import (
-    BadRequestError,
-    PermanentSendError,
-    RetryableSendError,
-    ValidationFailedError,
-)
+from channels.http_calls import post
+from channels.webhook_body import decode_json, validate
+from engine.errors import PermanentSendError, RetryableSendError
 from engine.ids import inbound_event_id, new_id
 from engine.models import (
     Content,
@@ -51,7 +48,6 @@ from engine.security.webhook_signature import (
     signature_headers,
     verify_hmac,
 )
-from engine.validation import describe_validation_error
 
 MAX_BATCH_MESSAGES = 1000
 SIGNATURE_TOLERANCE_S = 300
@@ -145,14 +141,8 @@ class CustomChannel(Channel):
         verify_hmac(self._secret, request.headers, request.body, self._now(), SIGNATURE_TOLERANCE_S)
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
-        try:
-            data = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequestError(f"malformed JSON: {exc}") from None
-        try:
-            batch = CustomBatch.model_validate(data)
-        except ValidationError as exc:
-            raise ValidationFailedError(describe_validation_error(exc)) from None
+        data = decode_json(request.body)
+        batch = validate(CustomBatch, data)
         return WebhookParse(
             messages=tuple(
                 self._inbound(message, raw, received_at)
@@ -198,17 +188,18 @@ class CustomChannel(Channel):
             raise PermanentSendError("connector has no reply_url")
         body = orjson.dumps(_reply_body(target, request))
         webhook_id, headers = self._signed_headers(body)
-        timeout = aiohttp.ClientTimeout(total=self.credentials.request_timeout_s)
-        try:
-            # Redirects are not followed: a signed reply goes to the configured URL only.
-            async with session.post(
-                reply_url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-            ) as response:
-                status, answer = response.status, await response.read()
-                retry_after = response.headers.get("Retry-After")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RetryableSendError(f"reply_url: {type(exc).__name__}: {exc}") from exc
-        return check_response(status, answer, retry_after, webhook_id, self._now())
+        answer = await post(
+            session,
+            reply_url,
+            what="reply_url",
+            timeout_s=self.credentials.request_timeout_s,
+            data=body,
+            headers=headers,
+            # A signed reply goes to the configured URL only.
+            allow_redirects=False,
+        )
+        retry_after = answer.headers.get("Retry-After")
+        return check_response(answer.status, answer.body, retry_after, webhook_id, self._now())
 
     def _signed_headers(self, body: bytes) -> tuple[str, dict[str, str]]:
         """A fresh ``webhook-id`` and the ``v1`` headers signing ``body`` under it, now."""

@@ -8,14 +8,14 @@ without one cannot be built, so an unset secret never means "accept everything".
 from __future__ import annotations
 
 import hmac
-from collections import OrderedDict
 from typing import Any, ClassVar
 
 import aiohttp
-import orjson
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field
 
-from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.base import ApiBaseUrl, Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.http_calls import json_object, post
+from channels.partial_sends import ResumeMemory
 from channels.telegram_types import (
     ENVELOPE_KEYS,
     TgContact,
@@ -25,14 +25,8 @@ from channels.telegram_types import (
     TgUser,
 )
 from channels.text_split import split_text, utf16_units
-from engine.errors import (
-    AuthError,
-    BadRequestError,
-    ChannelError,
-    PermanentSendError,
-    RetryableSendError,
-    ValidationFailedError,
-)
+from channels.webhook_body import decode_json, validate
+from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
@@ -55,7 +49,6 @@ from engine.models import (
     TextContent,
     VideoContent,
 )
-from engine.validation import describe_validation_error
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 MAX_TEXT_UTF16 = 4096
@@ -81,19 +74,13 @@ class TelegramCredentials(Credentials):
             "request must carry it in X-Telegram-Bot-Api-Secret-Token."
         ),
     )
-    api_base_url: str = Field(
+    api_base_url: ApiBaseUrl = Field(
         default="https://api.telegram.org",
-        pattern=r"^https?://",
         description="Bot API server; a local telegram-bot-api server or a test stand-in.",
     )
     request_timeout_s: float = Field(
         default=30, gt=0, description="Total time allowed for one Bot API call, in seconds."
     )
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _without_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
 
 _MESSAGE_KINDS: dict[str, InboundAction] = {"message": "new", "edited_message": "edit"}
@@ -104,11 +91,9 @@ class TelegramChannel(Channel):
     """A Telegram bot connector.
 
     ``send`` splits a long text into several messages. When part k of n fails with a
-    retryable error after earlier parts went out, the channel remembers the parts sent (in
-    memory, for the last ``RESUME_MEMORY`` such replies) and a retry of the same target and
-    request resumes at part k instead of resending them. The contract gives ``send`` no
-    outbound id, so "the same reply" means an equal target and request; the memory is lost
-    when the process restarts, and a retry after that resends the whole reply.
+    retryable error after earlier parts went out, the channel remembers the parts sent (see
+    ``ResumeMemory``, for the last ``RESUME_MEMORY`` such replies) and a retry of the same
+    target and request resumes at part k instead of resending them.
     """
 
     name: ClassVar[str] = "telegram"
@@ -122,7 +107,7 @@ class TelegramChannel(Channel):
 
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
-        self._sent_parts: OrderedDict[tuple[DialogTarget, ReplyRequest], list[str]] = OrderedDict()
+        self._resume = ResumeMemory(self.RESUME_MEMORY)
 
     # --- inbound
 
@@ -141,7 +126,7 @@ class TelegramChannel(Channel):
             return WebhookParse(ignored=(str(kind),))
         if kind not in _MESSAGE_KINDS:
             return WebhookParse(ignored=(f"unsupported_update:{kind or 'empty'}",))
-        message = _validate_message(update[kind], kind)
+        message = validate(TgMessage, update[kind], kind)
         skip = _skip_reason(message)
         if skip is not None:
             return WebhookParse(ignored=(skip,))
@@ -188,53 +173,28 @@ class TelegramChannel(Channel):
         self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
         calls = _render(target, request)
-        key = (target, request)
-        sent = self._sent_parts.pop(key, [])
-        for index in range(len(sent), len(calls)):
+
+        async def send_part(index: int) -> str:
             method, params = calls[index]
-            try:
-                sent.append(_message_id(method, await self._call(session, method, params)))
-            except ChannelError as exc:
-                if not sent:
-                    raise
-                raise self._partial_failure(key, sent, index, len(calls), exc) from exc
-        return SentReceipt(channel_message_ids=tuple(sent))
+            return _message_id(method, await self._call(session, method, params))
 
-    def _partial_failure(
-        self,
-        key: tuple[DialogTarget, ReplyRequest],
-        sent: list[str],
-        index: int,
-        total: int,
-        exc: ChannelError,
-    ) -> ChannelError:
-        """The error to raise when call ``index`` failed after others went out.
-
-        A retryable failure remembers the sent parts so a retry resumes; a permanent one
-        says which parts the customer already got.
-        """
-        message = f"part {index + 1} of {total} failed after {len(sent)} sent: {exc}"
-        if isinstance(exc, RetryableSendError):
-            self._sent_parts[key] = sent
-            while len(self._sent_parts) > self.RESUME_MEMORY:
-                self._sent_parts.popitem(last=False)
-            return RetryableSendError(message + "; a retry resumes there", exc.retry_after_s)
-        return PermanentSendError(message)
+        return await self._resume.send(target, request, len(calls), send_part)
 
     async def _call(
         self, session: aiohttp.ClientSession, method: str, params: dict[str, Any]
     ) -> Any:
         """One Bot API call; returns its ``result`` or raises the mapped send error."""
-        url = f"{self.credentials.api_base_url}/bot{self.credentials.bot_token}/{method}"
-        timeout = aiohttp.ClientTimeout(total=self.credentials.request_timeout_s)
-        try:
-            async with session.post(url, json=params, timeout=timeout) as response:
-                status, body = response.status, await response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        credentials = self.credentials
+        answer = await post(
+            session,
+            f"{credentials.api_base_url}/bot{credentials.bot_token}/{method}",
+            what=f"telegram {method}",
+            timeout_s=credentials.request_timeout_s,
+            json=params,
             # The URL holds the bot token; some aiohttp errors quote it.
-            detail = str(exc).replace(self.credentials.bot_token, "<bot_token>")
-            raise RetryableSendError(f"telegram {method}: {type(exc).__name__}: {detail}") from exc
-        return check_response(method, status, body)
+            redact={credentials.bot_token: "<bot_token>"},
+        )
+        return check_response(method, answer.status, answer.body)
 
 
 def check_response(method: str, status: int, body: bytes) -> Any:
@@ -243,15 +203,7 @@ def check_response(method: str, status: int, body: bytes) -> Any:
     Telegram mirrors ``error_code`` in the HTTP status and says ``error_code`` "may change";
     the status and ``parameters`` decide, the ``description`` explains.
     """
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = None
-    if not isinstance(payload, dict):
-        message = f"telegram {method}: HTTP {status} with a non-JSON body"
-        if status == 429 or status >= 500:
-            raise RetryableSendError(message)
-        raise PermanentSendError(message)
+    payload = json_object(f"telegram {method}", status, body)
     if 200 <= status < 300 and payload.get("ok") is True:
         return payload.get("result")
     description = f"telegram {method}: {payload.get('description') or f'HTTP {status}'}"
@@ -335,24 +287,10 @@ def _reply_parameters(message_id: str) -> dict[str, Any]:
 
 def _decode_update(body: bytes) -> tuple[dict[str, Any], int]:
     """The update as a dict (kept whole for ``raw``) and its ``update_id``."""
-    try:
-        update = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequestError(f"malformed JSON: {exc}") from None
+    update = decode_json(body)
     if not isinstance(update, dict):
         raise ValidationFailedError(f"update: expected a JSON object, got {type(update).__name__}")
-    try:
-        update_id = TgUpdate.model_validate(update).update_id
-    except ValidationError as exc:
-        raise ValidationFailedError(describe_validation_error(exc, prefix="update")) from None
-    return update, update_id
-
-
-def _validate_message(data: Any, kind: str) -> TgMessage:
-    try:
-        return TgMessage.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailedError(describe_validation_error(exc, prefix=kind)) from None
+    return update, validate(TgUpdate, update, "update").update_id
 
 
 def _update_kind(update: dict[str, Any]) -> str | None:

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import OrderedDict
 from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
-from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.base import ApiBaseUrl, Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.http_calls import json_object, post, retryable_status
+from channels.partial_sends import ResumeMemory
 from channels.text_split import split_text, utf16_units
 from channels.viber_types import ViberCallback, ViberMessage, ViberMessageEvent, ViberUser
-from engine.errors import (
-    AuthError,
-    BadRequestError,
-    ChannelError,
-    PermanentSendError,
-    RetryableSendError,
-    ValidationFailedError,
-)
+from channels.webhook_body import decode_json, validate
+from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
 from engine.ids import inbound_event_id
 from engine.models import (
     ContactContent,
@@ -81,10 +76,8 @@ class ViberCredentials(Credentials):
         repr=False,
         description="The bot's auth token: X-Viber-Auth-Token out, the HMAC key of callbacks in.",
     )
-    api_base_url: str = Field(
-        default="https://chatapi.viber.com",
-        pattern=r"^https?://",
-        description="Bot API server, or a test stand-in.",
+    api_base_url: ApiBaseUrl = Field(
+        default="https://chatapi.viber.com", description="Bot API server, or a test stand-in."
     )
     sender_name: str = Field(
         default="Support",
@@ -95,11 +88,6 @@ class ViberCredentials(Credentials):
     request_timeout_s: float = Field(
         default=30, gt=0, description="Total time allowed for one API call, in seconds."
     )
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _without_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
 
 def order_key(timestamp_ms: int, message_token: int) -> int:
@@ -123,9 +111,9 @@ class ViberChannel(Channel):
     reply does not carry. A picture is sent by URL, Viber downloads it.
 
     A reply of several messages (a long text, a picture and a caption too long for it) that
-    fails at part k after earlier parts went out is remembered in memory, like Telegram's,
-    and a retry of the same target and request resumes at part k; Viber has no idempotency
-    key to make a resend harmless.
+    fails at part k after earlier parts went out is remembered (``ResumeMemory``), like
+    Telegram's, and a retry of the same target and request resumes at part k; Viber has no
+    idempotency key to make a resend harmless.
     """
 
     name: ClassVar[str] = "viber"
@@ -140,7 +128,7 @@ class ViberChannel(Channel):
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
         self._key = self.credentials.auth_token.encode()
-        self._sent_parts: OrderedDict[tuple[DialogTarget, ReplyRequest], list[str]] = OrderedDict()
+        self._resume = ResumeMemory(self.RESUME_MEMORY)
 
     # --- inbound
 
@@ -156,14 +144,14 @@ class ViberChannel(Channel):
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         data = _decode(request.body)
-        event = _validate_callback(data).event
+        event = validate(ViberCallback, data, "callback").event
         if event == "webhook":
             return WebhookParse(ignored=("webhook",))  # set_webhook's check: a 200 is all
         if event in _IGNORED_EVENTS:
             return WebhookParse(ignored=(event,))
         if event != "message":
             return WebhookParse(ignored=(f"unsupported_update:{event}",))
-        callback = _validate_message_event(data)
+        callback = validate(ViberMessageEvent, data, "callback")
         content = _content(callback.message)
         if content is None:
             return WebhookParse(ignored=(f"unsupported_content:{callback.message.type}",))
@@ -199,60 +187,32 @@ class ViberChannel(Channel):
         self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
         messages = _render(request)
-        key = (target, request)
-        sent = self._sent_parts.pop(key, [])
-        for index in range(len(sent), len(messages)):
+
+        async def send_part(index: int) -> str:
             body = {
                 "receiver": target.dialog_key,
                 "min_api_version": 1,
                 "sender": {"name": self.credentials.sender_name},
                 **messages[index],
             }
-            try:
-                sent.append(await self._call(session, body))
-            except ChannelError as exc:
-                if not sent:
-                    raise
-                raise self._partial_failure(key, sent, index, len(messages), exc) from exc
-        return SentReceipt(channel_message_ids=tuple(sent))
+            return await self._call(session, body)
 
-    def _partial_failure(
-        self,
-        key: tuple[DialogTarget, ReplyRequest],
-        sent: list[str],
-        index: int,
-        total: int,
-        exc: ChannelError,
-    ) -> ChannelError:
-        """The error to raise when message ``index`` failed after others went out.
-
-        A retryable failure remembers the sent parts so a retry resumes; a permanent one
-        says which parts the customer already got.
-        """
-        message = f"part {index + 1} of {total} failed after {len(sent)} sent: {exc}"
-        if isinstance(exc, RetryableSendError):
-            self._sent_parts[key] = sent
-            while len(self._sent_parts) > self.RESUME_MEMORY:
-                self._sent_parts.popitem(last=False)
-            return RetryableSendError(message + "; a retry resumes there", exc.retry_after_s)
-        return PermanentSendError(message)
+        return await self._resume.send(target, request, len(messages), send_part)
 
     async def _call(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> str:
         """One ``send_message``; returns the message token or raises the mapped send error."""
-        url = f"{self.credentials.api_base_url}{SEND_PATH}"
-        headers = {
-            "X-Viber-Auth-Token": self.credentials.auth_token,
-            "Content-Type": "application/json",
-        }
-        timeout = aiohttp.ClientTimeout(total=self.credentials.request_timeout_s)
-        try:
-            async with session.post(
-                url, data=orjson.dumps(body), headers=headers, timeout=timeout
-            ) as response:
-                status, answer = response.status, await response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RetryableSendError(f"viber send_message: {type(exc).__name__}: {exc}") from exc
-        return check_response(status, answer)
+        answer = await post(
+            session,
+            f"{self.credentials.api_base_url}{SEND_PATH}",
+            what="viber send_message",
+            timeout_s=self.credentials.request_timeout_s,
+            data=orjson.dumps(body),
+            headers={
+                "X-Viber-Auth-Token": self.credentials.auth_token,
+                "Content-Type": "application/json",
+            },
+        )
+        return check_response(answer.status, answer.body)
 
 
 def check_response(status: int, body: bytes) -> str:
@@ -262,15 +222,8 @@ def check_response(status: int, body: bytes) -> str:
     0 is success, 12 (too many requests) may pass later, every other status (receiver not
     registered or subscribed, bad token, blocked or unbilled account, bad data) will not.
     """
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = None
-    retryable_status = status == 429 or status >= 500
-    if not isinstance(payload, dict):
-        message = f"viber send_message: HTTP {status} with a non-JSON body"
-        raise RetryableSendError(message) if retryable_status else PermanentSendError(message)
-    if retryable_status:
+    payload = json_object("viber send_message", status, body)
+    if retryable_status(status):
         raise RetryableSendError(f"viber send_message: HTTP {status}")
     if status != 200:
         raise PermanentSendError(
@@ -333,27 +286,10 @@ def _picture_messages(url: str, caption: str | None) -> list[dict[str, Any]]:
 def _decode(body: bytes) -> dict[str, Any]:
     """The callback as a dict. orjson keeps integers up to 64 bits exact, ``message_token``'s
     range; a larger one would become a float, which ``ViberMessageEvent`` refuses."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequestError(f"malformed JSON: {exc}") from None
+    data = decode_json(body)
     if not isinstance(data, dict):
         raise ValidationFailedError(f"callback: expected a JSON object, got {type(data).__name__}")
     return data
-
-
-def _validate_callback(data: dict[str, Any]) -> ViberCallback:
-    try:
-        return ViberCallback.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailedError(describe_validation_error(exc, prefix="callback")) from None
-
-
-def _validate_message_event(data: dict[str, Any]) -> ViberMessageEvent:
-    try:
-        return ViberMessageEvent.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailedError(describe_validation_error(exc, prefix="callback")) from None
 
 
 def _content(message: ViberMessage) -> Content | None:

@@ -14,13 +14,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import Field
 
-from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse, WebhookReply
+from channels.base import (
+    ApiBaseUrl,
+    Capabilities,
+    Channel,
+    Credentials,
+    RawRequest,
+    WebhookParse,
+    WebhookReply,
+)
+from channels.http_calls import json_object, post, retryable_status
+from channels.partial_sends import send_parts
 from channels.text_split import split_text, utf16_units
 from channels.vk_types import (
     VkAttachment,
@@ -30,14 +40,8 @@ from channels.vk_types import (
     VkMessage,
     VkMessageNew,
 )
-from engine.errors import (
-    AuthError,
-    BadRequestError,
-    ChannelError,
-    PermanentSendError,
-    RetryableSendError,
-    ValidationFailedError,
-)
+from channels.webhook_body import decode_json, validate
+from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
@@ -58,7 +62,6 @@ from engine.models import (
     StickerContent,
     TextContent,
 )
-from engine.validation import describe_validation_error
 
 SEND_METHOD = "messages.send"
 OK_REPLY = WebhookReply(body=b"ok")
@@ -73,8 +76,6 @@ CHAT_PEER_OFFSET = 2_000_000_000
 _RETRYABLE_ERRORS: dict[int, float | None] = {1: None, 6: 1.0, 9: None, 10: None}
 # What messages.send takes in ``attachment``: <type><owner_id>_<media_id>[_<access_key>].
 _ATTACHMENT_ID = re.compile(r"^(?:photo|doc|audio_message|video|audio)-?\d+_\d+(?:_[0-9A-Za-z]+)?$")
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class VkCredentials(Credentials):
@@ -104,19 +105,13 @@ class VkCredentials(Credentials):
             "version, which must be 5.103 or later."
         ),
     )
-    api_base_url: str = Field(
+    api_base_url: ApiBaseUrl = Field(
         default="https://api.vk.com",
-        pattern=r"^https?://",
         description="API server (api.vk.com or api.vk.ru), or a test stand-in.",
     )
     request_timeout_s: float = Field(
         default=30, gt=0, description="Total time allowed for one API call, in seconds."
     )
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _without_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
 
 _MESSAGE_TYPES: dict[str, InboundAction] = {"message_new": "new", "message_edit": "edit"}
@@ -155,7 +150,7 @@ class VkChannel(Channel):
         Once a secret key is set on the Callback server, VK sends it in every request, the
         ``confirmation`` handshake included, so no request is exempt.
         """
-        data = _decode(request.body)
+        data = decode_json(request.body)
         presented = data.get("secret") if isinstance(data, dict) else None
         if not isinstance(presented, str):
             raise AuthError("body carries no 'secret' field")
@@ -167,10 +162,10 @@ class VkChannel(Channel):
             raise AuthError(f"group_id {group_id!r} is not this connector's community")
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
-        data = _decode(request.body)
+        data = decode_json(request.body)
         if not isinstance(data, dict):
             raise ValidationFailedError(f"callback: expected a JSON object, got {_kind(data)}")
-        callback = _validate(VkCallback, data, "callback")
+        callback = validate(VkCallback, data, "callback")
         if callback.type == "confirmation":
             code = self.credentials.confirmation_code.encode()
             return WebhookParse(ignored=("confirmation",), reply=WebhookReply(body=code))
@@ -235,33 +230,30 @@ class VkChannel(Channel):
         that failed half-way resends every part, and VK drops the ones it already has."""
         peer_id = _peer_id(target.dialog_key)
         calls = _render(peer_id, request)
-        sent: list[str] = []
-        for index, call in enumerate(calls):
+
+        async def send_part(index: int) -> str:
             params = {
                 "v": self.credentials.api_version,
                 "peer_id": str(peer_id),
                 "random_id": str(random_id(target, request, index)),
-                **call,
+                **calls[index],
             }
-            try:
-                sent.append(str(await self._call(session, params)))
-            except ChannelError as exc:
-                if not sent:
-                    raise
-                raise _partial_failure(exc, index, len(calls), len(sent)) from exc
-        return SentReceipt(channel_message_ids=tuple(sent))
+            return str(await self._call(session, params))
+
+        note = "; a retry repeats their random_id, which VK does not deliver twice"
+        return await send_parts(send_part, len(calls), retry_note=note)
 
     async def _call(self, session: aiohttp.ClientSession, params: dict[str, str]) -> int:
         """One ``messages.send`` (a form, the token in a header); returns the message id."""
-        url = f"{self.credentials.api_base_url}/method/{SEND_METHOD}"
-        headers = {"Authorization": f"Bearer {self.credentials.access_token}"}
-        timeout = aiohttp.ClientTimeout(total=self.credentials.request_timeout_s)
-        try:
-            async with session.post(url, data=params, headers=headers, timeout=timeout) as response:
-                status, body = response.status, await response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RetryableSendError(f"vk {SEND_METHOD}: {type(exc).__name__}: {exc}") from exc
-        return check_response(status, body)
+        answer = await post(
+            session,
+            f"{self.credentials.api_base_url}/method/{SEND_METHOD}",
+            what=f"vk {SEND_METHOD}",
+            timeout_s=self.credentials.request_timeout_s,
+            data=params,
+            headers={"Authorization": f"Bearer {self.credentials.access_token}"},
+        )
+        return check_response(answer.status, answer.body)
 
 
 def check_response(status: int, body: bytes) -> int:
@@ -270,14 +262,7 @@ def check_response(status: int, body: bytes) -> int:
     VK answers API errors with HTTP 200 and ``{"error": {"error_code", "error_msg"}}``; the
     code decides. Statuses other than 200 come from VK's front servers.
     """
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = None
-    retryable_status = status == 429 or status >= 500
-    if not isinstance(payload, dict):
-        message = f"vk {SEND_METHOD}: HTTP {status} with a non-JSON body"
-        raise RetryableSendError(message) if retryable_status else PermanentSendError(message)
+    payload = json_object(f"vk {SEND_METHOD}", status, body)
     error = payload.get("error")
     if isinstance(error, dict):
         code = error.get("error_code")
@@ -285,7 +270,7 @@ def check_response(status: int, body: bytes) -> int:
         if isinstance(code, int) and code in _RETRYABLE_ERRORS:
             raise RetryableSendError(description, _RETRYABLE_ERRORS[code])
         raise PermanentSendError(description)
-    if retryable_status:
+    if retryable_status(status):
         raise RetryableSendError(f"vk {SEND_METHOD}: HTTP {status}")
     message_id = payload.get("response")
     if status != 200 or isinstance(message_id, bool) or not isinstance(message_id, int):
@@ -305,14 +290,6 @@ def random_id(target: DialogTarget, request: ReplyRequest, part: int) -> int:
     material = f"{target.dialog_id}\x00{part}\x00{request.model_dump_json()}".encode()
     digest = hashlib.blake2b(material, digest_size=8).digest()
     return int.from_bytes(digest, "big") % (2**31 - 1) + 1
-
-
-def _partial_failure(exc: ChannelError, index: int, total: int, sent: int) -> ChannelError:
-    message = f"part {index + 1} of {total} failed after {sent} sent: {exc}"
-    if isinstance(exc, RetryableSendError):
-        note = "; a retry repeats their random_id, which VK does not deliver twice"
-        return RetryableSendError(message + note, exc.retry_after_s)
-    return PermanentSendError(message)
 
 
 # --- rendering a reply into messages.send parameters
@@ -370,22 +347,8 @@ def _peer_id(dialog_key: str) -> int:
 # --- normalizing a callback
 
 
-def _decode(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequestError(f"malformed JSON: {exc}") from None
-
-
 def _kind(value: Any) -> str:
     return type(value).__name__
-
-
-def _validate(model: type[ModelT], data: Any, prefix: str) -> ModelT:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailedError(describe_validation_error(exc, prefix=prefix)) from None
 
 
 def _ignored(reason: str) -> WebhookParse:
@@ -400,9 +363,9 @@ def _message(kind: str, data: Any) -> tuple[VkMessage, VkClientInfo | None]:
     server left on an older version still delivers.
     """
     if kind == "message_new" and isinstance(data, dict) and "message" in data:
-        wrapped = _validate(VkMessageNew, data, "object")
+        wrapped = validate(VkMessageNew, data, "object")
         return wrapped.message, wrapped.client_info
-    return _validate(VkMessage, data, "object"), None
+    return validate(VkMessage, data, "object"), None
 
 
 def _skip_reason(message: VkMessage) -> str | None:

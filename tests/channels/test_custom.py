@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 from email.utils import formatdate
 from typing import Any
 
@@ -326,10 +325,9 @@ async def test_redirect_is_not_followed(
         await make_channel(custom_receiver.url).send(session, TARGET, HELLO)
 
 
-async def test_connection_refused_is_retryable(session: aiohttp.ClientSession) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    channel = make_channel(f"http://127.0.0.1:{closed_port}/replies")
+async def test_connection_refused_is_retryable(
+    session: aiohttp.ClientSession, closed_port_url: str
+) -> None:
+    channel = make_channel(f"{closed_port_url}/replies")
     with pytest.raises(RetryableSendError, match="reply_url: ClientConnectorError"):
         await channel.send(session, TARGET, HELLO)

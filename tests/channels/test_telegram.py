@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import aiohttp
@@ -39,7 +38,13 @@ from engine.models import (
     TextContent,
     VideoContent,
 )
-from tests.channels.conftest import FIXED_NOW_S, StartWebhook, route_for
+from tests.channels.conftest import (
+    FIXED_NOW_S,
+    StartWebhook,
+    route_for,
+    verify_and_parse,
+    webhook_post,
+)
 from tests.standins.telegram_api import (
     RECORDED_UPDATES,
     ApiCall,
@@ -65,17 +70,12 @@ def make_channel(api_base_url: str = "https://api.telegram.org", **extra: Any) -
 
 
 def webhook_request(body: bytes | dict[str, Any], secret: str | None = SECRET) -> RawRequest:
-    headers = {"content-type": "application/json"}
-    if secret is not None:
-        headers["x-telegram-bot-api-secret-token"] = secret
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return RawRequest(
-        method="POST", path="/hooks/telegram/telegram-1", headers=headers, query={}, body=raw
-    )
+    headers = {"x-telegram-bot-api-secret-token": secret} if secret is not None else {}
+    return webhook_post("telegram", body, headers=headers)
 
 
 def parse(update: dict[str, Any]) -> Any:
-    return make_channel().parse(webhook_request(update), received_at=FIXED_NOW_S)
+    return verify_and_parse(make_channel(), webhook_request(update))
 
 
 def text_of(call: ApiCall) -> str:
@@ -568,11 +568,10 @@ async def test_wrong_token_is_permanent_and_never_quoted(
     assert "stand-in-token" not in str(caught.value)
 
 
-async def test_connection_refused_is_retryable(session: aiohttp.ClientSession) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    channel = make_channel(f"http://127.0.0.1:{closed_port}")
+async def test_connection_refused_is_retryable(
+    session: aiohttp.ClientSession, closed_port_url: str
+) -> None:
+    channel = make_channel(closed_port_url)
     with pytest.raises(RetryableSendError, match="sendMessage: ClientConnectorError") as caught:
         await channel.send(session, TARGET, HELLO)
     assert "stand-in-token" not in str(caught.value)

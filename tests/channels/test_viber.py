@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -41,7 +39,13 @@ from engine.models import (
     TextContent,
     VideoContent,
 )
-from tests.channels.conftest import FIXED_NOW_S, StartWebhook, route_for
+from tests.channels.conftest import (
+    FIXED_NOW_S,
+    StartWebhook,
+    route_for,
+    verify_and_parse,
+    webhook_post,
+)
 from tests.standins.viber_api import (
     DEFAULT_TOKEN,
     RECORDED_EVENTS,
@@ -67,28 +71,17 @@ def signed_request(
 ) -> RawRequest:
     """A callback request, signed in the header unless a header or ``sig`` is given."""
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    headers = {"content-type": "application/json"}
+    headers: dict[str, str] = {}
     if header is not None:
         headers["x-viber-content-signature"] = header
     elif query_sig is None:
         headers["x-viber-content-signature"] = signature(TOKEN, raw)
     query = {"sig": query_sig} if query_sig is not None else {}
-    return RawRequest(
-        method="POST", path="/hooks/viber/viber-1", headers=headers, query=query, body=raw
-    )
+    return webhook_post("viber", raw, headers=headers, query=query)
 
 
 def parse(event: dict[str, Any] | bytes) -> Any:
-    channel = make_channel()
-    request = signed_request(event)
-    channel.verify(request)
-    return channel.parse(request, received_at=FIXED_NOW_S)
-
-
-@pytest.fixture
-async def viber_api() -> AsyncIterator[ViberApiStandIn]:
-    async with ViberApiStandIn() as api:
-        yield api
+    return verify_and_parse(make_channel(), signed_request(event))
 
 
 # --- inbound: every recorded callback, normalized or ignored
@@ -603,11 +596,10 @@ def test_answers_map_to_the_error_the_caller_can_act_on(
         check_response(status, body)
 
 
-async def test_connection_refused_is_retryable(session: aiohttp.ClientSession) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    channel = make_channel(f"http://127.0.0.1:{closed_port}")
+async def test_connection_refused_is_retryable(
+    session: aiohttp.ClientSession, closed_port_url: str
+) -> None:
+    channel = make_channel(closed_port_url)
     with pytest.raises(RetryableSendError, match="send_message: ClientConnectorError"):
         await channel.send(session, TARGET, HELLO)
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -40,7 +38,13 @@ from engine.models import (
     StickerContent,
     TextContent,
 )
-from tests.channels.conftest import FIXED_NOW_S, StartWebhook, route_for
+from tests.channels.conftest import (
+    FIXED_NOW_S,
+    StartWebhook,
+    route_for,
+    verify_and_parse,
+    webhook_post,
+)
 from tests.standins.vk_api import (
     RECORDED_EVENTS,
     ScriptedAnswer,
@@ -72,22 +76,11 @@ def make_channel(api_base_url: str = "https://api.vk.com", **extra: Any) -> VkCh
 
 
 def webhook_request(body: bytes | dict[str, Any]) -> RawRequest:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    headers = {"content-type": "application/json"}
-    return RawRequest(method="POST", path="/hooks/vk/vk-1", headers=headers, query={}, body=raw)
+    return webhook_post("vk", body)
 
 
 def parse(event: dict[str, Any]) -> Any:
-    channel = make_channel()
-    request = webhook_request(event)
-    channel.verify(request)
-    return channel.parse(request, received_at=FIXED_NOW_S)
-
-
-@pytest.fixture
-async def vk_api() -> AsyncIterator[VkApiStandIn]:
-    async with VkApiStandIn() as api:
-        yield api
+    return verify_and_parse(make_channel(), webhook_request(event))
 
 
 # --- inbound: every recorded event, normalized or ignored
@@ -661,11 +654,10 @@ def test_error_object_decides_even_over_a_response() -> None:
         check_response(200, body)
 
 
-async def test_connection_refused_is_retryable(session: aiohttp.ClientSession) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    channel = make_channel(f"http://127.0.0.1:{closed_port}")
+async def test_connection_refused_is_retryable(
+    session: aiohttp.ClientSession, closed_port_url: str
+) -> None:
+    channel = make_channel(closed_port_url)
     with pytest.raises(RetryableSendError, match=r"messages\.send: ClientConnectorError"):
         await channel.send(session, TARGET, HELLO)
 

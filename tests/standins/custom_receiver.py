@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, NamedTuple, Self
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import aiohttp
 import orjson
@@ -31,6 +29,7 @@ from aiohttp import web
 from engine.errors import AuthError
 from engine.ids import new_id
 from engine.security.webhook_signature import hmac_signature, signature_headers, verify_hmac
+from tests.standins.server import LoopbackServer, ScriptedAnswer, play
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -42,15 +41,6 @@ class ReceivedReply:
     webhook_id: str
     timestamp_s: int
     body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ScriptedAnswer:
-    """An answer played instead of the normal one to the next validly signed reply."""
-
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class PostedBatch(NamedTuple):
@@ -80,61 +70,37 @@ async def post_messages(
         return PostedBatch(response.status, await response.text())
 
 
-class CustomReceiverStandIn:
+class CustomReceiverStandIn(LoopbackServer):
     """Receives the custom connector's replies on a random loopback port.
 
     ``replies`` holds accepted replies in order; ``attempts`` every validly signed request,
-    failed ones included; ``rejected`` the reason of each request refused with 401.
+    failed ones included; ``rejected`` the reason of each request refused with 401. Scripted
+    answers are played to validly signed replies only.
     """
 
     PATH = "/replies"
 
     def __init__(self, signing_secret: str, *, now: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self._secret = signing_secret.encode()
         self._now = now
         self.replies: list[ReceivedReply] = []
         self.attempts: list[ReceivedReply] = []
         self.rejected: list[str] = []
-        self._scripted: deque[ScriptedAnswer] = deque()
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._port = 0
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post(self.PATH, self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post(self.PATH, self._handle)
 
     @property
     def url(self) -> str:
         """What goes into ``CustomCredentials.reply_url``."""
-        return f"http://127.0.0.1:{self._port}{self.PATH}"
+        return f"{self.base_url}{self.PATH}"
 
     def fail_next(self, status: int, *, body: str = "", retry_after: str | None = None) -> None:
         """Refuse the next signed reply with ``status`` (and a ``Retry-After`` header)."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        self._scripted.append(ScriptedAnswer(status, body.encode(), headers))
+        self.script(ScriptedAnswer(status, body.encode(), headers=headers))
 
     def answer_next(self, body: bytes | dict[str, Any], *, status: int = 200) -> None:
         """Answer the next signed reply with ``status`` and ``body`` (a dict goes as JSON).
@@ -142,10 +108,11 @@ class CustomReceiverStandIn:
         The default answer is 200 ``{"message_ids": ["reply-<n>"]}``; a 2xx here still
         records the reply, any other status (a redirect, say) does not.
         """
+        # Encoded here, not by play: the receiver answers orjson's bytes, as the default does.
         if isinstance(body, dict):
-            self._scripted.append(ScriptedAnswer(status, orjson.dumps(body), _JSON))
+            self.script(ScriptedAnswer(status, orjson.dumps(body), headers=_JSON))
         else:
-            self._scripted.append(ScriptedAnswer(status, body))
+            self.script(ScriptedAnswer(status, body))
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -156,10 +123,10 @@ class CustomReceiverStandIn:
             return web.Response(status=401, text=str(exc))
         reply = ReceivedReply(signed.message_id, signed.timestamp_s, orjson.loads(body))
         self.attempts.append(reply)
-        answer = self._scripted.popleft() if self._scripted else None
+        answer = self._take_scripted()
         if answer is None:
             message_ids = [f"reply-{next(self._ids)}"]
-            answer = ScriptedAnswer(200, orjson.dumps({"message_ids": message_ids}), _JSON)
+            answer = ScriptedAnswer(200, orjson.dumps({"message_ids": message_ids}), headers=_JSON)
         if 200 <= answer.status < 300:
             self.replies.append(reply)
-        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        return await play(answer)

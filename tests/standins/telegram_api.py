@@ -16,18 +16,17 @@ it the way Telegram does.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
-from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import web
+
+from tests.standins.server import LoopbackServer, ScriptedAnswer, play, proxy_error_page
 
 DEFAULT_TOKEN = "123456:stand-in-token"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -42,23 +41,6 @@ class ApiCall:
     params: dict[str, Any]
     content_type: str
     token: str
-
-
-@dataclass(frozen=True)
-class ScriptedAnswer:
-    """An answer played instead of the normal one to a call of ``method`` (any if None).
-
-    It answers the first such call after ``after_calls`` more have been answered normally.
-    ``body`` is sent as JSON when it is a dict, verbatim when bytes. ``delay_s`` holds the
-    answer back first (for client timeouts).
-    """
-
-    status: int
-    body: dict[str, Any] | bytes
-    method: str | None = None
-    after_calls: int = 0
-    delay_s: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class PostedUpdate(NamedTuple):
@@ -83,54 +65,18 @@ async def post_update(
         return PostedUpdate(response.status, await response.text())
 
 
-class TelegramApiStandIn:
+class TelegramApiStandIn(LoopbackServer):
     """Telegram's Bot API on a random loopback port; use as an async context manager."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, first_message_id: int = 1000) -> None:
+        super().__init__()
         self.token = token
         self.calls: list[ApiCall] = []
         self.webhook: dict[str, Any] = {}
-        self._scripted: deque[ScriptedAnswer] = deque()
         self._message_ids = itertools.count(first_message_id)
-        self._runner: web.AppRunner | None = None
-        self._client: aiohttp.ClientSession | None = None
-        self._port = 0
 
-    # --- lifecycle
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """What goes into ``TelegramCredentials.api_base_url``."""
-        return f"http://127.0.0.1:{self._port}"
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("*", "/bot{token}/{method}", self._handle)
 
     # --- inspecting
 
@@ -139,10 +85,6 @@ class TelegramApiStandIn:
         return [call for call in self.calls if call.method == method]
 
     # --- scripting
-
-    def script(self, answer: ScriptedAnswer) -> None:
-        """Queue an answer; scripted answers are played first, in the order queued."""
-        self._scripted.append(answer)
 
     def fail_next(
         self,
@@ -158,7 +100,9 @@ class TelegramApiStandIn:
         body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
         if parameters is not None:
             body["parameters"] = parameters
-        self.script(ScriptedAnswer(status, body, method, after_calls, delay_s))
+        self.script(
+            ScriptedAnswer(status, body, method=method, after_calls=after_calls, delay_s=delay_s)
+        )
 
     def rate_limit_next(
         self, retry_after_s: int, *, method: str | None = None, after_calls: int = 0
@@ -187,8 +131,7 @@ class TelegramApiStandIn:
 
     def break_next(self, status: int = 502, *, method: str | None = None) -> None:
         """A non-JSON answer, as a proxy in front of the Bot API gives."""
-        body = f"<html><body><h1>{status}</h1> nginx</body></html>".encode()
-        self.script(ScriptedAnswer(status, body, method, headers={"Content-Type": "text/html"}))
+        self.script(proxy_error_page(status, method))
 
     # --- delivering updates to the webhook
 
@@ -196,10 +139,8 @@ class TelegramApiStandIn:
         """POST ``update`` to the webhook set by ``setWebhook``, with its secret token."""
         if not self.webhook.get("url"):
             raise RuntimeError("no webhook set: call setWebhook first")
-        if self._client is None:
-            self._client = aiohttp.ClientSession()
         return await post_update(
-            self._client, self.webhook["url"], self.webhook.get("secret_token"), update
+            self._session(), self.webhook["url"], self.webhook.get("secret_token"), update
         )
 
     # --- the server
@@ -215,22 +156,10 @@ class TelegramApiStandIn:
         self.calls.append(call)
         scripted = self._take_scripted(method)
         if scripted is not None:
-            return await _play(scripted)
+            return await play(scripted)
         if call.token != self.token:
             return _error(401, "Unauthorized")
         return self._answer(call)
-
-    def _take_scripted(self, method: str) -> ScriptedAnswer | None:
-        """The first queued answer for ``method``, once its ``after_calls`` have passed."""
-        for index, answer in enumerate(self._scripted):
-            if answer.method not in (None, method):
-                continue
-            if answer.after_calls:
-                self._scripted[index] = replace(answer, after_calls=answer.after_calls - 1)
-                return None
-            del self._scripted[index]
-            return answer
-        return None
 
     def _answer(self, call: ApiCall) -> web.Response:
         params = call.params
@@ -283,14 +212,6 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
             # An uploaded file is recorded as its bytes.
             params[name] = value.file.read() if isinstance(value, web.FileField) else value
     return params
-
-
-async def _play(answer: ScriptedAnswer) -> web.Response:
-    if answer.delay_s:
-        await asyncio.sleep(answer.delay_s)
-    if isinstance(answer.body, bytes):
-        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
-    return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
 def _ok(result: Any) -> web.Response:

@@ -19,20 +19,19 @@ callback the way Viber does; ``deliver`` posts one to the webhook that was set.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
 import json
 import time
-from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, NamedTuple, Self
+from typing import Any, Literal, NamedTuple
 
 import aiohttp
 from aiohttp import web
+
+from tests.standins.server import LoopbackServer, ScriptedAnswer, play, proxy_error_page
 
 DEFAULT_TOKEN = "4453b6ac12345678-e02c5f12174805f9-9a1b2c3d4e5f6071"
 SIGNATURE_HEADER = "X-Viber-Content-Signature"
@@ -50,21 +49,6 @@ class ApiCall:
     body: dict[str, Any]
     token: str | None
     content_type: str
-
-
-@dataclass(frozen=True)
-class ScriptedAnswer:
-    """An answer played to a ``send_message`` after ``after_calls`` normal answers.
-
-    ``body`` is sent as JSON when it is a dict, verbatim when bytes; ``delay_s`` holds the
-    answer back first (for client timeouts).
-    """
-
-    status: int
-    body: dict[str, Any] | bytes
-    after_calls: int = 0
-    delay_s: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class PostedEvent(NamedTuple):
@@ -114,8 +98,11 @@ def status_body(status: int, message: str, token: int | None = None) -> dict[str
     return {**body, "chat_hostname": "SN-CHAT-01_"}
 
 
-class ViberApiStandIn:
-    """Viber's Bot API on a random loopback port; use as an async context manager."""
+class ViberApiStandIn(LoopbackServer):
+    """Viber's Bot API on a random loopback port; use as an async context manager.
+
+    Scripted answers are played to ``send_message`` only.
+    """
 
     def __init__(
         self,
@@ -123,69 +110,29 @@ class ViberApiStandIn:
         *,
         first_message_token: int = 5_169_280_000_000_000_000,
     ) -> None:
+        super().__init__()
         self.auth_token = auth_token
         self.calls: list[ApiCall] = []
         self.webhook: dict[str, Any] = {}
         self.webhook_checks: list[PostedEvent] = []
-        self._scripted: deque[ScriptedAnswer] = deque()
         self._tokens = itertools.count(first_message_token, 4_194_304)  # one ms apart
-        self._runner: web.AppRunner | None = None
-        self._client: aiohttp.ClientSession | None = None
-        self._port = 0
 
-    # --- lifecycle
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/pa/send_message", self._send_message)
-        app.router.add_post("/pa/set_webhook", self._set_webhook)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """What goes into ``ViberCredentials.api_base_url``."""
-        return f"http://127.0.0.1:{self._port}"
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/pa/send_message", self._send_message)
+        router.add_post("/pa/set_webhook", self._set_webhook)
 
     # --- scripting
-
-    def script(self, answer: ScriptedAnswer) -> None:
-        """Queue an answer; scripted answers are played first, in the order queued."""
-        self._scripted.append(answer)
 
     def fail_next(
         self, status: int, message: str, *, after_calls: int = 0, delay_s: float = 0.0
     ) -> None:
         """Answer a ``send_message`` with HTTP 200 and a non-zero ``status``, as Viber does."""
         body = status_body(status, message, next(self._tokens))
-        self.script(ScriptedAnswer(200, body, after_calls, delay_s))
+        self.script(ScriptedAnswer(200, body, after_calls=after_calls, delay_s=delay_s))
 
     def break_next(self, status: int = 502) -> None:
         """A non-JSON answer, as a proxy in front of the API gives."""
-        body = f"<html><body><h1>{status}</h1> nginx</body></html>".encode()
-        self.script(ScriptedAnswer(status, body, headers={"Content-Type": "text/html"}))
+        self.script(proxy_error_page(status))
 
     # --- delivering callbacks to the webhook
 
@@ -194,11 +141,6 @@ class ViberApiStandIn:
         if not self.webhook.get("url"):
             raise RuntimeError("no webhook set: call set_webhook first")
         return await post_event(self._session(), self.webhook["url"], self.auth_token, event)
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._client is None:
-            self._client = aiohttp.ClientSession()
-        return self._client
 
     # --- the server
 
@@ -215,9 +157,9 @@ class ViberApiStandIn:
 
     async def _send_message(self, request: web.Request) -> web.Response:
         call = await self._read(request)
-        scripted = self._take_scripted()
+        scripted = self._take_scripted("send_message")
         if scripted is not None:
-            return await _play(scripted)
+            return await play(scripted)
         if call.token != self.auth_token:
             return web.json_response(status_body(2, "invalidAuthToken"))
         problem = _send_problem(call.body)
@@ -258,15 +200,6 @@ class ViberApiStandIn:
         self.webhook_checks.append(check)
         return check
 
-    def _take_scripted(self) -> ScriptedAnswer | None:
-        if not self._scripted:
-            return None
-        answer = self._scripted[0]
-        if answer.after_calls:
-            self._scripted[0] = replace(answer, after_calls=answer.after_calls - 1)
-            return None
-        return self._scripted.popleft()
-
 
 def _send_problem(body: dict[str, Any]) -> tuple[int, str] | None:
     """The status Viber gives a ``send_message`` with this body, if any."""
@@ -290,11 +223,3 @@ def _send_problem(body: dict[str, Any]) -> tuple[int, str] | None:
     if kind == "file" and not all(body.get(name) for name in ("media", "size", "file_name")):
         return 4, "missingData: media, size or file_name"
     return None
-
-
-async def _play(answer: ScriptedAnswer) -> web.Response:
-    if answer.delay_s:
-        await asyncio.sleep(answer.delay_s)
-    if isinstance(answer.body, bytes):
-        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
-    return web.json_response(answer.body, status=answer.status, headers=answer.headers)

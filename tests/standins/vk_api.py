@@ -18,17 +18,16 @@ posts a Callback API event to a webhook the way VK does.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
-from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import web
+
+from tests.standins.server import LoopbackServer, ScriptedAnswer, play, proxy_error_page
 
 DEFAULT_TOKEN = "vk1.a.stand-in-community-token"
 RECORDED_EVENTS = Path(__file__).resolve().parent.parent / "data" / "vk"
@@ -43,21 +42,6 @@ class ApiCall:
     params: dict[str, str]
     content_type: str
     token: str | None
-
-
-@dataclass(frozen=True)
-class ScriptedAnswer:
-    """An answer played instead of the normal one, after ``after_calls`` normal answers.
-
-    ``body`` is sent as JSON when it is a dict, verbatim when bytes; ``delay_s`` holds the
-    answer back first (for client timeouts).
-    """
-
-    status: int
-    body: dict[str, Any] | bytes
-    after_calls: int = 0
-    delay_s: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class PostedEvent(NamedTuple):
@@ -97,67 +81,34 @@ def vk_error(code: int, message: str, method: str = "messages.send") -> dict[str
     return {"error": {"error_code": code, "error_msg": message, "request_params": params}}
 
 
-class VkApiStandIn:
+class VkApiStandIn(LoopbackServer):
     """VK's API on a random loopback port; use as an async context manager."""
 
     def __init__(self, access_token: str = DEFAULT_TOKEN, *, first_message_id: int = 2000) -> None:
+        super().__init__()
         self.access_token = access_token
         self.calls: list[ApiCall] = []
         self.delivered: list[ApiCall] = []
-        self._scripted: deque[ScriptedAnswer] = deque()
         self._message_ids = itertools.count(first_message_id)
         self._by_random_id: dict[tuple[str, str], int] = {}
-        self._runner: web.AppRunner | None = None
-        self._port = 0
 
-    # --- lifecycle
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/method/{method}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """What goes into ``VkCredentials.api_base_url``."""
-        return f"http://127.0.0.1:{self._port}"
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("*", "/method/{method}", self._handle)
 
     # --- scripting
-
-    def script(self, answer: ScriptedAnswer) -> None:
-        """Queue an answer; scripted answers are played first, in the order queued."""
-        self._scripted.append(answer)
 
     def fail_next(
         self, code: int, message: str, *, after_calls: int = 0, delay_s: float = 0.0
     ) -> None:
         """Answer a call with HTTP 200 and VK's error object, as VK answers every API error."""
-        self.script(ScriptedAnswer(200, vk_error(code, message), after_calls, delay_s))
+        answer = ScriptedAnswer(
+            200, vk_error(code, message), after_calls=after_calls, delay_s=delay_s
+        )
+        self.script(answer)
 
     def break_next(self, status: int = 502) -> None:
         """A non-JSON answer, as the front servers give when the API behind them is down."""
-        body = f"<html><body><h1>{status}</h1> nginx</body></html>".encode()
-        self.script(ScriptedAnswer(status, body, headers={"Content-Type": "text/html"}))
+        self.script(proxy_error_page(status))
 
     # --- the server
 
@@ -169,19 +120,10 @@ class VkApiStandIn:
             token=_token(request),
         )
         self.calls.append(call)
-        scripted = self._take_scripted()
+        scripted = self._take_scripted(call.method)
         if scripted is not None:
-            return await _play(scripted)
+            return await play(scripted)
         return web.json_response(self._answer(call))
-
-    def _take_scripted(self) -> ScriptedAnswer | None:
-        if not self._scripted:
-            return None
-        answer = self._scripted[0]
-        if answer.after_calls:
-            self._scripted[0] = replace(answer, after_calls=answer.after_calls - 1)
-            return None
-        return self._scripted.popleft()
 
     def _answer(self, call: ApiCall) -> dict[str, Any]:
         if call.token != self.access_token:
@@ -226,11 +168,3 @@ def _token(request: web.Request) -> str | None:
     if authorization.startswith("Bearer "):
         return authorization.removeprefix("Bearer ")
     return request.query.get("access_token")
-
-
-async def _play(answer: ScriptedAnswer) -> web.Response:
-    if answer.delay_s:
-        await asyncio.sleep(answer.delay_s)
-    if isinstance(answer.body, bytes):
-        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
-    return web.json_response(answer.body, status=answer.status, headers=answer.headers)
