@@ -103,11 +103,21 @@ class PortalActor:
         return cached[1]
 
     async def _apply(self, registry: Registry) -> None:
-        self._registry = registry
+        """Serve this actor's portals; keep only their part of the registry (memory)."""
         pool = self._settings.config.portal_pool_size
-        mine = [p for p in registry.portals.values() if host_name(p.id, pool) == self._name]
+        portals = {
+            portal.id: portal
+            for portal in registry.portals.values()
+            if host_name(portal.id, pool) == self._name
+        }
+        connectors = {
+            connector.id: connector
+            for connector in registry.connectors.values()
+            if connector.portal in portals
+        }
+        self._registry = Registry(registry.version, portals, connectors)
         assert self._host is not None
-        await self._host.configure(mine)
+        await self._host.configure(list(portals.values()))
 
     async def _follow_registry(self, router: Any) -> None:
         while True:

@@ -35,6 +35,7 @@ class EngineActors:
         ).remote(self.settings)
         await self.router.ready.remote()
         registry: Registry = await self.router.registry.remote()
+        self.settings = shared  # the router has the config's portals; no one else needs them
         for name in host_names(list(registry.portals), config.portal_pool_size):
             self.hosts[name] = portal_actor(name, shared)
         await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))

@@ -88,10 +88,9 @@ async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    registry = await actors.start()
     base = config.public_url or f"http://{config.host}:{config.port}"
     print(f"openlines: listening on http://{config.host}:{config.port}", flush=True)
-    for connector in registry.connectors.values():
+    for connector in (await actors.start()).connectors.values():
         print(
             f"openlines: connector {connector.id} ({connector.channel}, portal "
             f"{connector.portal}, line {connector.line}): webhook {base}/hooks/"

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.errors import ConfigError
 from engine.security.sealing import x25519_public_from_b64
-from engine.yaml_marks import format_validation_error, load_yaml_with_marks
+from engine.yaml_marks import format_validation_error, parse_yaml_model
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -116,11 +116,7 @@ def load_engine_config(path: Path) -> EngineConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
-    data, marks = load_yaml_with_marks(text, str(path))
-    try:
-        config = EngineConfig.model_validate({} if data is None else data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path), marks)) from None
+    config = parse_yaml_model(EngineConfig, text, str(path), empty={})
     base = path.parent
     return config.model_copy(
         update={

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine.errors import ConfigError
 
 Marks = dict[tuple[str | int, ...], int]
+M = TypeVar("M", bound=BaseModel)
 
 
 class _MarkingLoader(yaml.SafeLoader):
@@ -29,20 +30,37 @@ def _walk(node: yaml.Node, path: tuple[str | int, ...], marks: Marks) -> None:
             _walk(item, (*path, index), marks)
 
 
-def load_yaml_with_marks(text: str, source: str) -> tuple[Any, Marks]:
-    """Parse ``text``; ``ConfigError`` with file and line when it is not valid YAML."""
+def load_yaml(text: str, source: str) -> Any:
+    """Parse ``text`` safely; ``ConfigError`` with file and line when it is not valid YAML."""
     try:
-        node = yaml.compose(text, Loader=_MarkingLoader)
-        data = yaml.load(text, Loader=_MarkingLoader)
+        return yaml.load(text, Loader=_MarkingLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+
+
+def yaml_marks(text: str) -> Marks:
+    """The line of every mapping key and list item of an already valid YAML text.
+
+    Computed only when a validation error needs lines: for a config with thousands of
+    portals the marks take more memory than the config itself.
+    """
+    node = yaml.compose(text, Loader=_MarkingLoader)
     marks: Marks = {}
     if node is not None:
         _walk(node, (), marks)
-    return data, marks
+    return marks
+
+
+def parse_yaml_model(model: type[M], text: str, source: str, empty: Any = None) -> M:
+    """Load and validate ``text`` as ``model``; errors name file, line and field."""
+    data = load_yaml(text, source)
+    try:
+        return model.model_validate(empty if data is None else data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, yaml_marks(text))) from None
 
 
 def _line_of(marks: Marks | None, location: tuple[str | int, ...]) -> int | None:

@@ -14,7 +14,7 @@ import logging
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import orjson
@@ -36,6 +36,14 @@ from engine.store.threaded import ThreadedStore
 log = logging.getLogger(__name__)
 
 DIALOG_CACHE_SIZE = 50_000
+
+
+@dataclass(slots=True)
+class CachedDialog:
+    """A dialog as its events show it; ``opened_json`` until its first event went out."""
+
+    json: bytes
+    opened_json: bytes | None
 
 
 class DialogResolver(Protocol):
@@ -89,7 +97,7 @@ class PortalMailbox:
         self._pending: list[int] = []
         self._wake: list[asyncio.Event] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._dialogs: OrderedDict[str, DialogInfo] = OrderedDict()
+        self._dialogs: OrderedDict[str, CachedDialog] = OrderedDict()
 
     @property
     def stream_count(self) -> int:
@@ -218,16 +226,16 @@ class PortalMailbox:
         if unknown:
             await self._resolve(unknown)
         result: dict[int, bytes] = {}
-        announced: set[str] = set()
         for event in events:
             if event.dialog_json is not None:
                 continue
-            dialog = self._dialogs[event.dialog_ref]
-            opened = dialog.is_new and event.dialog_ref not in announced
-            announced.add(event.dialog_ref)
-            result[event.rowid] = dialog_json(dialog, opened)
-        for ref in announced:
-            self._dialogs[ref] = self._dialogs[ref].model_copy(update={"is_new": False})
+            cached = self._dialogs[event.dialog_ref]
+            if cached.opened_json is not None:
+                # The first event of a dialog the router just opened says so, once.
+                result[event.rowid] = cached.opened_json
+                cached.opened_json = None
+            else:
+                result[event.rowid] = cached.json
         return result
 
     async def _resolve(self, events: Sequence[PendingEvent]) -> None:
@@ -253,7 +261,10 @@ class PortalMailbox:
             )
         dialogs = await self._resolver.resolve(requests)
         for ref, dialog in zip(first_of_dialog, dialogs, strict=True):
-            self._dialogs[ref] = dialog
+            self._dialogs[ref] = CachedDialog(
+                json=dialog_json(dialog, opened=False),
+                opened_json=dialog_json(dialog, opened=True) if dialog.is_new else None,
+            )
             self._dialogs.move_to_end(ref)
         while len(self._dialogs) > DIALOG_CACHE_SIZE:
             self._dialogs.popitem(last=False)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from engine.config import ID_PATTERN, ConfigModel
 from engine.errors import ConfigError
-from engine.yaml_marks import format_validation_error, load_yaml_with_marks
+from engine.yaml_marks import parse_yaml_model
 
 
 class OperatorRule(ConfigModel):
@@ -86,9 +86,4 @@ def load_rules(directory: Path, version: int) -> RuleSet:
 
 
 def _load_file(path: Path) -> LineRules:
-    text = path.read_text(encoding="utf-8")
-    data, marks = load_yaml_with_marks(text, str(path))
-    try:
-        return LineRules.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path), marks)) from None
+    return parse_yaml_model(LineRules, path.read_text(encoding="utf-8"), str(path))

@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS events (
     best_effort INTEGER NOT NULL, received_at REAL NOT NULL, payload BLOB NOT NULL,
     dialog_json BLOB, batch_id TEXT, batch_pos INTEGER, seq INTEGER);
 CREATE INDEX IF NOT EXISTS events_pending ON events (portal_id, batch_id, rowid);
+CREATE INDEX IF NOT EXISTS events_in_batch ON events (batch_id, batch_pos)
+    WHERE batch_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, portal_id TEXT NOT NULL, stream INTEGER NOT NULL,
     created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,

@@ -16,7 +16,7 @@ from engine.config import (
 from engine.errors import ConfigError, NotFoundError
 from engine.registry import Registry, check_references
 from engine.security.keys import generate_portal_keypair
-from engine.yaml_marks import load_yaml_with_marks
+from engine.yaml_marks import load_yaml, yaml_marks
 
 PUBLIC_KEY = generate_portal_keypair()[1]
 
@@ -159,7 +159,8 @@ def test_config_models_are_frozen() -> None:
 
 
 def test_marks_record_the_line_of_keys_and_items() -> None:
-    data, marks = load_yaml_with_marks("a: 1\nb:\n  - x: 2\n  - x: 3\n", "f.yaml")
+    text = "a: 1\nb:\n  - x: 2\n  - x: 3\n"
+    data, marks = load_yaml(text, "f.yaml"), yaml_marks(text)
     assert data == {"a": 1, "b": [{"x": 2}, {"x": 3}]}
     assert marks[("a",)] == 1
     assert marks[("b",)] == 2
@@ -210,3 +211,11 @@ def test_registry_lookups_of_unknown_ids() -> None:
 def test_check_references_on_a_whole_config() -> None:
     with pytest.raises(ConfigError, match="unknown portal 'p1'"):
         check_references({}, {"tg-1": connector()})
+
+
+def test_an_empty_config_file_means_every_default(tmp_path: Path) -> None:
+    path = tmp_path / "engine.yaml"
+    path.write_text("# nothing set\n")
+    config = load_engine_config(path)
+    assert config.port == 8080
+    assert config.data_dir == tmp_path / "data"
