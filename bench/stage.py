@@ -60,6 +60,7 @@ class Stage:
     channel_actors: int = 2
     portal_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     portal_defaults: dict[str, Any] = field(default_factory=dict)
+    engine_overrides: dict[str, Any] = field(default_factory=dict)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="olbench-")))
     sink: SinkClient = field(default_factory=SinkClient)
     engine: EngineProcess | None = None
@@ -100,6 +101,7 @@ class Stage:
             "portal_pool_size": self.pool_size,
             "portals": portals,
             "connectors": connectors,
+            **self.engine_overrides,
         }
 
     async def start(self) -> None:
