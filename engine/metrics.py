@@ -7,7 +7,10 @@ HTTP layer gathers every actor's snapshot and renders them in the Prometheus tex
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 
 Labels = tuple[tuple[str, str], ...]
 Sample = tuple[str, Labels]
@@ -55,27 +58,30 @@ def merge(snapshots: Iterable[dict[Sample, float]]) -> dict[Sample, float]:
     return dict(total)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Snapshot:
+    """A prometheus-client collector over already merged samples (one scrape's worth)."""
 
+    def __init__(self, counters: dict[Sample, float], gauges: dict[Sample, float]) -> None:
+        self._counters = counters
+        self._gauges = gauges
 
-def _number(value: float) -> str:
-    """A sample value in full (``:g`` keeps six digits: 1234567 would read 1.23457e+06)."""
-    value = float(value)
-    return str(int(value)) if value.is_integer() else repr(value)
+    def collect(self) -> Iterator[Metric]:
+        for kind, helps, values in (
+            ("counter", COUNTER_HELP, self._counters),
+            ("gauge", GAUGE_HELP, self._gauges),
+        ):
+            for name, help_text in helps.items():
+                family = Metric(
+                    name.removesuffix("_total") if kind == "counter" else name, help_text, kind
+                )
+                for (sample_name, labels), value in sorted(values.items()):
+                    if sample_name == name:
+                        family.add_sample(name, dict(labels), value)
+                yield family
 
 
 def render(counters: dict[Sample, float], gauges: dict[Sample, float]) -> str:
-    """The Prometheus text exposition format (version 0.0.4)."""
-    lines: list[str] = []
-    for kind, helps, values in (("counter", COUNTER_HELP, counters), ("gauge", GAUGE_HELP, gauges)):
-        for name, help_text in helps.items():
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-            for (sample_name, labels), value in sorted(values.items()):
-                if sample_name != name:
-                    continue
-                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                number = _number(value)
-                lines.append(f"{name}{{{label_text}}} {number}" if labels else f"{name} {number}")
-    return "\n".join(lines) + "\n"
+    """The Prometheus text exposition format, written by prometheus-client."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(counters, gauges))
+    return generate_latest(registry).decode()

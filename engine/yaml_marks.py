@@ -30,10 +30,15 @@ def _walk(node: yaml.Node, path: tuple[str | int, ...], marks: Marks) -> None:
             _walk(item, (*path, index), marks)
 
 
+_FAST_SAFE_LOADER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it: a config of thousands of portals
+loads several times faster and leaves much less memory behind in the engine's driver."""
+
+
 def load_yaml(text: str, source: str) -> Any:
     """Parse ``text`` safely; ``ConfigError`` with file and line when it is not valid YAML."""
     try:
-        return yaml.load(text, Loader=_MarkingLoader)
+        return yaml.load(text, Loader=_FAST_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source

@@ -69,7 +69,7 @@ def test_every_metric_has_help_and_type() -> None:
 
 def test_unlabelled_samples_render_bare() -> None:
     text = render({("openlines_stored_total", ()): 5.0}, {})
-    assert "\nopenlines_stored_total 5\n" in text
+    assert "\nopenlines_stored_total 5.0\n" in text
     assert samples(text)[("openlines_stored_total", ())] == 5
 
 
