@@ -62,5 +62,7 @@ def run_sample_portal(args: argparse.Namespace) -> int:
     engine_key = asyncio.run(fetch_engine_key(args.engine))
     side = PortalSide.from_b64(args.portal_id, args.private_key, engine_key, args.license_key)
     print(f"sample portal {args.portal_id} on http://{host}:{port}/openlines", flush=True)
-    web.run_app(make_app(side), host=host or "127.0.0.1", port=int(port), print=None)
+    web.run_app(
+        make_app(side), host=host or "127.0.0.1", port=int(port), print=None, access_log=None
+    )
     return 0
