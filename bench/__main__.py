@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if uses_ray:
             ray.shutdown()
-    path = report.save(results)
+    full = not args.quick and args.only is None
+    path = report.save(results, full)
     report.plot(results, path.with_suffix(".png"))
-    if not args.no_readme and not args.quick and args.only is None:
+    if full and not args.no_readme:
         report.update_readme(results)
     print(report.table(results))
     print(f"results: {path} and {path.with_suffix('.png')}")

@@ -551,37 +551,16 @@ async def spawn(
     channel: str,
     connector_prefix: str,
     *,
-    connections: int = 64,
-    chats: int = 1000,
-    duration_s: float | None = 10.0,
-    rate: float | None = None,
-    total: int | None = None,
-    processes: int = 1,
-    run_id: int = 0,
-    portals: int | None = None,
-    python: str = sys.executable,
     extra_args: tuple[str, ...] = (),
+    **options: Any,
 ) -> dict[str, Any]:
     """Run the load generator as a subprocess and return its JSON result.
 
-    Async so a caller's event loop (a portal sink, say) keeps running meanwhile; from
-    synchronous code use ``asyncio.run(spawn(...))``. Raises ``RuntimeError`` with the
-    generator's stderr when it fails.
+    ``options`` are those of ``command``. Async so a caller's event loop (a portal sink,
+    say) keeps running meanwhile; from synchronous code use ``asyncio.run(spawn(...))``.
+    Raises ``RuntimeError`` with the generator's stderr when it fails.
     """
-    argv = command(
-        url,
-        channel,
-        connector_prefix,
-        connections=connections,
-        chats=chats,
-        duration_s=duration_s,
-        rate=rate,
-        total=total,
-        processes=processes,
-        run_id=run_id,
-        portals=portals,
-        python=python,
-    )
+    argv = command(url, channel, connector_prefix, **options)
     return await _run_child([*argv, *extra_args])
 
 

@@ -28,14 +28,18 @@ def machine() -> dict[str, Any]:
     }
 
 
-def save(results: dict[str, Any]) -> Path:
+def save(results: dict[str, Any], full: bool) -> Path:
+    """Write the run; only a full run replaces ``latest.json`` (what README shows)."""
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     text = json.dumps(results, indent=2)
-    (RESULTS / f"run-{stamp}.json").write_text(text)
-    latest = RESULTS / "latest.json"
-    latest.write_text(text)
-    return latest
+    kind = "run" if full else "partial"
+    path = RESULTS / f"{kind}-{stamp}.json"
+    path.write_text(text)
+    if full:
+        path = RESULTS / "latest.json"
+        path.write_text(text)
+    return path
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
