@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import math
 import os
 import signal
@@ -52,8 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from engine.errors import AuthError, ConfigError
 from engine.portal_side import PortalSide
 from engine.security.keys import ed25519_public_from_b64
-from engine.security.sealing import PORTAL_ID_HEADER, open_batch, x25519_private_from_b64
-from engine.security.webhook_signature import verify_ed25519
+from engine.security.sealing import x25519_private_from_b64
 
 ROOT = Path(__file__).resolve().parents[1]
 # PortalSide wants a license key for signing API calls; receiving never uses it.
@@ -264,30 +262,8 @@ class Sink:
         return side
 
     def open(self, portal_id: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-        """``PortalSide.open_delivery`` step by step, parsing the plaintext once with orjson.
-
-        Signature first (a forged request costs one verification), then the addressee, then
-        HPKE bound to this portal and batch id, then the ids inside the batch.
-        """
-        side = self._side(portal_id)
-        signed = verify_ed25519(
-            side.engine_public_key, headers, body, time.time(), side.tolerance_s
-        )
-        if not hmac.compare_digest(headers.get(PORTAL_ID_HEADER, "").encode(), portal_id.encode()):
-            raise AuthError(f"{PORTAL_ID_HEADER} header does not name portal {portal_id!r}")
-        batch_id = signed.message_id
-        plaintext = open_batch(side.private_key, portal_id, batch_id, body)
-        try:
-            batch = orjson.loads(plaintext)
-        except orjson.JSONDecodeError as error:
-            raise AuthError(f"batch {batch_id!r} opened but is not JSON ({error})") from None
-        if not isinstance(batch, dict):
-            raise AuthError(f"batch {batch_id!r} opened but is not a JSON object")
-        for name, expected in (("portal_id", portal_id), ("batch_id", batch_id)):
-            found = batch.get(name)
-            if not isinstance(found, str) or not hmac.compare_digest(found, expected):
-                raise AuthError(f"batch {batch_id!r}: field {name!r} does not match {expected!r}")
-        return batch
+        """``PortalSide.open_delivery``, parsing the plaintext with orjson (twice as fast)."""
+        return self._side(portal_id).open_delivery(headers, body, loads=orjson.loads)
 
     # -- tallies ---------------------------------------------------------------------------
 

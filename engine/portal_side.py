@@ -14,7 +14,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,12 +65,18 @@ class PortalSide:
         )
 
     def open_delivery(
-        self, headers: Mapping[str, str], body: bytes, now_s: float | None = None
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        now_s: float | None = None,
+        loads: Callable[[bytes], Any] = json.loads,
     ) -> dict[str, Any]:
         """Verify, open and parse a delivery; ``AuthError`` naming the first check that fails.
 
         The order matters: the signature over the raw body is checked before anything is
-        decrypted or parsed, so a forged request costs one signature check.
+        decrypted or parsed, so a forged request costs one signature check. ``loads`` is the
+        JSON parser: the standard library's by default, a faster one (orjson) where a portal
+        receives a lot.
         """
         now = time.time() if now_s is None else now_s
         signed = verify_ed25519(self.engine_public_key, headers, body, now, self.tolerance_s)
@@ -79,12 +85,14 @@ class PortalSide:
             raise AuthError(f"{PORTAL_ID_HEADER} header does not name portal {self.portal_id!r}")
         batch_id = signed.message_id
         plaintext = open_batch(self.private_key, self.portal_id, batch_id, body)
-        return self._parse_batch(plaintext, batch_id)
+        return self._parse_batch(plaintext, batch_id, loads)
 
-    def _parse_batch(self, plaintext: bytes, batch_id: str) -> dict[str, Any]:
+    def _parse_batch(
+        self, plaintext: bytes, batch_id: str, loads: Callable[[bytes], Any]
+    ) -> dict[str, Any]:
         """The batch object, after checking it names the portal and batch it came as."""
         try:
-            batch = json.loads(plaintext)
+            batch = loads(plaintext)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both
             raise AuthError(f"batch {batch_id!r} opened but is not UTF-8 JSON ({error})") from None
         if not isinstance(batch, dict):
