@@ -11,9 +11,9 @@ import hmac
 
 from aiohttp import web
 
+from actors.channel_cache import channel_for
 from actors.http_common import json_response, parse_json_model
-from actors.view import EngineView, call, route_of
-from channels.registry import build_channel
+from actors.view import EngineView, call
 from engine.config import ConnectorConfig, PortalConfig
 from engine.errors import (
     AuthError,
@@ -22,7 +22,6 @@ from engine.errors import (
     ForbiddenError,
     ValidationFailedError,
 )
-from engine.placement import host_names
 from engine.security.sealing import x25519_public_from_b64
 
 REDACTED = "***"
@@ -86,7 +85,7 @@ class AdminApi:
         connector = parse_json_model(ConnectorConfig, await request.read())
         if connector.id != request.match_info["connector_id"]:
             raise ValidationFailedError("id: must equal the connector id in the URL")
-        build_channel(route_of(connector), connector.credentials)
+        channel_for(connector)
         version = await call(self._view.router.put_connector.remote(connector))
         return await self._applied(version)
 
@@ -113,12 +112,6 @@ class AdminApi:
             seconds = float(request.query["seconds"])
         except (KeyError, ValueError):
             raise BadRequestError("query parameter seconds must be a number") from None
-        view = self._view
-        pool = view.config.portal_pool_size
-        actors = [view.router, *view.channel_actors()]
-        actors += [
-            view.host_by_name(name) for name in host_names(list(view.registry.portals), pool)
-        ]
-        for actor in actors:
+        for actor in self._view.all_actors():
             await call(actor.advance_clock.remote(seconds))
         return json_response({"advanced_s": seconds})

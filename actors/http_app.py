@@ -22,7 +22,6 @@ from actors.view import EngineView, call
 from actors.webhooks import WebhookIngest
 from engine import metrics
 from engine.errors import EngineError
-from engine.placement import host_names
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +89,7 @@ class HealthAndMetrics:
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
-        view = self._view
-        actors = [view.router, *view.channel_actors()]
-        pool = view.config.portal_pool_size
-        actors += [
-            view.host_by_name(name) for name in host_names(list(view.registry.portals), pool)
-        ]
+        actors = self._view.all_actors()
         stats = await asyncio.wait_for(
             asyncio.gather(*(call(actor.stats.remote()) for actor in actors)), timeout=10
         )

@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import ray
 
+from actors.channel_cache import ChannelCache
 from actors.names import ROUTER
 from actors.settings import ActorSettings
 from channels.base import Channel
-from channels.registry import build_channel
 from engine.clock import ManualClock
 from engine.delivery.host import MailboxHost
 from engine.delivery.sealer import EngineSealer
@@ -26,7 +26,7 @@ from engine.delivery.transport import HttpTransport
 from engine.errors import NotFoundError
 from engine.logs import configure_logging
 from engine.metrics import Sample
-from engine.models import DialogInfo, ReplyRequest, Route
+from engine.models import DialogInfo, ReplyRequest
 from engine.placement import host_name
 from engine.registry import Registry
 from engine.routing.router import DialogRequest
@@ -56,7 +56,7 @@ class PortalActor:
         self._settings = settings
         self._clock = settings.make_clock()
         self._registry = Registry()
-        self._channels: dict[str, tuple[object, Channel]] = {}
+        self._channels = ChannelCache()
         self._host: MailboxHost | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
@@ -90,17 +90,7 @@ class PortalActor:
         connector = self._registry.connectors.get(connector_id)
         if connector is None:
             raise NotFoundError(f"connector {connector_id!r} was removed")
-        cached = self._channels.get(connector_id)
-        if cached is None or cached[0] != connector:
-            route = Route(
-                portal_id=connector.portal,
-                line_id=connector.line,
-                connector_id=connector.id,
-                channel=connector.channel,
-            )
-            cached = (connector, build_channel(route, connector.credentials))
-            self._channels[connector_id] = cached
-        return cached[1]
+        return self._channels.get(connector)
 
     async def _apply(self, registry: Registry) -> None:
         """Serve this actor's portals; keep only their part of the registry (memory)."""
@@ -135,11 +125,6 @@ class PortalActor:
             await asyncio.sleep(PRUNE_EVERY_S)
             assert self._host is not None
             await self._host.prune()
-
-    async def wait_for_registry(self, version: int) -> None:
-        """Return once this actor applied registry ``version`` or newer."""
-        while self._registry.version < version:
-            await asyncio.sleep(0.01)
 
     # -- calls from channel actors ---------------------------------------------------------
 

@@ -69,6 +69,7 @@ def dead_letter_json(letter: DeadLetter) -> dict[str, object]:
 class PortalApi:
     def __init__(self, view: EngineView) -> None:
         self._view = view
+        self._engine_key = view.settings.engine_key_document()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -79,7 +80,7 @@ class PortalApi:
         ]
 
     async def engine_key(self, request: web.Request) -> web.Response:
-        return json_response(self._view.settings.engine_key_document())
+        return json_response(self._engine_key)
 
     async def reply(self, request: web.Request) -> web.Response:
         view = self._view

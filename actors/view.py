@@ -8,29 +8,19 @@ from typing import Any
 
 import ray
 
+from actors.channel_cache import ChannelCache
 from actors.names import ROUTER, channel_actor
 from actors.portal import portal_actor
 from actors.settings import ActorSettings
 from channels.base import Channel
-from channels.registry import build_channel
 from engine.clock import Clock
 from engine.config import ConnectorConfig
 from engine.errors import EngineError
 from engine.metrics import Counters
-from engine.models import Route
-from engine.placement import host_name
+from engine.placement import host_name, host_names
 from engine.registry import Registry
 
 log = logging.getLogger(__name__)
-
-
-def route_of(connector: ConnectorConfig) -> Route:
-    return Route(
-        portal_id=connector.portal,
-        line_id=connector.line,
-        connector_id=connector.id,
-        channel=connector.channel,
-    )
 
 
 def cause_of(exc: BaseException) -> BaseException:
@@ -48,7 +38,8 @@ class EngineView:
         self.registry = Registry()
         self.router = ray.get_actor(ROUTER, namespace=settings.namespace)
         self._hosts: dict[str, Any] = {}
-        self._channels: dict[str, tuple[ConnectorConfig, Channel]] = {}
+        self._channels = ChannelCache()
+        self._channel_actors: list[Any] = []
         self._follower: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
 
@@ -78,12 +69,8 @@ class EngineView:
             await self._changed.wait_for(lambda: self.registry.version >= version)
 
     def channel(self, connector: ConnectorConfig) -> Channel:
-        """The connector's channel plug-in, rebuilt when its config changed."""
-        cached = self._channels.get(connector.id)
-        if cached is None or cached[0] != connector:
-            cached = (connector, build_channel(route_of(connector), connector.credentials))
-            self._channels[connector.id] = cached
-        return cached[1]
+        """The connector's channel plug-in."""
+        return self._channels.get(connector)
 
     def host(self, portal_id: str) -> Any:
         """The portal actor serving ``portal_id``."""
@@ -97,9 +84,20 @@ class EngineView:
         return handle
 
     def channel_actors(self) -> list[Any]:
+        if not self._channel_actors:
+            self._channel_actors = [
+                ray.get_actor(channel_actor(i), namespace=self.settings.namespace)
+                for i in range(self.config.channel_actors)
+            ]
+        return self._channel_actors
+
+    def all_actors(self) -> list[Any]:
+        """The router, every channel actor and every portal actor of the registry's portals."""
+        portal_hosts = host_names(list(self.registry.portals), self.config.portal_pool_size)
         return [
-            ray.get_actor(channel_actor(i), namespace=self.settings.namespace)
-            for i in range(self.config.channel_actors)
+            self.router,
+            *self.channel_actors(),
+            *(self.host_by_name(name) for name in portal_hosts),
         ]
 
 

@@ -32,11 +32,10 @@ def free_port(host: str) -> int:
 
 def check_connectors(config: EngineConfig) -> None:
     """Refuse to start with a connector whose channel or credentials do not validate."""
-    from actors.view import route_of
-    from channels.registry import build_channel
+    from actors.channel_cache import channel_for
 
     for connector in config.connectors:
-        build_channel(route_of(connector), connector.credentials)
+        channel_for(connector)
 
 
 def start_ray(config: EngineConfig) -> None:
