@@ -1,4 +1,6 @@
-"""The engine under benchmark: a real ``openlines run`` subprocess, and what it costs.
+"""The engine as a real ``openlines run`` subprocess, and what it costs.
+
+Benchmarks measure it; the tests that kill or stop the engine drive it the same way.
 
 CPU and memory are read for the whole process tree (driver, GCS, raylet, every actor's
 worker, Ray's agents) and grouped by role, so a figure can be traced to the part that
@@ -65,6 +67,9 @@ class EngineProcess:
             str(config_path),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            # Its own session: a signal to the caller's process group does not reach it, and
+            # kill() ends the driver alone, as a crash would.
+            start_new_session=True,
         )
         await asyncio.wait_for(self._read_until("openlines: ready"), timeout_s)
         self._reader = asyncio.create_task(self._read_until(None))
@@ -117,15 +122,17 @@ class EngineProcess:
     async def metrics(self) -> dict[str, float]:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{self.base_url}/metrics") as response:
-                text = await response.text()
-        values: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                values[name] = float(value)
-        return values
+                return parse_metric_lines(await response.text())
+
+    async def kill(self) -> None:
+        """``kill -9`` of the driver, and wait until it is gone."""
+        assert self.process is not None
+        self.process.kill()
+        await self.process.wait()
+        await self._reader
 
     async def stop(self) -> int:
+        """SIGTERM and the exit code (-9 when it had to be killed after 120 s)."""
         if self.process is None or self.process.returncode is not None:
             return self.process.returncode if self.process else 0
         self.process.terminate()
@@ -136,6 +143,16 @@ class EngineProcess:
             code = await self.process.wait()
         await self._reader
         return code
+
+
+def parse_metric_lines(text: str) -> dict[str, float]:
+    """Prometheus text as ``{'name{labels}': value}``, a line per sample as the engine wrote it."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
 
 
 def cpu_delta(

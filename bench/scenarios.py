@@ -21,12 +21,12 @@ from bench.stage import (
     Stage,
     check_passed,
     delivery_check,
-    free_port,
     portal_ids,
     process_cpu_s,
     process_uss_mb,
 )
 from bench.webhooks import TelegramWebhooks
+from engine.runtime import free_port
 from engine.security.keys import generate_portal_keypair
 
 

@@ -8,7 +8,6 @@ and measures what every process spends. Scenarios (``bench.scenarios``) combine 
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,16 +20,11 @@ from bench.engine_proc import EngineProcess, cpu_delta
 from bench.loadgen import spawn
 from bench.sink import SinkClient, write_keys
 from bench.webhooks import webhooks_for
+from engine.runtime import free_port
 from engine.security.keys import generate_portal_keypair
 
 CHANNELS = ("telegram", "vk", "viber")
 LINE = "support"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def portal_ids(count: int, prefix: str = "p") -> list[str]:

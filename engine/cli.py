@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -22,12 +21,6 @@ SHUTDOWN_TIMEOUT_S = 45.0
 
 # Ray must keep every address on loopback; this has to be set before Ray is imported.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def check_connectors(config: EngineConfig) -> None:
@@ -109,7 +102,7 @@ async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.runtime import DataDirLock
+    from engine.runtime import DataDirLock, free_port
     from engine.security.keys import load_or_create_signing_key
 
     config = load_engine_config(Path(args.config))

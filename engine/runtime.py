@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import os
 import signal
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -99,3 +100,10 @@ class DataDirLock:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the engine binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,17 +14,14 @@ import yaml
 
 from actors.settings import ActorSettings
 from actors.supervisor import EngineActors
+from bench.engine_proc import parse_metric_lines
 from engine.config import EngineConfig, parse_engine_config
+from engine.runtime import free_port
 from engine.security.keys import EngineSigningKey
+from tests.custom_client import signed_custom_request
 from tests.standins.portal import PortalStandIn
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -54,6 +50,13 @@ class RunningEngine:
             except orjson.JSONDecodeError:
                 return response.status, text.decode(errors="replace")
 
+    async def push_custom(
+        self, messages: list[dict[str, Any]], connector: str = "shop"
+    ) -> tuple[int, Any]:
+        """Messages through a custom connector, signed as an external system signs them."""
+        body, headers = signed_custom_request(messages)
+        return await self.request("POST", f"/hooks/custom/{connector}", body, headers)
+
     async def admin(self, method: str, path: str, data: object | None = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
         body = b"" if data is None else orjson.dumps(data)
@@ -76,21 +79,17 @@ class RunningEngine:
     async def metrics(self) -> dict[str, float]:
         status, text = await self.request("GET", "/metrics")
         assert status == 200
-        values: dict[str, float] = {}
-        for line in str(text).splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                values[name] = float(value)
-        return values
+        return parse_metric_lines(str(text))
 
 
-def engine_config(
+def engine_config_data(
     data_dir: Path,
     portals: list[dict[str, Any]],
     connectors: list[dict[str, Any]],
     rules: dict[str, dict[str, Any]] | None = None,
     **overrides: Any,
-) -> EngineConfig:
+) -> dict[str, Any]:
+    """A test engine's config as YAML would hold it, with its rules files written."""
     rules_dir = data_dir / "rules"
     rules_dir.mkdir(parents=True, exist_ok=True)
     for name, content in (rules or {}).items():
@@ -106,6 +105,17 @@ def engine_config(
         "connectors": connectors,
     }
     data.update(overrides)
+    return data
+
+
+def engine_config(
+    data_dir: Path,
+    portals: list[dict[str, Any]],
+    connectors: list[dict[str, Any]],
+    rules: dict[str, dict[str, Any]] | None = None,
+    **overrides: Any,
+) -> EngineConfig:
+    data = engine_config_data(data_dir, portals, connectors, rules, **overrides)
     return parse_engine_config(data, "test config")
 
 

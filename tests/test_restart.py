@@ -7,30 +7,35 @@ leaves behind, and that SIGTERM stops the engine cleanly with nothing left runni
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
+from bench.engine_proc import EngineProcess
 from engine.runtime import processes_using, ray_temp_dir
 from tests.custom_client import custom_connector, custom_message, signed_custom_request
-from tests.engine_process import EngineProcess, engine_key
-from tests.harness import ADMIN_TOKEN, free_port
+from tests.harness import engine_config_data
 from tests.standins.portal import PortalStandIn
 
 pytestmark = pytest.mark.slow
 
 
 class Sender:
-    """Pushes messages for five chats until stopped; remembers what the engine acknowledged."""
+    """Pushes messages for five chats until stopped; remembers what the engine acknowledged.
+
+    While the engine is down the sender waits on ``engine_up`` (the test clears it before a
+    kill and sets it once the new engine is ready) rather than retrying on a timer.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.acked: list[dict[str, Any]] = []
         self.next_sequence = 0
+        self.engine_up = asyncio.Event()
+        self.engine_up.set()
+        self._acked_more = asyncio.Condition()
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -42,39 +47,31 @@ class Sender:
                 try:
                     async with session.post(self.url, data=body, headers=headers) as response:
                         if response.status == 200:
-                            self.acked.extend(batch)
-                            self.next_sequence += 1
+                            await self._acknowledged(batch)
                 except (TimeoutError, aiohttp.ClientError):
-                    await asyncio.sleep(0.05)
+                    await self.engine_up.wait()
+
+    async def _acknowledged(self, batch: list[dict[str, Any]]) -> None:
+        async with self._acked_more:
+            self.acked.extend(batch)
+            self.next_sequence += 1
+            self._acked_more.notify_all()
+
+    async def wait_for_acks(self, count: int, timeout_s: float = 60.0) -> None:
+        """Until ``count`` messages were acknowledged; fails if the engine stops taking them."""
+        async with self._acked_more:
+            await asyncio.wait_for(
+                self._acked_more.wait_for(lambda: len(self.acked) >= count), timeout_s
+            )
 
     def stop(self) -> None:
         self._stop.set()
+        self.engine_up.set()
 
 
 @pytest.fixture
-async def setup(tmp_path: Path, portal: PortalStandIn) -> AsyncIterator[tuple[Path, int]]:
-    port = free_port()
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    config = {
-        "port": port,
-        "data_dir": str(tmp_path / "data"),
-        "rules_dir": str(rules),
-        "admin_token": ADMIN_TOKEN,
-        "channel_actors": 2,
-        "portals": [portal.portal_config(linger_ms=5)],
-        "connectors": [custom_connector()],
-    }
-    path = tmp_path / "engine.yaml"
-    path.write_text(yaml.safe_dump(config))
-    yield path, port
-
-
-async def wait_for_acks(sender: Sender, count: int) -> None:
-    deadline = asyncio.get_running_loop().time() + 60
-    while len(sender.acked) < count:
-        assert asyncio.get_running_loop().time() < deadline, "engine stopped acknowledging"
-        await asyncio.sleep(0.02)
+def config(tmp_path: Path, portal: PortalStandIn) -> dict[str, Any]:
+    return engine_config_data(tmp_path, [portal.portal_config(linger_ms=5)], [custom_connector()])
 
 
 def check_delivery(portal: PortalStandIn, acked: list[dict[str, Any]]) -> None:
@@ -93,25 +90,25 @@ def check_delivery(portal: PortalStandIn, acked: list[dict[str, Any]]) -> None:
 
 
 async def test_kill_9_while_receiving_then_restart_delivers_every_acknowledged_message(
-    setup: tuple[Path, int], portal: PortalStandIn
+    tmp_path: Path, config: dict[str, Any], portal: PortalStandIn
 ) -> None:
-    config_path, port = setup
-    data_dir = config_path.parent / "data"
-    sender = Sender(f"http://127.0.0.1:{port}/hooks/custom/shop")
-    engine = EngineProcess(config_path)
+    ray_dir = ray_temp_dir(Path(config["data_dir"]))
+    engine = EngineProcess(config, tmp_path)
     await engine.start()
-    portal.engine_public_key_b64 = await engine_key(port)
+    sender = Sender(f"{engine.base_url}/hooks/custom/shop")
+    portal.engine_public_key_b64 = engine.engine_key
     sending = asyncio.create_task(sender.run())
     leftovers_after_restart: list[int] = []
     try:
         for _ in range(2):
-            await wait_for_acks(sender, len(sender.acked) + 100)
+            await sender.wait_for_acks(len(sender.acked) + 100)
+            sender.engine_up.clear()
             await engine.kill()
-            await asyncio.sleep(0)
-            engine = EngineProcess(config_path)
+            engine = EngineProcess(config, tmp_path)
             await engine.start()
-            leftovers_after_restart.append(len(processes_using(ray_temp_dir(data_dir))))
-            await wait_for_acks(sender, len(sender.acked) + 50)
+            sender.engine_up.set()
+            leftovers_after_restart.append(len(processes_using(ray_dir)))
+            await sender.wait_for_acks(len(sender.acked) + 50)
         sender.stop()
         await sending
         acked_ids = {m["event_id"] for m in sender.acked}
@@ -123,8 +120,8 @@ async def test_kill_9_while_receiving_then_restart_delivers_every_acknowledged_m
         assert leftovers_after_restart[1] <= leftovers_after_restart[0], (
             "Ray processes pile up over restarts"
         )
-        assert await engine.terminate() == 0
-        assert processes_using(ray_temp_dir(data_dir)) == []
+        assert await engine.stop() == 0
+        assert processes_using(ray_dir) == []
     finally:
         sender.stop()
         if engine.process is not None and engine.process.returncode is None:
@@ -132,30 +129,27 @@ async def test_kill_9_while_receiving_then_restart_delivers_every_acknowledged_m
 
 
 async def test_sigterm_stops_cleanly_and_the_next_start_delivers_what_was_pending(
-    setup: tuple[Path, int], portal: PortalStandIn
+    tmp_path: Path, config: dict[str, Any], portal: PortalStandIn
 ) -> None:
-    config_path, port = setup
-    data_dir = config_path.parent / "data"
-    portal.failures = []
+    ray_dir = ray_temp_dir(Path(config["data_dir"]))
     await portal.stop()
-    engine = EngineProcess(config_path)
+    engine = EngineProcess(config, tmp_path)
     await engine.start()
-    key = await engine_key(port)
-    url = f"http://127.0.0.1:{port}/hooks/custom/shop"
     async with aiohttp.ClientSession() as session:
         body, headers = signed_custom_request([custom_message("c", i, f"m{i}") for i in range(10)])
+        url = f"{engine.base_url}/hooks/custom/shop"
         async with session.post(url, data=body, headers=headers) as response:
             assert response.status == 200
-    assert await engine.terminate() == 0
+    assert await engine.stop() == 0
     assert "openlines: stopped" in "".join(engine.output)
-    assert processes_using(ray_temp_dir(data_dir)) == []
+    assert processes_using(ray_dir) == []
 
     await portal.start(port=int(portal.url.rsplit(":", 1)[1].split("/")[0]))
-    portal.engine_public_key_b64 = key
-    engine = EngineProcess(config_path)
+    portal.engine_public_key_b64 = engine.engine_key
+    engine = EngineProcess(config, tmp_path)
     await engine.start()
     try:
         events = await portal.wait_for_events(10, timeout_s=60)
         assert [e["data"]["content"]["text"] for e in events] == [f"m{i}" for i in range(10)]
     finally:
-        assert await engine.terminate() == 0
+        assert await engine.stop() == 0

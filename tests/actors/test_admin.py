@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.custom_client import custom_connector, custom_message, signed_custom_request
+from tests.custom_client import custom_connector, custom_message
 from tests.harness import ADMIN_TOKEN, RunningEngine, engine_config, start_engine, stop_engine
 from tests.standins.portal import PortalStandIn
 
@@ -15,8 +15,7 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 
 
 async def send(engine: RunningEngine, connector: str, chat: str, text: str, seq: int = 1) -> int:
-    body, headers = signed_custom_request([custom_message(chat, seq, text)])
-    status, _ = await engine.request("POST", f"/hooks/custom/{connector}", body, headers)
+    status, _ = await engine.push_custom([custom_message(chat, seq, text)], connector)
     return status
 
 

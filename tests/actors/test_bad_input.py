@@ -11,7 +11,6 @@ import pytest
 from tests.custom_client import (
     custom_connector,
     custom_message,
-    signed_custom_request,
     signed_headers,
 )
 from tests.harness import RunningEngine, engine_config, start_engine, stop_engine
@@ -36,8 +35,7 @@ async def engine(tmp_path: Path, portal: PortalStandIn) -> AsyncIterator[Running
 async def test_every_bad_request_is_refused_with_its_reason_and_nothing_is_lost(
     engine: RunningEngine, portal: PortalStandIn
 ) -> None:
-    body, headers = signed_custom_request([custom_message("c", 1, "before")])
-    assert (await engine.request("POST", "/hooks/custom/shop", body, headers))[0] == 200
+    assert (await engine.push_custom([custom_message("c", 1, "before")]))[0] == 200
 
     cases: list[tuple[str, bytes, dict[str, str], int, str]] = [
         ("/hooks/custom/shop", b"{not json", signed_headers(b"{not json"), 400, "bad_request"),
@@ -81,8 +79,7 @@ async def test_every_bad_request_is_refused_with_its_reason_and_nothing_is_lost(
         assert (got_status, got_body["error"]) == (status, reason), (path, got_body)
         assert got_body["message"], path
 
-    body, headers = signed_custom_request([custom_message("c", 2, "after")])
-    assert (await engine.request("POST", "/hooks/custom/shop", body, headers))[0] == 200
+    assert (await engine.push_custom([custom_message("c", 2, "after")]))[0] == 200
     events = await portal.wait_for_events(2)
     assert [e["data"]["content"]["text"] for e in events] == ["before", "after"]
 

@@ -36,8 +36,7 @@ async def test_messages_arrive_sealed_signed_in_order_with_sequence(
 ) -> None:
     messages = [custom_message("chat-1", i, f"text {i}") for i in range(20)]
     for start in range(0, 20, 5):
-        body, headers = signed_custom_request(messages[start : start + 5])
-        status, _ = await engine.request("POST", "/hooks/custom/shop", body, headers)
+        status, _ = await engine.push_custom(messages[start : start + 5])
         assert status == 200
 
     events = await portal.wait_for_events(20)
@@ -53,8 +52,7 @@ async def test_messages_arrive_sealed_signed_in_order_with_sequence(
 
 async def test_new_dialogs_go_round_robin(engine: RunningEngine, portal: PortalStandIn) -> None:
     for chat in ("a", "b", "c"):
-        body, headers = signed_custom_request([custom_message(chat, 1, "hello")])
-        assert (await engine.request("POST", "/hooks/custom/shop", body, headers))[0] == 200
+        assert (await engine.push_custom([custom_message(chat, 1, "hello")]))[0] == 200
         await portal.wait_for_events(len(portal.events) + 1)
 
     assert [e["dialog"]["operator_id"] for e in portal.events] == ["anna", "boris", "anna"]
@@ -67,8 +65,7 @@ async def test_duplicate_event_ids_are_stored_once(
     body, headers = signed_custom_request([custom_message("chat-1", 1, "once")])
     for _ in range(3):
         assert (await engine.request("POST", "/hooks/custom/shop", body, headers))[0] == 200
-    body, headers = signed_custom_request([custom_message("chat-1", 2, "after")])
-    assert (await engine.request("POST", "/hooks/custom/shop", body, headers))[0] == 200
+    assert (await engine.push_custom([custom_message("chat-1", 2, "after")]))[0] == 200
 
     events = await portal.wait_for_events(2)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,17 +17,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.sink import SINK, LatencyHistogram, SinkClient, make_app, write_keys
+from engine.runtime import free_port
 from engine.security.keys import ed25519_public_to_b64, generate_portal_keypair
 from engine.security.sealing import seal_and_sign, x25519_public_from_b64
 
 PORTALS = ("alpha", "beta")
 Client = TestClient[web.Request, web.Application]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

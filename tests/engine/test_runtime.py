@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,9 +169,7 @@ def test_engine_logic_imports_no_ray() -> None:
         import engine.config, engine.metrics, engine.registry
         print("ray" in sys.modules)
     """
-    started = time.monotonic()
     done = subprocess.run(
         python(code), capture_output=True, text=True, timeout=60, cwd=ROOT, check=True
     )
     assert done.stdout.strip() == "False", done.stderr
-    assert time.monotonic() - started < 30
