@@ -65,13 +65,6 @@ class ValidationFailedError(EngineError):
     reason = "invalid_payload"
 
 
-class ConflictError(EngineError):
-    """A request that contradicts the state: a reply to a closed or unknown dialog."""
-
-    http_status = 409
-    reason = "conflict"
-
-
 class UnavailableError(EngineError):
     """The engine cannot take the request now (shutting down, a part restarting); retry."""
 

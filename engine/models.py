@@ -189,15 +189,6 @@ class DialogTarget(Frozen):
     customer_id: str
 
 
-class OutboundMessage(Frozen):
-    """An operator's reply on its way to the customer's channel."""
-
-    id: str
-    target: DialogTarget
-    request: ReplyRequest
-    created_at: float
-
-
 class SentReceipt(Frozen):
     """What the channel answered for one outbound message (several parts if it was split)."""
 

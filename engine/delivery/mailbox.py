@@ -13,9 +13,9 @@ import asyncio
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import orjson
 
@@ -34,6 +34,8 @@ from engine.store.records import Batch, PendingEvent
 from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DIALOG_CACHE_SIZE = 50_000
 
@@ -158,40 +160,42 @@ class PortalMailbox:
         # maps their dialogs to other streams, whose newer events must not overtake them.
         await self._resumed.wait()
         while True:
-            try:
-                batch = await self._next_batch(stream)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a loop boundary: the stream must outlive a failed step
-                log.exception("portal %s stream %d: forming a batch failed", self.portal.id, stream)
-                self._counters.inc("openlines_rejected_total", reason="batch_error")
-                await self._clock.sleep(1.0)
-                continue
+            batch = await self._until_done(
+                lambda: self._next_batch(stream),
+                "batch_error",
+                f"forming a batch of stream {stream}",
+            )
             if batch is not None:
                 await self._deliver_surviving(batch)
 
     async def _deliver_surviving(self, batch: Batch) -> None:
-        """``_deliver``, outliving a failed step (a store error, a key that cannot be sealed to).
+        """``_deliver`` until it completes; after a failed step the batch is read again."""
+        first: Batch | None = batch
 
-        Without this the stream's task would end with the exception, and the portal would
-        silently get nothing more until a restart. The batch stays stored and is read again.
+        async def step() -> None:
+            nonlocal first
+            current = first or await self._store.call(self._store.store.load_batch, batch.batch_id)
+            first = None  # a failed step may have changed the stored batch
+            if current is not None:
+                await self._deliver(current)
+
+        await self._until_done(step, "delivery_error", f"delivering batch {batch.batch_id}")
+
+    async def _until_done(self, step: Callable[[], Awaitable[T]], reason: str, what: str) -> T:
+        """Run ``step`` until it completes (a store error, a key that cannot be sealed to).
+
+        Without this a stream's task would end with the exception and the portal would
+        silently get nothing more until a restart; everything stays stored, so trying
+        again a second later is safe.
         """
-        batch_id = batch.batch_id
-        current: Batch | None = batch
         while True:
             try:
-                if current is None:
-                    current = await self._store.call(self._store.store.load_batch, batch_id)
-                    if current is None:
-                        return
-                await self._deliver(current)
-                return
+                return await step()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a loop boundary: the stream must outlive a failed step
-                log.exception("portal %s batch %s: delivering failed", self.portal.id, batch_id)
-                self._counters.inc("openlines_rejected_total", reason="delivery_error")
-                current = None  # the failed step may have changed it: read it again
+                log.exception("portal %s: %s failed", self.portal.id, what)
+                self._counters.inc("openlines_rejected_total", reason=reason)
                 await self._clock.sleep(1.0)
 
     async def _next_batch(self, stream: int) -> Batch | None:
