@@ -35,8 +35,12 @@ class ChannelActor:
         self._counters = Counters()
         self._runner: web.AppRunner | None = None
 
-    async def start(self) -> int:
-        """Serve on the configured host and port; returns the port."""
+    async def start(self, port: int) -> int:
+        """Serve on the configured host and ``port`` (0: any free one); returns the port.
+
+        The first channel actor binds first; the others are then given the port it got.
+        ``SO_REUSEPORT`` lets them share it, while no other program can take it meanwhile.
+        """
         config = self._settings.config
         self._view = EngineView(self._settings, self._clock, self._counters)
         await self._view.start()
@@ -48,10 +52,11 @@ class ChannelActor:
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.host, config.port, reuse_port=True, backlog=2048)
+        site = web.TCPSite(self._runner, config.host, port, reuse_port=True, backlog=2048)
         await site.start()
-        log.info("channel actor %d listening on %s:%d", self._index, config.host, config.port)
-        return config.port
+        bound = int(self._runner.addresses[0][1])
+        log.info("channel actor %d listening on %s:%d", self._index, config.host, bound)
+        return bound
 
     async def stop(self) -> None:
         """Stop taking requests, let running ones finish, flush what they wait for."""

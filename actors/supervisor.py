@@ -25,6 +25,8 @@ class EngineActors:
         self.router: Any = None
         self.hosts: dict[str, Any] = {}
         self.channels: list[Any] = []
+        self.port = settings.config.port
+        """The HTTP port, once started (the configured one, or the one got for port 0)."""
 
     async def start(self) -> Registry:
         """Router first (it holds the registry), then portal actors, then the HTTP port."""
@@ -45,7 +47,9 @@ class EngineActors:
             ).remote(index, shared)
             for index in range(config.channel_actors)
         ]
-        await asyncio.gather(*(actor.start.remote() for actor in self.channels))
+        first, *others = self.channels
+        self.port = await first.start.remote(config.port)
+        await asyncio.gather(*(actor.start.remote(self.port) for actor in others))
         return registry
 
     async def stop(self) -> None:

@@ -20,6 +20,8 @@ import aiohttp
 import psutil
 import yaml
 
+LISTENING = "openlines: listening on "
+
 ROLES = (
     "ChannelActor",
     "PortalActor",
@@ -51,9 +53,8 @@ class EngineProcess:
     output: list[str] = field(default_factory=list)
     engine_key: str = ""
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.config['port']}"
+    base_url: str = ""
+    """Where it listens, as it printed it (the config may say port 0: any free one)."""
 
     async def start(self, timeout_s: float = 180.0) -> None:
         config_path = self.workdir / "engine.yaml"
@@ -86,6 +87,8 @@ class EngineProcess:
                     raise RuntimeError("engine exited:\n" + "".join(self.output[-30:]))
                 return
             text = line.decode(errors="replace")
+            if text.startswith(LISTENING):
+                self.base_url = text[len(LISTENING) :].strip()
             self.output.append(text)
             del self.output[:-200]
             if marker is not None and marker in text:

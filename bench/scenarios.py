@@ -58,17 +58,17 @@ QUICK = Sizes(
 
 async def floor(sizes: Sizes) -> dict[str, Any]:
     """A bare aiohttp server under the same load generator: the machine's own limit."""
-    port = free_port()
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.floor_server",
         "--port",
-        str(port),
+        "0",
         stdout=asyncio.subprocess.PIPE,
     )
     assert server.stdout is not None
-    await asyncio.wait_for(server.stdout.readline(), 30)
+    ready = await asyncio.wait_for(server.stdout.readline(), 30)  # b"ready <port>"
+    port = int(ready.split()[1])
     before = process_cpu_s(server.pid)
     began = time.perf_counter()
     result = await spawn(
@@ -296,7 +296,7 @@ async def naive_baseline(sizes: Sizes) -> dict[str, Any]:
     keys_path = workdir / "sink-keys.json"
     write_keys(keys_path, None, {"naive": private})
     sink = SinkClient()
-    await sink.start(free_port(), keys_path)
+    await sink.start(0, keys_path)
     port = free_port()
     handle = await start_naive(
         port,

@@ -478,11 +478,12 @@ async def serve(port: int, keys_path: Path) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+    bound = runner.addresses[0][1]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    print("ready", flush=True)
+    print(f"ready {bound}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -512,7 +513,7 @@ class SinkClient:
     async def start(
         self, port: int, keys_path: str | os.PathLike[str], timeout_s: float = 30.0
     ) -> None:
-        self.port = port
+        """Start the sink on ``port`` (0: a free one, read back from its ready line)."""
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -526,7 +527,7 @@ class SinkClient:
         )
         assert self.process.stdout is not None
         try:
-            await asyncio.wait_for(self._wait_ready(self.process.stdout), timeout_s)
+            self.port = await asyncio.wait_for(self._wait_ready(self.process.stdout), timeout_s)
         except BaseException:
             await self.stop()
             raise
@@ -534,13 +535,14 @@ class SinkClient:
         self._session = aiohttp.ClientSession(raise_for_status=True)
 
     @staticmethod
-    async def _wait_ready(stdout: asyncio.StreamReader) -> None:
+    async def _wait_ready(stdout: asyncio.StreamReader) -> int:
+        """The port from the sink's ``ready <port>`` line."""
         while True:
             line = await stdout.readline()
             if not line:
                 raise RuntimeError("bench.sink exited before it was ready (see its stderr)")
-            if line.strip() == b"ready":
-                return
+            if line.startswith(b"ready "):
+                return int(line.split()[1])
 
     @staticmethod
     async def _drain(stdout: asyncio.StreamReader) -> None:

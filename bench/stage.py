@@ -20,7 +20,6 @@ from bench.engine_proc import EngineProcess, cpu_delta
 from bench.loadgen import spawn
 from bench.sink import SinkClient, write_keys
 from bench.webhooks import webhooks_for
-from engine.runtime import free_port
 from engine.security.keys import generate_portal_keypair
 
 CHANNELS = ("telegram", "vk", "viber")
@@ -88,7 +87,7 @@ class Stage:
         ]
         (self.workdir / "rules").mkdir(exist_ok=True)
         return {
-            "port": free_port(),
+            "port": 0,
             "data_dir": str(self.workdir / "data"),
             "rules_dir": str(self.workdir / "rules"),
             "channel_actors": self.channel_actors,
@@ -102,7 +101,7 @@ class Stage:
         keys = {portal_id: generate_portal_keypair() for portal_id in self.portals}
         keys_path = self.workdir / "sink-keys.json"
         write_keys(keys_path, None, {pid: private for pid, (private, _) in keys.items()})
-        await self.sink.start(free_port(), keys_path)
+        await self.sink.start(0, keys_path)
         config = self.engine_config({pid: public for pid, (_, public) in keys.items()})
         self.engine = EngineProcess(config, self.workdir)
         began = time.perf_counter()

@@ -80,9 +80,10 @@ async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    base = config.public_url or f"http://{config.host}:{config.port}"
-    print(f"openlines: listening on http://{config.host}:{config.port}", flush=True)
-    for connector in (await actors.start()).connectors.values():
+    connectors = (await actors.start()).connectors.values()
+    base = config.public_url or f"http://{config.host}:{actors.port}"
+    print(f"openlines: listening on http://{config.host}:{actors.port}", flush=True)
+    for connector in connectors:
         print(
             f"openlines: connector {connector.id} ({connector.channel}, portal "
             f"{connector.portal}, line {connector.line}): webhook {base}/hooks/"
@@ -102,7 +103,7 @@ async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.runtime import DataDirLock, free_port
+    from engine.runtime import DataDirLock
     from engine.security.keys import load_or_create_signing_key
 
     config = load_engine_config(Path(args.config))
@@ -112,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
     if args.ray_address:
         updates["ray_address"] = args.ray_address
     config = config.model_copy(update=updates)
-    if config.port == 0:
-        config = config.model_copy(update={"port": free_port(config.host)})
     check_connectors(config)
     lock = DataDirLock(config.data_dir)
     lock.acquire()

@@ -16,7 +16,6 @@ from actors.settings import ActorSettings
 from actors.supervisor import EngineActors
 from bench.engine_proc import parse_metric_lines
 from engine.config import EngineConfig, parse_engine_config
-from engine.runtime import free_port
 from engine.security.keys import EngineSigningKey
 from tests.custom_client import signed_custom_request
 from tests.standins.portal import PortalStandIn
@@ -33,7 +32,7 @@ class RunningEngine:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.config.port}"
+        return f"http://127.0.0.1:{self.actors.port}"
 
     def hook_url(self, channel: str, connector_id: str) -> str:
         return f"{self.base_url}/hooks/{channel}/{connector_id}"
@@ -95,7 +94,7 @@ def engine_config_data(
     for name, content in (rules or {}).items():
         (rules_dir / f"{name}.yaml").write_text(yaml.safe_dump(content))
     data: dict[str, Any] = {
-        "port": free_port(),
+        "port": 0,
         "data_dir": str(data_dir / "data"),
         "rules_dir": str(rules_dir),
         "admin_token": ADMIN_TOKEN,

@@ -95,6 +95,7 @@ async def test_kill_9_while_receiving_then_restart_delivers_every_acknowledged_m
     ray_dir = ray_temp_dir(Path(config["data_dir"]))
     engine = EngineProcess(config, tmp_path)
     await engine.start()
+    config["port"] = int(engine.base_url.rsplit(":", 1)[1])  # restarts take the same port
     sender = Sender(f"{engine.base_url}/hooks/custom/shop")
     portal.engine_public_key_b64 = engine.engine_key
     sending = asyncio.create_task(sender.run())

@@ -17,7 +17,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.sink import SINK, LatencyHistogram, SinkClient, make_app, write_keys
-from engine.runtime import free_port
 from engine.security.keys import ed25519_public_to_b64, generate_portal_keypair
 from engine.security.sealing import seal_and_sign, x25519_public_from_b64
 
@@ -279,7 +278,7 @@ async def test_sink_client_drives_the_sink_as_a_subprocess(keys: Keys, tmp_path:
     keys_file = tmp_path / "keys.json"
     write_keys(keys_file, None, keys.private)
     sink = SinkClient()
-    await sink.start(free_port(), keys_file)
+    await sink.start(0, keys_file)
     try:
         async with aiohttp.ClientSession() as session:
 
