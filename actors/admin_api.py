@@ -1,7 +1,7 @@
 """The admin API: register portals and connectors without a restart, reload rules.
 
 Protected by a bearer token from the config (``admin_token``); without one the API is off.
-A change is applied by the router (durably, as a new registry version) and answered once
+A change is applied by the registry actor (durably, as a new registry version) and answered once
 this channel actor runs with it, so the caller's next request sees the change.
 """
 
@@ -13,13 +13,16 @@ from aiohttp import web
 
 from actors.channel_cache import channel_for
 from actors.http_common import json_response, parse_json_model
+from actors.portal_api import MAX_DECISIONS_PAGE, page_limit
 from actors.view import EngineView, call
+from engine.api_models import ResponsibleRequest
 from engine.config import ConnectorConfig, PortalConfig
 from engine.errors import (
     AuthError,
     BadRequestError,
     ConfigError,
     ForbiddenError,
+    NotFoundError,
     ValidationFailedError,
 )
 from engine.security.sealing import x25519_public_from_b64
@@ -38,6 +41,12 @@ class AdminApi:
             web.put("/admin/v1/connectors/{connector_id}", self.put_connector),
             web.delete("/admin/v1/connectors/{connector_id}", self.delete_connector),
             web.post("/admin/v1/rules/reload", self.reload_rules),
+            web.get("/admin/v1/rules/status", self.rules_status),
+            web.get("/admin/v1/portals/{portal_id}/dialogs/{dialog_id}/decisions", self.decisions),
+            web.put(
+                "/admin/v1/portals/{portal_id}/customers/{connector_id}/{customer_id}/responsible",
+                self.responsible,
+            ),
             web.post("/admin/v1/clock/advance", self.advance_clock),
         ]
 
@@ -76,7 +85,7 @@ class AdminApi:
         if portal.id != request.match_info["portal_id"]:
             raise ValidationFailedError("id: must equal the portal id in the URL")
         x25519_public_from_b64(portal.public_key)
-        version = await call(self._view.router.put_portal.remote(portal))
+        version = await call(self._view.registry_actor.put_portal.remote(portal))
         self._view.host(portal.id)
         return await self._applied(version)
 
@@ -86,22 +95,60 @@ class AdminApi:
         if connector.id != request.match_info["connector_id"]:
             raise ValidationFailedError("id: must equal the connector id in the URL")
         channel_for(connector)
-        version = await call(self._view.router.put_connector.remote(connector))
+        version = await call(self._view.registry_actor.put_connector.remote(connector))
         return await self._applied(version)
 
     async def delete_connector(self, request: web.Request) -> web.Response:
         self._authorize(request)
         version = await call(
-            self._view.router.delete_connector.remote(request.match_info["connector_id"])
+            self._view.registry_actor.delete_connector.remote(request.match_info["connector_id"])
         )
         return await self._applied(version)
 
     async def reload_rules(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        version, error = await call(self._view.router.reload_rules.remote())
+        version, error = await call(self._view.registry_actor.reload_rules.remote())
         if error is not None:
             raise ConfigError(f"rules not reloaded, version {version} stays in force:\n{error}")
         return json_response({"rules_version": version})
+
+    async def rules_status(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        version, error = await call(self._view.registry_actor.rules_status.remote())
+        return json_response({"rules_version": version, "rules_error": error})
+
+    def _portal_id(self, request: web.Request) -> str:
+        portal_id = request.match_info["portal_id"]
+        self._view.registry.portal(portal_id)  # 404 for an unknown portal
+        return portal_id
+
+    async def decisions(self, request: web.Request) -> web.Response:
+        """What ``openlines rules explain`` shows: a dialog's decisions and why it waits."""
+        self._authorize(request)
+        portal_id = self._portal_id(request)
+        limit = page_limit(request, 20, MAX_DECISIONS_PAGE)
+        explained = await call(
+            self._view.host(portal_id).explain.remote(
+                portal_id, None, request.match_info["dialog_id"], limit
+            )
+        )
+        return json_response(explained)
+
+    async def responsible(self, request: web.Request) -> web.Response:
+        """The CRM's responsible operator of a customer, set by the platform."""
+        self._authorize(request)
+        portal_id = self._portal_id(request)
+        body = parse_json_model(ResponsibleRequest, await request.read())
+        connector_id = request.match_info["connector_id"]
+        connector = self._view.registry.connectors.get(connector_id)
+        if connector is None or connector.portal != portal_id:
+            raise NotFoundError(f"portal {portal_id!r} has no connector {connector_id!r}")
+        await call(
+            self._view.host(portal_id).set_responsible.remote(
+                portal_id, None, connector_id, request.match_info["customer_id"], body.operator_id
+            )
+        )
+        return json_response({"responsible_id": body.operator_id})
 
     async def advance_clock(self, request: web.Request) -> web.Response:
         """Move the engine's manual clock (``clock: manual`` only): tests simulate hours."""

@@ -77,7 +77,7 @@ class HealthAndMetrics:
     async def healthz(self, request: web.Request) -> web.Response:
         view = self._view
         version, rules_error = await asyncio.wait_for(
-            call(view.router.rules_status.remote()), timeout=5
+            call(view.registry_actor.rules_status.remote()), timeout=5
         )
         return json_response(
             {

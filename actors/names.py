@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 NAMESPACE = "openlines"
-ROUTER = "router"
+REGISTRY = "registry"
 
 
 def channel_actor(index: int) -> str:

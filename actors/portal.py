@@ -2,21 +2,21 @@
 
 One per portal by default, or one per pool slot; the host name decides which portals it
 serves (``engine.placement``) and names its SQLite file, so a restarted actor finds its
-outbox. It follows the router's registry to learn its portals and their connectors.
+outbox and its dialogs. It owns its portals' dialogs (routing) and their delivery, and
+follows the registry actor for its portals, their connectors and the routing rules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import ray
 
 from actors.channel_cache import ChannelCache
-from actors.names import ROUTER
+from actors.names import REGISTRY
 from actors.settings import ActorSettings
 from channels.base import Channel
 from engine.clock import ManualClock
@@ -26,26 +26,17 @@ from engine.delivery.transport import HttpTransport
 from engine.errors import NotFoundError
 from engine.logs import configure_logging
 from engine.metrics import Sample
-from engine.models import DialogInfo, ReplyRequest
+from engine.models import ReplyRequest
 from engine.placement import host_name
 from engine.registry import Registry
-from engine.routing.router import DialogRequest
+from engine.routing.portal_router import PortalRouter
+from engine.routing.rules import RuleSet
+from engine.routing.state import OperatorStatus
 from engine.store.records import DeadLetter, OutboxRecord
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
-
-
-class RouterResolver:
-    """Dialogs from the router actor, for the mailboxes."""
-
-    def __init__(self, router: Any) -> None:
-        self._router = router
-
-    async def resolve(self, requests: Sequence[DialogRequest]) -> list[DialogInfo]:
-        result: list[DialogInfo] = await self._router.resolve.remote(list(requests))
-        return result
 
 
 @ray.remote(num_cpus=0, max_concurrency=1000)  # type: ignore[call-overload]
@@ -67,20 +58,22 @@ class PortalActor:
             await self._started.wait()
             return self._name
         key = self._settings.signing_key()
-        router = ray.get_actor(ROUTER, namespace=self._settings.namespace)
+        registry = ray.get_actor(REGISTRY, namespace=self._settings.namespace)
         self._session = aiohttp.ClientSession()
         self._host = MailboxHost(
             self._settings.data_dir / "outbox" / f"{self._name}.sqlite3",
             self._clock,
             HttpTransport(self._session, self._clock),
-            RouterResolver(router),
             EngineSealer(key),
             self._channel_for,
             self._session,
         )
-        await self._apply(await router.registry.remote())
+        self._rules_version = 0
+        await self._apply_rules(await registry.rules.remote())
+        await self._apply(await registry.registry.remote())
         self._tasks = [
-            asyncio.create_task(self._follow_registry(router)),
+            asyncio.create_task(self._follow_registry(registry)),
+            asyncio.create_task(self._follow_rules(registry)),
             asyncio.create_task(self._prune_regularly()),
         ]
         self._started.set()
@@ -109,16 +102,32 @@ class PortalActor:
         assert self._host is not None
         await self._host.configure(list(portals.values()))
 
-    async def _follow_registry(self, router: Any) -> None:
+    async def _apply_rules(self, rules: RuleSet) -> None:
+        assert self._host is not None
+        self._rules_version = rules.version
+        await self._host.set_rules(rules)
+
+    async def _follow_registry(self, registry_actor: Any) -> None:
         while True:
             try:
-                registry = await router.registry_after.remote(self._registry.version)
-            except ray.exceptions.RayError as exc:  # router restarting: try again shortly
+                registry = await registry_actor.registry_after.remote(self._registry.version)
+            except ray.exceptions.RayError as exc:  # registry restarting: try again shortly
                 log.warning("portal actor %s: registry poll failed: %s", self._name, exc)
                 await asyncio.sleep(1.0)
                 continue
             if registry.version != self._registry.version:
                 await self._apply(registry)
+
+    async def _follow_rules(self, registry_actor: Any) -> None:
+        while True:
+            try:
+                rules = await registry_actor.rules_after.remote(self._rules_version)
+            except ray.exceptions.RayError as exc:  # registry restarting: try again shortly
+                log.warning("portal actor %s: rules poll failed: %s", self._name, exc)
+                await asyncio.sleep(1.0)
+                continue
+            if rules.version != self._rules_version:
+                await self._apply_rules(rules)
 
     async def _prune_regularly(self) -> None:
         while True:
@@ -133,17 +142,75 @@ class PortalActor:
         assert self._host is not None
         return await self._host.append(records)
 
-    async def check_request(self, portal_id: str, request_id: str) -> None:
+    async def _router(self, portal_id: str, request_id: str | None) -> PortalRouter:
+        """The portal's router, after refusing a replayed API request id (admin calls,
+        authenticated by the bearer token, have none)."""
         await self._started.wait()
         assert self._host is not None
-        await self._host.check_request(portal_id, request_id)
+        if request_id is not None:
+            await self._host.check_request(portal_id, request_id)
+        return self._host.router(portal_id)
 
-    async def submit_reply(
-        self, portal_id: str, request_id: str, dialog: DialogInfo, request: ReplyRequest
+    async def check_request(self, portal_id: str, request_id: str) -> None:
+        await self._router(portal_id, request_id)
+
+    async def reply(
+        self, portal_id: str, request_id: str, dialog_id: str, request: ReplyRequest
     ) -> str:
-        await self._started.wait()
-        assert self._host is not None
-        return await self._host.submit_reply(portal_id, request_id, dialog, request)
+        router = await self._router(portal_id, request_id)
+        return await router.reply(dialog_id, request, request.operator_id)
+
+    async def dialog(self, portal_id: str, request_id: str, dialog_id: str) -> dict[str, Any]:
+        router = await self._router(portal_id, request_id)
+        return (await router.dialog(dialog_id)).view().model_dump(mode="json")
+
+    async def dialog_action(
+        self, portal_id: str, request_id: str, dialog_id: str, action: str, operator_id: str
+    ) -> dict[str, Any]:
+        """accept, skip or finish; the dialog as it stands afterwards."""
+        router = await self._router(portal_id, request_id)
+        if action == "accept":
+            dialog = await router.accept(dialog_id, operator_id)
+        elif action == "skip":
+            dialog = await router.skip(dialog_id, operator_id)
+        else:
+            dialog = await router.finish(dialog_id)
+        return dialog.view().model_dump(mode="json")
+
+    async def set_operator(
+        self,
+        portal_id: str,
+        request_id: str,
+        operator_id: str,
+        status: OperatorStatus | None,
+        working: bool | None,
+    ) -> dict[str, Any]:
+        router = await self._router(portal_id, request_id)
+        operator = await router.set_operator(operator_id, status, working)
+        return {"operator_id": operator_id, "status": operator.status, "working": operator.working}
+
+    async def line_operators(
+        self, portal_id: str, request_id: str, line_id: str
+    ) -> list[dict[str, object]]:
+        router = await self._router(portal_id, request_id)
+        return router.operators(line_id)
+
+    async def explain(
+        self, portal_id: str, request_id: str | None, dialog_id: str, limit: int
+    ) -> dict[str, object]:
+        router = await self._router(portal_id, request_id)
+        return await router.explain(dialog_id, limit)
+
+    async def set_responsible(
+        self,
+        portal_id: str,
+        request_id: str | None,
+        connector_id: str,
+        customer_id: str,
+        operator_id: str | None,
+    ) -> None:
+        router = await self._router(portal_id, request_id)
+        await router.set_responsible(connector_id, customer_id, operator_id)
 
     async def dead_letters(
         self, portal_id: str, request_id: str, limit: int, after_event_id: str | None

@@ -1,13 +1,16 @@
-"""The portal's API: signed calls to answer customers and read dead letters.
+"""The portal's API: signed calls to answer customers, work dialogs, manage operators'
+presence and CRM ownership, read routing explanations and dead letters.
 
 Every call carries ``openlines-portal-id`` and a Standard Webhooks ``v1`` signature keyed by
 the portal's license key over ``METHOD path\\nbody``; the timestamp must be within 5 minutes
 and the ``webhook-id`` unused (the portal's own actor remembers ids, so a replay is caught
-whichever channel actor it reaches). A portal sees only its own dialogs.
+whichever channel actor it reaches). A portal sees only its own dialogs: every call goes to
+the portal's own actor, which answers 404 for a dialog it does not hold.
 """
 
 from __future__ import annotations
 
+import re
 import time
 
 import orjson
@@ -15,14 +18,22 @@ from aiohttp import web
 
 from actors.http_common import json_response, parse_json_model
 from actors.view import EngineView, call
-from engine.config import PortalConfig
+from engine.api_models import (
+    FinishRequest,
+    OperatorAction,
+    OperatorStatusRequest,
+    ResponsibleRequest,
+)
+from engine.config import ID_PATTERN, PortalConfig
 from engine.errors import AuthError, BadRequestError, NotFoundError, UnsupportedMediaTypeError
-from engine.models import DialogInfo, ReplyRequest
+from engine.models import ReplyRequest
 from engine.security.webhook_signature import api_request_payload, verify_hmac
 from engine.store.records import DeadLetter
 
 PORTAL_HEADER = "openlines-portal-id"
 MAX_DEAD_LETTERS_PAGE = 1000
+MAX_DECISIONS_PAGE = 200
+ID_RE = re.compile(ID_PATTERN)
 
 
 async def authenticate(view: EngineView, request: web.Request) -> tuple[PortalConfig, str]:
@@ -44,13 +55,20 @@ async def authenticate(view: EngineView, request: web.Request) -> tuple[PortalCo
     return portal, signed.message_id
 
 
-async def own_dialog(view: EngineView, portal: PortalConfig, dialog_id: str) -> DialogInfo:
-    dialog: DialogInfo | None = await call(view.router.dialog.remote(dialog_id))
-    if dialog is None or dialog.portal_id != portal.id:
-        raise NotFoundError(
-            f"no dialog {dialog_id!r} for portal {portal.id!r}: the customer writes first"
-        )
-    return dialog
+async def json_body(request: web.Request) -> bytes:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaTypeError("send the body as application/json")
+    return await request.read()
+
+
+def page_limit(request: web.Request, default: int, maximum: int) -> int:
+    try:
+        limit = int(request.query.get("limit", str(default)))
+    except ValueError:
+        raise BadRequestError("limit must be an integer") from None
+    if not 1 <= limit <= maximum:
+        raise BadRequestError(f"limit must be within 1..{maximum}")
+    return limit
 
 
 def dead_letter_json(letter: DeadLetter) -> dict[str, object]:
@@ -76,6 +94,13 @@ class PortalApi:
             web.get("/api/v1/engine-key", self.engine_key),
             web.post("/api/v1/dialogs/{dialog_id}/messages", self.reply),
             web.get("/api/v1/dialogs/{dialog_id}", self.dialog),
+            web.post("/api/v1/dialogs/{dialog_id}/accept", self.accept),
+            web.post("/api/v1/dialogs/{dialog_id}/skip", self.skip),
+            web.post("/api/v1/dialogs/{dialog_id}/finish", self.finish),
+            web.get("/api/v1/dialogs/{dialog_id}/decisions", self.decisions),
+            web.put("/api/v1/operators/{operator_id}/status", self.operator_status),
+            web.get("/api/v1/lines/{line_id}/operators", self.line_operators),
+            web.put("/api/v1/customers/{connector_id}/{customer_id}/responsible", self.responsible),
             web.get("/api/v1/dead-letters", self.dead_letters),
         ]
 
@@ -83,36 +108,106 @@ class PortalApi:
         return json_response(self._engine_key)
 
     async def reply(self, request: web.Request) -> web.Response:
-        view = self._view
-        portal, request_id = await authenticate(view, request)
-        if request.content_type != "application/json":
-            raise UnsupportedMediaTypeError("send the reply as application/json")
-        reply = parse_json_model(ReplyRequest, await request.read())
-        dialog = await own_dialog(view, portal, request.match_info["dialog_id"])
+        portal, request_id = await authenticate(self._view, request)
+        reply = parse_json_model(ReplyRequest, await json_body(request))
+        dialog_id = request.match_info["dialog_id"]
         reply_id = await call(
-            view.host(portal.id).submit_reply.remote(portal.id, request_id, dialog, reply)
+            self._view.host(portal.id).reply.remote(portal.id, request_id, dialog_id, reply)
         )
-        return json_response({"reply_id": reply_id, "dialog_id": dialog.dialog_id}, 202)
+        return json_response({"reply_id": reply_id, "dialog_id": dialog_id}, 202)
 
     async def dialog(self, request: web.Request) -> web.Response:
-        view = self._view
-        portal, request_id = await authenticate(view, request)
-        await call(view.host(portal.id).check_request.remote(portal.id, request_id))
-        dialog = await own_dialog(view, portal, request.match_info["dialog_id"])
-        return json_response(dialog.model_dump(exclude={"is_new"}))
+        portal, request_id = await authenticate(self._view, request)
+        dialog_id = request.match_info["dialog_id"]
+        view = await call(
+            self._view.host(portal.id).dialog.remote(portal.id, request_id, dialog_id)
+        )
+        return json_response(view)
+
+    async def _action(self, request: web.Request, action: str) -> web.Response:
+        portal, request_id = await authenticate(self._view, request)
+        body = await json_body(request)
+        if action == "finish":
+            operator_id = parse_json_model(FinishRequest, body).operator_id or ""
+        else:
+            operator_id = parse_json_model(OperatorAction, body).operator_id
+        view = await call(
+            self._view.host(portal.id).dialog_action.remote(
+                portal.id, request_id, request.match_info["dialog_id"], action, operator_id
+            )
+        )
+        return json_response(view)
+
+    async def accept(self, request: web.Request) -> web.Response:
+        return await self._action(request, "accept")
+
+    async def skip(self, request: web.Request) -> web.Response:
+        return await self._action(request, "skip")
+
+    async def finish(self, request: web.Request) -> web.Response:
+        return await self._action(request, "finish")
+
+    async def decisions(self, request: web.Request) -> web.Response:
+        portal, request_id = await authenticate(self._view, request)
+        limit = page_limit(request, 20, MAX_DECISIONS_PAGE)
+        explained = await call(
+            self._view.host(portal.id).explain.remote(
+                portal.id, request_id, request.match_info["dialog_id"], limit
+            )
+        )
+        return json_response(explained)
+
+    async def operator_status(self, request: web.Request) -> web.Response:
+        portal, request_id = await authenticate(self._view, request)
+        body = parse_json_model(OperatorStatusRequest, await json_body(request))
+        operator_id = request.match_info["operator_id"]
+        if not ID_RE.match(operator_id):
+            raise BadRequestError(f"operator id {operator_id!r} is not an id")
+        working = None if body.work_day is None else body.work_day == "started"
+        result = await call(
+            self._view.host(portal.id).set_operator.remote(
+                portal.id, request_id, operator_id, body.status, working
+            )
+        )
+        return json_response(result)
+
+    async def line_operators(self, request: web.Request) -> web.Response:
+        portal, request_id = await authenticate(self._view, request)
+        line_id = request.match_info["line_id"]
+        if line_id not in portal.line_ids():
+            raise NotFoundError(f"portal {portal.id!r} has no line {line_id!r}")
+        operators = await call(
+            self._view.host(portal.id).line_operators.remote(portal.id, request_id, line_id)
+        )
+        return json_response({"line_id": line_id, "operators": operators})
+
+    async def responsible(self, request: web.Request) -> web.Response:
+        portal, request_id = await authenticate(self._view, request)
+        body = parse_json_model(ResponsibleRequest, await json_body(request))
+        connector_id = request.match_info["connector_id"]
+        connector = self._view.registry.connectors.get(connector_id)
+        if connector is None or connector.portal != portal.id:
+            raise NotFoundError(f"portal {portal.id!r} has no connector {connector_id!r}")
+        customer_id = request.match_info["customer_id"]
+        await call(
+            self._view.host(portal.id).set_responsible.remote(
+                portal.id, request_id, connector_id, customer_id, body.operator_id
+            )
+        )
+        return json_response(
+            {
+                "connector_id": connector_id,
+                "customer_id": customer_id,
+                "responsible_id": body.operator_id,
+            }
+        )
 
     async def dead_letters(self, request: web.Request) -> web.Response:
-        view = self._view
-        portal, request_id = await authenticate(view, request)
-        try:
-            limit = int(request.query.get("limit", "100"))
-        except ValueError:
-            raise BadRequestError("limit must be an integer") from None
-        if not 1 <= limit <= MAX_DEAD_LETTERS_PAGE:
-            raise BadRequestError(f"limit must be within 1..{MAX_DEAD_LETTERS_PAGE}")
+        portal, request_id = await authenticate(self._view, request)
+        limit = page_limit(request, 100, MAX_DEAD_LETTERS_PAGE)
         after = request.query.get("after")
         letters = await call(
-            view.host(portal.id).dead_letters.remote(portal.id, request_id, limit, after)
+            self._view.host(portal.id).dead_letters.remote(portal.id, request_id, limit, after)
         )
         return json_response(
             {

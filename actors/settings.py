@@ -30,7 +30,7 @@ class ActorSettings:
     def without_registry(self) -> ActorSettings:
         """These settings less the config file's portals and connectors.
 
-        Only the router reads those (it merges them into the registry); every other actor
+        Only the registry actor reads those (it merges them into the registry); every other actor
         learns them from the registry, so it need not hold a second copy: with thousands of
         portals that copy is most of an actor's memory per portal.
         """

@@ -9,9 +9,9 @@ from typing import Any
 import ray
 
 from actors.channel import ChannelActor
-from actors.names import ROUTER, channel_actor
+from actors.names import REGISTRY, channel_actor
 from actors.portal import portal_actor
-from actors.router import RouterActor
+from actors.registry import RegistryActor
 from actors.settings import ActorSettings
 from engine.placement import host_names
 from engine.registry import Registry
@@ -22,22 +22,24 @@ log = logging.getLogger(__name__)
 class EngineActors:
     def __init__(self, settings: ActorSettings) -> None:
         self.settings = settings
-        self.router: Any = None
+        self.registry_actor: Any = None
         self.hosts: dict[str, Any] = {}
         self.channels: list[Any] = []
         self.port = settings.config.port
         """The HTTP port, once started (the configured one, or the one got for port 0)."""
 
     async def start(self) -> Registry:
-        """Router first (it holds the registry), then portal actors, then the HTTP port."""
+        """Registry actor first (registry and rules), then portal actors, then the port."""
         config = self.settings.config
         shared = self.settings.without_registry()
-        self.router = RouterActor.options(  # type: ignore[attr-defined]
-            name=ROUTER, namespace=self.settings.namespace
+        self.registry_actor = RegistryActor.options(  # type: ignore[attr-defined]
+            name=REGISTRY, namespace=self.settings.namespace
         ).remote(self.settings)
-        await self.router.ready.remote()
-        registry: Registry = await self.router.registry.remote()
-        self.settings = shared  # the router has the config's portals; no one else needs them
+        await self.registry_actor.ready.remote()
+        registry: Registry = await self.registry_actor.registry.remote()
+        self.settings = (
+            shared  # the registry actor has the config's portals; no one else needs them
+        )
         for name in host_names(list(registry.portals), config.portal_pool_size):
             self.hosts[name] = portal_actor(name, shared)
         await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
@@ -62,7 +64,7 @@ class EngineActors:
 
     async def portal_actors(self) -> list[Any]:
         """Every portal actor, including those channel actors started for new portals."""
-        registry: Registry = await self.router.registry.remote()
+        registry: Registry = await self.registry_actor.registry.remote()
         names = set(self.hosts) | set(
             host_names(list(registry.portals), self.settings.config.portal_pool_size)
         )
@@ -76,5 +78,5 @@ class EngineActors:
 
     async def kill(self) -> None:
         """End every actor at once (tests; the driver's own exit does this in production)."""
-        for handle in [*await self.portal_actors(), *self.channels, self.router]:
+        for handle in [*await self.portal_actors(), *self.channels, self.registry_actor]:
             ray.kill(handle, no_restart=True)

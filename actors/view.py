@@ -9,7 +9,7 @@ from typing import Any
 import ray
 
 from actors.channel_cache import ChannelCache
-from actors.names import ROUTER, channel_actor
+from actors.names import REGISTRY, channel_actor
 from actors.portal import portal_actor
 from actors.settings import ActorSettings
 from channels.base import Channel
@@ -36,7 +36,7 @@ class EngineView:
         self.clock = clock
         self.counters = counters
         self.registry = Registry()
-        self.router = ray.get_actor(ROUTER, namespace=settings.namespace)
+        self.registry_actor = ray.get_actor(REGISTRY, namespace=settings.namespace)
         self._hosts: dict[str, Any] = {}
         self._channels = ChannelCache()
         self._channel_actors: list[Any] = []
@@ -44,7 +44,7 @@ class EngineView:
         self._changed = asyncio.Condition()
 
     async def start(self) -> None:
-        self.registry = await self.router.registry.remote()
+        self.registry = await self.registry_actor.registry.remote()
         self._follower = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
@@ -55,7 +55,7 @@ class EngineView:
     async def _follow(self) -> None:
         while True:
             try:
-                registry = await self.router.registry_after.remote(self.registry.version)
+                registry = await self.registry_actor.registry_after.remote(self.registry.version)
             except ray.exceptions.RayError as exc:
                 log.warning("registry poll failed: %s", exc)
                 await asyncio.sleep(1.0)
@@ -92,10 +92,10 @@ class EngineView:
         return self._channel_actors
 
     def all_actors(self) -> list[Any]:
-        """The router, every channel actor and every portal actor of the registry's portals."""
+        """The registry actor, the channel actors and the portal actors of known portals."""
         portal_hosts = host_names(list(self.registry.portals), self.config.portal_pool_size)
         return [
-            self.router,
+            self.registry_actor,
             *self.channel_actors(),
             *(self.host_by_name(name) for name in portal_hosts),
         ]

@@ -44,6 +44,14 @@ class NotFoundError(EngineError):
     reason = "not_found"
 
 
+class ConflictError(EngineError):
+    """A request that makes no sense in the current state: an offer already taken or
+    withdrawn, accepting at capacity, answering a closed dialog."""
+
+    http_status = 409
+    reason = "conflict"
+
+
 class BadRequestError(EngineError):
     """A body that is not what the endpoint reads: malformed JSON, wrong content type."""
 

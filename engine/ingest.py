@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from engine.clock import Clock
 from engine.models import InboundMessage
-from engine.store.records import OutboxRecord, dialog_ref
+from engine.store.records import Conversation, OutboxRecord
 
 Send = Callable[[str, list[OutboxRecord]], Awaitable[list[bool]]]
 
@@ -28,7 +28,13 @@ def outbox_record(message: InboundMessage) -> OutboxRecord:
         portal_id=route.portal_id,
         event_id=message.id,
         kind=EVENT_KINDS[message.action],
-        dialog_ref=dialog_ref(route.connector_id, message.dialog_key),
+        conversation=Conversation(
+            line_id=route.line_id,
+            connector_id=route.connector_id,
+            channel=route.channel,
+            dialog_key=message.dialog_key,
+            customer_id=message.customer.channel_user_id,
+        ),
         order_key=message.order_key,
         received_at=message.received_at,
         payload=message.model_dump_json().encode(),

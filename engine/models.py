@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.config import ID_PATTERN
+
 
 class Frozen(BaseModel):
     """Base of our own models: immutable, unknown fields refused."""
@@ -178,6 +180,11 @@ class ReplyRequest(Frozen):
     client_id: str | None = Field(
         default=None, max_length=200, description="The portal's own id, echoed in the outcome."
     )
+    operator_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="The replying operator; the assigned one's first reply answers the dialog.",
+    )
 
 
 class DialogTarget(Frozen):
@@ -193,19 +200,3 @@ class SentReceipt(Frozen):
     """What the channel answered for one outbound message (several parts if it was split)."""
 
     channel_message_ids: tuple[str, ...]
-
-
-class DialogInfo(Frozen):
-    """The router's answer for a dialog: its id and who answers it."""
-
-    dialog_id: str
-    portal_id: str
-    line_id: str
-    connector_id: str
-    channel: str
-    dialog_key: str
-    customer_id: str
-    operator_id: str | None
-    opened_at: float
-    is_new: bool = False
-    status: Literal["open", "closed"] = "open"

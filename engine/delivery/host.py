@@ -1,4 +1,10 @@
-"""The logic of one portal actor: a store, and a mailbox and reply sender per hosted portal.
+"""The logic of one portal actor: a store, and per hosted portal its router, mailbox and
+reply sender.
+
+The router (``engine.routing.portal_router``) owns the portal's dialogs and puts events into
+their streams; the mailbox delivers the streams; the reply sender sends replies to
+customers. All three share the actor's one SQLite file, so a routing step and the events it
+produces commit together.
 
 The Ray actor (``actors.portal``) is a thin shell around this class; tests drive it
 directly with a manual clock, a real SQLite file and real HTTP stand-ins.
@@ -15,14 +21,15 @@ import aiohttp
 
 from engine.clock import Clock
 from engine.config import PortalConfig
-from engine.delivery.mailbox import BatchSealer, DialogResolver, PortalMailbox
+from engine.delivery.mailbox import BatchSealer, PortalMailbox
 from engine.delivery.replies import ChannelLookup, ReplySender
 from engine.delivery.transport import DeliveryTransport
 from engine.errors import AuthError, NotFoundError
 from engine.metrics import Counters
-from engine.models import DialogInfo, ReplyRequest
+from engine.routing.portal_router import PortalRouter
+from engine.routing.rules import RuleSet
 from engine.store.base import OutboxStore
-from engine.store.records import DeadLetter, OutboxRecord, dialog_hash
+from engine.store.records import DeadLetter, OutboxRecord
 from engine.store.sqlite_outbox import SqliteOutbox
 from engine.store.threaded import ThreadedStore
 
@@ -34,6 +41,18 @@ REPLAY_WINDOW_S = 600.0
 SEEN_RETENTION_S = 3 * 86_400.0
 """Channel event ids are remembered this long (Telegram keeps updates for 24 h)."""
 
+DECISION_RETENTION_S = 30 * 86_400.0
+"""Routing decisions (explanations) are kept this long."""
+
+
+class HostedPortal:
+    """One portal's parts inside a host."""
+
+    def __init__(self, mailbox: PortalMailbox, sender: ReplySender, router: PortalRouter) -> None:
+        self.mailbox = mailbox
+        self.sender = sender
+        self.router = router
+
 
 class MailboxHost:
     def __init__(
@@ -41,7 +60,6 @@ class MailboxHost:
         store_path: Path,
         clock: Clock,
         transport: DeliveryTransport,
-        resolver: DialogResolver,
         sealer: BatchSealer,
         channel_for: ChannelLookup,
         session: aiohttp.ClientSession,
@@ -55,70 +73,101 @@ class MailboxHost:
             SqliteOutbox(store_path, synchronous), clock, "outbox"
         )
         self._transport = transport
-        self._resolver = resolver
         self._sealer = sealer
         self._channel_for = channel_for
         self._session = session
         self._rng = rng or random.Random()
-        self._mailboxes: dict[str, PortalMailbox] = {}
-        self._senders: dict[str, ReplySender] = {}
+        self._portals: dict[str, HostedPortal] = {}
+        self._rules = RuleSet()
 
     @property
     def portal_ids(self) -> list[str]:
-        return sorted(self._mailboxes)
+        return sorted(self._portals)
+
+    def portal(self, portal_id: str) -> HostedPortal:
+        hosted = self._portals.get(portal_id)
+        if hosted is None:
+            raise NotFoundError(f"portal {portal_id!r} is not served here yet")
+        return hosted
+
+    def router(self, portal_id: str) -> PortalRouter:
+        return self.portal(portal_id).router
 
     async def configure(self, portals: Sequence[PortalConfig]) -> None:
-        """Start, update or stop mailboxes so that exactly ``portals`` are served."""
+        """Start, update or stop portals so that exactly ``portals`` are served."""
         wanted = {portal.id: portal for portal in portals}
-        for portal_id in set(self._mailboxes) - set(wanted):
+        for portal_id in set(self._portals) - set(wanted):
             await self._stop_portal(portal_id)
         for portal in wanted.values():
-            mailbox = self._mailboxes.get(portal.id)
-            if mailbox is None:
+            hosted = self._portals.get(portal.id)
+            if hosted is None:
                 await self._start_portal(portal)
-            elif mailbox.portal != portal:
-                await mailbox.reconfigure(portal)
+            elif hosted.mailbox.portal != portal:
+                await hosted.mailbox.reconfigure(portal)
+
+    async def set_rules(self, rules: RuleSet) -> None:
+        """A new rules snapshot: every hosted portal's router takes its part."""
+        self._rules = rules
+        for portal_id, hosted in self._portals.items():
+            await hosted.router.rules_changed(rules.for_portal(portal_id))
 
     async def _start_portal(self, portal: PortalConfig) -> None:
+        mailbox: PortalMailbox
+        sender: ReplySender
+
+        def config() -> PortalConfig:
+            return mailbox.portal
+
+        async def offers_settled(event_ids: list[str]) -> None:
+            await router.offers_settled(event_ids)
+
         mailbox = PortalMailbox(
             portal,
             self._store,
             self._transport,
-            self._resolver,
             self._sealer,
             self._clock,
             self.counters,
+            offers_settled,
             self._rng,
         )
-        sender = ReplySender(
-            mailbox,
+        router = PortalRouter(
+            config,
             self._store,
+            self._rules.for_portal(portal.id),
+            self._clock,
+            self.counters,
+            mailbox.notify,
+            lambda reply: sender.enqueue(reply),
+        )
+        sender = ReplySender(
+            config,
+            self._store,
+            router.settle_reply,
             self._channel_for,
             self._session,
             self._clock,
             self.counters,
             self._rng,
         )
-        self._mailboxes[portal.id] = mailbox
-        self._senders[portal.id] = sender
+        self._portals[portal.id] = HostedPortal(mailbox, sender, router)
         await mailbox.start()
         await sender.start()
+        await router.start()
 
     async def _stop_portal(self, portal_id: str) -> None:
-        await self._senders.pop(portal_id).stop()
-        await self._mailboxes.pop(portal_id).stop()
+        hosted = self._portals.pop(portal_id)
+        await hosted.router.stop()
+        await hosted.sender.stop()
+        await hosted.mailbox.stop()
 
     async def append(self, records: Sequence[OutboxRecord]) -> list[bool]:
         """Store records durably (group commit); per record, False for a duplicate."""
         accepted = await self._store.append(records)
-        hashes: dict[str, list[int]] = {}
-        for record, is_new in zip(records, accepted, strict=True):
-            if is_new:
-                hashes.setdefault(record.portal_id, []).append(dialog_hash(record.dialog_ref))
-        for portal_id, portal_hashes in hashes.items():
-            mailbox = self._mailboxes.get(portal_id)
-            if mailbox is not None:
-                mailbox.notify(portal_hashes)
+        for portal_id in {r.portal_id for r, new in zip(records, accepted, strict=True) if new}:
+            hosted = self._portals.get(portal_id)
+            if hosted is not None:
+                hosted.router.wake()
         return accepted
 
     async def check_request(self, portal_id: str, request_id: str) -> None:
@@ -132,15 +181,6 @@ class MailboxHost:
         )
         if not fresh:
             raise AuthError(f"request id {request_id!r} was already used (replay)")
-
-    async def submit_reply(
-        self, portal_id: str, request_id: str, dialog: DialogInfo, request: ReplyRequest
-    ) -> str:
-        sender = self._senders.get(portal_id)
-        if sender is None:
-            raise NotFoundError(f"portal {portal_id!r} is not served here yet")
-        await self.check_request(portal_id, request_id)
-        return await sender.submit(dialog, request)
 
     async def dead_letters(
         self, portal_id: str, request_id: str, limit: int, after_event_id: str | None
@@ -157,16 +197,18 @@ class MailboxHost:
         def read() -> dict[str, tuple[int, int]]:
             return {
                 portal_id: (store.depth(portal_id), store.dead_letter_count(portal_id))
-                for portal_id in sorted(set(self._mailboxes) | store.portal_ids())
+                for portal_id in sorted(set(self._portals) | store.portal_ids())
             }
 
         return await self._store.call(read)
 
     async def prune(self) -> int:
-        cutoff = self._clock.now() - SEEN_RETENTION_S
-        return await self._store.call(self._store.store.prune_seen, cutoff)
+        store = self._store.store
+        now = self._clock.now()
+        seen = await self._store.call(store.prune_seen, now - SEEN_RETENTION_S)
+        return seen + await self._store.call(store.prune_decisions, now - DECISION_RETENTION_S)
 
     async def close(self) -> None:
-        for portal_id in list(self._mailboxes):
+        for portal_id in list(self._portals):
             await self._stop_portal(portal_id)
         await self._store.close()

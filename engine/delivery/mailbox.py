@@ -12,12 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol, TypeVar
-
-import orjson
 
 from engine.clock import Clock
 from engine.config import PortalConfig
@@ -27,29 +24,13 @@ from engine.delivery.retry import backoff_delay_s
 from engine.delivery.transport import DeliveryTransport
 from engine.ids import new_id
 from engine.metrics import Counters
-from engine.models import DialogInfo
-from engine.routing.router import DialogRequest
 from engine.store.base import OutboxStore
-from engine.store.records import Batch, PendingEvent
+from engine.store.records import Batch
 from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-DIALOG_CACHE_SIZE = 50_000
-
-
-@dataclass(slots=True)
-class CachedDialog:
-    """A dialog as its events show it; ``opened_json`` until its first event went out."""
-
-    json: bytes
-    opened_json: bytes | None
-
-
-class DialogResolver(Protocol):
-    async def resolve(self, requests: Sequence[DialogRequest]) -> list[DialogInfo]: ...
 
 
 class BatchSealer(Protocol):
@@ -58,19 +39,9 @@ class BatchSealer(Protocol):
     ) -> tuple[dict[str, str], bytes]: ...
 
 
-def dialog_json(dialog: DialogInfo, opened: bool) -> bytes:
-    """How a portal sees the dialog an event belongs to."""
-    return orjson.dumps(
-        {
-            "id": dialog.dialog_id,
-            "line_id": dialog.line_id,
-            "connector_id": dialog.connector_id,
-            "channel": dialog.channel,
-            "customer_id": dialog.customer_id,
-            "operator_id": dialog.operator_id,
-            "opened": opened,
-        }
-    )
+OffersSettled = Callable[[list[str]], Awaitable[None]]
+"""Told the ids of offer events that reached the portal (or were given up on): the
+router starts their accept timeouts then, not when it made the offer."""
 
 
 class PortalMailbox:
@@ -79,17 +50,17 @@ class PortalMailbox:
         portal: PortalConfig,
         store: ThreadedStore[OutboxStore],
         transport: DeliveryTransport,
-        resolver: DialogResolver,
         sealer: BatchSealer,
         clock: Clock,
         counters: Counters,
+        offers_settled: OffersSettled,
         rng: random.Random | None = None,
     ) -> None:
         self.portal = portal
         self._store = store
         self._transport = transport
-        self._resolver = resolver
         self._sealer = sealer
+        self._offers_settled = offers_settled
         self._clock = clock
         self._counters = counters
         self._rng = rng or random.Random()
@@ -99,7 +70,6 @@ class PortalMailbox:
         self._pending: list[int] = []
         self._wake: list[asyncio.Event] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._dialogs: OrderedDict[str, CachedDialog] = OrderedDict()
 
     @property
     def stream_count(self) -> int:
@@ -211,67 +181,22 @@ class PortalMailbox:
             self._pending[stream] = 0
             return None
         ordered = in_channel_order(events)
-        dialogs = await self._dialogs_for(ordered)
+        moved_stamps = {
+            moved.rowid: moved.dialog_json
+            for moved, original in zip(ordered, events, strict=True)
+            if moved.rowid != original.rowid
+        }
         batch = await self._store.call(
             store.claim_batch,
             self.portal.id,
             new_id("bat"),
             stream,
             [event.rowid for event in ordered],
-            dialogs,
+            moved_stamps,
             self._clock.now(),
         )
         self._pending[stream] = max(0, self._pending[stream] - len(events))
         return batch
-
-    async def _dialogs_for(self, events: Sequence[PendingEvent]) -> dict[int, bytes]:
-        """Dialog JSON for every event that has none yet; opens dialogs through the router."""
-        unknown = [e for e in events if e.dialog_json is None and e.dialog_ref not in self._dialogs]
-        if unknown:
-            await self._resolve(unknown)
-        result: dict[int, bytes] = {}
-        for event in events:
-            if event.dialog_json is not None:
-                continue
-            cached = self._dialogs[event.dialog_ref]
-            if cached.opened_json is not None:
-                # The first event of a dialog the router just opened says so, once.
-                result[event.rowid] = cached.opened_json
-                cached.opened_json = None
-            else:
-                result[event.rowid] = cached.json
-        return result
-
-    async def _resolve(self, events: Sequence[PendingEvent]) -> None:
-        first_of_dialog: dict[str, PendingEvent] = {}
-        for event in events:
-            first_of_dialog.setdefault(event.dialog_ref, event)
-        payloads = await self._store.call(
-            self._store.store.payloads, [e.rowid for e in first_of_dialog.values()]
-        )
-        requests = []
-        for event in first_of_dialog.values():
-            message = orjson.loads(payloads[event.rowid])
-            route = message["route"]
-            requests.append(
-                DialogRequest(
-                    portal_id=self.portal.id,
-                    line_id=route["line_id"],
-                    connector_id=route["connector_id"],
-                    channel=route["channel"],
-                    dialog_key=message["dialog_key"],
-                    customer_id=message["customer"]["channel_user_id"],
-                )
-            )
-        dialogs = await self._resolver.resolve(requests)
-        for ref, dialog in zip(first_of_dialog, dialogs, strict=True):
-            self._dialogs[ref] = CachedDialog(
-                json=dialog_json(dialog, opened=False),
-                opened_json=dialog_json(dialog, opened=True) if dialog.is_new else None,
-            )
-            self._dialogs.move_to_end(ref)
-        while len(self._dialogs) > DIALOG_CACHE_SIZE:
-            self._dialogs.popitem(last=False)
 
     # -- delivering one batch ----------------------------------------------------------------
 
@@ -293,7 +218,9 @@ class PortalMailbox:
                 self.portal.endpoint, headers, body, self.portal.request_timeout_s
             )
             if outcome.accepted:
-                await store.call(store.store.ack_batch, batch.batch_id)
+                offers = await store.call(store.store.ack_batch, batch.batch_id)
+                if offers:
+                    await self._offers_settled(offers)
                 self._counters.inc(
                     "openlines_delivered_total", len(batch.events), portal=self.portal.id
                 )
@@ -336,7 +263,11 @@ class PortalMailbox:
             return batch
         store = self._store
         reason = f"not delivered within ttl_s={self.portal.ttl_s} after {batch.attempts} attempts"
-        await store.call(store.store.drop_events, batch.batch_id, expired, reason, now, True)
+        offers = await store.call(
+            store.store.drop_events, batch.batch_id, expired, reason, now, True
+        )
+        if offers:
+            await self._offers_settled(offers)
         self._counters.inc("openlines_dead_lettered_total", len(expired), portal=self.portal.id)
         log.error(
             "portal %s: %d events to dead letters: %s",
@@ -354,8 +285,10 @@ class PortalMailbox:
             return batch
         store = self._store
         reason = f"best effort, one attempt: {error}"
-        await store.call(
+        offers = await store.call(
             store.store.drop_events, batch.batch_id, dropped, reason, self._clock.now(), False
         )
+        if offers:
+            await self._offers_settled(offers)
         self._counters.inc("openlines_dropped_total", len(dropped), portal=self.portal.id)
         return await store.call(store.store.load_batch, batch.batch_id)

@@ -4,12 +4,17 @@ Channels may deliver a dialog's webhooks over parallel connections, so the store
 differ from the channel's own order. Within a batch, each dialog's messages are sorted by
 the channel's ``order_key`` and put back into the slots that dialog occupied; other dialogs
 and engine events keep their places.
+
+A slot keeps its dialog stamp (``dialog_json``): the owner stamped the dialog as it stood at
+that point of the stream, and a message moved into the slot must show the dialog as it
+stands there, so that no event names an operator the dialog did not have at its place.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from engine.store.records import PendingEvent
 
@@ -27,5 +32,5 @@ def in_channel_order(events: Sequence[PendingEvent]) -> list[PendingEvent]:
             continue
         sorted_events = sorted((events[p] for p in positions), key=lambda e: e.order_key)
         for position, event in zip(positions, sorted_events, strict=True):
-            ordered[position] = event
+            ordered[position] = replace(event, dialog_json=events[position].dialog_json)
     return ordered

@@ -1,47 +1,326 @@
 """Routing rules: one YAML file per open line, validated whole, versioned as a snapshot.
 
-A file names its portal and line, the operators who answer it and the strategy. A bad file
-never replaces good rules: ``load_rules`` either returns a complete new ``RuleSet`` or
-raises ``ConfigError`` naming every bad file, line and field.
+A file names its portal and line and says who answers it and how: the queue and its
+distribution, capacity, timers, working hours, what happens when an operator becomes
+unavailable, CRM ownership, priority and what the customer is told about the queue.
+``docs/routing.md`` is the reference of every field.
+
+A bad file never replaces good rules: ``load_rules`` either returns a complete new
+``RuleSet`` or raises ``ConfigError`` naming every bad file, line and field.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from engine.config import ID_PATTERN, ConfigModel
 from engine.errors import ConfigError
+from engine.routing.hours import HoursConfig, Schedule
 from engine.yaml_marks import parse_yaml_model
 
+Distribution = Literal["evenly", "strictly", "all"]
+CountedState = Literal["offered", "assigned", "answered"]
+UnavailableReason = Literal["offline", "away", "end_of_day", "vacation", "removed"]
+UnavailableAction = Literal["return", "keep", "close"]
+FallbackStep = Literal["responsible", "last_operator", "queue"]
 
-class OperatorRule(ConfigModel):
-    id: str = Field(pattern=ID_PATTERN, description="The operator's id in the portal.")
+
+class QueueMember(ConfigModel):
+    """One entry of the queue: an operator, or a group named under ``groups``."""
+
+    operator: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="An operator's id in the portal."
+    )
+    group: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="A group of operators named in `groups`."
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> QueueMember:
+        if (self.operator is None) == (self.group is None):
+            raise ValueError("give exactly one of `operator` or `group`")
+        return self
+
+
+class QueueRules(ConfigModel):
+    members: tuple[QueueMember, ...] = Field(
+        min_length=1, description="Operators and groups in queue order (strictly uses it)."
+    )
+    distribution: Distribution = Field(
+        default="evenly",
+        description=(
+            "evenly: the available operator whose last assignment is oldest; strictly: queue "
+            "order, skipping operators already tried for the dialog, wrapping round; all: "
+            "offered to every available operator at once, the first to accept takes it."
+        ),
+    )
+    require_accept: bool = Field(
+        default=True,
+        description=(
+            "true: a dialog is offered and becomes assigned when the operator accepts; "
+            "false: evenly and strictly assign at once (all always offers)."
+        ),
+    )
+    order: Literal["oldest_first", "newest_first"] = Field(
+        default="oldest_first", description="Which waiting dialog gets the next free operator."
+    )
+
+
+class CapacityRules(ConfigModel):
+    max_dialogs_per_operator: int = Field(
+        default=5, ge=1, le=10_000, description="Simultaneous dialogs of this line per operator."
+    )
+    max_dialogs_across_lines: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="An operator with this many dialogs over all the portal's lines gets none.",
+    )
+    counted_states: tuple[CountedState, ...] = Field(
+        default=("offered", "assigned", "answered"),
+        min_length=1,
+        description="Dialog states that count toward an operator's load.",
+    )
+
+
+class TimerRules(ConfigModel):
+    accept_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="An offer not accepted this long after it reached the portal passes on.",
+    )
+    accept_timeout_text: str | None = Field(
+        default=None, max_length=4096, description="Told to the customer when an offer expires."
+    )
+    no_answer_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86_400,
+        description="Accepted but not answered this long: back to the queue (each time).",
+    )
+    no_answer_text: str | None = Field(
+        default=None, max_length=4096, description="Told to the customer when that happens."
+    )
+    no_operator_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86_400,
+        description="Waiting this long with no operator: the customer gets no_operator_text.",
+    )
+    no_operator_text: str | None = Field(
+        default=None, max_length=4096, description="The text; the dialog keeps waiting."
+    )
+
+    @model_validator(mode="after")
+    def _text_with_timer(self) -> TimerRules:
+        if self.no_operator_timeout_s is not None and not self.no_operator_text:
+            raise ValueError("no_operator_timeout_s needs no_operator_text")
+        return self
+
+
+class OutsideHoursRules(ConfigModel):
+    text: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Auto-reply outside hours; {opens_at} is the next opening in the zone.",
+    )
+    action: Literal["wait", "transfer"] = Field(
+        default="wait", description="wait for opening, or transfer to `transfer_to_line`."
+    )
+    transfer_to_line: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="The line that takes dialogs outside hours."
+    )
+
+    @model_validator(mode="after")
+    def _target(self) -> OutsideHoursRules:
+        if (self.action == "transfer") != (self.transfer_to_line is not None):
+            raise ValueError("action transfer needs transfer_to_line, and only it")
+        return self
+
+
+class UnavailableRule(ConfigModel):
+    action: UnavailableAction = Field(
+        default="return", description="return to the queue, keep with the operator, or close."
+    )
+    grace_s: float = Field(
+        default=0.0, ge=0, le=30 * 86_400, description="Wait this long for the operator first."
+    )
+    customer_text: str | None = Field(
+        default=None, max_length=4096, description="Told to the customer when the action runs."
+    )
+
+
+def _default_unavailable() -> dict[UnavailableReason, UnavailableRule]:
+    return {
+        "offline": UnavailableRule(action="return", grace_s=300.0),
+        "away": UnavailableRule(action="keep"),
+        "end_of_day": UnavailableRule(action="return"),
+        "vacation": UnavailableRule(action="return"),
+        "removed": UnavailableRule(action="return"),
+    }
+
+
+class CrmRules(ConfigModel):
+    chain: tuple[FallbackStep, ...] = Field(
+        default=("responsible", "last_operator", "queue"),
+        min_length=1,
+        description="Who a returning customer's dialog goes to, tried in this order.",
+    )
+    wait_for_responsible_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=7 * 86_400,
+        description="Wait this long for an unavailable responsible before falling back.",
+    )
+
+    @model_validator(mode="after")
+    def _ends_in_queue(self) -> CrmRules:
+        if self.chain[-1] != "queue" or len(set(self.chain)) != len(self.chain):
+            raise ValueError("chain lists each step once and ends with queue")
+        return self
+
+
+class QueuePositionRules(ConfigModel):
+    on_join: bool = Field(default=False, description="Tell the position when a dialog queues.")
+    on_move: bool = Field(default=False, description="Tell it again each time it moves up.")
+    text: str = Field(
+        default="You are number {position} in the queue. Expected wait: {wait_min} min.",
+        max_length=4096,
+        description="{position} (1 = next) and {wait_min} (estimated minutes) are filled in.",
+    )
+    average_handle_s: float = Field(
+        default=300.0, gt=0, description="Per dialog ahead, for the estimated wait."
+    )
+
+
+class OperatorRules(ConfigModel):
+    hours: HoursConfig | None = Field(
+        default=None, description="The operator's own working hours on this line."
+    )
 
 
 class LineRules(ConfigModel):
     portal: str = Field(pattern=ID_PATTERN, description="Portal the line belongs to.")
     line: str = Field(pattern=ID_PATTERN, description="The open line these rules route.")
-    strategy: Literal["round_robin"] = Field(
-        default="round_robin", description="How a new dialog picks among the operators."
+    priority: int = Field(
+        default=0,
+        ge=-1000,
+        le=1000,
+        description="An operator on several lines gets dialogs of higher priority lines first.",
     )
-    operators: tuple[OperatorRule, ...] = Field(
-        min_length=1, description="Operators who answer the line, in round-robin order."
+    groups: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Named groups of operator ids, for queue members."
     )
+    queue: QueueRules = Field(description="Who answers, in which order, and how.")
+    capacity: CapacityRules = Field(default_factory=CapacityRules, description="Load limits.")
+    timers: TimerRules = Field(default_factory=TimerRules, description="Waiting limits.")
+    hours: HoursConfig = Field(
+        default_factory=lambda: HoursConfig(always_open=True),
+        description="The line's working hours (default: always open).",
+    )
+    outside_hours: OutsideHoursRules = Field(
+        default_factory=OutsideHoursRules, description="What a dialog outside hours gets."
+    )
+    require_work_day: bool = Field(
+        default=False, description="Only operators who started their work day get dialogs."
+    )
+    unavailable: dict[UnavailableReason, UnavailableRule] = Field(
+        default_factory=_default_unavailable,
+        description="What happens to an operator's dialogs when they become unavailable.",
+    )
+    crm: CrmRules = Field(default_factory=CrmRules, description="Returning customers.")
+    queue_position: QueuePositionRules = Field(
+        default_factory=QueuePositionRules, description="Telling customers their place."
+    )
+    operators: dict[str, OperatorRules] = Field(
+        default_factory=dict, description="Per-operator settings on this line, by id."
+    )
+
+    @model_validator(mode="after")
+    def _known_names(self) -> LineRules:
+        for member in self.queue.members:
+            if member.group is not None and member.group not in self.groups:
+                raise ValueError(f"queue member group {member.group!r} is not in groups")
+        for name, ids in self.groups.items():
+            if not ids:
+                raise ValueError(f"group {name!r} has no operators")
+        if self.outside_hours.transfer_to_line == self.line:
+            raise ValueError("outside_hours.transfer_to_line cannot be the line itself")
+        return self
+
+    def unavailable_rule(self, reason: UnavailableReason) -> UnavailableRule:
+        """The configured rule, or the default for a reason the file does not mention."""
+        return self.unavailable.get(reason) or _default_unavailable()[reason]
+
+    @cached_property
+    def queue_order(self) -> tuple[str, ...]:
+        """Operator ids in queue order, groups expanded, each once."""
+        ordered: dict[str, None] = {}
+        for member in self.queue.members:
+            ids = (member.operator,) if member.operator else self.groups[member.group or ""]
+            for operator_id in ids:
+                ordered.setdefault(operator_id, None)
+        return tuple(ordered)
+
+    @cached_property
+    def schedule(self) -> Schedule:
+        return Schedule.from_config(self.hours)
+
+    @cached_property
+    def operator_schedules(self) -> dict[str, Schedule]:
+        return {
+            operator_id: Schedule.from_config(rules.hours)
+            for operator_id, rules in self.operators.items()
+            if rules.hours is not None
+        }
 
 
 @dataclass(frozen=True)
 class RuleSet:
+    """Every line's rules at one version: what the router decides with."""
+
     version: int = 0
     lines: dict[tuple[str, str], LineRules] = field(default_factory=dict)
     fingerprint: tuple[tuple[str, str], ...] = ()
 
     def for_line(self, portal_id: str, line_id: str) -> LineRules | None:
         return self.lines.get((portal_id, line_id))
+
+    def for_portal(self, portal_id: str) -> PortalRules:
+        return PortalRules(
+            self.version,
+            {line: rules for (portal, line), rules in self.lines.items() if portal == portal_id},
+        )
+
+
+@dataclass(frozen=True)
+class PortalRules:
+    """One portal's part of a rule set, what its router holds."""
+
+    version: int = 0
+    lines: dict[str, LineRules] = field(default_factory=dict)
+
+    def line(self, line_id: str) -> LineRules | None:
+        return self.lines.get(line_id)
+
+    @cached_property
+    def lines_of_operator(self) -> dict[str, tuple[str, ...]]:
+        """Operator id to the lines whose queue holds them, highest priority first."""
+        found: dict[str, list[LineRules]] = {}
+        for rules in self.lines.values():
+            for operator_id in rules.queue_order:
+                found.setdefault(operator_id, []).append(rules)
+        return {
+            operator_id: tuple(r.line for r in sorted(lines, key=lambda r: (-r.priority, r.line)))
+            for operator_id, lines in found.items()
+        }
 
 
 def rules_fingerprint(directory: Path) -> tuple[tuple[str, str], ...]:
@@ -60,14 +339,22 @@ def rules_fingerprint(directory: Path) -> tuple[tuple[str, str], ...]:
 
 
 def load_rules(directory: Path, version: int) -> RuleSet:
-    """Load every ``*.yaml`` in ``directory``; all errors are reported together."""
+    """Load every ``*.yaml`` in ``directory``; all errors are reported together.
+
+    An unreadable file (permissions, removed while listing) is an error like an invalid one:
+    the caller keeps the rules in force.
+    """
     lines: dict[tuple[str, str], LineRules] = {}
     sources: dict[tuple[str, str], str] = {}
     errors: list[str] = []
-    fingerprint = rules_fingerprint(directory)
-    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
+    try:
+        fingerprint = rules_fingerprint(directory)
+        paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    except OSError as exc:
+        raise ConfigError(f"{directory}: cannot read the rules folder: {exc}") from None
+    for path in paths:
         try:
-            rules = _load_file(path)
+            rules = load_rules_file(path)
         except ConfigError as exc:
             errors.append(str(exc))
             continue
@@ -80,10 +367,31 @@ def load_rules(directory: Path, version: int) -> RuleSet:
             continue
         lines[key] = rules
         sources[key] = str(path)
+    errors.extend(_transfer_errors(lines, sources))
     if errors:
         raise ConfigError("\n".join(errors))
     return RuleSet(version, lines, fingerprint)
 
 
-def _load_file(path: Path) -> LineRules:
-    return parse_yaml_model(LineRules, path.read_text(encoding="utf-8"), str(path))
+def _transfer_errors(
+    lines: dict[tuple[str, str], LineRules], sources: dict[tuple[str, str], str]
+) -> list[str]:
+    """A line that sends dialogs to another line outside hours must name a routed line."""
+    errors = []
+    for key, rules in lines.items():
+        target = rules.outside_hours.transfer_to_line
+        if target is not None and (rules.portal, target) not in lines:
+            errors.append(
+                f"{sources[key]}: outside_hours.transfer_to_line: portal {rules.portal!r} "
+                f"has no routed line {target!r}"
+            )
+    return errors
+
+
+def load_rules_file(path: Path) -> LineRules:
+    """One rule file, validated; ``ConfigError`` names the file, line and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read rules: {exc}") from None
+    return parse_yaml_model(LineRules, text, str(path))

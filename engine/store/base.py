@@ -11,20 +11,65 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from engine.store.records import Batch, DeadLetter, OutboxRecord, PendingEvent, StoredReply
+from engine.routing.plan import CustomerOwners, Plan
+from engine.routing.state import DialogState, OperatorState
+from engine.store.records import (
+    Batch,
+    DeadLetter,
+    InboxRow,
+    OutboxRecord,
+    PendingEvent,
+    StoredReply,
+)
 
 
 class OutboxStore(Protocol):
     def append(self, records: Sequence[OutboxRecord], now: float) -> list[bool]:
-        """Store records in one transaction; per record, False when it was a duplicate."""
+        """Customers' events into the inbox in one transaction; False for a duplicate."""
         ...
+
+    # -- routing: the inbox, the dialogs' state and their streams ------------------------
+
+    def inbox(self, portal_id: str, limit: int) -> list[InboxRow]:
+        """Stored customer events not yet in their dialogs' streams, oldest first."""
+        ...
+
+    def routing_context(
+        self, portal_id: str, identities: Sequence[str], refs: Sequence[str]
+    ) -> tuple[dict[str, CustomerOwners], dict[str, DialogState]]:
+        """CRM owners of these customers, the latest dialog of these conversations."""
+        ...
+
+    def load_board(self, portal_id: str) -> tuple[list[DialogState], list[OperatorState], set[str]]:
+        """Open dialogs, operators, and the ids of offers still waiting in the outbox."""
+        ...
+
+    def dialog(self, portal_id: str, dialog_id: str) -> DialogState | None: ...
+
+    def customer_owners(self, portal_id: str, identity: str) -> CustomerOwners | None: ...
+
+    def decisions(self, portal_id: str, dialog_id: str, limit: int) -> list[dict[str, object]]:
+        """The dialog's routing decisions with their explanations, newest first."""
+        ...
+
+    def commit_plan(
+        self,
+        portal_id: str,
+        plan: Plan,
+        replies: Sequence[StoredReply],
+        settled_reply_ids: Sequence[str],
+        now: float,
+        durable: bool,
+    ) -> list[int]:
+        """A routing step in one transaction; returns the stream hashes of its events."""
+        ...
+
+    def prune_decisions(self, older_than: float) -> int: ...
+
+    # -- delivery ------------------------------------------------------------------------
 
     def pending(self, portal_id: str, stream: int, streams: int, limit: int) -> list[PendingEvent]:
-        """Events of one stream not yet in a batch, oldest first."""
-        ...
-
-    def payloads(self, rowids: Sequence[int]) -> dict[int, bytes]:
-        """The stored payloads of these events."""
+        """Events of one stream not yet in a batch, in stream order."""
         ...
 
     def pending_counts(self, portal_id: str, streams: int) -> list[int]:
@@ -40,7 +85,8 @@ class OutboxStore(Protocol):
         dialog_json_by_rowid: dict[int, bytes],
         now: float,
     ) -> Batch:
-        """Make a batch of these events, giving them per-portal sequence numbers in order."""
+        """Make a batch of these events, giving them per-portal sequence numbers in order;
+        ``dialog_json_by_rowid`` restamps events moved into another slot of their dialog."""
         ...
 
     def open_batches(self, portal_id: str) -> list[Batch]:
@@ -51,14 +97,15 @@ class OutboxStore(Protocol):
 
     def schedule_retry(self, batch_id: str, next_attempt_at: float, error: str) -> None: ...
 
-    def ack_batch(self, batch_id: str) -> None:
-        """The portal took the batch: its events leave the outbox."""
+    def ack_batch(self, batch_id: str) -> list[str]:
+        """The portal took the batch: its events leave the outbox; returns its offers' ids."""
         ...
 
     def drop_events(
         self, batch_id: str, rowids: Sequence[int], reason: str, now: float, dead_letter: bool
-    ) -> None:
-        """Take events out of a batch: to dead letters, or gone (best effort)."""
+    ) -> list[str]:
+        """Take events out of a batch: to dead letters, or gone (best effort); returns
+        the ids of the offers among them."""
         ...
 
     def dead_letters(
@@ -77,12 +124,8 @@ class OutboxStore(Protocol):
         """False when this API request id was seen within the window (a replay)."""
         ...
 
-    def add_reply(self, reply: StoredReply) -> None: ...
-
-    def replies(self, portal_id: str) -> list[StoredReply]: ...
-
-    def settle_reply(self, reply_id: str, outcome: OutboxRecord, now: float) -> None:
-        """Remove a settled reply and store its outcome event in the same transaction."""
+    def replies(self, portal_id: str) -> list[StoredReply]:
+        """Replies stored and not yet settled (after a restart: send them)."""
         ...
 
     def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Literal
 
 
 def dialog_ref(connector_id: str, dialog_key: str) -> str:
@@ -17,24 +18,53 @@ def dialog_hash(ref: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxRecord:
-    """One event to store for a portal.
+class Conversation:
+    """Where a customer's message belongs, what the router needs to open its dialog."""
 
-    ``dedup_key`` is set for channel events (connector and channel event id) and refused a
-    second time; engine-made events (reply outcomes) have none. ``dialog_json`` is set when
-    the dialog is already known (reply outcomes); inbound events get it at batch time.
+    line_id: str
+    connector_id: str
+    channel: str
+    dialog_key: str
+    customer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """A customer's event to store for a portal, de-duplicated on ``dedup_key``.
+
+    It is stored in the portal's inbox; the dialog's owner moves it into the dialog's stream
+    (``engine.routing``) right after, stamping the dialog as it stands there.
     """
 
     portal_id: str
     event_id: str
     kind: str
-    dialog_ref: str
+    conversation: Conversation
     order_key: int
     received_at: float
     payload: bytes
-    dedup_key: str | None = None
+    dedup_key: str
     best_effort: bool = False
-    dialog_json: bytes | None = None
+
+    @property
+    def dialog_ref(self) -> str:
+        return dialog_ref(self.conversation.connector_id, self.conversation.dialog_key)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """A customer's stored message that has not joined its dialog's stream yet."""
+
+    rowid: int
+    event_id: str
+    kind: str
+    conversation: Conversation
+    order_key: int
+    received_at: float
+
+    @property
+    def dialog_ref(self) -> str:
+        return dialog_ref(self.conversation.connector_id, self.conversation.dialog_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +78,7 @@ class PendingEvent:
     order_key: int
     received_at: float
     best_effort: bool
-    dialog_json: bytes | None
+    dialog_json: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +135,5 @@ class StoredReply:
     created_at: float
     attempts: int
     next_attempt_at: float
+    origin: Literal["operator", "line"] = "operator"
+    """operator: through the portal API; line: the line's own text."""

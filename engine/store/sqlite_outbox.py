@@ -13,15 +13,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.errors import NotFoundError
+from engine.routing.plan import CustomerOwners, Plan
+from engine.routing.state import DialogState, OperatorState
+from engine.store import sqlite_routing
 from engine.store.records import (
     Batch,
     BatchEvent,
     DeadLetter,
+    InboxRow,
     OutboxRecord,
     PendingEvent,
     StoredReply,
-    dialog_hash,
 )
+
+OFFER_KIND = "dialog.offered"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (
@@ -33,7 +38,7 @@ CREATE TABLE IF NOT EXISTS events (
     portal_id TEXT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL,
     dialog_ref TEXT NOT NULL, stream_hash INTEGER NOT NULL, order_key INTEGER NOT NULL,
     best_effort INTEGER NOT NULL, received_at REAL NOT NULL, payload BLOB NOT NULL,
-    dialog_json BLOB, batch_id TEXT, batch_pos INTEGER, seq INTEGER);
+    dialog_json BLOB NOT NULL, batch_id TEXT, batch_pos INTEGER, seq INTEGER);
 CREATE INDEX IF NOT EXISTS events_pending ON events (portal_id, batch_id, rowid);
 CREATE INDEX IF NOT EXISTS events_in_batch ON events (batch_id, batch_pos)
     WHERE batch_id IS NOT NULL;
@@ -50,7 +55,8 @@ CREATE TABLE IF NOT EXISTS sequences (portal_id TEXT PRIMARY KEY, next_seq INTEG
 CREATE TABLE IF NOT EXISTS replies (
     reply_id TEXT PRIMARY KEY, portal_id TEXT NOT NULL, dialog_id TEXT NOT NULL,
     target_json BLOB NOT NULL, request_json BLOB NOT NULL, created_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL);
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+    origin TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS api_requests (
     portal_id TEXT NOT NULL, request_id TEXT NOT NULL, seen_at REAL NOT NULL,
     PRIMARY KEY (portal_id, request_id)) WITHOUT ROWID;
@@ -85,7 +91,7 @@ class SqliteOutbox:
         self._durable_mode = synchronous
         self._mode = synchronous
         self._db = open_database(path, synchronous)
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA + sqlite_routing.SCHEMA)
 
     @contextmanager
     def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
@@ -107,25 +113,79 @@ class SqliteOutbox:
     # -- inbound ---------------------------------------------------------------------------
 
     def append(self, records: Sequence[OutboxRecord], now: float) -> list[bool]:
+        """Customers' events into the inbox, durably; per record, False for a duplicate."""
         accepted: list[bool] = []
         with self._transaction(durable=True) as db:
             for record in records:
-                if record.dedup_key is not None:
-                    cursor = db.execute(
-                        "INSERT OR IGNORE INTO seen VALUES (?, ?, ?)",
-                        (record.portal_id, record.dedup_key, now),
-                    )
-                    if cursor.rowcount == 0:
-                        accepted.append(False)
-                        continue
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO seen VALUES (?, ?, ?)",
+                    (record.portal_id, record.dedup_key, now),
+                )
+                if cursor.rowcount == 0:
+                    accepted.append(False)
+                    continue
                 db.execute(
-                    "INSERT INTO events (portal_id, event_id, kind, dialog_ref, stream_hash,"
-                    " order_key, best_effort, received_at, payload, dialog_json)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _event_row(record),
+                    "INSERT INTO inbox (portal_id, event_id, kind, dialog_ref, order_key,"
+                    " best_effort, received_at, payload, line_id, connector_id, channel,"
+                    " dialog_key, customer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _inbox_row(record),
                 )
                 accepted.append(True)
         return accepted
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def inbox(self, portal_id: str, limit: int) -> list[InboxRow]:
+        """Stored customer events that have not joined their dialogs' streams, oldest first."""
+        return sqlite_routing.inbox(self._db, portal_id, limit)
+
+    def routing_context(
+        self, portal_id: str, identities: Sequence[str], refs: Sequence[str]
+    ) -> tuple[dict[str, CustomerOwners], dict[str, DialogState]]:
+        """CRM owners of these customers and the latest dialog of these conversations."""
+        return (
+            sqlite_routing.customers(self._db, portal_id, identities),
+            sqlite_routing.recent_dialogs(self._db, portal_id, refs),
+        )
+
+    def load_board(self, portal_id: str) -> tuple[list[DialogState], list[OperatorState], set[str]]:
+        """Open dialogs, operators, and which open offers have not reached the portal yet."""
+        dialogs = sqlite_routing.open_dialogs(self._db, portal_id)
+        offer_ids = [d.offer_event_id for d in dialogs if d.offer_event_id is not None]
+        return (
+            dialogs,
+            sqlite_routing.operators(self._db, portal_id),
+            sqlite_routing.undelivered_event_ids(self._db, offer_ids),
+        )
+
+    def dialog(self, portal_id: str, dialog_id: str) -> DialogState | None:
+        return sqlite_routing.dialog(self._db, portal_id, dialog_id)
+
+    def customer_owners(self, portal_id: str, identity: str) -> CustomerOwners | None:
+        return sqlite_routing.customer_owners(self._db, portal_id, identity)
+
+    def decisions(self, portal_id: str, dialog_id: str, limit: int) -> list[dict[str, object]]:
+        return sqlite_routing.decisions(self._db, portal_id, dialog_id, limit)
+
+    def commit_plan(
+        self,
+        portal_id: str,
+        plan: Plan,
+        replies: Sequence[StoredReply],
+        settled_reply_ids: Sequence[str],
+        now: float,
+        durable: bool,
+    ) -> list[int]:
+        """A routing step in one transaction; returns the stream hashes of its events.
+
+        ``durable`` when a caller is answered on it (an operator's reply, 202).
+        """
+        with self._transaction(durable=durable) as db:
+            hashes = sqlite_routing.write_plan(db, portal_id, plan, replies, now)
+            db.executemany(
+                "DELETE FROM replies WHERE reply_id = ?", [(r,) for r in settled_reply_ids]
+            )
+        return hashes
 
     def pending(self, portal_id: str, stream: int, streams: int, limit: int) -> list[PendingEvent]:
         rows = self._db.execute(
@@ -135,13 +195,6 @@ class SqliteOutbox:
             (portal_id, streams, stream, limit),
         ).fetchall()
         return [PendingEvent(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows]
-
-    def payloads(self, rowids: Sequence[int]) -> dict[int, bytes]:
-        marks = ",".join("?" * len(rowids))
-        rows = self._db.execute(
-            f"SELECT rowid, payload FROM events WHERE rowid IN ({marks})", tuple(rowids)
-        )
-        return {rowid: payload for rowid, payload in rows}
 
     def pending_counts(self, portal_id: str, streams: int) -> list[int]:
         counts = [0] * streams
@@ -184,7 +237,7 @@ class SqliteOutbox:
                 updates.append((batch_id, position, seq, dialog_json_by_rowid.get(rowid), rowid))
             db.executemany(
                 "UPDATE events SET batch_id = ?, batch_pos = ?, seq = ?,"
-                " dialog_json = coalesce(dialog_json, ?) WHERE rowid = ?",
+                " dialog_json = coalesce(?, dialog_json) WHERE rowid = ?",
                 updates,
             )
             db.execute(
@@ -213,7 +266,7 @@ class SqliteOutbox:
             (batch_id,),
         ).fetchall()
         events = tuple(
-            BatchEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6] or b"{}", r[7]) for r in rows
+            BatchEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in rows
         )
         return Batch(batch_id, head[0], head[1], head[2], head[3], events)
 
@@ -236,16 +289,33 @@ class SqliteOutbox:
                 (next_attempt_at, error[:500], batch_id),
             )
 
-    def ack_batch(self, batch_id: str) -> None:
+    def ack_batch(self, batch_id: str) -> list[str]:
+        """The portal took the batch; returns the ids of the offers it carried."""
         with self._transaction(durable=False) as db:
+            offers = [
+                row[0]
+                for row in db.execute(
+                    "SELECT event_id FROM events WHERE batch_id = ? AND kind = ?",
+                    (batch_id, OFFER_KIND),
+                )
+            ]
             db.execute("DELETE FROM events WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+        return offers
 
     def drop_events(
         self, batch_id: str, rowids: Sequence[int], reason: str, now: float, dead_letter: bool
-    ) -> None:
+    ) -> list[str]:
+        """Events out of a batch, to dead letters or gone; returns the offers among them."""
         marks = ",".join("?" * len(rowids))
         with self._transaction(durable=False) as db:
+            offers = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT event_id FROM events WHERE rowid IN ({marks}) AND kind = ?",
+                    (*rowids, OFFER_KIND),
+                )
+            ]
             if dead_letter:
                 db.execute(
                     "INSERT INTO dead_letters (portal_id, event_id, seq, kind, received_at,"
@@ -260,6 +330,7 @@ class SqliteOutbox:
             ).fetchone()[0]
             if left == 0:
                 db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+        return offers
 
     # -- dead letters and depth --------------------------------------------------------------
 
@@ -280,7 +351,7 @@ class SqliteOutbox:
             " FROM dead_letters WHERE portal_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
             (portal_id, after_rowid, limit),
         ).fetchall()
-        return [DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or b"{}", r[7]) for r in rows]
+        return [DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
     def dead_letter_count(self, portal_id: str) -> int:
         return int(
@@ -290,10 +361,14 @@ class SqliteOutbox:
         )
 
     def depth(self, portal_id: str) -> int:
-        return int(
-            self._db.execute(
-                "SELECT count(*) FROM events WHERE portal_id = ?", (portal_id,)
-            ).fetchone()[0]
+        """Events stored for the portal and not delivered, the inbox's included."""
+        return sum(
+            int(
+                self._db.execute(
+                    f"SELECT count(*) FROM {table} WHERE portal_id = ?", (portal_id,)
+                ).fetchone()[0]
+            )
+            for table in ("events", "inbox")
         )
 
     # -- portal API --------------------------------------------------------------------------
@@ -308,39 +383,13 @@ class SqliteOutbox:
         )
         return cursor.rowcount == 1
 
-    def add_reply(self, reply: StoredReply) -> None:
-        with self._transaction(durable=True) as db:
-            db.execute(
-                "INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    reply.reply_id,
-                    reply.portal_id,
-                    reply.dialog_id,
-                    reply.target_json,
-                    reply.request_json,
-                    reply.created_at,
-                    reply.attempts,
-                    reply.next_attempt_at,
-                ),
-            )
-
     def replies(self, portal_id: str) -> list[StoredReply]:
         rows = self._db.execute(
             "SELECT reply_id, portal_id, dialog_id, target_json, request_json, created_at,"
-            " attempts, next_attempt_at FROM replies WHERE portal_id = ? ORDER BY rowid",
+            " attempts, next_attempt_at, origin FROM replies WHERE portal_id = ? ORDER BY rowid",
             (portal_id,),
         ).fetchall()
         return [StoredReply(*row) for row in rows]
-
-    def settle_reply(self, reply_id: str, outcome: OutboxRecord, now: float) -> None:
-        with self._transaction(durable=True) as db:
-            db.execute("DELETE FROM replies WHERE reply_id = ?", (reply_id,))
-            db.execute(
-                "INSERT INTO events (portal_id, event_id, kind, dialog_ref, stream_hash,"
-                " order_key, best_effort, received_at, payload, dialog_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _event_row(outcome),
-            )
 
     def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None:
         with self._transaction(durable=False) as db:
@@ -353,25 +402,32 @@ class SqliteOutbox:
     def prune_seen(self, older_than: float) -> int:
         return self._db.execute("DELETE FROM seen WHERE seen_at < ?", (older_than,)).rowcount
 
+    def prune_decisions(self, older_than: float) -> int:
+        return sqlite_routing.prune_decisions(self._db, older_than)
+
     def portal_ids(self) -> set[str]:
         found: set[str] = set()
-        for table in ("events", "replies", "batches"):
+        for table in ("events", "replies", "batches", "inbox", "dialogs"):
             found.update(
                 row[0] for row in self._db.execute(f"SELECT DISTINCT portal_id FROM {table}")
             )
         return found
 
 
-def _event_row(record: OutboxRecord) -> tuple[object, ...]:
+def _inbox_row(record: OutboxRecord) -> tuple[object, ...]:
+    conversation = record.conversation
     return (
         record.portal_id,
         record.event_id,
         record.kind,
         record.dialog_ref,
-        dialog_hash(record.dialog_ref),
         record.order_key,
         int(record.best_effort),
         record.received_at,
         record.payload,
-        record.dialog_json,
+        conversation.line_id,
+        conversation.connector_id,
+        conversation.channel,
+        conversation.dialog_key,
+        conversation.customer_id,
     )

@@ -2,9 +2,9 @@
 manual clock. Nothing here starts Ray (STYLE.md §2): the logic is driven directly.
 
 ``kit`` wires a ``MailboxHost`` the way the portal actor does, with real parts only: a
-``SqliteOutbox`` file in ``tmp_path``, ``HttpTransport`` on a real ``ClientSession``, the real
-``Router`` over a ``DialogStore`` file (behind a small async adapter, as the Ray call is),
-``EngineSealer`` with a fresh Ed25519 key, and channels built by ``channels.registry``.
+``SqliteOutbox`` file in ``tmp_path`` (outbox and dialogs), ``HttpTransport`` on a real
+``ClientSession``, routing rules loaded from YAML files, ``EngineSealer`` with a fresh
+Ed25519 key, and channels built by ``channels.registry``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,11 @@ from engine.errors import NotFoundError
 from engine.ids import inbound_event_id
 from engine.ingest import outbox_record
 from engine.metrics import Counters
-from engine.models import Customer, DialogInfo, InboundMessage, Route, TextContent
-from engine.routing.dialog_store import DialogStore
-from engine.routing.router import DialogRequest, Router
+from engine.models import Customer, InboundMessage, Route, TextContent
+from engine.routing.rules import RuleSet, load_rules
+from engine.routing.state import DialogState
 from engine.security.keys import ed25519_public_to_b64
-from engine.store.records import OutboxRecord
+from engine.store.records import OutboxRecord, dialog_ref
 from engine.store.sqlite_outbox import SqliteOutbox
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
@@ -48,9 +48,10 @@ TG_CONNECTOR = "tg-1"
 OPERATORS = ("op-a", "op-b", "op-c")
 
 RULES = {
-    "p1-support.yaml": f"portal: p1\nline: {LINE_ID}\noperators:\n"
-    + "".join(f"  - id: {operator}\n" for operator in OPERATORS),
-    "p2-support.yaml": f"portal: p2\nline: {LINE_ID}\noperators:\n  - id: op-z\n",
+    "p1-support.yaml": f"portal: p1\nline: {LINE_ID}\nqueue:\n  members:\n"
+    + "".join(f"    - operator: {operator}\n" for operator in OPERATORS),
+    "p2-support.yaml": f"portal: p2\nline: {LINE_ID}\nqueue:\n  members:\n"
+    "    - operator: op-z\n",
 }
 
 
@@ -126,18 +127,6 @@ def inbound_record(
 # -- the parts a MailboxHost is wired with ------------------------------------------------
 
 
-class RouterResolver:
-    """The router behind an async call, as the portal actor sees it through Ray."""
-
-    def __init__(self, router: Router) -> None:
-        self.router = router
-        self.calls = 0
-
-    async def resolve(self, requests: Sequence[DialogRequest]) -> list[DialogInfo]:
-        self.calls += 1
-        return self.router.resolve(requests)
-
-
 class ChannelBook:
     """Connector id to a real channel built by the registry; unknown ids are NotFoundError."""
 
@@ -165,8 +154,7 @@ class HostKit:
     tmp_path: Path
     clock: ManualClock
     session: aiohttp.ClientSession
-    router: Router
-    resolver: RouterResolver
+    rules: RuleSet
     engine_key: Ed25519PrivateKey
     channels: ChannelBook = field(default_factory=ChannelBook)
     hosts: list[MailboxHost] = field(default_factory=list)
@@ -194,7 +182,6 @@ class HostKit:
             self.store_path,
             self.clock,
             HttpTransport(self.session, self.clock),
-            self.resolver,
             EngineSealer(self.engine_key),
             self.channels,
             self.session,
@@ -202,6 +189,7 @@ class HostKit:
             rng=random.Random(7),
         )
         self.hosts.append(host)
+        await host.set_rules(self.rules)
         await host.configure(portals)
         return host
 
@@ -225,17 +213,17 @@ class HostKit:
         )
         return route
 
-    def dialog(self, portal_id: str = "p1", dialog_key: str = "42") -> DialogInfo:
-        """The open dialog of a Telegram chat, opened by the real router if needed."""
-        request = DialogRequest(
-            portal_id=portal_id,
-            line_id=LINE_ID,
-            connector_id=TG_CONNECTOR,
-            channel="telegram",
-            dialog_key=dialog_key,
-            customer_id=dialog_key,
-        )
-        return self.router.resolve([request])[0]
+    async def dialog(
+        self, host: MailboxHost, portal_id: str = "p1", dialog_key: str = "42"
+    ) -> DialogState:
+        """The open dialog of a Telegram chat; the customer writes first if there is none."""
+        board = host.router(portal_id).dispatcher.board
+        ref = dialog_ref(TG_CONNECTOR, dialog_key)
+        if ref not in board.open_by_ref:
+            order_key = int(self.clock.now() * 1000)
+            await host.append([self.record(dialog_key, order_key, portal_id)])
+            await eventually(lambda: ref in board.open_by_ref, what=f"dialog of {dialog_key}")
+        return board.dialogs[board.open_by_ref[ref]]
 
     def record(
         self, dialog_key: str, order_key: int, portal_id: str = "p1", **kwargs: Any
@@ -284,15 +272,6 @@ def rules_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def router(tmp_path: Path, rules_dir: Path, clock: ManualClock) -> Iterator[Router]:
-    store = DialogStore(tmp_path / "router.sqlite3")
-    try:
-        yield Router(store, rules_dir, clock)
-    finally:
-        store.close()
-
-
-@pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
@@ -300,14 +279,13 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 async def kit(
-    tmp_path: Path, clock: ManualClock, session: aiohttp.ClientSession, router: Router
+    tmp_path: Path, clock: ManualClock, session: aiohttp.ClientSession, rules_dir: Path
 ) -> AsyncIterator[HostKit]:
     kit = HostKit(
         tmp_path=tmp_path,
         clock=clock,
         session=session,
-        router=router,
-        resolver=RouterResolver(router),
+        rules=load_rules(rules_dir, 1),
         engine_key=Ed25519PrivateKey.generate(),
     )
     try:

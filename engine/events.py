@@ -1,0 +1,147 @@
+"""What a portal receives: every event type is a model, so the protocol is generated, not typed.
+
+A delivered event is ``{id, seq, type, best_effort, occurred_at, dialog, data}``
+(``engine.delivery.envelope``). ``dialog`` is a ``DialogView``: the dialog as it stands at
+that point of its stream, stamped by the dialog's owner when the event joined the stream,
+so an event never names an operator the dialog no longer has there. ``data`` is the model
+registered for the event's type in ``EVENT_TYPES``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from engine.models import Frozen, InboundMessage
+
+DialogStateName = Literal["waiting", "offered", "assigned", "answered", "closed"]
+
+QueuedReason = Literal["new", "transferred"]
+WithdrawnReason = Literal["taken", "expired", "skipped", "unavailable", "closed", "rules_changed"]
+AssignedVia = Literal["accept", "direct", "responsible", "last_operator"]
+ReturnedReason = Literal["no_answer", "offline", "away", "end_of_day", "vacation", "removed"]
+ClosedReason = Literal["finished", "auto_closed", "declined", "operator_unavailable"]
+ReplyOrigin = Literal["operator", "line"]
+
+
+class DialogView(Frozen):
+    """A dialog as the portal sees it at one point of its stream."""
+
+    id: str = Field(description="The dialog's id.")
+    line_id: str = Field(description="The open line it belongs to now.")
+    connector_id: str = Field(description="The connector the customer writes through.")
+    channel: str = Field(description="The channel's name, e.g. telegram.")
+    customer_id: str = Field(description="The customer's id in the channel.")
+    state: DialogStateName = Field(description="Where the dialog is in its lifecycle.")
+    operator_id: str | None = Field(description="The operator it is assigned to, if any.")
+    offered_to: tuple[str, ...] = Field(description="Operators holding an open offer of it.")
+
+
+class DialogQueued(Frozen):
+    """The dialog waits in its line's queue."""
+
+    reason: QueuedReason = Field(description="Why it (re)joined the queue.")
+    position: int | None = Field(description="1 = next to be served; null when not known.")
+    opens_at: float | None = Field(
+        default=None, description="Outside working hours: when the line opens, unix seconds."
+    )
+
+
+class DialogOffered(Frozen):
+    """Offered to one operator, or to several at once (distribution ``all``)."""
+
+    operator_ids: tuple[str, ...] = Field(description="Who may accept it.")
+    accept_timeout_s: float = Field(
+        description="The offer passes on this long after it reached the portal."
+    )
+    decision_id: str = Field(description="The routing decision, for its explanation.")
+
+
+class DialogOfferWithdrawn(Frozen):
+    """An open offer no longer stands for these operators."""
+
+    operator_ids: tuple[str, ...] = Field(description="Whose offer was withdrawn.")
+    reason: WithdrawnReason = Field(description="Why.")
+
+
+class DialogAssigned(Frozen):
+    """An operator now answers the dialog."""
+
+    operator_id: str = Field(description="The operator.")
+    via: AssignedVia = Field(description="How: accepted an offer, assigned directly, CRM.")
+    decision_id: str | None = Field(description="The routing decision, if one made it.")
+
+
+class DialogAnswered(Frozen):
+    """The assigned operator answered the customer for the first time."""
+
+    operator_id: str = Field(description="The operator who answered.")
+
+
+class DialogReturned(Frozen):
+    """Taken from its operator and back in the queue."""
+
+    operator_id: str = Field(description="The operator it was taken from.")
+    reason: ReturnedReason = Field(description="Why.")
+
+
+class DialogTransferred(Frozen):
+    """Moved to another open line (outside working hours, or by an operator)."""
+
+    from_line: str = Field(description="The line it left.")
+    to_line: str = Field(description="The line it joined.")
+    reason: Literal["outside_hours", "operator"] = Field(description="Why.")
+
+
+class DialogClosed(Frozen):
+    """The dialog ended; the customer's next message opens a new one."""
+
+    reason: ClosedReason = Field(description="Why it closed.")
+    operator_id: str | None = Field(description="Its operator when it closed, if any.")
+
+
+class ReplySent(Frozen):
+    """A reply reached the customer's channel."""
+
+    reply_id: str
+    client_id: str | None = Field(description="The portal's own id for it, echoed.")
+    origin: ReplyOrigin = Field(description="operator: through the API; line: automatic text.")
+    channel_message_ids: tuple[str, ...] = Field(description="The channel's ids of its parts.")
+
+
+class ReplyFailed(Frozen):
+    """A reply could not be delivered; ``reason`` says why."""
+
+    reply_id: str
+    client_id: str | None = Field(description="The portal's own id for it, echoed.")
+    origin: ReplyOrigin = Field(description="operator: through the API; line: automatic text.")
+    reason: str = Field(description="send_failed (refused for good) or expired (TTL).")
+    error: str = Field(description="The channel's own words.")
+
+
+EVENT_TYPES: dict[str, type[Frozen]] = {
+    "message.received": InboundMessage,
+    "message.edited": InboundMessage,
+    "message.deleted": InboundMessage,
+    "reply.sent": ReplySent,
+    "reply.failed": ReplyFailed,
+    "dialog.queued": DialogQueued,
+    "dialog.offered": DialogOffered,
+    "dialog.offer_withdrawn": DialogOfferWithdrawn,
+    "dialog.assigned": DialogAssigned,
+    "dialog.answered": DialogAnswered,
+    "dialog.returned": DialogReturned,
+    "dialog.transferred": DialogTransferred,
+    "dialog.closed": DialogClosed,
+}
+"""Every event type the engine delivers and the model of its ``data``."""
+
+DIALOG_EVENT_TYPES: dict[type[Frozen], str] = {
+    model: name for name, model in EVENT_TYPES.items() if name.startswith(("dialog.", "reply."))
+}
+"""The type name of an engine-made event's model."""
+
+
+def event_type(data: Frozen) -> str:
+    return DIALOG_EVENT_TYPES[type(data)]

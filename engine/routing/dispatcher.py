@@ -1,0 +1,640 @@
+"""A portal's dialog lifecycle: arrivals, offers, accepts, timers, operators coming and going.
+
+The dispatcher owns a portal's ``Board`` and its rules. Every input (customer messages
+from the inbox, an operator's status, accept, skip, finish, an offer reaching the portal,
+the clock passing a deadline, new rules) changes the board and writes down in a ``Plan``
+what must be committed together: the changed records and the events they produce, in the
+dialogs' stream order. It does no I/O and reads time only from its arguments, so the same
+inputs always give the same plan (tests, ``openlines rules simulate``); the async owner
+(``engine.routing.owner``) persists plans and runs the timers.
+
+Lifecycle: ``waiting`` → ``offered`` (to one operator or several) → ``assigned`` →
+``answered`` → ``closed``; an offer that expires, is skipped or withdrawn, and an operator
+who becomes unavailable or does not answer, send the dialog back to ``waiting``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from engine.errors import ConflictError, NotFoundError
+from engine.events import (
+    AssignedVia,
+    ClosedReason,
+    DialogAnswered,
+    DialogAssigned,
+    DialogClosed,
+    DialogOffered,
+    DialogOfferWithdrawn,
+    DialogQueued,
+    DialogReturned,
+    DialogTransferred,
+    ReturnedReason,
+    WithdrawnReason,
+    event_type,
+)
+from engine.ids import new_id
+from engine.models import Frozen
+from engine.routing.choice import Choice, choose
+from engine.routing.plan import CustomerOwners, Decision, Notice, Plan, StreamEntry
+from engine.routing.rules import LineRules, PortalRules, UnavailableReason
+from engine.routing.state import Board, DialogState, OperatorState, OperatorStatus, moved
+from engine.store.records import InboxRow
+
+IdMaker = Callable[[str], str]
+
+_VARIABLE = re.compile(r"\{([a-z_]+)\}")
+
+
+def fill(text: str, values: Mapping[str, object]) -> str:
+    """``{name}`` replaced by its value; unknown names stay as written (no ``str.format``:
+    a text from YAML must not reach attributes)."""
+    return _VARIABLE.sub(lambda m: str(values.get(m.group(1), m.group(0))), text)
+
+
+class Dispatcher:
+    def __init__(
+        self, portal_id: str, board: Board, rules: PortalRules, ids: IdMaker = new_id
+    ) -> None:
+        self.portal_id = portal_id
+        self.board = board
+        self.rules = rules
+        self._ids = ids
+        self._plan = Plan()
+        self.wakeups: dict[str, float] = {}
+        """Per line, when time alone may let a waiting dialog be served (the line opening,
+        an operator's shift, the end of a wait for the responsible)."""
+
+    def take_plan(self) -> Plan:
+        """What changed since the last call, for the owner to commit."""
+        plan, self._plan = self._plan, Plan()
+        return plan
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _put(self, dialog: DialogState) -> DialogState:
+        self.board.put_dialog(dialog)
+        self._plan.dialogs[dialog.dialog_id] = dialog
+        return dialog
+
+    def _put_operator(self, operator: OperatorState) -> None:
+        self.board.put_operator(operator)
+        self._plan.operators[operator.operator_id] = operator
+
+    def _emit(self, dialog: DialogState, data: Frozen, now: float, event_id: str = "") -> None:
+        self._plan.entries.append(
+            StreamEntry(
+                event_id or self._ids("evt"),
+                event_type(data),
+                dialog.ref,
+                dialog.view_json(),
+                now,
+                data,
+            )
+        )
+
+    def note(self, dialog: DialogState, data: Frozen, now: float) -> None:
+        """An event about the dialog that changes nothing in it (a reply's outcome)."""
+        self._emit(dialog, data, now)
+
+    def _tell(self, dialog: DialogState, text: str | None, values: Mapping[str, object]) -> None:
+        if text:
+            self._plan.notices.append(
+                Notice(self._ids("rpl"), dialog.dialog_id, fill(text, values))
+            )
+
+    def _line(self, line_id: str) -> LineRules | None:
+        return self.rules.line(line_id)
+
+    # -- customers' messages ---------------------------------------------------------------
+
+    def arrive(
+        self,
+        arrivals: Sequence[InboxRow],
+        owners: Mapping[str, CustomerOwners],
+        recent: Mapping[str, DialogState],
+        now: float,
+    ) -> None:
+        """Messages from the inbox join their dialogs' streams; new conversations open
+        dialogs. ``owners`` are the CRM records of customers without an open dialog,
+        ``recent`` the last closed dialog of conversations an edit or deletion refers to."""
+        lines: set[str] = set()
+        for arrival in arrivals:
+            dialog_id = self.board.open_by_ref.get(arrival.dialog_ref)
+            if dialog_id is not None:
+                dialog = self.board.dialogs[dialog_id]
+                if arrival.kind == "message.received":
+                    dialog = self._put(moved(dialog, last_customer_at=now))
+            elif arrival.kind != "message.received" and arrival.dialog_ref in recent:
+                dialog = recent[arrival.dialog_ref]  # an edit of a message of a closed dialog
+            else:
+                conversation = arrival.conversation
+                identity = f"{conversation.connector_id}/{conversation.customer_id}"
+                dialog = self._open(arrival, owners.get(identity), now)
+            self._plan.entries.append(
+                StreamEntry(
+                    arrival.event_id,
+                    arrival.kind,
+                    arrival.dialog_ref,
+                    dialog.view_json(),
+                    arrival.received_at,
+                    inbox_rowid=arrival.rowid,
+                )
+            )
+            lines.add(dialog.line_id)
+        self.route(lines, now)
+
+    def _open(self, arrival: InboxRow, owners: CustomerOwners | None, now: float) -> DialogState:
+        conversation = arrival.conversation
+        line_id = conversation.line_id
+        dialog = DialogState(
+            dialog_id=self._ids("dlg"),
+            line_id=line_id,
+            connector_id=conversation.connector_id,
+            channel=conversation.channel,
+            dialog_key=conversation.dialog_key,
+            customer_id=conversation.customer_id,
+            opened_at=now,
+            waiting_since=now,
+            queued_at=now,
+            last_customer_at=now,
+            responsible_id=owners.responsible_id if owners else None,
+            last_operator_id=owners.last_operator_id if owners else None,
+        )
+        position = self._join_position(line_id)
+        dialog = self._put(moved(dialog, told_position=position))
+        self._emit(dialog, DialogQueued(reason="new", position=position), now)
+        rules = self._line(line_id)
+        if rules is not None and not rules.schedule.is_open(now):
+            dialog = self._outside_hours(dialog, rules, now)
+        elif rules is not None and rules.queue_position.on_join:
+            self._tell_position(dialog, rules, position)
+        return dialog
+
+    def _join_position(self, line_id: str) -> int:
+        rules = self._line(line_id)
+        if rules is not None and rules.queue.order == "newest_first":
+            return 1
+        return len(self.board.waiting(line_id)) + 1
+
+    def _outside_hours(self, dialog: DialogState, rules: LineRules, now: float) -> DialogState:
+        opens_at = rules.schedule.next_opening(now)
+        described = rules.schedule.describe_opening(now) if opens_at is not None else None
+        self._tell(
+            dialog, rules.outside_hours.text, {"opens_at": described or "", "line": rules.line}
+        )
+        target = rules.outside_hours.transfer_to_line
+        if rules.outside_hours.action != "transfer" or target is None:
+            return dialog
+        moved_dialog = self._put(
+            moved(dialog, line_id=target, told_position=self._join_position(target))
+        )
+        self._emit(
+            moved_dialog,
+            DialogTransferred(from_line=rules.line, to_line=target, reason="outside_hours"),
+            now,
+        )
+        return moved_dialog
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def route(self, lines: Iterable[str], now: float) -> None:
+        """Serve the waiting dialogs of these lines, higher priority lines first."""
+        ordered = sorted(
+            {line for line in lines if self._line(line) is not None},
+            key=lambda line: (-self._rules_of(line).priority, line),
+        )
+        for line_id in ordered:
+            self._route_line(self._rules_of(line_id), now)
+
+    def route_all(self, now: float) -> None:
+        self.route(self.board.waiting_lines(), now)
+
+    def _rules_of(self, line_id: str) -> LineRules:
+        rules = self._line(line_id)
+        assert rules is not None
+        return rules
+
+    def _route_line(self, rules: LineRules, now: float) -> None:
+        self.wakeups.pop(rules.line, None)
+        waiting = sorted(
+            self.board.waiting(rules.line),
+            key=lambda d: (d.queued_at, d.dialog_id),
+            reverse=rules.queue.order == "newest_first",
+        )
+        blocked = False
+        for dialog in waiting:
+            plain = not dialog.tried and not dialog.responsible_id and not dialog.last_operator_id
+            if blocked and plain:
+                continue  # same inputs as a dialog that just found nobody
+            choice = choose(dialog, rules, self.board, now)
+            if choice.action == "wait":
+                blocked = blocked or plain or choice.reason == "outside_line_hours"
+                if choice.wake_at is not None:
+                    self._wake(rules.line, choice.wake_at)
+                continue
+            self._apply(dialog, choice, rules, now)
+        self._schedule_shift_wakeup(rules, now, bool(waiting))
+        self._update_positions(rules)
+
+    def _wake(self, line_id: str, at: float) -> None:
+        current = self.wakeups.get(line_id)
+        if current is None or at < current:
+            self.wakeups[line_id] = at
+
+    def _schedule_shift_wakeup(self, rules: LineRules, now: float, had_waiting: bool) -> None:
+        """An operator whose shift starts later may serve the dialogs still waiting."""
+        if not had_waiting or not self.board.waiting(rules.line):
+            return
+        for schedule in rules.operator_schedules.values():
+            opens = schedule.next_opening(now)
+            if opens is not None and opens > now:
+                self._wake(rules.line, opens)
+
+    def _apply(self, dialog: DialogState, choice: Choice, rules: LineRules, now: float) -> None:
+        decision = Decision(
+            self._ids("dec"),
+            dialog.dialog_id,
+            rules.line,
+            now,
+            self.rules.version,
+            choice.action,
+            choice.operator_ids,
+            choice.path,
+            choice.reason,
+            choice.skipped,
+        )
+        self._plan.decisions.append(decision)
+        tried = () if choice.wrapped else dialog.tried
+        tried = tried + tuple(op for op in choice.operator_ids if op not in tried)
+        if choice.action == "offer":
+            event_id = self._ids("evt")
+            offered = self._put(
+                moved(
+                    dialog,
+                    state="offered",
+                    offered_to=choice.operator_ids,
+                    offer_event_id=event_id,
+                    offer_seen_at=None,
+                    tried=tried,
+                )
+            )
+            data = DialogOffered(
+                operator_ids=choice.operator_ids,
+                accept_timeout_s=rules.timers.accept_timeout_s,
+                decision_id=decision.decision_id,
+            )
+            self._emit(offered, data, now, event_id)
+            return
+        via: AssignedVia = "direct" if choice.path == "queue" else choice.path
+        self._assign(
+            moved(dialog, tried=tried), choice.operator_ids[0], via, decision.decision_id, now
+        )
+
+    def _assign(
+        self,
+        dialog: DialogState,
+        operator_id: str,
+        via: AssignedVia,
+        decision_id: str | None,
+        now: float,
+    ) -> DialogState:
+        assigned = self._put(
+            moved(
+                dialog,
+                state="assigned",
+                operator_id=operator_id,
+                offered_to=(),
+                offer_event_id=None,
+                offer_seen_at=None,
+                assigned_at=now,
+                unavailable_since=None,
+                unavailable_reason=None,
+                notified_no_operator=False,
+                told_position=None,
+                last_operator_id=operator_id,
+            )
+        )
+        operator = self.board.operator(operator_id)
+        self._put_operator(
+            OperatorState(
+                operator_id, operator.status, operator.working, now, operator.status_since
+            )
+        )
+        self._plan.customers[assigned.identity] = CustomerOwners(
+            assigned.identity, assigned.responsible_id, operator_id
+        )
+        self._emit(
+            assigned, DialogAssigned(operator_id=operator_id, via=via, decision_id=decision_id), now
+        )
+        return assigned
+
+    def _to_queue(self, dialog: DialogState, now: float) -> DialogState:
+        """Back to waiting, keeping its place in the queue."""
+        return self._put(
+            moved(
+                dialog,
+                state="waiting",
+                operator_id=None,
+                offered_to=(),
+                offer_event_id=None,
+                offer_seen_at=None,
+                assigned_at=None,
+                unavailable_since=None,
+                unavailable_reason=None,
+                waiting_since=now,
+                notified_no_operator=False,
+            )
+        )
+
+    def _update_positions(self, rules: LineRules) -> None:
+        settings = rules.queue_position
+        if not settings.on_move:
+            return
+        waiting = sorted(
+            self.board.waiting(rules.line),
+            key=lambda d: (d.queued_at, d.dialog_id),
+            reverse=rules.queue.order == "newest_first",
+        )
+        for position, dialog in enumerate(waiting, start=1):
+            if dialog.told_position is not None and position < dialog.told_position:
+                self._put(moved(dialog, told_position=position))
+                self._tell_position(dialog, rules, position)
+
+    def _tell_position(self, dialog: DialogState, rules: LineRules, position: int) -> None:
+        settings = rules.queue_position
+        online = sum(1 for op in rules.queue_order if self.board.operator(op).status == "online")
+        wait_min = math.ceil(position * settings.average_handle_s / max(1, online) / 60)
+        self._tell(dialog, settings.text, {"position": position, "wait_min": wait_min})
+
+    # -- operators' actions -----------------------------------------------------------------
+
+    def _open_dialog(self, dialog_id: str) -> DialogState:
+        dialog = self.board.with_dialog(dialog_id)
+        if dialog is None:
+            raise NotFoundError(f"dialog {dialog_id!r} is not open")
+        return dialog
+
+    def _offer_to(self, dialog_id: str, operator_id: str) -> DialogState:
+        dialog = self._open_dialog(dialog_id)
+        if dialog.state != "offered" or operator_id not in dialog.offered_to:
+            if dialog.operator_id is not None:
+                why = f"it is assigned to {dialog.operator_id!r}"
+            else:
+                why = f"it is {dialog.state}, offered to {list(dialog.offered_to)}"
+            raise ConflictError(f"dialog {dialog_id!r} has no open offer to {operator_id!r}: {why}")
+        return dialog
+
+    def accept(self, dialog_id: str, operator_id: str, now: float) -> DialogState:
+        """The operator takes an offered dialog; 409 if the offer is gone or they are full."""
+        dialog = self._offer_to(dialog_id, operator_id)
+        rules = self._line(dialog.line_id)
+        if rules is not None:
+            self._check_capacity(dialog, operator_id, rules)
+        others = tuple(op for op in dialog.offered_to if op != operator_id)
+        assigned = self._assign(dialog, operator_id, "accept", None, now)
+        if others:
+            self._emit(assigned, DialogOfferWithdrawn(operator_ids=others, reason="taken"), now)
+        return assigned
+
+    def _check_capacity(self, dialog: DialogState, operator_id: str, rules: LineRules) -> None:
+        counted = rules.capacity.counted_states
+        this_one = 1 if "offered" in counted else 0
+        line_load = self.board.load(operator_id, counted, dialog.line_id) - this_one
+        if line_load >= rules.capacity.max_dialogs_per_operator:
+            raise ConflictError(
+                f"operator {operator_id!r} is at capacity on line {dialog.line_id!r} "
+                f"({line_load} of {rules.capacity.max_dialogs_per_operator})"
+            )
+        across = rules.capacity.max_dialogs_across_lines
+        total = self.board.load(operator_id, counted, None) - this_one
+        if across is not None and total >= across:
+            raise ConflictError(
+                f"operator {operator_id!r} is at capacity over all lines ({total} of {across})"
+            )
+
+    def skip(self, dialog_id: str, operator_id: str, now: float) -> DialogState:
+        """The operator passes on an offer: it goes on to the next operator at once."""
+        dialog = self._withdraw(
+            self._offer_to(dialog_id, operator_id), (operator_id,), "skipped", now
+        )
+        self.route([dialog.line_id], now)
+        return self.board.with_dialog(dialog_id) or dialog
+
+    def _withdraw(
+        self,
+        dialog: DialogState,
+        operator_ids: tuple[str, ...],
+        reason: WithdrawnReason,
+        now: float,
+    ) -> DialogState:
+        remaining = tuple(op for op in dialog.offered_to if op not in operator_ids)
+        if remaining:
+            updated = self._put(moved(dialog, offered_to=remaining))
+        else:
+            updated = self._to_queue(dialog, now)
+        self._emit(updated, DialogOfferWithdrawn(operator_ids=operator_ids, reason=reason), now)
+        return updated
+
+    def finish(self, dialog_id: str, now: float) -> DialogState:
+        dialog = self._open_dialog(dialog_id)
+        closed = self._close(dialog, "finished", now)
+        self.route([dialog.line_id], now)
+        return closed
+
+    def _close(self, dialog: DialogState, reason: ClosedReason, now: float) -> DialogState:
+        closed = self._put(
+            moved(dialog, state="closed", offered_to=(), offer_event_id=None, closed_reason=reason)
+        )
+        self._emit(
+            closed,
+            DialogClosed(reason=reason, operator_id=dialog.operator_id),
+            now,
+        )
+        return closed
+
+    def answered(self, dialog_id: str, operator_id: str | None, now: float) -> DialogState:
+        """An operator's reply was accepted: the first one makes the dialog answered."""
+        dialog = self._open_dialog(dialog_id)
+        if dialog.state != "assigned" or dialog.operator_id is None:
+            return dialog
+        if operator_id is not None and operator_id != dialog.operator_id:
+            return dialog
+        answered = self._put(moved(dialog, state="answered"))
+        self._emit(answered, DialogAnswered(operator_id=dialog.operator_id), now)
+        return answered
+
+    def set_operator(
+        self, operator_id: str, status: OperatorStatus, working: bool, now: float
+    ) -> OperatorState:
+        """A status or work-day change; an operator who becomes unavailable loses their
+        open offers at once, and their dialogs follow the line's ``unavailable`` rules."""
+        old = self.board.operator(operator_id)
+        changed = (old.status, old.working) != (status, working)
+        operator = OperatorState(
+            operator_id, status, working, old.last_assigned_at, now if changed else old.status_since
+        )
+        self._put_operator(operator)
+        reason = _unavailability(old, operator)
+        for dialog in self.board.of_operator(operator_id):
+            if dialog.state == "offered":
+                if status != "online":
+                    self._withdraw(dialog, (operator_id,), "unavailable", now)
+            elif reason is not None:
+                self._operator_unavailable(dialog, reason, now)
+            elif dialog.unavailable_since is not None and _back(operator, dialog):
+                self._put(moved(dialog, unavailable_since=None, unavailable_reason=None))
+        self.route(self.rules.lines_of_operator.get(operator_id, ()), now)
+        return operator
+
+    def _operator_unavailable(
+        self, dialog: DialogState, reason: UnavailableReason, now: float
+    ) -> None:
+        rules = self._line(dialog.line_id)
+        if rules is None:
+            return
+        rule = rules.unavailable_rule(reason)
+        if rule.action == "keep":
+            return
+        if rule.grace_s > 0:
+            if dialog.unavailable_since is None:
+                self._put(moved(dialog, unavailable_since=now, unavailable_reason=reason))
+            return
+        self._unavailable_action(dialog, reason, now)
+
+    def _unavailable_action(
+        self, dialog: DialogState, reason: UnavailableReason, now: float
+    ) -> None:
+        rules = self._rules_of(dialog.line_id)
+        rule = rules.unavailable_rule(reason)
+        operator_id = dialog.operator_id or ""
+        self._tell(dialog, rule.customer_text, {"line": rules.line})
+        if rule.action == "close":
+            self._close(dialog, "operator_unavailable", now)
+            return
+        returned = self._to_queue(dialog, now)
+        returned_reason: ReturnedReason = reason
+        self._emit(returned, DialogReturned(operator_id=operator_id, reason=returned_reason), now)
+
+    def rules_changed(self, rules: PortalRules, now: float) -> None:
+        """New rules: operators no longer in a line's queue lose its offers and dialogs."""
+        self.rules = rules
+        for dialog in list(self.board.dialogs.values()):
+            line = self._line(dialog.line_id)
+            members = set(line.queue_order) if line is not None else set()
+            gone = tuple(op for op in dialog.holders if op not in members)
+            if not gone:
+                continue
+            if dialog.state == "offered":
+                self._withdraw(dialog, gone, "rules_changed", now)
+            elif line is not None:
+                self._operator_unavailable(dialog, "removed", now)
+        self.route_all(now)
+
+    def set_owner(
+        self, identity: str, responsible_id: str | None, last: CustomerOwners | None, now: float
+    ) -> None:
+        """The customer's responsible operator (CRM); open dialogs of theirs learn it."""
+        last_operator = last.last_operator_id if last else None
+        self._plan.customers[identity] = CustomerOwners(identity, responsible_id, last_operator)
+        lines = set()
+        for dialog in list(self.board.dialogs.values()):
+            if dialog.identity == identity:
+                self._put(moved(dialog, responsible_id=responsible_id))
+                lines.add(dialog.line_id)
+        self.route(lines, now)
+
+    def offers_reached(self, event_ids: Iterable[str], now: float) -> None:
+        """These offer events reached the portal: their accept timeouts start now."""
+        for event_id in event_ids:
+            dialog_id = self.board.offers.get(event_id)
+            dialog = self.board.with_dialog(dialog_id) if dialog_id else None
+            if dialog is not None and dialog.offer_seen_at is None:
+                self._put(moved(dialog, offer_seen_at=now))
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def deadline(self, dialog: DialogState) -> float | None:
+        """When the clock alone changes this dialog next (None: nothing waits on time)."""
+        rules = self._line(dialog.line_id)
+        if rules is None:
+            return None
+        timers = rules.timers
+        times: list[float] = []
+        if dialog.state == "offered" and dialog.offer_seen_at is not None:
+            times.append(dialog.offer_seen_at + timers.accept_timeout_s)
+        if dialog.state == "assigned" and timers.no_answer_timeout_s is not None:
+            assert dialog.assigned_at is not None
+            times.append(dialog.assigned_at + timers.no_answer_timeout_s)
+        if dialog.unavailable_since is not None and dialog.unavailable_reason is not None:
+            rule = rules.unavailable_rule(dialog.unavailable_reason)  # type: ignore[arg-type]
+            times.append(dialog.unavailable_since + rule.grace_s)
+        if (
+            dialog.state == "waiting"
+            and timers.no_operator_timeout_s is not None
+            and not dialog.notified_no_operator
+        ):
+            times.append(dialog.waiting_since + timers.no_operator_timeout_s)
+        return min(times) if times else None
+
+    def fire(self, dialog_ids: Iterable[str], lines: Iterable[str], now: float) -> None:
+        """Run what fell due by ``now``: each transition once, however late the clock is."""
+        touched: set[str] = set(lines)
+        for line_id in touched:
+            self.wakeups.pop(line_id, None)
+        for dialog_id in dialog_ids:
+            dialog = self.board.with_dialog(dialog_id)
+            due = self.deadline(dialog) if dialog is not None else None
+            if dialog is None or due is None or due > now:
+                continue
+            touched.add(self._fire_one(dialog, now).line_id)
+        self.route(touched, now)
+
+    def _fire_one(self, dialog: DialogState, now: float) -> DialogState:
+        rules = self._rules_of(dialog.line_id)
+        timers = rules.timers
+        seen = dialog.offer_seen_at
+        if dialog.state == "offered" and seen is not None and now >= seen + timers.accept_timeout_s:
+            self._tell(dialog, timers.accept_timeout_text, {"line": rules.line})
+            return self._withdraw(dialog, dialog.offered_to, "expired", now)
+        no_answer = timers.no_answer_timeout_s
+        assigned_at = dialog.assigned_at or 0.0
+        if dialog.state == "assigned" and no_answer is not None and now >= assigned_at + no_answer:
+            self._tell(dialog, timers.no_answer_text, {"line": rules.line})
+            returned = self._to_queue(dialog, now)
+            operator_id = dialog.operator_id or ""
+            self._emit(returned, DialogReturned(operator_id=operator_id, reason="no_answer"), now)
+            return returned
+        if dialog.unavailable_since is not None and dialog.unavailable_reason is not None:
+            reason: UnavailableReason = dialog.unavailable_reason  # type: ignore[assignment]
+            if now >= dialog.unavailable_since + rules.unavailable_rule(reason).grace_s:
+                self._unavailable_action(dialog, reason, now)
+                return dialog
+        no_operator = timers.no_operator_timeout_s
+        if (
+            dialog.state == "waiting"
+            and not dialog.notified_no_operator
+            and no_operator is not None
+            and now >= dialog.waiting_since + no_operator
+        ):
+            self._tell(dialog, timers.no_operator_text, {"line": rules.line})
+            return self._put(moved(dialog, notified_no_operator=True))
+        return dialog
+
+
+def _back(operator: OperatorState, dialog: DialogState) -> bool:
+    """The operator is available again for what made this dialog wait on them."""
+    if dialog.unavailable_reason == "end_of_day":
+        return operator.working and operator.status == "online"
+    return operator.status == "online"
+
+
+def _unavailability(old: OperatorState, new: OperatorState) -> UnavailableReason | None:
+    """Why the operator stopped being available for their dialogs, if they did."""
+    if new.status != "online" and new.status != old.status:
+        return {"offline": "offline", "away": "away", "vacation": "vacation"}[new.status]  # type: ignore[return-value]
+    if old.working and not new.working:
+        return "end_of_day"
+    return None

@@ -1,0 +1,100 @@
+"""A routing step's outcome, committed in one transaction: state changes and their events.
+
+The dispatcher changes the board in memory and writes down here everything the store must
+make durable together: the dialogs and operators it changed, the events it put into the
+dialogs' streams (in stream order, customer messages moving in from the inbox among them),
+the decisions with their explanations, the customer records it touched and the texts the
+line sends the customer. If the commit fails, the owner reloads its board from the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.models import Frozen
+from engine.routing.state import DialogState, OperatorState
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One event joining a dialog's stream, with the dialog as it stands there.
+
+    ``inbox_rowid`` set: a customer's stored message moves from the inbox into the stream.
+    Otherwise ``data`` is an engine-made event (``engine.events``).
+    """
+
+    event_id: str
+    kind: str
+    dialog_ref: str
+    dialog_json: bytes
+    occurred_at: float
+    data: Frozen | None = None
+    inbox_rowid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Who was chosen for a dialog and why every other operator was not."""
+
+    decision_id: str
+    dialog_id: str
+    line_id: str
+    at: float
+    rules_version: int
+    action: str
+    operator_ids: tuple[str, ...]
+    path: str
+    reason: str
+    skipped: dict[str, str]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "decision_id": self.decision_id,
+            "dialog_id": self.dialog_id,
+            "line_id": self.line_id,
+            "at": self.at,
+            "rules_version": self.rules_version,
+            "action": self.action,
+            "operator_ids": list(self.operator_ids),
+            "path": self.path,
+            "reason": self.reason,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A text the line sends the customer on its own (queue position, outside hours...)."""
+
+    reply_id: str
+    dialog_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerOwners:
+    """CRM ownership of one customer identity: the responsible and the last operator."""
+
+    identity: str
+    responsible_id: str | None
+    last_operator_id: str | None
+
+
+@dataclass
+class Plan:
+    dialogs: dict[str, DialogState] = field(default_factory=dict)
+    operators: dict[str, OperatorState] = field(default_factory=dict)
+    entries: list[StreamEntry] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    customers: dict[str, CustomerOwners] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.dialogs
+            or self.operators
+            or self.entries
+            or self.decisions
+            or self.notices
+            or self.customers
+        )

@@ -1,0 +1,429 @@
+"""The router of one portal: the single owner of its dialogs' state and of their streams.
+
+Everything that changes a dialog or puts an event into a dialog's stream goes through here,
+one step at a time (an ``asyncio.Lock``): customer messages leaving the inbox, operators'
+actions, timers, reply outcomes, new rules. Each step runs the ``Dispatcher`` on the
+in-memory board and commits its plan in one transaction; only then does the mailbox hear of
+the new events and the reply sender of the line's texts. A failed commit reloads the board
+from the store, the durable truth.
+
+Timers are derived from the dialogs (``Dispatcher.deadline``), so a restarted router
+recomputes them from disk; whatever fell due while it was down fires once at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from engine.clock import Clock
+from engine.config import PortalConfig
+from engine.delivery.replies import ReplyOutcome, stored_reply, target_of
+from engine.errors import ConflictError, NotFoundError
+from engine.ids import new_id
+from engine.metrics import Counters
+from engine.models import OutboundText, ReplyRequest
+from engine.routing.choice import choose
+from engine.routing.dispatcher import Dispatcher
+from engine.routing.plan import Plan
+from engine.routing.rules import PortalRules
+from engine.routing.state import Board, DialogState, OperatorState, OperatorStatus
+from engine.store.base import OutboxStore
+from engine.store.records import StoredReply
+from engine.store.threaded import ThreadedStore
+
+log = logging.getLogger(__name__)
+
+INBOX_BATCH = 1000
+"""Messages routed per step: one transaction moves them all into their streams."""
+
+Notify = Callable[[Sequence[int]], None]
+"""Tells the mailbox that events joined streams (their stream hashes)."""
+Enqueue = Callable[[StoredReply], None]
+"""Hands a stored reply to the reply sender."""
+
+
+class PortalRouter:
+    def __init__(
+        self,
+        portal: Callable[[], PortalConfig],
+        store: ThreadedStore[OutboxStore],
+        rules: PortalRules,
+        clock: Clock,
+        counters: Counters,
+        notify: Notify,
+        enqueue: Enqueue,
+    ) -> None:
+        self._portal = portal
+        self._store = store
+        self._clock = clock
+        self._counters = counters
+        self._notify = notify
+        self._enqueue = enqueue
+        self.dispatcher = Dispatcher(portal().id, Board(), rules)
+        self._lock = asyncio.Lock()
+        self._inbox_wake = asyncio.Event()
+        self._timers_changed = asyncio.Event()
+        self._dialog_due: dict[str, float] = {}
+        self._line_due: dict[str, float] = {}
+        self._heap: list[tuple[float, int, str, str]] = []
+        self._order = itertools.count()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def portal_id(self) -> str:
+        return self.dispatcher.portal_id
+
+    # -- life --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the board, fire what fell due while stopped, then route the inbox."""
+        async with self._lock:
+            await self._load()
+            now = self._clock.now()
+            self.dispatcher.fire(list(self._dialog_due), [], now)
+            self.dispatcher.route_all(now)
+            await self._commit()
+        self._inbox_wake.set()
+        self._tasks = [
+            asyncio.create_task(self._boundary(self._route_inbox, "routing the inbox")),
+            asyncio.create_task(self._boundary(self._run_timers, "running timers")),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _load(self) -> None:
+        store = self._store.store
+        dialogs, operators, undelivered = await self._store.call(store.load_board, self.portal_id)
+        board = Board()
+        for operator in operators:
+            board.put_operator(operator)
+        for dialog in dialogs:
+            board.put_dialog(dialog)
+        self.dispatcher.board = board
+        self._dialog_due.clear()
+        self._line_due.clear()
+        self._heap.clear()
+        # An offer acknowledged by the portal just before a crash, its timer not yet started.
+        reached = [
+            d.offer_event_id
+            for d in dialogs
+            if d.offer_event_id is not None
+            and d.offer_seen_at is None
+            and d.offer_event_id not in undelivered
+        ]
+        self.dispatcher.offers_reached(reached, self._clock.now())
+        for dialog in board.dialogs.values():
+            self._schedule(dialog)
+
+    async def _boundary(self, loop: Callable[[], Awaitable[None]], what: str) -> None:
+        """Keep a loop alive through a failed step: everything it works on is stored, so
+        trying again after a second is safe; without this the portal would stall silently."""
+        while True:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a loop boundary: log, count, carry on
+                log.exception("portal %s: %s failed", self.portal_id, what)
+                self._counters.inc("openlines_rejected_total", reason="routing_error")
+                await asyncio.sleep(1.0)
+
+    # -- committing --------------------------------------------------------------------------
+
+    async def _commit(
+        self,
+        replies: Sequence[StoredReply] = (),
+        settled: Sequence[str] = (),
+        durable: bool = False,
+    ) -> None:
+        plan = self.dispatcher.take_plan()
+        if not plan and not replies and not settled:
+            return
+        now = self._clock.now()
+        line_texts = [
+            self._line_text(plan, notice.dialog_id, notice.reply_id, notice.text, now)
+            for notice in plan.notices
+        ]
+        all_replies = [*replies, *line_texts]
+        store = self._store.store
+        try:
+            hashes = await self._store.call(
+                store.commit_plan, self.portal_id, plan, all_replies, settled, now, durable
+            )
+        except Exception:
+            await self._load()  # the board ran ahead of the disk: take the disk's word
+            raise
+        self._after_commit(plan, hashes, all_replies)
+
+    def _line_text(
+        self, plan: Plan, dialog_id: str, reply_id: str, text: str, now: float
+    ) -> StoredReply:
+        dialog = plan.dialogs.get(dialog_id) or self.dispatcher.board.dialogs[dialog_id]
+        request = ReplyRequest(content=OutboundText(text=text))
+        return stored_reply(reply_id, target_of(dialog, self.portal_id), request, "line", now)
+
+    def _after_commit(self, plan: Plan, hashes: list[int], replies: Sequence[StoredReply]) -> None:
+        if hashes:
+            self._notify(hashes)
+        opened = sum(1 for e in plan.entries if e.kind == "dialog.queued")
+        if opened:
+            self._counters.inc("openlines_dialogs_opened_total", opened, portal=self.portal_id)
+        if plan.decisions:
+            self._counters.inc(
+                "openlines_routing_decisions_total", len(plan.decisions), portal=self.portal_id
+            )
+        for dialog in plan.dialogs.values():
+            self._schedule(dialog)
+        for line_id, at in self.dispatcher.wakeups.items():
+            if self._line_due.get(line_id) != at:
+                self._line_due[line_id] = at
+                self._push(at, "line", line_id)
+        for reply in replies:
+            self._enqueue(reply)
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def _schedule(self, dialog: DialogState) -> None:
+        due = self.dispatcher.deadline(dialog) if dialog.state != "closed" else None
+        if due is None:
+            self._dialog_due.pop(dialog.dialog_id, None)
+        elif self._dialog_due.get(dialog.dialog_id) != due:
+            self._dialog_due[dialog.dialog_id] = due
+            self._push(due, "dialog", dialog.dialog_id)
+
+    def _push(self, at: float, kind: str, key: str) -> None:
+        heapq.heappush(self._heap, (at, next(self._order), kind, key))
+        if len(self._heap) > 2 * (len(self._dialog_due) + len(self._line_due)) + 1024:
+            self._compact()
+        self._timers_changed.set()
+
+    def _compact(self) -> None:
+        """Drop superseded entries: a deadline moves every time its dialog changes."""
+        self._heap = [
+            (at, next(self._order), "dialog", key) for key, at in self._dialog_due.items()
+        ] + [(at, next(self._order), "line", key) for key, at in self._line_due.items()]
+        heapq.heapify(self._heap)
+
+    async def _run_timers(self) -> None:
+        while True:
+            self._timers_changed.clear()
+            if not self._heap:
+                await self._timers_changed.wait()
+                continue
+            wait_s = self._heap[0][0] - self._clock.now()
+            if wait_s > 0:
+                await self._sleep_or_change(wait_s)
+                continue
+            await self._fire_due()
+
+    async def _sleep_or_change(self, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        changed = asyncio.ensure_future(self._timers_changed.wait())
+        try:
+            await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            changed.cancel()
+
+    async def _fire_due(self) -> None:
+        now = self._clock.now()
+        dialogs: list[str] = []
+        lines: list[str] = []
+        while self._heap and self._heap[0][0] <= now:
+            at, _, kind, key = heapq.heappop(self._heap)
+            current = self._dialog_due if kind == "dialog" else self._line_due
+            if current.get(key) != at:
+                continue  # superseded
+            del current[key]
+            (dialogs if kind == "dialog" else lines).append(key)
+        if dialogs or lines:
+            async with self._lock:
+                self.dispatcher.fire(dialogs, lines, self._clock.now())
+                await self._commit()
+
+    # -- the inbox ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Messages were stored for this portal: route them."""
+        self._inbox_wake.set()
+
+    async def _route_inbox(self) -> None:
+        while True:
+            await self._inbox_wake.wait()
+            self._inbox_wake.clear()
+            while await self._route_some():
+                pass
+
+    async def _route_some(self) -> bool:
+        store = self._store.store
+        async with self._lock:
+            rows = await self._store.call(store.inbox, self.portal_id, INBOX_BATCH)
+            if not rows:
+                return False
+            board = self.dispatcher.board
+            unknown = [row for row in rows if row.dialog_ref not in board.open_by_ref]
+            identities = sorted(
+                {f"{r.conversation.connector_id}/{r.conversation.customer_id}" for r in unknown}
+            )
+            refs = sorted({r.dialog_ref for r in unknown if r.kind != "message.received"})
+            owners, recent = await self._store.call(
+                store.routing_context, self.portal_id, identities, refs
+            )
+            self.dispatcher.arrive(rows, owners, recent, self._clock.now())
+            await self._commit()
+        return len(rows) == INBOX_BATCH
+
+    # -- operators and their actions -----------------------------------------------------------
+
+    async def set_operator(
+        self, operator_id: str, status: OperatorStatus | None, working: bool | None
+    ) -> OperatorState:
+        async with self._lock:
+            current = self.dispatcher.board.operator(operator_id)
+            operator = self.dispatcher.set_operator(
+                operator_id,
+                current.status if status is None else status,
+                current.working if working is None else working,
+                self._clock.now(),
+            )
+            await self._commit()
+        return operator
+
+    async def accept(self, dialog_id: str, operator_id: str) -> DialogState:
+        async with self._lock:
+            await self._must_be_open(dialog_id)
+            dialog = self.dispatcher.accept(dialog_id, operator_id, self._clock.now())
+            await self._commit()
+        return dialog
+
+    async def skip(self, dialog_id: str, operator_id: str) -> DialogState:
+        async with self._lock:
+            await self._must_be_open(dialog_id)
+            dialog = self.dispatcher.skip(dialog_id, operator_id, self._clock.now())
+            await self._commit()
+        return dialog
+
+    async def finish(self, dialog_id: str) -> DialogState:
+        async with self._lock:
+            await self._must_be_open(dialog_id)
+            dialog = self.dispatcher.finish(dialog_id, self._clock.now())
+            await self._commit()
+        return dialog
+
+    async def _must_be_open(self, dialog_id: str) -> DialogState:
+        """The open dialog; 409 for a closed one, 404 for one this portal never had."""
+        dialog = self.dispatcher.board.with_dialog(dialog_id)
+        if dialog is not None:
+            return dialog
+        stored = await self.dialog(dialog_id)
+        raise ConflictError(
+            f"dialog {dialog_id!r} is closed ({stored.closed_reason}): the customer writes first"
+        )
+
+    async def dialog(self, dialog_id: str) -> DialogState:
+        """Any dialog of this portal, open or closed; ``NotFoundError`` otherwise."""
+        dialog = self.dispatcher.board.with_dialog(dialog_id)
+        if dialog is None:
+            dialog = await self._store.call(self._store.store.dialog, self.portal_id, dialog_id)
+        if dialog is None:
+            raise NotFoundError(
+                f"no dialog {dialog_id!r} for portal {self.portal_id!r}: the customer writes first"
+            )
+        return dialog
+
+    async def reply(self, dialog_id: str, request: ReplyRequest, operator_id: str | None) -> str:
+        """Store an operator's reply durably (the caller answers 202 on it) and queue it."""
+        async with self._lock:
+            dialog = await self._must_be_open(dialog_id)
+            now = self._clock.now()
+            self.dispatcher.answered(dialog_id, operator_id, now)
+            reply = stored_reply(
+                new_id("rpl"), target_of(dialog, self.portal_id), request, "operator", now
+            )
+            await self._commit(replies=[reply], durable=True)
+        return reply.reply_id
+
+    async def settle_reply(self, reply: StoredReply, outcome: ReplyOutcome) -> None:
+        """A reply's outcome joins its dialog's stream; the stored reply goes with it."""
+        async with self._lock:
+            dialog = self.dispatcher.board.with_dialog(reply.dialog_id) or await self.dialog(
+                reply.dialog_id
+            )
+            self.dispatcher.note(dialog, outcome, self._clock.now())
+            await self._commit(settled=[reply.reply_id])
+
+    async def set_responsible(
+        self, connector_id: str, customer_id: str, operator_id: str | None
+    ) -> None:
+        identity = f"{connector_id}/{customer_id}"
+        async with self._lock:
+            owners = await self._store.call(
+                self._store.store.customer_owners, self.portal_id, identity
+            )
+            self.dispatcher.set_owner(identity, operator_id, owners, self._clock.now())
+            await self._commit()
+
+    async def offers_settled(self, event_ids: list[str]) -> None:
+        async with self._lock:
+            self.dispatcher.offers_reached(event_ids, self._clock.now())
+            await self._commit()
+
+    async def rules_changed(self, rules: PortalRules) -> None:
+        async with self._lock:
+            self.dispatcher.rules_changed(rules, self._clock.now())
+            for dialog in self.dispatcher.board.dialogs.values():
+                self._schedule(dialog)
+            await self._commit()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def explain(self, dialog_id: str, limit: int) -> dict[str, object]:
+        """The dialog's recorded decisions, newest first, and for a waiting dialog why no
+        operator takes it right now (computed from the same pure function)."""
+        dialog = await self.dialog(dialog_id)
+        decisions = await self._store.call(
+            self._store.store.decisions, self.portal_id, dialog_id, limit
+        )
+        now_view: dict[str, object] | None = None
+        rules = self.dispatcher.rules.line(dialog.line_id)
+        if dialog.state == "waiting" and rules is not None:
+            choice = choose(dialog, rules, self.dispatcher.board, self._clock.now())
+            now_view = {
+                "at": self._clock.now(),
+                "action": choice.action,
+                "operator_ids": list(choice.operator_ids),
+                "reason": choice.reason,
+                "skipped": choice.skipped,
+            }
+        return {
+            "dialog": dialog.view().model_dump(mode="json"),
+            "decisions": decisions,
+            "now": now_view,
+        }
+
+    def operators(self, line_id: str) -> list[dict[str, object]]:
+        """The line's operators in queue order with status and load."""
+        rules = self.dispatcher.rules.line(line_id)
+        if rules is None:
+            raise NotFoundError(f"line {line_id!r} has no routing rules")
+        board = self.dispatcher.board
+        counted = rules.capacity.counted_states
+        return [
+            {
+                "operator_id": operator_id,
+                "status": board.operator(operator_id).status,
+                "working": board.operator(operator_id).working,
+                "load_on_line": board.load(operator_id, counted, line_id),
+                "load_total": board.load(operator_id, counted, None),
+                "max_dialogs": rules.capacity.max_dialogs_per_operator,
+            }
+            for operator_id in rules.queue_order
+        ]

@@ -1,0 +1,70 @@
+"""The registry's durable copy: portals and connectors added at run time survive a restart.
+
+The registry actor is its only user; one small SQLite file beside the outboxes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import orjson
+
+from engine.config import ConnectorConfig, PortalConfig
+from engine.registry import Registry
+from engine.store.sqlite_outbox import open_database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS registry (
+    kind TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (kind, id));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class RegistryStore:
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        self._db: sqlite3.Connection = open_database(path, synchronous)
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load_registry(self) -> Registry:
+        portals: dict[str, PortalConfig] = {}
+        connectors: dict[str, ConnectorConfig] = {}
+        for kind, _, body in self._db.execute("SELECT kind, id, body FROM registry"):
+            data = orjson.loads(body)
+            if kind == "portal":
+                portal = PortalConfig.model_validate(data)
+                portals[portal.id] = portal
+            else:
+                connector = ConnectorConfig.model_validate(data)
+                connectors[connector.id] = connector
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'registry_version'").fetchone()
+        return Registry(int(row[0]) if row else 0, portals, connectors)
+
+    def save_registry(self, registry: Registry) -> None:
+        """Replace the stored registry with ``registry`` in one transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM registry")
+            for portal in registry.portals.values():
+                db.execute(
+                    "INSERT INTO registry VALUES ('portal', ?, ?)",
+                    (portal.id, portal.model_dump_json().encode()),
+                )
+            for connector in registry.connectors.values():
+                db.execute(
+                    "INSERT INTO registry VALUES ('connector', ?, ?)",
+                    (connector.id, connector.model_dump_json().encode()),
+                )
+            db.execute(
+                "INSERT INTO meta VALUES ('registry_version', ?) ON CONFLICT (key)"
+                " DO UPDATE SET value = excluded.value",
+                (registry.version,),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise

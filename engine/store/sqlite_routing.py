@@ -1,0 +1,234 @@
+"""The routing half of a portal actor's SQLite file: inbox, dialogs, operators, customers.
+
+It shares the outbox's connection and transactions (``engine.store.sqlite_outbox``): a
+routing step's state changes, the events they produce and the customer messages moving
+from the inbox into the stream commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import orjson
+
+from engine.routing.plan import CustomerOwners, Plan, StreamEntry
+from engine.routing.state import (
+    DialogState,
+    OperatorState,
+    operator_from_json,
+    operator_to_json,
+)
+from engine.store.records import Conversation, InboxRow, StoredReply, dialog_hash
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    rowid INTEGER PRIMARY KEY,
+    portal_id TEXT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL,
+    dialog_ref TEXT NOT NULL, order_key INTEGER NOT NULL, best_effort INTEGER NOT NULL,
+    received_at REAL NOT NULL, payload BLOB NOT NULL, line_id TEXT NOT NULL,
+    connector_id TEXT NOT NULL, channel TEXT NOT NULL, dialog_key TEXT NOT NULL,
+    customer_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS inbox_portal ON inbox (portal_id, rowid);
+CREATE TABLE IF NOT EXISTS dialogs (
+    dialog_id TEXT PRIMARY KEY, portal_id TEXT NOT NULL, dialog_ref TEXT NOT NULL,
+    closed INTEGER NOT NULL, updated_at REAL NOT NULL, state BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS dialogs_open ON dialogs (portal_id, closed);
+CREATE INDEX IF NOT EXISTS dialogs_ref ON dialogs (portal_id, dialog_ref, updated_at);
+CREATE TABLE IF NOT EXISTS operators (
+    portal_id TEXT NOT NULL, operator_id TEXT NOT NULL, state BLOB NOT NULL,
+    PRIMARY KEY (portal_id, operator_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customers (
+    portal_id TEXT NOT NULL, identity TEXT NOT NULL, responsible_id TEXT,
+    last_operator_id TEXT, PRIMARY KEY (portal_id, identity)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decisions (
+    rowid INTEGER PRIMARY KEY, portal_id TEXT NOT NULL, dialog_id TEXT NOT NULL,
+    at REAL NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS decisions_dialog ON decisions (portal_id, dialog_id, rowid);
+CREATE INDEX IF NOT EXISTS decisions_age ON decisions (at);
+"""
+
+_INSERT_EVENT = (
+    "INSERT INTO events (portal_id, event_id, kind, dialog_ref, stream_hash, order_key,"
+    " best_effort, received_at, payload, dialog_json) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?)"
+)
+_MOVE_FROM_INBOX = (
+    "INSERT INTO events (portal_id, event_id, kind, dialog_ref, stream_hash, order_key,"
+    " best_effort, received_at, payload, dialog_json) SELECT portal_id, event_id, kind,"
+    " dialog_ref, ?, order_key, best_effort, received_at, payload, ? FROM inbox WHERE rowid = ?"
+)
+
+
+def inbox(db: sqlite3.Connection, portal_id: str, limit: int) -> list[InboxRow]:
+    rows = db.execute(
+        "SELECT rowid, event_id, kind, line_id, connector_id, channel, dialog_key, customer_id,"
+        " order_key, received_at FROM inbox WHERE portal_id = ? ORDER BY rowid LIMIT ?",
+        (portal_id, limit),
+    ).fetchall()
+    return [
+        InboxRow(r[0], r[1], r[2], Conversation(r[3], r[4], r[5], r[6], r[7]), r[8], r[9])
+        for r in rows
+    ]
+
+
+def inbox_portals(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT DISTINCT portal_id FROM inbox")}
+
+
+def customers(
+    db: sqlite3.Connection, portal_id: str, identities: Sequence[str]
+) -> dict[str, CustomerOwners]:
+    found: dict[str, CustomerOwners] = {}
+    for identity in identities:
+        row = db.execute(
+            "SELECT responsible_id, last_operator_id FROM customers"
+            " WHERE portal_id = ? AND identity = ?",
+            (portal_id, identity),
+        ).fetchone()
+        if row is not None:
+            found[identity] = CustomerOwners(identity, row[0], row[1])
+    return found
+
+
+def recent_dialogs(
+    db: sqlite3.Connection, portal_id: str, refs: Sequence[str]
+) -> dict[str, DialogState]:
+    """The latest dialog of each conversation, open or closed."""
+    found: dict[str, DialogState] = {}
+    for ref in refs:
+        row = db.execute(
+            "SELECT state FROM dialogs WHERE portal_id = ? AND dialog_ref = ?"
+            " ORDER BY updated_at DESC LIMIT 1",
+            (portal_id, ref),
+        ).fetchone()
+        if row is not None:
+            found[ref] = DialogState.from_json(row[0])
+    return found
+
+
+def dialog(db: sqlite3.Connection, portal_id: str, dialog_id: str) -> DialogState | None:
+    row = db.execute(
+        "SELECT state FROM dialogs WHERE portal_id = ? AND dialog_id = ?", (portal_id, dialog_id)
+    ).fetchone()
+    return None if row is None else DialogState.from_json(row[0])
+
+
+def open_dialogs(db: sqlite3.Connection, portal_id: str) -> list[DialogState]:
+    return [
+        DialogState.from_json(row[0])
+        for row in db.execute(
+            "SELECT state FROM dialogs WHERE portal_id = ? AND closed = 0", (portal_id,)
+        )
+    ]
+
+
+def operators(db: sqlite3.Connection, portal_id: str) -> list[OperatorState]:
+    return [
+        operator_from_json(row[0])
+        for row in db.execute("SELECT state FROM operators WHERE portal_id = ?", (portal_id,))
+    ]
+
+
+def undelivered_event_ids(db: sqlite3.Connection, event_ids: Sequence[str]) -> set[str]:
+    """Which of these events are still waiting in the outbox (not delivered or dropped)."""
+    found: set[str] = set()
+    for event_id in event_ids:
+        if db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone():
+            found.add(event_id)
+    return found
+
+
+def decisions(
+    db: sqlite3.Connection, portal_id: str, dialog_id: str, limit: int
+) -> list[dict[str, object]]:
+    rows = db.execute(
+        "SELECT body FROM decisions WHERE portal_id = ? AND dialog_id = ?"
+        " ORDER BY rowid DESC LIMIT ?",
+        (portal_id, dialog_id, limit),
+    ).fetchall()
+    return [orjson.loads(row[0]) for row in rows]
+
+
+def write_plan(
+    db: sqlite3.Connection,
+    portal_id: str,
+    plan: Plan,
+    replies: Sequence[StoredReply],
+    now: float,
+) -> list[int]:
+    """Everything a routing step changed, inside the caller's transaction.
+
+    Returns the stream hash of every event that joined a stream, for the mailbox.
+    """
+    hashes = [_write_entry(db, portal_id, entry) for entry in plan.entries]
+    db.executemany(
+        "INSERT OR REPLACE INTO dialogs VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (d.dialog_id, portal_id, d.ref, int(d.state == "closed"), now, d.to_json())
+            for d in plan.dialogs.values()
+        ],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO operators VALUES (?, ?, ?)",
+        [(portal_id, o.operator_id, operator_to_json(o)) for o in plan.operators.values()],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?)",
+        [
+            (portal_id, c.identity, c.responsible_id, c.last_operator_id)
+            for c in plan.customers.values()
+        ],
+    )
+    db.executemany(
+        "INSERT INTO decisions (portal_id, dialog_id, at, body) VALUES (?, ?, ?, ?)",
+        [(portal_id, d.dialog_id, d.at, orjson.dumps(d.as_json())) for d in plan.decisions],
+    )
+    db.executemany(
+        "INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.reply_id,
+                r.portal_id,
+                r.dialog_id,
+                r.target_json,
+                r.request_json,
+                r.created_at,
+                r.attempts,
+                r.next_attempt_at,
+                r.origin,
+            )
+            for r in replies
+        ],
+    )
+    return hashes
+
+
+def _write_entry(db: sqlite3.Connection, portal_id: str, entry: StreamEntry) -> int:
+    stream_hash = dialog_hash(entry.dialog_ref)
+    if entry.inbox_rowid is not None:
+        db.execute(_MOVE_FROM_INBOX, (stream_hash, entry.dialog_json, entry.inbox_rowid))
+        db.execute("DELETE FROM inbox WHERE rowid = ?", (entry.inbox_rowid,))
+        return stream_hash
+    assert entry.data is not None
+    db.execute(
+        _INSERT_EVENT,
+        (
+            portal_id,
+            entry.event_id,
+            entry.kind,
+            entry.dialog_ref,
+            stream_hash,
+            entry.occurred_at,
+            entry.data.model_dump_json().encode(),
+            entry.dialog_json,
+        ),
+    )
+    return stream_hash
+
+
+def customer_owners(db: sqlite3.Connection, portal_id: str, identity: str) -> CustomerOwners | None:
+    return customers(db, portal_id, [identity]).get(identity)
+
+
+def prune_decisions(db: sqlite3.Connection, older_than: float) -> int:
+    return db.execute("DELETE FROM decisions WHERE at < ?", (older_than,)).rowcount
