@@ -63,6 +63,8 @@ class Dispatcher:
         self.rules = rules
         self._ids = ids
         self._plan = Plan()
+        self._freed: set[str] = set()
+        """Operators who let go of a dialog since the last routing: their lines may move."""
         self.wakeups: dict[str, float] = {}
         """Per line, when time alone may let a waiting dialog be served (the line opening,
         an operator's shift, the end of a wait for the responsible)."""
@@ -75,6 +77,9 @@ class Dispatcher:
     # -- recording -------------------------------------------------------------------------
 
     def _put(self, dialog: DialogState) -> DialogState:
+        old = self.board.with_dialog(dialog.dialog_id)
+        if old is not None:
+            self._freed.update(set(old.holders) - set(dialog.holders))
         self.board.put_dialog(dialog)
         self._plan.dialogs[dialog.dialog_id] = dialog
         return dialog
@@ -125,8 +130,6 @@ class Dispatcher:
             dialog_id = self.board.open_by_ref.get(arrival.dialog_ref)
             if dialog_id is not None:
                 dialog = self.board.dialogs[dialog_id]
-                if arrival.kind == "message.received":
-                    dialog = self._put(moved(dialog, last_customer_at=now))
             elif arrival.kind != "message.received" and arrival.dialog_ref in recent:
                 dialog = recent[arrival.dialog_ref]  # an edit of a message of a closed dialog
             else:
@@ -159,7 +162,6 @@ class Dispatcher:
             opened_at=now,
             waiting_since=now,
             queued_at=now,
-            last_customer_at=now,
             responsible_id=owners.responsible_id if owners else None,
             last_operator_id=owners.last_operator_id if owners else None,
         )
@@ -201,9 +203,14 @@ class Dispatcher:
     # -- routing ----------------------------------------------------------------------------
 
     def route(self, lines: Iterable[str], now: float) -> None:
-        """Serve the waiting dialogs of these lines, higher priority lines first."""
+        """Serve the waiting dialogs of these lines, and of every line whose operators let
+        go of a dialog meanwhile (capacity freed on one line can serve another); higher
+        priority lines first."""
+        wanted = set(lines)
+        while self._freed:
+            wanted.update(self.rules.lines_of_operator.get(self._freed.pop(), ()))
         ordered = sorted(
-            {line for line in lines if self._line(line) is not None},
+            {line for line in wanted if self._line(line) is not None},
             key=lambda line: (-self._rules_of(line).priority, line),
         )
         for line_id in ordered:
@@ -314,7 +321,6 @@ class Dispatcher:
                 unavailable_reason=None,
                 notified_no_operator=False,
                 told_position=None,
-                last_operator_id=operator_id,
             )
         )
         operator = self.board.operator(operator_id)
@@ -397,6 +403,7 @@ class Dispatcher:
         assigned = self._assign(dialog, operator_id, "accept", None, now)
         if others:
             self._emit(assigned, DialogOfferWithdrawn(operator_ids=others, reason="taken"), now)
+        self.route((), now)
         return assigned
 
     def _check_capacity(self, dialog: DialogState, operator_id: str, rules: LineRules) -> None:

@@ -53,7 +53,6 @@ class DialogState:
     queued_at: float = 0.0
     """Its place in the queue: kept when it returns, so it is not sent to the back."""
     assigned_at: float | None = None
-    last_customer_at: float = 0.0
     unavailable_since: float | None = None
     unavailable_reason: str | None = None
     notified_no_operator: bool = False

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from engine.errors import EngineError
 from engine.routing.plan import CustomerOwners, Plan, StreamEntry
 from engine.routing.state import (
     DialogState,
@@ -56,6 +57,7 @@ _MOVE_FROM_INBOX = (
     "INSERT INTO events (portal_id, event_id, kind, dialog_ref, stream_hash, order_key,"
     " best_effort, received_at, payload, dialog_json) SELECT portal_id, event_id, kind,"
     " dialog_ref, ?, order_key, best_effort, received_at, payload, ? FROM inbox WHERE rowid = ?"
+    " AND portal_id = ?"
 )
 
 
@@ -206,7 +208,11 @@ def write_plan(
 def _write_entry(db: sqlite3.Connection, portal_id: str, entry: StreamEntry) -> int:
     stream_hash = dialog_hash(entry.dialog_ref)
     if entry.inbox_rowid is not None:
-        db.execute(_MOVE_FROM_INBOX, (stream_hash, entry.dialog_json, entry.inbox_rowid))
+        moved = db.execute(
+            _MOVE_FROM_INBOX, (stream_hash, entry.dialog_json, entry.inbox_rowid, portal_id)
+        )
+        if moved.rowcount != 1:  # the plan ran ahead of the store: commit none of it
+            raise EngineError(f"inbox row {entry.inbox_rowid} of portal {portal_id!r} is gone")
         db.execute("DELETE FROM inbox WHERE rowid = ?", (entry.inbox_rowid,))
         return stream_hash
     assert entry.data is not None

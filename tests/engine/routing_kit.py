@@ -1,0 +1,151 @@
+"""Driving the dispatcher directly: rules from dicts, arrivals, a clock in plain numbers.
+
+The dispatcher is pure: every test here builds a board, feeds it inputs at chosen times and
+reads the plan it wrote. No store, no Ray, no sleeping.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from engine.routing.dispatcher import Dispatcher
+from engine.routing.plan import CustomerOwners, Plan, StreamEntry
+from engine.routing.rules import LineRules, PortalRules
+from engine.routing.state import Board, DialogState
+from engine.store.records import Conversation, InboxRow
+
+T0 = 1_800_000_000.0
+"""Friday 2027-01-15 08:00 UTC: tests that care about weekdays say so."""
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def line_rules(
+    line: str = "support",
+    members: tuple[str, ...] = ("a", "b", "c"),
+    accept: bool = False,
+    **extra: Any,
+) -> LineRules:
+    """A line's rules: ``members`` in queue order; ``accept``: offers must be accepted."""
+    base: dict[str, Any] = {
+        "portal": "p1",
+        "line": line,
+        "queue": {"members": [{"operator": op} for op in members], "require_accept": accept},
+    }
+    return LineRules.model_validate(deep_merge(base, extra))
+
+
+def portal_rules(*lines: LineRules, version: int = 1) -> PortalRules:
+    return PortalRules(version, {rules.line: rules for rules in lines})
+
+
+class Kit:
+    """A dispatcher with deterministic ids, its plans gathered, time in ``now``."""
+
+    def __init__(self, *lines: LineRules) -> None:
+        counter = itertools.count(1)
+        self.dispatcher = Dispatcher(
+            "p1", Board(), portal_rules(*lines), ids=lambda prefix: f"{prefix}_{next(counter)}"
+        )
+        self.now = T0
+        self.entries: list[StreamEntry] = []
+        self.texts: list[tuple[str, str]] = []
+        self.customers: dict[str, CustomerOwners] = {}
+        """What the store would hold of customers: the plans' CRM records."""
+        self._rows = itertools.count(1)
+
+    @property
+    def board(self) -> Board:
+        return self.dispatcher.board
+
+    def collect(self) -> Plan:
+        plan = self.dispatcher.take_plan()
+        self.entries.extend(plan.entries)
+        self.texts.extend((notice.dialog_id, notice.text) for notice in plan.notices)
+        self.customers.update(plan.customers)
+        return plan
+
+    def write(
+        self,
+        chat: str,
+        line: str = "support",
+        kind: str = "message.received",
+        owners: CustomerOwners | None = None,
+    ) -> DialogState | None:
+        """The customer of ``chat`` writes; returns the chat's open dialog afterwards.
+
+        ``owners`` is what the store knows of the customer (CRM) when a dialog opens.
+        """
+        rowid = next(self._rows)
+        row = InboxRow(
+            rowid,
+            f"msg_{rowid}",
+            kind,
+            Conversation(line, "tg", "telegram", chat, chat),
+            rowid,
+            self.now,
+        )
+        known = {owners.identity: owners} if owners else self.customers
+        self.dispatcher.arrive([row], known, {}, self.now)
+        self.collect()
+        return self.dialog_of(chat)
+
+    def dialog_of(self, chat: str) -> DialogState | None:
+        dialog_id = self.board.open_by_ref.get(f"tg\x00{chat}")
+        return None if dialog_id is None else self.board.dialogs[dialog_id]
+
+    def online(self, *operators: str, working: bool = True) -> None:
+        for operator in operators:
+            self.dispatcher.set_operator(operator, "online", working, self.now)
+        self.collect()
+
+    def status(self, operator: str, status: str, working: bool = True) -> None:
+        self.dispatcher.set_operator(operator, status, working, self.now)  # type: ignore[arg-type]
+        self.collect()
+
+    def advance(self, seconds: float) -> None:
+        """Move time and fire whatever fell due, as the owner's timer loop does."""
+        self.now += seconds
+        due = [
+            d.dialog_id
+            for d in self.board.dialogs.values()
+            if (t := self.dispatcher.deadline(d)) is not None and t <= self.now
+        ]
+        lines = [line for line, at in self.dispatcher.wakeups.items() if at <= self.now]
+        self.dispatcher.fire(due, lines, self.now)
+        self.collect()
+
+    def reached(self) -> None:
+        """Every open offer reached the portal now."""
+        self.dispatcher.offers_reached(list(self.board.offers), self.now)
+        self.collect()
+
+    def types(self, chat: str | None = None) -> list[str]:
+        return [e.kind for e in self.entries_of(chat)]
+
+    def entries_of(self, chat: str | None) -> Iterator[StreamEntry]:
+        for entry in self.entries:
+            if chat is None or entry.dialog_ref == f"tg\x00{chat}":
+                yield entry
+
+    def data(self, kind: str, chat: str | None = None) -> list[dict[str, Any]]:
+        return [
+            orjson.loads(e.data.model_dump_json())
+            for e in self.entries_of(chat)
+            if e.kind == kind and e.data is not None
+        ]
+
+    def views(self, chat: str) -> list[dict[str, Any]]:
+        return [orjson.loads(e.dialog_json) for e in self.entries_of(chat)]
