@@ -1,4 +1,4 @@
-"""``openlines``: run the engine, make keys, run a sample portal."""
+"""``openlines``: run the engine, make keys, run a sample portal, check and try routing rules."""
 
 from __future__ import annotations
 
@@ -139,10 +139,142 @@ def keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def rules_check(args: argparse.Namespace) -> int:
+    """Validate a rules folder or one rule file without running anything."""
+    from engine.routing.rules import load_rules, load_rules_file
+
+    path = Path(args.path)
+    if path.is_dir():
+        rules = load_rules(path, 1)
+        names = ", ".join(f"{portal}/{line}" for portal, line in sorted(rules.lines)) or "none"
+        print(f"openlines: {path}: {len(rules.lines)} line(s) valid: {names}")
+    elif path.is_file():
+        line = load_rules_file(path)
+        print(f"openlines: {path}: line {line.portal}/{line.line} valid")
+    else:
+        raise ConfigError(f"{path}: no such rules file or folder")
+    return 0
+
+
+def rules_simulate(args: argparse.Namespace) -> int:
+    """Replay traffic against rule files with a simulated clock (see engine.routing.simulate)."""
+    from datetime import datetime
+
+    from engine.routing.rules import load_rules_file
+    from engine.routing.simulate import Simulation, parse_traffic
+
+    lines = [load_rules_file(Path(path)) for path in args.rules]
+    traffic_path = Path(args.traffic)
+    try:
+        text = traffic_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{traffic_path}: cannot read traffic: {exc}") from None
+    steps = parse_traffic(text.splitlines(), str(traffic_path))
+    try:
+        start = datetime.fromisoformat(args.start)
+    except ValueError:
+        raise ConfigError(f"--start {args.start!r}: expected an ISO 8601 time") from None
+    if start.tzinfo is None:
+        raise ConfigError(f"--start {args.start!r}: give a time zone, e.g. +03:00 or Z")
+    simulation = Simulation(lines, start.timestamp(), args.portal_delay_s)
+    for printed in simulation.run(steps, args.tail_s):
+        print(printed)
+    return 0
+
+
+def rules_explain(args: argparse.Namespace) -> int:
+    """A running engine's decisions for one dialog, through the admin API."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    import orjson
+
+    config = load_engine_config(Path(args.config))
+    token = args.admin_token or config.admin_token
+    if not token:
+        raise ConfigError("the admin API is off: set admin_token in the config or --admin-token")
+    base = (args.engine or f"http://{config.host}:{config.port}").rstrip("/")
+    path = "/admin/v1/portals/{}/dialogs/{}/decisions?limit={}".format(
+        urllib.parse.quote(args.portal, safe=""),
+        urllib.parse.quote(args.dialog_id, safe=""),
+        args.limit,
+    )
+    request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            explained = orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(f"openlines: {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"openlines: cannot reach the engine at {base}: {exc.reason}", file=sys.stderr)
+        return 1
+    print(format_explanation(explained))
+    return 0
+
+
+def format_explanation(explained: dict[str, object]) -> str:
+    dialog = explained["dialog"]
+    assert isinstance(dialog, dict)
+    lines = [
+        f"dialog {dialog['id']} on line {dialog['line_id']}: {dialog['state']}, "
+        f"operator {dialog['operator_id']}, offered to {dialog['offered_to']}"
+    ]
+    now = explained.get("now")
+    if isinstance(now, dict):
+        lines.append(f"now: {now['action']} ({now['reason'] or 'an operator is free'})")
+        lines.extend(f"  {op}: {why}" for op, why in dict(now["skipped"]).items())
+    decisions = explained["decisions"]
+    assert isinstance(decisions, list)
+    for decision in decisions:
+        lines.append(
+            f"decision {decision['decision_id']} at {decision['at']:.3f} (rules "
+            f"v{decision['rules_version']}): {decision['action']} {decision['operator_ids']} "
+            f"via {decision['path']}"
+        )
+        lines.extend(f"  {op}: {why}" for op, why in decision["skipped"].items())
+    return "\n".join(lines)
+
+
 def sample_portal(args: argparse.Namespace) -> int:
     from engine.sample_portal import run_sample_portal
 
     return run_sample_portal(args)
+
+
+def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from engine.routing import simulate as simulate_module
+
+    rules = commands.add_parser("rules", help="check, explain and simulate routing rules")
+    verbs = rules.add_subparsers(dest="verb", required=True)
+    check = verbs.add_parser("check", help="validate rule files without running the engine")
+    check.add_argument("path", nargs="?", default="routing_rules", help="a folder or one file")
+    check.set_defaults(handler=rules_check)
+    explain = verbs.add_parser("explain", help="why a running engine routed a dialog so")
+    explain.add_argument("dialog_id")
+    explain.add_argument("--portal", required=True, help="the dialog's portal id")
+    explain.add_argument("--config", default="config/example.yaml", help="engine YAML")
+    explain.add_argument("--engine", default=None, help="base URL (default: from the config)")
+    explain.add_argument("--admin-token", default=None, help="default: from the config")
+    explain.add_argument("--limit", type=int, default=20, choices=range(1, 201), metavar="1..200")
+    explain.set_defaults(handler=rules_explain)
+    simulate = verbs.add_parser(
+        "simulate",
+        help="replay traffic against rule files with a simulated clock",
+        description=simulate_module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    simulate.add_argument(
+        "rules", nargs="+", help="LINE.yaml files (the first is the default line)"
+    )
+    simulate.add_argument("traffic", help="TRAFFIC.jsonl: one step per line")
+    simulate.add_argument("--start", default="2026-01-05T09:00:00+00:00", help="ISO 8601 start")
+    simulate.add_argument("--portal-delay-s", type=float, default=0.0, help="offer delivery delay")
+    simulate.add_argument(
+        "--tail-s", type=float, default=3600.0, help="time to run after the last step"
+    )
+    simulate.set_defaults(handler=rules_simulate)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     portal_parser.add_argument("--engine", default="http://127.0.0.1:8080")
     portal_parser.add_argument("--license-key", default="demo-license-key-change-me")
     portal_parser.set_defaults(handler=sample_portal)
+    add_rules_commands(commands)
     args = parser.parse_args(argv)
     configure_logging()
     try:

@@ -99,6 +99,9 @@ class DialogClosed(Frozen):
 
     reason: ClosedReason = Field(description="Why it closed.")
     operator_id: str | None = Field(description="Its operator when it closed, if any.")
+    closed_by: str | None = Field(
+        default=None, description="The operator who finished it, when one did."
+    )
 
 
 class ReplySent(Frozen):

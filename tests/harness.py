@@ -118,12 +118,14 @@ def engine_config(
     return parse_engine_config(data, "test config")
 
 
-async def start_engine(config: EngineConfig) -> RunningEngine:
+async def start_engine(config: EngineConfig, clock_start_s: float | None = None) -> RunningEngine:
+    """The engine's actors in the session's Ray; ``clock_start_s`` sets a manual clock's
+    start (a restart that continues a test's simulated time)."""
     key = EngineSigningKey.load_or_create(config.data_dir / "engine_ed25519.pem")
     settings = ActorSettings(
         config,
         (config.data_dir / "engine_ed25519.pem").read_bytes(),
-        time.time(),
+        time.time() if clock_start_s is None else clock_start_s,
         namespace=f"test-{uuid.uuid4().hex[:10]}",
     )
     actors = EngineActors(settings)

@@ -121,7 +121,8 @@ def _owner_choice(
             )
             return Choice(action, (target,), path=step, skipped={**skipped, **others})
         wait_until = dialog.waiting_since + line.crm.wait_for_responsible_s
-        if step == "responsible" and now < wait_until:
+        if step == "responsible" and target not in dialog.tried and now < wait_until:
+            # Waited for once; a responsible who let the offer pass is not waited for again.
             return Choice(
                 "wait", reason="waiting_for_responsible", skipped=skipped, wake_at=wait_until
             )

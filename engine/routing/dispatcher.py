@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from engine.errors import ConflictError, NotFoundError
 from engine.events import (
@@ -78,8 +79,9 @@ class Dispatcher:
 
     def _put(self, dialog: DialogState) -> DialogState:
         old = self.board.with_dialog(dialog.dialog_id)
-        if old is not None:
-            self._freed.update(set(old.holders) - set(dialog.holders))
+        if old is not None and (old.state != dialog.state or old.holders != dialog.holders):
+            # Let go of, or counted differently (answered may not count toward capacity).
+            self._freed.update(old.holders)
         self.board.put_dialog(dialog)
         self._plan.dialogs[dialog.dialog_id] = dialog
         return dialog
@@ -126,6 +128,7 @@ class Dispatcher:
         dialogs. ``owners`` are the CRM records of customers without an open dialog,
         ``recent`` the last closed dialog of conversations an edit or deletion refers to."""
         lines: set[str] = set()
+        opened: list[str] = []
         for arrival in arrivals:
             dialog_id = self.board.open_by_ref.get(arrival.dialog_ref)
             if dialog_id is not None:
@@ -136,6 +139,7 @@ class Dispatcher:
                 conversation = arrival.conversation
                 identity = f"{conversation.connector_id}/{conversation.customer_id}"
                 dialog = self._open(arrival, owners.get(identity), now)
+                opened.append(dialog.dialog_id)
             self._plan.entries.append(
                 StreamEntry(
                     arrival.event_id,
@@ -148,6 +152,17 @@ class Dispatcher:
             )
             lines.add(dialog.line_id)
         self.route(lines, now)
+        self._tell_joined(opened)
+
+    def _tell_joined(self, dialog_ids: list[str]) -> None:
+        """New dialogs that still wait after routing are told their place, if the line says."""
+        for dialog_id in dialog_ids:
+            dialog = self.board.with_dialog(dialog_id)
+            rules = self._line(dialog.line_id) if dialog is not None else None
+            if dialog is None or rules is None or dialog.state != "waiting":
+                continue
+            if rules.queue_position.on_join and dialog.told_position is not None:
+                self._tell_position(dialog, rules, dialog.told_position)
 
     def _open(self, arrival: InboxRow, owners: CustomerOwners | None, now: float) -> DialogState:
         conversation = arrival.conversation
@@ -167,12 +182,12 @@ class Dispatcher:
         )
         position = self._join_position(line_id)
         dialog = self._put(moved(dialog, told_position=position))
-        self._emit(dialog, DialogQueued(reason="new", position=position), now)
         rules = self._line(line_id)
-        if rules is not None and not rules.schedule.is_open(now):
+        closed = rules is not None and not rules.schedule.is_open(now)
+        opens_at = rules.schedule.next_opening(now) if rules is not None and closed else None
+        self._emit(dialog, DialogQueued(reason="new", position=position, opens_at=opens_at), now)
+        if rules is not None and closed:
             dialog = self._outside_hours(dialog, rules, now)
-        elif rules is not None and rules.queue_position.on_join:
-            self._tell_position(dialog, rules, position)
         return dialog
 
     def _join_position(self, line_id: str) -> int:
@@ -190,14 +205,14 @@ class Dispatcher:
         target = rules.outside_hours.transfer_to_line
         if rules.outside_hours.action != "transfer" or target is None:
             return dialog
-        moved_dialog = self._put(
-            moved(dialog, line_id=target, told_position=self._join_position(target))
-        )
+        position = self._join_position(target)
+        moved_dialog = self._put(moved(dialog, line_id=target, told_position=position))
         self._emit(
             moved_dialog,
             DialogTransferred(from_line=rules.line, to_line=target, reason="outside_hours"),
             now,
         )
+        self._emit(moved_dialog, DialogQueued(reason="transferred", position=position), now)
         return moved_dialog
 
     # -- routing ----------------------------------------------------------------------------
@@ -277,6 +292,8 @@ class Dispatcher:
         tried = () if choice.wrapped else dialog.tried
         tried = tried + tuple(op for op in choice.operator_ids if op not in tried)
         if choice.action == "offer":
+            if len(choice.operator_ids) == 1:  # evenly: an offer counts as a dialog given
+                self._given(choice.operator_ids[0], now)
             event_id = self._ids("evt")
             offered = self._put(
                 moved(
@@ -323,12 +340,7 @@ class Dispatcher:
                 told_position=None,
             )
         )
-        operator = self.board.operator(operator_id)
-        self._put_operator(
-            OperatorState(
-                operator_id, operator.status, operator.working, now, operator.status_since
-            )
-        )
+        self._given(operator_id, now)
         self._plan.customers[assigned.identity] = CustomerOwners(
             assigned.identity, assigned.responsible_id, operator_id
         )
@@ -336,6 +348,11 @@ class Dispatcher:
             assigned, DialogAssigned(operator_id=operator_id, via=via, decision_id=decision_id), now
         )
         return assigned
+
+    def _given(self, operator_id: str, now: float) -> None:
+        """The operator was just offered or given a dialog (what evenly compares)."""
+        operator = self.board.operator(operator_id)
+        self._put_operator(replace(operator, last_assigned_at=now))
 
     def _to_queue(self, dialog: DialogState, now: float) -> DialogState:
         """Back to waiting, keeping its place in the queue."""
@@ -445,21 +462,20 @@ class Dispatcher:
         self._emit(updated, DialogOfferWithdrawn(operator_ids=operator_ids, reason=reason), now)
         return updated
 
-    def finish(self, dialog_id: str, now: float) -> DialogState:
+    def finish(self, dialog_id: str, now: float, by: str | None = None) -> DialogState:
         dialog = self._open_dialog(dialog_id)
-        closed = self._close(dialog, "finished", now)
+        closed = self._close(dialog, "finished", now, by)
         self.route([dialog.line_id], now)
         return closed
 
-    def _close(self, dialog: DialogState, reason: ClosedReason, now: float) -> DialogState:
-        closed = self._put(
-            moved(dialog, state="closed", offered_to=(), offer_event_id=None, closed_reason=reason)
-        )
-        self._emit(
-            closed,
-            DialogClosed(reason=reason, operator_id=dialog.operator_id),
-            now,
-        )
+    def _close(
+        self, dialog: DialogState, reason: ClosedReason, now: float, by: str | None = None
+    ) -> DialogState:
+        if dialog.state == "offered":
+            dialog = self._withdraw(dialog, dialog.offered_to, "closed", now)
+        closed = self._put(moved(dialog, state="closed", closed_reason=reason))
+        data = DialogClosed(reason=reason, operator_id=dialog.operator_id, closed_by=by)
+        self._emit(closed, data, now)
         return closed
 
     def answered(self, dialog_id: str, operator_id: str | None, now: float) -> DialogState:
@@ -471,6 +487,7 @@ class Dispatcher:
             return dialog
         answered = self._put(moved(dialog, state="answered"))
         self._emit(answered, DialogAnswered(operator_id=dialog.operator_id), now)
+        self.route((), now)
         return answered
 
     def set_operator(
@@ -486,8 +503,12 @@ class Dispatcher:
         self._put_operator(operator)
         reason = _unavailability(old, operator)
         for dialog in self.board.of_operator(operator_id):
+            rules = self._line(dialog.line_id)
+            needs_work_day = rules is not None and rules.require_work_day
+            if reason == "end_of_day" and not needs_work_day:
+                continue  # this line does not care about work days
             if dialog.state == "offered":
-                if status != "online":
+                if status != "online" or (needs_work_day and not working):
                     self._withdraw(dialog, (operator_id,), "unavailable", now)
             elif reason is not None:
                 self._operator_unavailable(dialog, reason, now)

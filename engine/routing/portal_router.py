@@ -311,10 +311,10 @@ class PortalRouter:
             await self._commit()
         return dialog
 
-    async def finish(self, dialog_id: str) -> DialogState:
+    async def finish(self, dialog_id: str, by: str | None) -> DialogState:
         async with self._lock:
             await self._must_be_open(dialog_id)
-            dialog = self.dispatcher.finish(dialog_id, self._clock.now())
+            dialog = self.dispatcher.finish(dialog_id, self._clock.now(), by)
             await self._commit()
         return dialog
 

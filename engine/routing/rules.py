@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -29,6 +29,7 @@ CountedState = Literal["offered", "assigned", "answered"]
 UnavailableReason = Literal["offline", "away", "end_of_day", "vacation", "removed"]
 UnavailableAction = Literal["return", "keep", "close"]
 FallbackStep = Literal["responsible", "last_operator", "queue"]
+OperatorIdItem = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 class QueueMember(ConfigModel):
@@ -215,7 +216,7 @@ class LineRules(ConfigModel):
         le=1000,
         description="An operator on several lines gets dialogs of higher priority lines first.",
     )
-    groups: dict[str, tuple[str, ...]] = Field(
+    groups: dict[Annotated[str, Field(pattern=ID_PATTERN)], tuple[OperatorIdItem, ...]] = Field(
         default_factory=dict, description="Named groups of operator ids, for queue members."
     )
     queue: QueueRules = Field(description="Who answers, in which order, and how.")
@@ -239,7 +240,7 @@ class LineRules(ConfigModel):
     queue_position: QueuePositionRules = Field(
         default_factory=QueuePositionRules, description="Telling customers their place."
     )
-    operators: dict[str, OperatorRules] = Field(
+    operators: dict[Annotated[str, Field(pattern=ID_PATTERN)], OperatorRules] = Field(
         default_factory=dict, description="Per-operator settings on this line, by id."
     )
 
@@ -251,6 +252,9 @@ class LineRules(ConfigModel):
         for name, ids in self.groups.items():
             if not ids:
                 raise ValueError(f"group {name!r} has no operators")
+        strangers = sorted(set(self.operators) - set(self.queue_order))
+        if strangers:
+            raise ValueError(f"operators {strangers} have settings but are not in the queue")
         if self.outside_hours.transfer_to_line == self.line:
             raise ValueError("outside_hours.transfer_to_line cannot be the line itself")
         return self
@@ -332,10 +336,16 @@ def rules_fingerprint(directory: Path) -> tuple[tuple[str, str], ...]:
     """
     if not directory.is_dir():
         return ()
-    return tuple(
-        (path.name, hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest())
-        for path in sorted(directory.glob("*.yaml"))
-    )
+    return tuple((path.name, _digest(path)) for path in sorted(directory.glob("*.yaml")))
+
+
+def _digest(path: Path) -> str:
+    """The file's content digest; an unreadable file is named by its error, so that the
+    loader reports it as that file's problem rather than the folder's."""
+    try:
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
 
 
 def load_rules(directory: Path, version: int) -> RuleSet:

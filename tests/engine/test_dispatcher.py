@@ -119,7 +119,7 @@ def test_an_operator_never_gets_more_than_their_capacity_and_a_finish_frees_a_pl
 
     assert kit.dialog_of("3").operator_id == "a"  # type: ignore[union-attr]
     assert kit.dialog_of("1") is None
-    assert kit.data("dialog.closed", "1") == [{"reason": "finished", "operator_id": "a"}]
+    assert kit.data("dialog.closed", "1") == [{"reason": "finished", "operator_id": "a", "closed_by": None}]
 
 
 def test_capacity_across_lines_counts_every_line_of_the_portal() -> None:
@@ -334,7 +334,7 @@ def test_away_keeps_dialogs_vacation_returns_them_at_once_end_of_day_per_rule() 
     kit.online("b", working=False)  # ends the work day: this line closes the dialog
     assert kit.dialog_of("1") is None
     assert kit.data("dialog.closed", "1") == [
-        {"reason": "operator_unavailable", "operator_id": "b"}
+        {"reason": "operator_unavailable", "operator_id": "b", "closed_by": None}
     ]
 
 
@@ -505,7 +505,7 @@ def test_the_customer_is_told_their_place_on_joining_and_as_it_moves() -> None:
     kit.collect()
 
     said = [text for _, text in kit.texts]
-    assert said == ["#1, ~2 min", "#1, ~2 min", "#2, ~4 min", "#1, ~2 min"]
+    assert said == ["#1, ~2 min", "#2, ~4 min", "#1, ~2 min"]  # the first was served at once
 
 
 # -- refusals --------------------------------------------------------------------------------
@@ -521,3 +521,90 @@ def test_actions_on_unknown_dialogs_and_without_an_offer_are_refused() -> None:
         ConflictError, match=r"no open offer to 'a': it is waiting, offered to \[\]"
     ):
         kit.dispatcher.skip(dialog.dialog_id, "a", kit.now)
+
+
+# -- found in review -------------------------------------------------------------------------
+
+
+def test_evenly_with_offers_spreads_simultaneous_dialogs() -> None:
+    kit = Kit(line_rules(queue={"distribution": "evenly"}, accept=True))
+    kit.online("a", "b", "c")
+
+    offered = [kit.write(chat).offered_to for chat in ("1", "2", "3")]  # type: ignore[union-attr]
+
+    assert offered == [("a",), ("b",), ("c",)]
+
+
+def test_ending_the_work_day_means_nothing_to_a_line_that_does_not_ask_for_it() -> None:
+    kit = Kit(line_rules(members=("a",), accept=True))
+    kit.online("a")
+    kit.write("1")
+
+    kit.online("a", working=False)
+
+    assert kit.dialog_of("1").offered_to == ("a",)  # type: ignore[union-attr]
+
+
+def test_a_responsible_who_let_the_offer_expire_is_not_waited_for_again() -> None:
+    kit = Kit(
+        line_rules(
+            queue={"distribution": "strictly"},
+            accept=True,
+            crm={"wait_for_responsible_s": 600},
+            timers={"accept_timeout_s": 60},
+        )
+    )
+    kit.online("a", "c")
+    dialog = kit.write("1", owners=CustomerOwners("tg/1", "c", None))
+    assert dialog is not None and dialog.offered_to == ("c",)
+    kit.reached()
+
+    kit.advance(60)
+
+    assert kit.dialog_of("1").offered_to == ("a",)  # type: ignore[union-attr]
+
+
+def test_finishing_an_offered_dialog_withdraws_the_offer_first() -> None:
+    kit = Kit(line_rules(members=("a",), accept=True))
+    kit.online("a")
+    dialog = kit.write("1")
+    assert dialog is not None
+
+    kit.dispatcher.finish(dialog.dialog_id, kit.now, "a")
+    kit.collect()
+
+    assert kit.types("1")[-2:] == ["dialog.offer_withdrawn", "dialog.closed"]
+    assert [v["state"] for v in kit.views("1")][-2:] == ["waiting", "closed"]
+    assert kit.data("dialog.closed", "1") == [
+        {"reason": "finished", "operator_id": None, "closed_by": "a"}
+    ]
+
+
+def test_an_answer_frees_a_place_when_answered_dialogs_do_not_count() -> None:
+    kit = Kit(
+        line_rules(
+            members=("a",),
+            capacity={"max_dialogs_per_operator": 1, "counted_states": ["offered", "assigned"]},
+        )
+    )
+    kit.online("a")
+    first = kit.write("1")
+    kit.write("2")
+    assert first is not None
+
+    kit.dispatcher.answered(first.dialog_id, "a", kit.now)
+    kit.collect()
+
+    assert kit.dialog_of("2").operator_id == "a"  # type: ignore[union-attr]
+
+
+def test_a_dialog_opened_outside_hours_says_when_the_line_opens() -> None:
+    support = line_rules("support", ("a",), hours=BERLIN_WEEKDAYS)
+    kit = Kit(support)
+    kit.now = T0 + 4.5 * 3600  # Friday 13:30 Berlin
+
+    kit.write("1")
+
+    assert kit.data("dialog.queued", "1") == [
+        {"reason": "new", "position": 1, "opens_at": T0 + 5 * 3600}
+    ]
