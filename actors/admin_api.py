@@ -7,6 +7,7 @@ this channel actor runs with it, so the caller's next request sees the change.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from aiohttp import web
@@ -23,11 +24,13 @@ from engine.errors import (
     ConfigError,
     ForbiddenError,
     NotFoundError,
+    UnavailableError,
     ValidationFailedError,
 )
 from engine.security.sealing import x25519_public_from_b64
 
 REDACTED = "***"
+RULES_APPLY_TIMEOUT_S = 10.0
 
 
 class AdminApi:
@@ -110,6 +113,18 @@ class AdminApi:
         version, error = await call(self._view.registry_actor.reload_rules.remote())
         if error is not None:
             raise ConfigError(f"rules not reloaded, version {version} stays in force:\n{error}")
+        applied = await asyncio.gather(
+            *(
+                call(host.rules_applied.remote(version, RULES_APPLY_TIMEOUT_S))
+                for host in self._view.portal_hosts()
+            )
+        )
+        lagging = sum(1 for taken in applied if taken < version)
+        if lagging:
+            raise UnavailableError(
+                f"rules version {version} loaded; {lagging} portal actor(s) have not taken it "
+                f"within {RULES_APPLY_TIMEOUT_S:.0f} s"
+            )
         return json_response({"rules_version": version})
 
     async def rules_status(self, request: web.Request) -> web.Response:

@@ -51,6 +51,8 @@ class PortalActor:
         self._host: MailboxHost | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
+        self._rules_version = 0
+        self._rules_applied = asyncio.Condition()
 
     async def start(self) -> str:
         """Open the outbox, take the current registry and begin delivering."""
@@ -68,7 +70,6 @@ class PortalActor:
             self._channel_for,
             self._session,
         )
-        self._rules_version = 0
         await self._apply_rules(await registry.rules.remote())
         await self._apply(await registry.registry.remote())
         self._tasks = [
@@ -104,8 +105,24 @@ class PortalActor:
 
     async def _apply_rules(self, rules: RuleSet) -> None:
         assert self._host is not None
-        self._rules_version = rules.version
         await self._host.set_rules(rules)
+        async with self._rules_applied:
+            self._rules_version = rules.version
+            self._rules_applied.notify_all()
+
+    async def rules_applied(self, version: int, timeout_s: float) -> int:
+        """Once this actor routes with rules ``version`` or newer (or on timeout): the
+        admin API answers a reload only when every portal actor has taken it."""
+        await self._started.wait()
+        async with self._rules_applied:
+            try:
+                await asyncio.wait_for(
+                    self._rules_applied.wait_for(lambda: self._rules_version >= version),
+                    timeout_s,
+                )
+            except TimeoutError:
+                pass
+        return self._rules_version
 
     async def _follow_registry(self, registry_actor: Any) -> None:
         while True:
@@ -174,7 +191,7 @@ class PortalActor:
         elif action == "skip":
             dialog = await router.skip(dialog_id, operator_id)
         else:
-            dialog = await router.finish(dialog_id)
+            dialog = await router.finish(dialog_id, operator_id or None)
         return dialog.view().model_dump(mode="json")
 
     async def set_operator(
@@ -227,6 +244,11 @@ class PortalActor:
             labels = (("portal", portal_id),)
             gauges[("openlines_outbox_depth", labels)] = depth
             gauges[("openlines_dead_letters", labels)] = dead
+        for portal_id, (counts, online) in self._host.routing_gauges().items():
+            gauges[("openlines_operators_online", (("portal", portal_id),))] = online
+            for (line_id, state), count in counts.items():
+                by_state = (("line", line_id), ("portal", portal_id), ("state", state))
+                gauges[("openlines_dialogs", by_state)] = count
         return self._host.counters.snapshot(), gauges
 
     async def advance_clock(self, seconds: float) -> None:

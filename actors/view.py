@@ -91,14 +91,14 @@ class EngineView:
             ]
         return self._channel_actors
 
+    def portal_hosts(self) -> list[Any]:
+        """The portal actors of the registry's portals."""
+        names = host_names(list(self.registry.portals), self.config.portal_pool_size)
+        return [self.host_by_name(name) for name in names]
+
     def all_actors(self) -> list[Any]:
         """The registry actor, the channel actors and the portal actors of known portals."""
-        portal_hosts = host_names(list(self.registry.portals), self.config.portal_pool_size)
-        return [
-            self.registry_actor,
-            *self.channel_actors(),
-            *(self.host_by_name(name) for name in portal_hosts),
-        ]
+        return [self.registry_actor, *self.channel_actors(), *self.portal_hosts()]
 
 
 async def call(ref: Any) -> Any:

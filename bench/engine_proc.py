@@ -10,6 +10,7 @@ spends it.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -20,12 +21,15 @@ import aiohttp
 import psutil
 import yaml
 
-LISTENING = "openlines: listening on "
+LISTENING = re.compile(r"openlines: listening on (http://[\w.\-]+:\d+)")
+"""The driver's line naming its URL. Only the URL is read: Ray's thread that forwards
+worker logs to the driver's stdout can write between ``print``'s text and its newline,
+so a worker's log line may be glued to the end of this one."""
 
 ROLES = (
     "ChannelActor",
     "PortalActor",
-    "RouterActor",
+    "RegistryActor",
     "raylet",
     "gcs_server",
     "DashboardAgent",
@@ -87,8 +91,9 @@ class EngineProcess:
                     raise RuntimeError("engine exited:\n" + "".join(self.output[-30:]))
                 return
             text = line.decode(errors="replace")
-            if text.startswith(LISTENING):
-                self.base_url = text[len(LISTENING) :].strip()
+            listening = LISTENING.search(text)
+            if listening is not None:
+                self.base_url = listening.group(1)
             self.output.append(text)
             del self.output[:-200]
             if marker is not None and marker in text:

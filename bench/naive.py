@@ -77,7 +77,6 @@ class NaivePortal:
             "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY,"
             " event_id TEXT NOT NULL UNIQUE, payload BLOB NOT NULL, received_at REAL NOT NULL)"
         )
-        self._seen_dialogs: set[str] = set()
         # One message at a time, in arrival order: what keeps dialogs and seq in order.
         self._turn = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
@@ -144,19 +143,18 @@ class NaivePortal:
             raise DeliveryFailedError(f"portal unreachable for {batch_id}: {error!r}") from None
 
     def _dialog(self, message: dict[str, Any]) -> dict[str, Any]:
-        """No router: a dialog is the chat, and it counts as opened on its first message."""
+        """No router: a dialog is the chat, and it waits for ever with no operator (the
+        engine's view of a dialog on a line without rules, less its ``dialog.*`` events)."""
         route = message["route"]
-        dialog_id = f"naive:{route['connector_id']}:{message['dialog_key']}"
-        opened = dialog_id not in self._seen_dialogs
-        self._seen_dialogs.add(dialog_id)
         return {
-            "id": dialog_id,
+            "id": f"naive:{route['connector_id']}:{message['dialog_key']}",
             "line_id": route["line_id"],
             "connector_id": route["connector_id"],
             "channel": route["channel"],
             "customer_id": message["customer"]["channel_user_id"],
+            "state": "waiting",
             "operator_id": None,
-            "opened": opened,
+            "offered_to": [],
         }
 
     async def close(self) -> None:

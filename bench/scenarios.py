@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import spawn
-from bench.routing import measure_routing
 from bench.sink import SinkClient, write_keys
 from bench.stage import (
     Stage,
@@ -270,7 +269,7 @@ async def outage_and_drain(sizes: Sizes) -> dict[str, Any]:
             "backlog_rate_per_s": sizes.backlog_rate,
             "outbox_depth_before_drain": depth,
             "drain_seconds": round(seconds, 1),
-            "drain_per_s": round(drained["events"] / seconds) if seconds > 0 else None,
+            "drain_per_s": round(drained["messages"] / seconds) if seconds > 0 else None,
             "drain_check": delivery_check(backlog["ok"], drained),
             "other_portals_rate_per_s": sizes.other_portals_rate,
             "other_portals_latency_ms_before": before["watched_latency_ms"],
@@ -284,6 +283,8 @@ async def outage_and_drain(sizes: Sizes) -> dict[str, Any]:
 
 
 async def routing(sizes: Sizes) -> dict[str, Any]:
+    from bench.routing import measure_routing  # needs Ray; only this scenario loads it
+
     return await measure_routing(lines=50, operators=1000, dialogs=sizes.routing_dialogs)
 
 

@@ -8,17 +8,24 @@ portal-id header, HPKE opening with the portal's own id and the batch id, then t
 the plaintext), with a ``PortalSide`` per portal built on first use. Then, per event:
 
 * **events / duplicates**: an event id seen before for the portal is a duplicate (a redelivery);
-  only new events are checked further.
+  only new events are checked further. Every event counts here, the engine's own
+  (``dialog.*``, ``reply.*``) too.
+* **messages / message duplicates**: the same, for customers' messages (``message.*``) only:
+  what a benchmark compares with the messages the channels had acknowledged, since the
+  engine adds events of its own (a new conversation's stream starts with ``dialog.queued``).
 * **order violations**: per (portal, dialog id), ``data.order_key`` (the channel's own order;
   ``data.channel_event_id`` when it is numeric and there is no order key) lower than the
-  previous event's counts once.
+  previous event's counts once; so does a ``dialog.queued`` of a new dialog arriving after
+  another event of that dialog (a dialog's stream starts with it). Other engine events carry
+  no channel order: ``seq`` orders them.
 * **seq problems**: ``seq`` not above the previous one on the same stream (a regression), plus
   holes: per portal, numbers between the lowest and highest seq seen that never arrived. On a
   sequential queue a hole is a jump of more than 1; on a parallel queue streams fill each
   other's numbers, so holes are only meaningful once the run has drained.
-* **latency**: a text starting with ``lt=<ns> `` carries ``time.monotonic_ns()`` of the load
-  generator (CLOCK_MONOTONIC is system-wide on one machine); receipt minus that goes into a
-  log-linear histogram (1/128 relative resolution, constant memory for any run length).
+* **latency**: a message whose text starts with ``lt=<ns> `` carries ``time.monotonic_ns()`` of
+  the load generator (CLOCK_MONOTONIC is system-wide on one machine); receipt minus that goes
+  into a log-linear histogram (1/128 relative resolution, constant memory for any run length).
+  A message without the stamp counts as ``unstamped``; engine events are not messages.
 
 Control: ``GET /stats[?per_portal=1]``, ``POST /reset``, ``POST /down/{id}[?retry_after_s=N]``,
 ``POST /up/{id}``, ``POST /keys`` (body ``{"engine_public_key": ..., "portals": {...}}``, either
@@ -57,6 +64,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # PortalSide wants a license key for signing API calls; receiving never uses it.
 PLACEHOLDER_LICENSE = "bench-sink-receives-only"
 LATENCY_PREFIX = "lt="
+MESSAGE_PREFIX = "message."
+"""Event types of customers' messages; every other type is the engine's own."""
 MAX_BODY_BYTES = 256 * 1024 * 1024
 
 
@@ -130,6 +139,7 @@ class PortalTally:
     """What one portal received; seq bookkeeping per stream and over the whole portal."""
 
     events: int = 0
+    messages: int = 0
     last_seq_by_stream: dict[int, int] = field(default_factory=dict)
     seq_low: int | None = None
     seq_high: int = 0
@@ -274,9 +284,12 @@ class Sink:
         # 10**6 events, and a 64-bit collision among a million ids has odds of about 3e-8.
         self._seen: set[int] = set()
         self._last_order: dict[tuple[str, object], int] = {}
+        self._dialogs: set[int] = set()
+        """hash((portal, dialog id)) of every dialog an event was seen of."""
         self.latency = LatencyHistogram()
         self.watched_latency = LatencyHistogram()
         self.events = self.duplicates = self.order_violations = self.batches = 0
+        self.messages = self.message_duplicates = 0
         self.unstamped = self.negative_latency = 0
         self.refused: dict[str, int] = {"down": 0, "unknown_portal": 0, "no_engine_key": 0}
         self.rejected = 0
@@ -288,11 +301,15 @@ class Sink:
         if tally is None:
             tally = self.tallies[portal_id] = PortalTally()
         stream = batch.get("stream") or 0
-        new = 0
+        new = new_messages = 0
         for event in batch.get("events", ()):
+            kind = event.get("type")
+            is_message = isinstance(kind, str) and kind.startswith(MESSAGE_PREFIX)
             key = hash((portal_id, event.get("id")))
             if key in self._seen:
                 self.duplicates += 1
+                if is_message:
+                    self.message_duplicates += 1
                 continue
             self._seen.add(key)
             new += 1
@@ -303,11 +320,15 @@ class Sink:
             seq = event.get("seq")
             if isinstance(seq, int):
                 tally.note_seq(stream, seq)
-            self._note_latency(data, received_ns, portal_id in self.watched)
+            if is_message:
+                new_messages += 1
+                self._note_latency(data, received_ns, portal_id in self.watched)
         self.batches += 1
         if new:
             tally.events += new
+            tally.messages += new_messages
             self.events += new
+            self.messages += new_messages
             if self.first_event_ns is None:
                 self.first_event_ns = received_ns
             self.last_event_ns = received_ns
@@ -315,10 +336,15 @@ class Sink:
     def _check_order(
         self, portal_id: str, event: Mapping[str, Any], data: Mapping[str, Any]
     ) -> None:
+        dialog = (portal_id, _dialog_id(event, data))
+        known = hash(dialog)
+        if event.get("type") == "dialog.queued" and data.get("reason") == "new":
+            if known in self._dialogs:
+                self.order_violations += 1  # the stream of a new dialog starts with it
+        self._dialogs.add(known)
         order = _order_key(data)
         if order is None:
-            return  # reply outcomes carry no channel order
-        dialog = (portal_id, _dialog_id(event, data))
+            return  # engine events (dialog.*, reply.*) carry no channel order
         last = self._last_order.get(dialog)
         if last is not None and order < last:
             self.order_violations += 1
@@ -341,6 +367,8 @@ class Sink:
         result: dict[str, Any] = {
             "events": self.events,
             "duplicates": self.duplicates,
+            "messages": self.messages,
+            "message_duplicates": self.message_duplicates,
             "order_violations": self.order_violations,
             "seq_problems": regressions + holes,
             "seq_regressions": regressions,
@@ -359,6 +387,7 @@ class Sink:
         }
         if per_portal:
             result["per_portal"] = {pid: t.events for pid, t in self.tallies.items()}
+            result["per_portal_messages"] = {pid: t.messages for pid, t in self.tallies.items()}
         return result
 
 

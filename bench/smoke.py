@@ -111,7 +111,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "connections": args.connections,
         "offered_rate_per_s": args.rate or "max",
         "ingest_messages_per_s": round(args.messages / acked_s),
-        "end_to_end_messages_per_s": round(stats["events"] / delivered_s) if delivered_s else 0,
+        "end_to_end_messages_per_s": round(stats["messages"] / delivered_s) if delivered_s else 0,
         "latency_ms": stats["latency_ms"],
         **delivery_check(args.messages, stats),
     }

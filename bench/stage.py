@@ -163,10 +163,12 @@ class Stage:
         return memory
 
     async def wait_delivered(self, count: int, timeout_s: float = 600.0) -> dict[str, Any]:
-        """Sink stats once ``count`` events arrived, or at the deadline (then it is a loss)."""
+        """Sink stats once ``count`` customer messages arrived, or at the deadline (then it
+        is a loss). The engine's own events (``dialog.queued`` of each new conversation)
+        come besides them."""
         deadline = time.perf_counter() + timeout_s
         stats = await self.sink.stats()
-        while stats["events"] < count and time.perf_counter() < deadline:
+        while stats["messages"] < count and time.perf_counter() < deadline:
             await asyncio.sleep(0.2)
             stats = await self.sink.stats()
         await asyncio.sleep(0.5)  # late duplicates, if any, would show now
@@ -174,12 +176,16 @@ class Stage:
 
 
 def delivery_check(acked: int, stats: dict[str, Any]) -> dict[str, Any]:
-    """Lost, duplicated, reordered: the run fails if any is not zero."""
+    """Lost, duplicated, reordered: the run fails if any is not zero.
+
+    Lost and duplicated count customers' messages, what the channels had acknowledged;
+    order and ``seq`` cover every event, the engine's own too.
+    """
     return {
         "acknowledged": acked,
-        "delivered": stats["events"],
-        "lost": max(0, acked - stats["events"]),
-        "duplicates": stats["duplicates"],
+        "delivered": stats["messages"],
+        "lost": max(0, acked - stats["messages"]),
+        "duplicates": stats["message_duplicates"],
         "order_violations": stats["order_violations"],
         "seq_problems": stats["seq_problems"],
     }

@@ -71,6 +71,13 @@ def stop_ray(config: EngineConfig) -> None:
         kill_leftovers(ray_temp_dir(config.data_dir))
 
 
+def say(line: str) -> None:
+    """A status line on stdout in one write: Ray forwards workers' logs to the same stdout,
+    and ``print`` writes text and newline separately, so a log line could land between."""
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
+
+
 async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
     from actors.settings import ActorSettings
     from actors.supervisor import EngineActors
@@ -82,18 +89,17 @@ async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
         loop.add_signal_handler(signum, stop.set)
     connectors = (await actors.start()).connectors.values()
     base = config.public_url or f"http://{config.host}:{actors.port}"
-    print(f"openlines: listening on http://{config.host}:{actors.port}", flush=True)
+    say(f"openlines: listening on http://{config.host}:{actors.port}")
     for connector in connectors:
-        print(
+        say(
             f"openlines: connector {connector.id} ({connector.channel}, portal "
             f"{connector.portal}, line {connector.line}): webhook {base}/hooks/"
-            f"{connector.channel}/{connector.id}",
-            flush=True,
+            f"{connector.channel}/{connector.id}"
         )
-    print(f"openlines: engine key {base}/api/v1/engine-key", flush=True)
-    print("openlines: ready", flush=True)
+    say(f"openlines: engine key {base}/api/v1/engine-key")
+    say("openlines: ready")
     await stop.wait()
-    print("openlines: shutting down", flush=True)
+    say("openlines: shutting down")
     try:
         await asyncio.wait_for(actors.stop(), SHUTDOWN_TIMEOUT_S)
     except TimeoutError:
@@ -126,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             stop_ray(config)
     finally:
         lock.release()
-    print("openlines: stopped", flush=True)
+    say("openlines: stopped")
     return 0
 
 

@@ -28,11 +28,17 @@ COUNTER_HELP: dict[str, str] = {
     "openlines_dropped_total": "Best-effort events dropped after their one attempt.",
     "openlines_replies_total": "Operator replies settled, by outcome.",
     "openlines_dialogs_opened_total": "Dialogs the router opened for new conversations.",
+    "openlines_routing_decisions_total": "Dialogs offered or assigned by a routing decision.",
+    "openlines_rules_reload_failed_total": "Rule edits refused (the rules in force stayed).",
 }
 
 GAUGE_HELP: dict[str, str] = {
     "openlines_outbox_depth": "Events stored for a portal and not yet delivered.",
     "openlines_dead_letters": "Events in a portal's dead letters.",
+    "openlines_dialogs": "Open dialogs per portal, line and state (waiting, offered, ...).",
+    "openlines_operators_online": "Operators online per portal.",
+    "openlines_rules_version": "Version of the routing rules in force.",
+    "openlines_rules_error": "1 while the last rules edit was refused, else 0.",
 }
 
 

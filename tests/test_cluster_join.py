@@ -34,8 +34,9 @@ async def test_the_engine_joins_an_existing_cluster_and_leaves_it_running(
             url = f"{engine.base_url}/hooks/custom/shop"
             async with session.post(url, data=body, headers=headers) as response:
                 assert response.status == 200
-        [event] = await portal.wait_for_events(1)
+        [event] = await portal.wait_for_events(1, "message.")
         assert event["data"]["content"]["text"] == "via the cluster"
+        assert [e["type"] for e in portal.events] == ["dialog.queued", "message.received"]
     finally:
         assert await engine.stop() == 0
     assert ray.is_initialized()

@@ -75,17 +75,28 @@ def config(tmp_path: Path, portal: PortalStandIn) -> dict[str, Any]:
 
 
 def check_delivery(portal: PortalStandIn, acked: list[dict[str, Any]]) -> None:
+    """Every acknowledged message arrived; each chat is one dialog, opened once with
+    ``dialog.queued`` and in the chat's order; ``seq`` grows over every event."""
     first_seen: dict[str, dict[str, Any]] = {}
-    for event in portal.messages():
-        first_seen.setdefault(event["data"]["channel_event_id"], event)
-    missing = [m["event_id"] for m in acked if m["event_id"] not in first_seen]
+    for event in portal.events:
+        first_seen.setdefault(event["id"], event)
+    events = list(first_seen.values())
+    messages = {
+        e["data"]["channel_event_id"]: e for e in events if e["type"].startswith("message.")
+    }
+    missing = [m["event_id"] for m in acked if m["event_id"] not in messages]
     assert missing == [], f"{len(missing)} acknowledged messages never delivered"
+    assert len(messages) == len([e for e in events if e["type"].startswith("message.")])
     for chat in {m["chat_id"] for m in acked}:
-        sequences = [
-            e["data"]["order_key"] for e in first_seen.values() if e["data"]["dialog_key"] == chat
-        ]
+        of_chat = [e for e in messages.values() if e["data"]["dialog_key"] == chat]
+        sequences = [e["data"]["order_key"] for e in of_chat]
         assert sequences == sorted(sequences), f"{chat} out of order"
-    seqs = [e["seq"] for e in first_seen.values()]
+        [dialog_id] = {e["dialog"]["id"] for e in of_chat}
+        stream = [e for e in events if e["dialog"]["id"] == dialog_id]
+        assert stream[0]["type"] == "dialog.queued", f"{chat}: its dialog did not open first"
+    opened = [e["dialog"]["id"] for e in events if e["type"] == "dialog.queued"]
+    assert len(opened) == len(set(opened)) == len({m["chat_id"] for m in acked})
+    seqs = [e["seq"] for e in events]
     assert seqs == sorted(seqs)
 
 
@@ -150,7 +161,9 @@ async def test_sigterm_stops_cleanly_and_the_next_start_delivers_what_was_pendin
     engine = EngineProcess(config, tmp_path)
     await engine.start()
     try:
-        events = await portal.wait_for_events(10, timeout_s=60)
+        events = await portal.wait_for_events(10, "message.", timeout_s=60)
         assert [e["data"]["content"]["text"] for e in events] == [f"m{i}" for i in range(10)]
+        assert [e["type"] for e in portal.events] == ["dialog.queued"] + ["message.received"] * 10
+        assert [e["seq"] for e in portal.events] == list(range(1, 12))
     finally:
         assert await engine.stop() == 0

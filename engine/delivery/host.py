@@ -202,6 +202,19 @@ class MailboxHost:
 
         return await self._store.call(read)
 
+    def routing_gauges(self) -> dict[str, tuple[dict[tuple[str, str], int], int]]:
+        """Per portal: open dialogs by (line, state), and operators online."""
+        result: dict[str, tuple[dict[tuple[str, str], int], int]] = {}
+        for portal_id, hosted in self._portals.items():
+            board = hosted.router.dispatcher.board
+            counts: dict[tuple[str, str], int] = {}
+            for dialog in board.dialogs.values():
+                key = (dialog.line_id, dialog.state)
+                counts[key] = counts.get(key, 0) + 1
+            online = sum(1 for op in board.operators.values() if op.status == "online")
+            result[portal_id] = (counts, online)
+        return result
+
     async def prune(self) -> int:
         store = self._store.store
         now = self._clock.now()

@@ -188,6 +188,13 @@ class Dispatcher:
         self._emit(dialog, DialogQueued(reason="new", position=position, opens_at=opens_at), now)
         if rules is not None and closed:
             dialog = self._outside_hours(dialog, rules, now)
+        elif rules is not None and len(self.board.waiting(dialog.line_id)) == 1:
+            # Nobody waits before it: decide now, so its first message already shows the
+            # outcome. Otherwise the routing after the step serves the queue in its order.
+            choice = choose(dialog, rules, self.board, now)
+            if choice.action != "wait":
+                self._apply(dialog, choice, rules, now)
+                dialog = self.board.dialogs[dialog.dialog_id]
         return dialog
 
     def _join_position(self, line_id: str) -> int:

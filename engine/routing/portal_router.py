@@ -259,8 +259,12 @@ class PortalRouter:
         while True:
             await self._inbox_wake.wait()
             self._inbox_wake.clear()
-            while await self._route_some():
-                pass
+            try:
+                while await self._route_some():
+                    pass
+            except Exception:
+                self._inbox_wake.set()  # the rows are still there: the next round routes them
+                raise
 
     async def _route_some(self) -> bool:
         store = self._store.store

@@ -30,6 +30,11 @@ class RulesHolder:
             fingerprint = rules_fingerprint(self._rules_dir)
         except OSError as exc:
             self.error = f"{self._rules_dir}: cannot read the rules folder: {exc}"
+            self._tried = None  # read it again once it is back, even unchanged
+            return False
+        if not self._rules_dir.is_dir() and self.rules.lines:
+            self.error = f"{self._rules_dir}: the rules folder is gone; the rules in force stay"
+            self._tried = None
             return False
         if fingerprint == self._tried and not force:
             return False

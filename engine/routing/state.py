@@ -80,31 +80,24 @@ class DialogState:
             return (self.operator_id,)
         return ()
 
+    def _view_fields(self) -> dict[str, Any]:
+        return {
+            "id": self.dialog_id,
+            "line_id": self.line_id,
+            "connector_id": self.connector_id,
+            "channel": self.channel,
+            "customer_id": self.customer_id,
+            "state": self.state,
+            "operator_id": self.operator_id,
+            "offered_to": self.offered_to,
+        }
+
     def view(self) -> DialogView:
-        return DialogView(
-            id=self.dialog_id,
-            line_id=self.line_id,
-            connector_id=self.connector_id,
-            channel=self.channel,
-            customer_id=self.customer_id,
-            state=self.state,
-            operator_id=self.operator_id,
-            offered_to=self.offered_to,
-        )
+        return DialogView(**self._view_fields())
 
     def view_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "id": self.dialog_id,
-                "line_id": self.line_id,
-                "connector_id": self.connector_id,
-                "channel": self.channel,
-                "customer_id": self.customer_id,
-                "state": self.state,
-                "operator_id": self.operator_id,
-                "offered_to": self.offered_to,
-            }
-        )
+        """``view()`` as JSON, without building the model (every event is stamped)."""
+        return orjson.dumps(self._view_fields())
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -37,8 +37,9 @@ async def test_portal_and_connector_added_through_the_api_work_without_restart(
         assert status == 200, body
 
         assert await send(engine, "late-shop", "c", "welcome") == 200
-        [event] = await late.wait_for_events(1)
+        [event] = await late.wait_for_events(1, "message.")
         assert event["data"]["content"]["text"] == "welcome"
+        assert [e["type"] for e in late.events] == ["dialog.queued", "message.received"]
 
         status, body = await engine.admin("GET", "/admin/v1/registry")
         assert status == 200
@@ -81,32 +82,78 @@ async def test_admin_refusals(tmp_path: Path, portal: PortalStandIn) -> None:
         await stop_engine(engine)
 
 
+async def go_online(engine: RunningEngine, portal: PortalStandIn, operator_id: str) -> None:
+    status, body = await engine.portal_call(
+        portal, "PUT", f"/api/v1/operators/{operator_id}/status", {"status": "online"}
+    )
+    assert status == 200, body
+
+
+def assignments(portal: PortalStandIn) -> list[tuple[str, str]]:
+    """(dialog id, operator id) of every dialog.assigned the portal received, in order."""
+    return [
+        (e["dialog"]["id"], e["data"]["operator_id"]) for e in portal.of_types("dialog.assigned")
+    ]
+
+
 async def test_a_bad_rules_edit_keeps_the_old_rules(tmp_path: Path, portal: PortalStandIn) -> None:
-    rules = {"acme-support": {"portal": "acme", "line": "support", "operators": [{"id": "anna"}]}}
+    rules = {
+        "acme-support": {
+            "portal": "acme",
+            "line": "support",
+            "queue": {"members": [{"operator": "anna"}], "require_accept": False},
+        }
+    }
     config = engine_config(tmp_path, [portal.portal_config()], [custom_connector()], rules)
     engine = await start_engine(config)
     portal.engine_public_key_b64 = engine.engine_public_key_b64
     rules_file = config.rules_dir / "acme-support.yaml"
     try:
-        rules_file.write_text("portal: acme\nline: support\noperators: []\n")
+        rules_file.write_text("portal: acme\nline: support\nqueue:\n  members: []\n")
         status, body = await engine.admin("POST", "/admin/v1/rules/reload")
         assert (status, body["error"]) == (422, "invalid_config")
-        assert "acme-support.yaml:3: operators" in body["message"]
+        assert "acme-support.yaml:4: queue.members" in body["message"]
+        assert "version 1 stays in force" in body["message"]
         status, health = await engine.request("GET", "/healthz")
-        assert status == 200 and "operators" in health["rules_error"]
+        assert status == 200 and "queue.members" in health["rules_error"]
+        assert health["rules_version"] == 1
 
+        await go_online(engine, portal, "anna")
+        await go_online(engine, portal, "boris")
         assert await send(engine, "shop", "c1", "hello") == 200
-        [event] = await portal.wait_for_events(1)
-        assert event["dialog"]["operator_id"] == "anna"
+        await portal.wait_for_events(1, "dialog.assigned")
+        [first] = portal.messages()
+        c1 = first["dialog"]["id"]
+        assert assignments(portal) == [(c1, "anna")]
 
         rules_file.write_text(
-            yaml.safe_dump({**rules["acme-support"], "operators": [{"id": "boris"}]})
+            yaml.safe_dump(
+                {
+                    **rules["acme-support"],
+                    "queue": {"members": [{"operator": "boris"}], "require_accept": False},
+                }
+            )
         )
         status, body = await engine.admin("POST", "/admin/v1/rules/reload")
         assert status == 200 and body["rules_version"] >= 2
+        # anna left the line's queue: her dialog returns to it and boris takes it.
+        await portal.wait_for_events(2, "dialog.assigned")
+        [returned] = portal.of_types("dialog.returned")
+        assert returned["dialog"]["id"] == c1
+        assert returned["data"] == {"operator_id": "anna", "reason": "removed"}
+        assert assignments(portal) == [(c1, "anna"), (c1, "boris")]
+
         assert await send(engine, "shop", "c2", "hello") == 200
-        events = await portal.wait_for_events(2)
-        assert events[1]["dialog"]["operator_id"] == "boris"
+        await portal.wait_for_events(3, "dialog.assigned")
+        second = portal.messages()[1]
+        assert second["dialog"]["id"] != c1
+        assert assignments(portal) == [
+            (c1, "anna"),
+            (c1, "boris"),
+            (second["dialog"]["id"], "boris"),
+        ]
+        status, health = await engine.request("GET", "/healthz")
+        assert health["rules_error"] is None and health["rules_version"] >= 2
     finally:
         await stop_engine(engine)
 
@@ -128,9 +175,13 @@ async def test_pooled_portal_actors_serve_many_portals(tmp_path: Path) -> None:
             for seq in range(3):
                 assert await send(engine, f"c{n}", "chat", f"p{n}/{seq}", seq) == 200
         for n, stand_in in enumerate(portals):
-            events = await stand_in.wait_for_events(3)
-            assert [e["data"]["content"]["text"] for e in events] == [f"p{n}/{s}" for s in range(3)]
-            assert [e["seq"] for e in events] == [1, 2, 3]
+            messages = await stand_in.wait_for_events(3, "message.")
+            assert [e["data"]["content"]["text"] for e in messages] == [
+                f"p{n}/{s}" for s in range(3)
+            ]
+            events = stand_in.events
+            assert [e["type"] for e in events] == ["dialog.queued"] + ["message.received"] * 3
+            assert [e["seq"] for e in events] == [1, 2, 3, 4]
         outboxes = sorted(p.name for p in (config.data_dir / "outbox").glob("*.sqlite3"))
         assert outboxes == ["pool-0-of-2.sqlite3", "pool-1-of-2.sqlite3"]
     finally:

@@ -80,8 +80,10 @@ async def test_every_bad_request_is_refused_with_its_reason_and_nothing_is_lost(
         assert got_body["message"], path
 
     assert (await engine.push_custom([custom_message("c", 2, "after")]))[0] == 200
-    events = await portal.wait_for_events(2)
+    events = await portal.wait_for_events(2, "message.")
     assert [e["data"]["content"]["text"] for e in events] == ["before", "after"]
+    assert [e["type"] for e in portal.events] == ["dialog.queued"] + ["message.received"] * 2
+    assert [e["seq"] for e in portal.events] == [1, 2, 3]
 
     metrics = await engine.metrics()
     for reason in (

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,11 @@ from tests.harness import RunningEngine, engine_config, start_engine, stop_engin
 from tests.standins.portal import PortalStandIn, ScriptedFailure
 
 pytestmark = pytest.mark.usefixtures("ray_session")
+
+OPENED_WITH_3_MESSAGES = ["dialog.queued"] + ["message.received"] * 3
+OPENED_WITH_5_MESSAGES = ["dialog.queued"] + ["message.received"] * 5
+"""A new conversation's stream: the dialog queues (no rules: nobody takes it), then its
+messages."""
 
 
 async def send(engine: RunningEngine, connector: str, messages: list[dict[str, object]]) -> None:
@@ -46,13 +52,15 @@ async def test_a_portal_that_is_down_delays_only_itself(
         await send(engine, "shop", [custom_message("a", i, f"acme {i}") for i in range(5)])
         await send(engine, "mart", [custom_message("g", i, f"globex {i}") for i in range(5)])
 
-        await second_portal.wait_for_events(5)
+        await second_portal.wait_for_events(5, "message.")
         # The failing portal needs three 1-second Retry-Afters before it takes anything: the
         # healthy one got everything while the failing one still had nothing.
         assert portal.events == [], "the healthy portal waited for the failing one"
+        assert [e["type"] for e in second_portal.events] == OPENED_WITH_5_MESSAGES
 
-        await portal.wait_for_events(5, timeout_s=30)
-        assert [e["data"]["content"]["text"] for e in portal.events] == [
+        await portal.wait_for_events(5, "message.", timeout_s=30)
+        assert [e["type"] for e in portal.events] == OPENED_WITH_5_MESSAGES
+        assert [e["data"]["content"]["text"] for e in portal.messages()] == [
             f"acme {i}" for i in range(5)
         ]
         assert portal.attempts == 4
@@ -78,7 +86,7 @@ async def test_after_the_ttl_events_go_to_dead_letters_that_the_api_lists(
     try:
         await send(engine, "shop", [custom_message("a", i, f"m{i}") for i in range(3)])
         deadline = time.monotonic() + 60
-        letters: list[dict[str, object]] = []
+        letters: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             await engine.advance(1800)
             status, body = await engine.portal_call(portal, "GET", "/api/v1/dead-letters")
@@ -86,14 +94,18 @@ async def test_after_the_ttl_events_go_to_dead_letters_that_the_api_lists(
             letters = body["dead_letters"]
             if letters:
                 break
-        assert [letter["data"]["content"]["text"] for letter in letters] == ["m0", "m1", "m2"]
+        # Every event of the stream dead-letters, the dialog's own events too.
+        assert [letter["type"] for letter in letters] == OPENED_WITH_3_MESSAGES
+        assert [letter["seq"] for letter in letters] == [1, 2, 3, 4]
+        assert [letter["data"]["content"]["text"] for letter in letters[1:]] == ["m0", "m1", "m2"]
+        assert len({letter["dialog"]["id"] for letter in letters}) == 1
         assert all("ttl_s=86400" in str(letter["reason"]) for letter in letters)
         assert portal.events == []
         assert 3 <= portal.attempts <= 60
         metrics = await engine.metrics()
-        assert metrics['openlines_dead_lettered_total{portal="acme"}'] == 3
+        assert metrics['openlines_dead_lettered_total{portal="acme"}'] == 4
         assert metrics['openlines_outbox_depth{portal="acme"}'] == 0
-        assert metrics['openlines_dead_letters{portal="acme"}'] == 3
+        assert metrics['openlines_dead_letters{portal="acme"}'] == 4
     finally:
         await stop_engine(engine)
 
@@ -115,13 +127,17 @@ async def test_parallel_queue_keeps_each_dialog_in_order_with_batches_in_flight(
             await asyncio.gather(
                 *(send(engine, "shop", [custom_message(c, round_, f"{c}/{round_}")]) for c in chats)
             )
-        events = await portal.wait_for_events(120, timeout_s=60)
+        await portal.wait_for_events(120, "message.", timeout_s=60)
+        events = portal.events
+        dialog_of_chat = {e["data"]["dialog_key"]: e["dialog"]["id"] for e in portal.messages()}
+        assert len(set(dialog_of_chat.values())) == 12
         for chat in chats:
-            texts = [
-                e["data"]["content"]["text"] for e in events if e["data"]["dialog_key"] == chat
+            stream = [e for e in events if e["dialog"]["id"] == dialog_of_chat[chat]]
+            assert [e["type"] for e in stream] == ["dialog.queued"] + ["message.received"] * 10
+            assert [e["data"]["content"]["text"] for e in stream[1:]] == [
+                f"{chat}/{r}" for r in range(10)
             ]
-            assert texts == [f"{chat}/{r}" for r in range(10)]
-        assert sorted(e["seq"] for e in events) == list(range(1, 121))
+        assert sorted(e["seq"] for e in events) == list(range(1, 133))
         assert len({batch["stream"] for batch in portal.batches}) > 1
         assert portal.max_in_flight > 1
     finally:
@@ -140,9 +156,11 @@ async def test_sequential_queue_has_one_batch_in_flight(
     try:
         for chat in range(6):
             await send(engine, "shop", [custom_message(f"c{chat}", i, "x") for i in range(5)])
-        events = await portal.wait_for_events(30, timeout_s=30)
-        assert [e["seq"] for e in events] == list(range(1, 31))
+        await portal.wait_for_events(30, "message.", timeout_s=30)
+        events = portal.events
+        assert [e["type"] for e in events].count("dialog.queued") == 6
+        assert [e["seq"] for e in events] == list(range(1, 37))
         assert portal.max_in_flight == 1
-        assert len(portal.batches) >= 6
+        assert len(portal.batches) >= 8  # 36 events, at most 5 a batch
     finally:
         await stop_engine(engine)

@@ -18,7 +18,13 @@ from tests.standins.telegram_api import TelegramApiStandIn, post_update
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 SECRET = "telegram-secret-token"
-RULES = {"acme-support": {"portal": "acme", "line": "support", "operators": [{"id": "anna"}]}}
+RULES = {
+    "acme-support": {
+        "portal": "acme",
+        "line": "support",
+        "queue": {"members": [{"operator": "anna"}]},
+    }
+}
 
 
 def update(
@@ -72,7 +78,7 @@ async def test_parallel_webhooks_of_one_chat_arrive_in_update_id_order(
     statuses = await asyncio.gather(*(post(engine, u) for u in updates))
 
     assert statuses == [200] * 12
-    events = await portal.wait_for_events(12)
+    events = await portal.wait_for_events(12, "message.", "reply.")
     assert [e["data"]["channel_event_id"] for e in events] == [str(1000 + i) for i in range(12)]
     assert [e["data"]["content"]["text"] for e in events] == [f"part {i}" for i in range(12)]
 
@@ -96,7 +102,7 @@ async def test_edit_arrives_as_edit_and_ignored_updates_get_200(
     }
     assert await post(engine, channel_post) == 200
 
-    events = await portal.wait_for_events(2)
+    events = await portal.wait_for_events(2, "message.", "reply.")
 
     assert [e["type"] for e in events] == ["message.received", "message.edited"]
     assert events[1]["data"]["channel_message_id"] == "1"
@@ -108,7 +114,7 @@ async def test_operator_reply_reaches_telegram_and_outcome_reaches_portal(
     engine: RunningEngine, portal: PortalStandIn, telegram: TelegramApiStandIn
 ) -> None:
     assert await post(engine, update(10, 4242, "hello")) == 200
-    [event] = await portal.wait_for_events(1)
+    [event] = await portal.wait_for_events(1, "message.", "reply.")
     dialog_id = event["dialog"]["id"]
 
     status, body = await engine.portal_call(
@@ -119,7 +125,7 @@ async def test_operator_reply_reaches_telegram_and_outcome_reaches_portal(
     )
 
     assert status == 202, body
-    outcome = (await portal.wait_for_events(2))[1]
+    outcome = (await portal.wait_for_events(2, "message.", "reply."))[1]
     assert outcome["type"] == "reply.sent"
     assert outcome["data"]["reply_id"] == body["reply_id"]
     assert outcome["data"]["client_id"] == "op-1"
@@ -135,7 +141,7 @@ async def test_blocked_bot_reply_fails_with_the_reason(
     engine: RunningEngine, portal: PortalStandIn, telegram: TelegramApiStandIn
 ) -> None:
     assert await post(engine, update(11, 77, "hello")) == 200
-    [event] = await portal.wait_for_events(1)
+    [event] = await portal.wait_for_events(1, "message.", "reply.")
     telegram.block_next()
 
     status, _ = await engine.portal_call(
@@ -146,7 +152,7 @@ async def test_blocked_bot_reply_fails_with_the_reason(
     )
 
     assert status == 202
-    outcome = (await portal.wait_for_events(2))[1]
+    outcome = (await portal.wait_for_events(2, "message.", "reply."))[1]
     assert outcome["type"] == "reply.failed"
     assert "blocked" in outcome["data"]["error"]
 
@@ -161,7 +167,7 @@ async def test_reply_refusals(engine: RunningEngine, portal: PortalStandIn) -> N
     assert status == 404 and "customer writes first" in body["message"]
 
     assert await post(engine, update(12, 99, "hello")) == 200
-    [event] = await portal.wait_for_events(1)
+    [event] = await portal.wait_for_events(1, "message.", "reply.")
     path = f"/api/v1/dialogs/{event['dialog']['id']}/messages"
     payload = b'{"content": {"kind": "text", "text": "hi"}}'
     headers = portal.side.sign_request("POST", path, payload)
@@ -194,7 +200,7 @@ async def test_wrong_secret_is_refused_and_nothing_stored(
     assert await post(engine, update(21, 5, "unsigned"), secret=None) == 401
     assert await post(engine, update(22, 5, "genuine")) == 200
 
-    events = await portal.wait_for_events(1)
+    events = await portal.wait_for_events(1, "message.", "reply.")
     assert [e["data"]["content"]["text"] for e in events] == ["genuine"]
     metrics = await engine.metrics()
     assert metrics['openlines_rejected_total{reason="bad_signature"}'] == 2

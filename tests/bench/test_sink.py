@@ -51,6 +51,41 @@ async def client(keys: Keys) -> AsyncIterator[Client]:
         yield test_client
 
 
+def dialog_view(dialog: str, state: str = "waiting") -> dict[str, Any]:
+    return {
+        "id": f"dlg_{dialog}",
+        "line_id": "support",
+        "connector_id": "shop",
+        "channel": "custom",
+        "customer_id": f"cust-{dialog}",
+        "state": state,
+        "operator_id": "anna" if state == "assigned" else None,
+        "offered_to": [],
+    }
+
+
+def dialog_event(
+    number: int, dialog: str, kind: str, seq: int, data: dict[str, Any]
+) -> dict[str, Any]:
+    """An event the engine makes about a dialog (``dialog.queued``, ``dialog.assigned``)."""
+    state = "assigned" if kind == "dialog.assigned" else "waiting"
+    return {
+        "id": f"evt_{number}",
+        "seq": seq,
+        "type": kind,
+        "best_effort": False,
+        "occurred_at": time.time(),
+        "dialog": dialog_view(dialog, state),
+        "data": data,
+    }
+
+
+def queued(number: int, dialog: str, seq: int) -> dict[str, Any]:
+    return dialog_event(
+        number, dialog, "dialog.queued", seq, {"reason": "new", "position": 1, "opens_at": None}
+    )
+
+
 def event(
     number: int, dialog: str, order_key: int, seq: int | None, sent_ns: int | None = None
 ) -> dict[str, Any]:
@@ -61,7 +96,7 @@ def event(
         "type": "message.received",
         "best_effort": False,
         "occurred_at": time.time(),
-        "dialog": {"id": f"dlg_{dialog}", "opened": False},
+        "dialog": dialog_view(dialog),
         "data": {
             "dialog_key": dialog,
             "channel_event_id": str(order_key),
@@ -113,9 +148,9 @@ async def test_counts_events_per_portal_and_latency_from_the_stamp(
     assert await post(client, keys, "beta", beta) == 204
 
     result = await stats(client, per_portal=True)
-    assert result["events"] == 5
+    assert result["events"] == result["messages"] == 5
     assert result["batches"] == 2
-    assert result["per_portal"] == {"alpha": 3, "beta": 2}
+    assert result["per_portal"] == result["per_portal_messages"] == {"alpha": 3, "beta": 2}
     assert result["duplicates"] == result["order_violations"] == result["seq_problems"] == 0
     latency = result["latency_ms"]
     assert latency["count"] == 5
@@ -133,8 +168,54 @@ async def test_a_redelivered_event_is_a_duplicate_not_a_new_event(
 
     result = await stats(client)
     assert (result["events"], result["duplicates"], result["batches"]) == (3, 2, 2)
+    assert (result["messages"], result["message_duplicates"]) == (3, 2)
     assert result["seq_problems"] == result["order_violations"] == 0
     assert result["unstamped"] == 3
+
+
+async def test_dialog_events_are_checked_in_order_but_are_not_messages(
+    client: Client, keys: Keys
+) -> None:
+    sent_ns = time.monotonic_ns()
+    stream = [
+        queued(1, "a", 1),
+        event(2, "a", 10, 2, sent_ns),
+        dialog_event(3, "a", "dialog.assigned", 3, {"operator_id": "anna", "via": "direct"}),
+        event(4, "a", 11, 4, sent_ns),
+    ]
+    assert await post(client, keys, "alpha", stream) == 204
+    assert await post(client, keys, "alpha", stream[2:]) == 204  # a retried batch, in part
+
+    result = await stats(client, per_portal=True)
+    assert (result["events"], result["duplicates"]) == (4, 2)
+    assert (result["messages"], result["message_duplicates"]) == (2, 1)
+    assert result["per_portal"] == {"alpha": 4} and result["per_portal_messages"] == {"alpha": 2}
+    assert (result["unstamped"], result["latency_ms"]["count"]) == (0, 2)
+    assert result["seq_problems"] == result["order_violations"] == 0
+
+
+async def test_a_missing_dialog_event_is_a_seq_hole(client: Client, keys: Keys) -> None:
+    assert await post(client, keys, "alpha", [queued(1, "a", 1), event(2, "a", 1, 2)]) == 204
+    assert await post(client, keys, "alpha", [event(4, "a", 2, 4)]) == 204  # seq 3 never came
+
+    result = await stats(client)
+    assert (result["seq_holes"], result["seq_problems"]) == (1, 1)
+    assert result["messages"] == 2
+
+
+async def test_a_dialog_queued_after_its_dialogs_messages_is_out_of_order(
+    client: Client, keys: Keys
+) -> None:
+    events = [event(1, "a", 1, 1), queued(2, "a", 2), queued(3, "b", 3), event(4, "b", 1, 4)]
+    assert await post(client, keys, "alpha", events) == 204
+    transferred = dialog_event(
+        5, "b", "dialog.queued", 5, {"reason": "transferred", "position": 1, "opens_at": None}
+    )
+    assert await post(client, keys, "alpha", [transferred]) == 204  # queued again: in order
+
+    result = await stats(client)
+    assert result["order_violations"] == 1
+    assert result["seq_problems"] == 0
 
 
 async def test_the_same_event_id_in_two_portals_is_not_a_duplicate(

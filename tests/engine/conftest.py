@@ -50,8 +50,7 @@ OPERATORS = ("op-a", "op-b", "op-c")
 RULES = {
     "p1-support.yaml": f"portal: p1\nline: {LINE_ID}\nqueue:\n  members:\n"
     + "".join(f"    - operator: {operator}\n" for operator in OPERATORS),
-    "p2-support.yaml": f"portal: p2\nline: {LINE_ID}\nqueue:\n  members:\n"
-    "    - operator: op-z\n",
+    "p2-support.yaml": f"portal: p2\nline: {LINE_ID}\nqueue:\n  members:\n    - operator: op-z\n",
 }
 
 

@@ -8,7 +8,6 @@ from engine.errors import ConflictError, NotFoundError
 from engine.routing.plan import CustomerOwners
 from tests.engine.routing_kit import T0, Kit, line_rules, portal_rules
 
-
 # -- distribution ----------------------------------------------------------------------------
 
 
@@ -119,7 +118,9 @@ def test_an_operator_never_gets_more_than_their_capacity_and_a_finish_frees_a_pl
 
     assert kit.dialog_of("3").operator_id == "a"  # type: ignore[union-attr]
     assert kit.dialog_of("1") is None
-    assert kit.data("dialog.closed", "1") == [{"reason": "finished", "operator_id": "a", "closed_by": None}]
+    assert kit.data("dialog.closed", "1") == [
+        {"reason": "finished", "operator_id": "a", "closed_by": None}
+    ]
 
 
 def test_capacity_across_lines_counts_every_line_of_the_portal() -> None:

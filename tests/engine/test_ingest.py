@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from engine.clock import ManualClock
-from engine.ingest import IngestBatcher
-from engine.store.records import OutboxRecord, dialog_ref
-from tests.engine.conftest import eventually
+from engine.ingest import IngestBatcher, outbox_record
+from engine.store.records import Conversation, OutboxRecord
+from tests.engine.conftest import eventually, inbound_message
 
 LINGER_S = 0.002
 
@@ -19,12 +19,37 @@ def record(name: str, portal_id: str = "p1") -> OutboxRecord:
         portal_id=portal_id,
         event_id=name,
         kind="message.received",
-        dialog_ref=dialog_ref("tg-1", "42"),
+        conversation=Conversation(
+            line_id="support",
+            connector_id="tg-1",
+            channel="telegram",
+            dialog_key="42",
+            customer_id="42",
+        ),
         order_key=0,
         received_at=0.0,
         payload=b"{}",
         dedup_key=name,
     )
+
+
+def test_a_message_is_stored_with_its_conversation_and_dedup_key() -> None:
+    message = inbound_message(
+        "p1", "42", 7, received_at=5.0, delivery="best_effort", event_no="upd-9"
+    )
+    stored = outbox_record(message.model_copy(update={"action": "edit"}))
+    assert stored.conversation == Conversation(
+        line_id="support",
+        connector_id="tg-1",
+        channel="telegram",
+        dialog_key="42",
+        customer_id="42",
+    )
+    assert (stored.portal_id, stored.event_id, stored.kind) == ("p1", message.id, "message.edited")
+    assert stored.dedup_key == "tg-1\x00upd-9"
+    assert stored.dialog_ref == "tg-1\x0042"
+    assert (stored.order_key, stored.received_at, stored.best_effort) == (7, 5.0, True)
+    assert outbox_record(message).kind == "message.received"
 
 
 class Destination:

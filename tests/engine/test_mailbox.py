@@ -1,5 +1,5 @@
-"""Portal mailboxes end to end without Ray: a real SQLite outbox, the real router, sealed
-batches to a real portal stand-in on 127.0.0.1, and time only from the manual clock."""
+"""Portal mailboxes end to end without Ray: a real SQLite outbox, the real portal router,
+sealed batches to a real portal stand-in on 127.0.0.1, and time only from the manual clock."""
 
 from __future__ import annotations
 
@@ -8,19 +8,82 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 
 from engine.clock import ManualClock
 from engine.delivery.host import MailboxHost
+from engine.events import DialogView
 from engine.metrics import Counters
 from engine.store.records import dialog_hash, dialog_ref
-from tests.engine.conftest import TG_CONNECTOR, HostKit, eventually
+from tests.engine.conftest import LINE_ID, TG_CONNECTOR, HostKit, eventually
 from tests.standins.portal import PortalStandIn, ScriptedFailure
 
+Event = dict[str, Any]
 
-def texts(events: list[dict[str, Any]]) -> list[str]:
-    return [event["data"]["content"]["text"] for event in events]
+
+def texts(events: list[Event]) -> list[str]:
+    """What the customers wrote, in delivery order (engine events have no text)."""
+    return [e["data"]["content"]["text"] for e in events if e["type"] == "message.received"]
+
+
+def types(events: list[Event]) -> list[str]:
+    return [event["type"] for event in events]
+
+
+def by_dialog(events: list[Event]) -> dict[str, list[Event]]:
+    """Each dialog's events in delivery order, by dialog id."""
+    found: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        found[event["dialog"]["id"]].append(event)
+    return dict(found)
+
+
+def view(
+    event: Event,
+    chat: str,
+    state: str = "waiting",
+    operator_id: str | None = None,
+    offered_to: tuple[str, ...] = (),
+) -> DialogView:
+    """The ``DialogView`` a Telegram chat's event must carry at its place in the stream."""
+    return DialogView(
+        id=event["dialog"]["id"],
+        line_id=LINE_ID,
+        connector_id=TG_CONNECTOR,
+        channel="telegram",
+        customer_id=chat,
+        state=state,  # type: ignore[arg-type]
+        operator_id=operator_id,
+        offered_to=offered_to,
+    )
+
+
+def shown(event: Event) -> DialogView:
+    return DialogView.model_validate(event["dialog"])
+
+
+def assert_new_waiting_dialogs(events: list[Event], chats: list[str]) -> None:
+    """Every chat's stream starts with ``dialog.queued`` (a new dialog) and every event shows
+    the dialog waiting for an operator (all operators are offline)."""
+    streams = by_dialog(events)
+    assert len(streams) == len(chats)
+    for stream in streams.values():
+        first = stream[0]
+        assert first["type"] == "dialog.queued"
+        assert first["data"]["reason"] == "new"
+        assert [e["type"] for e in stream[1:]] == ["message.received"] * (len(stream) - 1)
+        chat = stream[1]["data"]["dialog_key"]
+        assert chat in chats
+        for event in stream:
+            assert shown(event) == view(first, chat)
+
+
+async def routed(kit: HostKit, portal_id: str = "p1") -> None:
+    """Wait until every stored message has joined its dialog's stream."""
+    reader = kit.reader()
+    await eventually(lambda: reader.inbox(portal_id, 1) == [], what="the inbox routed")
 
 
 def keys_on_streams(streams: int, per_stream: int) -> list[str]:
@@ -40,6 +103,7 @@ async def test_a_batch_waits_for_the_linger_then_arrives_sealed_and_ordered(
     kit: HostKit, portal: PortalStandIn
 ) -> None:
     host = await kit.host(kit.config(portal, linger_ms=50))
+    appended_at = kit.clock.now()
     accepted = await host.append(
         [kit.record("42", 1), kit.record("42", 2), kit.record("7", 1), kit.record("42", 1)]
     )
@@ -51,24 +115,98 @@ async def test_a_batch_waits_for_the_linger_then_arrives_sealed_and_ordered(
     assert portal.attempts == 0
 
     await kit.clock.advance(0.002)
-    await portal.wait_for_events(3)
+    await portal.wait_for_events(5)
     (batch,) = portal.batches
     assert portal.rejected == []
     assert batch["portal_id"] == "p1"
     assert batch["attempt"] == 1
     assert batch["sent_at"] == kit.clock.now()
-    assert [e["seq"] for e in batch["events"]] == [1, 2, 3]
-    assert [e["type"] for e in batch["events"]] == ["message.received"] * 3
-    assert texts(batch["events"]) == ["42 says 1", "42 says 2", "7 says 1"]
-    first, second, other = batch["events"]
-    assert first["dialog"]["opened"] is True
-    assert second["dialog"]["opened"] is False
+    events = batch["events"]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert types(events) == [
+        "dialog.queued",
+        "message.received",
+        "message.received",
+        "dialog.queued",
+        "message.received",
+    ]
+    assert texts(events) == ["42 says 1", "42 says 2", "7 says 1"]
+    queued, first, second, other_queued, other = events
     assert first["dialog"]["id"] == second["dialog"]["id"] != other["dialog"]["id"]
-    assert (first["dialog"]["operator_id"], other["dialog"]["operator_id"]) == ("op-a", "op-b")
-    assert first["dialog"]["line_id"] == "support"
-    assert kit.resolver.calls == 1  # one router call for the whole batch
-    await eventually(lambda: host.counters.value("openlines_delivered_total", portal="p1") == 3)
+    assert queued["dialog"]["id"] == first["dialog"]["id"]
+    assert other_queued["dialog"]["id"] == other["dialog"]["id"]
+    # one append of three messages for two chats opens exactly two dialogs, in queue order
+    assert queued["data"] == {"reason": "new", "position": 1, "opens_at": None}
+    assert other_queued["data"] == {"reason": "new", "position": 2, "opens_at": None}
+    assert queued["occurred_at"] == other_queued["occurred_at"] == appended_at
+    assert_new_waiting_dialogs(events, ["42", "7"])
+    assert host.counters.value("openlines_dialogs_opened_total", portal="p1") == 2
+    await eventually(lambda: host.counters.value("openlines_delivered_total", portal="p1") == 5)
     assert (await host.gauges())["p1"] == (0, 0)
+
+
+async def test_every_event_shows_the_dialog_as_it_stood_at_its_place(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    host = await kit.host(kit.config(portal, linger_ms=0))
+    router = host.router("p1")
+    await router.set_operator("op-a", "online", None)
+    await host.append([kit.record("42", 1)])
+    queued, offered, message = await portal.wait_for_events(3)
+    assert types([queued, offered, message]) == [
+        "dialog.queued",
+        "dialog.offered",
+        "message.received",
+    ]
+    # nobody waited before it: decided at once, so its first message shows the offer
+    assert shown(queued) == view(queued, "42")
+    assert shown(offered) == shown(message) == view(queued, "42", "offered", offered_to=("op-a",))
+    assert offered["data"]["operator_ids"] == ["op-a"]
+    assert offered["data"]["accept_timeout_s"] == 60.0
+
+    await router.accept(queued["dialog"]["id"], "op-a")
+    await host.append([kit.record("42", 2)])
+    assigned, later = (await portal.wait_for_events(5))[3:]
+    assert assigned["type"] == "dialog.assigned"
+    assert assigned["data"] == {"operator_id": "op-a", "via": "accept", "decision_id": None}
+    assert shown(assigned) == shown(later) == view(queued, "42", "assigned", "op-a")
+    assert texts([later]) == ["42 says 2"]
+    assert [e["seq"] for e in portal.events] == [1, 2, 3, 4, 5]
+
+
+async def test_a_message_put_back_in_order_shows_the_dialog_of_its_slot(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    host = await kit.host(kit.config(portal, linger_ms=1000))
+    router = host.router("p1")
+    await router.set_operator("op-a", "online", None)
+    await host.append([kit.record("42", 2)])  # the later message's webhook came first
+    await eventually(lambda: kit.clock.sleepers == 1, what="the linger")
+    dialog = await kit.dialog(host)
+    await router.accept(dialog.dialog_id, "op-a")
+    await host.append([kit.record("42", 1)])
+    await routed(kit)
+
+    await kit.clock.advance(1)
+    events = await portal.wait_for_events(5)
+    assert types(events) == [
+        "dialog.queued",
+        "dialog.offered",
+        "message.received",
+        "dialog.assigned",
+        "message.received",
+    ]
+    assert texts(events) == ["42 says 1", "42 says 2"]
+    # the first message written sits where the dialog was offered; the second, stored
+    # first, now sits after the assignment and names the operator
+    assert [shown(e) for e in events] == [
+        view(events[0], "42"),
+        view(events[0], "42", "offered", offered_to=("op-a",)),
+        view(events[0], "42", "offered", offered_to=("op-a",)),
+        view(events[0], "42", "assigned", "op-a"),
+        view(events[0], "42", "assigned", "op-a"),
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
 
 
 async def test_a_dialog_is_put_back_in_the_order_the_customer_wrote(
@@ -78,12 +216,22 @@ async def test_a_dialog_is_put_back_in_the_order_the_customer_wrote(
     # webhooks of one chat arrived over parallel connections, out of order
     await host.append([kit.record("42", 3), kit.record("7", 2), kit.record("42", 1)])
     await host.append([kit.record("7", 1), kit.record("42", 2)])
+    await routed(kit)  # both appends in the streams before the linger ends
     await kit.advance_when_waiting(0.01)
-    events = await portal.wait_for_events(5)
+    events = await portal.wait_for_events(7)
+    assert len(portal.batches) == 1
     assert texts(events) == ["42 says 1", "7 says 1", "42 says 2", "7 says 2", "42 says 3"]
-    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
-    opened = [e["dialog"]["opened"] for e in events]
-    assert opened == [True, True, False, False, False]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6, 7]
+    assert types(events) == [
+        "dialog.queued",
+        "message.received",
+        "dialog.queued",
+        "message.received",
+        "message.received",
+        "message.received",
+        "message.received",
+    ]
+    assert_new_waiting_dialogs(events, ["42", "7"])
 
 
 async def test_a_sequential_queue_has_one_batch_in_flight(
@@ -95,18 +243,19 @@ async def test_a_sequential_queue_has_one_batch_in_flight(
 
     await eventually(lambda: portal.attempts == 1 and kit.clock.sleepers == 1)
     (in_flight,) = kit.reader().open_batches("p1")
-    assert len(in_flight.events) == 2
-    assert (await host.gauges())["p1"] == (5, 0)
+    assert [e.kind for e in in_flight.events] == ["dialog.queued", "message.received"]
+    assert (await host.gauges())["p1"] == (6, 0)
     await kit.clock.advance(29)
     assert portal.attempts == 1  # the next batch does not overtake the failing one
 
     await kit.clock.advance(1)
-    events = await portal.wait_for_events(5)
-    assert [len(batch["events"]) for batch in portal.batches] == [2, 2, 1]
+    events = await portal.wait_for_events(6)
+    assert [len(batch["events"]) for batch in portal.batches] == [2, 2, 2]
     assert portal.batches[0]["batch_id"] == in_flight.batch_id
     assert portal.batches[0]["attempt"] == 2
-    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
     assert texts(events) == [f"42 says {n}" for n in range(1, 6)]
+    assert_new_waiting_dialogs(events, ["42"])
     assert portal.attempts == 4
 
 
@@ -121,10 +270,13 @@ async def test_retry_after_is_honoured_on_the_clock(kit: HostKit, portal: Portal
     assert portal.attempts == 1
 
     await kit.clock.advance(0.2)
-    (event,) = await portal.wait_for_events(1)
+    events = await portal.wait_for_events(2)
     assert portal.attempts == 2
     assert portal.batches[0]["attempt"] == 2
-    assert event["seq"] == 1
+    assert [(e["seq"], e["type"]) for e in events] == [
+        (1, "dialog.queued"),
+        (2, "message.received"),
+    ]
     assert host.counters.value("openlines_retried_total", portal="p1") == 1
     stored = kit.reader()
     await eventually(lambda: stored.depth("p1") == 0, what="the ack")  # it follows the 2xx
@@ -146,24 +298,33 @@ async def test_a_portal_down_for_a_day_sends_everything_to_dead_letters(
 
     await eventually(lambda: portal.attempts == 1 and kit.clock.sleepers == 1)
     for _ in range(60):
-        await eventually(lambda: kit.clock.sleepers == 1 or dead() == 3)
-        if dead() == 3:
+        await eventually(lambda: kit.clock.sleepers == 1 or dead() == 5)
+        if dead() == 5:
             break
-        assert (await host.gauges())["p1"] == (3, 0)  # nothing lost on the way
+        assert (await host.gauges())["p1"] == (5, 0)  # nothing lost on the way
         await kit.clock.advance(3600)
-    assert dead() == 3
+    assert dead() == 5
     assert kit.clock.now() - started >= 86_400
 
     letters = await host.dead_letters("p1", "req-1", limit=10, after_event_id=None)
-    assert [d.event_id for d in letters] == [r.event_id for r in records]
-    assert [d.seq for d in letters] == [1, 2, 3]
+    assert [d.kind for d in letters] == [
+        "dialog.queued",
+        "message.received",
+        "dialog.queued",
+        "message.received",
+        "message.received",
+    ]
+    messages = [d for d in letters if d.kind == "message.received"]
+    assert [d.event_id for d in messages] == [r.event_id for r in records]
+    assert [d.seq for d in letters] == [1, 2, 3, 4, 5]
     for letter in letters:
         assert letter.reason.startswith("not delivered within ttl_s=86400 after ")
         assert letter.dead_at - letter.received_at >= 86_400
+        assert orjson.loads(letter.dialog_json)["state"] == "waiting"
     assert portal.batches == []
     assert portal.attempts >= 24  # retried through the day, every 30-60 min at the cap
     assert host.counters.value("openlines_retried_total", portal="p1") == portal.attempts
-    assert (await host.gauges())["p1"] == (0, 3)
+    assert (await host.gauges())["p1"] == (0, 5)
     assert kit.reader().open_batches("p1") == []
 
 
@@ -182,12 +343,13 @@ async def test_best_effort_events_get_one_attempt_guaranteed_ones_are_retried(
     await eventually(lambda: portal.attempts == 1 and kit.clock.sleepers == 1)
     assert host.counters.value("openlines_dropped_total", portal="p1") == 1
     (retrying,) = kit.reader().open_batches("p1")
-    assert [e.seq for e in retrying.events] == [1, 2]
+    assert [e.seq for e in retrying.events] == [1, 2, 3]  # the dropped one had none
 
     await kit.clock.advance(1)
-    events = await portal.wait_for_events(2)
+    events = await portal.wait_for_events(3)
+    assert types(events) == ["dialog.queued", "message.received", "message.received"]
     assert texts(events) == ["42 says 1", "42 says 3"]
-    assert [e["seq"] for e in events] == [1, 2]
+    assert [e["seq"] for e in events] == [1, 2, 3]
     stored = kit.reader()
     await eventually(lambda: stored.depth("p1") == 0, what="the ack")
     assert (await host.gauges())["p1"] == (0, 0)  # dropped, not dead-lettered
@@ -198,8 +360,12 @@ async def test_a_best_effort_event_that_gets_through_has_no_seq(
 ) -> None:
     host = await kit.host(kit.config(portal, linger_ms=0))
     await host.append([kit.record("42", 1, delivery="best_effort"), kit.record("42", 2)])
-    events = await portal.wait_for_events(2)
-    assert [(e["seq"], e["best_effort"]) for e in events] == [(None, True), (1, False)]
+    events = await portal.wait_for_events(3)
+    assert [(e["type"], e["seq"], e["best_effort"]) for e in events] == [
+        ("dialog.queued", 1, False),  # the dialog a best-effort message opened is not
+        ("message.received", None, True),
+        ("message.received", 2, False),
+    ]
 
 
 async def test_a_best_effort_portal_drops_a_failed_batch_at_once(
@@ -208,14 +374,15 @@ async def test_a_best_effort_portal_drops_a_failed_batch_at_once(
     host = await kit.host(kit.config(portal, linger_ms=0, delivery="best_effort"))
     portal.failures.append(ScriptedFailure(503, "5"))
     await host.append([kit.record("42", 1), kit.record("42", 2)])
-    await eventually(lambda: host.counters.value("openlines_dropped_total", portal="p1") == 2)
+    await eventually(lambda: host.counters.value("openlines_dropped_total", portal="p1") == 3)
     await kit.clock.advance(60)  # past the Retry-After: nothing is tried again
     assert portal.attempts == 1
     assert (await host.gauges())["p1"] == (0, 0)
 
     await host.append([kit.record("42", 3)])
     (event,) = await portal.wait_for_events(1)
-    assert texts([event]) == ["42 says 3"]
+    assert texts([event]) == ["42 says 3"]  # the dialog stayed open: no second dialog.queued
+    assert shown(event) == view(event, "42")
 
 
 async def test_a_parallel_queue_keeps_dialog_order_with_batches_in_flight_together(
@@ -234,19 +401,18 @@ async def test_a_parallel_queue_keeps_dialog_order_with_batches_in_flight_togeth
     assert sorted(batch.stream for batch in in_flight) == list(range(streams))
 
     await kit.clock.advance(10)
-    events = await portal.wait_for_events(len(dialogs) * 4)
+    events = await portal.wait_for_events(len(dialogs) * 5)
+    assert len(events) == len(dialogs) * 5
     assert sorted(e["seq"] for e in events) == list(range(1, len(events) + 1))
-    by_dialog: dict[str, list[str]] = defaultdict(list)
     streams_of: dict[str, set[int]] = defaultdict(set)
     for batch in portal.batches:
         for event in batch["events"]:
-            key = event["data"]["dialog_key"]
-            by_dialog[key].append(event["data"]["content"]["text"])
-            streams_of[key].add(batch["stream"])
-    assert sorted(by_dialog) == sorted(dialogs)
-    for key, said in by_dialog.items():
-        assert said == [f"{key} says {n}" for n in range(1, 5)]
-        assert len(streams_of[key]) == 1
+            streams_of[event["dialog"]["id"]].add(batch["stream"])
+    assert_new_waiting_dialogs(events, dialogs)
+    for stream in by_dialog(events).values():
+        key = stream[1]["data"]["dialog_key"]
+        assert texts(stream) == [f"{key} says {n}" for n in range(1, 5)]
+        assert len(streams_of[stream[0]["dialog"]["id"]]) == 1
     assert len({batch["stream"] for batch in portal.batches}) == streams
 
 
@@ -263,19 +429,22 @@ async def test_a_restart_resends_the_open_batch_with_the_same_ids(
 
     second_host = await kit.host(config)
     await kit.advance_when_waiting(60)
-    events = await portal.wait_for_events(3)
+    events = await portal.wait_for_events(5)
     (batch,) = portal.batches
     assert batch["batch_id"] == stored.batch_id
     assert batch["attempt"] == 2
     assert [e["id"] for e in events] == [e.event_id for e in stored.events]
-    assert [e["seq"] for e in events] == [1, 2, 3]
-    assert events[0]["dialog"]["opened"] is True  # as claimed before the restart
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    # the dialogs as stamped before the restart
+    assert [e["dialog"] for e in events] == [orjson.loads(e.dialog_json) for e in stored.events]
+    assert_new_waiting_dialogs(events, ["42", "7"])
 
     await second_host.append([kit.record("42", 3)])
-    (later,) = (await portal.wait_for_events(4))[3:]
-    assert later["seq"] == 4  # the sequence continues after the restart
-    assert later["dialog"]["id"] == events[0]["dialog"]["id"]
-    assert later["dialog"]["opened"] is False
+    (later,) = (await portal.wait_for_events(6))[5:]
+    assert later["seq"] == 6  # the sequence continues after the restart
+    assert later["type"] == "message.received"  # the restarted router knows the open dialog
+    assert shown(later) == view(events[0], "42")
+    assert len(portal.of_types("dialog.queued")) == 2
 
 
 async def test_a_restart_delivers_what_was_stored_but_not_batched(
@@ -289,8 +458,11 @@ async def test_a_restart_delivers_what_was_stored_but_not_batched(
 
     await kit.host(config)
     await kit.advance_when_waiting(1)
-    (event,) = await portal.wait_for_events(1)
-    assert event["seq"] == 1
+    events = await portal.wait_for_events(2)
+    assert [(e["seq"], e["type"]) for e in events] == [
+        (1, "dialog.queued"),
+        (2, "message.received"),
+    ]
 
 
 async def retried(kit: HostKit, standin: PortalStandIn, after_s: float) -> None:
@@ -308,15 +480,16 @@ async def test_a_failing_portal_does_not_delay_another(kit: HostKit) -> None:
         kit.config(healthy, linger_ms=0),
     )
     await host.append([kit.record("42", 1, portal_id="p1"), kit.record("42", 1, portal_id="p2")])
-    await healthy.wait_for_events(1)
+    await healthy.wait_for_events(1, "message.")
     for n in range(2, 5):
         await retried(kit, failing, after_s=1)
         await host.append([kit.record("42", n, portal_id="p2")])
-        await healthy.wait_for_events(n)
+        await healthy.wait_for_events(n, "message.")
     assert failing.batches == []
     assert failing.attempts >= 4
     assert texts(healthy.events) == [f"42 says {n}" for n in range(1, 5)]
-    assert (await host.gauges())["p1"] == (1, 0)
+    assert_new_waiting_dialogs(healthy.events, ["42"])
+    assert (await host.gauges())["p1"] == (2, 0)
 
 
 @pytest.fixture
@@ -354,7 +527,8 @@ async def test_a_hung_portal_does_not_hold_up_another(
     await host.append([kit.record("42", 1, portal_id="p1")])
     await eventually(lambda: len(received) == 1)
     await host.append([kit.record("42", 1, portal_id="p2"), kit.record("7", 1, portal_id="p2")])
-    await healthy.wait_for_events(2, timeout_s=5)
+    await healthy.wait_for_events(4, timeout_s=5)
+    assert texts(healthy.events) == ["42 says 1", "7 says 1"]
     assert not release.is_set()
 
 
@@ -363,8 +537,10 @@ async def test_counters_can_be_shared_by_the_actor(kit: HostKit, portal: PortalS
     host = await kit.host(kit.config(portal, linger_ms=0), counters=counters)
     assert host.counters is counters
     await host.append([kit.record("42", 1)])
-    await portal.wait_for_events(1)
+    await portal.wait_for_events(2)
     await eventually(lambda: counters.value("openlines_batches_delivered_total", portal="p1") == 1)
+    assert counters.value("openlines_delivered_total", portal="p1") == 2
+    assert counters.value("openlines_dialogs_opened_total", portal="p1") == 1
 
 
 async def test_mailbox_host_fixture_serves_p1(
@@ -373,7 +549,7 @@ async def test_mailbox_host_fixture_serves_p1(
     assert mailbox_host.portal_ids == ["p1"]
     await mailbox_host.append([kit.record("42", 1)])
     await kit.advance_when_waiting(0.002)
-    await portal.wait_for_events(1)
+    assert texts(await portal.wait_for_events(2)) == ["42 says 1"]
 
 
 async def test_configure_stops_portals_no_longer_wanted(
@@ -384,10 +560,18 @@ async def test_configure_stops_portals_no_longer_wanted(
     assert host.portal_ids == ["p1", "p2"]
     await host.configure([kit.config(other)])
     assert host.portal_ids == ["p2"]
-    await host.append([kit.record("42", 1, portal_id="p1")])
+    kept = kit.record("42", 1, portal_id="p1")
+    await host.append([kept])
     await kit.clock.advance(60)
     assert portal.attempts == 0
     assert (await host.gauges())["p1"] == (1, 0)  # kept for whoever serves p1 next
+    assert [row.event_id for row in kit.reader().inbox("p1", 10)] == [kept.event_id]
+
+    await host.configure([kit.config(portal), kit.config(other)])
+    await kit.advance_when_waiting(0.002)
+    events = await portal.wait_for_events(2)
+    assert texts(events) == ["42 says 1"]
+    assert_new_waiting_dialogs(events, ["42"])
 
 
 async def test_a_failed_delivery_step_does_not_end_the_stream(
@@ -409,10 +593,13 @@ async def test_a_failed_delivery_step_does_not_end_the_stream(
 
     await host.configure([good])  # the key is fixed: the same stream goes on
     await kit.clock.advance(1)
-    (event,) = await portal.wait_for_events(1)
-    assert event["seq"] == 1
+    events = await portal.wait_for_events(2)
+    assert [(e["seq"], e["type"]) for e in events] == [
+        (1, "dialog.queued"),
+        (2, "message.received"),
+    ]
     await host.append([kit.record("42", 2)])
-    await portal.wait_for_events(2)
+    assert texts(await portal.wait_for_events(3)) == ["42 says 1", "42 says 2"]
 
 
 async def test_after_a_stream_count_change_open_batches_go_before_newer_events(
@@ -429,9 +616,11 @@ async def test_after_a_stream_count_change_open_batches_go_before_newer_events(
     second_host = await kit.host(parallel)
     await second_host.append([kit.record(chat, 2) for chat in ("a", "b", "c", "d", "e")])
     await kit.advance_when_waiting(60)
-    events = await portal.wait_for_events(10)
+    events = await portal.wait_for_events(15)
 
+    messages = [e for e in events if e["type"] == "message.received"]
     for chat in ("a", "b", "c", "d", "e"):
-        orders = [e["data"]["order_key"] for e in events if e["data"]["dialog_key"] == chat]
+        orders = [e["data"]["order_key"] for e in messages if e["data"]["dialog_key"] == chat]
         assert orders == sorted(orders), chat
+    assert_new_waiting_dialogs(events, ["a", "b", "c", "d", "e"])
     assert portal.batches[0]["attempt"] == 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.metrics import COUNTER_HELP, GAUGE_HELP, Counters, Sample, merge, render
@@ -65,6 +68,19 @@ def test_every_metric_has_help_and_type() -> None:
         assert (family.type, family.documentation) == ("counter", COUNTER_HELP[name])
     for name in GAUGE_HELP:
         assert families[name].type == "gauge"
+
+
+def test_every_counter_the_engine_counts_is_rendered() -> None:
+    """A counter missing from ``COUNTER_HELP`` is counted but never shown on /metrics."""
+    root = Path(__file__).resolve().parents[2]
+    counted = {
+        name
+        for package in ("engine", "actors", "channels")
+        for path in (root / package).rglob("*.py")
+        for name in re.findall(r'"(openlines_[a-z_]+_total)"', path.read_text(encoding="utf-8"))
+    }
+    assert "openlines_delivered_total" in counted  # the scan finds the counters
+    assert counted - set(COUNTER_HELP) == set()
 
 
 def test_unlabelled_samples_render_bare() -> None:

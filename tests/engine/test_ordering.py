@@ -20,8 +20,13 @@ def event(rowid: int, dialog: str, order_key: int, kind: str = "message.received
         order_key=order_key,
         received_at=0.0,
         best_effort=False,
-        dialog_json=None,
+        dialog_json=stamp(rowid),
     )
+
+
+def stamp(rowid: int) -> bytes:
+    """The dialog as its owner stamped it at this event's place in the stream."""
+    return b'{"stamped_at_row":%d}' % rowid
 
 
 def test_each_dialog_is_sorted_into_its_own_slots() -> None:
@@ -52,6 +57,20 @@ def test_engine_events_keep_their_places() -> None:
     ]
     ordered = in_channel_order(events)
     assert [e.rowid for e in ordered] == [3, 2, 1]
+
+
+def test_a_moved_message_takes_the_stamp_of_the_slot_it_moves_into() -> None:
+    events = [
+        event(1, "a", 2),
+        event(2, "a", 0, kind="dialog.assigned"),
+        event(3, "a", 1),
+    ]
+    ordered = in_channel_order(events)
+    assert [(e.rowid, e.dialog_json) for e in ordered] == [
+        (3, stamp(1)),  # the earlier message shows the dialog before its assignment
+        (2, stamp(2)),
+        (1, stamp(3)),
+    ]
 
 
 def test_equal_order_keys_keep_store_order() -> None:
@@ -100,5 +119,6 @@ def test_any_interleaving_is_sorted_per_dialog_in_the_same_slots(
         assert keys == sorted(keys), dialog
         assert Counter(keys) == Counter(events[p].order_key for p in positions)
     for position, original in enumerate(events):
+        assert ordered[position].dialog_json == original.dialog_json  # stamps stay in place
         if original.kind not in REORDERED_KINDS:
             assert ordered[position] is original

@@ -1,22 +1,47 @@
-"""The SQLite outbox on a real file, and group commit through ``ThreadedStore``."""
+"""The SQLite outbox on a real file: the inbox, the dialogs' routing state and streams, batches
+and replies in one file; and group commit through ``ThreadedStore``."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.clock import ManualClock
-from engine.errors import NotFoundError
-from engine.store.records import OutboxRecord, StoredReply, dialog_hash, dialog_ref
+from engine.errors import EngineError, NotFoundError
+from engine.events import DialogOffered, DialogQueued, ReplySent, event_type
+from engine.models import Frozen
+from engine.routing.plan import CustomerOwners, Decision, Plan, StreamEntry
+from engine.routing.state import DialogState, OperatorState
+from engine.store.records import (
+    Conversation,
+    InboxRow,
+    OutboxRecord,
+    StoredReply,
+    dialog_hash,
+    dialog_ref,
+)
 from engine.store.sqlite_outbox import SqliteOutbox
 from engine.store.threaded import ThreadedStore
 
 NOW = 1_800_000_000.0
+STAMP = b'{"id":"dlg"}'
+"""The dialog as the router stamps it when an event joins the stream."""
+
+
+def conversation(dialog: str) -> Conversation:
+    return Conversation(
+        line_id="support",
+        connector_id="tg-1",
+        channel="telegram",
+        dialog_key=dialog,
+        customer_id=f"user-{dialog}",
+    )
 
 
 def record(
@@ -24,7 +49,7 @@ def record(
     *,
     portal_id: str = "p1",
     dialog: str = "d1",
-    dedup: str | None = "auto",
+    dedup: str | None = None,
     best_effort: bool = False,
     kind: str = "message.received",
 ) -> OutboxRecord:
@@ -32,13 +57,80 @@ def record(
         portal_id=portal_id,
         event_id=f"evt_{event_no}",
         kind=kind,
-        dialog_ref=dialog_ref("tg-1", dialog),
+        conversation=conversation(dialog),
         order_key=event_no,
         received_at=NOW + event_no,
         payload=b'{"n":%d}' % event_no,
-        dedup_key=f"tg-1\x00{event_no}" if dedup == "auto" else dedup,
+        dedup_key=dedup or f"tg-1\x00{event_no}",
         best_effort=best_effort,
     )
+
+
+def moved_in(row: InboxRow, dialog_json: bytes = STAMP) -> StreamEntry:
+    """A customer's stored message joining its dialog's stream, as the router writes it."""
+    return StreamEntry(
+        row.event_id, row.kind, row.dialog_ref, dialog_json, row.received_at, inbox_rowid=row.rowid
+    )
+
+
+def engine_event(
+    event_id: str, dialog: str, data: Frozen, dialog_json: bytes = STAMP
+) -> StreamEntry:
+    """An event the router makes (``engine.events``) joining a dialog's stream."""
+    return StreamEntry(
+        event_id, event_type(data), dialog_ref("tg-1", dialog), dialog_json, NOW, data
+    )
+
+
+def dialog_state(dialog_id: str, dialog: str = "d1", **changes: Any) -> DialogState:
+    conv = conversation(dialog)
+    return DialogState(
+        dialog_id=dialog_id,
+        line_id=conv.line_id,
+        connector_id=conv.connector_id,
+        channel=conv.channel,
+        dialog_key=conv.dialog_key,
+        customer_id=conv.customer_id,
+        opened_at=NOW,
+        **changes,
+    )
+
+
+def offer(operator_id: str) -> DialogOffered:
+    return DialogOffered(operator_ids=(operator_id,), accept_timeout_s=60.0, decision_id="dec_1")
+
+
+def commit(
+    store: SqliteOutbox,
+    portal_id: str = "p1",
+    *,
+    entries: Iterable[StreamEntry] = (),
+    dialogs: Iterable[DialogState] = (),
+    operators: Iterable[OperatorState] = (),
+    decisions: Iterable[Decision] = (),
+    customers: Iterable[CustomerOwners] = (),
+    replies: Sequence[StoredReply] = (),
+    settled: Sequence[str] = (),
+    now: float = NOW,
+    durable: bool = False,
+) -> list[int]:
+    """One routing step's plan, committed as the router commits it."""
+    plan = Plan(
+        dialogs={d.dialog_id: d for d in dialogs},
+        operators={o.operator_id: o for o in operators},
+        entries=list(entries),
+        decisions=list(decisions),
+        customers={c.identity: c for c in customers},
+    )
+    return store.commit_plan(portal_id, plan, replies, settled, now, durable)
+
+
+def stored(store: SqliteOutbox, records: Sequence[OutboxRecord]) -> list[bool]:
+    """Append ``records``, then move the inbox into the streams as the router does next."""
+    accepted = store.append(records, NOW)
+    for portal_id in sorted({r.portal_id for r in records}):
+        commit(store, portal_id, entries=[moved_in(row) for row in store.inbox(portal_id, 1000)])
+    return accepted
 
 
 @pytest.fixture
@@ -56,13 +148,32 @@ def outbox(path: Path) -> Iterator[SqliteOutbox]:
 
 
 def claim(store: SqliteOutbox, batch_id: str, rowids: Sequence[int], stream: int = 0) -> None:
-    store.claim_batch("p1", batch_id, stream, rowids, {r: b'{"id":"dlg"}' for r in rowids}, NOW)
+    store.claim_batch("p1", batch_id, stream, rowids, {}, NOW)
+
+
+def pending_rowids(store: SqliteOutbox, portal_id: str = "p1") -> list[int]:
+    return [p.rowid for p in store.pending(portal_id, 0, 1, 100)]
 
 
 def test_wal_mode_and_full_sync(outbox: SqliteOutbox, path: Path) -> None:
     with sqlite3.connect(path) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert outbox._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_only_what_a_caller_is_answered_on_commits_with_full_sync(outbox: SqliteOutbox) -> None:
+    def synchronous() -> int:
+        return int(outbox._db.execute("PRAGMA synchronous").fetchone()[0])
+
+    commit(outbox, replies=[reply("rpl_1")], durable=True)  # the portal hears 202 on it
+    assert synchronous() == 2
+    commit(outbox, settled=["rpl_1"])  # bookkeeping: a power cut only repeats it
+    assert synchronous() == 1
+    outbox.append([record(1)], NOW)  # the provider hears 2xx on it
+    assert synchronous() == 2
+
+
+# -- the inbox ------------------------------------------------------------------------------
 
 
 def test_duplicate_dedup_keys_are_refused_even_within_one_call(outbox: SqliteOutbox) -> None:
@@ -73,14 +184,20 @@ def test_duplicate_dedup_keys_are_refused_even_within_one_call(outbox: SqliteOut
         False,
     ]
     assert outbox.append([record(1), record(3)], NOW) == [False, True]
+    assert [row.event_id for row in outbox.inbox("p1", 10)] == ["evt_1", "evt_2", "evt_3"]
     assert outbox.depth("p1") == 3
 
 
-def test_dedup_is_per_portal_and_events_without_key_always_pass(outbox: SqliteOutbox) -> None:
+def test_dedup_is_per_portal(outbox: SqliteOutbox) -> None:
     outbox.append([record(1)], NOW)
     assert outbox.append([record(1, portal_id="p2")], NOW) == [True]
-    no_key = record(9, dedup=None)
-    assert outbox.append([no_key, no_key], NOW) == [True, True]
+    assert outbox.append([record(1), record(1, portal_id="p2")], NOW) == [False, False]
+
+
+def test_a_moved_message_is_still_a_duplicate(outbox: SqliteOutbox) -> None:
+    stored(outbox, [record(1)])
+    assert outbox.append([record(1)], NOW) == [False]
+    assert outbox.inbox("p1", 10) == []
 
 
 def test_pruned_dedup_keys_are_accepted_again(outbox: SqliteOutbox) -> None:
@@ -90,9 +207,243 @@ def test_pruned_dedup_keys_are_accepted_again(outbox: SqliteOutbox) -> None:
     assert outbox.append([record(1), record(2)], NOW + 200) == [True, False]
 
 
+def test_the_inbox_holds_a_portals_messages_oldest_first(outbox: SqliteOutbox) -> None:
+    outbox.append([record(3, dialog="d2"), record(1), record(2, portal_id="p2"), record(4)], NOW)
+    rows = outbox.inbox("p1", limit=10)
+    assert [row.event_id for row in rows] == ["evt_3", "evt_1", "evt_4"]
+    assert [row.rowid for row in rows] == sorted(row.rowid for row in rows)
+    first = rows[0]
+    assert first.conversation == conversation("d2")
+    assert first.dialog_ref == dialog_ref("tg-1", "d2")
+    assert (first.kind, first.order_key, first.received_at) == ("message.received", 3, NOW + 3)
+    assert [row.event_id for row in outbox.inbox("p1", limit=2)] == ["evt_3", "evt_1"]
+    assert [row.event_id for row in outbox.inbox("p2", limit=10)] == ["evt_2"]
+    assert outbox.pending("p1", 0, 1, 10) == []  # not in a dialog's stream yet
+    assert outbox.depth("p1") == 3
+    assert outbox.portal_ids() == {"p1", "p2"}
+
+
+def test_a_failed_append_stores_nothing(outbox: SqliteOutbox) -> None:
+    broken = replace(record(2), payload=None)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+        outbox.append([record(1), broken], NOW)
+    assert outbox.depth("p1") == 0
+    assert outbox.inbox("p1", 10) == []
+    assert outbox.append([record(1)], NOW) == [True]  # its dedup key was rolled back too
+
+
+# -- routing steps: commit_plan ----------------------------------------------------------------
+
+
+def test_a_plan_moves_inbox_rows_into_streams_in_its_order_with_its_stamps(
+    outbox: SqliteOutbox,
+) -> None:
+    outbox.append([record(1), record(2), record(3, dialog="d2", best_effort=True)], NOW)
+    first, second, other = outbox.inbox("p1", 10)
+    queued = DialogQueued(reason="new", position=1)
+    hashes = commit(
+        outbox,
+        entries=[
+            engine_event("evt_queued", "d1", queued, b'{"at":"queued"}'),
+            moved_in(second, b'{"at":2}'),
+            moved_in(first, b'{"at":1}'),
+            moved_in(other, b'{"at":3}'),
+        ],
+    )
+    d1, d2 = dialog_hash(dialog_ref("tg-1", "d1")), dialog_hash(dialog_ref("tg-1", "d2"))
+    assert hashes == [d1, d1, d1, d2]
+    assert outbox.inbox("p1", 10) == []
+
+    pending = outbox.pending("p1", 0, 1, 10)
+    assert [(p.event_id, p.kind, p.dialog_json) for p in pending] == [
+        ("evt_queued", "dialog.queued", b'{"at":"queued"}'),
+        ("evt_2", "message.received", b'{"at":2}'),
+        ("evt_1", "message.received", b'{"at":1}'),
+        ("evt_3", "message.received", b'{"at":3}'),
+    ]
+    assert [(p.order_key, p.received_at, p.best_effort) for p in pending] == [
+        (0, NOW, False),
+        (2, NOW + 2, False),
+        (1, NOW + 1, False),
+        (3, NOW + 3, True),
+    ]
+    assert [p.dialog_ref for p in pending] == [dialog_ref("tg-1", "d1")] * 3 + [
+        dialog_ref("tg-1", "d2")
+    ]
+    batch = outbox.claim_batch("p1", "bat_1", 0, [p.rowid for p in pending], {}, NOW)
+    assert [e.payload for e in batch.events] == [
+        queued.model_dump_json().encode(),
+        b'{"n":2}',
+        b'{"n":1}',
+        b'{"n":3}',
+    ]
+    assert outbox.depth("p1") == 4
+
+
+def test_a_plan_stores_the_routing_state_it_changed(outbox: SqliteOutbox) -> None:
+    waiting = dialog_state("dlg_1", tried=("op-b",), told_position=2)
+    operator = OperatorState("op-a", "online", True, NOW - 5, NOW - 60)
+    owners = CustomerOwners("tg-1/user-d1", "op-r", "op-a")
+    commit(outbox, dialogs=[waiting], operators=[operator], customers=[owners])
+    assert outbox.dialog("p1", "dlg_1") == waiting
+    assert outbox.load_board("p1") == ([waiting], [operator], set())
+    assert outbox.customer_owners("p1", "tg-1/user-d1") == owners
+
+    assigned = replace(waiting, state="assigned", operator_id="op-a", assigned_at=NOW)
+    commit(outbox, dialogs=[assigned], now=NOW + 1)  # a later step replaces the record
+    assert outbox.dialog("p1", "dlg_1") == assigned
+    assert outbox.load_board("p1")[0] == [assigned]
+
+
+def test_a_failing_plan_leaves_inbox_streams_and_state_unchanged(outbox: SqliteOutbox) -> None:
+    outbox.append([record(1), record(2)], NOW)
+    commit(outbox, replies=[reply("rpl_1")])
+    before = outbox.inbox("p1", 10)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed: replies"):
+        commit(
+            outbox,
+            entries=[
+                engine_event("evt_queued", "d1", DialogQueued(reason="new", position=1)),
+                moved_in(before[0]),
+            ],
+            dialogs=[dialog_state("dlg_1")],
+            operators=[OperatorState("op-a", "online")],
+            decisions=[decision(1)],
+            replies=[reply("rpl_2"), reply("rpl_1")],  # the last write fails: stored already
+        )
+    assert outbox.inbox("p1", 10) == before
+    assert outbox.pending("p1", 0, 1, 10) == []
+    assert outbox.load_board("p1") == ([], [], set())
+    assert outbox.dialog("p1", "dlg_1") is None
+    assert outbox.decisions("p1", "dlg_1", 10) == []
+    assert [r.reply_id for r in outbox.replies("p1")] == ["rpl_1"]
+    assert outbox.depth("p1") == 2
+
+
+def test_a_plan_naming_an_inbox_row_that_is_gone_commits_nothing(outbox: SqliteOutbox) -> None:
+    """The board ran ahead of the store: nothing of the step may commit (no dialog opened
+    for a message that never joins its stream), so the router reloads from the store."""
+    outbox.append([record(1), record(2, portal_id="p2")], NOW)
+    (row,) = outbox.inbox("p1", 10)
+    (elsewhere,) = outbox.inbox("p2", 10)
+    gone = replace(row, rowid=row.rowid + 100, event_id="evt_gone")
+    with pytest.raises(EngineError, match=rf"inbox row {row.rowid + 100} of portal 'p1' is gone"):
+        commit(outbox, entries=[moved_in(row), moved_in(gone)], dialogs=[dialog_state("dlg_1")])
+    with pytest.raises(EngineError, match=rf"inbox row {elsewhere.rowid} of portal 'p1' is gone"):
+        commit(outbox, entries=[moved_in(elsewhere)])  # another portal's message
+    assert outbox.inbox("p1", 10) == [row]
+    assert outbox.inbox("p2", 10) == [elsewhere]
+    assert outbox.pending("p1", 0, 1, 10) == []
+    assert outbox.pending("p2", 0, 1, 10) == []
+    assert outbox.dialog("p1", "dlg_1") is None
+
+
+# -- reading the routing state -------------------------------------------------------------------
+
+
+def test_load_board_has_open_dialogs_operators_and_offers_not_yet_delivered(
+    outbox: SqliteOutbox,
+) -> None:
+    offered_a = dialog_state(
+        "dlg_a", "d1", state="offered", offered_to=("op-a",), offer_event_id="evt_offer_a"
+    )
+    offered_b = dialog_state(
+        "dlg_b", "d2", state="offered", offered_to=("op-b",), offer_event_id="evt_offer_b"
+    )
+    closed = dialog_state("dlg_c", "d3", state="closed", closed_reason="finished")
+    operators = [OperatorState("op-a", "online"), OperatorState("op-b", "away", True, NOW)]
+    commit(
+        outbox,
+        entries=[
+            engine_event("evt_offer_a", "d1", offer("op-a")),
+            engine_event("evt_offer_b", "d2", offer("op-b")),
+        ],
+        dialogs=[offered_a, offered_b, closed],
+        operators=operators,
+    )
+    _, offer_b_rowid = pending_rowids(outbox)
+    claim(outbox, "bat_1", [offer_b_rowid])
+    assert outbox.ack_batch("bat_1") == ["evt_offer_b"]  # it reached the portal
+
+    dialogs, loaded_operators, undelivered = outbox.load_board("p1")
+    assert sorted(dialogs, key=lambda d: d.dialog_id) == [offered_a, offered_b]
+    assert sorted(loaded_operators, key=lambda o: o.operator_id) == operators
+    assert undelivered == {"evt_offer_a"}
+    assert outbox.load_board("p2") == ([], [], set())
+
+
+def test_dialog_finds_open_and_closed_dialogs_of_its_portal_only(outbox: SqliteOutbox) -> None:
+    opened = dialog_state("dlg_1")
+    commit(outbox, dialogs=[opened])
+    closed = replace(opened, state="closed", closed_reason="finished")
+    commit(outbox, dialogs=[closed], now=NOW + 5)
+    assert outbox.dialog("p1", "dlg_1") == closed
+    assert outbox.load_board("p1")[0] == []
+    assert outbox.dialog("p2", "dlg_1") is None
+    assert outbox.dialog("p1", "dlg_nope") is None
+
+
+def test_routing_context_has_owners_and_the_latest_dialog_of_each_conversation(
+    outbox: SqliteOutbox,
+) -> None:
+    older = dialog_state("dlg_old", "d1", state="closed", closed_reason="finished")
+    newer = dialog_state("dlg_new", "d1", state="closed", closed_reason="auto_closed")
+    owners = CustomerOwners("tg-1/user-d1", "op-r", "op-a")
+    commit(outbox, dialogs=[older, dialog_state("dlg_d2", "d2")], customers=[owners])
+    commit(outbox, dialogs=[newer], now=NOW + 10)
+    commit(outbox, "p2", customers=[CustomerOwners("tg-1/user-d2", "op-z", None)])
+
+    found_owners, recent = outbox.routing_context(
+        "p1",
+        ["tg-1/user-d1", "tg-1/user-d2"],
+        [dialog_ref("tg-1", "d1"), dialog_ref("tg-1", "d3")],
+    )
+    assert found_owners == {"tg-1/user-d1": owners}
+    assert recent == {dialog_ref("tg-1", "d1"): newer}
+    assert outbox.routing_context("p1", [], []) == ({}, {})
+    assert outbox.customer_owners("p2", "tg-1/user-d2") == CustomerOwners(
+        "tg-1/user-d2", "op-z", None
+    )
+    assert outbox.customer_owners("p1", "tg-1/user-d2") is None
+
+
+def decision(n: int, dialog_id: str = "dlg_1") -> Decision:
+    return Decision(
+        decision_id=f"dec_{n}",
+        dialog_id=dialog_id,
+        line_id="support",
+        at=NOW + n,
+        rules_version=1,
+        action="offer",
+        operator_ids=("op-a",),
+        path="queue",
+        reason="",
+        skipped={"op-b": "offline"},
+    )
+
+
+def test_decisions_of_a_dialog_come_newest_first_and_are_pruned_by_age(
+    outbox: SqliteOutbox,
+) -> None:
+    commit(outbox, decisions=[decision(1), decision(2), decision(3, "dlg_2")])
+    commit(outbox, decisions=[decision(4)])
+    assert [d["decision_id"] for d in outbox.decisions("p1", "dlg_1", 10)] == [
+        "dec_4",
+        "dec_2",
+        "dec_1",
+    ]
+    assert outbox.decisions("p1", "dlg_1", 1) == [decision(4).as_json()]
+    assert outbox.decisions("p2", "dlg_1", 10) == []
+    assert outbox.prune_decisions(older_than=NOW + 2) == 1
+    assert [d["decision_id"] for d in outbox.decisions("p1", "dlg_1", 10)] == ["dec_4", "dec_2"]
+
+
+# -- streams and batches ---------------------------------------------------------------------
+
+
 def test_pending_is_per_stream_oldest_first(outbox: SqliteOutbox) -> None:
     dialogs = [f"d{n}" for n in range(12)]
-    outbox.append([record(n, dialog=dialog) for n, dialog in enumerate(dialogs)], NOW)
+    stored(outbox, [record(n, dialog=dialog) for n, dialog in enumerate(dialogs)])
     counts = outbox.pending_counts("p1", 3)
     assert sum(counts) == 12
     for stream in range(3):
@@ -105,8 +456,8 @@ def test_pending_is_per_stream_oldest_first(outbox: SqliteOutbox) -> None:
 
 def test_claim_assigns_seq_in_given_order_and_continues_after_reopen(path: Path) -> None:
     store = SqliteOutbox(path)
-    store.append([record(n) for n in range(1, 7)], NOW)
-    rowids = [p.rowid for p in store.pending("p1", 0, 1, 100)]
+    stored(store, [record(n) for n in range(1, 7)])
+    rowids = pending_rowids(store)
     given = [rowids[2], rowids[0], rowids[1]]
     batch = store.claim_batch("p1", "bat_1", 0, given, {}, NOW)
     assert [e.rowid for e in batch.events] == given
@@ -124,7 +475,7 @@ def test_claim_assigns_seq_in_given_order_and_continues_after_reopen(path: Path)
 
 
 def test_seq_is_per_portal(outbox: SqliteOutbox) -> None:
-    outbox.append([record(1), record(2, portal_id="p2")], NOW)
+    stored(outbox, [record(1), record(2, portal_id="p2")])
     (p2_event,) = outbox.pending("p2", 0, 1, 10)
     (p1_event,) = outbox.pending("p1", 0, 1, 10)
     assert outbox.claim_batch("p2", "b2", 0, [p2_event.rowid], {}, NOW).events[0].seq == 1
@@ -132,19 +483,19 @@ def test_seq_is_per_portal(outbox: SqliteOutbox) -> None:
 
 
 def test_best_effort_events_get_no_seq_and_use_none(outbox: SqliteOutbox) -> None:
-    outbox.append([record(1), record(2, best_effort=True), record(3)], NOW)
-    rowids = [p.rowid for p in outbox.pending("p1", 0, 1, 10)]
-    batch = outbox.claim_batch("p1", "bat_1", 0, rowids, {}, NOW)
+    stored(outbox, [record(1), record(2, best_effort=True), record(3)])
+    batch = outbox.claim_batch("p1", "bat_1", 0, pending_rowids(outbox), {}, NOW)
     assert [e.seq for e in batch.events] == [1, None, 2]
     assert [e.best_effort for e in batch.events] == [False, True, False]
 
 
-def test_open_batches_after_reopen_keep_batch_order_dialog_and_retry_state(path: Path) -> None:
+def test_open_batches_after_reopen_keep_batch_order_stamps_and_retry_state(path: Path) -> None:
     store = SqliteOutbox(path)
-    store.append([record(n) for n in range(1, 5)], NOW)
-    rowids = [p.rowid for p in store.pending("p1", 0, 1, 100)]
+    stored(store, [record(n) for n in range(1, 5)])
+    rowids = pending_rowids(store)
     order = [rowids[3], rowids[1], rowids[0]]
-    store.claim_batch("p1", "bat_a", 2, order, {r: b'{"id":"dlg_%d"}' % r for r in order}, NOW)
+    # an event moved into another slot of its dialog takes that slot's stamp
+    store.claim_batch("p1", "bat_a", 2, order, {rowids[3]: b'{"id":"restamped"}'}, NOW)
     store.claim_batch("p1", "bat_b", 1, [rowids[2]], {}, NOW + 1)
     store.schedule_retry("bat_a", NOW + 30, "HTTP 503: " + "x" * 1000)
     store.close()
@@ -160,39 +511,58 @@ def test_open_batches_after_reopen_keep_batch_order_dialog_and_retry_state(path:
         assert [e.event_id for e in first.events] == ["evt_4", "evt_2", "evt_1"]
         assert [e.seq for e in first.events] == [1, 2, 3]
         assert [e.payload for e in first.events] == [b'{"n":4}', b'{"n":2}', b'{"n":1}']
-        assert first.events[0].dialog_json == b'{"id":"dlg_%d"}' % rowids[3]
-        assert batches[1].events[0].dialog_json == b"{}"  # none given, none stored
+        assert [e.dialog_json for e in first.events] == [b'{"id":"restamped"}', STAMP, STAMP]
+        assert batches[1].events[0].dialog_json == STAMP  # none given: the owner's stamp stays
         assert reopened.open_batches("p2") == []
     finally:
         reopened.close()
 
 
-def test_claim_keeps_a_dialog_already_known(outbox: SqliteOutbox) -> None:
-    outbox.append([replace(record(1), dialog_json=b'{"id":"known"}')], NOW)
-    (event,) = outbox.pending("p1", 0, 1, 10)
-    assert event.dialog_json == b'{"id":"known"}'
-    batch = outbox.claim_batch("p1", "b", 0, [event.rowid], {event.rowid: b'{"id":"new"}'}, NOW)
-    assert batch.events[0].dialog_json == b'{"id":"known"}'
-
-
 def test_ack_removes_batch_and_events(outbox: SqliteOutbox) -> None:
-    outbox.append([record(1), record(2), record(3)], NOW)
-    rowids = [p.rowid for p in outbox.pending("p1", 0, 1, 10)]
+    stored(outbox, [record(1), record(2), record(3)])
+    rowids = pending_rowids(outbox)
     claim(outbox, "bat_1", rowids[:2])
     assert outbox.depth("p1") == 3
-    outbox.ack_batch("bat_1")
+    assert outbox.ack_batch("bat_1") == []  # no offers in it
     assert outbox.depth("p1") == 1
     assert outbox.open_batches("p1") == []
     assert outbox.load_batch("bat_1") is None
-    assert [p.rowid for p in outbox.pending("p1", 0, 1, 10)] == rowids[2:]
+    assert pending_rowids(outbox) == rowids[2:]
+
+
+def test_ack_and_drop_return_the_offers_they_carried(outbox: SqliteOutbox) -> None:
+    outbox.append([record(1)], NOW)
+    (row,) = outbox.inbox("p1", 10)
+    commit(
+        outbox,
+        entries=[
+            moved_in(row),
+            engine_event("evt_offer_1", "d1", offer("op-a")),
+            engine_event("evt_queued", "d2", DialogQueued(reason="new", position=1)),
+            engine_event("evt_offer_2", "d2", offer("op-b")),
+            engine_event("evt_offer_3", "d3", offer("op-c")),
+        ],
+    )
+    message, offer_1, queued, offer_2, offer_3 = pending_rowids(outbox)
+    claim(outbox, "bat_1", [message, offer_1, queued])
+    assert outbox.ack_batch("bat_1") == ["evt_offer_1"]
+
+    claim(outbox, "bat_2", [offer_2, offer_3])
+    assert outbox.drop_events("bat_2", [offer_3], "ttl", NOW, True) == ["evt_offer_3"]
+    assert outbox.drop_events("bat_2", [offer_2], "best effort", NOW, False) == ["evt_offer_2"]
+    assert outbox.depth("p1") == 0
+    assert [d.event_id for d in outbox.dead_letters("p1", 10, None)] == ["evt_offer_3"]
 
 
 def test_drop_to_dead_letters_keeps_batch_order_and_reason(outbox: SqliteOutbox) -> None:
-    outbox.append([record(n) for n in range(1, 5)], NOW)
-    rowids = [p.rowid for p in outbox.pending("p1", 0, 1, 10)]
+    stored(outbox, [record(n) for n in range(1, 5)])
+    rowids = pending_rowids(outbox)
     order = [rowids[2], rowids[0], rowids[3], rowids[1]]
     claim(outbox, "bat_1", order)
-    outbox.drop_events("bat_1", [rowids[0], rowids[2]], "not delivered within ttl", NOW + 9, True)
+    dropped = outbox.drop_events(
+        "bat_1", [rowids[0], rowids[2]], "not delivered within ttl", NOW + 9, True
+    )
+    assert dropped == []  # no offers among them
 
     left = outbox.load_batch("bat_1")
     assert left is not None
@@ -202,7 +572,7 @@ def test_drop_to_dead_letters_keeps_batch_order_and_reason(outbox: SqliteOutbox)
     assert {d.reason for d in letters} == {"not delivered within ttl"}
     assert {d.dead_at for d in letters} == {NOW + 9}
     assert letters[0].payload == b'{"n":3}'
-    assert letters[0].dialog_json == b'{"id":"dlg"}'
+    assert letters[0].dialog_json == STAMP
 
     outbox.drop_events("bat_1", [rowids[3], rowids[1]], "later", NOW + 10, True)
     assert outbox.load_batch("bat_1") is None  # an emptied batch is gone
@@ -211,8 +581,8 @@ def test_drop_to_dead_letters_keeps_batch_order_and_reason(outbox: SqliteOutbox)
 
 
 def test_dead_letters_page_after_an_event_id(outbox: SqliteOutbox) -> None:
-    outbox.append([record(n) for n in range(1, 6)], NOW)
-    rowids = [p.rowid for p in outbox.pending("p1", 0, 1, 10)]
+    stored(outbox, [record(n) for n in range(1, 6)])
+    rowids = pending_rowids(outbox)
     claim(outbox, "bat_1", rowids)
     outbox.drop_events("bat_1", rowids, "ttl", NOW, True)
 
@@ -224,14 +594,22 @@ def test_dead_letters_page_after_an_event_id(outbox: SqliteOutbox) -> None:
     assert outbox.dead_letters("p2", limit=10, after_event_id=None) == []
 
 
+def test_paging_after_an_unknown_dead_letter_is_refused(outbox: SqliteOutbox) -> None:
+    with pytest.raises(NotFoundError, match="no dead letter 'evt_nope' to page after"):
+        outbox.dead_letters("p1", limit=10, after_event_id="evt_nope")
+
+
 def test_best_effort_drop_leaves_no_dead_letter(outbox: SqliteOutbox) -> None:
-    outbox.append([record(1), record(2, best_effort=True)], NOW)
-    rowids = [p.rowid for p in outbox.pending("p1", 0, 1, 10)]
+    stored(outbox, [record(1), record(2, best_effort=True)])
+    rowids = pending_rowids(outbox)
     claim(outbox, "bat_1", rowids)
     outbox.drop_events("bat_1", [rowids[1]], "best effort", NOW, False)
     assert outbox.dead_letter_count("p1") == 0
     left = outbox.load_batch("bat_1")
     assert left is not None and [e.event_id for e in left.events] == ["evt_1"]
+
+
+# -- the portal API: request ids and replies ---------------------------------------------------
 
 
 def test_remember_request_refuses_a_replay_within_the_window(outbox: SqliteOutbox) -> None:
@@ -252,45 +630,62 @@ def test_remembered_requests_survive_reopen(path: Path) -> None:
         reopened.close()
 
 
-def reply(reply_id: str, portal_id: str = "p1") -> StoredReply:
-    return StoredReply(reply_id, portal_id, "dlg_1", b"{}", b"{}", NOW, 0, NOW)
+def reply(reply_id: str, portal_id: str = "p1", origin: str = "operator") -> StoredReply:
+    return StoredReply(
+        reply_id,
+        portal_id,
+        "dlg_1",
+        b'{"t":1}',
+        b'{"r":1}',
+        NOW,
+        0,
+        NOW,
+        origin,  # type: ignore[arg-type]
+    )
 
 
 def test_replies_are_kept_in_order_and_retry_state_persists(outbox: SqliteOutbox) -> None:
-    for reply_id in ("rpl_b", "rpl_a", "rpl_c"):
-        outbox.add_reply(reply(reply_id))
-    outbox.add_reply(reply("rpl_other", "p2"))
+    commit(outbox, replies=[reply("rpl_b"), reply("rpl_a", origin="line"), reply("rpl_c")])
+    commit(outbox, "p2", replies=[reply("rpl_other", "p2")])
     outbox.schedule_reply_retry("rpl_a", NOW + 7)
     replies = outbox.replies("p1")
     assert [r.reply_id for r in replies] == ["rpl_b", "rpl_a", "rpl_c"]
-    assert (replies[1].attempts, replies[1].next_attempt_at) == (1, NOW + 7)
+    assert replies[1] == replace(reply("rpl_a", origin="line"), attempts=1, next_attempt_at=NOW + 7)
+    assert replies[0] == reply("rpl_b")
     assert outbox.portal_ids() == {"p1", "p2"}
 
 
-def test_settle_reply_stores_outcome_and_removes_reply_together(outbox: SqliteOutbox) -> None:
-    outbox.add_reply(reply("rpl_1"))
-    outcome = replace(record(50, dedup=None, kind="reply.sent"), dialog_json=b'{"id":"dlg_1"}')
-    outbox.settle_reply("rpl_1", outcome, NOW)
-    assert outbox.replies("p1") == []
-    (pending,) = outbox.pending("p1", dialog_hash(outcome.dialog_ref) % 4, 4, 10)
-    assert (pending.event_id, pending.kind) == ("evt_50", "reply.sent")
+def test_a_reply_outcome_joins_its_stream_as_the_reply_leaves(outbox: SqliteOutbox) -> None:
+    commit(outbox, replies=[reply("rpl_1"), reply("rpl_2")])
+    outcome = ReplySent(
+        reply_id="rpl_1", client_id="c-1", origin="operator", channel_message_ids=("1000",)
+    )
+    (stream_hash,) = commit(
+        outbox,
+        entries=[engine_event("evt_sent", "d1", outcome, b'{"id":"dlg_1"}')],
+        settled=["rpl_1"],
+    )
+    assert stream_hash == dialog_hash(dialog_ref("tg-1", "d1"))
+    assert [r.reply_id for r in outbox.replies("p1")] == ["rpl_2"]
+    (pending,) = outbox.pending("p1", stream_hash % 4, 4, 10)
+    assert (pending.event_id, pending.kind) == ("evt_sent", "reply.sent")
+    assert pending.dialog_json == b'{"id":"dlg_1"}'
+    batch = outbox.claim_batch("p1", "bat_1", 0, [pending.rowid], {}, NOW)
+    assert batch.events[0].payload == outcome.model_dump_json().encode()
 
 
-def test_settle_reply_is_atomic(outbox: SqliteOutbox) -> None:
-    outbox.add_reply(reply("rpl_1"))
-    broken = replace(record(50, dedup=None, kind="reply.sent"), payload=None)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
-        outbox.settle_reply("rpl_1", broken, NOW)
+def test_a_failed_settlement_keeps_the_reply(outbox: SqliteOutbox) -> None:
+    commit(outbox, replies=[reply("rpl_1")])
+    outcome = ReplySent(reply_id="rpl_1", client_id=None, origin="operator", channel_message_ids=())
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed: replies"):
+        commit(
+            outbox,
+            entries=[engine_event("evt_sent", "d1", outcome)],
+            replies=[reply("rpl_1")],
+            settled=["rpl_1"],
+        )
     assert [r.reply_id for r in outbox.replies("p1")] == ["rpl_1"]
     assert outbox.depth("p1") == 0
-
-
-def test_a_failed_append_stores_nothing(outbox: SqliteOutbox) -> None:
-    broken = replace(record(2), payload=None)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
-        outbox.append([record(1), broken], NOW)
-    assert outbox.depth("p1") == 0
-    assert outbox.append([record(1)], NOW) == [True]  # its dedup key was rolled back too
 
 
 # -- group commit ---------------------------------------------------------------------------
@@ -365,10 +760,3 @@ async def test_a_failed_commit_fails_its_whole_group_only(path: Path) -> None:
     assert all(isinstance(o, sqlite3.OperationalError) for o in outcomes)
     assert await threaded.append([record(1)]) == [True]
     await threaded.close()
-
-
-def test_paging_after_an_unknown_dead_letter_is_refused(tmp_path: Path) -> None:
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
-    with pytest.raises(NotFoundError, match="no dead letter 'evt_nope' to page after"):
-        outbox.dead_letters("p1", limit=10, after_event_id="evt_nope")
-    outbox.close()

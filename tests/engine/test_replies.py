@@ -1,21 +1,37 @@
-"""Operator replies through ``MailboxHost.submit_reply``: a real Telegram connector against
-the Bot API stand-in, the outcome delivered to the portal stand-in as an event."""
+"""Replies through the dialog's owner (``PortalRouter.reply``): a real Telegram connector
+against the Bot API stand-in, the outcome delivered to the portal stand-in as an event in the
+dialog's stream."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from engine.delivery.host import MailboxHost
-from engine.errors import AuthError, NotFoundError
-from engine.models import DialogInfo, DialogTarget, OutboundText, ReplyRequest, SentReceipt
-from tests.engine.conftest import HostKit, eventually
+from engine.errors import AuthError, ConflictError, NotFoundError
+from engine.models import DialogTarget, OutboundText, ReplyRequest, Route, SentReceipt
+from engine.routing.rules import load_rules
+from engine.routing.state import DialogState
+from engine.store.records import dialog_ref
+from tests.engine.conftest import LINE_ID, RULES, TG_CONNECTOR, HostKit, eventually, write_rules
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
+
+Event = dict[str, Any]
 
 
 def text(words: str, client_id: str | None = None) -> ReplyRequest:
     return ReplyRequest(content=OutboundText(text=words), client_id=client_id)
+
+
+async def send(
+    host: MailboxHost, dialog: DialogState, request: ReplyRequest, operator_id: str | None = None
+) -> str:
+    """What the portal API does for a reply: the dialog's owner stores and queues it."""
+    return await host.router("p1").reply(dialog.dialog_id, request, operator_id)
 
 
 @pytest.fixture
@@ -27,12 +43,34 @@ async def host(
 
 
 @pytest.fixture
-def dialog(kit: HostKit) -> DialogInfo:
-    return kit.dialog("p1", "42")
+async def dialog(kit: HostKit, host: MailboxHost) -> DialogState:
+    """Chat 42's dialog, opened by the customer writing first (nobody is online)."""
+    return await kit.dialog(host, "p1", "42")
 
 
 def sent_texts(api: TelegramApiStandIn) -> list[str]:
     return [call.params["text"] for call in api.calls_to("sendMessage")]
+
+
+def types(events: list[Event]) -> list[str]:
+    return [event["type"] for event in events]
+
+
+def shows(
+    event: Event, dialog: DialogState, state: str = "waiting", operator_id: str | None = None
+) -> bool:
+    """The event carries the dialog's view as it stood there."""
+    expected: dict[str, object] = {
+        "id": dialog.dialog_id,
+        "line_id": LINE_ID,
+        "connector_id": dialog.connector_id,
+        "channel": "telegram",
+        "customer_id": dialog.customer_id,
+        "state": state,
+        "operator_id": operator_id,
+        "offered_to": [],
+    }
+    return bool(event["dialog"] == expected)
 
 
 async def test_a_sent_reply_is_reported_to_the_portal(
@@ -40,19 +78,21 @@ async def test_a_sent_reply_is_reported_to_the_portal(
     host: MailboxHost,
     portal: PortalStandIn,
     telegram_api: TelegramApiStandIn,
-    dialog: DialogInfo,
+    dialog: DialogState,
 ) -> None:
-    reply_id = await host.submit_reply("p1", "req-1", dialog, text("Hello", client_id="c-1"))
-    (event,) = await portal.wait_for_events(1)
+    reply_id = await send(host, dialog, text("Hello", client_id="c-1"))
+    (event,) = await portal.wait_for_events(1, "reply.")
     assert event["type"] == "reply.sent"
     assert event["data"] == {
         "reply_id": reply_id,
         "client_id": "c-1",
+        "origin": "operator",
         "channel_message_ids": ["1000"],
     }
-    assert event["seq"] == 1
-    assert event["dialog"]["id"] == dialog.dialog_id
-    assert event["dialog"]["opened"] is False
+    # the stream: the dialog opened, the customer's message, then the outcome
+    assert types(portal.events) == ["dialog.queued", "message.received", "reply.sent"]
+    assert event["seq"] == 3
+    assert shows(event, dialog)
     (call,) = telegram_api.calls_to("sendMessage")
     assert call.params == {"chat_id": "42", "text": "Hello"}
     assert call.token == telegram_api.token
@@ -66,21 +106,27 @@ async def test_a_rate_limit_is_waited_out_on_the_clock(
     host: MailboxHost,
     portal: PortalStandIn,
     telegram_api: TelegramApiStandIn,
-    dialog: DialogInfo,
+    dialog: DialogState,
 ) -> None:
     telegram_api.rate_limit_next(7, method="sendMessage")
-    reply_id = await host.submit_reply("p1", "req-1", dialog, text("Hello"))
+    reply_id = await send(host, dialog, text("Hello"))
     await eventually(lambda: len(telegram_api.calls) == 1 and kit.clock.sleepers == 1)
     (stored,) = kit.reader().replies("p1")
-    assert (stored.reply_id, stored.attempts) == (reply_id, 1)
+    assert (stored.reply_id, stored.attempts, stored.origin) == (reply_id, 1, "operator")
     assert stored.next_attempt_at == kit.clock.now() + 7
+    assert DialogTarget.model_validate_json(stored.target_json) == DialogTarget(
+        dialog_id=dialog.dialog_id,
+        route=Route(portal_id="p1", line_id=LINE_ID, connector_id=TG_CONNECTOR, channel="telegram"),
+        dialog_key="42",
+        customer_id="42",
+    )
 
     await kit.clock.advance(6.9)
     assert kit.clock.sleepers == 1
     assert len(telegram_api.calls) == 1
 
     await kit.clock.advance(0.2)
-    (event,) = await portal.wait_for_events(1)
+    (event,) = await portal.wait_for_events(1, "reply.")
     assert event["type"] == "reply.sent"
     assert sent_texts(telegram_api) == ["Hello", "Hello"]
 
@@ -90,16 +136,18 @@ async def test_a_blocked_bot_fails_the_reply_with_the_reason(
     host: MailboxHost,
     portal: PortalStandIn,
     telegram_api: TelegramApiStandIn,
-    dialog: DialogInfo,
+    dialog: DialogState,
 ) -> None:
     telegram_api.block_next(method="sendMessage")
-    reply_id = await host.submit_reply("p1", "req-1", dialog, text("Hello", client_id="c-9"))
-    (event,) = await portal.wait_for_events(1)
+    reply_id = await send(host, dialog, text("Hello", client_id="c-9"))
+    (event,) = await portal.wait_for_events(1, "reply.")
     assert event["type"] == "reply.failed"
     assert event["data"]["reply_id"] == reply_id
     assert event["data"]["client_id"] == "c-9"
+    assert event["data"]["origin"] == "operator"
     assert event["data"]["reason"] == "send_failed"
     assert "bot was blocked by the user" in event["data"]["error"]
+    assert shows(event, dialog)
     await kit.clock.advance(60)
     assert len(telegram_api.calls) == 1  # a permanent failure is not retried
     counted = host.counters.value("openlines_replies_total", portal="p1", outcome="reply.failed")
@@ -111,21 +159,18 @@ async def test_replies_to_one_dialog_are_sent_in_order(
     host: MailboxHost,
     portal: PortalStandIn,
     telegram_api: TelegramApiStandIn,
-    dialog: DialogInfo,
+    dialog: DialogState,
 ) -> None:
     telegram_api.rate_limit_next(3, method="sendMessage")
-    ids = [
-        await host.submit_reply("p1", f"req-{n}", dialog, text(words))
-        for n, words in enumerate(["one", "two", "three"])
-    ]
+    ids = [await send(host, dialog, text(words)) for words in ["one", "two", "three"]]
     await eventually(lambda: len(telegram_api.calls) == 1 and kit.clock.sleepers == 1)
     assert len(telegram_api.calls) == 1  # two and three wait behind one
     await kit.clock.advance(3)
-    events = await portal.wait_for_events(3)
+    events = await portal.wait_for_events(3, "reply.")
     assert sent_texts(telegram_api) == ["one", "one", "two", "three"]
     assert [e["data"]["reply_id"] for e in events] == ids
     assert [e["data"]["channel_message_ids"] for e in events] == [["1000"], ["1001"], ["1002"]]
-    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert [e["seq"] for e in events] == [3, 4, 5]  # after dialog.queued and the message
 
 
 async def test_a_rate_limit_delays_only_its_own_dialog(
@@ -133,56 +178,144 @@ async def test_a_rate_limit_delays_only_its_own_dialog(
     host: MailboxHost,
     portal: PortalStandIn,
     telegram_api: TelegramApiStandIn,
-    dialog: DialogInfo,
+    dialog: DialogState,
 ) -> None:
     telegram_api.rate_limit_next(30, method="sendMessage")
-    await host.submit_reply("p1", "req-1", dialog, text("to 42"))
+    await send(host, dialog, text("to 42"))
     await eventually(lambda: kit.clock.sleepers == 1)
-    other = kit.dialog("p1", "43")
-    await host.submit_reply("p1", "req-2", other, text("to 43"))
-    (event,) = await portal.wait_for_events(1)
+    other = await kit.dialog(host, "p1", "43")
+    await send(host, other, text("to 43"))
+    (event,) = await portal.wait_for_events(1, "reply.")
     assert event["dialog"]["id"] == other.dialog_id
     assert sent_texts(telegram_api) == ["to 42", "to 43"]
 
 
-async def test_a_replayed_request_id_is_refused(
-    host: MailboxHost, telegram_api: TelegramApiStandIn, dialog: DialogInfo
+async def test_the_assigned_operators_first_reply_answers_the_dialog(
+    kit: HostKit,
+    host: MailboxHost,
+    portal: PortalStandIn,
+    telegram_api: TelegramApiStandIn,
 ) -> None:
-    await host.submit_reply("p1", "req-1", dialog, text("Hello"))
+    router = host.router("p1")
+    await router.set_operator("op-a", "online", None)
+    await router.set_operator("op-b", "online", None)
+    dialog = await kit.dialog(host)
+    await router.accept(dialog.dialog_id, "op-a")
+    await send(host, dialog, text("from b"), "op-b")  # not its operator: still unanswered
+    assert (await router.dialog(dialog.dialog_id)).state == "assigned"
+    await portal.wait_for_events(1, "reply.")  # its outcome before the next reply
+    await send(host, dialog, text("from a"), "op-a")
+    await send(host, dialog, text("again"), "op-a")
+    assert (await router.dialog(dialog.dialog_id)).state == "answered"
+
+    await portal.wait_for_events(3, "reply.")
+    events = portal.events
+    assert types(events) == [
+        "dialog.queued",
+        "dialog.offered",
+        "message.received",
+        "dialog.assigned",
+        "reply.sent",
+        "dialog.answered",
+        "reply.sent",
+        "reply.sent",
+    ]
+    answered = events[5]
+    assert answered["data"] == {"operator_id": "op-a"}
+    assert shows(answered, dialog, "answered", "op-a")
+    assert shows(events[4], dialog, "assigned", "op-a")  # op-b's reply
+    assert all(shows(e, dialog, "answered", "op-a") for e in events[6:])
+    assert sent_texts(telegram_api) == ["from b", "from a", "again"]
+
+
+async def test_a_line_text_is_sent_and_reported_with_origin_line(
+    kit: HostKit,
+    portal: PortalStandIn,
+    telegram_api: TelegramApiStandIn,
+    tmp_path: Path,
+) -> None:
+    rules_dir = tmp_path / "told_position"
+    write_rules(
+        rules_dir,
+        {"p1-support.yaml": RULES["p1-support.yaml"] + "queue_position:\n  on_join: true\n"},
+    )
+    kit.rules = load_rules(rules_dir, 1)
+    kit.add_telegram(telegram_api)
+    host = await kit.host(kit.config(portal, linger_ms=0))
+    dialog = await kit.dialog(host)
+    (event,) = await portal.wait_for_events(1, "reply.")
+    assert event["type"] == "reply.sent"
+    assert event["data"]["origin"] == "line"
+    assert event["data"]["client_id"] is None
+    assert shows(event, dialog)
+    assert sent_texts(telegram_api) == ["You are number 1 in the queue. Expected wait: 5 min."]
+    assert types(portal.events) == ["dialog.queued", "message.received", "reply.sent"]
+
+
+async def test_a_replayed_request_id_is_refused(
+    host: MailboxHost, telegram_api: TelegramApiStandIn, dialog: DialogState
+) -> None:
+    await host.check_request("p1", "req-1")
+    await send(host, dialog, text("Hello"))
     with pytest.raises(AuthError, match=r"request id 'req-1' was already used \(replay\)"):
-        await host.submit_reply("p1", "req-1", dialog, text("Hello again"))
+        await host.check_request("p1", "req-1")
     await eventually(lambda: len(telegram_api.calls) == 1)
     assert sent_texts(telegram_api) == ["Hello"]
 
 
-async def test_a_portal_not_served_here_is_refused(host: MailboxHost, dialog: DialogInfo) -> None:
+async def test_a_portal_not_served_here_is_refused(host: MailboxHost) -> None:
     with pytest.raises(NotFoundError, match=r"portal 'p9' is not served here yet"):
-        await host.submit_reply("p9", "req-1", dialog, text("Hello"))
+        host.router("p9")
+
+
+async def test_a_reply_to_a_dialog_that_is_not_open_is_refused(
+    kit: HostKit,
+    host: MailboxHost,
+    portal: PortalStandIn,
+    telegram_api: TelegramApiStandIn,
+    dialog: DialogState,
+) -> None:
+    router = host.router("p1")
+    with pytest.raises(NotFoundError, match=r"no dialog 'dlg_nope' for portal 'p1'"):
+        await router.reply("dlg_nope", text("Hello"), None)
+    await router.finish(dialog.dialog_id, None)  # e.g. the portal closed it
+    with pytest.raises(ConflictError, match=r"is closed \(finished\): the customer writes first"):
+        await send(host, dialog, text("Hello"))
+    await portal.wait_for_events(1, "dialog.closed")
+    assert types(portal.events) == ["dialog.queued", "message.received", "dialog.closed"]
+    assert kit.reader().replies("p1") == []
+    assert telegram_api.calls == []
 
 
 async def test_a_removed_connector_fails_the_reply(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn
 ) -> None:
-    dialog = kit.dialog("p1", "42").model_copy(update={"connector_id": "tg-gone"})
-    await host.submit_reply("p1", "req-1", dialog, text("Hello"))
-    (event,) = await portal.wait_for_events(1)
+    await host.append([kit.record("42", 1, connector_id="tg-gone")])
+    board = host.router("p1").dispatcher.board
+    ref = dialog_ref("tg-gone", "42")
+    await eventually(lambda: ref in board.open_by_ref, what="the dialog on tg-gone")
+    dialog = board.dialogs[board.open_by_ref[ref]]
+    await send(host, dialog, text("Hello"))
+    (event,) = await portal.wait_for_events(1, "reply.")
     assert event["type"] == "reply.failed"
     assert event["data"]["reason"] == "not_found"
     assert "tg-gone" in event["data"]["error"]
+    assert event["dialog"]["connector_id"] == "tg-gone"
 
 
 async def test_a_reply_not_sent_within_the_ttl_fails_as_expired(
-    kit: HostKit, portal: PortalStandIn, telegram_api: TelegramApiStandIn, dialog: DialogInfo
+    kit: HostKit, portal: PortalStandIn, telegram_api: TelegramApiStandIn
 ) -> None:
     kit.add_telegram(telegram_api)
     host = await kit.host(
         kit.config(portal, linger_ms=0, ttl_s=10, retry_initial_s=1, retry_max_s=1)
     )
+    dialog = await kit.dialog(host)
     for _ in range(100):
         telegram_api.fail_next(500, "Internal Server Error", method="sendMessage")
-    await host.submit_reply("p1", "req-1", dialog, text("Hello"))
-    await kit.pump(lambda: len(portal.events) == 1, step_s=1)
-    (event,) = portal.events
+    await send(host, dialog, text("Hello"))
+    await kit.pump(lambda: len(portal.of_types("reply.")) == 1, step_s=1)
+    (event,) = portal.of_types("reply.")
     assert event["type"] == "reply.failed"
     assert event["data"]["reason"] == "expired"
     assert "Internal Server Error" in event["data"]["error"]
@@ -190,23 +323,26 @@ async def test_a_reply_not_sent_within_the_ttl_fails_as_expired(
 
 
 async def test_a_stored_reply_is_sent_after_a_restart(
-    kit: HostKit, portal: PortalStandIn, telegram_api: TelegramApiStandIn, dialog: DialogInfo
+    kit: HostKit, portal: PortalStandIn, telegram_api: TelegramApiStandIn
 ) -> None:
     kit.add_telegram(telegram_api)
     config = kit.config(portal, linger_ms=0)
     first = await kit.host(config)
+    dialog = await kit.dialog(first)
     telegram_api.rate_limit_next(20, method="sendMessage")
-    reply_id = await first.submit_reply("p1", "req-1", dialog, text("Hello"))
+    await first.check_request("p1", "req-1")
+    reply_id = await send(first, dialog, text("Hello"))
     await eventually(lambda: len(telegram_api.calls) == 1 and kit.clock.sleepers == 1)
     await kit.close_host(first)
 
     second = await kit.host(config)
     await kit.advance_when_waiting(20)
-    (event,) = await portal.wait_for_events(1)
+    (event,) = await portal.wait_for_events(1, "reply.")
     assert event["data"]["reply_id"] == reply_id
+    assert shows(event, dialog)  # the restarted owner stamps the dialog it loaded
     assert sent_texts(telegram_api) == ["Hello", "Hello"]
     with pytest.raises(AuthError, match="already used"):
-        await second.submit_reply("p1", "req-1", dialog, text("Hello"))
+        await second.check_request("p1", "req-1")
 
 
 class BrokenPlugin:
@@ -223,12 +359,12 @@ class BrokenPlugin:
 
 
 async def test_a_plug_in_bug_fails_the_reply_instead_of_stranding_it(
-    kit: HostKit, host: MailboxHost, portal: PortalStandIn, dialog: DialogInfo
+    kit: HostKit, host: MailboxHost, portal: PortalStandIn, dialog: DialogState
 ) -> None:
     plugin = BrokenPlugin()
     kit.channels.put(dialog.connector_id, plugin)
-    await host.submit_reply("p1", "req-1", dialog, text("Hello"))
-    (event,) = await portal.wait_for_events(1, timeout_s=5)
+    await send(host, dialog, text("Hello"))
+    (event,) = await portal.wait_for_events(1, "reply.", timeout_s=5)
     assert event["type"] == "reply.failed"
     assert event["data"]["reason"] == "internal_error"
     assert event["data"]["error"] == "KeyError: 'message_id'"

@@ -70,10 +70,10 @@ def test_simulate_prints_offers_timeouts_decisions_and_refusals(
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "+     5.0s chat 42 dlg_1 [waiting] dialog.queued reason=new, position=1",
-        "+     5.0s chat 42 dlg_1 [waiting] message.received",
         "+     5.0s chat 42 dlg_1 [offered] dialog.offered operator_ids=['anna'], "
         "accept_timeout_s=60.0",
         "             why: chosen ['anna']; skipped boris: not_next",
+        "+     5.0s chat 42 dlg_1 [offered] message.received",
         "+    65.0s chat 42 dlg_1 [waiting] dialog.offer_withdrawn operator_ids=['anna'], "
         "reason=expired",
         "+    65.0s chat 42 dlg_1 [offered] dialog.offered operator_ids=['boris'], "
@@ -82,7 +82,8 @@ def test_simulate_prints_offers_timeouts_decisions_and_refusals(
         "+   100.0s chat 42 dlg_1 [assigned] dialog.assigned operator_id=boris, via=accept",
         "+   101.0s refused accept: dialog 'dlg_1' has no open offer to 'anna': "
         "it is assigned to 'boris'",
-        "+   110.0s chat 42 dlg_1 [closed] dialog.closed reason=finished, operator_id=boris, closed_by=boris",
+        "+   110.0s chat 42 dlg_1 [closed] dialog.closed reason=finished, operator_id=boris, "
+        "closed_by=boris",
     ]
 
 

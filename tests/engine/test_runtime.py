@@ -165,7 +165,8 @@ def test_ray_temp_dir_is_short_and_per_data_folder(tmp_path: Path) -> None:
 def test_engine_logic_imports_no_ray() -> None:
     code = """
         import sys
-        import engine.delivery.host, engine.routing.router, engine.ingest, engine.runtime
+        import engine.delivery.host, engine.routing.portal_router, engine.routing.rules_holder
+        import engine.ingest, engine.runtime
         import engine.config, engine.metrics, engine.registry
         print("ray" in sys.modules)
     """

@@ -122,6 +122,10 @@ class PortalStandIn:
     def messages(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"].startswith("message.")]
 
+    def of_types(self, *prefixes: str) -> list[dict[str, Any]]:
+        """Events whose type starts with one of ``prefixes`` (``"dialog."``, ``"reply."``)."""
+        return [e for e in self.events if e["type"].startswith(prefixes)]
+
     async def wait_for(
         self, predicate: Callable[[PortalStandIn], bool], timeout_s: float = 20.0
     ) -> None:
@@ -130,6 +134,12 @@ class PortalStandIn:
         async with self._arrived:
             await asyncio.wait_for(self._arrived.wait_for(lambda: predicate(self)), timeout_s)
 
-    async def wait_for_events(self, count: int, timeout_s: float = 20.0) -> list[dict[str, Any]]:
-        await self.wait_for(lambda portal: len(portal.events) >= count, timeout_s)
-        return self.events
+    async def wait_for_events(
+        self, count: int, *prefixes: str, timeout_s: float = 20.0
+    ) -> list[dict[str, Any]]:
+        """The first ``count`` events (of these type prefixes, if given) once they arrived."""
+        if not prefixes:
+            await self.wait_for(lambda portal: len(portal.events) >= count, timeout_s)
+            return self.events
+        await self.wait_for(lambda portal: len(portal.of_types(*prefixes)) >= count, timeout_s)
+        return self.of_types(*prefixes)
