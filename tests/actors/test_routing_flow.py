@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import RunningEngine, engine_config, start_engine, stop_engine
+from engine.cli import main
+from tests.harness import ADMIN_TOKEN, RunningEngine, engine_config, start_engine, stop_engine
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn, post_update
 
@@ -238,5 +239,35 @@ async def test_many_customers_and_operators_at_once_never_break_capacity(
         assert code == 200
         loads = {op["operator_id"]: op["load_on_line"] for op in body["operators"]}
         assert loads == {"anna": 2, "boris": 2}
+    finally:
+        await stop_engine(engine)
+
+
+async def test_rules_explain_shows_a_running_engines_decisions(
+    tmp_path: Path,
+    portal: PortalStandIn,
+    telegram: TelegramApiStandIn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = engine_config(
+        tmp_path, [portal.portal_config()], [telegram_connector(telegram)], rules()
+    )
+    engine = await start_engine(config)
+    portal.engine_public_key_b64 = engine.engine_public_key_b64
+    try:
+        await status(engine, portal, "boris", "online")
+        await write(engine, 1, 42)
+        [offered] = await portal.wait_for_events(1, "dialog.offered")
+        dialog_id = offered["dialog"]["id"]
+        base = ["rules", "explain", "--engine", engine.base_url, "--admin-token", ADMIN_TOKEN]
+
+        code = await asyncio.to_thread(main, [*base, "--portal", "acme", dialog_id])
+        missing = await asyncio.to_thread(main, [*base, "--portal", "acme", "dlg_nope"])
+
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert f"dialog {dialog_id} on line support: offered, operator None" in out
+        assert "via queue" in out and "  anna: offline" in out
+        assert missing == 1 and "404" in err and "dlg_nope" in err
     finally:
         await stop_engine(engine)
