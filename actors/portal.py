@@ -9,6 +9,7 @@ follows the registry actor for its portals, their connectors and the routing rul
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -77,6 +78,9 @@ class PortalActor:
             asyncio.create_task(self._follow_rules(registry)),
             asyncio.create_task(self._prune_regularly()),
         ]
+        # What start-up loaded (registry, boards of open dialogs) lives as long as the
+        # actor: out of the collector's sight, full collections stop pausing delivery.
+        gc.freeze()
         self._started.set()
         return self._name
 

@@ -35,10 +35,8 @@ class Choice:
     """Every available operator had been tried: the round starts again."""
 
 
-def unavailable_reason(
-    operator_id: str, dialog: DialogState, line: LineRules, board: Board, now: float
-) -> str | None:
-    """Why the operator cannot take this dialog now, or None if they can."""
+def unavailable_reason(operator_id: str, line: LineRules, board: Board, now: float) -> str | None:
+    """Why the operator cannot take a dialog of this line now, or None if they can."""
     operator = board.operator(operator_id)
     if operator.status != "online":
         return STATUS_REASONS[operator.status]
@@ -49,7 +47,7 @@ def unavailable_reason(
         return "outside_their_hours"
     capacity = line.capacity
     counted = capacity.counted_states
-    if board.load(operator_id, counted, dialog.line_id) >= capacity.max_dialogs_per_operator:
+    if board.load(operator_id, counted, line.line) >= capacity.max_dialogs_per_operator:
         return "at_capacity"
     across = capacity.max_dialogs_across_lines
     if across is not None and board.load(operator_id, counted, None) >= across:
@@ -57,15 +55,29 @@ def unavailable_reason(
     return None
 
 
-def choose(dialog: DialogState, line: LineRules, board: Board, now: float) -> Choice:
-    """What to do with a waiting dialog now."""
+def line_availability(line: LineRules, board: Board, now: float) -> dict[str, str | None]:
+    """Every queue member's ``unavailable_reason``: the same for every dialog of the line,
+    so routing a queue computes it once and updates only the operators it gave work to."""
+    return {op: unavailable_reason(op, line, board, now) for op in line.queue_order}
+
+
+def choose(
+    dialog: DialogState,
+    line: LineRules,
+    board: Board,
+    now: float,
+    availability: dict[str, str | None] | None = None,
+) -> Choice:
+    """What to do with a waiting dialog now (``availability``: ``line_availability`` of
+    this moment, when the caller has it)."""
     if not line.schedule.is_open(now):
         return Choice("wait", reason="outside_line_hours", wake_at=line.schedule.next_opening(now))
+    if availability is None:
+        availability = line_availability(line, board, now)
     skipped: dict[str, str] = {}
     available: list[str] = []
     tried: list[str] = []
-    for operator_id in line.queue_order:
-        reason = unavailable_reason(operator_id, dialog, line, board, now)
+    for operator_id, reason in availability.items():
         if reason is not None:
             skipped[operator_id] = reason
         elif operator_id in dialog.tried:

@@ -38,7 +38,7 @@ from engine.events import (
 )
 from engine.ids import new_id
 from engine.models import Frozen
-from engine.routing.choice import Choice, choose
+from engine.routing.choice import Choice, choose, line_availability, unavailable_reason
 from engine.routing.plan import CustomerOwners, Decision, Notice, Plan, StreamEntry
 from engine.routing.rules import LineRules, PortalRules, UnavailableReason
 from engine.routing.state import Board, DialogState, OperatorState, OperatorStatus, moved
@@ -188,7 +188,7 @@ class Dispatcher:
         self._emit(dialog, DialogQueued(reason="new", position=position, opens_at=opens_at), now)
         if rules is not None and closed:
             dialog = self._outside_hours(dialog, rules, now)
-        elif rules is not None and len(self.board.waiting(dialog.line_id)) == 1:
+        elif rules is not None and self.board.waiting_count(dialog.line_id) == 1:
             # Nobody waits before it: decide now, so its first message already shows the
             # outcome. Otherwise the routing after the step serves the queue in its order.
             choice = choose(dialog, rules, self.board, now)
@@ -201,7 +201,7 @@ class Dispatcher:
         rules = self._line(line_id)
         if rules is not None and rules.queue.order == "newest_first":
             return 1
-        return len(self.board.waiting(line_id)) + 1
+        return self.board.waiting_count(line_id) + 1
 
     def _outside_hours(self, dialog: DialogState, rules: LineRules, now: float) -> DialogState:
         opens_at = rules.schedule.next_opening(now)
@@ -248,24 +248,35 @@ class Dispatcher:
 
     def _route_line(self, rules: LineRules, now: float) -> None:
         self.wakeups.pop(rules.line, None)
-        waiting = sorted(
-            self.board.waiting(rules.line),
-            key=lambda d: (d.queued_at, d.dialog_id),
-            reverse=rules.queue.order == "newest_first",
-        )
+        if not self.board.waiting_count(rules.line):
+            return
+        waiting = self.board.waiting_ids(rules.line)
+        if rules.queue.order == "newest_first":
+            waiting.reverse()
+        availability = line_availability(rules, self.board, now)
+        free = sum(1 for reason in availability.values() if reason is None)
         blocked = False
-        for dialog in waiting:
+        for dialog_id in waiting:
+            if not free:
+                break  # nobody on the line can take anything, an owner included
+            dialog = self.board.dialogs[dialog_id]
             plain = not dialog.tried and not dialog.responsible_id and not dialog.last_operator_id
             if blocked and plain:
                 continue  # same inputs as a dialog that just found nobody
-            choice = choose(dialog, rules, self.board, now)
+            choice = choose(dialog, rules, self.board, now, availability)
             if choice.action == "wait":
-                blocked = blocked or plain or choice.reason == "outside_line_hours"
+                blocked = blocked or plain
                 if choice.wake_at is not None:
                     self._wake(rules.line, choice.wake_at)
+                if choice.reason == "outside_line_hours":
+                    break
                 continue
             self._apply(dialog, choice, rules, now)
-        self._schedule_shift_wakeup(rules, now, bool(waiting))
+            for operator_id in choice.operator_ids:
+                reason = unavailable_reason(operator_id, rules, self.board, now)
+                free -= reason is not None and availability[operator_id] is None
+                availability[operator_id] = reason
+        self._schedule_shift_wakeup(rules, now)
         self._update_positions(rules)
 
     def _wake(self, line_id: str, at: float) -> None:
@@ -273,9 +284,9 @@ class Dispatcher:
         if current is None or at < current:
             self.wakeups[line_id] = at
 
-    def _schedule_shift_wakeup(self, rules: LineRules, now: float, had_waiting: bool) -> None:
+    def _schedule_shift_wakeup(self, rules: LineRules, now: float) -> None:
         """An operator whose shift starts later may serve the dialogs still waiting."""
-        if not had_waiting or not self.board.waiting(rules.line):
+        if not self.board.waiting_count(rules.line):
             return
         for schedule in rules.operator_schedules.values():
             opens = schedule.next_opening(now)
@@ -320,9 +331,7 @@ class Dispatcher:
             self._emit(offered, data, now, event_id)
             return
         via: AssignedVia = "direct" if choice.path == "queue" else choice.path
-        self._assign(
-            moved(dialog, tried=tried), choice.operator_ids[0], via, decision.decision_id, now
-        )
+        self._assign(dialog, choice.operator_ids[0], via, decision.decision_id, now, tried)
 
     def _assign(
         self,
@@ -331,10 +340,12 @@ class Dispatcher:
         via: AssignedVia,
         decision_id: str | None,
         now: float,
+        tried: tuple[str, ...] | None = None,
     ) -> DialogState:
         assigned = self._put(
             moved(
                 dialog,
+                tried=dialog.tried if tried is None else tried,
                 state="assigned",
                 operator_id=operator_id,
                 offered_to=(),
@@ -383,11 +394,9 @@ class Dispatcher:
         settings = rules.queue_position
         if not settings.on_move:
             return
-        waiting = sorted(
-            self.board.waiting(rules.line),
-            key=lambda d: (d.queued_at, d.dialog_id),
-            reverse=rules.queue.order == "newest_first",
-        )
+        waiting = self.board.waiting(rules.line)
+        if rules.queue.order == "newest_first":
+            waiting.reverse()
         for position, dialog in enumerate(waiting, start=1):
             if dialog.told_position is not None and position < dialog.told_position:
                 self._put(moved(dialog, told_position=position))

@@ -7,8 +7,9 @@ state on which line) exact, so capacity checks never scan the dialogs.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import orjson
@@ -30,9 +31,14 @@ class OperatorState:
     status_since: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DialogState:
-    """One dialog: its place in the lifecycle and the timestamps its timers derive from."""
+    """One dialog: its place in the lifecycle and the timestamps its timers derive from.
+
+    Treated as immutable: a change is a new record made by ``moved`` and put on the board.
+    Not ``frozen`` only because a frozen dataclass's ``__init__`` sets every field through
+    ``object.__setattr__``, which made building records the router's largest cost.
+    """
 
     dialog_id: str
     line_id: str
@@ -100,7 +106,7 @@ class DialogState:
         return orjson.dumps(self._view_fields())
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson writes dataclasses natively, fast
 
     @classmethod
     def from_json(cls, data: bytes) -> DialogState:
@@ -115,7 +121,7 @@ def operator_from_json(data: bytes) -> OperatorState:
 
 
 def operator_to_json(operator: OperatorState) -> bytes:
-    return orjson.dumps(asdict(operator))
+    return orjson.dumps(operator)
 
 
 @dataclass
@@ -125,16 +131,31 @@ class Board:
     dialogs: dict[str, DialogState] = field(default_factory=dict)
     operators: dict[str, OperatorState] = field(default_factory=dict)
     open_by_ref: dict[str, str] = field(default_factory=dict)
-    _load: defaultdict[str, defaultdict[tuple[str, str], int]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    _by_line: defaultdict[tuple[str, str, str], int] = field(
+        default_factory=lambda: defaultdict(int)
     )
-    _waiting: defaultdict[str, dict[str, None]] = field(default_factory=lambda: defaultdict(dict))
+    """(operator, line, state) to the dialogs held so."""
+    _by_state: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    """(operator, state) to the dialogs held so over all lines."""
+    _defaults: dict[str, OperatorState] = field(default_factory=dict)
+    _waiting: defaultdict[str, list[tuple[float, str]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    """Per line, ``(queued_at, dialog_id)`` of its waiting dialogs, kept sorted: routing
+    walks the queue in order on every step, so it is never sorted then."""
     _held: defaultdict[str, dict[str, None]] = field(default_factory=lambda: defaultdict(dict))
     offers: dict[str, str] = field(default_factory=dict)
     """The event id of each open offer to its dialog's id."""
 
     def operator(self, operator_id: str) -> OperatorState:
-        return self.operators.get(operator_id) or OperatorState(operator_id)
+        """The operator's state; one the portal never mentioned is offline."""
+        known = self.operators.get(operator_id)
+        if known is not None:
+            return known
+        default = self._defaults.get(operator_id)
+        if default is None:
+            default = self._defaults[operator_id] = OperatorState(operator_id)
+        return default
 
     def put_operator(self, operator: OperatorState) -> None:
         self.operators[operator.operator_id] = operator
@@ -155,11 +176,8 @@ class Board:
 
     def _count(self, dialog: DialogState, delta: int) -> None:
         for operator_id in dialog.holders:
-            counts = self._load[operator_id]
-            key = (dialog.line_id, dialog.state)
-            counts[key] += delta
-            if counts[key] == 0:
-                del counts[key]
+            self._by_line[(operator_id, dialog.line_id, dialog.state)] += delta
+            self._by_state[(operator_id, dialog.state)] += delta
             if delta > 0:
                 self._held[operator_id][dialog.dialog_id] = None
             else:
@@ -169,27 +187,38 @@ class Board:
                 self.offers[dialog.offer_event_id] = dialog.dialog_id
             else:
                 self.offers.pop(dialog.offer_event_id, None)
-        waiting = self._waiting[dialog.line_id]
         if dialog.state == "waiting":
+            waiting = self._waiting[dialog.line_id]
+            key = (dialog.queued_at, dialog.dialog_id)
             if delta > 0:
-                waiting[dialog.dialog_id] = None
+                insort(waiting, key)
             else:
-                waiting.pop(dialog.dialog_id, None)
+                del waiting[bisect_left(waiting, key)]
 
     def load(self, operator_id: str, states: tuple[str, ...], line_id: str | None) -> int:
         """Dialogs held by the operator in ``states``, on one line or (None) on all."""
-        counts = self._load.get(operator_id)
-        if not counts:
-            return 0
-        return sum(
-            n
-            for (line, state), n in counts.items()
-            if state in states and (line_id is None or line == line_id)
-        )
+        total = 0
+        if line_id is None:
+            by_state = self._by_state
+            for state in states:
+                total += by_state.get((operator_id, state), 0)
+        else:
+            by_line = self._by_line
+            for state in states:
+                total += by_line.get((operator_id, line_id, state), 0)
+        return total
+
+    def waiting_count(self, line_id: str) -> int:
+        return len(self._waiting.get(line_id, ()))
 
     def waiting(self, line_id: str) -> list[DialogState]:
-        """The line's waiting dialogs (unordered)."""
-        return [self.dialogs[d] for d in self._waiting.get(line_id, {})]
+        """The line's waiting dialogs, longest in the queue first."""
+        dialogs = self.dialogs
+        return [dialogs[dialog_id] for _, dialog_id in self._waiting.get(line_id, ())]
+
+    def waiting_ids(self, line_id: str) -> list[str]:
+        """The ids of ``waiting``: a snapshot that routing walks while it changes the queue."""
+        return [dialog_id for _, dialog_id in self._waiting.get(line_id, ())]
 
     def waiting_lines(self) -> list[str]:
         return [line for line, dialogs in self._waiting.items() if dialogs]
@@ -202,6 +231,12 @@ class Board:
         return self.dialogs.get(dialog_id)
 
 
+_DIALOG_FIELDS = tuple(f.name for f in fields(DialogState))
+
+
 def moved(dialog: DialogState, **changes: Any) -> DialogState:
-    """A copy of ``dialog`` with ``changes`` (``dataclasses.replace`` with a short name)."""
-    return replace(dialog, **changes)
+    """A copy of ``dialog`` with ``changes`` (``dataclasses.replace`` without its per-call
+    introspection: the router makes one or two per decision)."""
+    return DialogState(
+        *[changes.pop(n) if n in changes else getattr(dialog, n) for n in _DIALOG_FIELDS]
+    )
