@@ -1,32 +1,50 @@
 """The channel actor: one of several aiohttp servers sharing the engine's port.
 
 Each receives webhooks for every channel (``SO_REUSEPORT`` spreads connections over the
-actors), verifies and normalizes them, batches them to the portal actors and answers the
-provider once they are durable. It also serves the portal and admin APIs.
+actors), verifies and normalizes them, stores them in its own intake (one SQLite file per
+actor, group commit) and answers the provider; then hands them to the portal actors in
+batches (``engine.handoff``). It also serves the portal and admin APIs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 
 import ray
 from aiohttp import web
 
+from actors.faults import reason
 from actors.http_app import build_app
 from actors.settings import ActorSettings
-from actors.view import EngineView
+from actors.view import EngineView, call
 from actors.webhooks import WebhookIngest
-from engine.clock import ManualClock
+from engine.clock import ManualClock, SystemClock
+from engine.delivery.host import SEEN_RETENTION_S
+from engine.errors import UnavailableError
+from engine.handoff import Handoff, InProgress
 from engine.logs import configure_logging
 from engine.metrics import Counters, Sample
+from engine.store.intake import IntakeStore
+from engine.store.records import OutboxRecord
+from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 30.0
+PRUNE_EVERY_S = 3600.0
+DRAIN_TIMEOUT_S = 10.0
+"""A clean stop hands off what the intake holds for this long; the rest waits on disk."""
 
 
 @ray.remote(num_cpus=0, max_concurrency=100_000)  # type: ignore[call-overload]
 class ChannelActor:
+    """Restarted by Ray after a crash (``actors.faults``): only ``__init__`` runs then, so a
+    restarted actor starts itself on the port it had (kept beside its intake), reopens its
+    intake and hands off what waits there. ``__init__`` never raises (Ray 2.60 would end
+    the actor for good)."""
+
     def __init__(self, index: int, settings: ActorSettings) -> None:
         configure_logging()
         self._index = index
@@ -34,6 +52,23 @@ class ChannelActor:
         self._clock = settings.make_clock()
         self._counters = Counters()
         self._runner: web.AppRunner | None = None
+        self._serving = asyncio.Event()
+        self._port_file = settings.data_dir / "intake" / f"channel-{index}.port"
+        if ray.get_runtime_context().was_current_actor_reconstructed:
+            # Runs on the actor's event loop (Ray 2.60 async actors): schedule the restart.
+            self._restarter = asyncio.get_running_loop().create_task(self._restart())
+
+    async def _restart(self) -> None:
+        delay_s = 0.5
+        while self._runner is None:
+            try:
+                port = int(self._port_file.read_text(encoding="utf-8"))
+                await self.start(port)
+                log.info("channel actor %d restarted on port %d", self._index, port)
+            except Exception as exc:  # a loop boundary: the port refuses until it starts
+                log.warning("channel actor %d could not restart: %s", self._index, reason(exc))
+                await asyncio.sleep(delay_s)
+                delay_s = min(2 * delay_s, 10.0)
 
     async def start(self, port: int) -> int:
         """Serve on the configured host and ``port`` (0: any free one); returns the port.
@@ -41,35 +76,93 @@ class ChannelActor:
         The first channel actor binds first; the others are then given the port it got.
         ``SO_REUSEPORT`` lets them share it, while no other program can take it meanwhile.
         """
+        if self._runner is not None:
+            return int(self._runner.addresses[0][1])
         config = self._settings.config
         self._view = EngineView(self._settings, self._clock, self._counters)
         await self._view.start()
-        self._ingest = WebhookIngest(self._view)
-        self._runner = web.AppRunner(
+        # Group commit waits on real time, never on a manual clock: it is no timer of the
+        # domain, and a test's webhook must be answered without the test moving time.
+        self._intake = ThreadedStore(
+            IntakeStore(config.data_dir / "intake" / f"channel-{self._index}.sqlite3"),
+            SystemClock(),
+            "intake",
+        )
+        in_progress = InProgress(self._clock.now)
+        self._handoff = Handoff(
+            self._intake, self._hand_to, config.handoff_batch_max, self._counters, in_progress.floor
+        )
+        self._handoff_task = asyncio.create_task(self._handoff.run())
+        self._prune_task = asyncio.create_task(self._prune_regularly())
+        self._ingest = WebhookIngest(self._view, self._intake, self._handoff, in_progress)
+        runner = web.AppRunner(
             build_app(self._view, self._ingest),
             access_log=None,
             handle_signals=False,
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, config.host, port, reuse_port=True, backlog=2048)
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, port, reuse_port=True, backlog=2048)
         await site.start()
-        bound = int(self._runner.addresses[0][1])
+        self._runner = runner
+        bound = int(runner.addresses[0][1])
+        self._port_file.write_text(str(bound), encoding="utf-8")
+        self._serving.set()
         log.info("channel actor %d listening on %s:%d", self._index, config.host, bound)
         return bound
 
+    async def ping(self) -> int:
+        """Health: answers only while this actor serves the port."""
+        if not self._serving.is_set():
+            raise UnavailableError(f"channel actor {self._index} is not serving yet")
+        return self._index
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def _prune_regularly(self) -> None:
+        """Forget channel event ids after the providers' retry horizon (Telegram: 24 h)."""
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            try:
+                cutoff = self._clock.now() - SEEN_RETENTION_S
+                await self._intake.call(self._intake.store.prune_seen, cutoff)
+            except Exception:  # a loop boundary: pruning again next time is enough
+                log.exception("channel actor %d: pruning the intake failed", self._index)
+                self._counters.inc("openlines_rejected_total", reason="prune_error")
+
+    async def _hand_to(
+        self, destination: str, records: list[OutboxRecord], watermark: float
+    ) -> list[bool]:
+        host = self._view.host_by_name(destination)
+        result: list[bool] = await call(host.append.remote(records, self._index, watermark))
+        return result
+
+    async def watermark(self, destination: str) -> float:
+        """Asked by a portal actor whose routing waits on this actor (``engine.handoff``)."""
+        return await self._handoff.watermark(destination)
+
     async def stop(self) -> None:
-        """Stop taking requests, let running ones finish, flush what they wait for."""
+        """Stop taking requests, let running ones finish, hand off what the intake holds."""
         if self._runner is None:
             return
         self._ingest.accepting = False
         await self._runner.shutdown()
-        await self._ingest.drain()
         await self._runner.cleanup()
+        for task in (self._handoff_task, self._prune_task):
+            task.cancel()
+        await asyncio.gather(self._handoff_task, self._prune_task, return_exceptions=True)
+        left = await self._handoff.drain(DRAIN_TIMEOUT_S)
+        if left:
+            log.warning("channel actor %d: %d records stay in the intake", self._index, left)
+        await self._intake.close()
         await self._view.stop()
+        self._serving.clear()
         self._runner = None
 
     async def stats(self) -> tuple[dict[Sample, float], dict[Sample, float]]:
+        if not self._serving.is_set():
+            raise UnavailableError(f"channel actor {self._index} is not serving yet")
         return self._counters.snapshot(), {}
 
     async def advance_clock(self, seconds: float) -> None:

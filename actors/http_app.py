@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import ray
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from actors import faults
 from actors.admin_api import AdminApi
 from actors.http_common import json_response
+from actors.names import REGISTRY
 from actors.portal_api import PortalApi
 from actors.view import EngineView, call
 from actors.webhooks import WebhookIngest
@@ -28,9 +31,18 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+HEALTH_TIMEOUT_S = 2.0
+"""How long ``/healthz`` waits for each actor; all are asked at once."""
+METRICS_TIMEOUT_S = 5.0
+"""How long ``/metrics`` waits for each actor's numbers; all are asked at once."""
+
+
 def refusal(view: EngineView, status: int, reason: str, message: str) -> web.Response:
     view.counters.inc("openlines_rejected_total", reason=reason)
-    return json_response({"error": reason, "message": message}, status)
+    response = json_response({"error": reason, "message": message}, status)
+    if status == 503:
+        response.headers["Retry-After"] = str(faults.RETRY_AFTER_S)
+    return response
 
 
 def error_middleware(view: EngineView) -> Middleware:
@@ -56,10 +68,14 @@ def error_middleware(view: EngineView) -> Middleware:
                 view, exc.status, reason, f"{exc.reason}: {request.method} {request.path}"
             )
         except (TimeoutError, ray.exceptions.RayError) as exc:
-            # The boundary of a request: a part of the engine is restarting. Nothing was
-            # acknowledged, so the caller retries.
-            log.warning("%s %s: engine part unavailable: %s", request.method, request.path, exc)
-            return refusal(view, 503, "unavailable", "engine part unavailable; retry")
+            if not faults.unavailable(exc):  # an actor's own bug: retrying repeats it
+                log.error("%s %s failed in an actor: %s", request.method, request.path, exc)
+                return refusal(view, 500, "internal_error", "internal error; nothing was stored")
+            # The boundary of a request: a part of the engine is down or restarting. Nothing
+            # was acknowledged, so the caller retries (after Retry-After).
+            why = faults.reason(exc)
+            log.warning("%s %s: engine part unavailable: %s", request.method, request.path, why)
+            return refusal(view, 503, "unavailable", f"engine part unavailable, retry: {why}")
         except Exception:  # last line of defence: log, count, answer 500
             log.exception("%s %s failed", request.method, request.path)
             return refusal(view, 500, "internal_error", "internal error; nothing was stored")
@@ -68,6 +84,9 @@ def error_middleware(view: EngineView) -> Middleware:
 
 
 class HealthAndMetrics:
+    """``/healthz`` and ``/metrics`` ask every actor at once, each with a deadline, so
+    they answer quickly however many parts are down, and say which."""
+
     def __init__(self, view: EngineView) -> None:
         self._view = view
 
@@ -75,32 +94,71 @@ class HealthAndMetrics:
         return [web.get("/healthz", self.healthz), web.get("/metrics", self.metrics)]
 
     async def healthz(self, request: web.Request) -> web.Response:
-        view = self._view
-        version, rules_error = await asyncio.wait_for(
-            call(view.registry_actor.rules_status.remote()), timeout=5
+        """200 only while every actor serves; else 503 naming those that do not."""
+        actors = self._view.named_actors()
+        answers = await ask_all(
+            {name: probe(name, actor) for name, actor in actors.items()}, HEALTH_TIMEOUT_S
         )
-        return json_response(
-            {
-                "status": "ok",
-                "registry_version": view.registry.version,
-                "rules_version": version,
-                "rules_error": rules_error,
-            }
-        )
+        down = {name: why for name, (_, why) in answers.items() if why is not None}
+        rules_status = answers[REGISTRY][0]
+        version, rules_error = rules_status if rules_status is not None else (None, None)
+        body = {
+            "status": "degraded" if down else "ok",
+            "down": sorted(down),
+            "reasons": down,
+            "actors": len(actors),
+            "registry_version": self._view.registry.version,
+            "rules_version": version,
+            "rules_error": rules_error,
+        }
+        response = json_response(body, 503 if down else 200)
+        if down:
+            response.headers["Retry-After"] = str(faults.RETRY_AFTER_S)
+        return response
 
     async def metrics(self, request: web.Request) -> web.Response:
-        actors = self._view.all_actors()
-        stats = await asyncio.wait_for(
-            asyncio.gather(*(call(actor.stats.remote()) for actor in actors)), timeout=10
+        """Always 200: what the actors that answered in time report, and an up gauge per
+        actor; a dead actor's own samples are missing until it is back."""
+        actors = self._view.named_actors()
+        answers = await ask_all(
+            {name: actor.stats.remote() for name, actor in actors.items()}, METRICS_TIMEOUT_S
         )
+        stats = [value for value, why in answers.values() if why is None]
         counters = metrics.merge(counter for counter, _ in stats)
         gauges = metrics.merge(gauge for _, gauge in stats)
+        for name, (_, why) in answers.items():
+            gauges[("openlines_actor_up", (("actor", name),))] = 1.0 if why is None else 0.0
         return web.Response(
             text=metrics.render(counters, gauges),
             content_type="text/plain",
             charset="utf-8",
             headers={"X-Content-Type-Options": "nosniff"},
         )
+
+
+def probe(name: str, actor: Any) -> Awaitable[Any]:
+    """The call that shows an actor serves: the registry actor's rules status (``/healthz``
+    reports it), the others' ping (refused while a restarted actor is not serving yet)."""
+    if name == REGISTRY:
+        return actor.rules_status.remote()  # type: ignore[no-any-return]
+    return actor.ping.remote()  # type: ignore[no-any-return]
+
+
+async def ask_all(
+    calls: dict[str, Awaitable[Any]], timeout_s: float
+) -> dict[str, tuple[Any, str | None]]:
+    """Each actor's answer by name, or None and the reason it gave none in time."""
+
+    async def one(pending: Awaitable[Any]) -> tuple[Any, str | None]:
+        try:
+            return await asyncio.wait_for(call(pending), timeout_s), None
+        except TimeoutError:
+            return None, f"no answer within {timeout_s:.0f} s"
+        except (ray.exceptions.RayError, EngineError) as exc:
+            return None, faults.reason(exc)
+
+    answers = await asyncio.gather(*(one(pending) for pending in calls.values()))
+    return dict(zip(calls, answers, strict=True))
 
 
 def build_app(view: EngineView, ingest: WebhookIngest) -> web.Application:

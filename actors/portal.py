@@ -11,20 +11,24 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import ray
 
 from actors.channel_cache import ChannelCache
-from actors.names import REGISTRY
+from actors.faults import RESTARTS, reason, unavailable
+from actors.names import REGISTRY, channel_actor
 from actors.settings import ActorSettings
 from channels.base import Channel
 from engine.clock import ManualClock
 from engine.delivery.host import MailboxHost
 from engine.delivery.sealer import EngineSealer
 from engine.delivery.transport import HttpTransport
-from engine.errors import NotFoundError
+from engine.errors import NotFoundError, UnavailableError
+from engine.handoff import Watermarks
 from engine.logs import configure_logging
 from engine.metrics import Sample
 from engine.models import ReplyRequest
@@ -38,10 +42,24 @@ from engine.store.records import DeadLetter, OutboxRecord
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+READY_WAIT_S = 10.0
+"""How long a call waits for a (re)starting portal actor before it is refused (503)."""
+START_RETRY_MAX_S = 10.0
+REGISTRY_RETRY_S = 1.0
+APPEND_RETRIES = 3
+"""Ray repeats an append cut off by the actor's death on the restarted actor: appends are
+idempotent (de-duplicated on the channel's own ids), so the caller waits out a restart
+instead of failing. Ray counts a repeat that finds the actor still restarting as another
+failure (2.60), hence more than one; a batch that keeps killing the actor is refused."""
 
 
 @ray.remote(num_cpus=0, max_concurrency=1000)  # type: ignore[call-overload]
 class PortalActor:
+    """Starts itself: on creation and, after a crash, when Ray runs ``__init__`` again (the
+    only thing it runs). Until it serves, calls wait up to ``READY_WAIT_S`` and are then
+    refused with ``UnavailableError`` (503); ``__init__`` never raises, since an exception
+    there would end the actor for good (Ray 2.60)."""
+
     def __init__(self, name: str, settings: ActorSettings) -> None:
         configure_logging()
         self._name = name
@@ -50,29 +68,63 @@ class PortalActor:
         self._registry = Registry()
         self._channels = ChannelCache()
         self._host: MailboxHost | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
+        self._first_attempt = asyncio.Event()
+        self._start_error: str | None = None
+        self._stopped = False
         self._rules_version = 0
         self._rules_applied = asyncio.Condition()
+        self._restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
+        # Ray runs an async actor's __init__ on the actor's event loop (checked on 2.60), so
+        # the start is scheduled here: timers and delivery resume without waiting for a call.
+        self._starter = asyncio.get_running_loop().create_task(self._start_until_up())
 
-    async def start(self) -> str:
-        """Open the outbox, take the current registry and begin delivering."""
-        if self._host is not None:
-            await self._started.wait()
-            return self._name
-        key = self._settings.signing_key()
+    async def _start_until_up(self) -> None:
+        delay_s = 0.5
+        while not self._stopped:
+            try:
+                await self._open()
+            except Exception as exc:  # a loop boundary: calls get 503 until a start succeeds
+                self._start_error = reason(exc)
+                log.warning(
+                    "portal actor %s could not start, retrying in %.1f s: %s",
+                    self._name,
+                    delay_s,
+                    self._start_error,
+                    exc_info=not unavailable(exc),
+                )
+                self._first_attempt.set()
+                await asyncio.sleep(delay_s)
+                delay_s = min(2 * delay_s, START_RETRY_MAX_S)
+                continue
+            self._start_error = None
+            self._started.set()
+            self._first_attempt.set()
+            if self._restarted:
+                log.info("portal actor %s restarted and serving", self._name)
+            return
+
+    async def _open(self) -> None:
+        """Open the outbox, take the current registry and rules, begin delivering."""
         registry = ray.get_actor(REGISTRY, namespace=self._settings.namespace)
         self._session = aiohttp.ClientSession()
         self._host = MailboxHost(
             self._settings.data_dir / "outbox" / f"{self._name}.sqlite3",
             self._clock,
             HttpTransport(self._session, self._clock),
-            EngineSealer(key),
+            EngineSealer(self._settings.signing_key()),
             self._channel_for,
             self._session,
+            watermarks=Watermarks(self._settings.config.channel_actors, self._watermark_of),
         )
-        await self._apply_rules(await registry.rules.remote())
-        await self._apply(await registry.registry.remote())
+        try:
+            await self._apply_rules(await registry.rules.remote())
+            await self._apply(await registry.registry.remote())
+        except BaseException:
+            await self._close()
+            raise
         self._tasks = [
             asyncio.create_task(self._follow_registry(registry)),
             asyncio.create_task(self._follow_rules(registry)),
@@ -81,8 +133,47 @@ class PortalActor:
         # What start-up loaded (registry, boards of open dialogs) lives as long as the
         # actor: out of the collector's sight, full collections stop pausing delivery.
         gc.freeze()
-        self._started.set()
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        host, self._host = self._host, None
+        if host is not None:
+            await host.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def _ready(self, wait_s: float = READY_WAIT_S) -> MailboxHost:
+        """The host once the actor serves; ``UnavailableError`` (503) while it cannot."""
+        if not self._started.is_set() and wait_s > 0:
+            try:
+                await asyncio.wait_for(self._started.wait(), wait_s)
+            except TimeoutError:
+                pass
+        if self._stopped:
+            raise UnavailableError(f"portal actor {self._name} is shut down")
+        if not self._started.is_set() or self._host is None:
+            why = self._start_error or "not started yet"
+            raise UnavailableError(f"portal actor {self._name} is starting: {why}")
+        return self._host
+
+    async def start(self) -> str:
+        """Once the actor serves (it starts itself); the reason if its first attempt failed,
+        so an engine that cannot start says why instead of waiting."""
+        await self._first_attempt.wait()
+        await self._ready(0)
         return self._name
+
+    async def ping(self) -> str:
+        """``/healthz``: answers at once, refused while the actor cannot serve."""
+        await self._ready(0)
+        return self._name
+
+    async def pid(self) -> int:
+        return os.getpid()
 
     def _channel_for(self, connector_id: str) -> Channel:
         connector = self._registry.connectors.get(connector_id)
@@ -117,7 +208,7 @@ class PortalActor:
     async def rules_applied(self, version: int, timeout_s: float) -> int:
         """Once this actor routes with rules ``version`` or newer (or on timeout): the
         admin API answers a reload only when every portal actor has taken it."""
-        await self._started.wait()
+        await self._ready()
         async with self._rules_applied:
             try:
                 await asyncio.wait_for(
@@ -129,26 +220,44 @@ class PortalActor:
         return self._rules_version
 
     async def _follow_registry(self, registry_actor: Any) -> None:
-        while True:
-            try:
-                registry = await registry_actor.registry_after.remote(self._registry.version)
-            except ray.exceptions.RayError as exc:  # registry restarting: try again shortly
-                log.warning("portal actor %s: registry poll failed: %s", self._name, exc)
-                await asyncio.sleep(1.0)
-                continue
-            if registry.version != self._registry.version:
+        def poll() -> Any:
+            return registry_actor.registry_after.remote(self._registry.version)
+
+        async for registry in self._long_poll("registry", poll):
+            if registry.version > self._registry.version:
                 await self._apply(registry)
 
     async def _follow_rules(self, registry_actor: Any) -> None:
+        def poll() -> Any:
+            return registry_actor.rules_after.remote(self._rules_version)
+
+        async for rules in self._long_poll("rules", poll):
+            if rules.version > self._rules_version:
+                await self._apply_rules(rules)
+
+    async def _long_poll(self, what: str, poll: Callable[[], Any]) -> AsyncIterator[Any]:
+        """The registry actor's answers to ``poll``, for ever. While that actor is down
+        (restarting) this one keeps working with what it has: delivery and routing of its
+        portals never wait for the registry, only changes to them do."""
+        down = False
         while True:
             try:
-                rules = await registry_actor.rules_after.remote(self._rules_version)
-            except ray.exceptions.RayError as exc:  # registry restarting: try again shortly
-                log.warning("portal actor %s: rules poll failed: %s", self._name, exc)
-                await asyncio.sleep(1.0)
+                answer = await poll()
+            except ray.exceptions.RayError as exc:
+                if not down:
+                    log.warning(
+                        "portal actor %s: registry actor unavailable, %s changes wait: %s",
+                        self._name,
+                        what,
+                        reason(exc),
+                    )
+                    down = True
+                await asyncio.sleep(REGISTRY_RETRY_S)
                 continue
-            if rules.version != self._rules_version:
-                await self._apply_rules(rules)
+            if down:
+                log.info("portal actor %s: registry actor back, %s followed", self._name, what)
+                down = False
+            yield answer
 
     async def _prune_regularly(self) -> None:
         while True:
@@ -158,19 +267,27 @@ class PortalActor:
 
     # -- calls from channel actors ---------------------------------------------------------
 
-    async def append(self, records: list[OutboxRecord]) -> list[bool]:
-        await self._started.wait()
-        assert self._host is not None
-        return await self._host.append(records)
+    @ray.method(max_task_retries=APPEND_RETRIES)
+    async def append(
+        self, records: list[OutboxRecord], source: int, watermark: float
+    ) -> list[bool]:
+        """A channel actor hands over records (``engine.handoff``)."""
+        host = await self._ready()
+        return await host.append(records, source, watermark)
+
+    async def _watermark_of(self, source: int) -> float:
+        """Ask channel actor ``source`` how far it has handed over to this actor."""
+        handle = ray.get_actor(channel_actor(source), namespace=self._settings.namespace)
+        mark: float = await handle.watermark.remote(self._name)
+        return mark
 
     async def _router(self, portal_id: str, request_id: str | None) -> PortalRouter:
         """The portal's router, after refusing a replayed API request id (admin calls,
         authenticated by the bearer token, have none)."""
-        await self._started.wait()
-        assert self._host is not None
+        host = await self._ready()
         if request_id is not None:
-            await self._host.check_request(portal_id, request_id)
-        return self._host.router(portal_id)
+            await host.check_request(portal_id, request_id)
+        return host.router(portal_id)
 
     async def check_request(self, portal_id: str, request_id: str) -> None:
         await self._router(portal_id, request_id)
@@ -236,49 +353,51 @@ class PortalActor:
     async def dead_letters(
         self, portal_id: str, request_id: str, limit: int, after_event_id: str | None
     ) -> list[DeadLetter]:
-        await self._started.wait()
-        assert self._host is not None
-        return await self._host.dead_letters(portal_id, request_id, limit, after_event_id)
+        host = await self._ready()
+        return await host.dead_letters(portal_id, request_id, limit, after_event_id)
 
     async def stats(self) -> tuple[dict[Sample, float], dict[Sample, float]]:
-        await self._started.wait()
-        assert self._host is not None
+        """Counters since this actor (re)started, and gauges read now."""
+        host = await self._ready(0)
         gauges: dict[Sample, float] = {}
-        for portal_id, (depth, dead) in (await self._host.gauges()).items():
+        for portal_id, (depth, dead) in (await host.gauges()).items():
             labels = (("portal", portal_id),)
             gauges[("openlines_outbox_depth", labels)] = depth
             gauges[("openlines_dead_letters", labels)] = dead
-        for portal_id, (counts, online) in self._host.routing_gauges().items():
+        for portal_id, (counts, online) in host.routing_gauges().items():
             gauges[("openlines_operators_online", (("portal", portal_id),))] = online
             for (line_id, state), count in counts.items():
                 by_state = (("line", line_id), ("portal", portal_id), ("state", state))
                 gauges[("openlines_dialogs", by_state)] = count
-        return self._host.counters.snapshot(), gauges
+        return host.counters.snapshot(), gauges
 
     async def advance_clock(self, seconds: float) -> None:
         if isinstance(self._clock, ManualClock):
             await self._clock.advance(seconds)
 
     async def shutdown(self) -> None:
-        """Stop delivering; everything not delivered stays in the outbox."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._host is not None:
-            await self._host.close()
-            await self._session.close()
-            self._host = None
+        """Stop delivering; everything not delivered stays in the outbox. A start under way
+        (the actor may be restarting just then) is cut short."""
+        self._stopped = True
+        self._first_attempt.set()
+        self._starter.cancel()
+        await asyncio.gather(self._starter, return_exceptions=True)
+        await self._close()
 
 
 def portal_actor(name: str, settings: ActorSettings) -> Any:
-    """The portal actor called ``name``, created and started if it does not exist yet.
+    """The portal actor called ``name``, created if it does not exist yet; it starts itself.
 
     Both the supervisor (at start-up, for every known portal) and channel actors (for a
     portal added through the admin API a moment ago) come here; Ray's ``get_if_exists``
-    makes the creation race-free and ``start`` is idempotent.
+    makes the creation race-free. Detached, because an actor that is not dies with the
+    process that created it, restarts or not (Ray 2.60), and a channel actor that created
+    one can crash; the supervisor ends portal actors itself when the engine stops.
     """
-    handle = PortalActor.options(  # type: ignore[attr-defined]
-        name=name, namespace=settings.namespace, get_if_exists=True
+    return PortalActor.options(  # type: ignore[attr-defined]
+        name=name,
+        namespace=settings.namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        **RESTARTS,
     ).remote(name, settings)
-    handle.start.remote()
-    return handle

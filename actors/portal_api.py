@@ -49,7 +49,9 @@ async def authenticate(view: EngineView, request: web.Request) -> tuple[PortalCo
     signed = verify_hmac(
         portal.license_key.encode(),
         request.headers,
-        api_request_payload(request.method, request.path_qs, body),
+        # The request target byte for byte as sent (docs/protocol.md): aiohttp's ``path_qs``
+        # is decoded, so a correctly signed ``dlg%5F...`` would not match it.
+        api_request_payload(request.method, request.raw_path, body),
         time.time(),
     )
     return portal, signed.message_id

@@ -1,14 +1,21 @@
-"""Starting and stopping the engine's actors, in the order their dependencies need."""
+"""Starting and stopping the engine's actors, in the order their dependencies need.
+
+Every actor restarts after a crash (``actors.faults.RESTARTS``) and starts itself again, so
+nothing here watches them. Stopping must finish whatever has died: each call has a deadline,
+and an actor that does not answer costs one warning line, never the rest of the shutdown.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
 
 from actors.channel import ChannelActor
+from actors.faults import RESTARTS, reason
 from actors.names import REGISTRY, channel_actor
 from actors.portal import portal_actor
 from actors.registry import RegistryActor
@@ -17,6 +24,12 @@ from engine.placement import host_names
 from engine.registry import Registry
 
 log = logging.getLogger(__name__)
+
+CHANNEL_STOP_TIMEOUT_S = 20.0
+"""A channel actor's stop lets requests in flight finish and flushes what they wait for."""
+PORTAL_STOP_TIMEOUT_S = 15.0
+PORTAL_ACTOR_PREFIXES = ("portal-", "pool-")
+"""Names ``engine.placement`` gives portal actors."""
 
 
 class EngineActors:
@@ -31,11 +44,15 @@ class EngineActors:
     async def start(self) -> Registry:
         """Registry actor first (registry and rules), then portal actors, then the port."""
         config = self.settings.config
+        namespace = self.settings.namespace
         shared = self.settings.without_registry()
         self.registry_actor = RegistryActor.options(  # type: ignore[attr-defined]
-            name=REGISTRY, namespace=self.settings.namespace
+            name=REGISTRY, namespace=namespace, **RESTARTS
         ).remote(self.settings)
         await self.registry_actor.ready.remote()
+        # Only now: had another engine been running in this namespace, creating the
+        # registry actor would have failed above instead of ending its portal actors.
+        await asyncio.to_thread(self._end_leftover_portal_actors)
         registry: Registry = await self.registry_actor.registry.remote()
         self.settings = (
             shared  # the registry actor has the config's portals; no one else needs them
@@ -43,9 +60,11 @@ class EngineActors:
         for name in host_names(list(registry.portals), config.portal_pool_size):
             self.hosts[name] = portal_actor(name, shared)
         await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
+        # A restarted channel actor starts serving again by itself (actors.channel);
+        # max_task_retries=0: a call cut off by a death is never repeated blindly.
         self.channels = [
             ChannelActor.options(  # type: ignore[attr-defined]
-                name=channel_actor(index), namespace=self.settings.namespace
+                name=channel_actor(index), namespace=namespace, **RESTARTS
             ).remote(index, shared)
             for index in range(config.channel_actors)
         ]
@@ -54,29 +73,76 @@ class EngineActors:
         await asyncio.gather(*(actor.start.remote(self.port) for actor in others))
         return registry
 
+    def _end_leftover_portal_actors(self) -> None:
+        """Portal actors are detached: after the driver of an engine that joined a cluster
+        was killed, they outlive it. They hold the old settings; end them so the new ones
+        take their names (and their SQLite files)."""
+        for name, handle in self._listed_portal_actors().items():
+            log.warning("ending portal actor %s left by an earlier run", name)
+            ray.kill(handle, no_restart=True)
+
     async def stop(self) -> None:
-        """Stop intake first, then delivery: everything acknowledged is in an outbox."""
-        await asyncio.gather(
-            *(actor.stop.remote() for actor in self.channels), return_exceptions=True
+        """Stop intake first, then delivery: everything acknowledged is in an outbox.
+
+        Never raises for an actor that is dead, restarting or stuck: each is asked with a
+        deadline, its failure logged in one line, and the shutdown goes on. Portal actors
+        are detached, so they are ended here once they have closed their outboxes.
+        """
+        await self._each(
+            "channel actor",
+            {channel_actor(i): actor for i, actor in enumerate(self.channels)},
+            lambda actor: actor.stop.remote(),
+            CHANNEL_STOP_TIMEOUT_S,
         )
         hosts = await self.portal_actors()
-        await asyncio.gather(*(h.shutdown.remote() for h in hosts), return_exceptions=True)
-
-    async def portal_actors(self) -> list[Any]:
-        """Every portal actor, including those channel actors started for new portals."""
-        registry: Registry = await self.registry_actor.registry.remote()
-        names = set(self.hosts) | set(
-            host_names(list(registry.portals), self.settings.config.portal_pool_size)
+        await self._each(
+            "portal actor", hosts, lambda host: host.shutdown.remote(), PORTAL_STOP_TIMEOUT_S
         )
-        handles = []
-        for name in sorted(names):
+        for handle in hosts.values():
+            ray.kill(handle, no_restart=True)
+
+    async def _each(
+        self,
+        kind: str,
+        actors: dict[str, Any],
+        stop: Callable[[Any], Awaitable[object]],
+        timeout_s: float,
+    ) -> None:
+        async def one(name: str, actor: Any) -> None:
             try:
-                handles.append(ray.get_actor(name, namespace=self.settings.namespace))
-            except ValueError:
+                await asyncio.wait_for(stop(actor), timeout_s)
+            except TimeoutError:
+                log.warning("%s %s did not stop within %.0f s", kind, name, timeout_s)
+            except ray.exceptions.RayError as exc:
+                log.warning("%s %s could not be stopped: %s", kind, name, reason(exc))
+
+        await asyncio.gather(*(one(name, actor) for name, actor in actors.items()))
+
+    async def portal_actors(self) -> dict[str, Any]:
+        """Every portal actor by name, including those channel actors started for new
+        portals; found without the registry actor, which may be down."""
+        found = await asyncio.to_thread(self._listed_portal_actors)  # lookups block
+        for name, handle in self.hosts.items():
+            found.setdefault(name, handle)
+        return dict(sorted(found.items()))
+
+    def _listed_portal_actors(self) -> dict[str, Any]:
+        namespace = self.settings.namespace
+        found: dict[str, Any] = {}
+        for entry in ray.util.list_named_actors(all_namespaces=True):
+            name = entry["name"]
+            if entry["namespace"] != namespace or not name.startswith(PORTAL_ACTOR_PREFIXES):
                 continue
-        return handles
+            try:
+                found[name] = ray.get_actor(name, namespace=namespace)
+            except ValueError:  # ended meanwhile
+                continue
+        return found
 
     async def kill(self) -> None:
-        """End every actor at once (tests; the driver's own exit does this in production)."""
-        for handle in [*await self.portal_actors(), *self.channels, self.registry_actor]:
-            ray.kill(handle, no_restart=True)
+        """End every actor at once (tests; the driver's own exit does this in production,
+        except for portal actors, which ``stop`` ends)."""
+        hosts = await self.portal_actors()
+        for handle in [*hosts.values(), *self.channels, self.registry_actor]:
+            if handle is not None:
+                ray.kill(handle, no_restart=True)

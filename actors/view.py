@@ -9,6 +9,7 @@ from typing import Any
 import ray
 
 from actors.channel_cache import ChannelCache
+from actors.faults import reason
 from actors.names import REGISTRY, channel_actor
 from actors.portal import portal_actor
 from actors.settings import ActorSettings
@@ -21,6 +22,8 @@ from engine.placement import host_name, host_names
 from engine.registry import Registry
 
 log = logging.getLogger(__name__)
+
+REGISTRY_RETRY_S = 1.0
 
 
 def cause_of(exc: BaseException) -> BaseException:
@@ -53,12 +56,24 @@ class EngineView:
             await asyncio.gather(self._follower, return_exceptions=True)
 
     async def _follow(self) -> None:
+        """Newer registries, for ever; while the registry actor is down (restarting) this
+        copy keeps serving: webhooks and API calls for known portals never wait for it."""
+        down = False
         while True:
             try:
                 registry = await self.registry_actor.registry_after.remote(self.registry.version)
             except ray.exceptions.RayError as exc:
-                log.warning("registry poll failed: %s", exc)
-                await asyncio.sleep(1.0)
+                if not down:
+                    log.warning(
+                        "registry actor unavailable, registry changes wait: %s", reason(exc)
+                    )
+                    down = True
+                await asyncio.sleep(REGISTRY_RETRY_S)
+                continue
+            if down:
+                log.info("registry actor back; registry version %d", registry.version)
+                down = False
+            if registry.version <= self.registry.version:
                 continue
             async with self._changed:
                 self.registry = registry
@@ -98,7 +113,16 @@ class EngineView:
 
     def all_actors(self) -> list[Any]:
         """The registry actor, the channel actors and the portal actors of known portals."""
-        return [self.registry_actor, *self.channel_actors(), *self.portal_hosts()]
+        return list(self.named_actors().values())
+
+    def named_actors(self) -> dict[str, Any]:
+        """The same, by actor name: what ``/healthz`` and ``/metrics`` ask and report."""
+        names = host_names(list(self.registry.portals), self.config.portal_pool_size)
+        return {
+            REGISTRY: self.registry_actor,
+            **{channel_actor(i): actor for i, actor in enumerate(self.channel_actors())},
+            **{name: self.host_by_name(name) for name in names},
+        }
 
 
 async def call(ref: Any) -> Any:

@@ -2,7 +2,9 @@
 
 The order is fixed (STYLE.md §4): size limit (413, enforced by aiohttp), known channel and
 connector (404), authenticity on the raw bytes (401), content type (415), parse (400),
-validate (422), durable append through the portal actor, and only then the provider's 2xx.
+validate (422), durable append to this channel actor's own intake (group commit, no Ray
+call, no linger), and only then the provider's 2xx. Handing the records to their portal
+actors happens after the answer (``engine.handoff``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from actors.view import EngineView, call
+from actors.view import EngineView
 from channels.base import RawRequest
 from channels.registry import channel_class
 from engine.errors import EngineError, UnavailableError, UnsupportedMediaTypeError
-from engine.ingest import IngestBatcher, outbox_record
+from engine.handoff import Handoff, InProgress
+from engine.ingest import outbox_record
 from engine.models import InboundMessage
 from engine.placement import host_name
-from engine.store.records import OutboxRecord
+from engine.store.intake import Addressed, IntakeStore
+from engine.store.threaded import ThreadedStore
 
 
 async def raw_request(request: web.Request) -> RawRequest:
@@ -33,21 +37,29 @@ async def raw_request(request: web.Request) -> RawRequest:
 
 
 class WebhookIngest:
-    def __init__(self, view: EngineView) -> None:
+    def __init__(
+        self,
+        view: EngineView,
+        intake: ThreadedStore[IntakeStore],
+        handoff: Handoff,
+        in_progress: InProgress,
+    ) -> None:
         self._view = view
-        config = view.config
-        self._batcher = IngestBatcher(
-            self._send, view.clock, config.ingest_linger_ms / 1000, config.ingest_batch_max
-        )
+        self._intake = intake
+        self._handoff = handoff
+        self._in_progress = in_progress
         self.accepting = True
-
-    async def _send(self, destination: str, records: list[OutboxRecord]) -> list[bool]:
-        result: list[bool] = await call(self._view.host_by_name(destination).append.remote(records))
-        return result
 
     async def handle(self, request: web.Request) -> web.Response:
         if not self.accepting:
             raise UnavailableError("engine is shutting down; retry")
+        token = self._in_progress.start()
+        try:
+            return await self._handle(request)
+        finally:
+            self._in_progress.finish(token)
+
+    async def _handle(self, request: web.Request) -> web.Response:
         channel_name = request.match_info["channel"]
         channel_class(channel_name)
         connector = self._view.registry.connector(channel_name, request.match_info["connector_id"])
@@ -68,30 +80,24 @@ class WebhookIngest:
         return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
     async def store(self, messages: Sequence[InboundMessage], channel_name: str) -> list[bool]:
+        """Durably in the intake (with whatever else is waiting), then handed off later."""
         if not messages:
             return []
         counters = self._view.counters
         counters.inc("openlines_received_total", len(messages), channel=channel_name)
-        by_host: dict[str, list[OutboxRecord]] = {}
         pool = self._view.config.portal_pool_size
-        for message in messages:
-            by_host.setdefault(host_name(message.route.portal_id, pool), []).append(
-                outbox_record(message)
-            )
-        accepted: list[bool] = []
-        for destination, records in by_host.items():
-            try:
-                accepted.extend(await self._batcher.submit(destination, records))
-            except EngineError:
-                raise
-            except Exception as exc:  # not stored: the provider must retry
-                raise UnavailableError(f"message not stored, retry: {exc}") from exc
-        new = sum(accepted)
-        counters.inc("openlines_stored_total", new, channel=channel_name)
-        if len(accepted) - new:
-            counters.inc("openlines_duplicates_total", len(accepted) - new, channel=channel_name)
+        items = [
+            Addressed(host_name(message.route.portal_id, pool), outbox_record(message))
+            for message in messages
+        ]
+        try:
+            accepted = await self._intake.append(items)
+        except EngineError:
+            raise
+        except Exception as exc:  # not stored: the provider must retry
+            raise UnavailableError(f"message not stored, retry: {exc}") from exc
+        self._handoff.wake()
+        duplicates = len(accepted) - sum(accepted)
+        if duplicates:
+            counters.inc("openlines_duplicates_total", duplicates, channel=channel_name)
         return accepted
-
-    async def drain(self) -> None:
-        self.accepting = False
-        await self._batcher.drain()

@@ -15,7 +15,10 @@ Inbound, the engine calls, in this order, and only moves on when the step succee
    ``acknowledge(parsed, stored)``, by default ``WebhookParse.reply``.
 
 Outbound, ``send`` renders the reply for what the channel can carry and raises
-``RetryableSendError`` or ``PermanentSendError`` (see ``engine.errors``) when it fails.
+``RetryableSendError`` or ``PermanentSendError`` (see ``engine.errors``) when it fails. The
+engine records each attempt before calling ``send``; when a restart cuts an attempt short it
+calls ``send`` again with the same ``reply_id`` only if the channel declares
+``idempotent_sends``, and otherwise tells the portal ``reply.uncertain``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,20 @@ import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from engine.models import DialogTarget, InboundMessage, ReplyRequest, Route, SentReceipt
+
+ORDER_KEY_MAX = 2**63 - 1
+"""The largest order key the store keeps (SQLite's INTEGER). A provider number above it is
+refused at the channel's edge: inside a group commit it would fail every webhook of the
+group (STYLE.md, lessons)."""
+
+
+def order_key_out_of_range(name: str, value: int, top: int = ORDER_KEY_MAX) -> str | None:
+    """The ignore reason for a provider's ordering number the engine cannot keep, or None.
+
+    Channels whose provider retries anything but a success answer with it and a 2xx (the
+    update is counted as ignored), so a bad number is not retried forever.
+    """
+    return None if 0 <= value <= top else f"out_of_range:{name}"
 
 
 class Credentials(BaseModel):
@@ -94,6 +111,10 @@ class Channel(ABC):
     capabilities: ClassVar[Capabilities]
     webhook_content_type: ClassVar[str] = "application/json"
     """The media type the provider posts; anything else is refused with 415."""
+    idempotent_sends: ClassVar[bool] = False
+    """True when ``send`` may be repeated with the same ``reply_id`` without the customer
+    seeing the reply twice: the provider (or the receiver) drops a repeat it recognises.
+    Declare it only when that holds for every part of every reply, also after a restart."""
 
     def __init__(self, route: Route, credentials: Credentials) -> None:
         if not isinstance(credentials, self.credentials_model):
@@ -121,6 +142,15 @@ class Channel(ABC):
 
     @abstractmethod
     async def send(
-        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
     ) -> SentReceipt:
-        """Deliver an operator's reply to the customer; map the provider's errors."""
+        """Deliver a reply to the customer; map the provider's errors.
+
+        ``reply_id`` is the engine's id of the reply, the same on every attempt and across
+        restarts: what a channel with ``idempotent_sends`` derives its idempotency key from.
+        """

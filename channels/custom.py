@@ -20,6 +20,7 @@ import orjson
 from pydantic import Field, model_validator
 
 from channels.base import (
+    ORDER_KEY_MAX,
     Capabilities,
     Channel,
     Credentials,
@@ -89,7 +90,9 @@ class CustomMessage(Frozen):
 
     event_id: str = Field(min_length=1, max_length=200, description="Your dedup key.")
     chat_id: str = Field(min_length=1, max_length=200, description="The conversation key.")
-    sequence: int = Field(ge=0, description="Your order of the message within its chat.")
+    sequence: int = Field(
+        ge=0, le=ORDER_KEY_MAX, description="Your order of the message within its chat."
+    )
     message_id: str | None = Field(
         default=None, min_length=1, max_length=200, description="Defaults to event_id."
     )
@@ -125,6 +128,9 @@ class CustomChannel(Channel):
     name: ClassVar[str] = "custom"
     credentials_model: ClassVar[type[Credentials]] = CustomCredentials
     capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=100_000)
+    # Every POST of a reply carries its reply_id, and the receiver must show a reply_id once
+    # (docs/custom-connector.md): a resend after a restart is harmless by contract.
+    idempotent_sends: ClassVar[bool] = True
 
     credentials: CustomCredentials
 
@@ -180,13 +186,19 @@ class CustomChannel(Channel):
     # --- outbound
 
     async def send(
-        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
     ) -> SentReceipt:
-        """POST the reply to ``reply_url``, signed; each call carries a fresh ``webhook-id``."""
+        """POST the reply to ``reply_url``, signed; each call carries a fresh ``webhook-id``
+        and the reply's ``reply_id``, the same on every attempt, to de-duplicate on."""
         reply_url = self.credentials.reply_url
         if reply_url is None:
             raise PermanentSendError("connector has no reply_url")
-        body = orjson.dumps(_reply_body(target, request))
+        body = orjson.dumps(_reply_body(reply_id, target, request))
         webhook_id, headers = self._signed_headers(body)
         answer = await post(
             session,
@@ -249,8 +261,9 @@ def _retry_after_s(header: str | None, now_s: float) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def _reply_body(target: DialogTarget, request: ReplyRequest) -> dict[str, Any]:
+def _reply_body(reply_id: str, target: DialogTarget, request: ReplyRequest) -> dict[str, Any]:
     return {
+        "reply_id": reply_id,
         "connector_id": target.route.connector_id,
         "dialog_id": target.dialog_id,
         "chat_id": target.dialog_key,

@@ -13,7 +13,15 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import Field
 
-from channels.base import ApiBaseUrl, Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.base import (
+    ApiBaseUrl,
+    Capabilities,
+    Channel,
+    Credentials,
+    RawRequest,
+    WebhookParse,
+    order_key_out_of_range,
+)
 from channels.http_calls import json_object, post
 from channels.partial_sends import ResumeMemory
 from channels.telegram_types import (
@@ -121,6 +129,9 @@ class TelegramChannel(Channel):
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         update, update_id = _decode_update(request.body)
+        out_of_range = order_key_out_of_range("update_id", update_id)
+        if out_of_range is not None:  # Telegram would resend it, and hold the bot's queue
+            return WebhookParse(ignored=(out_of_range,))
         kind = _update_kind(update)
         if kind in _CHANNEL_POST_KINDS:
             return WebhookParse(ignored=(str(kind),))
@@ -170,8 +181,15 @@ class TelegramChannel(Channel):
     # --- outbound
 
     async def send(
-        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
     ) -> SentReceipt:
+        """Send the reply's calls in order. The Bot API has no idempotency key, so the
+        channel does not declare ``idempotent_sends``: a repeat would be a second message."""
         calls = _render(target, request)
 
         async def send_part(index: int) -> str:

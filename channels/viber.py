@@ -16,7 +16,15 @@ import aiohttp
 import orjson
 from pydantic import Field, ValidationError
 
-from channels.base import ApiBaseUrl, Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.base import (
+    ApiBaseUrl,
+    Capabilities,
+    Channel,
+    Credentials,
+    RawRequest,
+    WebhookParse,
+    order_key_out_of_range,
+)
 from channels.http_calls import json_object, post, retryable_status
 from channels.partial_sends import ResumeMemory
 from channels.text_split import split_text, utf16_units
@@ -152,6 +160,11 @@ class ViberChannel(Channel):
         if event != "message":
             return WebhookParse(ignored=(f"unsupported_update:{event}",))
         callback = validate(ViberMessageEvent, data, "callback")
+        # The order key shifts the millisecond timestamp by 10 bits (``order_key``): 2**53
+        # keeps it in int64, and a JavaScript portal reads the timestamp exactly.
+        out_of_range = order_key_out_of_range("timestamp", callback.timestamp, 2**53 - 1)
+        if out_of_range is not None:  # Viber resends anything not answered 200
+            return WebhookParse(ignored=(out_of_range,))
         content = _content(callback.message)
         if content is None:
             return WebhookParse(ignored=(f"unsupported_content:{callback.message.type}",))
@@ -184,8 +197,15 @@ class ViberChannel(Channel):
     # --- outbound
 
     async def send(
-        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
     ) -> SentReceipt:
+        """Send the reply's messages in order; without an idempotency key in
+        ``send_message`` the channel does not declare ``idempotent_sends``."""
         messages = _render(request)
 
         async def send_part(index: int) -> str:

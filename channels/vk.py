@@ -28,6 +28,7 @@ from channels.base import (
     RawRequest,
     WebhookParse,
     WebhookReply,
+    order_key_out_of_range,
 )
 from channels.http_calls import json_object, post, retryable_status
 from channels.partial_sends import send_parts
@@ -139,6 +140,7 @@ class VkChannel(Channel):
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_chars=MAX_TEXT_UTF16, images=False, files=False
     )
+    idempotent_sends: ClassVar[bool] = True  # every part carries a random_id fixed by reply_id
 
     credentials: VkCredentials
 
@@ -176,6 +178,11 @@ class VkChannel(Channel):
         if callback.event_id is None:
             raise ValidationFailedError("callback.event_id: Field required")
         message, client_info = _message(callback.type, data.get("object"))
+        out_of_range = order_key_out_of_range(
+            "conversation_message_id", message.conversation_message_id
+        )
+        if out_of_range is not None:  # VK resends anything not answered "ok"
+            return _ignored(out_of_range)
         skip = _skip_reason(message)
         if skip is not None:
             return _ignored(skip)
@@ -224,10 +231,16 @@ class VkChannel(Channel):
     # --- outbound
 
     async def send(
-        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
     ) -> SentReceipt:
         """Send each part with its own ``random_id`` (see ``random_id``); a retry of a reply
-        that failed half-way resends every part, and VK drops the ones it already has."""
+        that failed half-way, or was cut short by a restart, resends every part, and VK
+        drops the ones it already has."""
         peer_id = _peer_id(target.dialog_key)
         calls = _render(peer_id, request)
 
@@ -235,7 +248,7 @@ class VkChannel(Channel):
             params = {
                 "v": self.credentials.api_version,
                 "peer_id": str(peer_id),
-                "random_id": str(random_id(target, request, index)),
+                "random_id": str(random_id(reply_id, index)),
                 **calls[index],
             }
             return str(await self._call(session, params))
@@ -278,17 +291,16 @@ def check_response(status: int, body: bytes) -> int:
     return message_id
 
 
-def random_id(target: DialogTarget, request: ReplyRequest, part: int) -> int:
+def random_id(reply_id: str, part: int) -> int:
     """The ``random_id`` of part ``part`` of a reply: VK's idempotency key, an int32 > 0.
 
-    VK does not deliver a second message with a ``random_id`` it has seen, so the id is a
-    hash of the dialog, the whole request (content, quote, the portal's ``client_id``) and the
-    part: a retry of the same reply, even after a restart, cannot reach the customer twice.
-    The flip side: two equal replies without a ``client_id`` in one dialog are one message
-    to VK, so portals should set ``client_id``. How long VK remembers ids is not documented.
+    VK does not deliver a second message with a ``random_id`` it has seen, so the id is
+    derived from the engine's reply id and the part alone: every attempt of a reply, even
+    after a restart, repeats it and cannot reach the customer twice, while two replies with
+    the same text are two reply ids and two messages. (A hash of the text would merge them.)
+    How long VK remembers ids is not documented.
     """
-    material = f"{target.dialog_id}\x00{part}\x00{request.model_dump_json()}".encode()
-    digest = hashlib.blake2b(material, digest_size=8).digest()
+    digest = hashlib.blake2b(f"{reply_id}\x00{part}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % (2**31 - 1) + 1
 
 

@@ -10,10 +10,14 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.config import EngineConfig, load_engine_config
 from engine.errors import ConfigError
 from engine.logs import configure_logging
+
+if TYPE_CHECKING:
+    from actors.supervisor import EngineActors
 
 log = logging.getLogger("openlines")
 
@@ -35,7 +39,7 @@ def start_ray(config: EngineConfig) -> None:
     import ray
 
     from actors.names import NAMESPACE
-    from engine.runtime import kill_leftovers, ray_temp_dir
+    from engine.runtime import kill_leftovers, ray_temp_dir, remove_ray_temp_dir
 
     if config.ray_address:
         ray.init(address=config.ray_address, namespace=NAMESPACE, logging_level=logging.WARNING)
@@ -44,6 +48,7 @@ def start_ray(config: EngineConfig) -> None:
     killed = kill_leftovers(temp_dir)
     if killed:
         log.warning("killed %d Ray processes left by an earlier run: %s", len(killed), killed)
+    remove_ray_temp_dir(temp_dir)  # sessions of runs that were killed
     # Ray's processes inherit the signal mask: with SIGINT blocked while they start, a
     # Ctrl-C in the terminal (sent to the whole process group) reaches only the driver,
     # which then stops the actors in order instead of finding the raylet gone.
@@ -62,13 +67,20 @@ def start_ray(config: EngineConfig) -> None:
 
 
 def stop_ray(config: EngineConfig) -> None:
+    """Disconnect from Ray; a Ray of our own is stopped and leaves nothing behind: no
+    process, and no folder in the system temp folder."""
     import ray
 
-    from engine.runtime import kill_leftovers, ray_temp_dir
+    from engine.runtime import kill_leftovers, ray_temp_dir, remove_ray_temp_dir
 
-    ray.shutdown()
+    try:
+        ray.shutdown()
+    except Exception as exc:  # the shutdown boundary: what is left is killed below
+        log.warning("Ray did not shut down cleanly: %s", exc)
     if not config.ray_address:
-        kill_leftovers(ray_temp_dir(config.data_dir))
+        temp_dir = ray_temp_dir(config.data_dir)
+        kill_leftovers(temp_dir)
+        remove_ray_temp_dir(temp_dir)
 
 
 def say(line: str) -> None:
@@ -87,19 +99,28 @@ async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    connectors = (await actors.start()).connectors.values()
-    base = config.public_url or f"http://{config.host}:{actors.port}"
-    say(f"openlines: listening on http://{config.host}:{actors.port}")
-    for connector in connectors:
-        say(
-            f"openlines: connector {connector.id} ({connector.channel}, portal "
-            f"{connector.portal}, line {connector.line}): webhook {base}/hooks/"
-            f"{connector.channel}/{connector.id}"
-        )
-    say(f"openlines: engine key {base}/api/v1/engine-key")
-    say("openlines: ready")
-    await stop.wait()
-    say("openlines: shutting down")
+    try:
+        connectors = (await actors.start()).connectors.values()
+        base = config.public_url or f"http://{config.host}:{actors.port}"
+        say(f"openlines: listening on http://{config.host}:{actors.port}")
+        for connector in connectors:
+            say(
+                f"openlines: connector {connector.id} ({connector.channel}, portal "
+                f"{connector.portal}, line {connector.line}): webhook {base}/hooks/"
+                f"{connector.channel}/{connector.id}"
+            )
+        say(f"openlines: engine key {base}/api/v1/engine-key")
+        say("openlines: ready")
+        await stop.wait()
+        say("openlines: shutting down")
+    finally:
+        # Also after a failed start: portal actors are detached and must be ended.
+        await stop_actors(actors)
+
+
+async def stop_actors(actors: EngineActors) -> None:
+    """Stop every actor that can be stopped; whatever has died costs a warning line each
+    (``EngineActors.stop``), never the exit code."""
     try:
         await asyncio.wait_for(actors.stop(), SHUTDOWN_TIMEOUT_S)
     except TimeoutError:

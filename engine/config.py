@@ -93,8 +93,12 @@ class EngineConfig(ConfigModel):
         default=0, ge=0, description="0: one Ray actor per portal; N: portals spread over N."
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Bigger gets 413.")
-    ingest_linger_ms: float = Field(default=2.0, ge=0, description="Batch webhooks this long.")
-    ingest_batch_max: int = Field(default=1000, ge=1)
+    handoff_batch_max: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Records per call when a channel actor hands its intake to a portal actor.",
+    )
     ray_address: str | None = Field(default=None, description="Join this cluster instead.")
     clock: Literal["system", "manual"] = Field(
         default="system", description="manual: time moves only through the test API."

@@ -23,6 +23,7 @@ AssignedVia = Literal["accept", "direct", "responsible", "last_operator"]
 ReturnedReason = Literal["no_answer", "offline", "away", "end_of_day", "vacation", "removed"]
 ClosedReason = Literal["finished", "auto_closed", "declined", "operator_unavailable"]
 ReplyOrigin = Literal["operator", "line"]
+UncertainReason = Literal["interrupted"]
 
 
 class DialogView(Frozen):
@@ -123,12 +124,32 @@ class ReplyFailed(Frozen):
     error: str = Field(description="The channel's own words.")
 
 
+class ReplyUncertain(Frozen):
+    """A reply may or may not have reached the customer, and is not sent again.
+
+    An attempt to send it started and its outcome was lost: the engine stopped while the
+    channel's provider had the request. The channel cannot tell a repeat from a new message
+    (Telegram, Viber), so sending it again could show it twice; the operator decides
+    (look in the chat, or send it again as a new reply).
+    """
+
+    reply_id: str
+    client_id: str | None = Field(description="The portal's own id for it, echoed.")
+    origin: ReplyOrigin = Field(description="operator: through the API; line: automatic text.")
+    reason: UncertainReason = Field(
+        description="interrupted: the engine stopped during the attempt, its answer lost."
+    )
+    attempts: int = Field(description="Attempts started; the outcome of the last is unknown.")
+    error: str = Field(description="What is known, in words.")
+
+
 EVENT_TYPES: dict[str, type[Frozen]] = {
     "message.received": InboundMessage,
     "message.edited": InboundMessage,
     "message.deleted": InboundMessage,
     "reply.sent": ReplySent,
     "reply.failed": ReplyFailed,
+    "reply.uncertain": ReplyUncertain,
     "dialog.queued": DialogQueued,
     "dialog.offered": DialogOffered,
     "dialog.offer_withdrawn": DialogOfferWithdrawn,

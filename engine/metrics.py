@@ -2,6 +2,9 @@
 
 Each process counts in a plain dict (no locks: actors are single-threaded event loops); the
 HTTP layer gathers every actor's snapshot and renders them in the Prometheus text format.
+An actor that does not answer in time is reported by ``openlines_actor_up`` 0, and its own
+samples are missing from that scrape; a restarted actor counts from zero again (a counter
+reset, which Prometheus' ``rate`` and ``increase`` take in their stride).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ COUNTER_HELP: dict[str, str] = {
     "openlines_dropped_total": "Best-effort events dropped after their one attempt.",
     "openlines_replies_total": "Operator replies settled, by outcome.",
     "openlines_dialogs_opened_total": "Dialogs the router opened for new conversations.",
+    "openlines_handoff_failed_total": "Hand-offs of acknowledged records to a portal actor "
+    "that failed and wait to be tried again, by destination.",
     "openlines_routing_decisions_total": "Dialogs offered or assigned by a routing decision.",
     "openlines_rules_reload_failed_total": "Rule edits refused (the rules in force stayed).",
 }
@@ -39,6 +44,10 @@ GAUGE_HELP: dict[str, str] = {
     "openlines_operators_online": "Operators online per portal.",
     "openlines_rules_version": "Version of the routing rules in force.",
     "openlines_rules_error": "1 while the last rules edit was refused, else 0.",
+    "openlines_actor_up": (
+        "1 if the actor answered this scrape in time, else 0 (down, restarting or stuck); "
+        "while it is 0 the actor's own counters and gauges are missing from the scrape."
+    ),
 }
 
 

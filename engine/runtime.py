@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -68,6 +69,12 @@ def kill_leftovers(directory: Path, timeout_s: float = 10.0) -> list[int]:
     while time.monotonic() < deadline and processes_using(directory):
         time.sleep(0.05)
     return pids
+
+
+def remove_ray_temp_dir(directory: Path) -> None:
+    """Remove a Ray temp folder whose processes are gone (``kill_leftovers`` first): Ray
+    leaves its sessions, sockets and logs there, and a stopped engine leaves nothing."""
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 class DataDirLock:

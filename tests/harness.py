@@ -99,7 +99,6 @@ def engine_config_data(
         "rules_dir": str(rules_dir),
         "admin_token": ADMIN_TOKEN,
         "channel_actors": 2,
-        "ingest_linger_ms": 1,
         "portals": portals,
         "connectors": connectors,
     }

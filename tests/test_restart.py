@@ -1,7 +1,8 @@
 """The engine as a real subprocess: kill -9 while receiving, restart, nothing acknowledged lost.
 
 Also checks that restarts do not trip over, or pile up, the Ray processes a killed engine
-leaves behind, and that SIGTERM stops the engine cleanly with nothing left running.
+leaves behind, that SIGTERM stops the engine cleanly with nothing left running, and that a
+reply Telegram had when the engine was killed is reported uncertain, not sent twice.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
-from bench.engine_proc import EngineProcess
+from bench.engine_proc import EngineProcess, role_of
 from engine.runtime import processes_using, ray_temp_dir
 from tests.custom_client import custom_connector, custom_message, signed_custom_request
 from tests.harness import engine_config_data
 from tests.standins.portal import PortalStandIn
+from tests.standins.telegram_api import TelegramApiStandIn, post_update
 
 pytestmark = pytest.mark.slow
 
@@ -167,3 +170,112 @@ async def test_sigterm_stops_cleanly_and_the_next_start_delivers_what_was_pendin
         assert [e["seq"] for e in portal.events] == list(range(1, 12))
     finally:
         assert await engine.stop() == 0
+
+
+TELEGRAM_SECRET = "telegram-secret-token"
+
+
+async def portal_call(
+    engine: EngineProcess, portal: PortalStandIn, path: str, data: dict[str, Any]
+) -> tuple[int, Any]:
+    """A signed POST to the engine's portal API, as the portal makes it."""
+    body = orjson.dumps(data)
+    headers = {**portal.side.sign_request("POST", path, body), "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(engine.base_url + path, data=body, headers=headers) as response:
+            return response.status, await response.json()
+
+
+async def test_kill_9_while_telegram_holds_a_reply_then_restart_reports_it_uncertain(
+    tmp_path: Path, portal: PortalStandIn, telegram: TelegramApiStandIn
+) -> None:
+    connector = {
+        "id": "tg",
+        "channel": "telegram",
+        "portal": "acme",
+        "line": "support",
+        "credentials": {
+            "bot_token": telegram.token,
+            "secret_token": TELEGRAM_SECRET,
+            "api_base_url": telegram.base_url,
+        },
+    }
+    members = [{"operator": "anna"}]  # offline: nothing else is sent to the customer
+    rules = {"acme-support": {"portal": "acme", "line": "support", "queue": {"members": members}}}
+    config = engine_config_data(tmp_path, [portal.portal_config(linger_ms=5)], [connector], rules)
+    engine = EngineProcess(config, tmp_path)
+    await engine.start()
+    try:
+        portal.engine_public_key_b64 = engine.engine_key
+        update = {
+            "update_id": 500,
+            "message": {
+                "message_id": 1,
+                "from": {"id": 4242, "is_bot": False, "first_name": "Mayel"},
+                "chat": {"id": 4242, "first_name": "Mayel", "type": "private"},
+                "date": 1776047737,
+                "text": "where is my order?",
+            },
+        }
+        async with aiohttp.ClientSession() as session:
+            hook = f"{engine.base_url}/hooks/telegram/tg"
+            assert (await post_update(session, hook, TELEGRAM_SECRET, update)).status == 200
+        (message,) = await portal.wait_for_events(1, "message.", timeout_s=60)
+        arrived = telegram.hold_next("sendMessage")
+        status, body = await portal_call(
+            engine,
+            portal,
+            f"/api/v1/dialogs/{message['dialog']['id']}/messages",
+            {"content": {"kind": "text", "text": "It ships today"}, "client_id": "op-1"},
+        )
+        assert status == 202, body
+        await asyncio.wait_for(arrived.wait(), 60)  # Telegram has it; its answer never comes
+        await engine.kill()
+
+        engine = EngineProcess(config, tmp_path)
+        await engine.start()
+        (outcome,) = await portal.wait_for_events(1, "reply.", timeout_s=60)
+        assert outcome["type"] == "reply.uncertain"
+        assert outcome["dialog"]["id"] == message["dialog"]["id"]
+        data = outcome["data"]
+        assert (data["reply_id"], data["client_id"], data["origin"]) == (
+            body["reply_id"],
+            "op-1",
+            "operator",
+        )
+        assert (data["reason"], data["attempts"]) == ("interrupted", 1)
+        (sent,) = telegram.calls_to("sendMessage")  # exactly one: never sent blindly again
+        assert sent.params["text"] == "It ships today"
+        assert await engine.stop() == 0
+        assert [c.method for c in telegram.calls] == ["sendMessage"]
+    finally:
+        if engine.process is not None and engine.process.returncode is None:
+            await engine.kill()
+
+
+@pytest.mark.parametrize("victim", ["PortalActor", "RegistryActor", "ChannelActor"])
+async def test_sigterm_just_after_an_actor_was_killed_exits_0_and_leaves_nothing(
+    tmp_path: Path, config: dict[str, Any], portal: PortalStandIn, victim: str
+) -> None:
+    ray_dir = ray_temp_dir(Path(config["data_dir"]))
+    engine = EngineProcess(config, tmp_path)
+    await engine.start()
+    portal.engine_public_key_b64 = engine.engine_key
+    try:
+        async with aiohttp.ClientSession() as session:
+            body, headers = signed_custom_request([custom_message("c", 1, "before")])
+            url = f"{engine.base_url}/hooks/custom/shop"
+            async with session.post(url, data=body, headers=headers) as response:
+                assert response.status == 200
+        [process] = [p for p in engine.tree() if role_of(p) == victim][:1]
+        process.kill()  # kill -9; Ray starts it again while the engine is told to stop
+        code = await engine.stop()
+    finally:
+        if engine.process is not None and engine.process.returncode is None:
+            await engine.kill()
+    output = "".join(engine.output)
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert "openlines: stopped" in output
+    assert processes_using(ray_dir) == []
+    assert not ray_dir.exists(), "the Ray temp folder is left behind"

@@ -10,22 +10,15 @@ import orjson
 
 from engine.store.records import Batch
 
-EVENT_TYPES = {
-    "message.received": "A customer's new message.",
-    "message.edited": "A customer edited an earlier message.",
-    "message.deleted": "A customer deleted an earlier message.",
-    "reply.sent": "An operator's reply reached the customer's channel.",
-    "reply.failed": "An operator's reply could not be delivered; the reason says why.",
-}
-
 
 def batch_plaintext(batch: Batch, sent_at: float) -> bytes:
+    """The batch as attempt ``batch.attempts`` carries it (the attempt counted first)."""
     return orjson.dumps(
         {
             "portal_id": batch.portal_id,
             "batch_id": batch.batch_id,
             "stream": batch.stream,
-            "attempt": batch.attempts + 1,
+            "attempt": batch.attempts,
             "sent_at": sent_at,
             "events": [
                 {

@@ -12,8 +12,11 @@ directly with a manual clock, a real SQLite file and real HTTP stand-ins.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import random
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,11 +28,12 @@ from engine.delivery.mailbox import BatchSealer, PortalMailbox
 from engine.delivery.replies import ChannelLookup, ReplySender
 from engine.delivery.transport import DeliveryTransport
 from engine.errors import AuthError, NotFoundError
+from engine.handoff import Watermarks
 from engine.metrics import Counters
 from engine.routing.portal_router import PortalRouter
 from engine.routing.rules import RuleSet
 from engine.store.base import OutboxStore
-from engine.store.records import DeadLetter, OutboxRecord
+from engine.store.records import DeadLetter, OutboxRecord, PortalStartup
 from engine.store.sqlite_outbox import SqliteOutbox
 from engine.store.threaded import ThreadedStore
 
@@ -40,6 +44,9 @@ REPLAY_WINDOW_S = 600.0
 
 SEEN_RETENTION_S = 3 * 86_400.0
 """Channel event ids are remembered this long (Telegram keeps updates for 24 h)."""
+
+START_TOGETHER = 500
+"""Portals whose start-up store calls are in flight at once."""
 
 DECISION_RETENTION_S = 30 * 86_400.0
 """Routing decisions (explanations) are kept this long."""
@@ -66,8 +73,12 @@ class MailboxHost:
         counters: Counters | None = None,
         rng: random.Random | None = None,
         synchronous: str = "FULL",
+        watermarks: Watermarks | None = None,
     ) -> None:
         self.counters = counters or Counters()
+        self.watermarks = watermarks or Watermarks.none()
+        """How far each channel actor has handed over (``engine.handoff``): none without
+        channel actors (tests that append directly), when every row is routed at once."""
         self._clock = clock
         self._store: ThreadedStore[OutboxStore] = ThreadedStore(
             SqliteOutbox(store_path, synchronous), clock, "outbox"
@@ -98,11 +109,28 @@ class MailboxHost:
         wanted = {portal.id: portal for portal in portals}
         for portal_id in set(self._portals) - set(wanted):
             await self._stop_portal(portal_id)
+        new = [portal for portal in wanted.values() if portal.id not in self._portals]
+        # Started side by side: each start is a few store calls, latency more than work, and
+        # the store thread takes them in a queue. The cyclic collector is paused meanwhile:
+        # starting thousands of portals allocates objects that all live on, and its full
+        # collections over a growing heap made the start quadratic.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            startups = await self._store.call(self._store.store.startup, [p.id for p in new])
+            for first in range(0, len(new), START_TOGETHER):
+                await asyncio.gather(
+                    *(
+                        self._start_portal(p, startups[p.id])
+                        for p in new[first : first + START_TOGETHER]
+                    )
+                )
+        finally:
+            if collecting:
+                gc.enable()
         for portal in wanted.values():
-            hosted = self._portals.get(portal.id)
-            if hosted is None:
-                await self._start_portal(portal)
-            elif hosted.mailbox.portal != portal:
+            hosted = self._portals[portal.id]
+            if hosted.mailbox.portal != portal:
                 await hosted.mailbox.reconfigure(portal)
 
     async def set_rules(self, rules: RuleSet) -> None:
@@ -111,7 +139,7 @@ class MailboxHost:
         for portal_id, hosted in self._portals.items():
             await hosted.router.rules_changed(rules.for_portal(portal_id))
 
-    async def _start_portal(self, portal: PortalConfig) -> None:
+    async def _start_portal(self, portal: PortalConfig, startup: PortalStartup) -> None:
         mailbox: PortalMailbox
         sender: ReplySender
 
@@ -139,6 +167,7 @@ class MailboxHost:
             self.counters,
             mailbox.notify,
             lambda reply: sender.enqueue(reply),
+            self.watermarks,
         )
         sender = ReplySender(
             config,
@@ -151,9 +180,9 @@ class MailboxHost:
             self._rng,
         )
         self._portals[portal.id] = HostedPortal(mailbox, sender, router)
-        await mailbox.start()
-        await sender.start()
-        await router.start()
+        await mailbox.start(startup)
+        await sender.start(startup.replies)
+        await router.start(startup)
 
     async def _stop_portal(self, portal_id: str) -> None:
         hosted = self._portals.pop(portal_id)
@@ -161,9 +190,28 @@ class MailboxHost:
         await hosted.sender.stop()
         await hosted.mailbox.stop()
 
-    async def append(self, records: Sequence[OutboxRecord]) -> list[bool]:
-        """Store records durably (group commit); per record, False for a duplicate."""
+    async def append(
+        self, records: Sequence[OutboxRecord], source: int = -1, watermark: float = 0.0
+    ) -> list[bool]:
+        """Store records in the inbox durably (group commit); False for a duplicate.
+
+        ``source`` is the channel actor that hands them over, ``watermark`` the time before
+        which it has nothing more for this actor. Counts what was stored and what this
+        portal already had (a provider's retry that reached another channel actor); the
+        channel actors count the rest.
+        """
         accepted = await self._store.append(records)
+        if source >= 0:
+            self.watermarks.advance(source, watermark)
+        tally = Counter(
+            (
+                "openlines_stored_total" if new else "openlines_duplicates_total",
+                r.conversation.channel,
+            )
+            for r, new in zip(records, accepted, strict=True)
+        )
+        for (name, channel), count in tally.items():
+            self.counters.inc(name, count, channel=channel)
         for portal_id in {r.portal_id for r, new in zip(records, accepted, strict=True) if new}:
             hosted = self._portals.get(portal_id)
             if hosted is not None:

@@ -5,6 +5,15 @@ A sequential queue has one stream: one batch in flight, the next formed only aft
 portal took the previous one. A parallel queue has K streams; a dialog always maps to the
 same stream, so its order holds while the streams run side by side. A failing portal only
 ever stalls its own streams.
+
+What a portal can rely on (docs/protocol.md, "Ordering and de-duplication"): an event's
+delivery kind is fixed when it is claimed into a batch. A guaranteed event gets the next
+``seq`` and is retried until it is delivered or its TTL sends it to dead letters, so every
+``seq`` ends up at the portal or in dead letters. A best-effort event (typing, or any event
+of a portal whose delivery is ``best_effort``) gets no ``seq``, says ``best_effort: true``
+and has one attempt: dropped, never dead-lettered, when that attempt fails or its outcome
+was lost to a restart. Attempts are counted before the POST, so ``attempt`` grows across
+restarts too.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from engine.delivery.transport import DeliveryTransport
 from engine.ids import new_id
 from engine.metrics import Counters
 from engine.store.base import OutboxStore
-from engine.store.records import Batch
+from engine.store.records import Batch, PortalStartup
 from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -75,14 +84,21 @@ class PortalMailbox:
     def stream_count(self) -> int:
         return self.portal.streams if self.portal.queue == "parallel" else 1
 
-    async def start(self) -> None:
-        """Begin delivering: open batches first (left by a restart), then pending events."""
+    async def start(self, startup: PortalStartup | None = None) -> None:
+        """Begin delivering: open batches first (left by a restart), then pending events.
+
+        ``startup`` is what the store holds for the portal (read for many at once by the
+        host); without it the mailbox reads its own.
+        """
+        if startup is None:
+            found = await self._store.call(self._store.store.startup, [self.portal.id])
+            startup = found[self.portal.id]
         self._streams = self.stream_count
-        self._pending = await self._store.call(
-            self._store.store.pending_counts, self.portal.id, self._streams
-        )
+        self._pending = [0] * self._streams
+        for stream_hash, count in startup.pending_by_hash.items():
+            self._pending[stream_hash % self._streams] += count
         self._wake = [asyncio.Event() for _ in range(self._streams)]
-        open_batches = await self._store.call(self._store.store.open_batches, self.portal.id)
+        open_batches = startup.open_batches
         resumed: list[list[Batch]] = [[] for _ in range(self._streams)]
         for batch in open_batches:
             resumed[batch.stream % self._streams].append(batch)
@@ -194,6 +210,7 @@ class PortalMailbox:
             [event.rowid for event in ordered],
             moved_stamps,
             self._clock.now(),
+            self.portal.delivery == "best_effort",
         )
         self._pending[stream] = max(0, self._pending[stream] - len(events))
         return batch
@@ -208,12 +225,21 @@ class PortalMailbox:
             if wait_s > 0:
                 await self._clock.sleep(wait_s)
             batch = await self._expire(batch)
+            if batch is not None and batch.attempts:
+                # Best-effort events still here had their attempt and its outcome was lost
+                # (a restart, a failed step; a failed attempt drops them at once): at most
+                # once, so not again.
+                lost = f"attempt {batch.attempts} ended without an outcome"
+                batch = await self._drop_best_effort(batch, lost)
             if batch is None:
                 return
+            batch = replace(batch, attempts=batch.attempts + 1)
             now = self._clock.now()
             headers, body = self._sealer.seal(
                 self.portal, batch.batch_id, batch_plaintext(batch, now), int(now)
             )
+            # Counted before the POST: a batch resent after a crash says a higher number.
+            await store.call(store.store.start_attempt, batch.batch_id, batch.attempts)
             outcome = await self._transport.post(
                 self.portal.endpoint, headers, body, self.portal.request_timeout_s
             )
@@ -230,7 +256,7 @@ class PortalMailbox:
                 "portal %s batch %s attempt %d failed: %s",
                 self.portal.id,
                 batch.batch_id,
-                batch.attempts + 1,
+                batch.attempts,
                 outcome.error,
                 extra={
                     "portal": self.portal.id,
@@ -242,7 +268,7 @@ class PortalMailbox:
             if batch is None:
                 return
             delay = backoff_delay_s(
-                batch.attempts,
+                batch.attempts - 1,
                 self.portal.retry_initial_s,
                 self.portal.retry_max_s,
                 self._rng,
@@ -251,44 +277,51 @@ class PortalMailbox:
             next_at = min(now + delay, self._expiry(batch))
             await store.call(store.store.schedule_retry, batch.batch_id, next_at, outcome.error)
             self._counters.inc("openlines_retried_total", portal=self.portal.id)
-            batch = replace(batch, attempts=batch.attempts + 1, next_attempt_at=next_at)
+            batch = replace(batch, next_attempt_at=next_at)
 
     def _expiry(self, batch: Batch) -> float:
         return batch.oldest_received_at + self.portal.ttl_s
 
     async def _expire(self, batch: Batch) -> Batch | None:
+        """Events past their TTL leave: guaranteed ones to dead letters (their ``seq`` is
+        listed there), best-effort ones dropped."""
         now = self._clock.now()
-        expired = [e.rowid for e in batch.events if now >= e.received_at + self.portal.ttl_s]
+        expired = [e for e in batch.events if now >= e.received_at + self.portal.ttl_s]
         if not expired:
             return batch
-        store = self._store
+        dead = [e.rowid for e in expired if not e.best_effort]
         reason = f"not delivered within ttl_s={self.portal.ttl_s} after {batch.attempts} attempts"
-        offers = await store.call(
-            store.store.drop_events, batch.batch_id, expired, reason, now, True
-        )
-        if offers:
-            await self._offers_settled(offers)
-        self._counters.inc("openlines_dead_lettered_total", len(expired), portal=self.portal.id)
-        log.error(
-            "portal %s: %d events to dead letters: %s",
-            self.portal.id,
-            len(expired),
-            reason,
-            extra={"portal": self.portal.id, "batch_id": batch.batch_id},
-        )
-        return await store.call(store.store.load_batch, batch.batch_id)
+        if dead:
+            await self._drop(batch, dead, reason, dead_letter=True)
+            self._counters.inc("openlines_dead_lettered_total", len(dead), portal=self.portal.id)
+            log.error(
+                "portal %s: %d events to dead letters: %s",
+                self.portal.id,
+                len(dead),
+                reason,
+                extra={"portal": self.portal.id, "batch_id": batch.batch_id},
+            )
+        dropped = [e.rowid for e in expired if e.best_effort]
+        if dropped:
+            await self._drop(batch, dropped, f"best effort: {reason}", dead_letter=False)
+            self._counters.inc("openlines_dropped_total", len(dropped), portal=self.portal.id)
+        return await self._store.call(self._store.store.load_batch, batch.batch_id)
 
     async def _drop_best_effort(self, batch: Batch, error: str) -> Batch | None:
-        portal_best_effort = self.portal.delivery == "best_effort"
-        dropped = [e.rowid for e in batch.events if portal_best_effort or e.best_effort]
+        """Best-effort events had their one attempt: they leave without a dead letter."""
+        dropped = [e.rowid for e in batch.events if e.best_effort]
         if not dropped:
             return batch
+        await self._drop(batch, dropped, f"best effort, one attempt: {error}", dead_letter=False)
+        self._counters.inc("openlines_dropped_total", len(dropped), portal=self.portal.id)
+        return await self._store.call(self._store.store.load_batch, batch.batch_id)
+
+    async def _drop(
+        self, batch: Batch, rowids: list[int], reason: str, *, dead_letter: bool
+    ) -> None:
         store = self._store
-        reason = f"best effort, one attempt: {error}"
         offers = await store.call(
-            store.store.drop_events, batch.batch_id, dropped, reason, self._clock.now(), False
+            store.store.drop_events, batch.batch_id, rowids, reason, self._clock.now(), dead_letter
         )
         if offers:
             await self._offers_settled(offers)
-        self._counters.inc("openlines_dropped_total", len(dropped), portal=self.portal.id)
-        return await store.call(store.store.load_batch, batch.batch_id)

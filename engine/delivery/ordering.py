@@ -15,22 +15,47 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Protocol, TypeVar
 
 from engine.store.records import PendingEvent
 
 REORDERED_KINDS = frozenset({"message.received", "message.edited", "message.deleted"})
 
 
-def in_channel_order(events: Sequence[PendingEvent]) -> list[PendingEvent]:
+class Ordered(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def dialog_ref(self) -> str: ...
+
+    @property
+    def order_key(self) -> int: ...
+
+
+OrderedT = TypeVar("OrderedT", bound=Ordered)
+
+
+def sorted_into_slots(items: Sequence[OrderedT]) -> list[OrderedT]:
+    """Each dialog's customer events sorted by the channel's order, in that dialog's slots."""
     slots: dict[str, list[int]] = defaultdict(list)
-    for position, event in enumerate(events):
-        if event.kind in REORDERED_KINDS:
-            slots[event.dialog_ref].append(position)
-    ordered = list(events)
+    for position, item in enumerate(items):
+        if item.kind in REORDERED_KINDS:
+            slots[item.dialog_ref].append(position)
+    ordered = list(items)
     for positions in slots.values():
         if len(positions) < 2:
             continue
-        sorted_events = sorted((events[p] for p in positions), key=lambda e: e.order_key)
-        for position, event in zip(positions, sorted_events, strict=True):
-            ordered[position] = replace(event, dialog_json=events[position].dialog_json)
+        in_order = sorted((items[p] for p in positions), key=lambda item: item.order_key)
+        for position, item in zip(positions, in_order, strict=True):
+            ordered[position] = item
     return ordered
+
+
+def in_channel_order(events: Sequence[PendingEvent]) -> list[PendingEvent]:
+    """``sorted_into_slots``, each slot keeping its dialog stamp."""
+    ordered = sorted_into_slots(events)
+    return [
+        event if event is original else replace(event, dialog_json=original.dialog_json)
+        for event, original in zip(ordered, events, strict=True)
+    ]

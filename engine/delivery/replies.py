@@ -1,5 +1,5 @@
 """Replies to customers: stored before the portal hears 202, sent in order per dialog, settled
-as a ``reply.sent`` or ``reply.failed`` event in the dialog's stream.
+as a ``reply.sent``, ``reply.failed`` or ``reply.uncertain`` event in the dialog's stream.
 
 Operators' replies come through the portal API; the line's own texts (queue position,
 outside hours, timeouts) come from the router. Both are stored by the dialog's owner and
@@ -9,6 +9,13 @@ when the outcome joins the stream.
 A provider's rate limit (Telegram 429 ``retry_after``) delays only the dialog it hit. A
 retryable failure is tried again with backoff until the portal's TTL; a permanent one (the
 user blocked the bot) fails at once with the provider's reason.
+
+Every attempt is recorded before the channel is called. A reply loaded after a restart with
+an attempt still recorded as started was cut short while the provider may have had it: it
+is sent again only through a channel whose sends are safe to repeat (``idempotent_sends``:
+VK drops a repeated ``random_id``, a custom connector's receiver de-duplicates on
+``reply_id``); through any other (Telegram, Viber) it settles as ``reply.uncertain`` and the
+operator decides, rather than the customer perhaps reading it twice.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -26,7 +33,7 @@ from engine.clock import Clock
 from engine.config import PortalConfig
 from engine.delivery.retry import backoff_delay_s
 from engine.errors import EngineError, PermanentSendError, RetryableSendError
-from engine.events import ReplyFailed, ReplyOrigin, ReplySent
+from engine.events import ReplyFailed, ReplyOrigin, ReplySent, ReplyUncertain, event_type
 from engine.metrics import Counters
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 from engine.routing.state import DialogState
@@ -40,8 +47,18 @@ log = logging.getLogger(__name__)
 class ReplyChannel(Protocol):
     """The outbound half of a channel plug-in (``channels.base.Channel`` satisfies it)."""
 
+    @property
+    def idempotent_sends(self) -> bool:
+        """Whether sending a reply again under the same ``reply_id`` is harmless."""
+        ...
+
     async def send(
-        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
     ) -> SentReceipt: ...
 
 
@@ -49,7 +66,7 @@ ChannelLookup = Callable[[str], ReplyChannel]
 """The channel of a connector id; raises ``NotFoundError`` for a removed connector."""
 
 
-ReplyOutcome = ReplySent | ReplyFailed
+ReplyOutcome = ReplySent | ReplyFailed | ReplyUncertain
 
 ReplySettler = Callable[[StoredReply, ReplyOutcome], Awaitable[None]]
 """Records a reply's outcome in its dialog's stream and removes the stored reply."""
@@ -117,8 +134,11 @@ class ReplySender:
     def portal_id(self) -> str:
         return self._portal().id
 
-    async def start(self) -> None:
-        for reply in await self._store.call(self._store.store.replies, self.portal_id):
+    async def start(self, stored: Sequence[StoredReply] | None = None) -> None:
+        """Send what was stored and not settled before (read by the host, or here)."""
+        if stored is None:
+            stored = await self._store.call(self._store.store.replies, self.portal_id)
+        for reply in stored:
             self.enqueue(reply)
 
     async def stop(self) -> None:
@@ -142,36 +162,112 @@ class ReplySender:
         del self._queues[dialog_id]
 
     async def _settle(self, reply: StoredReply) -> None:
+        outcome = await self._outcome(reply)
+        await self._settle_in_stream(reply, outcome)
+        self._counters.inc(
+            "openlines_replies_total", portal=self.portal_id, outcome=event_type(outcome)
+        )
+
+    async def _outcome(self, reply: StoredReply) -> ReplyOutcome:
+        """Attempt until the reply is sent, fails for good or expires; or, for a reply whose
+        attempt a restart cut short, decide whether it may be sent again at all."""
         target = DialogTarget.model_validate_json(reply.target_json)
         request = ReplyRequest.model_validate_json(reply.request_json)
-        portal = self._portal()
+        if reply.attempt_started_at is not None:
+            uncertain = self._interrupted(reply, request, target)
+            if uncertain is not None:
+                return uncertain
+        expires_at = reply.created_at + self._portal().ttl_s
         while True:
             wait_s = reply.next_attempt_at - self._clock.now()
             if wait_s > 0:
                 await self._clock.sleep(wait_s)
-            result = await self._attempt(target, request, reply)
+            channel = self._lookup(reply, request, target)
+            if isinstance(channel, ReplyFailed):
+                return channel
+            reply = await self._start_attempt(reply, channel)
+            result = await self._attempt(channel, target, request, reply)
             if not isinstance(result, RetryableSendError):
-                outcome = result
-                break
-            expires_at = reply.created_at + portal.ttl_s
+                return result
             if self._clock.now() >= expires_at:
-                outcome = self._failed(reply, request, "expired", f"not sent within ttl: {result}")
-                break
+                return self._failed(reply, request, "expired", f"not sent within ttl: {result}")
             reply = await self._schedule_retry(reply, expires_at, result.retry_after_s)
-        await self._settle_in_stream(reply, outcome)
-        self._counters.inc(
-            "openlines_replies_total",
-            portal=self.portal_id,
-            outcome="reply.sent" if isinstance(outcome, ReplySent) else "reply.failed",
+
+    def _interrupted(
+        self, reply: StoredReply, request: ReplyRequest, target: DialogTarget
+    ) -> ReplyUncertain | None:
+        """A reply loaded with attempt ``reply.attempts`` started and never answered: None
+        when its channel drops repeats (send it again), else the uncertain outcome."""
+        channel = self._lookup(reply, request, target)
+        if isinstance(channel, ReplyFailed):
+            why = f"and it cannot be sent again ({channel.error})"
+        elif _repeats_are_harmless(channel):
+            log.info(
+                "reply %s to %s: attempt %d was cut short; sending again (%s drops repeats)",
+                reply.reply_id,
+                target.dialog_id,
+                reply.attempts,
+                target.route.channel,
+            )
+            return None
+        else:
+            why = f"and {target.route.channel} cannot tell a repeat from a new message"
+        log.warning(
+            "reply %s to %s: attempt %d was cut short; not sent again",
+            reply.reply_id,
+            target.dialog_id,
+            reply.attempts,
+        )
+        return ReplyUncertain(
+            reply_id=reply.reply_id,
+            client_id=request.client_id,
+            origin=reply.origin,
+            reason="interrupted",
+            attempts=reply.attempts,
+            error=(
+                f"the engine stopped during attempt {reply.attempts}, before {target.route.channel}"
+                f" answered: the customer may have it, {why}"
+            ),
         )
 
+    def _lookup(
+        self, reply: StoredReply, request: ReplyRequest, target: DialogTarget
+    ) -> ReplyChannel | ReplyFailed:
+        """The dialog's channel, or the failure of a reply that has none."""
+        try:
+            return self._channel_for(target.route.connector_id)
+        except EngineError as exc:  # a removed connector
+            return self._failed(reply, request, exc.reason, str(exc))
+        except Exception as exc:  # a plug-in boundary: building the channel may fail
+            log.exception("reply %s: no channel for %s", reply.reply_id, target.route.connector_id)
+            self._counters.inc("openlines_rejected_total", reason="channel_bug")
+            error = f"{type(exc).__name__}: {exc}"
+            return self._failed(reply, request, EngineError.reason, error)
+
+    async def _start_attempt(self, reply: StoredReply, channel: ReplyChannel) -> StoredReply:
+        """Record the attempt before the provider can have the reply; durably (surviving a
+        power cut) when a repeat would reach the customer twice."""
+        attempt, now = reply.attempts + 1, self._clock.now()
+        store = self._store
+        await store.call(
+            store.store.start_reply_attempt,
+            reply.reply_id,
+            attempt,
+            now,
+            not _repeats_are_harmless(channel),
+        )
+        return replace(reply, attempts=attempt, attempt_started_at=now)
+
     async def _attempt(
-        self, target: DialogTarget, request: ReplyRequest, reply: StoredReply
-    ) -> ReplyOutcome | RetryableSendError:
+        self,
+        channel: ReplyChannel,
+        target: DialogTarget,
+        request: ReplyRequest,
+        reply: StoredReply,
+    ) -> ReplySent | ReplyFailed | RetryableSendError:
         dialog_id = target.dialog_id
         try:
-            channel = self._channel_for(target.route.connector_id)
-            receipt: SentReceipt = await channel.send(self._session, target, request)
+            receipt = await channel.send(self._session, target, request, reply_id=reply.reply_id)
         except RetryableSendError as exc:
             log.warning("reply %s to %s: retryable: %s", reply.reply_id, dialog_id, exc)
             return exc
@@ -205,8 +301,14 @@ class ReplySender:
     ) -> StoredReply:
         portal = self._portal()
         delay = backoff_delay_s(
-            reply.attempts, portal.retry_initial_s, portal.retry_max_s, self._rng, retry_after_s
+            reply.attempts - 1, portal.retry_initial_s, portal.retry_max_s, self._rng, retry_after_s
         )
         next_at = min(self._clock.now() + delay, expires_at)
         await self._store.call(self._store.store.schedule_reply_retry, reply.reply_id, next_at)
-        return replace(reply, attempts=reply.attempts + 1, next_attempt_at=next_at)
+        return replace(reply, next_attempt_at=next_at, attempt_started_at=None)
+
+
+def _repeats_are_harmless(channel: ReplyChannel) -> bool:
+    # Read defensively: a plug-in that does not say is one whose sends are not safe to
+    # repeat, and a missing attribute must not end the dialog's worker (stranding replies).
+    return bool(getattr(channel, "idempotent_sends", False))

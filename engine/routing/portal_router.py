@@ -21,8 +21,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from engine.clock import Clock
 from engine.config import PortalConfig
+from engine.delivery.ordering import sorted_into_slots
 from engine.delivery.replies import ReplyOutcome, stored_reply, target_of
 from engine.errors import ConflictError, NotFoundError
+from engine.handoff import Watermarks
 from engine.ids import new_id
 from engine.metrics import Counters
 from engine.models import OutboundText, ReplyRequest
@@ -32,7 +34,7 @@ from engine.routing.plan import Plan
 from engine.routing.rules import PortalRules
 from engine.routing.state import Board, DialogState, OperatorState, OperatorStatus
 from engine.store.base import OutboxStore
-from engine.store.records import StoredReply
+from engine.store.records import InboxRow, PortalStartup, StoredReply
 from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class PortalRouter:
         counters: Counters,
         notify: Notify,
         enqueue: Enqueue,
+        watermarks: Watermarks | None = None,
     ) -> None:
         self._portal = portal
         self._store = store
@@ -63,6 +66,7 @@ class PortalRouter:
         self._counters = counters
         self._notify = notify
         self._enqueue = enqueue
+        self._watermarks = watermarks or Watermarks.none()
         self.dispatcher = Dispatcher(portal().id, Board(), rules)
         self._lock = asyncio.Lock()
         self._inbox_wake = asyncio.Event()
@@ -71,7 +75,9 @@ class PortalRouter:
         self._line_due: dict[str, float] = {}
         self._heap: list[tuple[float, int, str, str]] = []
         self._order = itertools.count()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self._inbox_task: asyncio.Task[None] | None = None
+        self._timer_task: asyncio.Task[None] | None = None
 
     @property
     def portal_id(self) -> str:
@@ -79,29 +85,48 @@ class PortalRouter:
 
     # -- life --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, startup: PortalStartup | None = None) -> None:
         """Load the board, fire what fell due while stopped, then route the inbox."""
+        self._running = True
         async with self._lock:
-            await self._load()
+            await self._load(startup)
             now = self._clock.now()
             self.dispatcher.fire(list(self._dialog_due), [], now)
             self.dispatcher.route_all(now)
             await self._commit()
-        self._inbox_wake.set()
-        self._tasks = [
-            asyncio.create_task(self._boundary(self._route_inbox, "routing the inbox")),
-            asyncio.create_task(self._boundary(self._run_timers, "running timers")),
-        ]
+        self.wake()
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        self._running = False
+        tasks = [t for t in (self._inbox_task, self._timer_task) if t is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._inbox_task = self._timer_task = None
 
-    async def _load(self) -> None:
+    def _ensure_inbox_loop(self) -> None:
+        """The inbox loop starts with the first message: an idle portal costs no task."""
+        if self._running and (self._inbox_task is None or self._inbox_task.done()):
+            self._inbox_task = asyncio.create_task(
+                self._boundary(self._route_inbox, "routing the inbox")
+            )
+
+    def _ensure_timer_loop(self) -> None:
+        """The timer loop starts with the first timer."""
+        if self._running and (self._timer_task is None or self._timer_task.done()):
+            self._timer_task = asyncio.create_task(
+                self._boundary(self._run_timers, "running timers")
+            )
+
+    async def _load(self, startup: PortalStartup | None = None) -> None:
         store = self._store.store
-        dialogs, operators, undelivered = await self._store.call(store.load_board, self.portal_id)
+        if startup is None:
+            dialogs, operators, undelivered = await self._store.call(
+                store.load_board, self.portal_id
+            )
+        else:
+            dialogs, operators = startup.dialogs, startup.operators
+            undelivered = set(startup.undelivered_offers)
         board = Board()
         for operator in operators:
             board.put_operator(operator)
@@ -125,10 +150,12 @@ class PortalRouter:
 
     async def _boundary(self, loop: Callable[[], Awaitable[None]], what: str) -> None:
         """Keep a loop alive through a failed step: everything it works on is stored, so
-        trying again after a second is safe; without this the portal would stall silently."""
+        trying again after a second is safe; without this the portal would stall silently.
+        A loop that returns is done (it is started again when there is work)."""
         while True:
             try:
                 await loop()
+                return
             except asyncio.CancelledError:
                 raise
             except Exception:  # a loop boundary: log, count, carry on
@@ -201,6 +228,7 @@ class PortalRouter:
 
     def _push(self, at: float, kind: str, key: str) -> None:
         heapq.heappush(self._heap, (at, next(self._order), kind, key))
+        self._ensure_timer_loop()
         if len(self._heap) > 2 * (len(self._dialog_due) + len(self._line_due)) + 1024:
             self._compact()
         self._timers_changed.set()
@@ -213,11 +241,11 @@ class PortalRouter:
         heapq.heapify(self._heap)
 
     async def _run_timers(self) -> None:
+        """Fire timers as they fall due; end when none is left (``_push`` starts it again)."""
         while True:
             self._timers_changed.clear()
             if not self._heap:
-                await self._timers_changed.wait()
-                continue
+                return
             wait_s = self._heap[0][0] - self._clock.now()
             if wait_s > 0:
                 await self._sleep_or_change(wait_s)
@@ -254,36 +282,57 @@ class PortalRouter:
     def wake(self) -> None:
         """Messages were stored for this portal: route them."""
         self._inbox_wake.set()
+        self._ensure_inbox_loop()
 
     async def _route_inbox(self) -> None:
-        while True:
-            await self._inbox_wake.wait()
+        """Route while there is news, then end: ``wake`` starts it again. (No await lies
+        between the last check and the end, so a wake cannot fall between them.)"""
+        while self._inbox_wake.is_set():
             self._inbox_wake.clear()
             try:
-                while await self._route_some():
-                    pass
+                while True:
+                    more, held_from = await self._route_some()
+                    if held_from is not None:
+                        # Rows another channel actor may still have older ones for: wait
+                        # until every channel actor has handed over up to them.
+                        await self._watermarks.settle(held_from)
+                    elif not more:
+                        break
             except Exception:
                 self._inbox_wake.set()  # the rows are still there: the next round routes them
                 raise
 
-    async def _route_some(self) -> bool:
+    async def _route_some(self) -> tuple[bool, float | None]:
+        """Route what the inbox holds up to the watermarks; returns (more rows may be
+        waiting, the received time of the oldest row held back, if any)."""
         store = self._store.store
         async with self._lock:
             rows = await self._store.call(store.inbox, self.portal_id, INBOX_BATCH)
             if not rows:
-                return False
-            board = self.dispatcher.board
-            unknown = [row for row in rows if row.dialog_ref not in board.open_by_ref]
-            identities = sorted(
-                {f"{r.conversation.connector_id}/{r.conversation.customer_id}" for r in unknown}
-            )
-            refs = sorted({r.dialog_ref for r in unknown if r.kind != "message.received"})
-            owners, recent = await self._store.call(
-                store.routing_context, self.portal_id, identities, refs
-            )
-            self.dispatcher.arrive(rows, owners, recent, self._clock.now())
-            await self._commit()
-        return len(rows) == INBOX_BATCH
+                return False, None
+            release_before = self._watermarks.release_before()
+            ready = [row for row in rows if row.received_at <= release_before]
+            held = [row.received_at for row in rows if row.received_at > release_before]
+            if ready:
+                await self._arrive(ready)
+        return len(rows) == INBOX_BATCH, min(held) if held else None
+
+    async def _arrive(self, rows: list[InboxRow]) -> None:
+        """Messages into their streams: in the order they were received, each dialog's in
+        the channel's own order (a chat's webhooks may come over parallel connections)."""
+        store = self._store.store
+        ordered = sorted_into_slots(sorted(rows, key=lambda r: (r.received_at, r.rowid)))
+        board = self.dispatcher.board
+        unknown = [row for row in ordered if row.dialog_ref not in board.open_by_ref]
+        identities = sorted(
+            {f"{r.conversation.connector_id}/{r.conversation.customer_id}" for r in unknown}
+        )
+        refs = sorted({r.dialog_ref for r in unknown if r.kind != "message.received"})
+        owners, recent = await self._store.call(
+            store.routing_context, self.portal_id, identities, refs
+        )
+        self.dispatcher.arrive(ordered, owners, recent, self._clock.now())
+        await self._commit()
 
     # -- operators and their actions -----------------------------------------------------------
 

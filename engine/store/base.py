@@ -19,6 +19,7 @@ from engine.store.records import (
     InboxRow,
     OutboxRecord,
     PendingEvent,
+    PortalStartup,
     StoredReply,
 )
 
@@ -46,6 +47,10 @@ class OutboxStore(Protocol):
 
     def dialog(self, portal_id: str, dialog_id: str) -> DialogState | None: ...
 
+    def startup(self, portal_ids: Sequence[str]) -> dict[str, PortalStartup]:
+        """What each portal's mailbox, sender and router read when they start."""
+        ...
+
     def customer_owners(self, portal_id: str, identity: str) -> CustomerOwners | None: ...
 
     def decisions(self, portal_id: str, dialog_id: str, limit: int) -> list[dict[str, object]]:
@@ -72,10 +77,6 @@ class OutboxStore(Protocol):
         """Events of one stream not yet in a batch, in stream order."""
         ...
 
-    def pending_counts(self, portal_id: str, streams: int) -> list[int]:
-        """How many events wait per stream (for a mailbox starting up)."""
-        ...
-
     def claim_batch(
         self,
         portal_id: str,
@@ -84,9 +85,16 @@ class OutboxStore(Protocol):
         rowids_in_order: Sequence[int],
         dialog_json_by_rowid: dict[int, bytes],
         now: float,
+        all_best_effort: bool = False,
     ) -> Batch:
-        """Make a batch of these events, giving them per-portal sequence numbers in order;
-        ``dialog_json_by_rowid`` restamps events moved into another slot of their dialog."""
+        """Make a batch of these events and fix each one's delivery kind for good.
+
+        An event is best effort (may be dropped, never dead-lettered) when it was stored as
+        such (typing) or ``all_best_effort`` (the portal's delivery is best effort now);
+        it then gets no ``seq``. Every other event gets the portal's next sequence number,
+        in the given order, with no gaps. ``dialog_json_by_rowid`` restamps events moved
+        into another slot of their dialog.
+        """
         ...
 
     def open_batches(self, portal_id: str) -> list[Batch]:
@@ -95,7 +103,14 @@ class OutboxStore(Protocol):
 
     def load_batch(self, batch_id: str) -> Batch | None: ...
 
-    def schedule_retry(self, batch_id: str, next_attempt_at: float, error: str) -> None: ...
+    def start_attempt(self, batch_id: str, attempt: int) -> None:
+        """Record that attempt number ``attempt`` starts, before its POST (so the count
+        survives a killed process and a resent batch says a higher number)."""
+        ...
+
+    def schedule_retry(self, batch_id: str, next_attempt_at: float, error: str) -> None:
+        """The attempt failed: the next one is due at ``next_attempt_at``."""
+        ...
 
     def ack_batch(self, batch_id: str) -> list[str]:
         """The portal took the batch: its events leave the outbox; returns its offers' ids."""
@@ -128,7 +143,15 @@ class OutboxStore(Protocol):
         """Replies stored and not yet settled (after a restart: send them)."""
         ...
 
-    def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None: ...
+    def start_reply_attempt(self, reply_id: str, attempt: int, now: float, durable: bool) -> None:
+        """Record that attempt number ``attempt`` starts, before the channel has the reply
+        (``durable``: surviving a power cut too). Until ``schedule_reply_retry`` or the
+        settlement clears it, ``attempt_started_at`` says that attempt's outcome is unknown."""
+        ...
+
+    def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None:
+        """The attempt failed with a known outcome: the next one is due at ``next_attempt_at``."""
+        ...
 
     def prune_seen(self, older_than: float) -> int: ...
 

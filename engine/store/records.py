@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 def dialog_ref(connector_id: str, dialog_key: str) -> str:
@@ -88,9 +88,11 @@ class BatchEvent:
     rowid: int
     event_id: str
     seq: int | None
+    """Set when the event was claimed, for guaranteed events only."""
     kind: str
     received_at: float
     best_effort: bool
+    """Fixed when the event was claimed: a best-effort event, or any on a best-effort portal."""
     dialog_json: bytes
     payload: bytes
 
@@ -103,6 +105,7 @@ class Batch:
     portal_id: str
     stream: int
     attempts: int
+    """Attempts started, counted before each POST (one cut short by a restart included)."""
     next_attempt_at: float
     events: tuple[BatchEvent, ...]
 
@@ -134,6 +137,26 @@ class StoredReply:
     request_json: bytes
     created_at: float
     attempts: int
+    """Attempts started, counted before the channel is called."""
     next_attempt_at: float
     origin: Literal["operator", "line"] = "operator"
     """operator: through the portal API; line: the line's own text."""
+    attempt_started_at: float | None = None
+    """When the last attempt started, while its outcome is not known; ``None`` otherwise.
+    Loaded with a time, the engine stopped while the channel had the reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortalStartup:
+    """What a portal's mailbox, reply sender and router read when they start, read for
+    many portals at once (``startup``): starting 10,000 portals is then a few queries, not
+    tens of thousands of store calls."""
+
+    pending_by_hash: dict[int, int]
+    """Events waiting to be batched, by stream hash (the mailbox reduces by its streams)."""
+    open_batches: list[Batch]
+    replies: list[StoredReply]
+    dialogs: list[Any]
+    """The open ``DialogState`` records (typed in ``engine.routing.state``)."""
+    operators: list[Any]
+    undelivered_offers: frozenset[str]

@@ -23,6 +23,7 @@ from engine.store.records import (
     InboxRow,
     OutboxRecord,
     PendingEvent,
+    PortalStartup,
     StoredReply,
 )
 
@@ -56,13 +57,19 @@ CREATE TABLE IF NOT EXISTS replies (
     reply_id TEXT PRIMARY KEY, portal_id TEXT NOT NULL, dialog_id TEXT NOT NULL,
     target_json BLOB NOT NULL, request_json BLOB NOT NULL, created_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
-    origin TEXT NOT NULL);
+    origin TEXT NOT NULL, attempt_started_at REAL);
 CREATE TABLE IF NOT EXISTS api_requests (
     portal_id TEXT NOT NULL, request_id TEXT NOT NULL, seen_at REAL NOT NULL,
     PRIMARY KEY (portal_id, request_id)) WITHOUT ROWID;
 """
 
 _BATCH_EVENT_COLUMNS = "rowid, event_id, seq, kind, received_at, best_effort, dialog_json, payload"
+_REPLY_COLUMNS = (
+    "reply_id, portal_id, dialog_id, target_json, request_json, created_at, attempts,"
+    " next_attempt_at, origin, attempt_started_at"
+)
+_ADDED_COLUMNS = {("replies", "attempt_started_at"): "REAL"}
+"""Columns added after a table was first created: a file written before gets them on open."""
 
 
 def open_database(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -92,6 +99,13 @@ class SqliteOutbox:
         self._mode = synchronous
         self._db = open_database(path, synchronous)
         self._db.executescript(SCHEMA + sqlite_routing.SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        for (table, column), kind in _ADDED_COLUMNS.items():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
@@ -161,6 +175,39 @@ class SqliteOutbox:
     def dialog(self, portal_id: str, dialog_id: str) -> DialogState | None:
         return sqlite_routing.dialog(self._db, portal_id, dialog_id)
 
+    def startup(self, portal_ids: Sequence[str]) -> dict[str, PortalStartup]:
+        """What each of these portals needs to start, in a few queries for all of them."""
+        wanted = set(portal_ids)
+        pending: dict[str, dict[int, int]] = {p: {} for p in wanted}
+        for portal_id, stream_hash, count in self._db.execute(
+            "SELECT portal_id, stream_hash, count(*) FROM events WHERE batch_id IS NULL"
+            " GROUP BY portal_id, stream_hash"
+        ):
+            if portal_id in wanted:
+                pending[portal_id][stream_hash] = count
+        batches: dict[str, list[Batch]] = {p: [] for p in wanted}
+        for portal_id, batch_id in self._db.execute(
+            "SELECT portal_id, batch_id FROM batches ORDER BY created_at, rowid"
+        ):
+            batch = self.load_batch(batch_id) if portal_id in wanted else None
+            if batch is not None:
+                batches[portal_id].append(batch)
+        replies: dict[str, list[StoredReply]] = {p: [] for p in wanted}
+        for row in self._db.execute(f"SELECT {_REPLY_COLUMNS} FROM replies ORDER BY rowid"):
+            if row[1] in wanted:
+                replies[row[1]].append(StoredReply(*row))
+        dialogs, operators = sqlite_routing.open_boards(self._db, wanted)
+        offers = frozenset(
+            row[0]
+            for row in self._db.execute("SELECT event_id FROM events WHERE kind = ?", (OFFER_KIND,))
+        )
+        return {
+            p: PortalStartup(
+                pending[p], batches[p], replies[p], dialogs.get(p, []), operators.get(p, []), offers
+            )
+            for p in wanted
+        }
+
     def customer_owners(self, portal_id: str, identity: str) -> CustomerOwners | None:
         return sqlite_routing.customer_owners(self._db, portal_id, identity)
 
@@ -196,16 +243,6 @@ class SqliteOutbox:
         ).fetchall()
         return [PendingEvent(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows]
 
-    def pending_counts(self, portal_id: str, streams: int) -> list[int]:
-        counts = [0] * streams
-        for stream, count in self._db.execute(
-            "SELECT stream_hash % ?, count(*) FROM events WHERE portal_id = ?"
-            " AND batch_id IS NULL GROUP BY 1",
-            (streams, portal_id),
-        ):
-            counts[stream] = count
-        return counts
-
     # -- batches ---------------------------------------------------------------------------
 
     def claim_batch(
@@ -216,7 +253,9 @@ class SqliteOutbox:
         rowids_in_order: Sequence[int],
         dialog_json_by_rowid: dict[int, bytes],
         now: float,
+        all_best_effort: bool = False,
     ) -> Batch:
+        """See ``OutboxStore.claim_batch``: the events' delivery kind is fixed here."""
         with self._transaction(durable=False) as db:
             row = db.execute(
                 "SELECT next_seq FROM sequences WHERE portal_id = ?", (portal_id,)
@@ -231,12 +270,14 @@ class SqliteOutbox:
             )
             updates = []
             for position, rowid in enumerate(rowids_in_order):
+                dropped_if_failed = all_best_effort or bool(best_effort[rowid])
                 seq = None
-                if not best_effort[rowid]:
+                if not dropped_if_failed:
                     seq, next_seq = next_seq, next_seq + 1
-                updates.append((batch_id, position, seq, dialog_json_by_rowid.get(rowid), rowid))
+                stamp = dialog_json_by_rowid.get(rowid)
+                updates.append((batch_id, position, seq, int(dropped_if_failed), stamp, rowid))
             db.executemany(
-                "UPDATE events SET batch_id = ?, batch_pos = ?, seq = ?,"
+                "UPDATE events SET batch_id = ?, batch_pos = ?, seq = ?, best_effort = ?,"
                 " dialog_json = coalesce(?, dialog_json) WHERE rowid = ?",
                 updates,
             )
@@ -281,11 +322,19 @@ class SqliteOutbox:
         batches = [self.load_batch(batch_id) for batch_id in ids]
         return [batch for batch in batches if batch is not None]
 
+    def start_attempt(self, batch_id: str, attempt: int) -> None:
+        """Record that attempt number ``attempt`` starts, before its POST.
+
+        Committed with NORMAL like the rest of delivery's bookkeeping: it survives a killed
+        process; a power cut may lose the last count, and the number repeat once.
+        """
+        with self._transaction(durable=False) as db:
+            db.execute("UPDATE batches SET attempts = ? WHERE batch_id = ?", (attempt, batch_id))
+
     def schedule_retry(self, batch_id: str, next_attempt_at: float, error: str) -> None:
         with self._transaction(durable=False) as db:
             db.execute(
-                "UPDATE batches SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-                " WHERE batch_id = ?",
+                "UPDATE batches SET next_attempt_at = ?, last_error = ? WHERE batch_id = ?",
                 (next_attempt_at, error[:500], batch_id),
             )
 
@@ -385,16 +434,28 @@ class SqliteOutbox:
 
     def replies(self, portal_id: str) -> list[StoredReply]:
         rows = self._db.execute(
-            "SELECT reply_id, portal_id, dialog_id, target_json, request_json, created_at,"
-            " attempts, next_attempt_at, origin FROM replies WHERE portal_id = ? ORDER BY rowid",
+            f"SELECT {_REPLY_COLUMNS} FROM replies WHERE portal_id = ? ORDER BY rowid",
             (portal_id,),
         ).fetchall()
         return [StoredReply(*row) for row in rows]
 
+    def start_reply_attempt(self, reply_id: str, attempt: int, now: float, durable: bool) -> None:
+        """Record that attempt number ``attempt`` starts, before the channel is called.
+
+        ``durable`` for a channel whose sends are not safe to repeat: the record must be on
+        disk before the provider can have the reply, or a power cut would let it go twice.
+        """
+        with self._transaction(durable=durable) as db:
+            db.execute(
+                "UPDATE replies SET attempts = ?, attempt_started_at = ? WHERE reply_id = ?",
+                (attempt, now, reply_id),
+            )
+
     def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None:
+        """The attempt failed (its outcome is known): try again at ``next_attempt_at``."""
         with self._transaction(durable=False) as db:
             db.execute(
-                "UPDATE replies SET attempts = attempts + 1, next_attempt_at = ?"
+                "UPDATE replies SET next_attempt_at = ?, attempt_started_at = NULL"
                 " WHERE reply_id = ?",
                 (next_attempt_at, reply_id),
             )

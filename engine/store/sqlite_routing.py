@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     received_at REAL NOT NULL, payload BLOB NOT NULL, line_id TEXT NOT NULL,
     connector_id TEXT NOT NULL, channel TEXT NOT NULL, dialog_key TEXT NOT NULL,
     customer_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS inbox_portal ON inbox (portal_id, rowid);
+DROP INDEX IF EXISTS inbox_portal;
+CREATE INDEX IF NOT EXISTS inbox_by_time ON inbox (portal_id, received_at, rowid);
 CREATE TABLE IF NOT EXISTS dialogs (
     dialog_id TEXT PRIMARY KEY, portal_id TEXT NOT NULL, dialog_ref TEXT NOT NULL,
     closed INTEGER NOT NULL, updated_at REAL NOT NULL, state BLOB NOT NULL);
@@ -64,7 +65,8 @@ _MOVE_FROM_INBOX = (
 def inbox(db: sqlite3.Connection, portal_id: str, limit: int) -> list[InboxRow]:
     rows = db.execute(
         "SELECT rowid, event_id, kind, line_id, connector_id, channel, dialog_key, customer_id,"
-        " order_key, received_at FROM inbox WHERE portal_id = ? ORDER BY rowid LIMIT ?",
+        " order_key, received_at FROM inbox WHERE portal_id = ?"
+        " ORDER BY received_at, rowid LIMIT ?",
         (portal_id, limit),
     ).fetchall()
     return [
@@ -122,6 +124,21 @@ def open_dialogs(db: sqlite3.Connection, portal_id: str) -> list[DialogState]:
             "SELECT state FROM dialogs WHERE portal_id = ? AND closed = 0", (portal_id,)
         )
     ]
+
+
+def open_boards(
+    db: sqlite3.Connection, portal_ids: set[str]
+) -> tuple[dict[str, list[DialogState]], dict[str, list[OperatorState]]]:
+    """Open dialogs and operators of many portals, grouped by portal."""
+    dialogs: dict[str, list[DialogState]] = {}
+    for portal_id, state in db.execute("SELECT portal_id, state FROM dialogs WHERE closed = 0"):
+        if portal_id in portal_ids:
+            dialogs.setdefault(portal_id, []).append(DialogState.from_json(state))
+    operators: dict[str, list[OperatorState]] = {}
+    for portal_id, state in db.execute("SELECT portal_id, state FROM operators"):
+        if portal_id in portal_ids:
+            operators.setdefault(portal_id, []).append(operator_from_json(state))
+    return dialogs, operators
 
 
 def operators(db: sqlite3.Connection, portal_id: str) -> list[OperatorState]:
@@ -186,7 +203,8 @@ def write_plan(
         [(portal_id, d.dialog_id, d.at, orjson.dumps(d.as_json())) for d in plan.decisions],
     )
     db.executemany(
-        "INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO replies (reply_id, portal_id, dialog_id, target_json, request_json,"
+        " created_at, attempts, next_attempt_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 r.reply_id,

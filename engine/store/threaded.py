@@ -3,7 +3,11 @@
 SQLite connections must not be shared between threads, and a commit blocks for a disk sync;
 so every call runs on the store's single worker thread. Appends that arrive while a commit
 is running wait and are written together in the next transaction (group commit): under load
-one fsync covers many webhooks.
+one fsync covers many webhooks. There is no wait before a commit: the next group is
+whatever arrived while the previous one was being written.
+
+A group shares work, never failure: when its commit fails, its members are written again
+one by one, so only the member that cannot be stored fails (STYLE.md, lessons).
 """
 
 from __future__ import annotations
@@ -11,10 +15,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from engine.clock import Clock
-from engine.store.records import OutboxRecord
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -22,7 +25,7 @@ S = TypeVar("S", bound="Appendable")
 
 
 class Appendable(Protocol):
-    def append(self, records: Sequence[OutboxRecord], now: float) -> list[bool]: ...
+    def append(self, records: Sequence[Any], now: float) -> list[bool]: ...
 
     def close(self) -> None: ...
 
@@ -52,10 +55,10 @@ class ThreadedStore(StoreThread[S]):
     def __init__(self, store: S, clock: Clock, name: str = "store") -> None:
         super().__init__(store, name)
         self._clock = clock
-        self._waiting: list[tuple[Sequence[OutboxRecord], asyncio.Future[list[bool]]]] = []
+        self._waiting: list[tuple[Sequence[Any], asyncio.Future[list[bool]]]] = []
         self._committer: asyncio.Task[None] | None = None
 
-    async def append(self, records: Sequence[OutboxRecord]) -> list[bool]:
+    async def append(self, records: Sequence[Any]) -> list[bool]:
         """Store records durably; returns once they are committed (with others, if any)."""
         future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         self._waiting.append((records, future))
@@ -69,16 +72,33 @@ class ThreadedStore(StoreThread[S]):
             flat = [record for records, _ in group for record in records]
             try:
                 results = await self.call(self.store.append, flat, self._clock.now())
-            except Exception as exc:  # handed to every caller of the failed group
-                for _, future in group:
+            except Exception as exc:  # handed to its caller alone, or each member tried alone
+                if len(group) == 1:
+                    _, future = group[0]
                     if not future.done():
                         future.set_exception(exc)
+                    continue
+                for records, future in group:
+                    await self._commit_alone(records, future)
                 continue
             start = 0
             for records, future in group:
                 if not future.done():
                     future.set_result(results[start : start + len(records)])
                 start += len(records)
+
+    async def _commit_alone(
+        self, records: Sequence[Any], future: asyncio.Future[list[bool]]
+    ) -> None:
+        """One caller's records in their own transaction; its failure is its own."""
+        try:
+            result = await self.call(self.store.append, records, self._clock.now())
+        except Exception as exc:  # handed to this caller only: nothing of it was stored
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(result)
 
     async def close(self) -> None:
         while self._committer is not None and not self._committer.done():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -104,3 +105,26 @@ async def test_schema_errors_name_the_field(engine: RunningEngine) -> None:
     )
     assert status == 422
     assert "messages.0.sequence" in body["message"]
+
+
+async def test_numbers_the_store_cannot_keep_fail_alone_beside_valid_traffic(
+    engine: RunningEngine, portal: PortalStandIn
+) -> None:
+    """A sequence over 2**63 used to fail a whole group commit (503 for every webhook in
+    it); now it is refused at the edge and the webhooks around it are stored."""
+
+    async def push(chat: str, sequence: int) -> int:
+        status, _ = await engine.push_custom([custom_message(chat, sequence, f"{chat}/{sequence}")])
+        return status
+
+    valid = [push(f"chat-{n}", 1) for n in range(20)]
+    huge = [push(f"big-{n}", 2**63 + n) for n in range(5)]
+    statuses = await asyncio.gather(*valid, *huge)
+
+    assert statuses == [200] * 20 + [422] * 5
+    events = await portal.wait_for_events(20, "message.")
+    assert sorted(e["data"]["content"]["text"] for e in events) == sorted(
+        f"chat-{n}/1" for n in range(20)
+    )
+    metrics = await engine.metrics()
+    assert metrics['openlines_rejected_total{reason="invalid_payload"}'] == 5

@@ -115,7 +115,6 @@ async def test_offer_expiry_restart_accept_and_return_reach_the_portal_in_order(
         [telegram_connector(telegram)],
         rules(),
         clock="manual",
-        ingest_linger_ms=0,
     )
     engine = await start_engine(config)
     portal.engine_public_key_b64 = engine.engine_public_key_b64

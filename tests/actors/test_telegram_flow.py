@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from tests.harness import RunningEngine, engine_config, start_engine, stop_engine
 from tests.standins.portal import PortalStandIn
@@ -212,3 +213,21 @@ async def test_engine_key_is_served(engine: RunningEngine) -> None:
             assert response.status == 200
             body = await response.json()
     assert body == {"algorithm": "Ed25519", "public_key": engine.engine_public_key_b64}
+
+
+async def test_the_api_signature_covers_the_request_target_exactly_as_sent(
+    engine: RunningEngine, portal: PortalStandIn
+) -> None:
+    """docs/protocol.md: byte for byte, with the same percent-encoding."""
+    sent = "/api/v1/dialogs/dlg%5Funknown"  # an escape aiohttp's router decodes
+
+    async def get(signed_path: str) -> tuple[int, Any]:
+        headers = portal.side.sign_request("GET", signed_path, b"")
+        url = URL(engine.base_url + sent, encoded=True)  # sent as written, not normalized
+        async with engine.session.get(url, headers=headers) as response:
+            return response.status, await response.json()
+
+    status, body = await get(sent)
+    assert status == 404 and "dlg_unknown" in body["message"]  # authenticated, then not found
+    status, body = await get("/api/v1/dialogs/dlg_unknown")  # signed over another target
+    assert status == 401 and body["error"] == "bad_signature"

@@ -34,6 +34,7 @@ from tests.standins.custom_receiver import CustomReceiverStandIn, post_messages,
 
 ROUTE = route_for("custom")
 TARGET = DialogTarget(dialog_id="d7", route=ROUTE, dialog_key="chat-9", customer_id="cust-3")
+REPLY_ID = "rpl_1"
 HELLO = ReplyRequest(content=OutboundText(text="Hello from Acme"), client_id="portal-msg-1")
 
 
@@ -243,12 +244,15 @@ async def test_reply_is_posted_signed_with_the_dialog(
         reply_to_channel_message_id="m-1",
         client_id="portal-msg-2",
     )
-    receipt = await make_channel(custom_receiver.url).send(session, TARGET, request)
+    receipt = await make_channel(custom_receiver.url).send(
+        session, TARGET, request, reply_id=REPLY_ID
+    )
     assert receipt.channel_message_ids == ("reply-1",)
     (reply,) = custom_receiver.replies
     assert reply.timestamp_s == int(FIXED_NOW_S)
     assert reply.webhook_id.startswith("msg_")
     assert reply.body == {
+        "reply_id": REPLY_ID,
         "connector_id": "custom-1",
         "dialog_id": "d7",
         "chat_id": "chat-9",
@@ -269,14 +273,30 @@ async def test_receipt_uses_the_receivers_ids_or_the_webhook_id(
     channel = make_channel(custom_receiver.url)
     custom_receiver.answer_next({"message_ids": ["a", "b"]})
     custom_receiver.answer_next(b"", status=204)
-    assert (await channel.send(session, TARGET, HELLO)).channel_message_ids == ("a", "b")
-    receipt = await channel.send(session, TARGET, HELLO)
+    first = await channel.send(session, TARGET, HELLO, reply_id=REPLY_ID)
+    assert first.channel_message_ids == ("a", "b")
+    receipt = await channel.send(session, TARGET, HELLO, reply_id=REPLY_ID)
     assert receipt.channel_message_ids == (custom_receiver.replies[1].webhook_id,)
+
+
+async def test_every_attempt_of_a_reply_carries_its_reply_id_under_a_fresh_webhook_id(
+    custom_receiver: CustomReceiverStandIn, session: aiohttp.ClientSession
+) -> None:
+    channel = make_channel(custom_receiver.url)
+    custom_receiver.fail_next(503)
+    with pytest.raises(RetryableSendError):
+        await channel.send(session, TARGET, HELLO, reply_id="rpl_a")
+    await channel.send(session, TARGET, HELLO, reply_id="rpl_a")
+    await channel.send(session, TARGET, HELLO, reply_id="rpl_b")  # equal words, another reply
+    first, retry, other = custom_receiver.attempts
+    assert [a.body["reply_id"] for a in (first, retry, other)] == ["rpl_a", "rpl_a", "rpl_b"]
+    assert len({first.webhook_id, retry.webhook_id, other.webhook_id}) == 3
+    assert CustomChannel.idempotent_sends  # the receiver de-duplicates on reply_id
 
 
 async def test_no_reply_url_refuses_replies(session: aiohttp.ClientSession) -> None:
     with pytest.raises(PermanentSendError, match="connector has no reply_url"):
-        await make_channel().send(session, TARGET, HELLO)
+        await make_channel().send(session, TARGET, HELLO, reply_id=REPLY_ID)
 
 
 @pytest.mark.parametrize(
@@ -292,7 +312,7 @@ async def test_overload_and_server_errors_are_retryable(
 ) -> None:
     custom_receiver.fail_next(status, body="busy", retry_after=retry_after)
     with pytest.raises(RetryableSendError, match=f"reply_url answered {status}: busy") as caught:
-        await make_channel(custom_receiver.url).send(session, TARGET, HELLO)
+        await make_channel(custom_receiver.url).send(session, TARGET, HELLO, reply_id=REPLY_ID)
     assert caught.value.retry_after_s == expected_s
     assert (len(custom_receiver.attempts), custom_receiver.replies) == (1, [])
 
@@ -302,7 +322,7 @@ async def test_client_error_is_permanent_with_the_start_of_the_body(
 ) -> None:
     custom_receiver.fail_next(400, body="unknown chat_id " + "x" * 300)
     with pytest.raises(PermanentSendError, match=r"answered 400: unknown chat_id x{184}$"):
-        await make_channel(custom_receiver.url).send(session, TARGET, HELLO)
+        await make_channel(custom_receiver.url).send(session, TARGET, HELLO, reply_id=REPLY_ID)
 
 
 async def test_receiver_refusing_the_signature_is_permanent(
@@ -313,7 +333,7 @@ async def test_receiver_refusing_the_signature_is_permanent(
     )
     channel = CustomChannel(ROUTE, credentials, now=lambda: FIXED_NOW_S)
     with pytest.raises(PermanentSendError, match="answered 401: no valid v1 signature"):
-        await channel.send(session, TARGET, HELLO)
+        await channel.send(session, TARGET, HELLO, reply_id=REPLY_ID)
     assert custom_receiver.rejected == ["no valid v1 signature"]
 
 
@@ -322,7 +342,7 @@ async def test_redirect_is_not_followed(
 ) -> None:
     custom_receiver.answer_next(b"", status=307)
     with pytest.raises(PermanentSendError, match="answered 307"):
-        await make_channel(custom_receiver.url).send(session, TARGET, HELLO)
+        await make_channel(custom_receiver.url).send(session, TARGET, HELLO, reply_id=REPLY_ID)
 
 
 async def test_connection_refused_is_retryable(
@@ -330,4 +350,12 @@ async def test_connection_refused_is_retryable(
 ) -> None:
     channel = make_channel(f"{closed_port_url}/replies")
     with pytest.raises(RetryableSendError, match="reply_url: ClientConnectorError"):
-        await channel.send(session, TARGET, HELLO)
+        await channel.send(session, TARGET, HELLO, reply_id=REPLY_ID)
+
+
+def test_a_sequence_beyond_the_order_keys_range_is_refused_with_its_field() -> None:
+    assert [m.order_key for m in parse(message(sequence=2**63 - 1))] == [2**63 - 1]
+    with pytest.raises(
+        ValidationFailedError, match=r"messages\.0\.sequence: .*9223372036854775807"
+    ):
+        parse(message(sequence=2**63))

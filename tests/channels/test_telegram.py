@@ -57,6 +57,7 @@ SECRET = "webhook-Secret_0123"
 CHAT = "6187743210"
 ROUTE = route_for("telegram")
 TARGET = DialogTarget(dialog_id="d1", route=ROUTE, dialog_key=CHAT, customer_id=CHAT)
+REPLY_ID = "rpl_1"
 
 
 def make_channel(api_base_url: str = "https://api.telegram.org", **extra: Any) -> TelegramChannel:
@@ -404,7 +405,9 @@ async def test_stand_in_reads_form_and_query_parameters_like_telegram(
 async def send(
     api: TelegramApiStandIn, session: aiohttp.ClientSession, request: ReplyRequest, **extra: Any
 ) -> tuple[str, ...]:
-    receipt = await make_channel(api.base_url, **extra).send(session, TARGET, request)
+    receipt = await make_channel(api.base_url, **extra).send(
+        session, TARGET, request, reply_id=REPLY_ID
+    )
     return receipt.channel_message_ids
 
 
@@ -573,7 +576,7 @@ async def test_connection_refused_is_retryable(
 ) -> None:
     channel = make_channel(closed_port_url)
     with pytest.raises(RetryableSendError, match="sendMessage: ClientConnectorError") as caught:
-        await channel.send(session, TARGET, HELLO)
+        await channel.send(session, TARGET, HELLO, reply_id=REPLY_ID)
     assert "stand-in-token" not in str(caught.value)
 
 
@@ -596,9 +599,9 @@ async def test_retry_after_a_failed_part_resumes_where_it_stopped(
     channel = make_channel(telegram_api.base_url)
     telegram_api.rate_limit_next(3, after_calls=1)
     with pytest.raises(RetryableSendError, match="part 2 of 3 failed after 1 sent") as caught:
-        await channel.send(session, TARGET, THREE_PARTS)
+        await channel.send(session, TARGET, THREE_PARTS, reply_id=REPLY_ID)
     assert caught.value.retry_after_s == 3
-    receipt = await channel.send(session, TARGET, THREE_PARTS)
+    receipt = await channel.send(session, TARGET, THREE_PARTS, reply_id=REPLY_ID)
     assert receipt.channel_message_ids == ("1000", "1001", "1002")
     assert len(telegram_api.calls) == 4  # part 2 twice (refused, then sent), parts 1 and 3 once
     assert [text_of(call) for call in telegram_api.calls] == ["x" * 4000] * 4
@@ -610,6 +613,18 @@ async def test_permanent_failure_of_a_later_part_says_what_went_out(
     channel = make_channel(telegram_api.base_url)
     telegram_api.block_next(after_calls=2)
     with pytest.raises(PermanentSendError, match=r"part 3 of 3 failed after 2 sent: .*blocked"):
-        await channel.send(session, TARGET, THREE_PARTS)
-    await channel.send(session, TARGET, THREE_PARTS)
+        await channel.send(session, TARGET, THREE_PARTS, reply_id=REPLY_ID)
+    await channel.send(session, TARGET, THREE_PARTS, reply_id=REPLY_ID)
     assert len(telegram_api.calls) == 3 + 3  # nothing remembered: a new send starts over
+
+
+@pytest.mark.parametrize(("update_id", "kept"), [(2**63 - 1, True), (2**63, False), (-1, False)])
+def test_an_update_id_the_store_cannot_keep_is_ignored_with_a_200(
+    update_id: int, kept: bool
+) -> None:
+    """Telegram resends a refused update and holds the bot's later ones behind it."""
+    parsed = parse({**recorded_update("text"), "update_id": update_id})
+    if kept:
+        assert [m.order_key for m in parsed.messages] == [update_id]
+    else:
+        assert parsed.messages == () and parsed.ignored == ("out_of_range:update_id",)

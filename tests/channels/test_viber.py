@@ -59,6 +59,7 @@ TOKEN = DEFAULT_TOKEN
 USER = "u2NYcWleYQgJQkgYdDhfzg=="
 ROUTE = route_for("viber")
 TARGET = DialogTarget(dialog_id="d1", route=ROUTE, dialog_key=USER, customer_id=USER)
+REPLY_ID = "rpl_1"
 
 
 def make_channel(api_base_url: str = "https://chatapi.viber.com", **extra: Any) -> ViberChannel:
@@ -422,7 +423,9 @@ async def test_set_webhook_fails_when_the_check_is_refused(
 async def send(
     api: ViberApiStandIn, session: aiohttp.ClientSession, request: ReplyRequest, **extra: Any
 ) -> tuple[str, ...]:
-    receipt = await make_channel(api.base_url, **extra).send(session, TARGET, request)
+    receipt = await make_channel(api.base_url, **extra).send(
+        session, TARGET, request, reply_id=REPLY_ID
+    )
     return receipt.channel_message_ids
 
 
@@ -601,7 +604,7 @@ async def test_connection_refused_is_retryable(
 ) -> None:
     channel = make_channel(closed_port_url)
     with pytest.raises(RetryableSendError, match="send_message: ClientConnectorError"):
-        await channel.send(session, TARGET, HELLO)
+        await channel.send(session, TARGET, HELLO, reply_id=REPLY_ID)
 
 
 async def test_timeout_is_retryable(
@@ -623,8 +626,8 @@ async def test_retry_after_a_failed_part_resumes_where_it_stopped(
     channel = make_channel(viber_api.base_url)
     viber_api.fail_next(12, "Too many requests", after_calls=1)
     with pytest.raises(RetryableSendError, match="part 2 of 3 failed after 1 sent"):
-        await channel.send(session, TARGET, THREE_PARTS)
-    receipt = await channel.send(session, TARGET, THREE_PARTS)
+        await channel.send(session, TARGET, THREE_PARTS, reply_id=REPLY_ID)
+    receipt = await channel.send(session, TARGET, THREE_PARTS, reply_id=REPLY_ID)
     assert len(set(receipt.channel_message_ids)) == 3
     assert len(viber_api.calls) == 4  # part 2 twice (refused, then sent), parts 1 and 3 once
 
@@ -635,6 +638,18 @@ async def test_permanent_failure_of_a_later_part_says_what_went_out(
     channel = make_channel(viber_api.base_url)
     viber_api.fail_next(6, "notSubscribed", after_calls=2)
     with pytest.raises(PermanentSendError, match=r"part 3 of 3 failed after 2 sent: .*status 6"):
-        await channel.send(session, TARGET, THREE_PARTS)
-    await channel.send(session, TARGET, THREE_PARTS)
+        await channel.send(session, TARGET, THREE_PARTS, reply_id=REPLY_ID)
+    await channel.send(session, TARGET, THREE_PARTS, reply_id=REPLY_ID)
     assert len(viber_api.calls) == 3 + 3  # nothing remembered: a new send starts over
+
+
+@pytest.mark.parametrize(("timestamp", "kept"), [(2**53 - 1, True), (2**53, False)])
+def test_a_timestamp_beyond_the_order_keys_range_is_ignored_with_a_200(
+    timestamp: int, kept: bool
+) -> None:
+    """The order key shifts it by 10 bits; Viber resends anything not answered 200."""
+    parsed = parse({**recorded_event("text"), "timestamp": timestamp})
+    if kept:
+        assert len(parsed.messages) == 1 and parsed.messages[0].order_key < 2**63
+    else:
+        assert parsed.messages == () and parsed.ignored == ("out_of_range:timestamp",)

@@ -42,9 +42,11 @@ from engine.store.records import OutboxRecord, dialog_ref
 from engine.store.sqlite_outbox import SqliteOutbox
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
+from tests.standins.vk_api import VkApiStandIn
 
 LINE_ID = "support"
 TG_CONNECTOR = "tg-1"
+VK_CONNECTOR = "vk-1"
 OPERATORS = ("op-a", "op-b", "op-c")
 
 RULES = {
@@ -212,15 +214,36 @@ class HostKit:
         )
         return route
 
+    def add_vk(self, api: VkApiStandIn, portal_id: str = "p1") -> Route:
+        route = Route(portal_id=portal_id, line_id=LINE_ID, connector_id=VK_CONNECTOR, channel="vk")
+        self.channels.add(
+            route,
+            {
+                "access_token": api.access_token,
+                "secret": "vk-secret",
+                "confirmation_code": "c0nf1rm",
+                "group_id": 193668024,
+                "api_base_url": api.base_url,
+            },
+        )
+        return route
+
     async def dialog(
-        self, host: MailboxHost, portal_id: str = "p1", dialog_key: str = "42"
+        self,
+        host: MailboxHost,
+        portal_id: str = "p1",
+        dialog_key: str = "42",
+        route: Route | None = None,
     ) -> DialogState:
-        """The open dialog of a Telegram chat; the customer writes first if there is none."""
+        """The open dialog of a chat (Telegram unless ``route`` says otherwise); the
+        customer writes first if there is none."""
+        connector_id = route.connector_id if route else TG_CONNECTOR
         board = host.router(portal_id).dispatcher.board
-        ref = dialog_ref(TG_CONNECTOR, dialog_key)
+        ref = dialog_ref(connector_id, dialog_key)
         if ref not in board.open_by_ref:
             order_key = int(self.clock.now() * 1000)
-            await host.append([self.record(dialog_key, order_key, portal_id)])
+            via = {"connector_id": connector_id, "channel": route.channel} if route else {}
+            await host.append([self.record(dialog_key, order_key, portal_id, **via)])
             await eventually(lambda: ref in board.open_by_ref, what=f"dialog of {dialog_key}")
         return board.dialogs[board.open_by_ref[ref]]
 
@@ -312,4 +335,10 @@ async def mailbox_host(kit: HostKit, portal: PortalStandIn) -> MailboxHost:
 @pytest.fixture
 async def telegram_api() -> AsyncIterator[TelegramApiStandIn]:
     async with TelegramApiStandIn() as api:
+        yield api
+
+
+@pytest.fixture
+async def vk_api() -> AsyncIterator[VkApiStandIn]:
+    async with VkApiStandIn() as api:
         yield api

@@ -444,7 +444,9 @@ def test_decisions_of_a_dialog_come_newest_first_and_are_pruned_by_age(
 def test_pending_is_per_stream_oldest_first(outbox: SqliteOutbox) -> None:
     dialogs = [f"d{n}" for n in range(12)]
     stored(outbox, [record(n, dialog=dialog) for n, dialog in enumerate(dialogs)])
-    counts = outbox.pending_counts("p1", 3)
+    counts = [0, 0, 0]
+    for stream_hash, count in outbox.startup(["p1"])["p1"].pending_by_hash.items():
+        counts[stream_hash % 3] += count
     assert sum(counts) == 12
     for stream in range(3):
         pending = outbox.pending("p1", stream, 3, limit=100)
@@ -489,6 +491,44 @@ def test_best_effort_events_get_no_seq_and_use_none(outbox: SqliteOutbox) -> Non
     assert [e.best_effort for e in batch.events] == [False, True, False]
 
 
+def test_a_best_effort_claim_makes_every_event_best_effort_for_good(path: Path) -> None:
+    store = SqliteOutbox(path)
+    stored(store, [record(1), record(2, best_effort=True), record(3), record(4)])
+    rowids = pending_rowids(store)
+    batch = store.claim_batch("p1", "bat_1", 0, rowids[:3], {}, NOW, all_best_effort=True)
+    assert [e.seq for e in batch.events] == [None, None, None]
+    assert [e.best_effort for e in batch.events] == [True, True, True]
+    store.close()
+
+    reopened = SqliteOutbox(path)
+    try:
+        (kept,) = reopened.open_batches("p1")  # the kind was fixed at the claim: it stays
+        assert [(e.seq, e.best_effort) for e in kept.events] == [(None, True)] * 3
+        later = reopened.claim_batch("p1", "bat_2", 0, rowids[3:], {}, NOW)
+        assert [(e.seq, e.best_effort) for e in later.events] == [(1, False)]  # no gap before
+    finally:
+        reopened.close()
+
+
+def test_attempts_are_counted_when_they_start_and_survive_reopen(path: Path) -> None:
+    store = SqliteOutbox(path)
+    stored(store, [record(1)])
+    claim(store, "bat_1", pending_rowids(store))
+    assert store.load_batch("bat_1") is not None
+    store.start_attempt("bat_1", 1)
+    store.schedule_retry("bat_1", NOW + 5, "HTTP 500")
+    store.start_attempt("bat_1", 2)  # and then the process died mid-POST
+    store.close()
+
+    reopened = SqliteOutbox(path)
+    try:
+        batch = reopened.load_batch("bat_1")
+        assert batch is not None
+        assert (batch.attempts, batch.next_attempt_at) == (2, NOW + 5)
+    finally:
+        reopened.close()
+
+
 def test_open_batches_after_reopen_keep_batch_order_stamps_and_retry_state(path: Path) -> None:
     store = SqliteOutbox(path)
     stored(store, [record(n) for n in range(1, 5)])
@@ -497,6 +537,7 @@ def test_open_batches_after_reopen_keep_batch_order_stamps_and_retry_state(path:
     # an event moved into another slot of its dialog takes that slot's stamp
     store.claim_batch("p1", "bat_a", 2, order, {rowids[3]: b'{"id":"restamped"}'}, NOW)
     store.claim_batch("p1", "bat_b", 1, [rowids[2]], {}, NOW + 1)
+    store.start_attempt("bat_a", 1)
     store.schedule_retry("bat_a", NOW + 30, "HTTP 503: " + "x" * 1000)
     store.close()
 
@@ -647,12 +688,54 @@ def reply(reply_id: str, portal_id: str = "p1", origin: str = "operator") -> Sto
 def test_replies_are_kept_in_order_and_retry_state_persists(outbox: SqliteOutbox) -> None:
     commit(outbox, replies=[reply("rpl_b"), reply("rpl_a", origin="line"), reply("rpl_c")])
     commit(outbox, "p2", replies=[reply("rpl_other", "p2")])
+    outbox.start_reply_attempt("rpl_a", 1, NOW + 1, durable=True)
     outbox.schedule_reply_retry("rpl_a", NOW + 7)
     replies = outbox.replies("p1")
     assert [r.reply_id for r in replies] == ["rpl_b", "rpl_a", "rpl_c"]
     assert replies[1] == replace(reply("rpl_a", origin="line"), attempts=1, next_attempt_at=NOW + 7)
     assert replies[0] == reply("rpl_b")
     assert outbox.portal_ids() == {"p1", "p2"}
+
+
+def test_a_reply_attempt_in_flight_is_remembered_across_reopen(path: Path) -> None:
+    store = SqliteOutbox(path)
+    commit(store, replies=[reply("rpl_a"), reply("rpl_b")])
+    store.start_reply_attempt("rpl_a", 1, NOW + 1, durable=True)
+    store.schedule_reply_retry("rpl_a", NOW + 5)  # failed with an answer: outcome known
+    store.start_reply_attempt("rpl_a", 2, NOW + 5, durable=True)  # then the process died
+    store.start_reply_attempt("rpl_b", 1, NOW + 2, durable=False)
+    store.close()
+
+    reopened = SqliteOutbox(path)
+    try:
+        first, second = reopened.replies("p1")
+        assert first == replace(
+            reply("rpl_a"), attempts=2, next_attempt_at=NOW + 5, attempt_started_at=NOW + 5
+        )
+        assert second == replace(reply("rpl_b"), attempts=1, attempt_started_at=NOW + 2)
+    finally:
+        reopened.close()
+
+
+def test_a_file_from_before_the_attempt_marker_gets_it_on_open(path: Path) -> None:
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE replies (reply_id TEXT PRIMARY KEY, portal_id TEXT NOT NULL,"
+        " dialog_id TEXT NOT NULL, target_json BLOB NOT NULL, request_json BLOB NOT NULL,"
+        " created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at REAL NOT NULL, origin TEXT NOT NULL);"
+        f" INSERT INTO replies VALUES ('rpl_old', 'p1', 'dlg_1', x'7b7d', x'7b7d', {NOW}, 3,"
+        f" {NOW}, 'operator');"
+    )
+    old.close()
+    store = SqliteOutbox(path)
+    try:
+        (loaded,) = store.replies("p1")
+        assert (loaded.reply_id, loaded.attempts, loaded.attempt_started_at) == ("rpl_old", 3, None)
+        commit(store, replies=[reply("rpl_new")])
+        assert [r.reply_id for r in store.replies("p1")] == ["rpl_old", "rpl_new"]
+    finally:
+        store.close()
 
 
 def test_a_reply_outcome_joins_its_stream_as_the_reply_leaves(outbox: SqliteOutbox) -> None:
@@ -698,10 +781,12 @@ class CountingOutbox:
         self.inner = SqliteOutbox(path)
         self.group_sizes: list[int] = []
         self.fail_next = False
+        self.fail_groups = False
+        """Refuse any transaction of more than one record (as one bad member would)."""
 
     def append(self, records: Sequence[OutboxRecord], now: float) -> list[bool]:
         self.group_sizes.append(len(records))
-        if self.fail_next:
+        if self.fail_next or (self.fail_groups and len(records) > 1):
             self.fail_next = False
             raise sqlite3.OperationalError("disk I/O error")
         return self.inner.append(records, now)
@@ -751,12 +836,23 @@ async def test_appends_arriving_during_a_commit_go_into_the_next_group(path: Pat
     assert counting.group_sizes == [1, 10]
 
 
-async def test_a_failed_commit_fails_its_whole_group_only(path: Path) -> None:
+async def test_a_group_whose_commit_fails_is_written_again_member_by_member(
+    path: Path,
+) -> None:
+    """A batch shares work, never failure: a passing fault of the shared commit costs each
+    member one more transaction of its own, and no caller sees the group's error."""
     counting = CountingOutbox(path)
     threaded = ThreadedStore(counting, ManualClock(NOW))
+    counting.fail_groups = True
+    first = asyncio.ensure_future(threaded.append([record(1)]))
+    await asyncio.sleep(0)  # the committer has taken the first group
+    group = [asyncio.ensure_future(threaded.append([record(n)])) for n in range(2, 5)]
+    outcomes = await asyncio.gather(first, *group)
+    await threaded.close()
+    assert outcomes == [[True], [True], [True], [True]]
+    assert counting.group_sizes == [1, 3, 1, 1, 1]  # the failed group, then each alone
     counting.fail_next = True
-    group = [threaded.append([record(n)]) for n in range(1, 4)]
-    outcomes = await asyncio.gather(*group, return_exceptions=True)
-    assert all(isinstance(o, sqlite3.OperationalError) for o in outcomes)
-    assert await threaded.append([record(1)]) == [True]
+    threaded = ThreadedStore(counting, ManualClock(NOW))
+    with pytest.raises(sqlite3.OperationalError):  # a group of one fails alone, at once
+        await threaded.append([record(9)])
     await threaded.close()

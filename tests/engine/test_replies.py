@@ -1,24 +1,36 @@
 """Replies through the dialog's owner (``PortalRouter.reply``): a real Telegram connector
 against the Bot API stand-in, the outcome delivered to the portal stand-in as an event in the
-dialog's stream."""
+dialog's stream. A reply whose attempt a restart cut short is sent again only where the
+provider drops repeats (VK), and is otherwise reported ``reply.uncertain``."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from channels.vk import random_id
 from engine.delivery.host import MailboxHost
 from engine.errors import AuthError, ConflictError, NotFoundError
 from engine.models import DialogTarget, OutboundText, ReplyRequest, Route, SentReceipt
 from engine.routing.rules import load_rules
 from engine.routing.state import DialogState
 from engine.store.records import dialog_ref
-from tests.engine.conftest import LINE_ID, RULES, TG_CONNECTOR, HostKit, eventually, write_rules
+from tests.engine.conftest import (
+    LINE_ID,
+    RULES,
+    TG_CONNECTOR,
+    ChannelBook,
+    HostKit,
+    eventually,
+    write_rules,
+)
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
+from tests.standins.vk_api import VkApiStandIn
 
 Event = dict[str, Any]
 
@@ -64,7 +76,7 @@ def shows(
         "id": dialog.dialog_id,
         "line_id": LINE_ID,
         "connector_id": dialog.connector_id,
-        "channel": "telegram",
+        "channel": dialog.channel,
         "customer_id": dialog.customer_id,
         "state": state,
         "operator_id": operator_id,
@@ -114,6 +126,7 @@ async def test_a_rate_limit_is_waited_out_on_the_clock(
     (stored,) = kit.reader().replies("p1")
     assert (stored.reply_id, stored.attempts, stored.origin) == (reply_id, 1, "operator")
     assert stored.next_attempt_at == kit.clock.now() + 7
+    assert stored.attempt_started_at is None  # Telegram answered 429: the outcome is known
     assert DialogTarget.model_validate_json(stored.target_json) == DialogTarget(
         dialog_id=dialog.dialog_id,
         route=Route(portal_id="p1", line_id=LINE_ID, connector_id=TG_CONNECTOR, channel="telegram"),
@@ -348,11 +361,18 @@ async def test_a_stored_reply_is_sent_after_a_restart(
 class BrokenPlugin:
     """A channel plug-in with a bug: ``send`` raises what no channel should."""
 
+    idempotent_sends = False
+
     def __init__(self) -> None:
         self.calls = 0
 
     async def send(
-        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
     ) -> SentReceipt:
         self.calls += 1
         raise KeyError("message_id")
@@ -371,3 +391,97 @@ async def test_a_plug_in_bug_fails_the_reply_instead_of_stranding_it(
     assert plugin.calls == 1
     assert host.counters.value("openlines_rejected_total", reason="channel_bug") == 1
     assert kit.reader().replies("p1") == []
+
+
+# -- an attempt cut short by a restart ---------------------------------------------------------
+
+
+async def held_when_stopped(
+    kit: HostKit, portal: PortalStandIn, arrived: asyncio.Event, dialog_key: str = "42", **via: Any
+) -> tuple[str, DialogState]:
+    """A host that stops while the provider holds the reply's only attempt: the provider has
+    the message, its answer never came back. Returns the reply id and its dialog."""
+    first = await kit.host(kit.config(portal, linger_ms=0))
+    dialog = await kit.dialog(first, "p1", dialog_key, **via)
+    await portal.wait_for_events(2)  # the dialog opened, and the portal acknowledged it
+    await eventually(lambda: kit.reader().open_batches("p1") == [], what="the ack")
+    reply_id = await send(first, dialog, text("Hello", client_id="c-1"))
+    await asyncio.wait_for(arrived.wait(), 10)
+    (stored,) = kit.reader().replies("p1")
+    assert (stored.reply_id, stored.attempts) == (reply_id, 1)
+    assert stored.attempt_started_at == kit.clock.now()  # recorded before the provider had it
+    await kit.close_host(first)
+    return reply_id, dialog
+
+
+async def test_a_telegram_reply_cut_short_by_a_restart_is_uncertain_and_not_sent_again(
+    kit: HostKit, portal: PortalStandIn, telegram_api: TelegramApiStandIn
+) -> None:
+    kit.add_telegram(telegram_api)
+    arrived = telegram_api.hold_next("sendMessage")
+    reply_id, dialog = await held_when_stopped(kit, portal, arrived)
+
+    second = await kit.host(kit.config(portal, linger_ms=0))
+    (event,) = await portal.wait_for_events(1, "reply.")
+    assert event["type"] == "reply.uncertain"
+    assert event["data"] == {
+        "reply_id": reply_id,
+        "client_id": "c-1",
+        "origin": "operator",
+        "reason": "interrupted",
+        "attempts": 1,
+        "error": "the engine stopped during attempt 1, before telegram answered: the customer"
+        " may have it, and telegram cannot tell a repeat from a new message",
+    }
+    assert shows(event, dialog)
+    assert types(portal.events) == ["dialog.queued", "message.received", "reply.uncertain"]
+    assert kit.reader().replies("p1") == []  # settled: nothing left to send later
+    assert sent_texts(telegram_api) == ["Hello"]  # exactly one sendMessage
+    counted = second.counters.value(
+        "openlines_replies_total", portal="p1", outcome="reply.uncertain"
+    )
+    assert counted == 1
+
+
+async def test_a_vk_reply_cut_short_by_a_restart_is_sent_again_under_the_same_random_id(
+    kit: HostKit, portal: PortalStandIn, vk_api: VkApiStandIn
+) -> None:
+    route = kit.add_vk(vk_api)
+    arrived = vk_api.hold_next("messages.send")
+    reply_id, dialog = await held_when_stopped(kit, portal, arrived, route=route)
+
+    second = await kit.host(kit.config(portal, linger_ms=0))
+    (event,) = await portal.wait_for_events(1, "reply.")
+    assert event["type"] == "reply.sent"
+    assert event["data"] == {
+        "reply_id": reply_id,
+        "client_id": "c-1",
+        "origin": "operator",
+        "channel_message_ids": ["2000"],  # the message VK delivered before the restart
+    }
+    assert shows(event, dialog)
+    held, resent = vk_api.calls
+    assert held.params == resent.params  # the same call, random_id included
+    assert held.params["random_id"] == str(random_id(reply_id, 0))
+    assert vk_api.delivered == [held]  # VK dropped the repeat: the customer has it once
+    assert kit.reader().replies("p1") == []
+    assert second.counters.value("openlines_replies_total", portal="p1", outcome="reply.sent") == 1
+
+
+async def test_a_reply_cut_short_whose_connector_is_gone_is_uncertain_not_failed(
+    kit: HostKit, portal: PortalStandIn, telegram_api: TelegramApiStandIn
+) -> None:
+    kit.add_telegram(telegram_api)
+    arrived = telegram_api.hold_next("sendMessage")
+    reply_id, _ = await held_when_stopped(kit, portal, arrived)
+
+    kit.channels = ChannelBook()  # the connector was removed while the engine was down
+    await kit.host(kit.config(portal, linger_ms=0))
+    (event,) = await portal.wait_for_events(1, "reply.")
+    assert event["type"] == "reply.uncertain"  # it may well have reached the customer
+    assert event["data"]["reply_id"] == reply_id
+    assert event["data"]["error"] == (
+        "the engine stopped during attempt 1, before telegram answered: the customer may have"
+        " it, and it cannot be sent again (unknown connector 'tg-1')"
+    )
+    assert sent_texts(telegram_api) == ["Hello"]

@@ -57,6 +57,7 @@ class LoopbackServer(ABC):
 
     def __init__(self) -> None:
         self._scripted: deque[ScriptedAnswer] = deque()
+        self._holds: dict[str, asyncio.Event] = {}
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self._port = 0
@@ -112,6 +113,24 @@ class LoopbackServer(ABC):
     def script(self, answer: ScriptedAnswer) -> None:
         """Queue an answer; scripted answers are played first, in the order queued."""
         self._scripted.append(answer)
+
+    def hold_next(self, method: str) -> asyncio.Event:
+        """Take the next call of ``method`` as usual, then never answer it.
+
+        The provider has the request and acts on it (a message is sent); its answer never
+        reaches the caller, as when the caller dies or times out waiting. The event is set
+        once the call arrived; the handler waits until the stand-in closes.
+        """
+        arrived = asyncio.Event()
+        self._holds[method] = arrived
+        return arrived
+
+    async def _hold_if_asked(self, method: str) -> None:
+        """Called after a call of ``method`` was acted on: never return if it is held."""
+        arrived = self._holds.pop(method, None)
+        if arrived is not None:
+            arrived.set()
+            await asyncio.Event().wait()  # cancelled when the stand-in closes
 
     def _take_scripted(self, method: str | None = None) -> ScriptedAnswer | None:
         """The first queued answer for ``method``, once its ``after_calls`` have passed.

@@ -2,7 +2,8 @@
 
 It records every call in order, answers like Telegram (``{"ok": true, "result": Message}``
 with increasing message ids), and plays scripted answers first when told to (429 with
-``retry_after``, 403 blocked, 500, group migration, non-JSON bodies, slow answers).
+``retry_after``, 403 blocked, 500, group migration, non-JSON bodies, slow answers);
+``hold_next`` takes a call and never answers it.
 ``setWebhook`` and ``getWebhookInfo`` keep the webhook; ``deliver`` then posts an update to
 it the way Telegram does.
 
@@ -159,7 +160,9 @@ class TelegramApiStandIn(LoopbackServer):
             return await play(scripted)
         if call.token != self.token:
             return _error(401, "Unauthorized")
-        return self._answer(call)
+        answer = self._answer(call)
+        await self._hold_if_asked(method)
+        return answer
 
     def _answer(self, call: ApiCall) -> web.Response:
         params = call.params

@@ -5,7 +5,8 @@ and answers ``{"response": <message id>}`` with increasing ids. Like VK, it deli
 ``random_id`` once per peer: a resend gets the first message's id back and is not appended to
 ``delivered``. Errors come the VK way, HTTP 200 with an ``error`` object: a wrong token is
 error 5, missing parameters 100, a text past 9000 characters 914; scripted errors and
-non-JSON answers are played first when told to. ``post_event`` is the other direction: it
+non-JSON answers are played first when told to, and ``hold_next`` delivers a call and never
+answers it. ``post_event`` is the other direction: it
 posts a Callback API event to a webhook the way VK does.
 
     async with VkApiStandIn() as api:
@@ -123,7 +124,9 @@ class VkApiStandIn(LoopbackServer):
         scripted = self._take_scripted(call.method)
         if scripted is not None:
             return await play(scripted)
-        return web.json_response(self._answer(call))
+        answer = self._answer(call)
+        await self._hold_if_asked(call.method)
+        return web.json_response(answer)
 
     def _answer(self, call: ApiCall) -> dict[str, Any]:
         if call.token != self.access_token:
