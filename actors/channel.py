@@ -15,7 +15,7 @@ import os
 import ray
 from aiohttp import web
 
-from actors.faults import reason
+from actors.faults import reason, restarted
 from actors.http_app import build_app
 from actors.settings import ActorSettings
 from actors.view import EngineView, call
@@ -54,7 +54,7 @@ class ChannelActor:
         self._runner: web.AppRunner | None = None
         self._serving = asyncio.Event()
         self._port_file = settings.data_dir / "intake" / f"channel-{index}.port"
-        if ray.get_runtime_context().was_current_actor_reconstructed:
+        if restarted():
             # Runs on the actor's event loop (Ray 2.60 async actors): schedule the restart.
             self._restarter = asyncio.get_running_loop().create_task(self._restart())
 

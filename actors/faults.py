@@ -15,6 +15,7 @@ Ray facts this relies on (Ray 2.60, measured here):
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import ray
@@ -25,6 +26,16 @@ RESTARTS: dict[str, Any] = {"max_restarts": -1, "max_task_retries": 0}
 
 RETRY_AFTER_S = 2
 """What a 503 tells the caller to wait: about one actor restart on a 2-core machine."""
+
+
+def restarted() -> bool:
+    """True in an actor whose process Ray started again after a crash (its ``__init__`` runs
+    once more, and nothing else does)."""
+    with warnings.catch_warnings():
+        # Ray 2.60 implements the flag with its own deprecated ``actor_id``: the warning is
+        # Ray's, about Ray, and would land in every restarted actor's log.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
 
 
 def unavailable(exc: BaseException) -> bool:

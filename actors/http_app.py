@@ -76,6 +76,11 @@ def error_middleware(view: EngineView) -> Middleware:
             why = faults.reason(exc)
             log.warning("%s %s: engine part unavailable: %s", request.method, request.path, why)
             return refusal(view, 503, "unavailable", f"engine part unavailable, retry: {why}")
+        except ConnectionResetError:
+            # The client went away in the middle of its body: nothing was read, so nothing
+            # was stored; no one is left to answer.
+            log.info("%s %s: the client disconnected mid-request", request.method, request.path)
+            return refusal(view, 400, "client_disconnected", "the connection was lost")
         except Exception:  # last line of defence: log, count, answer 500
             log.exception("%s %s failed", request.method, request.path)
             return refusal(view, 500, "internal_error", "internal error; nothing was stored")

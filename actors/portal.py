@@ -19,7 +19,7 @@ import aiohttp
 import ray
 
 from actors.channel_cache import ChannelCache
-from actors.faults import RESTARTS, reason, unavailable
+from actors.faults import RESTARTS, reason, restarted, unavailable
 from actors.names import REGISTRY, channel_actor
 from actors.settings import ActorSettings
 from channels.base import Channel
@@ -76,7 +76,7 @@ class PortalActor:
         self._stopped = False
         self._rules_version = 0
         self._rules_applied = asyncio.Condition()
-        self._restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
+        self._restarted = restarted()
         # Ray runs an async actor's __init__ on the actor's event loop (checked on 2.60), so
         # the start is scheduled here: timers and delivery resume without waiting for a call.
         self._starter = asyncio.get_running_loop().create_task(self._start_until_up())

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import ray
 
-from actors.faults import reason
+from actors.faults import reason, restarted
 from actors.settings import ActorSettings
 from engine.clock import ManualClock
 from engine.config import ConnectorConfig, PortalConfig
@@ -62,7 +62,7 @@ class RegistryActor:
         self._version_path = settings.data_dir / "rules_version"
         # Ray runs an async actor's __init__ on the actor's event loop (checked on 2.60).
         loop = asyncio.get_running_loop()
-        if ray.get_runtime_context().was_current_actor_reconstructed:
+        if restarted():
             self._task = loop.create_task(self._recover())
         else:
             self._open(restarted=False)  # an error here refuses the engine's start

@@ -25,6 +25,10 @@ SHUTDOWN_TIMEOUT_S = 45.0
 
 # Ray must keep every address on loopback; this has to be set before Ray is imported.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Actors' log lines reach the driver's stdout through Ray: without terminal colour codes,
+# so the engine's log stays JSON lines a collector can read.
+os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # its "[repeated n times]" notes are coloured
 
 
 def check_connectors(config: EngineConfig) -> None:
@@ -38,6 +42,13 @@ def check_connectors(config: EngineConfig) -> None:
 def start_ray(config: EngineConfig) -> None:
     import ray
 
+    # Ray says at every start whether its token authentication is on: a fact of Ray's
+    # set-up, not of the engine's run (the engine's Ray listens on loopback only, whichever
+    # it is), so it stays out of the engine's log.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
+
     from actors.names import NAMESPACE
     from engine.runtime import kill_leftovers, ray_temp_dir, remove_ray_temp_dir
 
@@ -49,10 +60,11 @@ def start_ray(config: EngineConfig) -> None:
     if killed:
         log.warning("killed %d Ray processes left by an earlier run: %s", len(killed), killed)
     remove_ray_temp_dir(temp_dir)  # sessions of runs that were killed
-    # Ray's processes inherit the signal mask: with SIGINT blocked while they start, a
-    # Ctrl-C in the terminal (sent to the whole process group) reaches only the driver,
-    # which then stops the actors in order instead of finding the raylet gone.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    # Ray's processes inherit the signal mask: with SIGINT and SIGTERM blocked while they
+    # start, a Ctrl-C in the terminal or a service manager's SIGTERM to the whole process
+    # group reaches only the driver, which then stops the actors in order instead of finding
+    # Ray's GCS gone (the engine ends its Ray processes itself, ``stop_ray``).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         ray.init(
             namespace=NAMESPACE,
@@ -63,7 +75,7 @@ def start_ray(config: EngineConfig) -> None:
             log_to_driver=True,
         )
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def stop_ray(config: EngineConfig) -> None:
@@ -139,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         updates["port"] = args.port
     if args.ray_address:
         updates["ray_address"] = args.ray_address
+    updates["data_dir"] = config.data_dir.resolve()
+    updates["rules_dir"] = config.rules_dir.resolve()
     config = config.model_copy(update=updates)
     check_connectors(config)
     lock = DataDirLock(config.data_dir)
@@ -146,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         key_path = config.data_dir / "engine_ed25519.pem"
         load_or_create_signing_key(key_path)
+        # Ray puts the driver's working folder on its workers' import path: started from a
+        # folder holding another ``engine`` package, the actors would import that one. The
+        # engine's own data folder holds nothing importable.
+        os.chdir(config.data_dir)
         start_ray(config)
         try:
             asyncio.run(serve(config, key_path.read_bytes()))

@@ -34,6 +34,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class ParserErrorsInOneLine(logging.Filter):
+    """aiohttp logs a request its parser refuses (bad header, over-long line, garbage) as an
+    error with a traceback; it is a client's mistake, already answered 400: one warning line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__module__ == "aiohttp.http_exceptions":
+            detail = " ".join(str(exc).split())
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {detail[:300]}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """JSON lines by default; ``OPENLINES_LOG_FORMAT=text`` for a human-readable console."""
     handler = logging.StreamHandler()
@@ -44,3 +61,6 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ParserErrorsInOneLine) for f in server.filters):
+        server.addFilter(ParserErrorsInOneLine())

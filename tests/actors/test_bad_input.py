@@ -128,3 +128,20 @@ async def test_numbers_the_store_cannot_keep_fail_alone_beside_valid_traffic(
     )
     metrics = await engine.metrics()
     assert metrics['openlines_rejected_total{reason="invalid_payload"}'] == 5
+
+
+async def test_a_client_that_leaves_mid_body_is_no_internal_error(engine: RunningEngine) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", engine.actors.port)
+    writer.write(
+        b"POST /hooks/custom/shop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"messages": ['
+    )
+    await writer.drain()
+    writer.close()
+
+    deadline = asyncio.get_running_loop().time() + 20
+    key = 'openlines_rejected_total{reason="client_disconnected"}'
+    while (metrics := await engine.metrics()).get(key, 0) < 1:
+        assert asyncio.get_running_loop().time() < deadline, "the disconnect was not counted"
+        await asyncio.sleep(0.01)
+    assert metrics.get('openlines_rejected_total{reason="internal_error"}', 0) == 0
