@@ -38,6 +38,10 @@ ROLES = (
 )
 
 
+RAY_SCRIPTS = "/site-packages/ray/"
+"""In the command line of Ray's own Python daemons (log monitor, autoscaler monitor)."""
+
+
 def role_of(process: psutil.Process) -> str:
     try:
         text = " ".join(process.cmdline())[:300]
@@ -46,7 +50,22 @@ def role_of(process: psutil.Process) -> str:
     for role in ROLES:
         if role in text:
             return "ray_other" if role == "ray::" else role
-    return "driver" if "engine.cli" in text else "other"
+    if "engine.cli" in text or "openlines run" in text:
+        return "driver"
+    start = text.find(RAY_SCRIPTS)
+    if start < 0:
+        return "other"
+    script = text[start + len(RAY_SCRIPTS) :].split(" ", 1)[0]
+    return "ray_" + script.rsplit("/", 1)[-1].removesuffix(".py")  # ray_log_monitor, ...
+
+
+def memory_mb(process: psutil.Process, kind: str = "uss") -> float:
+    """``uss`` (freed if the process ended) or ``pss`` (shared pages split among their
+    users, so a sum over processes is the memory they take together), in MB; 0 if gone."""
+    try:
+        return float(getattr(process.memory_full_info(), kind)) / 1e6
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
 
 
 @dataclass
@@ -56,6 +75,8 @@ class EngineProcess:
     process: asyncio.subprocess.Process | None = None
     output: list[str] = field(default_factory=list)
     engine_key: str = ""
+    cwd: Path | None = None
+    """The folder it is started from (default: the caller's)."""
 
     base_url: str = ""
     """Where it listens, as it printed it (the config may say port 0: any free one)."""
@@ -63,13 +84,14 @@ class EngineProcess:
     async def start(self, timeout_s: float = 180.0) -> None:
         config_path = self.workdir / "engine.yaml"
         config_path.write_text(yaml.safe_dump(self.config))
+        # The installed ``openlines`` command, as a user runs it, from ``cwd`` if given.
+        command = Path(sys.executable).with_name("openlines")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "engine.cli",
+            str(command),
             "run",
             "--config",
             str(config_path),
+            cwd=self.cwd,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             # Its own session: a signal to the caller's process group does not reach it, and
@@ -115,16 +137,14 @@ class EngineProcess:
             totals[role] = totals.get(role, 0.0) + times.user + times.system
         return totals
 
-    def memory_mb_by_role(self) -> dict[str, float]:
-        """Unique set size (memory that would be freed if the process ended), in MB."""
+    def memory_mb_by_role(self, kind: str = "uss") -> dict[str, float]:
+        """Memory of every process by role, in MB: ``uss`` (what would be freed if the
+        process ended) or ``pss`` (see ``memory_mb``)."""
         totals: dict[str, float] = {}
         for process in self.tree():
-            try:
-                uss = process.memory_full_info().uss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
             role = role_of(process)
-            totals[role] = totals.get(role, 0.0) + uss / 1e6
+            if role != "gone":
+                totals[role] = totals.get(role, 0.0) + memory_mb(process, kind)
         return {role: round(mb, 1) for role, mb in totals.items()}
 
     async def metrics(self) -> dict[str, float]:

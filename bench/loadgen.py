@@ -6,7 +6,9 @@
 prints one JSON line: ``sent``, ``ok`` (2xx), ``errors`` (requests without a response:
 refused or lost connections, timeouts), ``status_counts``, ``duration_s``,
 ``requests_per_s`` (ok / duration), ``cpu_s`` and ``cpu_percent`` (this generator's own
-user+sys time over the load phase, summed over its processes).
+user+sys time over the load phase, summed over its processes), ``ack_ms`` (time from
+writing a request to reading its answer: p50/p95/p99/max/mean/count) and ``steady`` (the
+same figures for the requests sent after ``--warm-up-s``, the steady state).
 
 Why not an HTTP client library: measured on this 2-core machine, aiohttp's client topped out
 at ~13.6 k requests/s with a core at 100% while the floor server (``bench.floor_server``)
@@ -34,6 +36,10 @@ How the load is shaped, and why:
   chats), started together, results summed.
 * ``--channel mixed``: chat ``c`` goes to ``("telegram", "vk", "viber")[c % 3]``. The
   connector of a channel is ``<prefix>-<channel>`` (``connector_id``) in every mode.
+* ``--warm-up-s W``: the first W seconds of the run are sent as usual but left out of
+  ``steady`` (requests sent from W to the end, their answers and acknowledgement times), so
+  a closed-loop figure is read once connections, caches and batches have settled.
+  ``--duration-s`` includes the warm-up.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.histogram import LatencyHistogram
 from bench.webhooks import webhooks_for
 
 MIXED = ("telegram", "vk", "viber")
@@ -76,11 +83,23 @@ class LoadStats:
     ok: int = 0
     errors: int = 0
     status_counts: dict[int, int] = field(default_factory=dict)
+    ack: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Acknowledgement times of every answered request."""
+    steady_sent: int = 0
+    steady_ok: int = 0
+    steady_ack: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """The same, for requests sent after the warm-up."""
 
-    def count_status(self, status: int) -> None:
+    def count_status(self, status: int, sent_ns: int, steady: bool) -> None:
         self.status_counts[status] = self.status_counts.get(status, 0) + 1
-        if 200 <= status < 300:
+        ok = 200 <= status < 300
+        if ok:
             self.ok += 1
+        ack_us = (time.monotonic_ns() - sent_ns) // 1000
+        self.ack.add(ack_us)
+        if steady:
+            self.steady_ack.add(ack_us)
+            self.steady_ok += ok
 
 
 class RequestBuilder:
@@ -289,6 +308,10 @@ class _Lane:
         self._protocol: _HttpProtocol | None = None
         self._pending: tuple[int, int, int] | None = None
         self._in_flight = False
+        self._sent_ns = 0
+        self._steady = False
+        """Whether the request in flight was sent after the warm-up."""
+        self._steady_from = 0.0
         self._deadline = float("inf")
         self._next_at = 0.0
         self._reconnecting: asyncio.Task[None] | None = None
@@ -309,8 +332,9 @@ class _Lane:
                 await asyncio.sleep(RECONNECT_DELAY_S)
         return False
 
-    def start(self, deadline: float, first_at: float) -> None:
+    def start(self, deadline: float, first_at: float, steady_from: float) -> None:
         self._deadline = deadline
+        self._steady_from = steady_from
         self._next_at = first_at
         self._schedule()
 
@@ -336,20 +360,25 @@ class _Lane:
             if self._pending is None:
                 self.finish()
                 return
-        if self._loop.time() >= self._deadline:
+        now = self._loop.time()
+        if now >= self._deadline:
             self.finish()
             return
         protocol = self._protocol
         if protocol is None or protocol.transport is None:
             return  # the reconnect sends it
-        protocol.transport.write(self._builder.build(*self._pending))
+        request = self._builder.build(*self._pending)
+        self._sent_ns = time.monotonic_ns()
+        protocol.transport.write(request)
         self._in_flight = True
+        self._steady = now >= self._steady_from
         self._stats.sent += 1
+        self._stats.steady_sent += self._steady
 
     def on_response(self, status: int, closing: bool) -> None:
         self._in_flight = False
         self._pending = None
-        self._stats.count_status(status)
+        self._stats.count_status(status, self._sent_ns, self._steady)
         if not closing:
             self._schedule()
 
@@ -406,15 +435,19 @@ async def run_load(
     slice_count: int = 1,
     start_at: float | None = None,
     portals: int | None = None,
+    warm_up_s: float = 0.0,
 ) -> dict[str, Any]:
     """Run the load in this process's event loop and return the result dict.
 
     ``duration_s=None`` runs until ``total`` messages are answered. ``slice_index`` of
     ``slice_count`` takes every ``slice_count``-th connection (how ``--processes`` splits the
     load). ``start_at`` (``time.time()``) holds the first request back until then, once the
-    connections are open, so processes start together.
+    connections are open, so processes start together. Requests sent in the first
+    ``warm_up_s`` are left out of ``steady``.
     """
     _check(channel, connections, chats, duration_s, rate, total)
+    if duration_s is not None and not 0 <= warm_up_s < duration_s:
+        raise ValueError(f"need 0 <= warm_up_s < duration_s, got {warm_up_s} and {duration_s}")
     builder = RequestBuilder(url, channel, connector_prefix, run_id, portals)
     stats = LoadStats()
     own = range(slice_index, connections, slice_count)
@@ -433,14 +466,15 @@ async def run_load(
     deadline = begin + duration_s if duration_s is not None else float("inf")
     for k, lane in zip(own, lanes, strict=True):
         # Spread paced connections over one interval so they do not send in bursts.
-        lane.start(deadline, begin + (k / rate if rate else 0.0))
+        lane.start(deadline, begin + (k / rate if rate else 0.0), begin + warm_up_s)
     await _drain(lanes, deadline)
     elapsed_s = loop.time() - begin
     cpu_s = _cpu_s() - cpu_before
     for lane in lanes:
         lane.finish()
     await asyncio.sleep(0)  # let the transports close
-    return _result(stats, elapsed_s, cpu_s, started_at)
+    steady_s = min(elapsed_s, deadline - begin) - warm_up_s
+    return _result(stats, elapsed_s, cpu_s, started_at, steady_s)
 
 
 async def _drain(lanes: list[_Lane], deadline: float) -> None:
@@ -474,7 +508,9 @@ def _check(
         raise ValueError(f"rate must be > 0, got {rate}")
 
 
-def _result(stats: LoadStats, elapsed_s: float, cpu_s: float, started_at: float) -> dict[str, Any]:
+def _result(
+    stats: LoadStats, elapsed_s: float, cpu_s: float, started_at: float, steady_s: float
+) -> dict[str, Any]:
     return {
         "sent": stats.sent,
         "ok": stats.ok,
@@ -484,10 +520,31 @@ def _result(stats: LoadStats, elapsed_s: float, cpu_s: float, started_at: float)
         "requests_per_s": round(stats.ok / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "cpu_s": round(cpu_s, 3),
         "cpu_percent": round(100 * cpu_s / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        "ack_ms": stats.ack.summary_ms(),
+        "ack_histogram": stats.ack.sparse(),
+        "steady": _steady(stats.steady_sent, stats.steady_ok, steady_s, stats.steady_ack),
         "processes": 1,
         "started_at": started_at,
         "ended_at": started_at + elapsed_s,
     }
+
+
+def _steady(sent: int, ok: int, seconds: float, ack: LatencyHistogram) -> dict[str, Any]:
+    return {
+        "sent": sent,
+        "ok": ok,
+        "seconds": round(seconds, 4),
+        "requests_per_s": round(ok / seconds, 1) if seconds > 0 else 0.0,
+        "ack_ms": ack.summary_ms(),
+        "ack_histogram": ack.sparse(),
+    }
+
+
+def _merged(histograms: list[dict[str, int]]) -> LatencyHistogram:
+    merged = LatencyHistogram()
+    for sparse in histograms:
+        merged.merge_sparse(sparse)
+    return merged
 
 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -501,6 +558,11 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
             status_counts[status] = status_counts.get(status, 0) + n
     ok = sum(r["ok"] for r in results)
     cpu_s = sum(r["cpu_s"] for r in results)
+    ack = _merged([r["ack_histogram"] for r in results])
+    steadies = [r["steady"] for r in results]
+    steady_ack = _merged([s["ack_histogram"] for s in steadies])
+    steady_s = max(s["seconds"] for s in steadies)
+    steady_ok = sum(s["ok"] for s in steadies)
     return {
         "sent": sum(r["sent"] for r in results),
         "ok": ok,
@@ -510,6 +572,9 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
         "requests_per_s": round(ok / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         "cpu_s": round(cpu_s, 3),
         "cpu_percent": round(100 * cpu_s / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        "ack_ms": ack.summary_ms(),
+        "ack_histogram": ack.sparse(),
+        "steady": _steady(sum(s["sent"] for s in steadies), steady_ok, steady_s, steady_ack),
         "processes": sum(r["processes"] for r in results),
         "started_at": started,
         "ended_at": ended,
@@ -529,6 +594,8 @@ def command(
     processes: int = 1,
     run_id: int = 0,
     portals: int | None = None,
+    warm_up_s: float = 0.0,
+    start_at: float | None = None,
     python: str = sys.executable,
 ) -> list[str]:
     """The command line that runs this load as a subprocess (from the repository root)."""
@@ -543,6 +610,10 @@ def command(
         argv += ["--total", str(total)]
     if portals is not None:
         argv += ["--portals", str(portals)]
+    if warm_up_s:
+        argv += ["--warm-up-s", str(warm_up_s)]
+    if start_at is not None:
+        argv += ["--start-at", repr(start_at)]
     return argv
 
 
@@ -561,7 +632,11 @@ async def spawn(
     Raises ``RuntimeError`` with the generator's stderr when it fails.
     """
     argv = command(url, channel, connector_prefix, **options)
-    return await _run_child([*argv, *extra_args])
+    result = await _run_child([*argv, *extra_args])
+    # The histograms are for merging children's results; the summaries stay.
+    result.pop("ack_histogram", None)
+    result["steady"].pop("ack_histogram", None)
+    return result
 
 
 async def _run_child(argv: list[str]) -> dict[str, Any]:
@@ -586,7 +661,8 @@ async def _run_child(argv: list[str]) -> dict[str, Any]:
 
 async def _run_processes(args: argparse.Namespace, duration_s: float | None) -> dict[str, Any]:
     """Split the load over ``args.processes`` children started at the same moment."""
-    start_at = time.time() + 1.0  # time for the children to import and connect
+    # Time for the children to import and connect, unless the caller chose the moment.
+    start_at = args.start_at if args.start_at is not None else time.time() + 1.0
     base = command(
         args.url,
         args.channel,
@@ -598,17 +674,11 @@ async def _run_processes(args: argparse.Namespace, duration_s: float | None) -> 
         total=args.total,
         run_id=args.run_id,
         portals=args.portals,
+        warm_up_s=args.warm_up_s,
+        start_at=start_at,
     )
     children = [
-        _run_child(
-            [
-                *base,
-                "--slice",
-                f"{index}/{args.processes}",
-                "--start-at",
-                repr(start_at),
-            ]
-        )
+        _run_child([*base, "--slice", f"{index}/{args.processes}"])
         for index in range(args.processes)
     ]
     return combine(list(await asyncio.gather(*children)))
@@ -633,8 +703,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--portals", type=int, default=None, help="spread over connectors <prefix><n>-<channel>"
     )
+    parser.add_argument(
+        "--warm-up-s", type=float, default=0.0, help="left out of the steady-state figures"
+    )
+    parser.add_argument(
+        "--start-at", type=float, default=None, help="time.time() of the first request"
+    )
     parser.add_argument("--slice", default="0/1", help=argparse.SUPPRESS)
-    parser.add_argument("--start-at", type=float, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -660,6 +735,7 @@ def main(argv: list[str] | None = None) -> None:
                 slice_count=slice_count,
                 start_at=args.start_at,
                 portals=args.portals,
+                warm_up_s=args.warm_up_s,
             )
         )
     print(json.dumps(result), flush=True)

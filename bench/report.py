@@ -48,7 +48,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.5))
+    figure, (left, middle, right, closed_axes) = plt.subplots(1, 4, figsize=(20, 4.5))
     floor = results.get("floor", {}).get("requests_per_s")
     throughput = results.get("throughput_and_latency")
     naive = results.get("naive_baseline", {}).get("load", {}).get("requests_per_s")
@@ -95,9 +95,28 @@ def plot(results: dict[str, Any], path: Path) -> None:
         right.set_ylabel("engine memory (USS), MB")
         right.set_title("Memory against portals")
         right.legend()
+    closed = results.get("closed_loop")
+    if closed:
+        _plot_closed_loop(closed_axes, closed)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _plot_closed_loop(axes: Any, closed: dict[str, Any]) -> None:
+    rows = {name: row for name, row in closed["systems"].items() if "throughput_per_s" in row}
+    names = list(rows)
+    bars = axes.bar(names, [rows[name]["throughput_per_s"] for name in names], color="#1f77b4")
+    for bar, name in zip(bars, names, strict=True):
+        axes.annotate(
+            f"ack p99\n{rows[name]['ack_ms']['p99']:.1f} ms",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    axes.set_ylabel("messages/s (floor: answered, others: delivered)")
+    axes.set_title(f"Closed loop, {closed['connections']} connections")
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -169,11 +188,13 @@ def table(results: dict[str, Any]) -> str:
         )
     routing = results.get("routing")
     if routing:
-        lines.append(
-            f"| routing: new dialogs, {routing['operators']} operators over "
-            f"{routing['lines']} lines | {_fmt(routing['decisions_per_s'])}/s, "
-            f"call p99 {routing['batch_call_ms']['p99']} ms | ≥ 5,000/s |"
-        )
+        lines += _routing_rows(routing)
+    on_off = results.get("throughput_routing_on_off")
+    if on_off:
+        lines.append(_on_off_row(on_off))
+    closed = results.get("closed_loop")
+    if closed:
+        lines += closed_loop_rows(closed)
     naive = results.get("naive_baseline")
     if naive:
         lines.append(
@@ -187,6 +208,137 @@ def table(results: dict[str, Any]) -> str:
         f"{info.get('processor')}, Python {info.get('python')}, {info.get('date')}."
     )
     return "\n".join(lines)
+
+
+def _whole(value: float | None) -> str:
+    return _fmt(None if value is None else round(value))
+
+
+def _routing_rows(routing: dict[str, Any]) -> list[str]:
+    targets = routing["targets"]
+    pure, committed = routing["decisions_per_s"], routing["decisions_per_s_committed"]
+    return [
+        f"| routing: decisions/s, {_fmt(routing['operators'])} operators over "
+        f"{routing['lines']} lines: dispatcher alone / committed through PortalRouter | "
+        f"{_whole(pure)} / {_whole(committed)}/s | "
+        f"≥ {_fmt(targets['decisions_per_s'])}/s |",
+        f"| routing: append → dialog.assigned at half the max rate "
+        f"({_whole(routing['append_to_assigned_rate_per_s'])}/s): p50 / p95 / p99 / max | "
+        f"{routing['append_to_assigned_p50_ms']} / {routing['append_to_assigned_p95_ms']} / "
+        f"{routing['append_to_assigned_p99_ms']} / {routing['append_to_assigned_max_ms']} ms | "
+        f"p99 < {targets['append_to_assigned_p99_ms']} ms |",
+        f"| routing: memory per open dialog | "
+        f"{_fmt(routing['memory_per_open_dialog_bytes'])} bytes | — |",
+    ]
+
+
+def _on_off_row(on_off: dict[str, Any]) -> str:
+    on, off = on_off["on"], on_off["off"]
+    return (
+        f"| end-to-end with routing on / off, {on_off['portals']} portals, "
+        f"{on_off['operators_per_portal']} operators each | "
+        f"{_fmt(on['requests_per_s'])} / {_fmt(off['requests_per_s'])} msg/s "
+        f"(ratio {on_off['on_off_ratio']}; {_fmt(on['dialogs']['assigned'])} of "
+        f"{_fmt(on['dialogs']['queued'])} dialogs assigned) | "
+        f"≥ {on_off['target_on_off_ratio']} |"
+    )
+
+
+CLOSED_LOOP_LABELS = {
+    "floor": "bare aiohttp floor (no storage)",
+    "careful": "careful single process (group commit, batched delivery)",
+    "engine_1ch": "engine, 1 channel actor",
+    "engine_2ch": "engine, 2 channel actors",
+}
+ROLE_LABELS = {
+    "driver": "driver",
+    "RegistryActor": "registry",
+    "ChannelActor": "channel",
+    "PortalActor": "portal",
+    "ray": "Ray",
+}
+
+
+def _label(name: str) -> str:
+    return CLOSED_LOOP_LABELS.get(name, name)
+
+
+def _by_role(by_role: dict[str, float]) -> str:
+    """Known roles first, in ``ROLE_LABELS`` order."""
+    order = list(ROLE_LABELS)
+    roles = sorted(by_role, key=lambda role: (order.index(role) if role in order else 99, role))
+    return ", ".join(f"{ROLE_LABELS.get(role, role)} {_fmt(by_role[role])}" for role in roles)
+
+
+def _number(value: float | None) -> str:
+    """Whole above 100, two decimals below (ratios, milliseconds)."""
+    if value is None:
+        return "—"
+    return _whole(value) if abs(value) >= 100 else f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def closed_loop_rows(closed: dict[str, Any]) -> list[str]:
+    """Per system: throughput, acknowledgement, cores and memory; then the engine's
+    memory at rest, latency at half its rate and its ratios to the targets."""
+    lines = []
+    head = f"closed loop, {closed['connections']} connections"
+    engines = set(closed["targets"])
+    for name, row in closed["systems"].items():
+        if "error" in row:
+            lines.append(f"| {head}: {_label(name)} | failed: {row['error'][:120]} | — |")
+            continue
+        ack = row["ack_ms"]
+        unit = "req/s answered" if row["delivered_per_s"] is None else "msg/s delivered"
+        target = "≥ careful and ≥ 0.5 of floor; ack p99 < 10 ms" if name in engines else "—"
+        lines.append(
+            f"| {head}: {_label(name)} | {_whole(row['throughput_per_s'])} {unit} "
+            f"({_ratio(row.get('ratio_to_floor'))} of floor), ack p50 / p99 {ack['p50']} / "
+            f"{ack['p99']} ms, {row['cores_used']} cores, {_fmt(row['memory_pss_mb'])} MB PSS "
+            f"({_by_role(row['memory_pss_mb_by_role'])}) | {target} |"
+        )
+    for name, row in closed["systems"].items():
+        half = row.get("half_rate")
+        if half is not None:
+            latency = half["latency_ms"]
+            lines.append(
+                f"| {head}: {_label(name)}, webhook-to-portal at half its rate "
+                f"({_whole(half['achieved_per_s'])} msg/s): p50 / p99 / max | {latency['p50']} / "
+                f"{latency['p99']} / {latency['max']} ms | "
+                f"{'p99 < 100 ms' if name in engines else '—'} |"
+            )
+    for name in sorted(engines):
+        row = closed["systems"][name]
+        if "rest_pss_mb" in row:
+            lines.append(
+                f"| {_label(name)} at rest: memory (PSS) by role | {_fmt(row['rest_pss_mb'])} MB "
+                f"({_by_role(row['rest_pss_mb_by_role'])}) | < 300 MB |"
+            )
+        ratios = "; ".join(
+            f"{t['what']}: {_number(t['value'])} vs {_number(t['target'])} = "
+            f"{_ratio(t['ratio_to_target'])} {'✓' if t['met'] else '✗'}"
+            for t in closed["targets"][name]
+        )
+        lines.append(f"| {_label(name)}: value vs target = ratio (✓ met) | {ratios} | — |")
+    return lines
+
+
+def add_ratios(results: dict[str, Any]) -> None:
+    """Engine throughput as a share of the floor, in the results themselves (``ratio_to_floor``),
+    when the run measured the floor; ratios to targets come from the scenarios."""
+    floor = results.get("floor", {}).get("requests_per_s")
+    if not floor:
+        return
+    runs = []
+    if "throughput_and_latency" in results:
+        runs.append(results["throughput_and_latency"]["maximum"]["load"])
+    if "throughput_routing_on_off" in results:
+        runs += [results["throughput_routing_on_off"][name] for name in ("off", "on")]
+    for run in runs:
+        run["ratio_to_floor"] = round(run["requests_per_s"] / floor, 3)
 
 
 def update_readme(results: dict[str, Any]) -> None:

@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import spawn
+from bench.routing_rules import Layout, operators_online, roomy_capacity, write_rules
 from bench.sink import SinkClient, write_keys
 from bench.stage import (
+    LINE,
     Stage,
     check_passed,
     delivery_check,
+    license_key,
     portal_ids,
     process_cpu_s,
     process_uss_mb,
@@ -42,7 +45,13 @@ class Sizes:
     outage_messages: int = 1_000_000
     other_portals_rate: float = 500.0
     backlog_rate: float = 5000.0
-    routing_dialogs: int = 50_000
+    routing_dialogs: int = 10_000
+    closed_loop_connections: int = 32
+    closed_loop_warm_up_s: float = 3.0
+    closed_loop_steady_s: float = 10.0
+    closed_loop_channel_actors: tuple[int, ...] = (1, 2)
+    profile_dir: str | None = None
+    """Where ``closed_loop`` writes py-spy profiles of a separate pass; None: no profiling."""
 
 
 QUICK = Sizes(
@@ -51,8 +60,15 @@ QUICK = Sizes(
     scale_portals=(1, 10, 100, 1000),
     actor_portals=(1, 5),
     outage_messages=50_000,
-    routing_dialogs=10_000,
+    routing_dialogs=2_000,
+    closed_loop_warm_up_s=2.0,
+    closed_loop_steady_s=5.0,
 )
+WARM_UP: dict[str, Any] = {"connections": 16, "chats": 300, "duration_s": 2.0}
+"""The warm-up before a maximum-rate run: actors, connections, dialogs."""
+ROUTING_OPERATORS_PER_PORTAL = 20
+ON_OFF_TARGET = 0.9
+"""Throughput with routing on, as a share of the same run with routing off."""
 
 
 async def floor(sizes: Sizes) -> dict[str, Any]:
@@ -283,9 +299,116 @@ async def outage_and_drain(sizes: Sizes) -> dict[str, Any]:
 
 
 async def routing(sizes: Sizes) -> dict[str, Any]:
-    from bench.routing import measure_routing  # needs Ray; only this scenario loads it
+    """Routing's own figures, in this process without Ray (``bench.routing``)."""
+    from bench.routing import measure_routing  # in-process, no Ray
 
-    return await measure_routing(lines=50, operators=1000, dialogs=sizes.routing_dialogs)
+    return await measure_routing(
+        lines=50, operators=1000, dialogs=sizes.routing_dialogs, quick=sizes == QUICK
+    )
+
+
+async def throughput_routing_on_off(sizes: Sizes) -> dict[str, Any]:
+    """The maximum rate of ``throughput_and_latency`` twice, each on a fresh engine: routing
+    off (no rules, new dialogs only queue) and on (full rules, every dialog assigned)."""
+    off = await _maximum_rate(sizes, routing=False)
+    on = await _maximum_rate(sizes, routing=True)
+    ratio = on["requests_per_s"] / off["requests_per_s"] if off["requests_per_s"] else None
+    return {
+        "off": off,
+        "on": on,
+        "portals": sizes.portals_for_throughput,
+        "operators_per_portal": ROUTING_OPERATORS_PER_PORTAL,
+        "on_off_ratio": None if ratio is None else round(ratio, 3),
+        "on_off_ratio_to_target": None if ratio is None else round(ratio / ON_OFF_TARGET, 3),
+        "target_on_off_ratio": ON_OFF_TARGET,
+    }
+
+
+def write_stage_rules(stage: Stage, chats: int) -> Layout:
+    """Full rules for the stage's line of every portal, open from now, written where the
+    engine reads them at start: one line, ``ROUTING_OPERATORS_PER_PORTAL`` operators, and
+    room for all ``chats`` of the run on any one portal, so no dialog waits."""
+    layout = Layout(lines=1, operators=ROUTING_OPERATORS_PER_PORTAL, names=(LINE,))
+    capacity = roomy_capacity(layout, chats)
+    write_rules(stage.workdir / "rules", layout, capacity, time.time(), stage.portals)
+    return layout
+
+
+async def _maximum_rate(sizes: Sizes, routing: bool) -> dict[str, Any]:
+    stage = Stage(portal_ids(sizes.portals_for_throughput), pool_size=sizes.throughput_pool_size)
+    layout = write_stage_rules(stage, WARM_UP["chats"] + sizes.chats) if routing else None
+    await stage.start()
+    try:
+        if layout is not None:
+            for portal_id in stage.portals:
+                await operators_online(
+                    stage.url, portal_id, license_key(portal_id), layout.all_operators()
+                )
+        warm_up = await stage.load("mixed", portals=len(stage.portals), **WARM_UP)
+        # Delivered (and routed) before the reset: no event of the warm-up counts below.
+        await stage.wait_delivered(warm_up["ok"], timeout_s=120)
+        warm_up_dialogs = await _dialog_events(stage, routing)
+        await stage.sink.reset()
+        result = await stage.load(
+            "mixed",
+            portals=len(stage.portals),
+            connections=sizes.connections,
+            chats=sizes.chats,
+            duration_s=sizes.duration_s,
+        )
+        stats = await stage.wait_delivered(result["ok"])
+        dialogs = await _dialog_events(stage, routing)
+        return {
+            "routing": routing,
+            "requests_per_s": result["requests_per_s"],
+            "load": result,
+            "check": delivery_check(result["ok"], stats),
+            "dialogs": dialogs,
+            "warm_up_dialogs": warm_up_dialogs,
+            "latency_ms": stats["latency_ms"],
+            "memory_mb": stage.memory_mb(),
+        }
+    finally:
+        await stage.stop()
+
+
+async def _dialog_events(stage: Stage, routing: bool, timeout_s: float = 30.0) -> dict[str, Any]:
+    """New dialogs (``dialog.queued``) and assignments (``dialog.assigned``) the portals got.
+
+    With routing on, every queued dialog must be assigned, or the "on" figure measured an
+    engine that routed nothing; assignments may trail the last message, so they are waited
+    for. With routing off, none may be.
+    """
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        types = (await stage.sink.stats())["event_types"]
+        queued = types.get("dialog.queued", 0)
+        assigned = types.get("dialog.assigned", 0)
+        if not routing or assigned >= queued or time.perf_counter() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    return {
+        "queued": queued,
+        "assigned": assigned,
+        "routed_as_expected": (queued > 0 and assigned == queued) if routing else assigned == 0,
+        "event_types": types,
+    }
+
+
+async def closed_loop(sizes: Sizes) -> dict[str, Any]:
+    """The bare floor, the careful relay and the engine (1 and 2 channel actors) under the
+    same closed-loop Telegram load (``bench.closed_loop``)."""
+    from bench.closed_loop import LoadShape
+    from bench.closed_loop import closed_loop as run_closed_loop
+
+    shape = LoadShape(
+        connections=sizes.closed_loop_connections,
+        chats=sizes.chats,
+        warm_up_s=sizes.closed_loop_warm_up_s,
+        steady_s=sizes.closed_loop_steady_s,
+    )
+    profile_dir = Path(sizes.profile_dir) if sizes.profile_dir else None
+    return await run_closed_loop(shape, sizes.closed_loop_channel_actors, profile_dir)
 
 
 async def naive_baseline(sizes: Sizes) -> dict[str, Any]:
@@ -331,7 +454,8 @@ async def naive_baseline(sizes: Sizes) -> dict[str, Any]:
 
 
 def passed(results: dict[str, Any]) -> list[str]:
-    """Names of checks that failed (lost, duplicated or reordered messages)."""
+    """Names of checks that failed: messages lost, duplicated or reordered; dialogs that
+    were not routed as the run expected."""
     failures = []
     throughput = results.get("throughput_and_latency")
     if throughput:
@@ -355,6 +479,18 @@ def passed(results: dict[str, Any]) -> list[str]:
             failures.append("drain")
         if not check_passed(outage["other_portals_check"]):
             failures.append("outage_others")
+    on_off = results.get("throughput_routing_on_off")
+    if on_off:
+        for name in ("off", "on"):
+            if not check_passed(on_off[name]["check"]):
+                failures.append(f"routing_{name}")
+            if not on_off[name]["dialogs"]["routed_as_expected"]:
+                failures.append(f"routing_{name}_dialogs")
+    closed = results.get("closed_loop")
+    if closed:
+        from bench.closed_loop import failures as closed_loop_failures
+
+        failures += closed_loop_failures(closed)
     return failures
 
 
@@ -364,5 +500,7 @@ SCENARIOS = {
     "scale_in_portals": scale_in_portals,
     "outage_and_drain": outage_and_drain,
     "routing": routing,
+    "throughput_routing_on_off": throughput_routing_on_off,
+    "closed_loop": closed_loop,
     "naive_baseline": naive_baseline,
 }

@@ -13,6 +13,8 @@ the plaintext), with a ``PortalSide`` per portal built on first use. Then, per e
 * **messages / message duplicates**: the same, for customers' messages (``message.*``) only:
   what a benchmark compares with the messages the channels had acknowledged, since the
   engine adds events of its own (a new conversation's stream starts with ``dialog.queued``).
+* **event types**: new events counted by ``type`` (``dialog.assigned``, ...), so a run can
+  tell that the engine did the work its events stand for.
 * **order violations**: per (portal, dialog id), ``data.order_key`` (the channel's own order;
   ``data.channel_event_id`` when it is numeric and there is no order key) lower than the
   previous event's counts once; so does a ``dialog.queued`` of a new dialog arriving after
@@ -40,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import signal
 import sys
@@ -55,6 +56,7 @@ import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from bench.histogram import LatencyHistogram
 from engine.errors import AuthError, ConfigError
 from engine.portal_side import PortalSide
 from engine.security.keys import ed25519_public_from_b64
@@ -67,71 +69,6 @@ LATENCY_PREFIX = "lt="
 MESSAGE_PREFIX = "message."
 """Event types of customers' messages; every other type is the engine's own."""
 MAX_BODY_BYTES = 256 * 1024 * 1024
-
-
-class LatencyHistogram:
-    """Log-linear histogram of non-negative microseconds, HDR style.
-
-    Values below 256 µs have their own bucket; above, each power of two is split into 128
-    buckets, so a reported percentile is within 1/128 (0.8 %) of the true value. About 5,000
-    counters cover up to 2**48 µs whatever the number of samples.
-    """
-
-    SUB_BITS = 8
-    FULL = 1 << SUB_BITS
-    HALF = FULL >> 1
-    MAX_SHIFT = 40
-
-    def __init__(self) -> None:
-        self.counts = [0] * (self.FULL + self.MAX_SHIFT * self.HALF)
-        self.count = 0
-        self.total_us = 0
-        self.max_us = 0
-
-    def add(self, value_us: int) -> None:
-        if value_us < self.FULL:
-            index = value_us
-        else:
-            shift = min(value_us.bit_length() - self.SUB_BITS, self.MAX_SHIFT)
-            top = min(value_us >> shift, self.FULL - 1)
-            index = self.FULL + (shift - 1) * self.HALF + top - self.HALF
-        self.counts[index] += 1
-        self.count += 1
-        self.total_us += value_us
-        if value_us > self.max_us:
-            self.max_us = value_us
-
-    def _bucket_middle_us(self, index: int) -> float:
-        if index < self.FULL:
-            return float(index)
-        shift = (index - self.FULL) // self.HALF + 1
-        top = (index - self.FULL) % self.HALF + self.HALF
-        return (top << shift) + ((1 << shift) - 1) / 2
-
-    def percentile_us(self, fraction: float) -> float:
-        """Nearest-rank percentile (the middle of its bucket, never above the maximum)."""
-        if self.count == 0:
-            return 0.0
-        rank = max(1, math.ceil(fraction * self.count))
-        seen = 0
-        for index, bucket in enumerate(self.counts):
-            seen += bucket
-            if seen >= rank:
-                return min(self._bucket_middle_us(index), float(self.max_us))
-        return float(self.max_us)
-
-    def summary_ms(self) -> dict[str, float]:
-        def ms(value_us: float) -> float:
-            return round(value_us / 1000, 3)
-
-        return {
-            "p50": ms(self.percentile_us(0.50)),
-            "p95": ms(self.percentile_us(0.95)),
-            "p99": ms(self.percentile_us(0.99)),
-            "max": ms(self.max_us),
-            "mean": ms(self.total_us / self.count) if self.count else 0.0,
-            "count": self.count,
-        }
 
 
 @dataclass(slots=True)
@@ -290,6 +227,7 @@ class Sink:
         self.watched_latency = LatencyHistogram()
         self.events = self.duplicates = self.order_violations = self.batches = 0
         self.messages = self.message_duplicates = 0
+        self.event_types: dict[str, int] = {}
         self.unstamped = self.negative_latency = 0
         self.refused: dict[str, int] = {"down": 0, "unknown_portal": 0, "no_engine_key": 0}
         self.rejected = 0
@@ -313,6 +251,8 @@ class Sink:
                 continue
             self._seen.add(key)
             new += 1
+            type_name = kind if isinstance(kind, str) else "?"
+            self.event_types[type_name] = self.event_types.get(type_name, 0) + 1
             data = event.get("data")
             if not isinstance(data, dict):
                 data = {}
@@ -369,6 +309,7 @@ class Sink:
             "duplicates": self.duplicates,
             "messages": self.messages,
             "message_duplicates": self.message_duplicates,
+            "event_types": dict(self.event_types),
             "order_violations": self.order_violations,
             "seq_problems": regressions + holes,
             "seq_regressions": regressions,

@@ -30,6 +30,11 @@ def portal_ids(count: int, prefix: str = "p") -> list[str]:
     return [f"{prefix}{n}" for n in range(count)]
 
 
+def license_key(portal_id: str) -> str:
+    """The license key a stage configures for a portal: what signs its API calls."""
+    return f"bench-license-{portal_id}-0000"
+
+
 def process_cpu_s(pid: int) -> float:
     try:
         times = psutil.Process(pid).cpu_times()
@@ -72,7 +77,7 @@ class Stage:
                 "id": portal_id,
                 "endpoint": self.sink.endpoint(portal_id),
                 "public_key": public_keys[portal_id],
-                "license_key": f"bench-license-{portal_id}-0000",
+                "license_key": license_key(portal_id),
                 "retry_initial_s": 0.2,
                 "retry_max_s": 2.0,
                 "lines": [{"id": LINE}],
@@ -163,16 +168,21 @@ class Stage:
         return memory
 
     async def wait_delivered(self, count: int, timeout_s: float = 600.0) -> dict[str, Any]:
-        """Sink stats once ``count`` customer messages arrived, or at the deadline (then it
-        is a loss). The engine's own events (``dialog.queued`` of each new conversation)
-        come besides them."""
-        deadline = time.perf_counter() + timeout_s
-        stats = await self.sink.stats()
-        while stats["messages"] < count and time.perf_counter() < deadline:
-            await asyncio.sleep(0.2)
-            stats = await self.sink.stats()
-        await asyncio.sleep(0.5)  # late duplicates, if any, would show now
-        return await self.sink.stats()
+        """``wait_delivered`` on this stage's sink."""
+        return await wait_delivered(self.sink, count, timeout_s)
+
+
+async def wait_delivered(sink: SinkClient, count: int, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Sink stats once ``count`` customer messages arrived, or at the deadline (then it is a
+    loss). The engine's own events (``dialog.queued`` of each new conversation) come besides
+    them."""
+    deadline = time.perf_counter() + timeout_s
+    stats = await sink.stats()
+    while stats["messages"] < count and time.perf_counter() < deadline:
+        await asyncio.sleep(0.2)
+        stats = await sink.stats()
+    await asyncio.sleep(0.5)  # late duplicates, if any, would show now
+    return await sink.stats()
 
 
 def delivery_check(acked: int, stats: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def ray_session() -> Iterator[None]:
     """``ray.init`` costs seconds: tests that need Ray share this one."""
     import ray
 
-    from engine.runtime import kill_leftovers
+    from engine.runtime import kill_leftovers, remove_ray_temp_dir
 
     temp_dir = Path(tempfile.mkdtemp(prefix="olr-t-"))
     ray.init(
@@ -36,6 +36,7 @@ def ray_session() -> Iterator[None]:
     finally:
         ray.shutdown()
         kill_leftovers(temp_dir)
+        remove_ray_temp_dir(temp_dir)
 
 
 @pytest.fixture

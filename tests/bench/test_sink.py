@@ -190,6 +190,11 @@ async def test_dialog_events_are_checked_in_order_but_are_not_messages(
     assert (result["events"], result["duplicates"]) == (4, 2)
     assert (result["messages"], result["message_duplicates"]) == (2, 1)
     assert result["per_portal"] == {"alpha": 4} and result["per_portal_messages"] == {"alpha": 2}
+    assert result["event_types"] == {
+        "dialog.queued": 1,
+        "message.received": 2,
+        "dialog.assigned": 1,
+    }  # new events only: the redelivered ones are not counted again
     assert (result["unstamped"], result["latency_ms"]["count"]) == (0, 2)
     assert result["seq_problems"] == result["order_violations"] == 0
 
