@@ -7,9 +7,7 @@ record that arrived while the previous commit ran (``engine.store.threaded``).
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import NotFoundError
@@ -26,6 +24,7 @@ from engine.store.records import (
     PortalStartup,
     StoredReply,
 )
+from engine.store.sqlite_file import SqliteFile
 
 OFFER_KIND = "dialog.offered"
 
@@ -72,33 +71,18 @@ _ADDED_COLUMNS = {("replies", "attempt_started_at"): "REAL"}
 """Columns added after a table was first created: a file written before gets them on open."""
 
 
-def open_database(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A connection in WAL mode, used by one thread at a time (the store's own)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute(f"PRAGMA synchronous={synchronous}")
-    connection.execute("PRAGMA busy_timeout=5000")
-    return connection
+class SqliteOutbox(SqliteFile):
+    """``OutboxStore`` on one SQLite file (``engine.store.sqlite_file``).
 
-
-class SqliteOutbox:
-    """``OutboxStore`` on one SQLite file.
-
-    Only what a caller is answered on must survive a power cut: an append (the provider's
-    2xx) and a stored reply (the portal's 202) commit with ``synchronous`` (FULL by
-    default). Bookkeeping of delivery (claiming a batch, acknowledging it, retry times)
-    commits with NORMAL: in WAL mode it still survives a killed process, and a power cut can
-    only make it happen again (a batch resent with the same ids), never lose a message. The
-    next durable commit syncs the WAL, NORMAL frames included.
+    Durable commits (``synchronous``, FULL by default) for what a caller is answered on: an
+    append (the channel actor's hand-off) and a stored reply (the portal's 202). Bookkeeping
+    of delivery (claiming a batch, acknowledging it, retry times) commits with NORMAL: a
+    power cut can only make it happen again (a batch resent with the same ids), never lose a
+    message.
     """
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
-        self.path = path
-        self._durable_mode = synchronous
-        self._mode = synchronous
-        self._db = open_database(path, synchronous)
-        self._db.executescript(SCHEMA + sqlite_routing.SCHEMA)
+        super().__init__(path, SCHEMA + sqlite_routing.SCHEMA, synchronous)
         self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:
@@ -106,23 +90,6 @@ class SqliteOutbox:
             present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in present:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-
-    @contextmanager
-    def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
-        mode = self._durable_mode if durable else "NORMAL"
-        if mode != self._mode:
-            self._db.execute(f"PRAGMA synchronous={mode}")
-            self._mode = mode
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-
-    def close(self) -> None:
-        self._db.close()
 
     # -- inbound ---------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import orjson
 
 from engine.config import ConnectorConfig, PortalConfig
 from engine.registry import Registry
-from engine.store.sqlite_outbox import open_database
+from engine.store.sqlite_file import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS registry (
