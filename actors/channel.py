@@ -92,6 +92,7 @@ class ChannelActor:
         self._handoff = Handoff(
             self._intake, self._hand_to, config.handoff_batch_max, self._counters, in_progress.floor
         )
+        await self._handoff.load()  # what a previous run acknowledged and did not hand off
         self._handoff_task = asyncio.create_task(self._handoff.run())
         self._prune_task = asyncio.create_task(self._prune_regularly())
         self._ingest = WebhookIngest(self._view, self._intake, self._handoff, in_progress)
@@ -140,7 +141,7 @@ class ChannelActor:
 
     async def watermark(self, destination: str) -> float:
         """Asked by a portal actor whose routing waits on this actor (``engine.handoff``)."""
-        return await self._handoff.watermark(destination)
+        return self._handoff.watermark(destination)
 
     async def stop(self) -> None:
         """Stop taking requests, let running ones finish, hand off what the intake holds."""

@@ -91,12 +91,13 @@ class WebhookIngest:
             for message in messages
         ]
         try:
-            accepted = await self._intake.append(items)
+            kept = await self._intake.append(items)
         except EngineError:
             raise
         except Exception as exc:  # not stored: the provider must retry
             raise UnavailableError(f"message not stored, retry: {exc}") from exc
-        self._handoff.wake()
+        self._handoff.add([row for row in kept if row is not None])
+        accepted = [row is not None for row in kept]
         duplicates = len(accepted) - sum(accepted)
         if duplicates:
             counters.inc("openlines_duplicates_total", duplicates, channel=channel_name)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from engine.metrics import Counters
@@ -76,6 +77,14 @@ GIVE_UP_S = 2.0
 
 
 class Handoff:
+    """Hands acknowledged records to their portal actors, oldest first per destination.
+
+    The records wait in memory as well as in the intake: the intake is read once, at start
+    (``load``: what a previous run left), and afterwards the webhook that committed records
+    gives them here (``add``), so the intake's one thread does only the group commits and
+    the deletions of what was handed over.
+    """
+
     def __init__(
         self,
         store: ThreadedStore[IntakeStore],
@@ -90,17 +99,34 @@ class Handoff:
         self._batch_max = batch_max
         self._counters = counters
         self._wake = asyncio.Event()
+        self._queued: dict[str, deque[IntakeRow]] = {}
+        self._loaded = False
         self._pause_s: dict[str, float] = {}
         """Destinations that failed, with the pause before trying them again."""
         self._retry_at: dict[str, float] = {}
 
-    def wake(self) -> None:
-        """New records are in the intake."""
+    async def load(self) -> None:
+        """What the intake holds from a previous run; before the first ``add``."""
+        store = self._store.store
+        destinations = await self._store.call(store.destinations)
+        found = await self._store.call(store.pending_by_destination, destinations, None)
+        for destination, rows in found.items():
+            self._queued.setdefault(destination, deque()).extend(rows)
+        self._loaded = True
         self._wake.set()
+
+    def add(self, rows: Sequence[IntakeRow]) -> None:
+        """Records just committed to the intake (their webhook is still in progress)."""
+        assert self._loaded, "load() the intake first"
+        for row in rows:
+            self._queued.setdefault(row.destination, deque()).append(row)
+        self._wake.set()
+
+    def waiting(self) -> int:
+        return sum(len(rows) for rows in self._queued.values())
 
     async def run(self) -> None:
         """Hand off until cancelled; a failed round is logged, counted and tried again."""
-        self._wake.set()  # what a previous run left in the intake goes first
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -125,46 +151,36 @@ class Handoff:
         self._retry_at.clear()
         while loop.time() < deadline and await self._round():
             await asyncio.sleep(0)
-        return int(await self._store.call(self._store.store.count))
+        return self.waiting()
 
-    async def watermark(self, destination: str) -> float:
+    def watermark(self, destination: str) -> float:
         """Nothing older than this is still to come from here for ``destination``."""
-        floor = self._floor()  # before reading the intake: see ``_round``
-        oldest = await self._store.call(self._store.store.oldest_received, destination)
-        return floor if oldest is None else min(floor, oldest)
+        floor = self._floor()
+        rows = self._queued.get(destination)
+        return min(floor, rows[0].record.received_at) if rows else floor
 
     async def _round(self) -> bool:
         """One call per destination; True while records are still waiting."""
-        loop = asyncio.get_running_loop()
-        store = self._store.store
-        # Taken before reading the intake: a record older than this is either committed by
-        # now (and read below) or its webhook is in progress (and the floor is older).
+        # Taken before looking at the queues: a record older than this is either in them
+        # (committed and added) or its webhook is in progress (and the floor is older).
         floor = self._floor()
-        destinations = await self._store.call(store.destinations)
-        ready = [d for d in destinations if self._retry_at.get(d, 0.0) <= loop.time()]
-        if not ready:
-            return bool(destinations)
-        batches = await self._store.call(store.pending_by_destination, ready, self._batch_max + 1)
-        outcomes = await asyncio.gather(
-            *(self._hand(destination, rows, floor) for destination, rows in batches.items())
-        )
-        done = [rowid for rowids in outcomes for rowid in rowids]
-        await self._store.call(store.forget, done)
-        return bool(destinations) and (
-            len(ready) < len(destinations)
-            or any(len(rows) > self._batch_max for rows in batches.values())
-            or len(done) < sum(len(rows) for rows in batches.values())
-        )
+        now = asyncio.get_running_loop().time()
+        ready = [
+            d for d, rows in self._queued.items() if rows and self._retry_at.get(d, 0.0) <= now
+        ]
+        if ready:
+            outcomes = await asyncio.gather(*(self._hand(d, floor) for d in ready))
+            done = [rowid for rowids in outcomes for rowid in rowids]
+            if done:
+                await self._store.call(self._store.store.forget, done)
+        return self.waiting() > 0
 
-    async def _hand(self, destination: str, rows: Sequence[IntakeRow], floor: float) -> list[int]:
+    async def _hand(self, destination: str, floor: float) -> list[int]:
         """The rowids the destination stored, or none if it failed."""
-        batch = rows[: self._batch_max]
-        # One more row was read than is sent: if there is one, its time bounds the mark.
-        mark = (
-            min(floor, rows[self._batch_max].record.received_at)
-            if len(rows) > len(batch)
-            else floor
-        )
+        rows = self._queued[destination]
+        batch = list(itertools.islice(rows, self._batch_max))
+        # The oldest record left behind bounds the mark, if one is.
+        mark = min(floor, rows[len(batch)].record.received_at) if len(rows) > len(batch) else floor
         try:
             accepted = await self._send(destination, [row.record for row in batch], mark)
         except asyncio.CancelledError:
@@ -184,6 +200,8 @@ class Handoff:
             return []
         if len(accepted) != len(batch):
             raise ValueError(f"{destination} answered {len(accepted)} results for {len(batch)}")
+        for _ in batch:  # they are at the front: only this round takes from it
+            rows.popleft()
         self._pause_s.pop(destination, None)
         self._retry_at.pop(destination, None)
         return [row.rowid for row in batch]

@@ -63,9 +63,10 @@ class IntakeStore(SqliteFile):
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         super().__init__(path, SCHEMA, synchronous)
 
-    def append(self, records: Sequence[Addressed], now: float) -> list[bool]:
-        """Store records in one durable transaction; False for one seen here before."""
-        accepted: list[bool] = []
+    def append(self, records: Sequence[Addressed], now: float) -> list[IntakeRow | None]:
+        """Store records in one durable transaction; each as kept (with its rowid), or
+        None for one seen here before."""
+        kept: list[IntakeRow | None] = []
         with self._transaction(durable=True) as db:
             for item in records:
                 record = item.record
@@ -73,41 +74,36 @@ class IntakeStore(SqliteFile):
                     "INSERT OR IGNORE INTO intake_seen VALUES (?, ?)", (record.dedup_key, now)
                 )
                 if cursor.rowcount == 0:
-                    accepted.append(False)
+                    kept.append(None)
                     continue
-                db.execute(
+                cursor = db.execute(
                     f"INSERT INTO intake ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     _row(item),
                 )
-                accepted.append(True)
-        return accepted
+                rowid = cursor.lastrowid
+                assert rowid is not None
+                kept.append(IntakeRow(rowid, item.destination, record))
+        return kept
 
     def destinations(self) -> list[str]:
         """Portal actors with records waiting."""
         return [row[0] for row in self._db.execute("SELECT DISTINCT destination FROM intake")]
 
     def pending_by_destination(
-        self, destinations: Sequence[str], limit: int
+        self, destinations: Sequence[str], limit: int | None
     ) -> dict[str, list[IntakeRow]]:
-        """For each destination, its oldest records not yet handed off."""
+        """For each destination, its oldest records not yet handed off (all: no limit)."""
         return {
             destination: [
                 _intake_row(row)
                 for row in self._db.execute(
                     f"SELECT rowid, {_COLUMNS} FROM intake WHERE destination = ?"
                     " ORDER BY rowid LIMIT ?",
-                    (destination, limit),
+                    (destination, -1 if limit is None else limit),
                 )
             ]
             for destination in destinations
         }
-
-    def oldest_received(self, destination: str) -> float | None:
-        """``received_at`` of the oldest record waiting for ``destination``."""
-        row = self._db.execute(
-            "SELECT min(received_at) FROM intake WHERE destination = ?", (destination,)
-        ).fetchone()
-        return None if row[0] is None else float(row[0])
 
     def forget(self, rowids: Sequence[int]) -> None:
         """These records are in their portal's inbox now."""

@@ -25,7 +25,9 @@ S = TypeVar("S", bound="Appendable")
 
 
 class Appendable(Protocol):
-    def append(self, records: Sequence[Any], now: float) -> list[bool]: ...
+    def append(self, records: Sequence[Any], now: float) -> list[Any]:
+        """One result per record (duplicate or not, or what was kept)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -55,12 +57,12 @@ class ThreadedStore(StoreThread[S]):
     def __init__(self, store: S, clock: Clock, name: str = "store") -> None:
         super().__init__(store, name)
         self._clock = clock
-        self._waiting: list[tuple[Sequence[Any], asyncio.Future[list[bool]]]] = []
+        self._waiting: list[tuple[Sequence[Any], asyncio.Future[list[Any]]]] = []
         self._committer: asyncio.Task[None] | None = None
 
-    async def append(self, records: Sequence[Any]) -> list[bool]:
+    async def append(self, records: Sequence[Any]) -> list[Any]:
         """Store records durably; returns once they are committed (with others, if any)."""
-        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._waiting.append((records, future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_groups())
@@ -88,7 +90,7 @@ class ThreadedStore(StoreThread[S]):
                 start += len(records)
 
     async def _commit_alone(
-        self, records: Sequence[Any], future: asyncio.Future[list[bool]]
+        self, records: Sequence[Any], future: asyncio.Future[list[Any]]
     ) -> None:
         """One caller's records in their own transaction; its failure is its own."""
         try:
