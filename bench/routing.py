@@ -390,7 +390,9 @@ async def drain_backlog(driver: Driver, layout: Layout, waiting: int) -> dict[st
         "online": online,
         "finish": finish,
         "decisions": driver.decisions,
-        "decisions_per_s": per_s(driver.decisions, online["seconds"] + finish["seconds"]),
+        # From the steps' own times: the phases' figures are rounded to the millisecond,
+        # which a tiny run can round to nothing.
+        "decisions_per_s": per_s(driver.decisions, sum(online_steps) + sum(finish_steps)),
         "step_ms": percentiles_ms(online_steps + finish_steps),
         "left_waiting": waiting - driver.decisions,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -74,6 +75,18 @@ class RunningEngine:
         """Move the engine's manual clock (hours of outage, never slept)."""
         status, body = await self.admin("POST", f"/admin/v1/clock/advance?seconds={seconds}")
         assert status == 200, body
+
+    async def metric_reaches(
+        self, sample: str, at_least: float, timeout_s: float = 20.0
+    ) -> dict[str, float]:
+        """Poll ``/metrics`` until ``sample`` reaches ``at_least``; fail after a deadline.
+        Returns the metrics that showed it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (metrics := await self.metrics()).get(sample, 0) < at_least:
+            assert loop.time() < deadline, f"{sample} stayed below {at_least}"
+            await asyncio.sleep(0.01)  # a poll with a deadline, not a wait for time
+        return metrics
 
     async def metrics(self) -> dict[str, float]:
         status, text = await self.request("GET", "/metrics")
