@@ -1,6 +1,6 @@
 """The registry: which portals, lines and connectors exist, as one versioned snapshot.
 
-The router actor holds the authoritative registry (durably, in its SQLite file); channel and
+The registry actor holds the authoritative registry (durably, in its SQLite file); channel and
 portal actors hold copies and long-poll for newer versions. A snapshot is checked whole
 before it replaces the old one: a connector must name a known portal and one of its lines.
 """

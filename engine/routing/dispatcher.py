@@ -6,7 +6,7 @@ the clock passing a deadline, new rules) changes the board and writes down in a 
 what must be committed together: the changed records and the events they produce, in the
 dialogs' stream order. It does no I/O and reads time only from its arguments, so the same
 inputs always give the same plan (tests, ``openlines rules simulate``); the async owner
-(``engine.routing.owner``) persists plans and runs the timers.
+(``engine.routing.portal_router``) persists plans and runs the timers.
 
 Lifecycle: ``waiting`` → ``offered`` (to one operator or several) → ``assigned`` →
 ``answered`` → ``closed``; an offer that expires, is skipped or withdrawn, and an operator
