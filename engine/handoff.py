@@ -72,8 +72,11 @@ FIRST_PAUSE_S = 0.05
 LONGEST_PAUSE_S = 2.0
 PULL_AFTER_S = 0.002
 """How long routing waits for hand-offs to move a watermark before asking for it."""
-GIVE_UP_S = 2.0
-"""How long a silent channel actor is waited for before routing goes on without it."""
+GIVE_UP_S = 15.0
+"""How long a silent channel actor is waited for before routing goes on without it: long
+enough for Ray to restart it and for it to hand over what it acknowledged before dying (its
+intake is on disk), so order holds through a crash; short enough that a channel actor gone
+for good (its node lost) stalls routing only briefly."""
 
 
 class Handoff:
