@@ -290,10 +290,8 @@ async def _sleep_until(wall_clock: float) -> None:
     await asyncio.sleep(max(0.0, wall_clock - time.time()))
 
 
-async def closed_loop_run(system: System, shape: LoadShape) -> dict[str, Any]:
-    """The closed-loop load on a started system; figures of the steady window."""
-    if system.sink is not None:
-        await system.sink.reset()
+def start_load(system: System, shape: LoadShape) -> tuple[float, asyncio.Task[Any]]:
+    """The closed-loop load generators, starting together a moment from now."""
     start_at = time.time() + LEAD_S
     load = asyncio.create_task(
         spawn(
@@ -308,6 +306,14 @@ async def closed_loop_run(system: System, shape: LoadShape) -> dict[str, Any]:
             run_id=system.next_run_id(),
         )
     )
+    return start_at, load
+
+
+async def closed_loop_run(system: System, shape: LoadShape) -> dict[str, Any]:
+    """The closed-loop load on a started system; figures of the steady window."""
+    if system.sink is not None:
+        await system.sink.reset()
+    start_at, load = start_load(system, shape)
     await _sleep_until(start_at + shape.warm_up_s)
     before = await _sample(system)
     await _sleep_until(start_at + shape.warm_up_s + shape.steady_s)
@@ -388,20 +394,7 @@ async def half_rate_run(system: System, rate: float, shape: LoadShape) -> dict[s
 async def profile_run(system: System, shape: LoadShape, out_dir: Path) -> dict[str, Any]:
     """A separate closed-loop pass with py-spy on the system's busiest processes (so the
     measured figures are not slowed by the sampler)."""
-    start_at = time.time() + LEAD_S
-    load = asyncio.create_task(
-        spawn(
-            system.url,
-            CHANNEL,
-            system.prefix,
-            connections=shape.connections,
-            chats=shape.chats,
-            duration_s=shape.warm_up_s + shape.steady_s,
-            warm_up_s=shape.warm_up_s,
-            start_at=start_at,
-            run_id=system.next_run_id(),
-        )
-    )
+    start_at, load = start_load(system, shape)
     await _sleep_until(start_at + shape.warm_up_s)
     targets = {
         f"{role}-{process.pid}": process.pid

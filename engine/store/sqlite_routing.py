@@ -75,10 +75,6 @@ def inbox(db: sqlite3.Connection, portal_id: str, limit: int) -> list[InboxRow]:
     ]
 
 
-def inbox_portals(db: sqlite3.Connection) -> set[str]:
-    return {row[0] for row in db.execute("SELECT DISTINCT portal_id FROM inbox")}
-
-
 def customers(
     db: sqlite3.Connection, portal_id: str, identities: Sequence[str]
 ) -> dict[str, CustomerOwners]:
