@@ -16,10 +16,8 @@ import ray
 from aiohttp import web
 
 from actors.faults import reason, restarted
-from actors.http_app import build_app
 from actors.settings import ActorSettings
-from actors.view import EngineView, call
-from actors.webhooks import WebhookIngest
+from actors.view import EngineView
 from engine.clock import ManualClock, SystemClock
 from engine.delivery.host import SEEN_RETENTION_S
 from engine.errors import UnavailableError
@@ -29,6 +27,8 @@ from engine.metrics import Counters, Sample
 from engine.store.intake import IntakeStore
 from engine.store.records import OutboxRecord
 from engine.store.threaded import ThreadedStore
+from engine.web.app import build_app
+from engine.web.webhooks import WebhookIngest
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +135,7 @@ class ChannelActor:
     async def _hand_to(
         self, destination: str, records: list[OutboxRecord], watermark: float
     ) -> list[bool]:
-        host = self._view.host_by_name(destination)
-        result: list[bool] = await call(host.append.remote(records, self._index, watermark))
-        return result
+        return await self._view.server(destination).append(records, self._index, watermark)
 
     async def watermark(self, destination: str) -> float:
         """Asked by a portal actor whose routing waits on this actor (``engine.handoff``)."""

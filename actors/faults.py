@@ -24,10 +24,6 @@ RESTARTS: dict[str, Any] = {"max_restarts": -1, "max_task_retries": 0}
 """Every actor restarts for ever; no call is repeated unless its method says so
 (``docs/architecture.md``, Faults)."""
 
-RETRY_AFTER_S = 2
-"""What a 503 tells the caller to wait: about one actor restart on a 2-core machine."""
-
-
 def restarted() -> bool:
     """True in an actor whose process Ray started again after a crash (its ``__init__`` runs
     once more, and nothing else does)."""

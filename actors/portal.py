@@ -25,6 +25,7 @@ from actors.settings import ActorSettings
 from channels.base import Channel
 from engine.clock import ManualClock
 from engine.delivery.host import MailboxHost
+from engine.delivery.host_calls import HostCalls
 from engine.delivery.sealer import EngineSealer
 from engine.delivery.transport import HttpTransport
 from engine.errors import NotFoundError, UnavailableError
@@ -34,7 +35,6 @@ from engine.metrics import Sample
 from engine.models import ReplyRequest
 from engine.placement import host_name
 from engine.registry import Registry
-from engine.routing.portal_router import PortalRouter
 from engine.routing.rules import RuleSet
 from engine.routing.state import OperatorStatus
 from engine.store.records import DeadLetter, OutboxRecord
@@ -68,6 +68,7 @@ class PortalActor:
         self._registry = Registry()
         self._channels = ChannelCache()
         self._host: MailboxHost | None = None
+        self._calls = HostCalls(self._ready)
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
@@ -281,39 +282,22 @@ class PortalActor:
         mark: float = await handle.watermark.remote(self._name)
         return mark
 
-    async def _router(self, portal_id: str, request_id: str | None) -> PortalRouter:
-        """The portal's router, after refusing a replayed API request id (admin calls,
-        authenticated by the bearer token, have none)."""
-        host = await self._ready()
-        if request_id is not None:
-            await host.check_request(portal_id, request_id)
-        return host.router(portal_id)
-
-    async def check_request(self, portal_id: str, request_id: str) -> None:
-        await self._router(portal_id, request_id)
+    # -- the portal API's calls (engine.delivery.host_calls) --------------------------------
 
     async def reply(
         self, portal_id: str, request_id: str, dialog_id: str, request: ReplyRequest
     ) -> str:
-        router = await self._router(portal_id, request_id)
-        return await router.reply(dialog_id, request, request.operator_id)
+        return await self._calls.reply(portal_id, request_id, dialog_id, request)
 
     async def dialog(self, portal_id: str, request_id: str, dialog_id: str) -> dict[str, Any]:
-        router = await self._router(portal_id, request_id)
-        return (await router.dialog(dialog_id)).view().model_dump(mode="json")
+        return await self._calls.dialog(portal_id, request_id, dialog_id)
 
     async def dialog_action(
         self, portal_id: str, request_id: str, dialog_id: str, action: str, operator_id: str
     ) -> dict[str, Any]:
-        """accept, skip or finish; the dialog as it stands afterwards."""
-        router = await self._router(portal_id, request_id)
-        if action == "accept":
-            dialog = await router.accept(dialog_id, operator_id)
-        elif action == "skip":
-            dialog = await router.skip(dialog_id, operator_id)
-        else:
-            dialog = await router.finish(dialog_id, operator_id or None)
-        return dialog.view().model_dump(mode="json")
+        return await self._calls.dialog_action(
+            portal_id, request_id, dialog_id, action, operator_id
+        )
 
     async def set_operator(
         self,
@@ -323,21 +307,17 @@ class PortalActor:
         status: OperatorStatus | None,
         working: bool | None,
     ) -> dict[str, Any]:
-        router = await self._router(portal_id, request_id)
-        operator = await router.set_operator(operator_id, status, working)
-        return {"operator_id": operator_id, "status": operator.status, "working": operator.working}
+        return await self._calls.set_operator(portal_id, request_id, operator_id, status, working)
 
     async def line_operators(
         self, portal_id: str, request_id: str, line_id: str
     ) -> list[dict[str, object]]:
-        router = await self._router(portal_id, request_id)
-        return router.operators(line_id)
+        return await self._calls.line_operators(portal_id, request_id, line_id)
 
     async def explain(
         self, portal_id: str, request_id: str | None, dialog_id: str, limit: int
     ) -> dict[str, object]:
-        router = await self._router(portal_id, request_id)
-        return await router.explain(dialog_id, limit)
+        return await self._calls.explain(portal_id, request_id, dialog_id, limit)
 
     async def set_responsible(
         self,
@@ -347,14 +327,14 @@ class PortalActor:
         customer_id: str,
         operator_id: str | None,
     ) -> None:
-        router = await self._router(portal_id, request_id)
-        await router.set_responsible(connector_id, customer_id, operator_id)
+        await self._calls.set_responsible(
+            portal_id, request_id, connector_id, customer_id, operator_id
+        )
 
     async def dead_letters(
         self, portal_id: str, request_id: str, limit: int, after_event_id: str | None
     ) -> list[DeadLetter]:
-        host = await self._ready()
-        return await host.dead_letters(portal_id, request_id, limit, after_event_id)
+        return await self._calls.dead_letters(portal_id, request_id, limit, after_event_id)
 
     async def stats(self) -> tuple[dict[Sample, float], dict[Sample, float]]:
         """Counters since this actor (re)started, and gauges read now."""

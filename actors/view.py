@@ -1,10 +1,12 @@
-"""What a channel actor knows of the engine: the registry copy and handles to other actors."""
+"""The engine as a channel actor's HTTP handlers see it (``engine.web.ports.Engine``),
+implemented with Ray: a followed copy of the registry, and the other actors as ``Remote``
+objects whose calls raise the engine's own errors."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import cast
 
 import ray
 
@@ -12,42 +14,61 @@ from actors.channel_cache import ChannelCache
 from actors.faults import reason
 from actors.names import REGISTRY, channel_actor
 from actors.portal import portal_actor
+from actors.remote import Remote
 from actors.settings import ActorSettings
 from channels.base import Channel
 from engine.clock import Clock
-from engine.config import ConnectorConfig
-from engine.errors import EngineError
+from engine.config import ConnectorConfig, EngineConfig
 from engine.metrics import Counters
 from engine.placement import host_name, host_names
 from engine.registry import Registry
+from engine.web.ports import Part, PortalServer, Registrar
 
 log = logging.getLogger(__name__)
 
 REGISTRY_RETRY_S = 1.0
 
 
-def cause_of(exc: BaseException) -> BaseException:
-    """The exception an actor raised, unwrapped from Ray's ``RayTaskError``."""
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, BaseException) else exc
-
-
 class EngineView:
     def __init__(self, settings: ActorSettings, clock: Clock, counters: Counters) -> None:
-        self.settings = settings
-        self.config = settings.config
-        self.clock = clock
-        self.counters = counters
-        self.registry = Registry()
-        self.registry_actor = ray.get_actor(REGISTRY, namespace=settings.namespace)
-        self._hosts: dict[str, Any] = {}
+        self._settings = settings
+        self._clock = clock
+        self._counters = counters
+        self._registry = Registry()
+        self._registry_actor = Remote(ray.get_actor(REGISTRY, namespace=settings.namespace))
+        self._engine_key = settings.engine_key_document()
+        self._servers: dict[str, Remote] = {}
         self._channels = ChannelCache()
-        self._channel_actors: list[Any] = []
+        self._channel_actors: dict[str, Remote] = {}
         self._follower: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
 
+    @property
+    def config(self) -> EngineConfig:
+        return self._settings.config
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def counters(self) -> Counters:
+        return self._counters
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
+    @property
+    def registrar(self) -> Registrar:
+        return cast(Registrar, self._registry_actor)
+
+    @property
+    def engine_key(self) -> dict[str, str]:
+        return self._engine_key
+
     async def start(self) -> None:
-        self.registry = await self.registry_actor.registry.remote()
+        self._registry = await self._registry_actor.registry()
         self._follower = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
@@ -61,76 +82,55 @@ class EngineView:
         down = False
         while True:
             try:
-                registry = await self.registry_actor.registry_after.remote(self.registry.version)
-            except ray.exceptions.RayError as exc:
+                registry = await self._registry_actor.registry_after(self._registry.version)
+            except Exception as exc:  # a loop boundary: the copy in hand keeps serving
                 if not down:
-                    log.warning(
-                        "registry actor unavailable, registry changes wait: %s", reason(exc)
-                    )
+                    log.warning("registry changes wait, the registry actor: %s", reason(exc))
+                    self._counters.inc("openlines_loop_errors_total", loop="registry_follow")
                     down = True
                 await asyncio.sleep(REGISTRY_RETRY_S)
                 continue
             if down:
                 log.info("registry actor back; registry version %d", registry.version)
                 down = False
-            if registry.version <= self.registry.version:
+            if registry.version <= self._registry.version:
                 continue
             async with self._changed:
-                self.registry = registry
+                self._registry = registry
                 self._changed.notify_all()
 
     async def wait_for_version(self, version: int) -> None:
         async with self._changed:
-            await self._changed.wait_for(lambda: self.registry.version >= version)
+            await self._changed.wait_for(lambda: self._registry.version >= version)
 
     def channel(self, connector: ConnectorConfig) -> Channel:
-        """The connector's channel plug-in."""
         return self._channels.get(connector)
 
-    def host(self, portal_id: str) -> Any:
-        """The portal actor serving ``portal_id``."""
-        return self.host_by_name(host_name(portal_id, self.config.portal_pool_size))
+    def portal(self, portal_id: str) -> PortalServer:
+        return self.server(host_name(portal_id, self.config.portal_pool_size))
 
-    def host_by_name(self, name: str) -> Any:
-        handle = self._hosts.get(name)
-        if handle is None:
-            handle = portal_actor(name, self.settings)
-            self._hosts[name] = handle
-        return handle
+    def server(self, name: str) -> PortalServer:
+        """The portal actor called ``name``, created if it does not exist yet."""
+        remote = self._servers.get(name)
+        if remote is None:
+            remote = Remote(portal_actor(name, self._settings))
+            self._servers[name] = remote
+        return cast(PortalServer, remote)
 
-    def channel_actors(self) -> list[Any]:
-        if not self._channel_actors:
-            self._channel_actors = [
-                ray.get_actor(channel_actor(i), namespace=self.settings.namespace)
-                for i in range(self.config.channel_actors)
-            ]
-        return self._channel_actors
+    def portal_servers(self) -> list[PortalServer]:
+        names = host_names(list(self._registry.portals), self.config.portal_pool_size)
+        return [self.server(name) for name in names]
 
-    def portal_hosts(self) -> list[Any]:
-        """The portal actors of the registry's portals."""
-        names = host_names(list(self.registry.portals), self.config.portal_pool_size)
-        return [self.host_by_name(name) for name in names]
-
-    def all_actors(self) -> list[Any]:
+    def parts(self) -> dict[str, Part]:
         """The registry actor, the channel actors and the portal actors of known portals."""
-        return list(self.named_actors().values())
-
-    def named_actors(self) -> dict[str, Any]:
-        """The same, by actor name: what ``/healthz`` and ``/metrics`` ask and report."""
-        names = host_names(list(self.registry.portals), self.config.portal_pool_size)
-        return {
-            REGISTRY: self.registry_actor,
-            **{channel_actor(i): actor for i, actor in enumerate(self.channel_actors())},
-            **{name: self.host_by_name(name) for name in names},
-        }
-
-
-async def call(ref: Any) -> Any:
-    """Await an actor call, re-raising the actor's own ``EngineError`` unwrapped."""
-    try:
-        return await ref
-    except ray.exceptions.RayTaskError as exc:
-        cause = cause_of(exc)
-        if isinstance(cause, EngineError):
-            raise cause from None
-        raise
+        if not self._channel_actors:
+            self._channel_actors = {
+                channel_actor(i): Remote(
+                    ray.get_actor(channel_actor(i), namespace=self._settings.namespace)
+                )
+                for i in range(self.config.channel_actors)
+            }
+        names = host_names(list(self._registry.portals), self.config.portal_pool_size)
+        parts: dict[str, object] = {REGISTRY: self._registry_actor, **self._channel_actors}
+        parts.update({name: self.server(name) for name in names})
+        return cast(dict[str, Part], parts)

@@ -80,6 +80,14 @@ class UnavailableError(EngineError):
     reason = "unavailable"
 
 
+class PartFailedError(EngineError):
+    """A part of the engine failed on a request by its own fault (a bug there): a retry
+    would only repeat it, so the caller gets a 500, not a 503."""
+
+    http_status = 500
+    reason = "internal_error"
+
+
 class ChannelError(EngineError):
     """A channel's provider refused or failed an outbound call."""
 

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -24,10 +23,10 @@ import ray
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from actors.faults import RETRY_AFTER_S
-from actors.http_app import error_middleware
+from actors.remote import call
 from engine.errors import UnavailableError
 from engine.metrics import Counters
+from engine.web.middleware import RETRY_AFTER_S, error_middleware
 from tests.custom_client import custom_connector, custom_message, signed_custom_request
 from tests.harness import RunningEngine, engine_config, start_engine, stop_engine
 from tests.standins.portal import PortalStandIn, ScriptedFailure
@@ -333,13 +332,17 @@ async def test_while_the_registry_actor_is_down_delivery_goes_on_and_changes_wai
 
 
 async def answer_to(raised: BaseException) -> tuple[int, str | None, dict[str, Any]]:
-    """What a client gets when a handler's actor call raised ``raised``."""
+    """What a client gets when a handler's actor call raised ``raised`` (translated by
+    ``actors.remote.call``, answered by the handlers' middleware)."""
 
-    async def handler(request: web.Request) -> web.Response:
+    async def actor_call() -> None:
         raise raised
 
-    view = SimpleNamespace(config=SimpleNamespace(max_body_bytes=1024), counters=Counters())
-    app = web.Application(middlewares=[error_middleware(view)])  # type: ignore[arg-type]
+    async def handler(request: web.Request) -> web.Response:
+        await call(actor_call())
+        return web.Response()
+
+    app = web.Application(middlewares=[error_middleware(Counters(), 1024)])
     app.router.add_get("/", handler)
     async with TestClient(TestServer(app)) as client:
         response = await client.get("/")

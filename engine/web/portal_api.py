@@ -16,8 +16,6 @@ import time
 import orjson
 from aiohttp import web
 
-from actors.http_common import json_response, parse_json_model
-from actors.view import EngineView, call
 from engine.api_models import (
     FinishRequest,
     OperatorAction,
@@ -25,10 +23,12 @@ from engine.api_models import (
     ResponsibleRequest,
 )
 from engine.config import ID_PATTERN, PortalConfig
-from engine.errors import AuthError, BadRequestError, NotFoundError, UnsupportedMediaTypeError
+from engine.errors import AuthError, BadRequestError, NotFoundError
 from engine.models import ReplyRequest
 from engine.security.webhook_signature import api_request_payload, verify_hmac
 from engine.store.records import DeadLetter
+from engine.web.common import json_body, json_response, page_limit, parse_json_model
+from engine.web.ports import Engine
 
 PORTAL_HEADER = "openlines-portal-id"
 MAX_DEAD_LETTERS_PAGE = 1000
@@ -36,13 +36,13 @@ MAX_DECISIONS_PAGE = 200
 ID_RE = re.compile(ID_PATTERN)
 
 
-async def authenticate(view: EngineView, request: web.Request) -> tuple[PortalConfig, str]:
+async def authenticate(engine: Engine, request: web.Request) -> tuple[PortalConfig, str]:
     """The calling portal and its request id, or ``AuthError``."""
     portal_id = request.headers.get(PORTAL_HEADER)
     if not portal_id:
         raise AuthError(f"missing {PORTAL_HEADER} header")
     try:
-        portal = view.registry.portal(portal_id)
+        portal = engine.registry.portal(portal_id)
     except NotFoundError:
         raise AuthError(f"unknown portal {portal_id!r}") from None
     body = await request.read()
@@ -55,22 +55,6 @@ async def authenticate(view: EngineView, request: web.Request) -> tuple[PortalCo
         time.time(),
     )
     return portal, signed.message_id
-
-
-async def json_body(request: web.Request) -> bytes:
-    if request.content_type != "application/json":
-        raise UnsupportedMediaTypeError("send the body as application/json")
-    return await request.read()
-
-
-def page_limit(request: web.Request, default: int, maximum: int) -> int:
-    try:
-        limit = int(request.query.get("limit", str(default)))
-    except ValueError:
-        raise BadRequestError("limit must be an integer") from None
-    if not 1 <= limit <= maximum:
-        raise BadRequestError(f"limit must be within 1..{maximum}")
-    return limit
 
 
 def dead_letter_json(letter: DeadLetter) -> dict[str, object]:
@@ -87,9 +71,8 @@ def dead_letter_json(letter: DeadLetter) -> dict[str, object]:
 
 
 class PortalApi:
-    def __init__(self, view: EngineView) -> None:
-        self._view = view
-        self._engine_key = view.settings.engine_key_document()
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -107,36 +90,32 @@ class PortalApi:
         ]
 
     async def engine_key(self, request: web.Request) -> web.Response:
-        return json_response(self._engine_key)
+        return json_response(self._engine.engine_key)
 
     async def reply(self, request: web.Request) -> web.Response:
-        portal, request_id = await authenticate(self._view, request)
+        portal, request_id = await authenticate(self._engine, request)
         reply = parse_json_model(ReplyRequest, await json_body(request))
         dialog_id = request.match_info["dialog_id"]
-        reply_id = await call(
-            self._view.host(portal.id).reply.remote(portal.id, request_id, dialog_id, reply)
+        reply_id = await self._engine.portal(portal.id).reply(
+            portal.id, request_id, dialog_id, reply
         )
         return json_response({"reply_id": reply_id, "dialog_id": dialog_id}, 202)
 
     async def dialog(self, request: web.Request) -> web.Response:
-        portal, request_id = await authenticate(self._view, request)
+        portal, request_id = await authenticate(self._engine, request)
         dialog_id = request.match_info["dialog_id"]
-        view = await call(
-            self._view.host(portal.id).dialog.remote(portal.id, request_id, dialog_id)
-        )
+        view = await self._engine.portal(portal.id).dialog(portal.id, request_id, dialog_id)
         return json_response(view)
 
     async def _action(self, request: web.Request, action: str) -> web.Response:
-        portal, request_id = await authenticate(self._view, request)
+        portal, request_id = await authenticate(self._engine, request)
         body = await json_body(request)
         if action == "finish":
             operator_id = parse_json_model(FinishRequest, body).operator_id or ""
         else:
             operator_id = parse_json_model(OperatorAction, body).operator_id
-        view = await call(
-            self._view.host(portal.id).dialog_action.remote(
-                portal.id, request_id, request.match_info["dialog_id"], action, operator_id
-            )
+        view = await self._engine.portal(portal.id).dialog_action(
+            portal.id, request_id, request.match_info["dialog_id"], action, operator_id
         )
         return json_response(view)
 
@@ -150,51 +129,45 @@ class PortalApi:
         return await self._action(request, "finish")
 
     async def decisions(self, request: web.Request) -> web.Response:
-        portal, request_id = await authenticate(self._view, request)
+        portal, request_id = await authenticate(self._engine, request)
         limit = page_limit(request, 20, MAX_DECISIONS_PAGE)
-        explained = await call(
-            self._view.host(portal.id).explain.remote(
-                portal.id, request_id, request.match_info["dialog_id"], limit
-            )
+        explained = await self._engine.portal(portal.id).explain(
+            portal.id, request_id, request.match_info["dialog_id"], limit
         )
         return json_response(explained)
 
     async def operator_status(self, request: web.Request) -> web.Response:
-        portal, request_id = await authenticate(self._view, request)
+        portal, request_id = await authenticate(self._engine, request)
         body = parse_json_model(OperatorStatusRequest, await json_body(request))
         operator_id = request.match_info["operator_id"]
         if not ID_RE.match(operator_id):
             raise BadRequestError(f"operator id {operator_id!r} is not an id")
         working = None if body.work_day is None else body.work_day == "started"
-        result = await call(
-            self._view.host(portal.id).set_operator.remote(
-                portal.id, request_id, operator_id, body.status, working
-            )
+        result = await self._engine.portal(portal.id).set_operator(
+            portal.id, request_id, operator_id, body.status, working
         )
         return json_response(result)
 
     async def line_operators(self, request: web.Request) -> web.Response:
-        portal, request_id = await authenticate(self._view, request)
+        portal, request_id = await authenticate(self._engine, request)
         line_id = request.match_info["line_id"]
         if line_id not in portal.line_ids():
             raise NotFoundError(f"portal {portal.id!r} has no line {line_id!r}")
-        operators = await call(
-            self._view.host(portal.id).line_operators.remote(portal.id, request_id, line_id)
+        operators = await self._engine.portal(portal.id).line_operators(
+            portal.id, request_id, line_id
         )
         return json_response({"line_id": line_id, "operators": operators})
 
     async def responsible(self, request: web.Request) -> web.Response:
-        portal, request_id = await authenticate(self._view, request)
+        portal, request_id = await authenticate(self._engine, request)
         body = parse_json_model(ResponsibleRequest, await json_body(request))
         connector_id = request.match_info["connector_id"]
-        connector = self._view.registry.connectors.get(connector_id)
+        connector = self._engine.registry.connectors.get(connector_id)
         if connector is None or connector.portal != portal.id:
             raise NotFoundError(f"portal {portal.id!r} has no connector {connector_id!r}")
         customer_id = request.match_info["customer_id"]
-        await call(
-            self._view.host(portal.id).set_responsible.remote(
-                portal.id, request_id, connector_id, customer_id, body.operator_id
-            )
+        await self._engine.portal(portal.id).set_responsible(
+            portal.id, request_id, connector_id, customer_id, body.operator_id
         )
         return json_response(
             {
@@ -205,11 +178,11 @@ class PortalApi:
         )
 
     async def dead_letters(self, request: web.Request) -> web.Response:
-        portal, request_id = await authenticate(self._view, request)
+        portal, request_id = await authenticate(self._engine, request)
         limit = page_limit(request, 100, MAX_DEAD_LETTERS_PAGE)
         after = request.query.get("after")
-        letters = await call(
-            self._view.host(portal.id).dead_letters.remote(portal.id, request_id, limit, after)
+        letters = await self._engine.portal(portal.id).dead_letters(
+            portal.id, request_id, limit, after
         )
         return json_response(
             {

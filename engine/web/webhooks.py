@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from actors.view import EngineView
 from channels.base import RawRequest
 from channels.registry import channel_class
 from engine.errors import EngineError, UnavailableError, UnsupportedMediaTypeError
@@ -23,6 +22,7 @@ from engine.models import InboundMessage
 from engine.placement import host_name
 from engine.store.intake import Addressed, IntakeStore
 from engine.store.threaded import ThreadedStore
+from engine.web.ports import Engine
 
 
 async def raw_request(request: web.Request) -> RawRequest:
@@ -39,12 +39,12 @@ async def raw_request(request: web.Request) -> RawRequest:
 class WebhookIngest:
     def __init__(
         self,
-        view: EngineView,
+        engine: Engine,
         intake: ThreadedStore[IntakeStore],
         handoff: Handoff,
         in_progress: InProgress,
     ) -> None:
-        self._view = view
+        self._engine = engine
         self._intake = intake
         self._handoff = handoff
         self._in_progress = in_progress
@@ -62,17 +62,18 @@ class WebhookIngest:
     async def _handle(self, request: web.Request) -> web.Response:
         channel_name = request.match_info["channel"]
         channel_class(channel_name)
-        connector = self._view.registry.connector(channel_name, request.match_info["connector_id"])
+        connector_id = request.match_info["connector_id"]
+        connector = self._engine.registry.connector(channel_name, connector_id)
         raw = await raw_request(request)
-        channel = self._view.channel(connector)
+        channel = self._engine.channel(connector)
         channel.verify(raw)
         if request.content_type != channel.webhook_content_type:
             raise UnsupportedMediaTypeError(
                 f"content type {request.content_type!r}; {channel_name} posts "
                 f"{channel.webhook_content_type}"
             )
-        parsed = channel.parse(raw, self._view.clock.now())
-        counters = self._view.counters
+        parsed = channel.parse(raw, self._engine.clock.now())
+        counters = self._engine.counters
         for reason in parsed.ignored:
             counters.inc("openlines_ignored_total", channel=channel_name, reason=reason)
         stored = await self.store(parsed.messages, channel_name)
@@ -83,9 +84,9 @@ class WebhookIngest:
         """Durably in the intake (with whatever else is waiting), then handed off later."""
         if not messages:
             return []
-        counters = self._view.counters
+        counters = self._engine.counters
         counters.inc("openlines_received_total", len(messages), channel=channel_name)
-        pool = self._view.config.portal_pool_size
+        pool = self._engine.config.portal_pool_size
         items = [
             Addressed(host_name(message.route.portal_id, pool), outbox_record(message))
             for message in messages

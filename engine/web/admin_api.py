@@ -12,10 +12,6 @@ import hmac
 
 from aiohttp import web
 
-from actors.channel_cache import channel_for
-from actors.http_common import json_response, parse_json_model
-from actors.portal_api import MAX_DECISIONS_PAGE, page_limit
-from actors.view import EngineView, call
 from engine.api_models import ResponsibleRequest
 from engine.config import ConnectorConfig, PortalConfig
 from engine.errors import (
@@ -28,14 +24,17 @@ from engine.errors import (
     ValidationFailedError,
 )
 from engine.security.sealing import x25519_public_from_b64
+from engine.web.common import json_response, page_limit, parse_json_model
+from engine.web.portal_api import MAX_DECISIONS_PAGE
+from engine.web.ports import Engine
 
 REDACTED = "***"
 RULES_APPLY_TIMEOUT_S = 10.0
 
 
 class AdminApi:
-    def __init__(self, view: EngineView) -> None:
-        self._view = view
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -54,7 +53,7 @@ class AdminApi:
         ]
 
     def _authorize(self, request: web.Request) -> None:
-        token = self._view.config.admin_token
+        token = self._engine.config.admin_token
         if token is None:
             raise ForbiddenError("the admin API is off: set admin_token in the config")
         given = request.headers.get("Authorization", "")
@@ -62,12 +61,12 @@ class AdminApi:
             raise AuthError("missing or wrong admin bearer token")
 
     async def _applied(self, version: int) -> web.Response:
-        await self._view.wait_for_version(version)
+        await self._engine.wait_for_version(version)
         return json_response({"registry_version": version})
 
     async def registry(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        registry = self._view.registry
+        registry = self._engine.registry
         return json_response(
             {
                 "registry_version": registry.version,
@@ -88,8 +87,8 @@ class AdminApi:
         if portal.id != request.match_info["portal_id"]:
             raise ValidationFailedError("id: must equal the portal id in the URL")
         x25519_public_from_b64(portal.public_key)
-        version = await call(self._view.registry_actor.put_portal.remote(portal))
-        self._view.host(portal.id)
+        version = await self._engine.registrar.put_portal(portal)
+        self._engine.portal(portal.id)
         return await self._applied(version)
 
     async def put_connector(self, request: web.Request) -> web.Response:
@@ -97,26 +96,24 @@ class AdminApi:
         connector = parse_json_model(ConnectorConfig, await request.read())
         if connector.id != request.match_info["connector_id"]:
             raise ValidationFailedError("id: must equal the connector id in the URL")
-        channel_for(connector)
-        version = await call(self._view.registry_actor.put_connector.remote(connector))
+        self._engine.channel(connector)
+        version = await self._engine.registrar.put_connector(connector)
         return await self._applied(version)
 
     async def delete_connector(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        version = await call(
-            self._view.registry_actor.delete_connector.remote(request.match_info["connector_id"])
-        )
+        version = await self._engine.registrar.delete_connector(request.match_info["connector_id"])
         return await self._applied(version)
 
     async def reload_rules(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        version, error = await call(self._view.registry_actor.reload_rules.remote())
+        version, error = await self._engine.registrar.reload_rules()
         if error is not None:
             raise ConfigError(f"rules not reloaded, version {version} stays in force:\n{error}")
         applied = await asyncio.gather(
             *(
-                call(host.rules_applied.remote(version, RULES_APPLY_TIMEOUT_S))
-                for host in self._view.portal_hosts()
+                server.rules_applied(version, RULES_APPLY_TIMEOUT_S)
+                for server in self._engine.portal_servers()
             )
         )
         lagging = sum(1 for taken in applied if taken < version)
@@ -129,12 +126,12 @@ class AdminApi:
 
     async def rules_status(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        version, error = await call(self._view.registry_actor.rules_status.remote())
+        version, error = await self._engine.registrar.rules_status()
         return json_response({"rules_version": version, "rules_error": error})
 
     def _portal_id(self, request: web.Request) -> str:
         portal_id = request.match_info["portal_id"]
-        self._view.registry.portal(portal_id)  # 404 for an unknown portal
+        self._engine.registry.portal(portal_id)  # 404 for an unknown portal
         return portal_id
 
     async def decisions(self, request: web.Request) -> web.Response:
@@ -142,10 +139,8 @@ class AdminApi:
         self._authorize(request)
         portal_id = self._portal_id(request)
         limit = page_limit(request, 20, MAX_DECISIONS_PAGE)
-        explained = await call(
-            self._view.host(portal_id).explain.remote(
-                portal_id, None, request.match_info["dialog_id"], limit
-            )
+        explained = await self._engine.portal(portal_id).explain(
+            portal_id, None, request.match_info["dialog_id"], limit
         )
         return json_response(explained)
 
@@ -155,25 +150,23 @@ class AdminApi:
         portal_id = self._portal_id(request)
         body = parse_json_model(ResponsibleRequest, await request.read())
         connector_id = request.match_info["connector_id"]
-        connector = self._view.registry.connectors.get(connector_id)
+        connector = self._engine.registry.connectors.get(connector_id)
         if connector is None or connector.portal != portal_id:
             raise NotFoundError(f"portal {portal_id!r} has no connector {connector_id!r}")
-        await call(
-            self._view.host(portal_id).set_responsible.remote(
-                portal_id, None, connector_id, request.match_info["customer_id"], body.operator_id
-            )
+        await self._engine.portal(portal_id).set_responsible(
+            portal_id, None, connector_id, request.match_info["customer_id"], body.operator_id
         )
         return json_response({"responsible_id": body.operator_id})
 
     async def advance_clock(self, request: web.Request) -> web.Response:
         """Move the engine's manual clock (``clock: manual`` only): tests simulate hours."""
         self._authorize(request)
-        if self._view.config.clock != "manual":
+        if self._engine.config.clock != "manual":
             raise ForbiddenError("the engine runs on the system clock")
         try:
             seconds = float(request.query["seconds"])
         except (KeyError, ValueError):
             raise BadRequestError("query parameter seconds must be a number") from None
-        for actor in self._view.all_actors():
-            await call(actor.advance_clock.remote(seconds))
+        for part in self._engine.parts().values():
+            await part.advance_clock(seconds)
         return json_response({"advanced_s": seconds})

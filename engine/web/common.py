@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from engine.errors import BadRequestError, ValidationFailedError
+from engine.errors import BadRequestError, UnsupportedMediaTypeError, ValidationFailedError
 from engine.validation import describe_validation_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,3 +28,19 @@ def parse_json_model(model: type[M], body: bytes) -> M:
 
 def json_response(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+async def json_body(request: web.Request) -> bytes:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaTypeError("send the body as application/json")
+    return await request.read()
+
+
+def page_limit(request: web.Request, default: int, maximum: int) -> int:
+    try:
+        limit = int(request.query.get("limit", str(default)))
+    except ValueError:
+        raise BadRequestError("limit must be an integer") from None
+    if not 1 <= limit <= maximum:
+        raise BadRequestError(f"limit must be within 1..{maximum}")
+    return limit

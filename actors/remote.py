@@ -1,0 +1,61 @@
+"""An actor handle that is called like a local object: what ``engine.web``'s handlers and
+the hand-off see of the other actors.
+
+``await Remote(handle).reply(...)`` calls ``handle.reply.remote(...)`` and translates what
+Ray raises into the engine's own errors, so no code outside ``actors/`` knows Ray:
+
+- the actor's own ``EngineError`` (a 404, a 409...) is raised as it is;
+- a part that is down or restarting is an ``UnavailableError`` (503, retry);
+- any other failure in an actor is a ``PartFailedError`` (500): a retry would repeat it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ray
+
+from actors.faults import reason, unavailable
+from engine.errors import EngineError, PartFailedError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def cause_of(exc: BaseException) -> BaseException:
+    """The exception an actor raised, unwrapped from Ray's ``RayTaskError``."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+async def call(ref: Any) -> Any:
+    """Await an actor call, with Ray's errors translated (see the module docstring)."""
+    try:
+        return await ref
+    except ray.exceptions.RayError as exc:
+        cause = cause_of(exc)
+        if isinstance(cause, EngineError):
+            raise cause from None
+        why = reason(exc)
+        if unavailable(exc):
+            raise UnavailableError(f"engine part unavailable, retry: {why}") from None
+        log.error("an actor failed: %s", why)
+        raise PartFailedError(f"internal error in an actor: {why}") from None
+
+
+class Remote:
+    """A named actor's methods as coroutines (see the module docstring)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self.handle, name)
+
+        async def invoke(*args: Any) -> Any:
+            return await call(method.remote(*args))
+
+        invoke.__name__ = name
+        setattr(self, name, invoke)  # the next call finds it without __getattr__
+        return invoke

@@ -1,0 +1,29 @@
+"""The engine's one public HTTP app, served by every channel actor on the same port.
+
+Routes: provider webhooks (``/hooks/...``), the portal API (``/api/v1/...``), the admin API
+(``/admin/v1/...``), ``/healthz`` and ``/metrics``. Every refusal is JSON with a reason and
+is counted (``engine.web.middleware``).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine.web.admin_api import AdminApi
+from engine.web.health import HealthAndMetrics
+from engine.web.middleware import error_middleware
+from engine.web.portal_api import PortalApi
+from engine.web.ports import Engine
+from engine.web.webhooks import WebhookIngest
+
+
+def build_app(engine: Engine, ingest: WebhookIngest) -> web.Application:
+    max_body = engine.config.max_body_bytes
+    app = web.Application(
+        client_max_size=max_body, middlewares=[error_middleware(engine.counters, max_body)]
+    )
+    app.router.add_post("/hooks/{channel}/{connector_id}", ingest.handle)
+    app.add_routes(PortalApi(engine).routes())
+    app.add_routes(AdminApi(engine).routes())
+    app.add_routes(HealthAndMetrics(engine).routes())
+    return app
