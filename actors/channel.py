@@ -130,7 +130,7 @@ class ChannelActor:
                 await self._intake.call(self._intake.store.prune_seen, cutoff)
             except Exception:  # a loop boundary: pruning again next time is enough
                 log.exception("channel actor %d: pruning the intake failed", self._index)
-                self._counters.inc("openlines_rejected_total", reason="prune_error")
+                self._counters.inc("openlines_loop_errors_total", loop="prune")
 
     async def _hand_to(
         self, destination: str, records: list[OutboxRecord], watermark: float

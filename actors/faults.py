@@ -24,6 +24,7 @@ RESTARTS: dict[str, Any] = {"max_restarts": -1, "max_task_retries": 0}
 """Every actor restarts for ever; no call is repeated unless its method says so
 (``docs/architecture.md``, Faults)."""
 
+
 def restarted() -> bool:
     """True in an actor whose process Ray started again after a crash (its ``__init__`` runs
     once more, and nothing else does)."""

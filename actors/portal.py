@@ -12,7 +12,7 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -221,50 +221,65 @@ class PortalActor:
         return self._rules_version
 
     async def _follow_registry(self, registry_actor: Any) -> None:
-        def poll() -> Any:
-            return registry_actor.registry_after.remote(self._registry.version)
-
-        async for registry in self._long_poll("registry", poll):
+        async def apply(registry: Registry) -> None:
             if registry.version > self._registry.version:
                 await self._apply(registry)
 
-    async def _follow_rules(self, registry_actor: Any) -> None:
-        def poll() -> Any:
-            return registry_actor.rules_after.remote(self._rules_version)
+        await self._follow(
+            "registry", lambda: registry_actor.registry_after.remote(self._registry.version), apply
+        )
 
-        async for rules in self._long_poll("rules", poll):
+    async def _follow_rules(self, registry_actor: Any) -> None:
+        async def apply(rules: RuleSet) -> None:
             if rules.version > self._rules_version:
                 await self._apply_rules(rules)
 
-    async def _long_poll(self, what: str, poll: Callable[[], Any]) -> AsyncIterator[Any]:
-        """The registry actor's answers to ``poll``, for ever. While that actor is down
-        (restarting) this one keeps working with what it has: delivery and routing of its
-        portals never wait for the registry, only changes to them do."""
-        down = False
+        await self._follow(
+            "rules", lambda: registry_actor.rules_after.remote(self._rules_version), apply
+        )
+
+    async def _follow(
+        self, what: str, poll: Callable[[], Any], apply: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        """Apply the registry actor's answers to ``poll``, for ever. While that actor is
+        down (restarting), or an answer cannot be applied, this one keeps working with what
+        it has: delivery and routing of its portals never wait for the registry, only
+        changes to them do. A loop boundary: it logs, counts and carries on."""
+        failing = False
         while True:
             try:
-                answer = await poll()
-            except ray.exceptions.RayError as exc:
-                if not down:
+                await apply(await poll())
+            except Exception as exc:
+                if not failing:
                     log.warning(
-                        "portal actor %s: registry actor unavailable, %s changes wait: %s",
+                        "portal actor %s: %s changes wait: %s",
                         self._name,
                         what,
                         reason(exc),
+                        exc_info=not isinstance(exc, ray.exceptions.RayError),
                     )
-                    down = True
+                    failing = True
+                self._loop_error(f"{what}_follow")
                 await asyncio.sleep(REGISTRY_RETRY_S)
                 continue
-            if down:
-                log.info("portal actor %s: registry actor back, %s followed", self._name, what)
-                down = False
-            yield answer
+            if failing:
+                log.info("portal actor %s: %s followed again", self._name, what)
+                failing = False
+
+    def _loop_error(self, loop: str) -> None:
+        """Count a background loop's failure (the loops run only while the host is open)."""
+        if self._host is not None:
+            self._host.counters.inc("openlines_loop_errors_total", loop=loop)
 
     async def _prune_regularly(self) -> None:
         while True:
             await asyncio.sleep(PRUNE_EVERY_S)
-            assert self._host is not None
-            await self._host.prune()
+            try:
+                assert self._host is not None
+                await self._host.prune()
+            except Exception:  # a loop boundary: pruning again next time is enough
+                log.exception("portal actor %s: pruning failed", self._name)
+                self._loop_error("prune")
 
     # -- calls from channel actors ---------------------------------------------------------
 

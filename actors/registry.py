@@ -88,9 +88,7 @@ class RegistryActor:
             try:
                 await asyncio.wait_for(self._serving.wait(), wait_s)
             except TimeoutError:
-                raise UnavailableError(
-                    "the registry actor is recovering after a restart"
-                ) from None
+                raise UnavailableError("the registry actor is recovering after a restart") from None
         return self._service
 
     async def _watch_rules(self) -> None:

@@ -35,6 +35,8 @@ COUNTER_HELP: dict[str, str] = {
     "that failed and wait to be tried again, by destination.",
     "openlines_routing_decisions_total": "Dialogs offered or assigned by a routing decision.",
     "openlines_rules_reload_failed_total": "Rule edits refused (the rules in force stayed).",
+    "openlines_loop_errors_total": "Failures a background loop survived (it logs each and "
+    "carries on), by loop: registry_follow, rules_follow, prune.",
 }
 
 GAUGE_HELP: dict[str, str] = {

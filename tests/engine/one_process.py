@@ -1,0 +1,324 @@
+"""The engine's HTTP app in one process, without Ray: the same handlers (``engine.web``) over
+the same parts the actors wire, wired here directly (``engine.web.ports.Engine``).
+
+Real parts only: a ``RegistryService`` on its SQLite file and the rules folder, a channel
+actor's intake and hand-off, a ``MailboxHost`` with its routers delivering to a portal
+stand-in, served by aiohttp on 127.0.0.1. What Ray adds (other processes, restarts) is
+tested in tests/actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from actors.channel_cache import ChannelCache
+from channels.base import Channel
+from engine.clock import Clock, ManualClock, SystemClock
+from engine.config import ConnectorConfig, EngineConfig, PortalConfig
+from engine.delivery.host import MailboxHost
+from engine.delivery.host_calls import HostCalls
+from engine.delivery.sealer import EngineSealer
+from engine.delivery.transport import HttpTransport
+from engine.errors import NotFoundError, UnavailableError
+from engine.handoff import Handoff, InProgress
+from engine.metrics import Counters, Sample
+from engine.models import ReplyRequest
+from engine.registry import Registry
+from engine.registry_service import RegistryService
+from engine.routing.state import OperatorStatus
+from engine.security.keys import EngineSigningKey
+from engine.store.intake import IntakeStore
+from engine.store.records import DeadLetter, OutboxRecord
+from engine.store.threaded import ThreadedStore
+from engine.web.app import build_app
+from engine.web.ports import Part, PortalServer, Registrar, Stats
+from engine.web.webhooks import WebhookIngest
+
+HOST = "portals"
+"""The one server of every portal here (the actors' pool of size one)."""
+
+
+class LocalPortalServer:
+    """Every portal of the engine, served by one ``MailboxHost`` in this process."""
+
+    def __init__(self, host: MailboxHost, registry: RegistryService) -> None:
+        self.host = host
+        self.open = True
+        self._registry = registry
+        self._calls = HostCalls(self._ready)
+
+    async def _ready(self) -> MailboxHost:
+        if not self.open:
+            raise UnavailableError(f"{HOST} is down")
+        return self.host
+
+    async def append(
+        self, records: list[OutboxRecord], source: int, watermark: float
+    ) -> list[bool]:
+        return await (await self._ready()).append(records, source, watermark)
+
+    async def rules_applied(self, version: int, timeout_s: float) -> int:
+        rules = self._registry.rules
+        await (await self._ready()).set_rules(rules)
+        return rules.version
+
+    async def reply(
+        self, portal_id: str, request_id: str, dialog_id: str, request: ReplyRequest
+    ) -> str:
+        return await self._calls.reply(portal_id, request_id, dialog_id, request)
+
+    async def dialog(self, portal_id: str, request_id: str, dialog_id: str) -> dict[str, Any]:
+        return await self._calls.dialog(portal_id, request_id, dialog_id)
+
+    async def dialog_action(
+        self, portal_id: str, request_id: str, dialog_id: str, action: str, operator_id: str
+    ) -> dict[str, Any]:
+        return await self._calls.dialog_action(
+            portal_id, request_id, dialog_id, action, operator_id
+        )
+
+    async def set_operator(
+        self,
+        portal_id: str,
+        request_id: str,
+        operator_id: str,
+        status: OperatorStatus | None,
+        working: bool | None,
+    ) -> dict[str, Any]:
+        return await self._calls.set_operator(portal_id, request_id, operator_id, status, working)
+
+    async def line_operators(
+        self, portal_id: str, request_id: str, line_id: str
+    ) -> list[dict[str, object]]:
+        return await self._calls.line_operators(portal_id, request_id, line_id)
+
+    async def explain(
+        self, portal_id: str, request_id: str | None, dialog_id: str, limit: int
+    ) -> dict[str, object]:
+        return await self._calls.explain(portal_id, request_id, dialog_id, limit)
+
+    async def set_responsible(
+        self,
+        portal_id: str,
+        request_id: str | None,
+        connector_id: str,
+        customer_id: str,
+        operator_id: str | None,
+    ) -> None:
+        await self._calls.set_responsible(
+            portal_id, request_id, connector_id, customer_id, operator_id
+        )
+
+    async def dead_letters(
+        self, portal_id: str, request_id: str, limit: int, after_event_id: str | None
+    ) -> list[DeadLetter]:
+        return await self._calls.dead_letters(portal_id, request_id, limit, after_event_id)
+
+    async def ping(self) -> object:
+        return (await self._ready()).portal_ids
+
+    async def stats(self) -> Stats:
+        host = await self._ready()
+        gauges: dict[Sample, float] = {
+            ("openlines_outbox_depth", (("portal", portal_id),)): depth
+            for portal_id, (depth, _) in (await host.gauges()).items()
+        }
+        return host.counters.snapshot(), gauges
+
+    async def advance_clock(self, seconds: float) -> None:
+        """The clock is the engine's own, moved once by ``OneProcessEngine``."""
+
+
+class LocalRegistrar:
+    """The registry service; a change is applied to the portal server before it answers,
+    as the portal actors follow the registry actor."""
+
+    def __init__(self, service: RegistryService, engine: OneProcessEngine) -> None:
+        self._service = service
+        self._engine = engine
+
+    async def put_portal(self, portal: PortalConfig) -> int:
+        return await self._engine.applied(await self._service.put_portal(portal))
+
+    async def put_connector(self, connector: ConnectorConfig) -> int:
+        return await self._engine.applied(await self._service.put_connector(connector))
+
+    async def delete_connector(self, connector_id: str) -> int:
+        return await self._engine.applied(await self._service.delete_connector(connector_id))
+
+    async def reload_rules(self) -> tuple[int, str | None]:
+        return await self._service.reload_rules()
+
+    async def rules_status(self) -> tuple[int, str | None]:
+        return self._service.rules_status()
+
+    async def ping(self) -> object:
+        return self._service.registry.version
+
+    async def stats(self) -> Stats:
+        return Counters().snapshot(), self._service.gauges()
+
+    async def advance_clock(self, seconds: float) -> None:
+        """See ``LocalPortalServer.advance_clock``."""
+
+
+class OneProcessEngine:
+    """``engine.web.ports.Engine`` over the parts above; the clock is moved by ``advance``
+    of the one channel part, as the admin API moves every actor's."""
+
+    def __init__(self, config: EngineConfig, clock: Clock, signing_key: Ed25519PrivateKey) -> None:
+        self._config = config
+        self._clock = clock
+        self._counters = Counters()
+        self._signing_key = signing_key
+        self._channels = ChannelCache()
+        self.service = RegistryService(config, Counters())
+        self.service.open(restarted=False)
+        self._registrar = LocalRegistrar(self.service, self)
+        self.server: LocalPortalServer | None = None
+
+    @property
+    def config(self) -> EngineConfig:
+        return self._config
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def counters(self) -> Counters:
+        return self._counters
+
+    @property
+    def registry(self) -> Registry:
+        return self.service.registry
+
+    @property
+    def registrar(self) -> Registrar:
+        return self._registrar
+
+    @property
+    def engine_key(self) -> dict[str, str]:
+        return EngineSigningKey(self._signing_key).engine_key_document()
+
+    async def wait_for_version(self, version: int) -> None:
+        """Changes are applied before the registrar answers (``LocalRegistrar``)."""
+        assert self.registry.version >= version
+
+    def channel(self, connector: ConnectorConfig) -> Channel:
+        return self._channels.get(connector)
+
+    def channel_of(self, connector_id: str) -> Channel:
+        connector = self.registry.connectors.get(connector_id)
+        if connector is None:
+            raise NotFoundError(f"connector {connector_id!r} was removed")
+        return self._channels.get(connector)
+
+    def portal(self, portal_id: str) -> PortalServer:
+        assert self.server is not None
+        return self.server
+
+    def portal_servers(self) -> list[PortalServer]:
+        assert self.server is not None
+        return [self.server]
+
+    def parts(self) -> dict[str, Part]:
+        assert self.server is not None
+        return {"registry": self._registrar, "channel-0": ChannelPart(self), HOST: self.server}
+
+    async def applied(self, version: int) -> int:
+        assert self.server is not None
+        await self.server.host.configure(list(self.registry.portals.values()))
+        return version
+
+
+class ChannelPart:
+    """The channel side itself as a part: its counters, and the engine's clock."""
+
+    def __init__(self, engine: OneProcessEngine) -> None:
+        self._engine = engine
+
+    async def ping(self) -> object:
+        return 0
+
+    async def stats(self) -> Stats:
+        return self._engine.counters.snapshot(), {}
+
+    async def advance_clock(self, seconds: float) -> None:
+        if isinstance(self._engine.clock, ManualClock):
+            await self._engine.clock.advance(seconds)
+
+
+@dataclass
+class Served:
+    engine: OneProcessEngine
+    server: LocalPortalServer
+    url: str
+    session: aiohttp.ClientSession
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        async with self.session.request(
+            method, self.url + path, data=body, headers=headers or {}
+        ) as response:
+            text = await response.read()
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, text.decode(errors="replace")
+
+
+@asynccontextmanager
+async def one_process_engine(
+    config: EngineConfig, clock: ManualClock, session: aiohttp.ClientSession
+) -> AsyncIterator[Served]:
+    """The app served on 127.0.0.1 with every part started; all stopped on exit."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    signing_key = Ed25519PrivateKey.generate()
+    engine = OneProcessEngine(config, clock, signing_key)
+    host = MailboxHost(
+        config.data_dir / "outbox.sqlite3",
+        clock,
+        HttpTransport(session, clock),
+        EngineSealer(signing_key),
+        engine.channel_of,
+        session,
+        rng=random.Random(7),
+    )
+    await host.set_rules(engine.service.rules)
+    await host.configure(list(engine.registry.portals.values()))
+    server = LocalPortalServer(host, engine.service)
+    engine.server = server
+    intake = ThreadedStore(IntakeStore(config.data_dir / "intake.sqlite3"), SystemClock())
+    in_progress = InProgress(clock.now)
+
+    async def hand_to(destination: str, records: list[OutboxRecord], mark: float) -> list[bool]:
+        return await server.append(records, 0, mark)
+
+    handoff = Handoff(intake, hand_to, config.handoff_batch_max, engine.counters, in_progress.floor)
+    await handoff.load()
+    handing = asyncio.create_task(handoff.run())
+    ingest = WebhookIngest(engine, intake, handoff, in_progress)
+    runner = web.AppRunner(build_app(engine, ingest), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield Served(engine, server, f"http://127.0.0.1:{port}", session)
+    finally:
+        await runner.cleanup()
+        handing.cancel()
+        await asyncio.gather(handing, return_exceptions=True)
+        await intake.close()
+        await host.close()
+        await engine.service.close()
