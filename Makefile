@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 
-.PHONY: run test bench bench-quick bench-smoke lint clean
+.PHONY: run test bench bench-quick bench-smoke lint protocol clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench-smoke: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check engine actors channels tests bench
 	$(VENV)/bin/mypy
+
+# The schema and test vectors portals are given, generated from the code (docs/protocol.md).
+protocol: $(VENV)/.installed
+	$(VENV)/bin/openlines protocol schema --write
+	$(VENV)/bin/openlines protocol vectors --write
 
 clean:
 	rm -rf $(VENV) data

@@ -9,10 +9,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from actors.names import NAMESPACE
+from engine.api_models import EngineKeyDocument
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.config import EngineConfig
 from engine.errors import ConfigError
-from engine.security.keys import EngineSigningKey
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ActorSettings:
 
     def engine_key_document(self) -> dict[str, str]:
         """The body of ``GET /api/v1/engine-key``."""
-        return EngineSigningKey(self.signing_key()).engine_key_document()
+        return EngineKeyDocument.for_key(self.signing_key().public_key()).model_dump()
 
     def make_clock(self) -> Clock:
         if self.config.clock == "manual":

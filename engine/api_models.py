@@ -1,16 +1,18 @@
-"""Bodies of the portal API's calls about operators and dialogs (replies are in ``models``).
-
-Refused whole when they do not validate (422 naming the field); unknown fields too.
+"""Bodies of the portal API: the calls about operators and dialogs (replies are in
+``models``), refused whole when they do not validate (422 naming the field; unknown fields
+too), and the engine key document the API answers with.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, model_validator
 
 from engine.config import ID_PATTERN
 from engine.models import Frozen
+from engine.security.keys import ed25519_public_to_b64
 
 OperatorId = Field(pattern=ID_PATTERN, description="An operator's id in the portal.")
 
@@ -52,3 +54,18 @@ class ResponsibleRequest(Frozen):
     operator_id: str | None = Field(
         pattern=ID_PATTERN, description="The responsible operator; null removes it."
     )
+
+
+class EngineKeyDocument(Frozen):
+    """``GET /api/v1/engine-key``: the key portals verify deliveries with (docs/protocol.md,
+    "Engine public key"). Public, so served without a signature."""
+
+    algorithm: Literal["Ed25519"] = Field(description="The signature scheme of v1a.")
+    public_key: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{43}$",
+        description="The raw 32-byte public key, base64url without padding.",
+    )
+
+    @classmethod
+    def for_key(cls, public_key: Ed25519PublicKey) -> EngineKeyDocument:
+        return cls(algorithm="Ed25519", public_key=ed25519_public_to_b64(public_key))

@@ -1,4 +1,5 @@
-"""``openlines``: run the engine, make keys, run a sample portal, check and try routing rules."""
+"""``openlines``: run the engine, make keys, run a sample portal, check and try routing rules,
+write the protocol's schema and test vectors."""
 
 from __future__ import annotations
 
@@ -288,6 +289,63 @@ def sample_portal(args: argparse.Namespace) -> int:
     return run_sample_portal(args)
 
 
+def protocol_file(args: argparse.Namespace) -> int:
+    """Print, write or check a generated protocol file (docs/protocol.md, "Schema")."""
+    from engine.protocol.schema import render_schema
+    from engine.protocol.vectors import render_vectors
+
+    text = render_schema() if args.what == "schema" else render_vectors()
+    path: Path = args.path
+    if args.write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"openlines: wrote {path}")
+    elif args.check:
+        found = path.read_text(encoding="utf-8") if path.is_file() else None
+        if found != text:
+            print(
+                f"openlines: {path} is not what the code generates:"
+                f" run openlines protocol {args.what} --write",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"openlines: {path} is up to date")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def add_protocol_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from engine.protocol.schema import SCHEMA_PATH
+    from engine.protocol.vectors import VECTORS_PATH
+
+    protocol = commands.add_parser(
+        "protocol", help="the JSON Schema and test vectors portals are given, from the code"
+    )
+    files = protocol.add_subparsers(dest="what", required=True)
+    for what, about, default_path in (
+        ("schema", "the JSON Schema of every delivery", SCHEMA_PATH),
+        (
+            "vectors",
+            "keys, a sealed and signed delivery, refusals, a signed API call",
+            VECTORS_PATH,
+        ),
+    ):
+        command = files.add_parser(what, help=f"print, write or check {about}")
+        action = command.add_mutually_exclusive_group()
+        action.add_argument("--write", action="store_true", help="write the file")
+        action.add_argument(
+            "--check", action="store_true", help="exit 1 if the file differs from the code's"
+        )
+        command.add_argument(
+            "--path",
+            type=Path,
+            default=default_path,
+            help=f"the file (default: {default_path}, from the repository's root)",
+        )
+        command.set_defaults(handler=protocol_file)
+
+
 def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from engine.routing import simulate as simulate_module
 
@@ -340,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     portal_parser.add_argument("--license-key", default="demo-license-key-change-me")
     portal_parser.set_defaults(handler=sample_portal)
     add_rules_commands(commands)
+    add_protocol_commands(commands)
     args = parser.parse_args(argv)
     configure_logging()
     try:

@@ -5,6 +5,11 @@ A delivered event is ``{id, seq, type, best_effort, occurred_at, dialog, data}``
 that point of its stream, stamped by the dialog's owner when the event joined the stream,
 so an event never names an operator the dialog no longer has there. ``data`` is the model
 registered for the event's type in ``EVENT_TYPES``.
+
+The published JSON Schema follows that registry (``engine.protocol.schema``): a type added
+there is in the schema without other code, and the tests fail until the schema is written
+again (``openlines protocol schema --write``) and docs/protocol.md describes the type and
+every field of its data.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import sys
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -29,6 +32,19 @@ async def fetch_engine_key(engine_url: str, attempts: int = 60) -> str:
     raise SystemExit(f"engine at {engine_url} did not answer")
 
 
+def event_line(event: dict[str, Any]) -> str:
+    """One printed line per event: a message's content, or an engine event's data.
+
+    Customers write in every language and with emoji: their text is printed as it is, not
+    as ``\\u`` escapes, since this output is read by people."""
+    data = event["data"]
+    summary = data.get("content") or {k: v for k, v in data.items() if k != "raw"}
+    return (
+        f"#{event['seq']} {event['type']} dialog={event['dialog']['id']} "
+        f"operator={event['dialog']['operator_id']}: {json.dumps(summary, ensure_ascii=False)}"
+    )
+
+
 def make_app(side: PortalSide) -> web.Application:
     seen_batches: set[str] = set()
 
@@ -43,13 +59,7 @@ def make_app(side: PortalSide) -> web.Application:
             return web.Response(status=204)
         seen_batches.add(batch["batch_id"])
         for event in batch["events"]:
-            data = event["data"]
-            summary = data.get("content") or {k: v for k, v in data.items() if k != "raw"}
-            print(
-                f"#{event['seq']} {event['type']} dialog={event['dialog']['id']} "
-                f"operator={event['dialog']['operator_id']}: {json.dumps(summary)}",
-                flush=True,
-            )
+            print(event_line(event), flush=True)
         return web.Response(status=204)
 
     app = web.Application()
@@ -61,6 +71,10 @@ def run_sample_portal(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
     engine_key = asyncio.run(fetch_engine_key(args.engine))
     side = PortalSide.from_b64(args.portal_id, args.private_key, engine_key, args.license_key)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A terminal that cannot show a customer's script gets escapes for those characters;
+        # an exception there would answer the delivery 500 and have it retried forever.
+        sys.stdout.reconfigure(errors="backslashreplace")
     print(f"sample portal {args.portal_id} on http://{host}:{port}/openlines", flush=True)
     web.run_app(
         make_app(side), host=host or "127.0.0.1", port=int(port), print=None, access_log=None

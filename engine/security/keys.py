@@ -85,10 +85,6 @@ class EngineSigningKey:
     def public_key_b64(self) -> str:
         return ed25519_public_to_b64(self.private_key.public_key())
 
-    def engine_key_document(self) -> dict[str, str]:
-        """The body of ``GET /api/v1/engine-key``."""
-        return {"algorithm": "Ed25519", "public_key": self.public_key_b64}
-
 
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     """Read the engine's signing key from ``path``, creating it (mode 0600) if missing.

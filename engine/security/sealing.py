@@ -112,13 +112,19 @@ def seal_and_sign(
     the same ``batch_id``, so the portal can recognise the batch it already has.
     """
     body = seal_batch(portal_public_key, portal_id, batch_id, plaintext)
+    return delivery_headers(portal_id, batch_id, body, engine_key, now_s), body
+
+
+def delivery_headers(
+    portal_id: str, batch_id: str, body: bytes, engine_key: Ed25519PrivateKey, now_s: int
+) -> dict[str, str]:
+    """The headers of a delivery of the sealed ``body``, signed at ``now_s``."""
     signature = ed25519_signature(engine_key, batch_id, now_s, body)
-    headers = {
+    return {
         "content-type": CONTENT_TYPE,
         PORTAL_ID_HEADER: portal_id,
         **signature_headers(batch_id, now_s, signature),
     }
-    return headers, body
 
 
 def x25519_public_to_b64(key: X25519PublicKey) -> str:

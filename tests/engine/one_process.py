@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from actors.channel_cache import ChannelCache
 from channels.base import Channel
+from engine.api_models import EngineKeyDocument
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
 from engine.delivery.host import MailboxHost
@@ -35,7 +36,6 @@ from engine.models import ReplyRequest
 from engine.registry import Registry
 from engine.registry_service import RegistryService
 from engine.routing.state import OperatorStatus
-from engine.security.keys import EngineSigningKey
 from engine.store.intake import IntakeStore
 from engine.store.records import DeadLetter, OutboxRecord
 from engine.store.threaded import ThreadedStore
@@ -208,7 +208,7 @@ class OneProcessEngine:
 
     @property
     def engine_key(self) -> dict[str, str]:
-        return EngineSigningKey(self._signing_key).engine_key_document()
+        return EngineKeyDocument.for_key(self._signing_key.public_key()).model_dump()
 
     async def wait_for_version(self, version: int) -> None:
         """Changes are applied before the registrar answers (``LocalRegistrar``)."""

@@ -23,7 +23,7 @@ from engine.security.webhook_signature import (
     verify_hmac,
 )
 
-VECTORS_PATH = Path(__file__).resolve().parents[1] / "data" / "protocol_vectors.json"
+VECTORS_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol-vectors.json"
 NOW_S = 1_800_000_000
 PORTAL = "portal_a"
 BATCH = "bat_1"

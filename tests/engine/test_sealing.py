@@ -1,16 +1,11 @@
-"""Sealing to a portal's key, the delivery request, key encodings, the engine key file, and
-the protocol vectors that docs/protocol.md points portal authors to."""
+"""Sealing to a portal's key, the delivery request, key encodings, and the engine key file.
+(The protocol vectors are tested in test_protocol_vectors.py.)"""
 
 from __future__ import annotations
 
 import base64
-import functools
-import importlib.util
-import json
 import stat
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -18,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_pri
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from engine.api_models import EngineKeyDocument
 from engine.errors import AuthError, ConfigError
+from engine.protocol.reference_hpke import reference_seal
 from engine.security.keys import (
     EngineSigningKey,
     ed25519_public_from_b64,
@@ -41,25 +38,10 @@ from engine.security.sealing import (
 )
 from engine.security.webhook_signature import verify_ed25519
 
-ROOT = Path(__file__).resolve().parents[2]
-VECTORS_PATH = ROOT / "tests" / "data" / "protocol_vectors.json"
 PORTAL = "portal_a"
 BATCH = "bat_1"
 PLAINTEXT = b'{"portal_id":"portal_a","batch_id":"bat_1","events":[]}'
 NOT_OPEN = "does not open for portal"
-
-
-@functools.cache
-def _generator() -> ModuleType:
-    """bench/make_protocol_vectors.py, which is a script rather than a package module."""
-    path = ROOT / "bench" / "make_protocol_vectors.py"
-    spec = importlib.util.spec_from_file_location("make_protocol_vectors", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Registered before running, because its dataclasses look their module up by name.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -171,7 +153,7 @@ def test_low_order_public_key_cannot_be_sealed_to() -> None:
 
 def test_matches_an_independent_rfc9180_implementation(portal_key: X25519PrivateKey) -> None:
     """A body built step by step from RFC 9180 opens: the documented layout is the real one."""
-    reference = _generator().reference_seal(
+    reference = reference_seal(
         portal_key.public_key().public_bytes_raw(),
         bytes(range(32)),
         batch_info(PORTAL, BATCH),
@@ -323,33 +305,11 @@ def test_key_file_of_another_algorithm_is_a_config_error(tmp_path: Path) -> None
         load_or_create_signing_key(path)
 
 
-def test_engine_signing_key_publishes_its_public_half(tmp_path: Path) -> None:
+def test_engine_key_document_publishes_the_public_half(tmp_path: Path) -> None:
     key = EngineSigningKey.load_or_create(tmp_path / "engine.pem")
-    document = key.engine_key_document()
-    assert document["algorithm"] == "Ed25519"
-    public_key = ed25519_public_from_b64(document["public_key"])
+    document = EngineKeyDocument.for_key(key.private_key.public_key())
+    assert document.algorithm == "Ed25519"
+    assert document.public_key == key.public_key_b64
+    public_key = ed25519_public_from_b64(document.public_key)
     public_key.verify(key.private_key.sign(b"x"), b"x")
     assert "private_key" not in repr(key)
-
-
-# --- protocol vectors ------------------------------------------------------------------------
-
-
-def test_vectors_file_is_what_the_generator_makes() -> None:
-    """Regenerate with ``python bench/make_protocol_vectors.py --write`` if this fails."""
-    assert VECTORS_PATH.read_text(encoding="utf-8") == _generator().render()
-
-
-def test_vector_body_opens_and_its_signature_verifies() -> None:
-    vectors = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
-    keys, hpke, delivery = vectors["keys"], vectors["hpke"], vectors["delivery"]
-    body = base64.b64decode(delivery["body_base64"])
-    portal_key = x25519_private_from_b64(keys["portal_private_key"])
-    assert x25519_public_to_b64(portal_key.public_key()) == keys["portal_public_key"]
-    assert (hpke["kem_id"], hpke["kdf_id"], hpke["aead_id"], hpke["mode"]) == (0x20, 1, 2, 0)
-    assert bytes.fromhex(hpke["info_hex"]) == batch_info(keys["portal_id"], "bat_0000000000000001")
-    assert body[:ENC_BYTES].hex() == hpke["enc_hex"]
-    plaintext = open_batch(portal_key, keys["portal_id"], delivery["headers"]["webhook-id"], body)
-    assert plaintext.decode() == delivery["plaintext"]
-    engine_public = ed25519_public_from_b64(keys["engine_public_key"])
-    verify_ed25519(engine_public, delivery["headers"], body, now_s=delivery["now_s"])
