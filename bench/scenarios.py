@@ -50,6 +50,7 @@ class Sizes:
     closed_loop_warm_up_s: float = 3.0
     closed_loop_steady_s: float = 10.0
     closed_loop_channel_actors: tuple[int, ...] = (1, 2)
+    delivery_floor_s: float = 10.0
     profile_dir: str | None = None
     """Where ``closed_loop`` writes py-spy profiles of a separate pass; None: no profiling."""
 
@@ -156,6 +157,14 @@ async def throughput_and_latency(sizes: Sizes) -> dict[str, Any]:
         await stage.stop()
 
 
+def delivered_per_s(stats: dict[str, Any]) -> float:
+    """Customer messages the sink received per second, first to last."""
+    first, last = stats["first_event_ns"], stats["last_event_ns"]
+    if first is None or last is None or last <= first:
+        return 0.0
+    return round(stats["messages"] / ((last - first) / 1e9), 1)
+
+
 async def scale_in_portals(sizes: Sizes) -> dict[str, Any]:
     """1 to 10,000 portals on a pool of portal actors; then one actor per portal."""
     pooled = []
@@ -174,8 +183,20 @@ async def scale_in_portals(sizes: Sizes) -> dict[str, Any]:
                 duration_s=sizes.duration_s,
             )
             stats = await stage.wait_delivered(result["ok"])
+            row: dict[str, Any] = {}
+            if count == max(sizes.scale_portals):
+                # Every message a batch of one: the engine's delivery rate against one
+                # process doing nothing but seal, sign and post such batches to the same sink.
+                floor = await stage.delivery_floor(sizes.delivery_floor_s)
+                delivered = delivered_per_s(stats)
+                row = {
+                    "delivery_floor": floor,
+                    "delivered_per_s": delivered,
+                    "delivery_ratio_to_floor": round(delivered / floor["delivered_per_s"], 3),
+                }
             pooled.append(
                 {
+                    **row,
                     "portals": count,
                     "start_s": round(stage.started_in_s, 1),
                     "requests_per_s": result["requests_per_s"],
@@ -200,6 +221,9 @@ async def scale_in_portals(sizes: Sizes) -> dict[str, Any]:
             extra = row["idle_engine_mb"] - ten["idle_engine_mb"]
             row["idle_kb_per_portal"] = round(1000 * extra / (row["portals"] - ten["portals"]), 1)
         row["throughput_vs_10_portals"] = round(row["requests_per_s"] / ten["requests_per_s"], 2)
+        # Ray and the engine's actors take the same time whatever the portals: what the
+        # portals add is the start beyond the one-portal row.
+        row["portals_start_s"] = round(row["start_s"] - pooled[0]["start_s"], 1)
 
     per_actor = []
     for count in sizes.actor_portals:

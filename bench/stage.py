@@ -8,12 +8,14 @@ and measures what every process spends. Scenarios (``bench.scenarios``) combine 
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psutil
 
 from bench.engine_proc import EngineProcess, cpu_delta
@@ -64,6 +66,8 @@ class Stage:
     engine: EngineProcess | None = None
     run_id: int = 0
     started_in_s: float = 0.0
+    public_keys: dict[str, str] = field(default_factory=dict)
+    """Each portal's X25519 public key, as configured in the engine."""
 
     def next_run_id(self) -> int:
         """Each load run gets fresh ids, so the engine never drops it as duplicates."""
@@ -107,7 +111,8 @@ class Stage:
         keys_path = self.workdir / "sink-keys.json"
         write_keys(keys_path, None, {pid: private for pid, (private, _) in keys.items()})
         await self.sink.start(0, keys_path)
-        config = self.engine_config({pid: public for pid, (_, public) in keys.items()})
+        self.public_keys = {pid: public for pid, (_, public) in keys.items()}
+        config = self.engine_config(self.public_keys)
         self.engine = EngineProcess(config, self.workdir)
         began = time.perf_counter()
         await self.engine.start(timeout_s=900)
@@ -123,6 +128,33 @@ class Stage:
     def url(self) -> str:
         assert self.engine is not None
         return self.engine.base_url
+
+    async def delivery_floor(self, seconds: float, concurrency: int = 100) -> dict[str, Any]:
+        """``bench.delivery_floor`` against this stage's sink, its portals and the engine's
+        own signing key: single-event batches as fast as one process can seal and post them."""
+        keys_path = self.workdir / "floor-public-keys.json"
+        keys_path.write_bytes(orjson.dumps(self.public_keys))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.delivery_floor",
+            "--sink",
+            self.sink.base_url,
+            "--keys",
+            str(keys_path),
+            "--engine-key",
+            str(self.workdir / "data" / "engine_ed25519.pem"),
+            "--seconds",
+            str(seconds),
+            "--concurrency",
+            str(concurrency),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"the delivery floor failed ({process.returncode}): {out!r}")
+        result: dict[str, Any] = orjson.loads(out.splitlines()[-1])
+        return result
 
     def sink_pid(self) -> int:
         assert self.sink.process is not None
