@@ -45,16 +45,31 @@ async def call(ref: Any) -> Any:
 
 
 class Remote:
-    """A named actor's methods as coroutines (see the module docstring)."""
+    """A named actor's methods as coroutines (see the module docstring). Calls named in
+    ``carried`` go through the actor's one carrier method ``via`` (``api(name, *args)``)
+    rather than a method of their own: the actor need not repeat every call it carries."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(
+        self, handle: Any, carried: frozenset[str] = frozenset(), via: str = "api"
+    ) -> None:
         self.handle = handle
+        self._carried = carried
+        self._via = via
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        method = getattr(self.handle, name)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._carried:
+            carrier = getattr(self.handle, self._via)
 
-        async def invoke(*args: Any) -> Any:
-            return await call(method.remote(*args))
+            async def invoke(*args: Any) -> Any:
+                return await call(carrier.remote(name, *args))
+
+        else:
+            method = getattr(self.handle, name)
+
+            async def invoke(*args: Any) -> Any:
+                return await call(method.remote(*args))
 
         invoke.__name__ = name
         setattr(self, name, invoke)  # the next call finds it without __getattr__

@@ -19,6 +19,7 @@ from actors.settings import ActorSettings
 from channels.base import Channel
 from engine.clock import Clock
 from engine.config import ConnectorConfig, EngineConfig
+from engine.delivery.host_calls import API_CALLS
 from engine.metrics import Counters
 from engine.placement import host_name, host_names
 from engine.registry import Registry
@@ -113,7 +114,7 @@ class EngineView:
         """The portal actor called ``name``, created if it does not exist yet."""
         remote = self._servers.get(name)
         if remote is None:
-            remote = Remote(portal_actor(name, self._settings))
+            remote = Remote(portal_actor(name, self._settings), API_CALLS)
             self._servers[name] = remote
         return cast(PortalServer, remote)
 

@@ -8,6 +8,7 @@ single writer of its dialogs. The portal actor only wires these to Ray
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -99,3 +100,11 @@ class HostCalls:
     ) -> list[DeadLetter]:
         host = await self._ready()
         return await host.dead_letters(portal_id, request_id, limit, after_event_id)
+
+
+API_CALLS = frozenset(
+    name
+    for name, value in vars(HostCalls).items()
+    if not name.startswith("_") and inspect.iscoroutinefunction(value)
+)
+"""The calls a portal server answers for the portal API, by name (``actors.portal.api``)."""

@@ -32,12 +32,10 @@ from engine.delivery.transport import HttpTransport
 from engine.errors import NotFoundError, UnavailableError
 from engine.handoff import Handoff, InProgress
 from engine.metrics import Counters, Sample
-from engine.models import ReplyRequest
 from engine.registry import Registry
 from engine.registry_service import RegistryService
-from engine.routing.state import OperatorStatus
 from engine.store.intake import IntakeStore
-from engine.store.records import DeadLetter, OutboxRecord
+from engine.store.records import OutboxRecord
 from engine.store.threaded import ThreadedStore
 from engine.web.app import build_app
 from engine.web.ports import Part, PortalServer, Registrar, Stats
@@ -47,16 +45,17 @@ HOST = "portals"
 """The one server of every portal here (the actors' pool of size one)."""
 
 
-class LocalPortalServer:
-    """Every portal of the engine, served by one ``MailboxHost`` in this process."""
+class LocalPortalServer(HostCalls):
+    """Every portal of the engine, served by one ``MailboxHost`` in this process: the
+    portal API's calls as the portal actor answers them, and what a server adds."""
 
     def __init__(self, host: MailboxHost, registry: RegistryService) -> None:
+        super().__init__(self._host_if_open)
         self.host = host
         self.open = True
         self._registry = registry
-        self._calls = HostCalls(self._ready)
 
-    async def _ready(self) -> MailboxHost:
+    async def _host_if_open(self) -> MailboxHost:
         if not self.open:
             raise UnavailableError(f"{HOST} is down")
         return self.host
@@ -64,70 +63,18 @@ class LocalPortalServer:
     async def append(
         self, records: list[OutboxRecord], source: int, watermark: float
     ) -> list[bool]:
-        return await (await self._ready()).append(records, source, watermark)
+        return await (await self._host_if_open()).append(records, source, watermark)
 
     async def rules_applied(self, version: int, timeout_s: float) -> int:
         rules = self._registry.rules
-        await (await self._ready()).set_rules(rules)
+        await (await self._host_if_open()).set_rules(rules)
         return rules.version
 
-    async def reply(
-        self, portal_id: str, request_id: str, dialog_id: str, request: ReplyRequest
-    ) -> str:
-        return await self._calls.reply(portal_id, request_id, dialog_id, request)
-
-    async def dialog(self, portal_id: str, request_id: str, dialog_id: str) -> dict[str, Any]:
-        return await self._calls.dialog(portal_id, request_id, dialog_id)
-
-    async def dialog_action(
-        self, portal_id: str, request_id: str, dialog_id: str, action: str, operator_id: str
-    ) -> dict[str, Any]:
-        return await self._calls.dialog_action(
-            portal_id, request_id, dialog_id, action, operator_id
-        )
-
-    async def set_operator(
-        self,
-        portal_id: str,
-        request_id: str,
-        operator_id: str,
-        status: OperatorStatus | None,
-        working: bool | None,
-    ) -> dict[str, Any]:
-        return await self._calls.set_operator(portal_id, request_id, operator_id, status, working)
-
-    async def line_operators(
-        self, portal_id: str, request_id: str, line_id: str
-    ) -> list[dict[str, object]]:
-        return await self._calls.line_operators(portal_id, request_id, line_id)
-
-    async def explain(
-        self, portal_id: str, request_id: str | None, dialog_id: str, limit: int
-    ) -> dict[str, object]:
-        return await self._calls.explain(portal_id, request_id, dialog_id, limit)
-
-    async def set_responsible(
-        self,
-        portal_id: str,
-        request_id: str | None,
-        connector_id: str,
-        customer_id: str,
-        operator_id: str | None,
-    ) -> None:
-        await self._calls.set_responsible(
-            portal_id, request_id, connector_id, customer_id, operator_id
-        )
-
-    async def dead_letters(
-        self, portal_id: str, request_id: str, limit: int, after_event_id: str | None
-    ) -> list[DeadLetter]:
-        return await self._calls.dead_letters(portal_id, request_id, limit, after_event_id)
-
     async def ping(self) -> object:
-        return (await self._ready()).portal_ids
+        return (await self._host_if_open()).portal_ids
 
     async def stats(self) -> Stats:
-        host = await self._ready()
+        host = await self._host_if_open()
         gauges: dict[Sample, float] = {
             ("openlines_outbox_depth", (("portal", portal_id),)): depth
             for portal_id, (depth, _) in (await host.gauges()).items()
