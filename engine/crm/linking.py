@@ -122,3 +122,12 @@ class Linker:
         for sighting, lead in sightings:
             self.link(sighting, lead)
         return self.changes
+
+
+@dataclass(frozen=True, slots=True)
+class ContactLink:
+    """A conversation's customer as the router stamps their dialog: contact and lead."""
+
+    contact_id: str
+    lead_id: str | None
+    """The contact's latest lead on the message's line, if it has one."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import phonenumbers
 
@@ -82,11 +83,11 @@ def sighting(
     found: dict[Identity, None] = {}
     refused: list[str] = []
     for phone in phones:
-        _take(found, refused, lambda raw=phone: phone_identity(raw, settings.region))
+        _take(found, refused, partial(phone_identity, phone, settings.region))
     if settings.from_text and isinstance(content, TextContent):
         found.update(dict.fromkeys(phones_in_text(content.text, settings.region)))
         for address in _EMAIL_IN_TEXT.findall(content.text)[:MAX_FROM_TEXT]:
-            _take(found, refused, lambda raw=address: email_identity(raw.rstrip(".")))
+            _take(found, refused, partial(email_identity, address.rstrip(".")))
     others = tuple(sorted(found, key=lambda i: i.sort_key))
     key = f"{connector_id}/{customer.channel_user_id}"
     return Sighting(key, line_id, connector, others, customer.name, tuple(refused))
