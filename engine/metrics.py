@@ -35,6 +35,8 @@ COUNTER_HELP: dict[str, str] = {
     "that failed and wait to be tried again, by destination.",
     "openlines_routing_decisions_total": "Dialogs offered or assigned by a routing decision.",
     "openlines_rules_reload_failed_total": "Rule edits refused (the rules in force stayed).",
+    "openlines_crm_identities_refused_total": "Phone numbers or e-mail addresses in customers' "
+    "messages that did not normalize, so linked nothing (docs/crm.md).",
 }
 
 GAUGE_HELP: dict[str, str] = {

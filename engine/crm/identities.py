@@ -58,18 +58,6 @@ def connector_identity(connector_id: str, channel_user_id: str) -> Identity:
     return Identity(kind="connector", value=f"{connector_id}/{channel_user_id}")
 
 
-def checked_region(region: str | None) -> str | None:
-    """An ISO 3166 region ``phonenumbers`` knows (upper-cased), or None."""
-    if region is None:
-        return None
-    upper = region.upper()
-    if upper not in phonenumbers.SUPPORTED_REGIONS:
-        raise InvalidIdentityError(
-            f"region {region!r} is not a two-letter country code phonenumbers knows (e.g. RU)"
-        )
-    return upper
-
-
 def phone_identity(raw: str, region: str | None) -> Identity:
     """``raw`` in E.164. Without a country code it is read in ``region``; digits alone that
     are no valid number there are read as international without the ``+`` (Telegram sends a

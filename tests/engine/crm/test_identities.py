@@ -7,7 +7,6 @@ import pytest
 from engine.crm.identities import (
     Identity,
     InvalidIdentityError,
-    checked_region,
     connector_identity,
     email_identity,
     parse_identity,
@@ -105,10 +104,3 @@ def test_a_portal_writes_identities_as_the_engine_normalizes_them() -> None:
         parse_identity("connector", "vk", None)
     with pytest.raises(InvalidIdentityError, match="is not connector, phone or email"):
         parse_identity("fax", "1", None)
-
-
-def test_regions_are_country_codes_phonenumbers_knows() -> None:
-    assert checked_region("ru") == "RU"
-    assert checked_region(None) is None
-    with pytest.raises(InvalidIdentityError, match="'XX' is not a two-letter country code"):
-        checked_region("XX")
