@@ -18,6 +18,7 @@ from aiohttp.typedefs import Middleware
 
 from actors import faults
 from actors.admin_api import AdminApi
+from actors.crm_api import CrmApi
 from actors.http_common import json_response
 from actors.names import REGISTRY
 from actors.portal_api import PortalApi
@@ -172,6 +173,7 @@ def build_app(view: EngineView, ingest: WebhookIngest) -> web.Application:
     )
     app.router.add_post("/hooks/{channel}/{connector_id}", ingest.handle)
     app.add_routes(PortalApi(view).routes())
+    app.add_routes(CrmApi(view).routes())
     app.add_routes(AdminApi(view).routes())
     app.add_routes(HealthAndMetrics(view).routes())
     return app

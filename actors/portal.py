@@ -24,6 +24,8 @@ from actors.names import REGISTRY, channel_actor
 from actors.settings import ActorSettings
 from channels.base import Channel
 from engine.clock import ManualClock
+from engine.contacts import answer as crm_answer
+from engine.crm.calls import CrmCall
 from engine.delivery.host import MailboxHost
 from engine.delivery.sealer import EngineSealer
 from engine.delivery.transport import HttpTransport
@@ -349,6 +351,11 @@ class PortalActor:
     ) -> None:
         router = await self._router(portal_id, request_id)
         await router.set_responsible(connector_id, customer_id, operator_id)
+
+    async def crm(self, portal_id: str, request_id: str, call: CrmCall) -> dict[str, Any]:
+        """A CRM call of the portal API (``engine.contacts``, docs/crm.md)."""
+        router = await self._router(portal_id, request_id)
+        return await crm_answer(router, call)
 
     async def dead_letters(
         self, portal_id: str, request_id: str, limit: int, after_event_id: str | None
