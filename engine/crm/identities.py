@@ -12,13 +12,12 @@ string so that the same person written two ways is one identity (``docs/crm.md``
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 import phonenumbers
-from pydantic import Field
 
 from engine.errors import ValidationFailedError
-from engine.models import Frozen
 
 IdentityKind = Literal["connector", "phone", "email"]
 
@@ -38,11 +37,18 @@ class InvalidIdentityError(ValidationFailedError):
     reason = "invalid_identity"
 
 
-class Identity(Frozen):
-    """One normalized identity; equal values are the same person (unique per portal)."""
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One normalized identity; equal values are the same person (unique per portal).
 
-    kind: IdentityKind = Field(description="connector, phone or email.")
-    value: str = Field(description="The normalized value: '<connector>/<user>', E.164, e-mail.")
+    A plain dataclass, not a model: linking hashes identities for every message, and a
+    pydantic model's hash cost most of its time. Contacts (models) hold them all the same.
+    """
+
+    kind: IdentityKind
+    """connector, phone or email."""
+    value: str
+    """The normalized value: '<connector>/<user>', E.164, an e-mail address."""
 
     @property
     def sort_key(self) -> tuple[str, str]:

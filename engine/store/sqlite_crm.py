@@ -67,7 +67,7 @@ class IdentityTakenError(ConflictError):
 
 
 class _Sender(BaseModel):
-    """The part of a stored ``InboundMessage`` linking reads (its own JSON, trusted)."""
+    """The part of a stored ``InboundMessage`` linking reads."""
 
     model_config = ConfigDict(extra="ignore")
     customer: Customer
@@ -131,9 +131,10 @@ class SqliteCrm:
             line = settings.get(row.conversation.line_id, LinkSettings())
             try:
                 sender = _Sender.model_validate_json(stored[0])
+                conversation = row.conversation
                 seen = sighting(
-                    row.conversation.line_id,
-                    row.conversation.connector_id,
+                    conversation.line_id,
+                    conversation.connector_id,
                     sender.customer,
                     sender.content,
                     line,
