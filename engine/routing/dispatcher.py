@@ -596,10 +596,10 @@ class Dispatcher:
         self, merged_id: str, survivor_id: str, responsible_id: str | None, now: float
     ) -> None:
         """The portal merged a contact (docs/crm.md): its open dialogs belong to the
-        survivor from their next event on, and follow the survivor's responsible."""
+        survivor from their next event on; the survivor's follow its combined responsible."""
         lines = set()
         for dialog in list(self.board.dialogs.values()):
-            if dialog.contact_id == merged_id:
+            if dialog.contact_id in (merged_id, survivor_id):
                 self._put(moved(dialog, contact_id=survivor_id, responsible_id=responsible_id))
                 lines.add(dialog.line_id)
         self.route(lines, now)

@@ -1,5 +1,6 @@
 """The CRM's half of a portal actor's SQLite file: contacts, identities, leads, possible
-duplicates (``docs/crm.md``). Its history index is ``engine.store.sqlite_crm_history``.
+duplicates (``docs/crm.md``); linking messages to contacts is ``engine.store.sqlite_crm_links``,
+the history ``engine.store.sqlite_crm_history``.
 
 It shares the file, connection and transactions of the outbox (``engine.store.sqlite_outbox``)
 like the routing half does; every row carries its ``portal_id`` and every query names it, so
@@ -15,21 +16,18 @@ carries over the row kept under its connector identity before contacts existed.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from engine.crm.identities import Identity, InvalidIdentityError
-from engine.crm.linking import ContactLink, IdMaker, LinkChanges, Linker, Owner
+from engine.crm.identities import Identity
+from engine.crm.linking import ContactLink, IdMaker
 from engine.crm.merging import merged
 from engine.crm.records import Contact, HistoryItem, Lead, LeadStatus
-from engine.crm.sightings import LinkSettings, Sighting, sighting
+from engine.crm.sightings import LinkSettings
 from engine.errors import ConflictError, NotFoundError
 from engine.ids import new_id
-from engine.models import Content, Customer
-from engine.store import sqlite_crm_history
+from engine.store import sqlite_crm_history, sqlite_crm_links
 from engine.store.records import InboxRow
 
 SCHEMA = (
@@ -66,14 +64,6 @@ class IdentityTakenError(ConflictError):
     reason = "identity_taken"
 
 
-class _Sender(BaseModel):
-    """The part of a stored ``InboundMessage`` linking reads."""
-
-    model_config = ConfigDict(extra="ignore")
-    customer: Customer
-    content: Content | None = None
-
-
 class SqliteCrm:
     """The CRM store on the connection and transactions of one ``SqliteFile``."""
 
@@ -91,125 +81,9 @@ class SqliteCrm:
         now: float,
         ids: IdMaker = new_id,
     ) -> tuple[dict[str, ContactLink], list[str]]:
-        """Link the customers of these inbox rows to contacts (``engine.crm.linking``),
-        creating contacts and leads as the lines' ``settings`` say; returns each customer's
-        link by conversation key, and why identities were passed over.
-
-        Idempotent: rows linked before (and not yet routed, after a crash) link again to
-        the same contacts, since their identities are held by then; no lead is made twice.
-        """
+        """See ``engine.store.sqlite_crm_links.link``, in one transaction."""
         with self._transaction(False) as db:
-            sightings, refused = self._sightings(db, portal_id, rows, settings)
-            owners = self._owners(db, portal_id, {i for s, _ in sightings for i in s.identities})
-            changes = Linker(owners, now, ids).link_all(sightings)
-            self._write_links(db, portal_id, changes, now)
-            lines = {s.key: s.line_id for s, _ in sightings}
-            links = {
-                key: ContactLink(
-                    contact_id, self._latest_lead(db, portal_id, contact_id, lines[key])
-                )
-                for key, contact_id in changes.contact_of.items()
-            }
-        return links, refused
-
-    def _sightings(
-        self,
-        db: sqlite3.Connection,
-        portal_id: str,
-        rows: Sequence[InboxRow],
-        settings: Mapping[str, LinkSettings],
-    ) -> tuple[list[tuple[Sighting, bool]], list[str]]:
-        found: list[tuple[Sighting, bool]] = []
-        refused: list[str] = []
-        for row in rows:
-            stored = db.execute(
-                "SELECT payload FROM inbox WHERE rowid = ? AND portal_id = ?",
-                (row.rowid, portal_id),
-            ).fetchone()
-            if stored is None:
-                continue
-            line = settings.get(row.conversation.line_id, LinkSettings())
-            try:
-                sender = _Sender.model_validate_json(stored[0])
-                conversation = row.conversation
-                seen = sighting(
-                    conversation.line_id,
-                    conversation.connector_id,
-                    sender.customer,
-                    sender.content,
-                    line,
-                )
-            except (ValidationError, InvalidIdentityError) as exc:
-                # One customer that cannot be linked is not linked; the others are.
-                refused.append(f"event {row.event_id}: {exc}")
-                continue
-            refused.extend(seen.refused)
-            found.append((seen, line.lead))
-        return found, refused
-
-    def _owners(
-        self, db: sqlite3.Connection, portal_id: str, identities: Iterable[Identity]
-    ) -> dict[Identity, Owner]:
-        owners: dict[Identity, Owner] = {}
-        for identity in identities:
-            row = db.execute(
-                "SELECT c.contact_id, c.created_at FROM crm_identities i JOIN crm_contacts c"
-                " ON c.contact_id = i.contact_id"
-                " WHERE i.portal_id = ? AND i.kind = ? AND i.value = ?",
-                (portal_id, identity.kind, identity.value),
-            ).fetchone()
-            if row is not None:
-                owners[identity] = Owner(row[0], row[1])
-        return owners
-
-    def _write_links(
-        self, db: sqlite3.Connection, portal_id: str, changes: LinkChanges, now: float
-    ) -> None:
-        db.executemany(
-            "INSERT INTO crm_contacts VALUES (?, ?, ?, ?, ?, NULL)",
-            [
-                (c.contact_id, portal_id, c.name, c.created_at, c.created_at)
-                for c in changes.contacts
-            ],
-        )
-        db.executemany(
-            "INSERT INTO crm_identities VALUES (?, ?, ?, ?, ?)",
-            [(portal_id, i.kind, i.value, contact_id, now) for i, contact_id in changes.identities],
-        )
-        db.executemany(
-            "INSERT INTO crm_leads VALUES (?, ?, ?, ?, 'new', ?, ?)",
-            [
-                (lead.lead_id, portal_id, lead.contact_id, lead.line_id, now, now)
-                for lead in changes.leads
-            ],
-        )
-        pairs = [(a, b) for a, b in changes.duplicates] + [(b, a) for a, b in changes.duplicates]
-        db.executemany(
-            "INSERT OR IGNORE INTO crm_duplicates VALUES (?, ?, ?, ?)",
-            [(portal_id, a, b, now) for a, b in pairs],
-        )
-        new = {c.contact_id for c in changes.contacts}
-        # The routing kept owners under the connector identity before contacts existed
-        # (docs/crm.md, "Upgrading"): a new contact carries its row over.
-        db.executemany(
-            "INSERT OR IGNORE INTO customers SELECT portal_id, ?, responsible_id,"
-            " last_operator_id FROM customers WHERE portal_id = ? AND identity = ?",
-            [
-                (contact_id, portal_id, key)
-                for key, contact_id in changes.contact_of.items()
-                if contact_id in new
-            ],
-        )
-
-    def _latest_lead(
-        self, db: sqlite3.Connection, portal_id: str, contact_id: str, line_id: str
-    ) -> str | None:
-        row = db.execute(
-            "SELECT lead_id FROM crm_leads WHERE portal_id = ? AND contact_id = ? AND line_id = ?"
-            " ORDER BY created_at DESC, lead_id DESC LIMIT 1",
-            (portal_id, contact_id, line_id),
-        ).fetchone()
-        return None if row is None else cast(str, row[0])
+            return sqlite_crm_links.link(db, portal_id, rows, settings, now, ids)
 
     # -- contacts --------------------------------------------------------------------------
 
@@ -222,7 +96,7 @@ class SqliteCrm:
         return _contact(self._db, portal_id, _resolve(self._db, portal_id, contact_id))
 
     def find(self, portal_id: str, identity: Identity) -> Contact | None:
-        owner = self._owners(self._db, portal_id, [identity]).get(identity)
+        owner = sqlite_crm_links.owners(self._db, portal_id, [identity]).get(identity)
         return None if owner is None else _contact(self._db, portal_id, owner.contact_id)
 
     def create(
@@ -235,7 +109,7 @@ class SqliteCrm:
     ) -> Contact:
         """A contact the portal makes; 409 when another contact holds one of the identities."""
         with self._transaction(True) as db:
-            taken = self._owners(db, portal_id, identities)
+            taken = sqlite_crm_links.owners(db, portal_id, identities)
             if taken:
                 identity, owner = min(taken.items(), key=lambda item: item[0].sort_key)
                 raise IdentityTakenError(
@@ -256,7 +130,7 @@ class SqliteCrm:
         """The contact holding ``identity``, made for it if none does (a portal that sets
         the responsible of a customer who has not written yet)."""
         with self._transaction(True) as db:
-            owner = self._owners(db, portal_id, [identity]).get(identity)
+            owner = sqlite_crm_links.owners(db, portal_id, [identity]).get(identity)
             if owner is not None:
                 return owner.contact_id
             contact_id = new_id("cnt")
