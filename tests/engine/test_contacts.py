@@ -217,3 +217,18 @@ async def test_contacts_the_portal_makes_link_the_customers_who_write_later(
     assert found["contacts"][0]["leads"] == []  # not a new customer: the portal knew them
     with pytest.raises(NotFoundError, match="no lead 'lead_x'"):
         await answer(router, SetLeadStatus(lead_id="lead_x", status="junk"))
+
+
+async def test_contacts_survive_a_restart_of_the_portals_host(
+    kit: HostKit, host: MailboxHost, portal: PortalStandIn
+) -> None:
+    shared = ContactContent(phone=PHONE, channel_user_id="42")
+    await write(host, message(kit, 1, "42", shared))
+    before = contact_of(host, TG_CONNECTOR, "42")
+    await kit.close_host(host)
+
+    again = await kit.host(kit.config(portal, linger_ms=0, default_region="DE"))
+    await write(again, message(kit, 1, "7", TextContent(text=f"me: {PHONE}"), VK_CONNECTOR))
+    assert contact_of(again, VK_CONNECTOR, "7") == before
+    contact = await answer(again.router("p1"), GetContact(contact_id=before or ""))
+    assert len(contact["leads"]) == 1
