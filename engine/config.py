@@ -7,15 +7,27 @@ API; both end up in one ``Registry`` snapshot (see ``engine.registry``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import phonenumbers
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import ConfigError
 from engine.security.sealing import x25519_public_from_b64
 from engine.yaml_marks import format_validation_error, parse_yaml_model
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def _region_code(value: str) -> str:
+    upper = value.upper()
+    if upper not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not a two-letter country code phonenumbers knows (RU, DE)")
+    return upper
+
+
+Region = Annotated[str, AfterValidator(_region_code)]
+"""An ISO 3166 country code for phone numbers written without one (docs/crm.md)."""
 
 
 class ConfigModel(BaseModel):
@@ -54,6 +66,10 @@ class PortalConfig(ConfigModel):
     retry_max_s: float = Field(default=300.0, gt=0, description="Longest retry delay.")
     request_timeout_s: float = Field(default=10.0, gt=0)
     lines: tuple[LineConfig, ...] = Field(default=(), description="The portal's open lines.")
+    default_region: Region | None = Field(
+        default=None,
+        description="Country of phone numbers written without a country code (CRM), e.g. RU.",
+    )
 
     def line_ids(self) -> set[str]:
         return {line.id for line in self.lines}

@@ -42,6 +42,12 @@ class DialogView(Frozen):
     state: DialogStateName = Field(description="Where the dialog is in its lifecycle.")
     operator_id: str | None = Field(description="The operator it is assigned to, if any.")
     offered_to: tuple[str, ...] = Field(description="Operators holding an open offer of it.")
+    contact_id: str | None = Field(
+        default=None, description="The customer's CRM contact (docs/crm.md)."
+    )
+    lead_id: str | None = Field(
+        default=None, description="The contact's lead on this line, if one was opened."
+    )
 
 
 class DialogQueued(Frozen):

@@ -37,6 +37,8 @@ COUNTER_HELP: dict[str, str] = {
     "openlines_rules_reload_failed_total": "Rule edits refused (the rules in force stayed).",
     "openlines_loop_errors_total": "Failures a background loop survived (it logs each and "
     "carries on), by loop: registry_follow, rules_follow, prune.",
+    "openlines_crm_identities_refused_total": "Phone numbers or e-mail addresses in customers' "
+    "messages that did not normalize, so linked nothing (docs/crm.md).",
 }
 
 GAUGE_HELP: dict[str, str] = {

@@ -12,6 +12,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from engine.contacts import answer as crm_answer
+from engine.crm.calls import CrmCall
 from engine.delivery.host import MailboxHost
 from engine.errors import ValidationFailedError
 from engine.models import ReplyRequest
@@ -94,6 +96,11 @@ class HostCalls:
     ) -> None:
         router = await self._router(portal_id, request_id)
         await router.set_responsible(connector_id, customer_id, operator_id)
+
+    async def crm(self, portal_id: str, request_id: str, call: CrmCall) -> dict[str, Any]:
+        """A CRM call of the portal API (``engine.contacts``, docs/crm.md)."""
+        router = await self._router(portal_id, request_id)
+        return await crm_answer(router, call)
 
     async def dead_letters(
         self, portal_id: str, request_id: str, limit: int, after_event_id: str | None

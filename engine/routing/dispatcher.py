@@ -179,6 +179,8 @@ class Dispatcher:
             queued_at=now,
             responsible_id=owners.responsible_id if owners else None,
             last_operator_id=owners.last_operator_id if owners else None,
+            contact_id=owners.contact_id if owners else None,
+            lead_id=owners.lead_id if owners else None,
         )
         position = self._join_position(line_id)
         dialog = self._put(moved(dialog, told_position=position))
@@ -587,6 +589,18 @@ class Dispatcher:
         for dialog in list(self.board.dialogs.values()):
             if dialog.identity == identity:
                 self._put(moved(dialog, responsible_id=responsible_id))
+                lines.add(dialog.line_id)
+        self.route(lines, now)
+
+    def contact_merged(
+        self, merged_id: str, survivor_id: str, responsible_id: str | None, now: float
+    ) -> None:
+        """The portal merged a contact (docs/crm.md): its open dialogs belong to the
+        survivor from their next event on; the survivor's follow its combined responsible."""
+        lines = set()
+        for dialog in list(self.board.dialogs.values()):
+            if dialog.contact_id in (merged_id, survivor_id):
+                self._put(moved(dialog, contact_id=survivor_id, responsible_id=responsible_id))
                 lines.add(dialog.line_id)
         self.route(lines, now)
 

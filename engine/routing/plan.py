@@ -73,11 +73,14 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class CustomerOwners:
-    """CRM ownership of one customer identity: the responsible and the last operator."""
+    """CRM ownership of one customer: the responsible and the last operator, keyed by the
+    contact (``DialogState.identity``); a new dialog also takes its contact and lead."""
 
     identity: str
     responsible_id: str | None
     last_operator_id: str | None
+    contact_id: str | None = None
+    lead_id: str | None = None
 
 
 @dataclass

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from engine.clock import Clock
 from engine.config import PortalConfig
+from engine.contacts import ContactBook, dialog_owners
+from engine.crm.records import Contact
 from engine.delivery.ordering import sorted_into_slots
 from engine.delivery.replies import ReplyOutcome, stored_reply, target_of
 from engine.errors import ConflictError, NotFoundError
@@ -68,6 +70,7 @@ class PortalRouter:
         self._enqueue = enqueue
         self._watermarks = watermarks or Watermarks.none()
         self.dispatcher = Dispatcher(portal().id, Board(), rules)
+        self.contacts = ContactBook(portal, store, clock, counters)
         self._lock = asyncio.Lock()
         self._inbox_wake = asyncio.Event()
         self._timers_changed = asyncio.Event()
@@ -324,13 +327,14 @@ class PortalRouter:
         ordered = sorted_into_slots(sorted(rows, key=lambda r: (r.received_at, r.rowid)))
         board = self.dispatcher.board
         unknown = [row for row in ordered if row.dialog_ref not in board.open_by_ref]
-        identities = sorted(
-            {f"{r.conversation.connector_id}/{r.conversation.customer_id}" for r in unknown}
-        )
+        customers = {f"{r.conversation.connector_id}/{r.conversation.customer_id}" for r in unknown}
+        links = await self.contacts.link(ordered, self.dispatcher.rules)  # docs/crm.md
+        identities = sorted({links[c].contact_id if c in links else c for c in customers})
         refs = sorted({r.dialog_ref for r in unknown if r.kind != "message.received"})
         owners, recent = await self._store.call(
             store.routing_context, self.portal_id, identities, refs
         )
+        owners = dialog_owners(customers, links, owners)
         self.dispatcher.arrive(ordered, owners, recent, self._clock.now())
         await self._commit()
 
@@ -416,13 +420,31 @@ class PortalRouter:
     async def set_responsible(
         self, connector_id: str, customer_id: str, operator_id: str | None
     ) -> None:
-        identity = f"{connector_id}/{customer_id}"
+        """The responsible of the customer's contact (made if they never wrote)."""
+        contact_id = await self.contacts.contact_of(connector_id, customer_id)
+        await self.set_contact_responsible(contact_id, operator_id)
+
+    async def set_contact_responsible(self, contact_id: str, operator_id: str | None) -> str:
+        """The contact's responsible, for its open dialogs too; returns the live contact id
+        (a merged contact's survivor)."""
         async with self._lock:
+            contact_id = await self.contacts.resolve(contact_id)
             owners = await self._store.call(
-                self._store.store.customer_owners, self.portal_id, identity
+                self._store.store.customer_owners, self.portal_id, contact_id
             )
-            self.dispatcher.set_owner(identity, operator_id, owners, self._clock.now())
+            self.dispatcher.set_owner(contact_id, operator_id, owners, self._clock.now())
             await self._commit()
+        return contact_id
+
+    async def merge_contacts(self, survivor_id: str, contact_id: str) -> Contact:
+        """``contact_id`` joins ``survivor_id`` (docs/crm.md); its open dialogs follow."""
+        async with self._lock:
+            survivor, merged_id = await self.contacts.merge(survivor_id, contact_id)
+            self.dispatcher.contact_merged(
+                merged_id, survivor.id, survivor.responsible_id, self._clock.now()
+            )
+            await self._commit()
+        return survivor
 
     async def offers_settled(self, event_ids: list[str]) -> None:
         async with self._lock:

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from engine.config import ID_PATTERN, ConfigModel
+from engine.config import ID_PATTERN, ConfigModel, Region
 from engine.errors import ConfigError
 from engine.routing.hours import HoursConfig, Schedule
 from engine.yaml_marks import parse_yaml_model
@@ -179,6 +179,17 @@ class CrmRules(ConfigModel):
         ge=0,
         le=7 * 86_400,
         description="Wait this long for an unavailable responsible before falling back.",
+    )
+    lead: Literal["none", "new_customer"] = Field(
+        default="none", description="new_customer: open a lead when a new contact writes."
+    )
+    default_region: Region | None = Field(
+        default=None,
+        description="Country of phone numbers without a country code; else the portal's.",
+    )
+    identities_from_text: bool = Field(
+        default=False,
+        description="Link by phone numbers and e-mail addresses the customer writes in texts.",
     )
 
     @model_validator(mode="after")

@@ -66,6 +66,10 @@ class DialogState:
     responsible_id: str | None = None
     last_operator_id: str | None = None
     closed_reason: str | None = None
+    contact_id: str | None = None
+    """The customer's CRM contact (docs/crm.md); None for dialogs opened before contacts."""
+    lead_id: str | None = None
+    """The contact's lead on this line when the dialog opened, if it had one."""
 
     @property
     def ref(self) -> str:
@@ -74,8 +78,9 @@ class DialogState:
 
     @property
     def identity(self) -> str:
-        """The customer's identity for CRM ownership: connector and channel user id."""
-        return f"{self.connector_id}/{self.customer_id}"
+        """The key of CRM ownership (responsible, last operator): the customer's contact;
+        connector and channel user id for a dialog opened before contacts existed."""
+        return self.contact_id or f"{self.connector_id}/{self.customer_id}"
 
     @property
     def holders(self) -> tuple[str, ...]:
@@ -96,6 +101,8 @@ class DialogState:
             "state": self.state,
             "operator_id": self.operator_id,
             "offered_to": self.offered_to,
+            "contact_id": self.contact_id,
+            "lead_id": self.lead_id,
         }
 
     def view(self) -> DialogView:

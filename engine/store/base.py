@@ -8,9 +8,13 @@ All methods are synchronous and are called from one thread per store (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from engine.crm.identities import Identity
+from engine.crm.linking import ContactLink
+from engine.crm.records import Contact, HistoryItem, Lead, LeadStatus
+from engine.crm.sightings import LinkSettings
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import DialogState, OperatorState
 from engine.store.records import (
@@ -24,7 +28,59 @@ from engine.store.records import (
 )
 
 
+class CrmStore(Protocol):
+    """A portal's contacts, leads and history (``engine.store.sqlite_crm``, docs/crm.md).
+    Each call is one transaction; ids that name a merged contact resolve to its survivor,
+    ids of another portal are ``NotFoundError``."""
+
+    def link(
+        self,
+        portal_id: str,
+        rows: Sequence[InboxRow],
+        settings: Mapping[str, LinkSettings],
+        now: float,
+    ) -> tuple[dict[str, ContactLink], list[str]]:
+        """Link inbox rows' customers to contacts; each customer's link by conversation
+        key, and why identities were passed over."""
+        ...
+
+    def resolve(self, portal_id: str, contact_id: str) -> str: ...
+
+    def contact(self, portal_id: str, contact_id: str) -> Contact: ...
+
+    def find(self, portal_id: str, identity: Identity) -> Contact | None: ...
+
+    def create(
+        self, portal_id: str, name: str | None, identities: Sequence[Identity], now: float
+    ) -> Contact: ...
+
+    def contact_of(self, portal_id: str, identity: Identity, now: float) -> str:
+        """The contact holding ``identity``, made for it if none does."""
+        ...
+
+    def merge(
+        self, portal_id: str, survivor_id: str, other_id: str, now: float
+    ) -> tuple[Contact, str]:
+        """The survivor after the merge, and the live id merged into it."""
+        ...
+
+    def set_lead_status(
+        self, portal_id: str, lead_id: str, status: LeadStatus, now: float
+    ) -> Lead: ...
+
+    def history(
+        self, portal_id: str, contact_id: str, limit: int, before: str | None
+    ) -> tuple[str, list[HistoryItem]]:
+        """The live contact id and a page of its history, newest first."""
+        ...
+
+
 class OutboxStore(Protocol):
+    @property
+    def crm(self) -> CrmStore:
+        """The CRM of the portals here, on the same file and transactions."""
+        ...
+
     def append(self, records: Sequence[OutboxRecord], now: float) -> list[bool]:
         """Customers' events into the inbox in one transaction; False for a duplicate."""
         ...

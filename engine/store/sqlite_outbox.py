@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.errors import NotFoundError
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import DialogState, OperatorState
-from engine.store import sqlite_routing
+from engine.store import sqlite_crm, sqlite_crm_history, sqlite_routing
 from engine.store.records import (
     Batch,
     BatchEvent,
@@ -24,6 +24,7 @@ from engine.store.records import (
     PortalStartup,
     StoredReply,
 )
+from engine.store.sqlite_crm import SqliteCrm
 from engine.store.sqlite_file import SqliteFile
 
 OFFER_KIND = "dialog.offered"
@@ -82,8 +83,10 @@ class SqliteOutbox(SqliteFile):
     """
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
-        super().__init__(path, SCHEMA + sqlite_routing.SCHEMA, synchronous)
+        super().__init__(path, SCHEMA + sqlite_routing.SCHEMA + sqlite_crm.SCHEMA, synchronous)
         self._add_missing_columns()
+        self.crm = SqliteCrm(self._db, self._transaction)
+        """Contacts, leads and history of the portals here (``docs/crm.md``)."""
 
     def _add_missing_columns(self) -> None:
         for (table, column), kind in _ADDED_COLUMNS.items():
@@ -195,6 +198,7 @@ class SqliteOutbox(SqliteFile):
         ``durable`` when a caller is answered on it (an operator's reply, 202).
         """
         with self._transaction(durable=durable) as db:
+            sqlite_crm_history.record(db, portal_id, plan.entries, replies)
             hashes = sqlite_routing.write_plan(db, portal_id, plan, replies, now)
             db.executemany(
                 "DELETE FROM replies WHERE reply_id = ?", [(r,) for r in settled_reply_ids]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.web.admin_api import AdminApi
+from engine.web.crm_api import CrmApi
 from engine.web.health import HealthAndMetrics
 from engine.web.middleware import error_middleware
 from engine.web.portal_api import PortalApi
@@ -24,6 +25,7 @@ def build_app(engine: Engine, ingest: WebhookIngest) -> web.Application:
     )
     app.router.add_post("/hooks/{channel}/{connector_id}", ingest.handle)
     app.add_routes(PortalApi(engine).routes())
+    app.add_routes(CrmApi(engine).routes())
     app.add_routes(AdminApi(engine).routes())
     app.add_routes(HealthAndMetrics(engine).routes())
     return app

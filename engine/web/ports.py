@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from channels.base import Channel
 from engine.clock import Clock
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
+from engine.crm.calls import CrmCall
 from engine.metrics import Counters, Sample
 from engine.models import ReplyRequest
 from engine.registry import Registry
@@ -62,6 +63,8 @@ class PortalCalls(Protocol):
         customer_id: str,
         operator_id: str | None,
     ) -> None: ...
+
+    async def crm(self, portal_id: str, request_id: str, call: CrmCall) -> dict[str, Any]: ...
 
     async def dead_letters(
         self, portal_id: str, request_id: str, limit: int, after_event_id: str | None

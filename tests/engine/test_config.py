@@ -116,6 +116,16 @@ def test_a_public_key_that_cannot_be_sealed_to_is_refused_at_load(tmp_path: Path
         load_engine_config(write(tmp_path, PORTAL_YAML.replace(PUBLIC_KEY, zero_point)))
 
 
+def test_a_portals_default_phone_region_is_a_country_code(tmp_path: Path) -> None:
+    (only,) = load_engine_config(write(tmp_path, PORTAL_YAML + "    default_region: ru\n")).portals
+    assert only.default_region == "RU"
+    assert portal().default_region is None
+    with pytest.raises(
+        ConfigError, match=r"engine\.yaml:8: portals\.0\.default_region: .*'Russia' is not a two"
+    ):
+        load_engine_config(write(tmp_path, PORTAL_YAML + "    default_region: Russia\n"))
+
+
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "host: 127.0.0.1\nport: [8080\nchannel_actors: 2\n")
     with pytest.raises(ConfigError, match=r"engine\.yaml:3: invalid YAML: .*expected ','"):

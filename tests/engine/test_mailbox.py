@@ -47,7 +47,10 @@ def view(
     operator_id: str | None = None,
     offered_to: tuple[str, ...] = (),
 ) -> DialogView:
-    """The ``DialogView`` a Telegram chat's event must carry at its place in the stream."""
+    """The ``DialogView`` a Telegram chat's event must carry at its place in the stream: the
+    contact the dialog opened with (``event`` is its first) stays on every later event."""
+    contact_id = event["dialog"]["contact_id"]
+    assert contact_id.startswith("cnt_")
     return DialogView(
         id=event["dialog"]["id"],
         line_id=LINE_ID,
@@ -57,6 +60,7 @@ def view(
         state=state,  # type: ignore[arg-type]
         operator_id=operator_id,
         offered_to=offered_to,
+        contact_id=contact_id,
     )
 
 

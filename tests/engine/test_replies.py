@@ -81,8 +81,10 @@ def shows(
         "state": state,
         "operator_id": operator_id,
         "offered_to": [],
+        "contact_id": dialog.contact_id,
+        "lead_id": dialog.lead_id,
     }
-    return bool(event["dialog"] == expected)
+    return dialog.contact_id is not None and bool(event["dialog"] == expected)
 
 
 async def test_a_sent_reply_is_reported_to_the_portal(

@@ -74,6 +74,9 @@ unavailable:
 crm:
   chain: [last_operator, queue]
   wait_for_responsible_s: 30
+  lead: new_customer
+  default_region: ru
+  identities_from_text: true
 queue_position:
   on_join: true
   on_move: true
@@ -131,6 +134,8 @@ def test_a_file_with_every_section_loads(tmp_path: Path) -> None:
     assert rules.outside_hours.transfer_to_line == "night"
     assert rules.unavailable_rule("away").action == "close"
     assert rules.crm.chain == ("last_operator", "queue")
+    assert (rules.crm.lead, rules.crm.default_region) == ("new_customer", "RU")
+    assert rules.crm.identities_from_text is True
     assert rules.queue_position.average_handle_s == 240.0
     assert set(rules.operator_schedules) == {"chen"}
 
@@ -167,6 +172,11 @@ def test_a_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert rules.require_work_day is False
     assert rules.crm.chain == ("responsible", "last_operator", "queue")
     assert rules.crm.wait_for_responsible_s == 0.0
+    assert (rules.crm.lead, rules.crm.default_region, rules.crm.identities_from_text) == (
+        "none",
+        None,
+        False,
+    )
     assert (rules.queue_position.on_join, rules.queue_position.on_move) == (False, False)
     assert rules.operators == {}
 
@@ -480,6 +490,21 @@ def test_a_crm_chain_lists_each_step_once_and_ends_with_queue(tmp_path: Path, ch
         match=r"support\.yaml:6: crm: Value error, chain lists each step once and ends with queue",
     ):
         load_one(tmp_path, BASE + f"crm:\n  chain: {chain}\n")
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("lead: always", r"crm\.lead: Input should be 'none' or 'new_customer'"),
+        (
+            "default_region: XX",
+            r"crm\.default_region: Value error, 'XX' is not a two-letter country code",
+        ),
+    ],
+)
+def test_crm_lead_and_region_are_checked(tmp_path: Path, field: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"support\.yaml:7: {message}"):
+        load_one(tmp_path, BASE + f"crm:\n  {field}\n")
 
 
 # -- working hours, in the line and per operator --------------------------------------------------
