@@ -393,8 +393,9 @@ class CarefulProcess:
             endpoint,
             "--portal-id",
             portal_id,
-            "--portal-key",
-            portal_key_b64,
+            # One argument: a base64url key may start with "-", which argparse would take
+            # for an option.
+            f"--portal-key={portal_key_b64}",
             "--data-dir",
             str(data_dir),
             "--secret-token",
