@@ -37,9 +37,15 @@ METRICS_TIMEOUT_S = 5.0
 """How long ``/metrics`` waits for each actor's numbers; all are asked at once."""
 
 
-def refusal(view: EngineView, status: int, reason: str, message: str) -> web.Response:
+def refusal(
+    view: EngineView,
+    status: int,
+    reason: str,
+    message: str,
+    details: dict[str, object] | None = None,
+) -> web.Response:
     view.counters.inc("openlines_rejected_total", reason=reason)
-    response = json_response({"error": reason, "message": message}, status)
+    response = json_response({"error": reason, "message": message, **(details or {})}, status)
     if status == 503:
         response.headers["Retry-After"] = str(faults.RETRY_AFTER_S)
     return response
@@ -57,7 +63,7 @@ def error_middleware(view: EngineView) -> Middleware:
         except EngineError as exc:
             if exc.http_status >= 500:
                 log.warning("%s %s: %s", request.method, request.path, exc)
-            return refusal(view, exc.http_status, exc.reason, str(exc))
+            return refusal(view, exc.http_status, exc.reason, str(exc), exc.details())
         except web.HTTPRequestEntityTooLarge:
             return refusal(view, 413, "body_too_large", f"body over {max_body} bytes")
         except web.HTTPException as exc:

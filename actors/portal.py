@@ -23,6 +23,7 @@ from actors.faults import RESTARTS, reason, restarted, unavailable
 from actors.names import REGISTRY, channel_actor
 from actors.settings import ActorSettings
 from channels.base import Channel
+from engine.api_models import PortalCall, ReplyBody
 from engine.clock import ManualClock
 from engine.delivery.host import MailboxHost
 from engine.delivery.sealer import EngineSealer
@@ -31,9 +32,9 @@ from engine.errors import NotFoundError, UnavailableError
 from engine.handoff import Watermarks
 from engine.logs import configure_logging
 from engine.metrics import Sample
-from engine.models import ReplyRequest
 from engine.placement import host_name
 from engine.registry import Registry
+from engine.routing.operator_calls import operate
 from engine.routing.portal_router import PortalRouter
 from engine.routing.rules import RuleSet
 from engine.routing.state import OperatorStatus
@@ -292,11 +293,13 @@ class PortalActor:
     async def check_request(self, portal_id: str, request_id: str) -> None:
         await self._router(portal_id, request_id)
 
-    async def reply(
-        self, portal_id: str, request_id: str, dialog_id: str, request: ReplyRequest
-    ) -> str:
+    async def reply(self, portal_id: str, request_id: str, dialog_id: str, body: ReplyBody) -> str:
         router = await self._router(portal_id, request_id)
-        return await router.reply(dialog_id, request, request.operator_id)
+        return await router.reply(dialog_id, body)
+
+    async def operate(self, portal_id: str, request_id: str, call: PortalCall) -> tuple[int, bytes]:
+        """A call of the operator's workflow; the HTTP status and JSON body to answer."""
+        return await operate(await self._router(portal_id, request_id), call)
 
     async def dialog(self, portal_id: str, request_id: str, dialog_id: str) -> dict[str, Any]:
         router = await self._router(portal_id, request_id)

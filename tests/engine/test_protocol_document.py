@@ -52,6 +52,6 @@ def test_the_document_names_every_dialog_field_and_event_type() -> None:
         assert f'"{name}"' in text, f"dialog field {name} is not in docs/protocol.md"
     for event_type, model in EVENT_TYPES.items():
         assert f"`{event_type}`" in text, f"{event_type} is not in docs/protocol.md"
-        if event_type.startswith(("dialog.", "reply.")):
+        if event_type.startswith(("dialog.", "reply.", "customer.")):
             for field in model.model_fields:
                 assert f'"{field}"' in text, f"{event_type}.{field} is not in docs/protocol.md"
