@@ -725,7 +725,9 @@ class Dispatcher:
     def set_owner(
         self, identity: str, responsible_id: str | None, last: CustomerOwners | None, now: float
     ) -> None:
-        """The customer's responsible operator (CRM); open dialogs of theirs learn it."""
+        """The customer's responsible operator (CRM); open dialogs of theirs learn it.
+        ``last`` is the stored record; one this step already changed is newer."""
+        last = self.plan.customers.get(identity, last)
         last_operator = last.last_operator_id if last else None
         self.plan.customers[identity] = CustomerOwners(identity, responsible_id, last_operator)
         lines = set()
