@@ -527,9 +527,9 @@ class PortalRouter:
                     self._store.store.last_customer_message, self.portal_id, dialog_id
                 )
             conditions = replace(conditions, last_customer_at=last[0] if last else None)
-            content = body.content or await self._quick_answer_content(
-                dialog, body, last[1] if last else None
-            )
+            content = body.content
+            if content is None:
+                content = await self._quick_answer_content(dialog, body, last[1] if last else None)
             now = self._clock.now()
             shown = self.workflow.reply(dialog_id, body.operator_id, content, now, conditions)
             request = ReplyRequest(

@@ -112,8 +112,7 @@ class Kit:
         latest = self.latest(chat)
         recent = {latest.ref: latest} if latest is not None else {}
         blocking = {
-            identity: self.stored[block.dialog_id]
-            for identity, block in self.board.blocked.items()
+            identity: self.stored[block.dialog_id] for identity, block in self.board.blocked.items()
         }
         self.dispatcher.arrive([row], known, recent, self.now, blocking)
         self.collect()
