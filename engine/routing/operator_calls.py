@@ -147,21 +147,22 @@ async def _line_queue(router: PortalRouter, call: LineQueueCall) -> Answer:
 
 
 async def _quick_answers(router: PortalRouter, call: QuickAnswersCall) -> Answer:
-    answers = await router.quick_answers(call.line_id)
+    answers = await router.quick_answers.of_line(call.line_id)
     return _ok({"line_id": call.line_id, "quick_answers": [a.as_json() for a in answers]})
 
 
 async def _create_quick_answer(router: PortalRouter, call: CreateQuickAnswerCall) -> Answer:
-    answer = await router.create_quick_answer(call.line_id, call.title, call.text)
+    answer = await router.quick_answers.create(call.line_id, call.title, call.text)
     return _ok(answer.as_json(), 201)
 
 
 async def _update_quick_answer(router: PortalRouter, call: UpdateQuickAnswerCall) -> Answer:
-    return _ok((await router.update_quick_answer(call.answer_id, call.title, call.text)).as_json())
+    answer = await router.quick_answers.update(call.answer_id, call.title, call.text)
+    return _ok(answer.as_json())
 
 
 async def _delete_quick_answer(router: PortalRouter, call: DeleteQuickAnswerCall) -> Answer:
-    return _ok((await router.delete_quick_answer(call.answer_id)).as_json())
+    return _ok((await router.quick_answers.delete(call.answer_id)).as_json())
 
 
 async def _unblock(router: PortalRouter, call: UnblockCall) -> Answer:

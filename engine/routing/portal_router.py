@@ -37,12 +37,13 @@ from engine.models import OutboundContent, OutboundText, ReplyRequest
 from engine.routing.choice import choose
 from engine.routing.dispatcher import Dispatcher
 from engine.routing.plan import Plan, StreamEntry
+from engine.routing.quick_answers import QuickAnswers
 from engine.routing.reply_text import quick_answer_text
 from engine.routing.rules import PortalRules
 from engine.routing.state import Block, Board, DialogState, OperatorState, OperatorStatus
 from engine.routing.workflow import ReplyConditions, Workflow
 from engine.store.base import OutboxStore
-from engine.store.records import HistoryEvent, InboxRow, PortalStartup, QuickAnswer, StoredReply
+from engine.store.records import HistoryEvent, InboxRow, PortalStartup, StoredReply
 from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class PortalRouter:
         self._reply_terms = reply_terms
         self.dispatcher = Dispatcher(portal().id, Board(), rules)
         self.workflow = Workflow(self.dispatcher)
+        self.quick_answers = QuickAnswers(self.portal_id, store, clock, self._known_line)
         self._lock = asyncio.Lock()
         self._inbox_wake = asyncio.Event()
         self._timers_changed = asyncio.Event()
@@ -549,7 +551,7 @@ class PortalRouter:
     ) -> OutboundContent:
         """The quick answer a reply names, with its variables filled in."""
         assert body.quick_answer_id is not None
-        answer = await self.quick_answer(body.quick_answer_id)
+        answer = await self.quick_answers.get(body.quick_answer_id)
         if answer.line_id != dialog.line_id:
             raise ConflictError(
                 f"quick answer {answer.answer_id!r} is line {answer.line_id!r}'s; dialog "
@@ -672,39 +674,6 @@ class PortalRouter:
         """The line's waiting dialogs in the order it serves them."""
         self._known_line(line_id)
         return self.workflow.queue_of(line_id)
-
-    # -- quick answers -------------------------------------------------------------------------
-
-    async def quick_answers(self, line_id: str) -> list[QuickAnswer]:
-        self._known_line(line_id)
-        return await self._store.call(self._store.store.quick_answers, self.portal_id, line_id)
-
-    async def quick_answer(self, answer_id: str) -> QuickAnswer:
-        answer = await self._store.call(self._store.store.quick_answer, self.portal_id, answer_id)
-        if answer is None:
-            raise NotFoundError(f"no quick answer {answer_id!r} in portal {self.portal_id!r}")
-        return answer
-
-    async def create_quick_answer(self, line_id: str, title: str, text: str) -> QuickAnswer:
-        self._known_line(line_id)
-        now = self._clock.now()
-        answer = QuickAnswer(new_id("qa"), line_id, title, text, now, now)
-        async with self._lock:
-            await self._store.call(self._store.store.put_quick_answer, self.portal_id, answer)
-        return answer
-
-    async def update_quick_answer(self, answer_id: str, title: str, text: str) -> QuickAnswer:
-        async with self._lock:
-            old = await self.quick_answer(answer_id)
-            answer = replace(old, title=title, text=text, updated_at=self._clock.now())
-            await self._store.call(self._store.store.put_quick_answer, self.portal_id, answer)
-        return answer
-
-    async def delete_quick_answer(self, answer_id: str) -> QuickAnswer:
-        async with self._lock:
-            answer = await self.quick_answer(answer_id)
-            await self._store.call(self._store.store.delete_quick_answer, self.portal_id, answer_id)
-        return answer
 
 
 def _tally(entries: Sequence[StreamEntry]) -> tuple[int, int]:

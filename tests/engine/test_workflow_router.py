@@ -56,7 +56,7 @@ async def test_a_restart_recovers_pins_participants_blocks_profiles_and_quick_an
     await router.invite(kept.dialog_id, "op-b", "op-a")
     await router.decline(spam.dialog_id, "op-a", True, None, True)
     await router.set_profile("op-a", "Anna")
-    answer = await router.create_quick_answer("support", "Hello", "Hi!")
+    answer = await router.quick_answers.create("support", "Hello", "Hi!")
     await portal.wait_for_events(1, "dialog.closed")
     await kit.close_host(host)
 
@@ -65,7 +65,7 @@ async def test_a_restart_recovers_pins_participants_blocks_profiles_and_quick_an
     dialog = await router.dialog(kept.dialog_id)
     assert dialog.pinned and dialog.participants == (("op-b", "invited"),)
     assert router.dispatcher.board.operator("op-a").display_name == "Anna"
-    assert await router.quick_answers("support") == [answer]
+    assert await router.quick_answers.of_line("support") == [answer]
     assert set(router.dispatcher.board.blocked) == {f"{TG_CONNECTOR}/66"}
 
     kept_message = kit.record("66", 999)
@@ -98,7 +98,7 @@ async def test_a_quick_answer_is_filled_in_and_signed_with_the_operators_name(
     router = host.router("p1")
     dialog = await assigned_dialog(kit, host)
     await router.set_profile("op-a", "Anna")
-    answer = await router.create_quick_answer(
+    answer = await router.quick_answers.create(
         "support", "Greeting", "Hello {customer_name}, {operator_name} of {line_name} here."
     )
 
@@ -121,7 +121,7 @@ async def test_a_quick_answer_is_filled_in_and_signed_with_the_operators_name(
     with pytest.raises(NotFoundError, match="no quick answer 'qa_nope' in portal 'p1'"):
         await router.reply(dialog.dialog_id, ReplyBody(quick_answer_id="qa_nope"))
     with pytest.raises(NotFoundError, match="portal 'p1' has no line 'night'"):
-        await router.create_quick_answer("night", "x", "y")
+        await router.quick_answers.create("night", "x", "y")
 
 
 async def test_quick_answers_are_edited_removed_and_kept_to_their_line(
@@ -129,15 +129,15 @@ async def test_quick_answers_are_edited_removed_and_kept_to_their_line(
 ) -> None:
     router = host.router("p1")
     dialog = await assigned_dialog(kit, host)
-    answer = await router.create_quick_answer("support", "Hello", "Hi!")
-    sales = await router.create_quick_answer("sales", "Price", "It costs 5.")
-    edited = await router.update_quick_answer(answer.answer_id, "Hello", "Hi again!")
-    assert [a.text for a in await router.quick_answers("support")] == ["Hi again!"]
+    answer = await router.quick_answers.create("support", "Hello", "Hi!")
+    sales = await router.quick_answers.create("sales", "Price", "It costs 5.")
+    edited = await router.quick_answers.update(answer.answer_id, "Hello", "Hi again!")
+    assert [a.text for a in await router.quick_answers.of_line("support")] == ["Hi again!"]
     assert edited.created_at == answer.created_at
 
     with pytest.raises(ConflictError, match=r"is line 'sales'.s; dialog .* is on line 'support'"):
         await router.reply(dialog.dialog_id, ReplyBody(quick_answer_id=sales.answer_id))
-    await router.delete_quick_answer(answer.answer_id)
+    await router.quick_answers.delete(answer.answer_id)
     with pytest.raises(NotFoundError, match=f"no quick answer {answer.answer_id!r}"):
         await router.reply(dialog.dialog_id, ReplyBody(quick_answer_id=answer.answer_id))
     assert telegram_api.calls_to("sendMessage") == []
