@@ -10,7 +10,10 @@ inputs always give the same plan (tests, ``openlines rules simulate``); the asyn
 
 Lifecycle: ``waiting`` → ``offered`` (to one operator or several) → ``assigned`` →
 ``answered`` → ``closed``; an offer that expires, is skipped or withdrawn, and an operator
-who becomes unavailable or does not answer, send the dialog back to ``waiting``.
+who becomes unavailable or does not answer, send the dialog back to ``waiting`` (never a
+pinned one). A customer writing soon enough after the close reopens it; a blocked one opens
+nothing. The operators' own actions (decline, pin, transfer, participants, replies) are in
+``engine.routing.workflow``, which records through the methods below.
 """
 
 from __future__ import annotations
