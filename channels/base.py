@@ -115,6 +115,14 @@ class Channel(ABC):
     """True when ``send`` may be repeated with the same ``reply_id`` without the customer
     seeing the reply twice: the provider (or the receiver) drops a repeat it recognises.
     Declare it only when that holds for every part of every reply, also after a restart."""
+    shows_sender: ClassVar[bool] = False
+    """True when the customer sees which operator sent a reply (a per-message sender name
+    or avatar). False for every channel so far: a bot sends every reply, so the line's
+    persona puts the operator's name before the text (docs/routing.md, "Persona")."""
+    reply_window_s: ClassVar[float | None] = None
+    """The provider's messaging window: replies are taken only this long after the
+    customer's last message; None: no window. A reply outside it is refused before it is
+    stored (409 ``window_closed``, docs/routing.md)."""
 
     def __init__(self, route: Route, credentials: Credentials) -> None:
         if not isinstance(credentials, self.credentials_model):

@@ -100,6 +100,14 @@ class ContactBook:
         crm = self._store.store.crm
         return await self._store.call(crm.contact_of, self.portal_id, identity, self._clock.now())
 
+    async def owner_key(self, connector_id: str, customer_id: str) -> str:
+        """How ownership and blocks know the customer: their contact's id, or their
+        connector identity when no contact holds it (``DialogState.identity``)."""
+        identity = connector_identity(connector_id, customer_id)
+        crm = self._store.store.crm
+        contact = await self._store.call(crm.find, self.portal_id, identity)
+        return contact.id if contact is not None else f"{connector_id}/{customer_id}"
+
     async def merge(self, survivor_id: str, contact_id: str) -> tuple[Contact, str]:
         crm = self._store.store.crm
         return await self._store.call(

@@ -15,6 +15,10 @@ class EngineError(Exception):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else self.reason
 
+    def details(self) -> dict[str, object]:
+        """Facts beside ``error`` and ``message`` in the refusal's body (none by default)."""
+        return {}
+
 
 class ConfigError(EngineError):
     """Configuration or rules that do not validate; the message names file, line and field."""
@@ -46,10 +50,34 @@ class NotFoundError(EngineError):
 
 class ConflictError(EngineError):
     """A request that makes no sense in the current state: an offer already taken or
-    withdrawn, accepting at capacity, answering a closed dialog."""
+    withdrawn, accepting at capacity, answering a closed dialog.
+
+    ``code`` names the conflict for the caller (``dialog_closed``, ``already_pinned``, ...;
+    docs/routing.md lists them); without one it is ``conflict``.
+    """
 
     http_status = 409
     reason = "conflict"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message, code)
+        if code is not None:
+            self.reason = code
+
+
+class WindowClosedError(ConflictError):
+    """A reply outside the channel's messaging window: the customer must write first."""
+
+    def __init__(self, message: str, closed_at: float) -> None:
+        super().__init__(message, "window_closed")
+        self.args = (message, closed_at)
+
+    @property
+    def closed_at(self) -> float:
+        return float(self.args[1])
+
+    def details(self) -> dict[str, object]:
+        return {"closed_at": self.closed_at}
 
 
 class BadRequestError(EngineError):

@@ -22,13 +22,26 @@ from engine.models import Frozen, InboundMessage
 
 DialogStateName = Literal["waiting", "offered", "assigned", "answered", "closed"]
 
-QueuedReason = Literal["new", "transferred"]
-WithdrawnReason = Literal["taken", "expired", "skipped", "unavailable", "closed", "rules_changed"]
-AssignedVia = Literal["accept", "direct", "responsible", "last_operator"]
+QueuedReason = Literal["new", "transferred", "reopened"]
+WithdrawnReason = Literal[
+    "taken", "expired", "skipped", "unavailable", "closed", "rules_changed", "transferred"
+]
+AssignedVia = Literal["accept", "direct", "responsible", "last_operator", "transfer"]
 ReturnedReason = Literal["no_answer", "offline", "away", "end_of_day", "vacation", "removed"]
 ClosedReason = Literal["finished", "auto_closed", "declined", "operator_unavailable"]
 ReplyOrigin = Literal["operator", "line"]
 UncertainReason = Literal["interrupted"]
+ParticipantRole = Literal["invited", "supervisor"]
+TransferReason = Literal["outside_hours", "operator"]
+
+
+class Participant(Frozen):
+    """An operator in a dialog besides its own operator (docs/routing.md, "Participants")."""
+
+    operator_id: str = Field(description="The operator.")
+    role: ParticipantRole = Field(
+        description="invited: may reply; supervisor: joined silently, sees and never replies."
+    )
 
 
 class DialogView(Frozen):
@@ -47,6 +60,14 @@ class DialogView(Frozen):
     )
     lead_id: str | None = Field(
         default=None, description="The contact's lead on this line, if one was opened."
+    )
+    pinned: bool = Field(
+        default=False,
+        description="Pinned to its operator: no rule or timer returns it to the queue.",
+    )
+    participants: tuple[Participant, ...] = Field(
+        default=(),
+        description="Invited operators and silent supervisors, in the order they joined.",
     )
 
 
@@ -99,21 +120,88 @@ class DialogReturned(Frozen):
 
 
 class DialogTransferred(Frozen):
-    """Moved to another open line (outside working hours, or by an operator)."""
+    """Moved to another open line or operator (outside working hours, or by an operator)."""
 
-    from_line: str = Field(description="The line it left.")
-    to_line: str = Field(description="The line it joined.")
-    reason: Literal["outside_hours", "operator"] = Field(description="Why.")
+    from_line: str = Field(description="The line it was on.")
+    to_line: str = Field(description="The line it is on now (the same for an operator).")
+    reason: TransferReason = Field(
+        description="outside_hours: the line was closed when it opened; operator: through the API."
+    )
+    from_operator_id: str | None = Field(
+        default=None, description="The operator who had it or was offered it, if any."
+    )
+    to_operator_id: str | None = Field(
+        default=None, description="The operator it goes to; null for a transfer to a line."
+    )
+    by: str | None = Field(default=None, description="The operator who transferred it, if named.")
+
+
+class Decline(Frozen):
+    """How a declined dialog was declined."""
+
+    spam: bool = Field(description="Declined as spam (else: refused).")
+    customer_told: bool = Field(description="The customer was sent the operator's text.")
+    blocked: bool = Field(description="The customer's identity opens no more dialogs.")
 
 
 class DialogClosed(Frozen):
-    """The dialog ended; the customer's next message opens a new one."""
+    """The dialog ended; the customer's next message opens a new one (or reopens this one,
+    within the line's ``reopen_within_s``)."""
 
     reason: ClosedReason = Field(description="Why it closed.")
     operator_id: str | None = Field(description="Its operator when it closed, if any.")
     closed_by: str | None = Field(
-        default=None, description="The operator who finished it, when one did."
+        default=None, description="The operator who finished or declined it, when one did."
     )
+    decline: Decline | None = Field(
+        default=None, description="For reason declined: spam or refused, told, blocked."
+    )
+
+
+class DialogReopened(Frozen):
+    """The customer wrote again soon after it closed: the same dialog is open again."""
+
+    closed_at: float = Field(description="When it had closed, unix seconds.")
+    closed_reason: ClosedReason = Field(description="Why it had closed.")
+
+
+class DialogPinned(Frozen):
+    """Pinned to its operator: unavailable rules and the no-answer timer leave it there."""
+
+    operator_id: str = Field(description="The operator it is pinned to.")
+    by: str | None = Field(description="The operator who pinned it, if named.")
+
+
+class DialogUnpinned(Frozen):
+    """No longer pinned: the line's rules apply to it again."""
+
+    operator_id: str = Field(description="The operator it was pinned to.")
+    by: str | None = Field(description="The operator who unpinned it, if named.")
+
+
+class DialogParticipantJoined(Frozen):
+    """An operator joined the dialog beside its operator."""
+
+    operator_id: str = Field(description="The operator who joined.")
+    role: ParticipantRole = Field(description="invited (may reply) or supervisor (silent).")
+    by: str | None = Field(description="Who invited them; the supervisor themself on a join.")
+
+
+class DialogParticipantLeft(Frozen):
+    """A participant left the dialog."""
+
+    operator_id: str = Field(description="The operator who left.")
+    role: ParticipantRole = Field(description="The role they had.")
+
+
+class CustomerUnblocked(Frozen):
+    """A customer blocked by a spam decline may open dialogs again (in the stream of the
+    dialog whose decline blocked them)."""
+
+    connector_id: str = Field(description="The connector the customer writes through.")
+    customer_id: str = Field(description="The customer's id in the channel.")
+    by: str | None = Field(description="The operator who unblocked them, if named.")
+    messages: int = Field(description="Messages they sent while blocked (stored, not delivered).")
 
 
 class ReplySent(Frozen):
@@ -169,11 +257,19 @@ EVENT_TYPES: dict[str, type[Frozen]] = {
     "dialog.returned": DialogReturned,
     "dialog.transferred": DialogTransferred,
     "dialog.closed": DialogClosed,
+    "dialog.reopened": DialogReopened,
+    "dialog.pinned": DialogPinned,
+    "dialog.unpinned": DialogUnpinned,
+    "dialog.participant_joined": DialogParticipantJoined,
+    "dialog.participant_left": DialogParticipantLeft,
+    "customer.unblocked": CustomerUnblocked,
 }
 """Every event type the engine delivers and the model of its ``data``."""
 
 DIALOG_EVENT_TYPES: dict[type[Frozen], str] = {
-    model: name for name, model in EVENT_TYPES.items() if name.startswith(("dialog.", "reply."))
+    model: name
+    for name, model in EVENT_TYPES.items()
+    if name.startswith(("dialog.", "reply.", "customer."))
 }
 """The type name of an engine-made event's model."""
 

@@ -31,6 +31,8 @@ COUNTER_HELP: dict[str, str] = {
     "openlines_dropped_total": "Best-effort events dropped after their one attempt.",
     "openlines_replies_total": "Operator replies settled, by outcome.",
     "openlines_dialogs_opened_total": "Dialogs the router opened for new conversations.",
+    "openlines_blocked_messages_total": "Messages of customers blocked as spam: stored in the "
+    "blocking dialog's history, not delivered and opening no dialog.",
     "openlines_handoff_failed_total": "Hand-offs of acknowledged records to a portal actor "
     "that failed and wait to be tried again, by destination.",
     "openlines_routing_decisions_total": "Dialogs offered or assigned by a routing decision.",

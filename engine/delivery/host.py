@@ -27,11 +27,12 @@ from engine.config import PortalConfig
 from engine.delivery.mailbox import BatchSealer, PortalMailbox
 from engine.delivery.replies import ChannelLookup, ReplySender
 from engine.delivery.transport import DeliveryTransport
-from engine.errors import AuthError, NotFoundError
+from engine.errors import AuthError, EngineError, NotFoundError
 from engine.handoff import Watermarks
 from engine.metrics import Counters
 from engine.routing.portal_router import PortalRouter
 from engine.routing.rules import RuleSet
+from engine.routing.workflow import ReplyConditions
 from engine.store.base import OutboxStore
 from engine.store.records import DeadLetter, OutboxRecord, PortalStartup
 from engine.store.sqlite_outbox import SqliteOutbox
@@ -168,6 +169,7 @@ class MailboxHost:
             mailbox.notify,
             lambda reply: sender.enqueue(reply),
             self.watermarks,
+            self._reply_terms,
         )
         sender = ReplySender(
             config,
@@ -183,6 +185,17 @@ class MailboxHost:
         await mailbox.start(startup)
         await sender.start(startup.replies)
         await router.start(startup)
+
+    def _reply_terms(self, connector_id: str) -> ReplyConditions:
+        """What the connector's channel says about replies. A removed connector says
+        nothing: its replies are stored and fail when sent, as they always did."""
+        try:
+            channel = self._channel_for(connector_id)
+        except EngineError:
+            return ReplyConditions()
+        return ReplyConditions(
+            shows_sender=channel.shows_sender, reply_window_s=channel.reply_window_s
+        )
 
     async def _stop_portal(self, portal_id: str) -> None:
         hosted = self._portals.pop(portal_id)

@@ -12,11 +12,12 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from engine.api_models import PortalCall, ReplyBody
 from engine.contacts import answer as crm_answer
 from engine.crm.calls import CrmCall
 from engine.delivery.host import MailboxHost
 from engine.errors import ValidationFailedError
-from engine.models import ReplyRequest
+from engine.routing.operator_calls import operate
 from engine.routing.portal_router import PortalRouter
 from engine.routing.state import OperatorStatus
 from engine.store.records import DeadLetter
@@ -37,11 +38,13 @@ class HostCalls:
             await host.check_request(portal_id, request_id)
         return host.router(portal_id)
 
-    async def reply(
-        self, portal_id: str, request_id: str, dialog_id: str, request: ReplyRequest
-    ) -> str:
+    async def reply(self, portal_id: str, request_id: str, dialog_id: str, body: ReplyBody) -> str:
         router = await self._router(portal_id, request_id)
-        return await router.reply(dialog_id, request, request.operator_id)
+        return await router.reply(dialog_id, body)
+
+    async def operate(self, portal_id: str, request_id: str, call: PortalCall) -> tuple[int, bytes]:
+        """A call of the operator's workflow; the HTTP status and JSON body to answer."""
+        return await operate(await self._router(portal_id, request_id), call)
 
     async def dialog(self, portal_id: str, request_id: str, dialog_id: str) -> dict[str, Any]:
         router = await self._router(portal_id, request_id)

@@ -52,6 +52,16 @@ class ReplyChannel(Protocol):
         """Whether sending a reply again under the same ``reply_id`` is harmless."""
         ...
 
+    @property
+    def shows_sender(self) -> bool:
+        """Whether the customer sees which operator sent a reply."""
+        ...
+
+    @property
+    def reply_window_s(self) -> float | None:
+        """Replies are taken only this long after the customer's last message (None: ever)."""
+        ...
+
     async def send(
         self,
         session: aiohttp.ClientSession,

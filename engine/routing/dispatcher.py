@@ -10,7 +10,10 @@ inputs always give the same plan (tests, ``openlines rules simulate``); the asyn
 
 Lifecycle: ``waiting`` → ``offered`` (to one operator or several) → ``assigned`` →
 ``answered`` → ``closed``; an offer that expires, is skipped or withdrawn, and an operator
-who becomes unavailable or does not answer, send the dialog back to ``waiting``.
+who becomes unavailable or does not answer, send the dialog back to ``waiting`` (never a
+pinned one). A customer writing soon enough after the close reopens it; a blocked one opens
+nothing. The operators' own actions (decline, pin, transfer, participants, replies) are in
+``engine.routing.workflow``, which records through the methods below.
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ from engine.errors import ConflictError, NotFoundError
 from engine.events import (
     AssignedVia,
     ClosedReason,
+    Decline,
     DialogAnswered,
     DialogAssigned,
     DialogClosed,
     DialogOffered,
     DialogOfferWithdrawn,
     DialogQueued,
+    DialogReopened,
     DialogReturned,
     DialogTransferred,
+    QueuedReason,
     ReturnedReason,
     WithdrawnReason,
     event_type,
@@ -41,7 +47,7 @@ from engine.models import Frozen
 from engine.routing.choice import Choice, choose, line_availability, unavailable_reason
 from engine.routing.plan import CustomerOwners, Decision, Notice, Plan, StreamEntry
 from engine.routing.rules import LineRules, PortalRules, UnavailableReason
-from engine.routing.state import Board, DialogState, OperatorState, OperatorStatus, moved
+from engine.routing.state import Block, Board, DialogState, OperatorState, OperatorStatus, moved
 from engine.store.records import InboxRow
 
 IdMaker = Callable[[str], str]
@@ -62,8 +68,9 @@ class Dispatcher:
         self.portal_id = portal_id
         self.board = board
         self.rules = rules
-        self._ids = ids
-        self._plan = Plan()
+        self.ids = ids
+        """Makes the ids of dialogs, events, decisions and texts (deterministic in tests)."""
+        self.plan = Plan()
         self._freed: set[str] = set()
         """Operators who let go of a dialog since the last routing: their lines may move."""
         self.wakeups: dict[str, float] = {}
@@ -72,47 +79,57 @@ class Dispatcher:
 
     def take_plan(self) -> Plan:
         """What changed since the last call, for the owner to commit."""
-        plan, self._plan = self._plan, Plan()
+        plan, self.plan = self.plan, Plan()
         return plan
 
     # -- recording -------------------------------------------------------------------------
 
-    def _put(self, dialog: DialogState) -> DialogState:
+    def put(self, dialog: DialogState) -> DialogState:
         old = self.board.with_dialog(dialog.dialog_id)
         if old is not None and (old.state != dialog.state or old.holders != dialog.holders):
             # Let go of, or counted differently (answered may not count toward capacity).
             self._freed.update(old.holders)
         self.board.put_dialog(dialog)
-        self._plan.dialogs[dialog.dialog_id] = dialog
+        self.plan.dialogs[dialog.dialog_id] = dialog
         return dialog
 
-    def _put_operator(self, operator: OperatorState) -> None:
+    def put_operator(self, operator: OperatorState) -> None:
         self.board.put_operator(operator)
-        self._plan.operators[operator.operator_id] = operator
+        self.plan.operators[operator.operator_id] = operator
 
-    def _emit(self, dialog: DialogState, data: Frozen, now: float, event_id: str = "") -> None:
-        self._plan.entries.append(
+    def emit(
+        self,
+        dialog: DialogState,
+        data: Frozen,
+        now: float,
+        event_id: str = "",
+        reply_json: bytes | None = None,
+    ) -> None:
+        self.plan.entries.append(
             StreamEntry(
-                event_id or self._ids("evt"),
+                event_id or self.ids("evt"),
                 event_type(data),
+                dialog.dialog_id,
                 dialog.ref,
                 dialog.view_json(),
                 now,
                 data,
+                reply_json=reply_json,
             )
         )
 
-    def note(self, dialog: DialogState, data: Frozen, now: float) -> None:
-        """An event about the dialog that changes nothing in it (a reply's outcome)."""
-        self._emit(dialog, data, now)
+    def note(
+        self, dialog: DialogState, data: Frozen, now: float, reply_json: bytes | None = None
+    ) -> None:
+        """An event about the dialog that changes nothing in it (a reply's outcome, with the
+        reply as sent for the dialog's history)."""
+        self.emit(dialog, data, now, reply_json=reply_json)
 
-    def _tell(self, dialog: DialogState, text: str | None, values: Mapping[str, object]) -> None:
+    def tell(self, dialog: DialogState, text: str | None, values: Mapping[str, object]) -> None:
         if text:
-            self._plan.notices.append(
-                Notice(self._ids("rpl"), dialog.dialog_id, fill(text, values))
-            )
+            self.plan.notices.append(Notice(self.ids("rpl"), dialog.dialog_id, fill(text, values)))
 
-    def _line(self, line_id: str) -> LineRules | None:
+    def line(self, line_id: str) -> LineRules | None:
         return self.rules.line(line_id)
 
     # -- customers' messages ---------------------------------------------------------------
@@ -123,27 +140,45 @@ class Dispatcher:
         owners: Mapping[str, CustomerOwners],
         recent: Mapping[str, DialogState],
         now: float,
+        blocking: Mapping[str, DialogState] | None = None,
     ) -> None:
         """Messages from the inbox join their dialogs' streams; new conversations open
-        dialogs. ``owners`` are the CRM records of customers without an open dialog,
-        ``recent`` the last closed dialog of conversations an edit or deletion refers to."""
+        dialogs, or reopen the last one within the line's ``reopen_within_s``.
+
+        ``owners`` are the CRM records of customers without an open dialog, ``recent`` the
+        last dialog of conversations an edit or deletion refers to, or that may reopen;
+        ``blocking`` the dialog that blocked each blocked identity among the arrivals: their
+        messages go to its history only (docs/routing.md, "Decline").
+        """
         lines: set[str] = set()
         opened: list[str] = []
         for arrival in arrivals:
             dialog_id = self.board.open_by_ref.get(arrival.dialog_ref)
+            conversation = arrival.conversation
+            identity = f"{conversation.connector_id}/{conversation.customer_id}"
+            owner = owners.get(identity)
+            # Blocks are keyed as ownership is: the contact, else the connector identity.
+            blocked_as = owner.identity if owner is not None else identity
+            block = self.board.blocked.get(blocked_as) if dialog_id is None else None
+            if block is not None:
+                self._kept_from_blocked(arrival, block, (blocking or {})[blocked_as])
+                continue
+            previous = recent.get(arrival.dialog_ref)
             if dialog_id is not None:
                 dialog = self.board.dialogs[dialog_id]
-            elif arrival.kind != "message.received" and arrival.dialog_ref in recent:
-                dialog = recent[arrival.dialog_ref]  # an edit of a message of a closed dialog
-            else:
-                conversation = arrival.conversation
-                identity = f"{conversation.connector_id}/{conversation.customer_id}"
-                dialog = self._open(arrival, owners.get(identity), now)
+            elif arrival.kind != "message.received" and previous is not None:
+                dialog = previous  # an edit of a message of a closed dialog
+            elif previous is not None and self._reopens(previous, arrival.received_at):
+                dialog = self._reopen(previous, owner, now)
                 opened.append(dialog.dialog_id)
-            self._plan.entries.append(
+            else:
+                dialog = self._open(arrival, owner, now)
+                opened.append(dialog.dialog_id)
+            self.plan.entries.append(
                 StreamEntry(
                     arrival.event_id,
                     arrival.kind,
+                    dialog.dialog_id,
                     arrival.dialog_ref,
                     dialog.view_json(),
                     arrival.received_at,
@@ -154,11 +189,30 @@ class Dispatcher:
         self.route(lines, now)
         self._tell_joined(opened)
 
+    def _kept_from_blocked(self, arrival: InboxRow, block: Block, blocking: DialogState) -> None:
+        """A blocked customer's message: into the blocking dialog's history, not delivered."""
+        self.plan.entries.append(
+            StreamEntry(
+                arrival.event_id,
+                arrival.kind,
+                blocking.dialog_id,
+                arrival.dialog_ref,
+                blocking.view_json(),
+                arrival.received_at,
+                inbox_rowid=arrival.rowid,
+                deliver=False,
+            )
+        )
+        if arrival.kind == "message.received":
+            counted = replace(block, messages=block.messages + 1)
+            self.board.blocked[block.identity] = counted
+            self.plan.blocks[block.identity] = counted
+
     def _tell_joined(self, dialog_ids: list[str]) -> None:
         """New dialogs that still wait after routing are told their place, if the line says."""
         for dialog_id in dialog_ids:
             dialog = self.board.with_dialog(dialog_id)
-            rules = self._line(dialog.line_id) if dialog is not None else None
+            rules = self.line(dialog.line_id) if dialog is not None else None
             if dialog is None or rules is None or dialog.state != "waiting":
                 continue
             if rules.queue_position.on_join and dialog.told_position is not None:
@@ -166,10 +220,9 @@ class Dispatcher:
 
     def _open(self, arrival: InboxRow, owners: CustomerOwners | None, now: float) -> DialogState:
         conversation = arrival.conversation
-        line_id = conversation.line_id
         dialog = DialogState(
-            dialog_id=self._ids("dlg"),
-            line_id=line_id,
+            dialog_id=self.ids("dlg"),
+            line_id=conversation.line_id,
             connector_id=conversation.connector_id,
             channel=conversation.channel,
             dialog_key=conversation.dialog_key,
@@ -182,46 +235,101 @@ class Dispatcher:
             contact_id=owners.contact_id if owners else None,
             lead_id=owners.lead_id if owners else None,
         )
-        position = self._join_position(line_id)
-        dialog = self._put(moved(dialog, told_position=position))
-        rules = self._line(line_id)
+        return self._join_queue(dialog, "new", now)
+
+    def _reopens(self, previous: DialogState, written_at: float) -> bool:
+        """The customer wrote within the reopen time of the line their dialog closed on; a
+        declined dialog never reopens."""
+        rules = self.line(previous.line_id)
+        within = rules.reopen_within_s if rules is not None else None
+        return (
+            within is not None
+            and previous.state == "closed"
+            and previous.closed_reason != "declined"
+            and previous.closed_at is not None
+            and written_at - previous.closed_at <= within
+        )
+
+    def _reopen(
+        self, previous: DialogState, owners: CustomerOwners | None, now: float
+    ) -> DialogState:
+        reopened = moved(
+            previous,
+            state="waiting",
+            operator_id=None,
+            offered_to=(),
+            offer_event_id=None,
+            offer_seen_at=None,
+            tried=(),
+            waiting_since=now,
+            queued_at=now,
+            assigned_at=None,
+            unavailable_since=None,
+            unavailable_reason=None,
+            notified_no_operator=False,
+            responsible_id=owners.responsible_id if owners else None,
+            last_operator_id=owners.last_operator_id if owners else None,
+            closed_reason=None,
+            closed_at=None,
+            pinned=False,
+            participants=(),
+        )
+        assert previous.closed_at is not None and previous.closed_reason is not None
+        data = DialogReopened(
+            closed_at=previous.closed_at,
+            closed_reason=previous.closed_reason,  # type: ignore[arg-type]
+        )
+        self.emit(self.put(reopened), data, now)
+        return self._join_queue(reopened, "reopened", now)
+
+    def _join_queue(self, dialog: DialogState, reason: QueuedReason, now: float) -> DialogState:
+        """A dialog that opens (new or reopened) joins its line's queue: outside hours the
+        line's ``outside_hours`` apply; when nobody waits before it, it is decided at once,
+        so its first message already shows the outcome. Otherwise the routing after the
+        step serves the queue in its order."""
+        position = self.join_position(dialog.line_id)
+        dialog = self.put(moved(dialog, told_position=position))
+        rules = self.line(dialog.line_id)
         closed = rules is not None and not rules.schedule.is_open(now)
         opens_at = rules.schedule.next_opening(now) if rules is not None and closed else None
-        self._emit(dialog, DialogQueued(reason="new", position=position, opens_at=opens_at), now)
+        self.emit(dialog, DialogQueued(reason=reason, position=position, opens_at=opens_at), now)
         if rules is not None and closed:
             dialog = self._outside_hours(dialog, rules, now)
         elif rules is not None and self.board.waiting_count(dialog.line_id) == 1:
-            # Nobody waits before it: decide now, so its first message already shows the
-            # outcome. Otherwise the routing after the step serves the queue in its order.
             choice = choose(dialog, rules, self.board, now)
             if choice.action != "wait":
                 self._apply(dialog, choice, rules, now)
                 dialog = self.board.dialogs[dialog.dialog_id]
         return dialog
 
-    def _join_position(self, line_id: str) -> int:
-        rules = self._line(line_id)
+    def join_position(self, line_id: str) -> int:
+        """The place a dialog joining the line's queue now takes (1: next)."""
+        rules = self.line(line_id)
         if rules is not None and rules.queue.order == "newest_first":
             return 1
         return self.board.waiting_count(line_id) + 1
 
-    def _outside_hours(self, dialog: DialogState, rules: LineRules, now: float) -> DialogState:
+    def tell_outside_hours(self, dialog: DialogState, rules: LineRules, now: float) -> None:
+        """The line's outside-hours text, with when it opens."""
         opens_at = rules.schedule.next_opening(now)
         described = rules.schedule.describe_opening(now) if opens_at is not None else None
-        self._tell(
+        self.tell(
             dialog, rules.outside_hours.text, {"opens_at": described or "", "line": rules.line}
         )
+
+    def _outside_hours(self, dialog: DialogState, rules: LineRules, now: float) -> DialogState:
+        self.tell_outside_hours(dialog, rules, now)
         target = rules.outside_hours.transfer_to_line
         if rules.outside_hours.action != "transfer" or target is None:
             return dialog
-        position = self._join_position(target)
-        moved_dialog = self._put(moved(dialog, line_id=target, told_position=position))
-        self._emit(
+        position = self.join_position(target)
+        moved_dialog = self.put(moved(dialog, line_id=target, told_position=position))
+        self.emit(
             moved_dialog,
             DialogTransferred(from_line=rules.line, to_line=target, reason="outside_hours"),
             now,
         )
-        self._emit(moved_dialog, DialogQueued(reason="transferred", position=position), now)
+        self.emit(moved_dialog, DialogQueued(reason="transferred", position=position), now)
         return moved_dialog
 
     # -- routing ----------------------------------------------------------------------------
@@ -234,17 +342,17 @@ class Dispatcher:
         while self._freed:
             wanted.update(self.rules.lines_of_operator.get(self._freed.pop(), ()))
         ordered = sorted(
-            {line for line in wanted if self._line(line) is not None},
-            key=lambda line: (-self._rules_of(line).priority, line),
+            {line for line in wanted if self.line(line) is not None},
+            key=lambda line: (-self.rules_of(line).priority, line),
         )
         for line_id in ordered:
-            self._route_line(self._rules_of(line_id), now)
+            self._route_line(self.rules_of(line_id), now)
 
     def route_all(self, now: float) -> None:
         self.route(self.board.waiting_lines(), now)
 
-    def _rules_of(self, line_id: str) -> LineRules:
-        rules = self._line(line_id)
+    def rules_of(self, line_id: str) -> LineRules:
+        rules = self.line(line_id)
         assert rules is not None
         return rules
 
@@ -296,46 +404,82 @@ class Dispatcher:
                 self._wake(rules.line, opens)
 
     def _apply(self, dialog: DialogState, choice: Choice, rules: LineRules, now: float) -> None:
-        decision = Decision(
-            self._ids("dec"),
-            dialog.dialog_id,
+        decision = self.decide(
+            dialog,
             rules.line,
             now,
-            self.rules.version,
             choice.action,
             choice.operator_ids,
             choice.path,
             choice.reason,
             choice.skipped,
         )
-        self._plan.decisions.append(decision)
         tried = () if choice.wrapped else dialog.tried
         tried = tried + tuple(op for op in choice.operator_ids if op not in tried)
         if choice.action == "offer":
-            if len(choice.operator_ids) == 1:  # evenly: an offer counts as a dialog given
-                self._given(choice.operator_ids[0], now)
-            event_id = self._ids("evt")
-            offered = self._put(
-                moved(
-                    dialog,
-                    state="offered",
-                    offered_to=choice.operator_ids,
-                    offer_event_id=event_id,
-                    offer_seen_at=None,
-                    tried=tried,
-                )
-            )
-            data = DialogOffered(
-                operator_ids=choice.operator_ids,
-                accept_timeout_s=rules.timers.accept_timeout_s,
-                decision_id=decision.decision_id,
-            )
-            self._emit(offered, data, now, event_id)
+            self.offer(dialog, choice.operator_ids, decision.decision_id, rules, now, tried)
             return
         via: AssignedVia = "direct" if choice.path == "queue" else choice.path
-        self._assign(dialog, choice.operator_ids[0], via, decision.decision_id, now, tried)
+        self.assign(dialog, choice.operator_ids[0], via, decision.decision_id, now, tried)
 
-    def _assign(
+    def decide(
+        self,
+        dialog: DialogState,
+        line_id: str,
+        now: float,
+        action: str,
+        operator_ids: tuple[str, ...],
+        path: str,
+        reason: str = "",
+        skipped: dict[str, str] | None = None,
+    ) -> Decision:
+        """Record who was chosen for the dialog and why the others were not."""
+        decision = Decision(
+            self.ids("dec"),
+            dialog.dialog_id,
+            line_id,
+            now,
+            self.rules.version,
+            action,
+            operator_ids,
+            path,
+            reason,
+            skipped or {},
+        )
+        self.plan.decisions.append(decision)
+        return decision
+
+    def offer(
+        self,
+        dialog: DialogState,
+        operator_ids: tuple[str, ...],
+        decision_id: str,
+        rules: LineRules,
+        now: float,
+        tried: tuple[str, ...],
+    ) -> DialogState:
+        if len(operator_ids) == 1:  # evenly: an offer counts as a dialog given
+            self._given(operator_ids[0], now)
+        event_id = self.ids("evt")
+        offered = self.put(
+            moved(
+                dialog,
+                state="offered",
+                offered_to=operator_ids,
+                offer_event_id=event_id,
+                offer_seen_at=None,
+                tried=tried,
+            )
+        )
+        data = DialogOffered(
+            operator_ids=operator_ids,
+            accept_timeout_s=rules.timers.accept_timeout_s,
+            decision_id=decision_id,
+        )
+        self.emit(offered, data, now, event_id)
+        return offered
+
+    def assign(
         self,
         dialog: DialogState,
         operator_id: str,
@@ -344,7 +488,7 @@ class Dispatcher:
         now: float,
         tried: tuple[str, ...] | None = None,
     ) -> DialogState:
-        assigned = self._put(
+        assigned = self.put(
             moved(
                 dialog,
                 tried=dialog.tried if tried is None else tried,
@@ -361,10 +505,10 @@ class Dispatcher:
             )
         )
         self._given(operator_id, now)
-        self._plan.customers[assigned.identity] = CustomerOwners(
+        self.plan.customers[assigned.identity] = CustomerOwners(
             assigned.identity, assigned.responsible_id, operator_id
         )
-        self._emit(
+        self.emit(
             assigned, DialogAssigned(operator_id=operator_id, via=via, decision_id=decision_id), now
         )
         return assigned
@@ -372,11 +516,11 @@ class Dispatcher:
     def _given(self, operator_id: str, now: float) -> None:
         """The operator was just offered or given a dialog (what evenly compares)."""
         operator = self.board.operator(operator_id)
-        self._put_operator(replace(operator, last_assigned_at=now))
+        self.put_operator(replace(operator, last_assigned_at=now))
 
-    def _to_queue(self, dialog: DialogState, now: float) -> DialogState:
+    def to_queue(self, dialog: DialogState, now: float) -> DialogState:
         """Back to waiting, keeping its place in the queue."""
-        return self._put(
+        return self.put(
             moved(
                 dialog,
                 state="waiting",
@@ -401,25 +545,25 @@ class Dispatcher:
             waiting.reverse()
         for position, dialog in enumerate(waiting, start=1):
             if dialog.told_position is not None and position < dialog.told_position:
-                self._put(moved(dialog, told_position=position))
+                self.put(moved(dialog, told_position=position))
                 self._tell_position(dialog, rules, position)
 
     def _tell_position(self, dialog: DialogState, rules: LineRules, position: int) -> None:
         settings = rules.queue_position
         online = sum(1 for op in rules.queue_order if self.board.operator(op).status == "online")
         wait_min = math.ceil(position * settings.average_handle_s / max(1, online) / 60)
-        self._tell(dialog, settings.text, {"position": position, "wait_min": wait_min})
+        self.tell(dialog, settings.text, {"position": position, "wait_min": wait_min})
 
     # -- operators' actions -----------------------------------------------------------------
 
-    def _open_dialog(self, dialog_id: str) -> DialogState:
+    def open_dialog(self, dialog_id: str) -> DialogState:
         dialog = self.board.with_dialog(dialog_id)
         if dialog is None:
             raise NotFoundError(f"dialog {dialog_id!r} is not open")
         return dialog
 
     def _offer_to(self, dialog_id: str, operator_id: str) -> DialogState:
-        dialog = self._open_dialog(dialog_id)
+        dialog = self.open_dialog(dialog_id)
         if dialog.state != "offered" or operator_id not in dialog.offered_to:
             if dialog.operator_id is not None:
                 why = f"it is assigned to {dialog.operator_id!r}"
@@ -431,13 +575,13 @@ class Dispatcher:
     def accept(self, dialog_id: str, operator_id: str, now: float) -> DialogState:
         """The operator takes an offered dialog; 409 if the offer is gone or they are full."""
         dialog = self._offer_to(dialog_id, operator_id)
-        rules = self._line(dialog.line_id)
+        rules = self.line(dialog.line_id)
         if rules is not None:
             self._check_capacity(dialog, operator_id, rules)
         others = tuple(op for op in dialog.offered_to if op != operator_id)
-        assigned = self._assign(dialog, operator_id, "accept", None, now)
+        assigned = self.assign(dialog, operator_id, "accept", None, now)
         if others:
-            self._emit(assigned, DialogOfferWithdrawn(operator_ids=others, reason="taken"), now)
+            self.emit(assigned, DialogOfferWithdrawn(operator_ids=others, reason="taken"), now)
         self.route((), now)
         return assigned
 
@@ -459,13 +603,13 @@ class Dispatcher:
 
     def skip(self, dialog_id: str, operator_id: str, now: float) -> DialogState:
         """The operator passes on an offer: it goes on to the next operator at once."""
-        dialog = self._withdraw(
+        dialog = self.withdraw(
             self._offer_to(dialog_id, operator_id), (operator_id,), "skipped", now
         )
         self.route([dialog.line_id], now)
         return self.board.with_dialog(dialog_id) or dialog
 
-    def _withdraw(
+    def withdraw(
         self,
         dialog: DialogState,
         operator_ids: tuple[str, ...],
@@ -474,37 +618,44 @@ class Dispatcher:
     ) -> DialogState:
         remaining = tuple(op for op in dialog.offered_to if op not in operator_ids)
         if remaining:
-            updated = self._put(moved(dialog, offered_to=remaining))
+            updated = self.put(moved(dialog, offered_to=remaining))
         else:
-            updated = self._to_queue(dialog, now)
-        self._emit(updated, DialogOfferWithdrawn(operator_ids=operator_ids, reason=reason), now)
+            updated = self.to_queue(dialog, now)
+        self.emit(updated, DialogOfferWithdrawn(operator_ids=operator_ids, reason=reason), now)
         return updated
 
     def finish(self, dialog_id: str, now: float, by: str | None = None) -> DialogState:
-        dialog = self._open_dialog(dialog_id)
-        closed = self._close(dialog, "finished", now, by)
+        dialog = self.open_dialog(dialog_id)
+        closed = self.close(dialog, "finished", now, by)
         self.route([dialog.line_id], now)
         return closed
 
-    def _close(
-        self, dialog: DialogState, reason: ClosedReason, now: float, by: str | None = None
+    def close(
+        self,
+        dialog: DialogState,
+        reason: ClosedReason,
+        now: float,
+        by: str | None = None,
+        decline: Decline | None = None,
     ) -> DialogState:
         if dialog.state == "offered":
-            dialog = self._withdraw(dialog, dialog.offered_to, "closed", now)
-        closed = self._put(moved(dialog, state="closed", closed_reason=reason))
-        data = DialogClosed(reason=reason, operator_id=dialog.operator_id, closed_by=by)
-        self._emit(closed, data, now)
+            dialog = self.withdraw(dialog, dialog.offered_to, "closed", now)
+        closed = self.put(moved(dialog, state="closed", closed_reason=reason, closed_at=now))
+        data = DialogClosed(
+            reason=reason, operator_id=dialog.operator_id, closed_by=by, decline=decline
+        )
+        self.emit(closed, data, now)
         return closed
 
     def answered(self, dialog_id: str, operator_id: str | None, now: float) -> DialogState:
         """An operator's reply was accepted: the first one makes the dialog answered."""
-        dialog = self._open_dialog(dialog_id)
+        dialog = self.open_dialog(dialog_id)
         if dialog.state != "assigned" or dialog.operator_id is None:
             return dialog
         if operator_id is not None and operator_id != dialog.operator_id:
             return dialog
-        answered = self._put(moved(dialog, state="answered"))
-        self._emit(answered, DialogAnswered(operator_id=dialog.operator_id), now)
+        answered = self.put(moved(dialog, state="answered"))
+        self.emit(answered, DialogAnswered(operator_id=dialog.operator_id), now)
         self.route((), now)
         return answered
 
@@ -515,80 +666,82 @@ class Dispatcher:
         open offers at once, and their dialogs follow the line's ``unavailable`` rules."""
         old = self.board.operator(operator_id)
         changed = (old.status, old.working) != (status, working)
-        operator = OperatorState(
-            operator_id, status, working, old.last_assigned_at, now if changed else old.status_since
+        operator = replace(
+            old, status=status, working=working, status_since=now if changed else old.status_since
         )
-        self._put_operator(operator)
+        self.put_operator(operator)
         reason = _unavailability(old, operator)
         for dialog in self.board.of_operator(operator_id):
-            rules = self._line(dialog.line_id)
+            rules = self.line(dialog.line_id)
             needs_work_day = rules is not None and rules.require_work_day
             if reason == "end_of_day" and not needs_work_day:
                 continue  # this line does not care about work days
             if dialog.state == "offered":
                 if status != "online" or (needs_work_day and not working):
-                    self._withdraw(dialog, (operator_id,), "unavailable", now)
+                    self.withdraw(dialog, (operator_id,), "unavailable", now)
             elif reason is not None:
-                self._operator_unavailable(dialog, reason, now)
+                self.operator_unavailable(dialog, reason, now)
             elif dialog.unavailable_since is not None and _back(operator, dialog):
-                self._put(moved(dialog, unavailable_since=None, unavailable_reason=None))
+                self.put(moved(dialog, unavailable_since=None, unavailable_reason=None))
         self.route(self.rules.lines_of_operator.get(operator_id, ()), now)
         return operator
 
-    def _operator_unavailable(
+    def operator_unavailable(
         self, dialog: DialogState, reason: UnavailableReason, now: float
     ) -> None:
-        rules = self._line(dialog.line_id)
-        if rules is None:
-            return
+        rules = self.line(dialog.line_id)
+        if rules is None or dialog.pinned:
+            return  # a pinned dialog stays with its operator whatever the rule says
         rule = rules.unavailable_rule(reason)
         if rule.action == "keep":
             return
         if rule.grace_s > 0:
             if dialog.unavailable_since is None:
-                self._put(moved(dialog, unavailable_since=now, unavailable_reason=reason))
+                self.put(moved(dialog, unavailable_since=now, unavailable_reason=reason))
             return
         self._unavailable_action(dialog, reason, now)
 
     def _unavailable_action(
         self, dialog: DialogState, reason: UnavailableReason, now: float
     ) -> None:
-        rules = self._rules_of(dialog.line_id)
+        rules = self.rules_of(dialog.line_id)
         rule = rules.unavailable_rule(reason)
         operator_id = dialog.operator_id or ""
-        self._tell(dialog, rule.customer_text, {"line": rules.line})
+        self.tell(dialog, rule.customer_text, {"line": rules.line})
         if rule.action == "close":
-            self._close(dialog, "operator_unavailable", now)
+            self.close(dialog, "operator_unavailable", now)
             return
-        returned = self._to_queue(dialog, now)
+        returned = self.to_queue(dialog, now)
         returned_reason: ReturnedReason = reason
-        self._emit(returned, DialogReturned(operator_id=operator_id, reason=returned_reason), now)
+        self.emit(returned, DialogReturned(operator_id=operator_id, reason=returned_reason), now)
 
     def rules_changed(self, rules: PortalRules, now: float) -> None:
         """New rules: operators no longer in a line's queue lose its offers and dialogs."""
         self.rules = rules
         for dialog in list(self.board.dialogs.values()):
-            line = self._line(dialog.line_id)
+            line = self.line(dialog.line_id)
             members = set(line.queue_order) if line is not None else set()
             gone = tuple(op for op in dialog.holders if op not in members)
             if not gone:
                 continue
             if dialog.state == "offered":
-                self._withdraw(dialog, gone, "rules_changed", now)
+                self.withdraw(dialog, gone, "rules_changed", now)
             elif line is not None:
-                self._operator_unavailable(dialog, "removed", now)
+                self.operator_unavailable(dialog, "removed", now)
         self.route_all(now)
 
     def set_owner(
         self, identity: str, responsible_id: str | None, last: CustomerOwners | None, now: float
     ) -> None:
-        """The customer's responsible operator (CRM); open dialogs of theirs learn it."""
+        """The customer's responsible operator (CRM); open dialogs of theirs learn it.
+        ``last`` is the stored record; one this step already changed is newer."""
+        last = self.plan.customers.get(identity, last)
         last_operator = last.last_operator_id if last else None
-        self._plan.customers[identity] = CustomerOwners(identity, responsible_id, last_operator)
+        self.plan.customers[identity] = CustomerOwners(identity, responsible_id, last_operator)
         lines = set()
         for dialog in list(self.board.dialogs.values()):
             if dialog.identity == identity:
-                self._put(moved(dialog, responsible_id=responsible_id))
+                self.put(moved(dialog, responsible_id=responsible_id))
                 lines.add(dialog.line_id)
         self.route(lines, now)
 
@@ -600,7 +753,7 @@ class Dispatcher:
         lines = set()
         for dialog in list(self.board.dialogs.values()):
             if dialog.contact_id in (merged_id, survivor_id):
-                self._put(moved(dialog, contact_id=survivor_id, responsible_id=responsible_id))
+                self.put(moved(dialog, contact_id=survivor_id, responsible_id=responsible_id))
                 lines.add(dialog.line_id)
         self.route(lines, now)
 
@@ -610,20 +763,24 @@ class Dispatcher:
             dialog_id = self.board.offers.get(event_id)
             dialog = self.board.with_dialog(dialog_id) if dialog_id else None
             if dialog is not None and dialog.offer_seen_at is None:
-                self._put(moved(dialog, offer_seen_at=now))
+                self.put(moved(dialog, offer_seen_at=now))
 
     # -- timers -----------------------------------------------------------------------------
 
     def deadline(self, dialog: DialogState) -> float | None:
         """When the clock alone changes this dialog next (None: nothing waits on time)."""
-        rules = self._line(dialog.line_id)
+        rules = self.line(dialog.line_id)
         if rules is None:
             return None
         timers = rules.timers
         times: list[float] = []
         if dialog.state == "offered" and dialog.offer_seen_at is not None:
             times.append(dialog.offer_seen_at + timers.accept_timeout_s)
-        if dialog.state == "assigned" and timers.no_answer_timeout_s is not None:
+        if (
+            dialog.state == "assigned"
+            and timers.no_answer_timeout_s is not None
+            and not dialog.pinned
+        ):
             assert dialog.assigned_at is not None
             times.append(dialog.assigned_at + timers.no_answer_timeout_s)
         if dialog.unavailable_since is not None and dialog.unavailable_reason is not None:
@@ -651,19 +808,24 @@ class Dispatcher:
         self.route(touched, now)
 
     def _fire_one(self, dialog: DialogState, now: float) -> DialogState:
-        rules = self._rules_of(dialog.line_id)
+        rules = self.rules_of(dialog.line_id)
         timers = rules.timers
         seen = dialog.offer_seen_at
         if dialog.state == "offered" and seen is not None and now >= seen + timers.accept_timeout_s:
-            self._tell(dialog, timers.accept_timeout_text, {"line": rules.line})
-            return self._withdraw(dialog, dialog.offered_to, "expired", now)
+            self.tell(dialog, timers.accept_timeout_text, {"line": rules.line})
+            return self.withdraw(dialog, dialog.offered_to, "expired", now)
         no_answer = timers.no_answer_timeout_s
         assigned_at = dialog.assigned_at or 0.0
-        if dialog.state == "assigned" and no_answer is not None and now >= assigned_at + no_answer:
-            self._tell(dialog, timers.no_answer_text, {"line": rules.line})
-            returned = self._to_queue(dialog, now)
+        if (
+            dialog.state == "assigned"
+            and not dialog.pinned
+            and no_answer is not None
+            and now >= assigned_at + no_answer
+        ):
+            self.tell(dialog, timers.no_answer_text, {"line": rules.line})
+            returned = self.to_queue(dialog, now)
             operator_id = dialog.operator_id or ""
-            self._emit(returned, DialogReturned(operator_id=operator_id, reason="no_answer"), now)
+            self.emit(returned, DialogReturned(operator_id=operator_id, reason="no_answer"), now)
             return returned
         if dialog.unavailable_since is not None and dialog.unavailable_reason is not None:
             reason: UnavailableReason = dialog.unavailable_reason  # type: ignore[assignment]
@@ -677,8 +839,8 @@ class Dispatcher:
             and no_operator is not None
             and now >= dialog.waiting_since + no_operator
         ):
-            self._tell(dialog, timers.no_operator_text, {"line": rules.line})
-            return self._put(moved(dialog, notified_no_operator=True))
+            self.tell(dialog, timers.no_operator_text, {"line": rules.line})
+            return self.put(moved(dialog, notified_no_operator=True))
         return dialog
 
 
@@ -687,6 +849,18 @@ def _back(operator: OperatorState, dialog: DialogState) -> bool:
     if dialog.unavailable_reason == "end_of_day":
         return operator.working and operator.status == "online"
     return operator.status == "online"
+
+
+def unavailable_now(operator: OperatorState, rules: LineRules) -> UnavailableReason | None:
+    """Why the operator cannot keep dialogs of this line at the moment, as the line's
+    ``unavailable`` rules name it, or None (what an unpinned dialog is judged by)."""
+    if operator.status != "online":
+        return {"offline": "offline", "away": "away", "vacation": "vacation"}[operator.status]  # type: ignore[return-value]
+    if rules.require_work_day and not operator.working:
+        return "end_of_day"
+    if operator.operator_id not in rules.queue_order:
+        return "removed"
+    return None
 
 
 def _unavailability(old: OperatorState, new: OperatorState) -> UnavailableReason | None:

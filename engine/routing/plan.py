@@ -3,8 +3,9 @@
 The dispatcher changes the board in memory and writes down here everything the store must
 make durable together: the dialogs and operators it changed, the events it put into the
 dialogs' streams (in stream order, customer messages moving in from the inbox among them),
-the decisions with their explanations, the customer records it touched and the texts the
-line sends the customer. If the commit fails, the owner reloads its board from the store.
+the decisions with their explanations, the customer records and blocks it touched and the
+texts the line sends the customer. Every entry also joins its dialog's history, what the
+history API pages through. If the commit fails, the owner reloads its board from the store.
 """
 
 from __future__ import annotations
@@ -12,24 +13,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.models import Frozen
-from engine.routing.state import DialogState, OperatorState
+from engine.routing.state import Block, DialogState, OperatorState
 
 
 @dataclass(frozen=True, slots=True)
 class StreamEntry:
-    """One event joining a dialog's stream, with the dialog as it stands there.
+    """One event joining a dialog's stream and history, with the dialog as it stands there.
 
     ``inbox_rowid`` set: a customer's stored message moves from the inbox into the stream.
-    Otherwise ``data`` is an engine-made event (``engine.events``).
+    Otherwise ``data`` is an engine-made event (``engine.events``). ``deliver`` False: the
+    message of a blocked customer, kept in the history only. ``reply_json``: for a reply's
+    outcome, the reply as it was sent, which the history shows beside the event.
     """
 
     event_id: str
     kind: str
+    dialog_id: str
     dialog_ref: str
     dialog_json: bytes
     occurred_at: float
     data: Frozen | None = None
     inbox_rowid: int | None = None
+    deliver: bool = True
+    reply_json: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,8 @@ class Plan:
     decisions: list[Decision] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     customers: dict[str, CustomerOwners] = field(default_factory=dict)
+    blocks: dict[str, Block | None] = field(default_factory=dict)
+    """Blocks set or changed, by identity; None: the identity was unblocked."""
 
     def __bool__(self) -> bool:
         return bool(
@@ -100,4 +108,5 @@ class Plan:
             or self.decisions
             or self.notices
             or self.customers
+            or self.blocks
         )

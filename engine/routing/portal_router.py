@@ -2,10 +2,10 @@
 
 Everything that changes a dialog or puts an event into a dialog's stream goes through here,
 one step at a time (an ``asyncio.Lock``): customer messages leaving the inbox, operators'
-actions, timers, reply outcomes, new rules. Each step runs the ``Dispatcher`` on the
-in-memory board and commits its plan in one transaction; only then does the mailbox hear of
-the new events and the reply sender of the line's texts. A failed commit reloads the board
-from the store, the durable truth.
+actions (``engine.routing.workflow``), timers, reply outcomes, new rules. Each step runs
+the ``Dispatcher`` on the in-memory board and commits its plan in one transaction; only
+then does the mailbox hear of the new events and the reply sender of the line's texts. A
+failed commit reloads the board from the store, the durable truth.
 
 Timers are derived from the dialogs (``Dispatcher.deadline``), so a restarted router
 recomputes them from disk; whatever fell due while it was down fires once at start.
@@ -18,25 +18,34 @@ import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import TypeVar
 
+import orjson
+
+from engine.api_models import ReplyBody
 from engine.clock import Clock
 from engine.config import PortalConfig
 from engine.contacts import ContactBook, dialog_owners
 from engine.crm.records import Contact
 from engine.delivery.ordering import sorted_into_slots
 from engine.delivery.replies import ReplyOutcome, stored_reply, target_of
-from engine.errors import ConflictError, NotFoundError
+from engine.errors import ConflictError, NotFoundError, ValidationFailedError
+from engine.events import DialogQueued
 from engine.handoff import Watermarks
 from engine.ids import new_id
 from engine.metrics import Counters
-from engine.models import OutboundText, ReplyRequest
+from engine.models import OutboundContent, OutboundText, ReplyRequest
 from engine.routing.choice import choose
 from engine.routing.dispatcher import Dispatcher
-from engine.routing.plan import Plan
+from engine.routing.plan import Plan, StreamEntry
+from engine.routing.quick_answers import QuickAnswers
+from engine.routing.reply_text import quick_answer_text
 from engine.routing.rules import PortalRules
-from engine.routing.state import Board, DialogState, OperatorState, OperatorStatus
+from engine.routing.state import Block, Board, DialogState, OperatorState, OperatorStatus
+from engine.routing.workflow import ReplyConditions, Workflow
 from engine.store.base import OutboxStore
-from engine.store.records import InboxRow, PortalStartup, StoredReply
+from engine.store.records import HistoryEvent, InboxRow, PortalStartup, StoredReply
 from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,15 @@ Notify = Callable[[Sequence[int]], None]
 """Tells the mailbox that events joined streams (their stream hashes)."""
 Enqueue = Callable[[StoredReply], None]
 """Hands a stored reply to the reply sender."""
+ReplyTerms = Callable[[str], ReplyConditions]
+"""What a connector's channel says about replies: whether it shows the sender, its
+messaging window (``last_customer_at`` is filled in by the router)."""
+
+T = TypeVar("T")
+
+
+def no_reply_terms(connector_id: str) -> ReplyConditions:
+    return ReplyConditions()
 
 
 class PortalRouter:
@@ -61,6 +79,7 @@ class PortalRouter:
         notify: Notify,
         enqueue: Enqueue,
         watermarks: Watermarks | None = None,
+        reply_terms: ReplyTerms = no_reply_terms,
     ) -> None:
         self._portal = portal
         self._store = store
@@ -69,8 +88,11 @@ class PortalRouter:
         self._notify = notify
         self._enqueue = enqueue
         self._watermarks = watermarks or Watermarks.none()
+        self._reply_terms = reply_terms
         self.dispatcher = Dispatcher(portal().id, Board(), rules)
         self.contacts = ContactBook(portal, store, clock, counters)
+        self.workflow = Workflow(self.dispatcher)
+        self.quick_answers = QuickAnswers(self.portal_id, store, clock, self._known_line)
         self._lock = asyncio.Lock()
         self._inbox_wake = asyncio.Event()
         self._timers_changed = asyncio.Event()
@@ -127,10 +149,12 @@ class PortalRouter:
             dialogs, operators, undelivered = await self._store.call(
                 store.load_board, self.portal_id
             )
+            blocked = await self._store.call(store.blocked, self.portal_id)
         else:
             dialogs, operators = startup.dialogs, startup.operators
             undelivered = set(startup.undelivered_offers)
-        board = Board()
+            blocked = startup.blocked
+        board = Board(blocked={block.identity: block for block in blocked})
         for operator in operators:
             board.put_operator(operator)
         for dialog in dialogs:
@@ -203,9 +227,11 @@ class PortalRouter:
     def _after_commit(self, plan: Plan, hashes: list[int], replies: Sequence[StoredReply]) -> None:
         if hashes:
             self._notify(hashes)
-        opened = sum(1 for e in plan.entries if e.kind == "dialog.queued")
+        opened, kept = _tally(plan.entries)
         if opened:
             self._counters.inc("openlines_dialogs_opened_total", opened, portal=self.portal_id)
+        if kept:
+            self._counters.inc("openlines_blocked_messages_total", kept, portal=self.portal_id)
         if plan.decisions:
             self._counters.inc(
                 "openlines_routing_decisions_total", len(plan.decisions), portal=self.portal_id
@@ -329,14 +355,28 @@ class PortalRouter:
         unknown = [row for row in ordered if row.dialog_ref not in board.open_by_ref]
         customers = {f"{r.conversation.connector_id}/{r.conversation.customer_id}" for r in unknown}
         links = await self.contacts.link(ordered, self.dispatcher.rules)  # docs/crm.md
+        # Keyed as dialogs key ownership and blocks: the contact, else the connector identity.
         identities = sorted({links[c].contact_id if c in links else c for c in customers})
-        refs = sorted({r.dialog_ref for r in unknown if r.kind != "message.received"})
+        # The latest dialog of a conversation: what an edit refers to, or what may reopen.
+        reopening = any(r.reopen_within_s for r in self.dispatcher.rules.lines.values())
+        refs = sorted({r.dialog_ref for r in unknown if reopening or r.kind != "message.received"})
         owners, recent = await self._store.call(
             store.routing_context, self.portal_id, identities, refs
         )
         owners = dialog_owners(customers, links, owners)
-        self.dispatcher.arrive(ordered, owners, recent, self._clock.now())
+        blocking = {
+            identity: await self._blocking_dialog(board.blocked[identity])
+            for identity in identities
+            if identity in board.blocked
+        }
+        self.dispatcher.arrive(ordered, owners, recent, self._clock.now(), blocking)
         await self._commit()
+
+    async def _blocking_dialog(self, block: Block) -> DialogState:
+        dialog = await self._store.call(self._store.store.dialog, self.portal_id, block.dialog_id)
+        if dialog is None:  # the block and its dialog commit together
+            raise NotFoundError(f"block of {block.identity!r} names a lost dialog")
+        return dialog
 
     # -- operators and their actions -----------------------------------------------------------
 
@@ -354,26 +394,110 @@ class PortalRouter:
             await self._commit()
         return operator
 
-    async def accept(self, dialog_id: str, operator_id: str) -> DialogState:
+    async def _step(self, dialog_id: str | None, act: Callable[[float], T]) -> T:
+        """One operator action as a routing step: on an open dialog of this portal (409
+        closed, 404 unknown), decided by the pure dispatcher or workflow, which refuse
+        before they change anything, and committed in one transaction with its events."""
         async with self._lock:
-            await self._must_be_open(dialog_id)
-            dialog = self.dispatcher.accept(dialog_id, operator_id, self._clock.now())
+            if dialog_id is not None:
+                await self._must_be_open(dialog_id)
+            result = act(self._clock.now())
             await self._commit()
-        return dialog
+        return result
+
+    async def accept(self, dialog_id: str, operator_id: str) -> DialogState:
+        return await self._step(
+            dialog_id, lambda now: self.dispatcher.accept(dialog_id, operator_id, now)
+        )
 
     async def skip(self, dialog_id: str, operator_id: str) -> DialogState:
-        async with self._lock:
-            await self._must_be_open(dialog_id)
-            dialog = self.dispatcher.skip(dialog_id, operator_id, self._clock.now())
-            await self._commit()
-        return dialog
+        return await self._step(
+            dialog_id, lambda now: self.dispatcher.skip(dialog_id, operator_id, now)
+        )
 
     async def finish(self, dialog_id: str, by: str | None) -> DialogState:
+        return await self._step(dialog_id, lambda now: self.dispatcher.finish(dialog_id, now, by))
+
+    async def decline(
+        self, dialog_id: str, by: str | None, spam: bool, customer_text: str | None, block: bool
+    ) -> DialogState:
+        def act(now: float) -> DialogState:
+            return self.workflow.decline(
+                dialog_id, now, by=by, spam=spam, customer_text=customer_text, block=block
+            )
+
+        return await self._step(dialog_id, act)
+
+    async def pin(self, dialog_id: str, by: str | None) -> DialogState:
+        return await self._step(dialog_id, lambda now: self.workflow.pin(dialog_id, now, by))
+
+    async def unpin(self, dialog_id: str, by: str | None) -> DialogState:
+        return await self._step(dialog_id, lambda now: self.workflow.unpin(dialog_id, now, by))
+
+    async def transfer(
+        self,
+        dialog_id: str,
+        by: str | None,
+        to_operator_id: str | None,
+        to_line_id: str | None,
+        responsible_id: str | None,
+    ) -> DialogState:
+        """To an operator on the dialog's line, or to another line (exactly one of them)."""
+        owners = None
+        if responsible_id is not None:
+            dialog = await self.dialog(dialog_id)
+            owners = await self._store.call(
+                self._store.store.customer_owners, self.portal_id, dialog.identity
+            )
+        workflow = self.workflow
+
+        def act(now: float) -> DialogState:
+            if to_operator_id is not None:
+                return workflow.transfer_to_operator(
+                    dialog_id,
+                    to_operator_id,
+                    now,
+                    by=by,
+                    responsible_id=responsible_id,
+                    owners=owners,
+                )
+            assert to_line_id is not None
+            return workflow.transfer_to_line(
+                dialog_id, to_line_id, now, by=by, responsible_id=responsible_id, owners=owners
+            )
+
+        return await self._step(dialog_id, act)
+
+    async def invite(self, dialog_id: str, operator_id: str, by: str | None) -> DialogState:
+        return await self._step(
+            dialog_id, lambda now: self.workflow.invite(dialog_id, operator_id, now, by)
+        )
+
+    async def join(self, dialog_id: str, operator_id: str) -> DialogState:
+        return await self._step(
+            dialog_id, lambda now: self.workflow.join_silently(dialog_id, operator_id, now)
+        )
+
+    async def leave(self, dialog_id: str, operator_id: str) -> DialogState:
+        return await self._step(
+            dialog_id, lambda now: self.workflow.leave(dialog_id, operator_id, now)
+        )
+
+    async def unblock(self, connector_id: str, customer_id: str, by: str | None) -> Block:
+        identity = await self.contacts.owner_key(connector_id, customer_id)
         async with self._lock:
-            await self._must_be_open(dialog_id)
-            dialog = self.dispatcher.finish(dialog_id, self._clock.now(), by)
+            block = self.dispatcher.board.blocked.get(identity)
+            if block is None:
+                raise NotFoundError(f"customer {identity!r} is not blocked")
+            blocking = await self._blocking_dialog(block)
+            self.workflow.unblock(identity, blocking, self._clock.now(), by)
             await self._commit()
-        return dialog
+        return block
+
+    async def set_profile(self, operator_id: str, display_name: str | None) -> OperatorState:
+        return await self._step(
+            None, lambda now: self.workflow.set_display_name(operator_id, display_name)
+        )
 
     async def _must_be_open(self, dialog_id: str) -> DialogState:
         """The open dialog; 409 for a closed one, 404 for one this portal never had."""
@@ -382,7 +506,8 @@ class PortalRouter:
             return dialog
         stored = await self.dialog(dialog_id)
         raise ConflictError(
-            f"dialog {dialog_id!r} is closed ({stored.closed_reason}): the customer writes first"
+            f"dialog {dialog_id!r} is closed ({stored.closed_reason}): the customer writes first",
+            "dialog_closed",
         )
 
     async def dialog(self, dialog_id: str) -> DialogState:
@@ -396,17 +521,56 @@ class PortalRouter:
             )
         return dialog
 
-    async def reply(self, dialog_id: str, request: ReplyRequest, operator_id: str | None) -> str:
-        """Store an operator's reply durably (the caller answers 202 on it) and queue it."""
+    async def reply(self, dialog_id: str, body: ReplyBody) -> str:
+        """Store an operator's reply durably (the caller answers 202 on it) and queue it:
+        refused for a closed dialog, a silent supervisor, outside the channel's window; a
+        quick answer is filled in, the persona's name put before the text."""
         async with self._lock:
             dialog = await self._must_be_open(dialog_id)
+            conditions = self._reply_terms(dialog.connector_id)
+            last = None
+            if conditions.reply_window_s is not None or body.quick_answer_id is not None:
+                last = await self._store.call(
+                    self._store.store.last_customer_message, self.portal_id, dialog_id
+                )
+            conditions = replace(conditions, last_customer_at=last[0] if last else None)
+            content = body.content
+            if content is None:
+                content = await self._quick_answer_content(dialog, body, last[1] if last else None)
             now = self._clock.now()
-            self.dispatcher.answered(dialog_id, operator_id, now)
+            shown = self.workflow.reply(dialog_id, body.operator_id, content, now, conditions)
+            request = ReplyRequest(
+                content=shown,
+                reply_to_channel_message_id=body.reply_to_channel_message_id,
+                client_id=body.client_id,
+                operator_id=body.operator_id,
+            )
             reply = stored_reply(
                 new_id("rpl"), target_of(dialog, self.portal_id), request, "operator", now
             )
             await self._commit(replies=[reply], durable=True)
         return reply.reply_id
+
+    async def _quick_answer_content(
+        self, dialog: DialogState, body: ReplyBody, last_message: bytes | None
+    ) -> OutboundContent:
+        """The quick answer a reply names, with its variables filled in."""
+        assert body.quick_answer_id is not None
+        answer = await self.quick_answers.get(body.quick_answer_id)
+        if answer.line_id != dialog.line_id:
+            raise ConflictError(
+                f"quick answer {answer.answer_id!r} is line {answer.line_id!r}'s; dialog "
+                f"{dialog.dialog_id!r} is on line {dialog.line_id!r}",
+                "other_line",
+            )
+        customer = orjson.loads(last_message)["customer"] if last_message else {}
+        operator_name = self.workflow.persona_name(dialog, body.operator_id)
+        text = quick_answer_text(
+            answer.text, customer.get("name"), operator_name, self.line_name(dialog.line_id)
+        )
+        if not text.strip():
+            raise ValidationFailedError(f"quick answer {answer.answer_id!r} is empty filled in")
+        return OutboundText(text=text)
 
     async def settle_reply(self, reply: StoredReply, outcome: ReplyOutcome) -> None:
         """A reply's outcome joins its dialog's stream; the stored reply goes with it."""
@@ -414,7 +578,8 @@ class PortalRouter:
             dialog = self.dispatcher.board.with_dialog(reply.dialog_id) or await self.dialog(
                 reply.dialog_id
             )
-            self.dispatcher.note(dialog, outcome, self._clock.now())
+            now = self._clock.now()
+            self.dispatcher.note(dialog, outcome, now, reply.request_json)
             await self._commit(settled=[reply.reply_id])
 
     async def set_responsible(
@@ -502,3 +667,45 @@ class PortalRouter:
             }
             for operator_id in rules.queue_order
         ]
+
+    def line_name(self, line_id: str) -> str:
+        """The line's human name from the portal's config, else its id."""
+        for line in self._portal().lines:
+            if line.id == line_id and line.name:
+                return line.name
+        return line_id
+
+    def _known_line(self, line_id: str) -> None:
+        if line_id not in self._portal().line_ids() and self.dispatcher.rules.line(line_id) is None:
+            raise NotFoundError(f"portal {self.portal_id!r} has no line {line_id!r}")
+
+    async def history(
+        self, dialog_id: str, limit: int, after_event_id: str | None
+    ) -> tuple[DialogState, list[HistoryEvent]]:
+        """The dialog now, and ``limit`` of its events in stream order after an event id."""
+        dialog = await self.dialog(dialog_id)
+        events = await self._store.call(
+            self._store.store.history, self.portal_id, dialog_id, limit, after_event_id
+        )
+        return dialog, events
+
+    def operator_dialogs(self, operator_id: str) -> list[tuple[str, DialogState]]:
+        """The open dialogs the operator holds, is offered or takes part in, with how."""
+        return list(self.workflow.dialogs_of(operator_id))
+
+    def line_queue(self, line_id: str) -> list[DialogState]:
+        """The line's waiting dialogs in the order it serves them."""
+        self._known_line(line_id)
+        return self.workflow.queue_of(line_id)
+
+
+def _tally(entries: Sequence[StreamEntry]) -> tuple[int, int]:
+    """Dialogs opened for new conversations (not reopened or moved to another line), and
+    blocked customers' messages kept from delivery."""
+    opened = kept = 0
+    for entry in entries:
+        if isinstance(entry.data, DialogQueued) and entry.data.reason == "new":
+            opened += 1
+        elif not entry.deliver:
+            kept += 1
+    return opened, kept

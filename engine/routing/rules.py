@@ -2,7 +2,8 @@
 
 A file names its portal and line and says who answers it and how: the queue and its
 distribution, capacity, timers, working hours, what happens when an operator becomes
-unavailable, CRM ownership, priority and what the customer is told about the queue.
+unavailable, CRM ownership, priority, what the customer is told about the queue, how
+operators are named to customers and whether a returning customer reopens their dialog.
 ``docs/routing.md`` is the reference of every field.
 
 A bad file never replaces good rules: ``load_rules`` either returns a complete new
@@ -29,6 +30,7 @@ CountedState = Literal["offered", "assigned", "answered"]
 UnavailableReason = Literal["offline", "away", "end_of_day", "vacation", "removed"]
 UnavailableAction = Literal["return", "keep", "close"]
 FallbackStep = Literal["responsible", "last_operator", "queue"]
+PersonaMode = Literal["profile", "line_name", "hidden"]
 OperatorIdItem = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
@@ -212,6 +214,26 @@ class QueuePositionRules(ConfigModel):
     )
 
 
+class PersonaRules(ConfigModel):
+    mode: PersonaMode = Field(
+        default="profile",
+        description=(
+            "profile: the replying operator's display name; line_name: `name` for every "
+            "operator; hidden: no name. Shown before the text where the channel cannot show "
+            "a sender."
+        ),
+    )
+    name: str | None = Field(
+        default=None, min_length=1, max_length=100, description="The name for line_name."
+    )
+
+    @model_validator(mode="after")
+    def _name_with_line_name(self) -> PersonaRules:
+        if (self.mode == "line_name") != (self.name is not None):
+            raise ValueError("mode line_name needs name, and only it")
+        return self
+
+
 class OperatorRules(ConfigModel):
     hours: HoursConfig | None = Field(
         default=None, description="The operator's own working hours on this line."
@@ -253,6 +275,18 @@ class LineRules(ConfigModel):
     )
     operators: dict[Annotated[str, Field(pattern=ID_PATTERN)], OperatorRules] = Field(
         default_factory=dict, description="Per-operator settings on this line, by id."
+    )
+    persona: PersonaRules = Field(
+        default_factory=PersonaRules, description="How operators are named to customers."
+    )
+    reopen_within_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86_400,
+        description=(
+            "A customer writing this soon after their dialog closed reopens it; "
+            "null: a new dialog opens."
+        ),
     )
 
     @model_validator(mode="after")

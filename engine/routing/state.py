@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
-from engine.events import DialogStateName, DialogView
+from engine.events import DialogStateName, DialogView, ParticipantRole
 
 OperatorStatus = Literal["online", "away", "offline", "vacation"]
 
@@ -29,6 +29,8 @@ class OperatorState:
     """True between starting and ending the work day."""
     last_assigned_at: float = 0.0
     status_since: float = 0.0
+    display_name: str | None = None
+    """The name customers see before the operator's replies (persona ``profile``)."""
 
 
 @dataclass(slots=True)
@@ -70,6 +72,11 @@ class DialogState:
     """The customer's CRM contact (docs/crm.md); None for dialogs opened before contacts."""
     lead_id: str | None = None
     """The contact's lead on this line when the dialog opened, if it had one."""
+    closed_at: float | None = None
+    pinned: bool = False
+    """Stays with its operator: unavailable rules and the no-answer timer leave it alone."""
+    participants: tuple[tuple[str, ParticipantRole], ...] = ()
+    """``(operator_id, role)`` of invited operators and silent supervisors, in join order."""
 
     @property
     def ref(self) -> str:
@@ -91,6 +98,13 @@ class DialogState:
             return (self.operator_id,)
         return ()
 
+    def role_of(self, operator_id: str) -> ParticipantRole | None:
+        """The operator's role as a participant, or None when they are not one."""
+        for participant, role in self.participants:
+            if participant == operator_id:
+                return role
+        return None
+
     def _view_fields(self) -> dict[str, Any]:
         return {
             "id": self.dialog_id,
@@ -103,6 +117,8 @@ class DialogState:
             "offered_to": self.offered_to,
             "contact_id": self.contact_id,
             "lead_id": self.lead_id,
+            "pinned": self.pinned,
+            "participants": [{"operator_id": op, "role": role} for op, role in self.participants],
         }
 
     def view(self) -> DialogView:
@@ -120,7 +136,30 @@ class DialogState:
         values: dict[str, Any] = orjson.loads(data)
         values["offered_to"] = tuple(values["offered_to"])
         values["tried"] = tuple(values["tried"])
+        values["participants"] = tuple(tuple(p) for p in values.get("participants", ()))
         return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A customer identity declined as spam with ``block``: it opens no more dialogs.
+
+    Their later messages are stored in the history of the dialog that blocked them and
+    counted here, never delivered (docs/routing.md, "Decline").
+    """
+
+    identity: str
+    dialog_id: str
+    blocked_at: float
+    blocked_by: str | None
+    messages: int = 0
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Block:
+        return cls(**orjson.loads(data))
 
 
 def operator_from_json(data: bytes) -> OperatorState:
@@ -153,6 +192,8 @@ class Board:
     _held: defaultdict[str, dict[str, None]] = field(default_factory=lambda: defaultdict(dict))
     offers: dict[str, str] = field(default_factory=dict)
     """The event id of each open offer to its dialog's id."""
+    blocked: dict[str, Block] = field(default_factory=dict)
+    """Customer identities that open no dialogs, by identity."""
 
     def operator(self, operator_id: str) -> OperatorState:
         """The operator's state; one the portal never mentioned is offline."""

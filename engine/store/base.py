@@ -16,14 +16,16 @@ from engine.crm.linking import ContactLink
 from engine.crm.records import Contact, HistoryItem, Lead, LeadStatus
 from engine.crm.sightings import LinkSettings
 from engine.routing.plan import CustomerOwners, Plan
-from engine.routing.state import DialogState, OperatorState
+from engine.routing.state import Block, DialogState, OperatorState
 from engine.store.records import (
     Batch,
     DeadLetter,
+    HistoryEvent,
     InboxRow,
     OutboxRecord,
     PendingEvent,
     PortalStartup,
+    QuickAnswer,
     StoredReply,
 )
 
@@ -102,6 +104,37 @@ class OutboxStore(Protocol):
         ...
 
     def dialog(self, portal_id: str, dialog_id: str) -> DialogState | None: ...
+
+    def blocked(self, portal_id: str) -> list[Block]:
+        """Customer identities that open no dialogs (declined as spam with a block)."""
+        ...
+
+    def history(
+        self, portal_id: str, dialog_id: str, limit: int, after_event_id: str | None
+    ) -> list[HistoryEvent]:
+        """The dialog's events in stream order, ``limit`` of them after an event id
+        (``NotFoundError`` for an id that is not the dialog's)."""
+        ...
+
+    def last_customer_message(self, portal_id: str, dialog_id: str) -> tuple[float, bytes] | None:
+        """When the customer last wrote in the dialog, and that message's payload."""
+        ...
+
+    # -- quick answers ---------------------------------------------------------------------
+
+    def quick_answers(self, portal_id: str, line_id: str) -> list[QuickAnswer]:
+        """The line's quick answers, oldest first."""
+        ...
+
+    def quick_answer(self, portal_id: str, answer_id: str) -> QuickAnswer | None: ...
+
+    def put_quick_answer(self, portal_id: str, answer: QuickAnswer) -> None:
+        """Create or replace, durably (the portal is answered on it)."""
+        ...
+
+    def delete_quick_answer(self, portal_id: str, answer_id: str) -> bool:
+        """False when there was none."""
+        ...
 
     def startup(self, portal_ids: Sequence[str]) -> dict[str, PortalStartup]:
         """What each portal's mailbox, sender and router read when they start."""

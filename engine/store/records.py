@@ -160,3 +160,42 @@ class PortalStartup:
     """The open ``DialogState`` records (typed in ``engine.routing.state``)."""
     operators: list[Any]
     undelivered_offers: frozenset[str]
+    blocked: list[Any]
+    """The ``Block`` records of identities that open no dialogs (``engine.routing.state``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    """One event of a dialog's history: as it joined the stream, kept after delivery."""
+
+    event_id: str
+    kind: str
+    occurred_at: float
+    delivered: bool
+    """False for a blocked customer's message: stored, never delivered."""
+    dialog_json: bytes
+    payload: bytes
+    reply_json: bytes | None
+    """For a reply's outcome: the reply as it was sent (``ReplyRequest``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuickAnswer:
+    """A canned reply of one open line, stored by the engine for the portal's operators."""
+
+    answer_id: str
+    line_id: str
+    title: str
+    text: str
+    created_at: float
+    updated_at: float
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.answer_id,
+            "line_id": self.line_id,
+            "title": self.title,
+            "text": self.text,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }

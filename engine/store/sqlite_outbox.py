@@ -12,16 +12,18 @@ from pathlib import Path
 
 from engine.errors import NotFoundError
 from engine.routing.plan import CustomerOwners, Plan
-from engine.routing.state import DialogState, OperatorState
+from engine.routing.state import Block, DialogState, OperatorState
 from engine.store import sqlite_crm, sqlite_crm_history, sqlite_routing
 from engine.store.records import (
     Batch,
     BatchEvent,
     DeadLetter,
+    HistoryEvent,
     InboxRow,
     OutboxRecord,
     PendingEvent,
     PortalStartup,
+    QuickAnswer,
     StoredReply,
 )
 from engine.store.sqlite_crm import SqliteCrm
@@ -145,6 +147,31 @@ class SqliteOutbox(SqliteFile):
     def dialog(self, portal_id: str, dialog_id: str) -> DialogState | None:
         return sqlite_routing.dialog(self._db, portal_id, dialog_id)
 
+    def blocked(self, portal_id: str) -> list[Block]:
+        return sqlite_routing.blocked(self._db, portal_id)
+
+    def history(
+        self, portal_id: str, dialog_id: str, limit: int, after_event_id: str | None
+    ) -> list[HistoryEvent]:
+        return sqlite_routing.history(self._db, portal_id, dialog_id, limit, after_event_id)
+
+    def last_customer_message(self, portal_id: str, dialog_id: str) -> tuple[float, bytes] | None:
+        return sqlite_routing.last_customer_message(self._db, portal_id, dialog_id)
+
+    def quick_answers(self, portal_id: str, line_id: str) -> list[QuickAnswer]:
+        return sqlite_routing.quick_answers(self._db, portal_id, line_id)
+
+    def quick_answer(self, portal_id: str, answer_id: str) -> QuickAnswer | None:
+        return sqlite_routing.quick_answer(self._db, portal_id, answer_id)
+
+    def put_quick_answer(self, portal_id: str, answer: QuickAnswer) -> None:
+        with self._transaction(durable=True) as db:
+            sqlite_routing.put_quick_answer(db, portal_id, answer)
+
+    def delete_quick_answer(self, portal_id: str, answer_id: str) -> bool:
+        with self._transaction(durable=True) as db:
+            return sqlite_routing.delete_quick_answer(db, portal_id, answer_id)
+
     def startup(self, portal_ids: Sequence[str]) -> dict[str, PortalStartup]:
         """What each of these portals needs to start, in a few queries for all of them."""
         wanted = set(portal_ids)
@@ -167,13 +194,20 @@ class SqliteOutbox(SqliteFile):
             if row[1] in wanted:
                 replies[row[1]].append(StoredReply(*row))
         dialogs, operators = sqlite_routing.open_boards(self._db, wanted)
+        blocked = sqlite_routing.blocked_of(self._db, wanted)
         offers = frozenset(
             row[0]
             for row in self._db.execute("SELECT event_id FROM events WHERE kind = ?", (OFFER_KIND,))
         )
         return {
             p: PortalStartup(
-                pending[p], batches[p], replies[p], dialogs.get(p, []), operators.get(p, []), offers
+                pending[p],
+                batches[p],
+                replies[p],
+                dialogs.get(p, []),
+                operators.get(p, []),
+                offers,
+                blocked.get(p, []),
             )
             for p in wanted
         }

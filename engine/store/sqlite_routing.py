@@ -1,8 +1,11 @@
-"""The routing half of a portal actor's SQLite file: inbox, dialogs, operators, customers.
+"""The routing half of a portal actor's SQLite file: inbox, dialogs, operators, customers,
+blocked identities, the dialogs' history and the lines' quick answers.
 
 It shares the outbox's connection and transactions (``engine.store.sqlite_outbox``): a
 routing step's state changes, the events they produce and the customer messages moving
-from the inbox into the stream commit together or not at all.
+from the inbox into the stream commit together or not at all. Every event that joins a
+stream is also written to the ``history`` of its dialog, which stays when the outbox has
+delivered the event (docs/routing.md, "History").
 """
 
 from __future__ import annotations
@@ -12,15 +15,23 @@ from collections.abc import Sequence
 
 import orjson
 
-from engine.errors import EngineError
+from engine.errors import EngineError, NotFoundError
 from engine.routing.plan import CustomerOwners, Plan, StreamEntry
 from engine.routing.state import (
+    Block,
     DialogState,
     OperatorState,
     operator_from_json,
     operator_to_json,
 )
-from engine.store.records import Conversation, InboxRow, StoredReply, dialog_hash
+from engine.store.records import (
+    Conversation,
+    HistoryEvent,
+    InboxRow,
+    QuickAnswer,
+    StoredReply,
+    dialog_hash,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -48,6 +59,20 @@ CREATE TABLE IF NOT EXISTS decisions (
     at REAL NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_dialog ON decisions (portal_id, dialog_id, rowid);
 CREATE INDEX IF NOT EXISTS decisions_age ON decisions (at);
+CREATE TABLE IF NOT EXISTS history (
+    rowid INTEGER PRIMARY KEY, portal_id TEXT NOT NULL, dialog_id TEXT NOT NULL,
+    event_id TEXT NOT NULL, kind TEXT NOT NULL, occurred_at REAL NOT NULL,
+    dialog_json BLOB NOT NULL, payload BLOB NOT NULL, reply_json BLOB,
+    delivered INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS history_dialog ON history (portal_id, dialog_id, rowid);
+CREATE TABLE IF NOT EXISTS blocked (
+    portal_id TEXT NOT NULL, identity TEXT NOT NULL, state BLOB NOT NULL,
+    PRIMARY KEY (portal_id, identity)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quick_answers (
+    portal_id TEXT NOT NULL, answer_id TEXT NOT NULL, line_id TEXT NOT NULL,
+    title TEXT NOT NULL, text TEXT NOT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, PRIMARY KEY (portal_id, answer_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS quick_answers_line ON quick_answers (portal_id, line_id, created_at);
 """
 
 _INSERT_EVENT = (
@@ -60,6 +85,16 @@ _MOVE_FROM_INBOX = (
     " dialog_ref, ?, order_key, best_effort, received_at, payload, ? FROM inbox WHERE rowid = ?"
     " AND portal_id = ?"
 )
+_INSERT_HISTORY = (
+    "INSERT INTO history (portal_id, dialog_id, event_id, kind, occurred_at, dialog_json,"
+    " payload, reply_json, delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"
+)
+_HISTORY_FROM_INBOX = (
+    "INSERT INTO history (portal_id, dialog_id, event_id, kind, occurred_at, dialog_json,"
+    " payload, delivered) SELECT portal_id, ?, event_id, kind, received_at, ?, payload, ?"
+    " FROM inbox WHERE rowid = ? AND portal_id = ? AND best_effort = 0"
+)
+"""A best-effort signal (typing) is delivered but not kept in the history."""
 
 
 def inbox(db: sqlite3.Connection, portal_id: str, limit: int) -> list[InboxRow]:
@@ -122,6 +157,22 @@ def open_dialogs(db: sqlite3.Connection, portal_id: str) -> list[DialogState]:
     ]
 
 
+def blocked(db: sqlite3.Connection, portal_id: str) -> list[Block]:
+    return [
+        Block.from_json(row[0])
+        for row in db.execute("SELECT state FROM blocked WHERE portal_id = ?", (portal_id,))
+    ]
+
+
+def blocked_of(db: sqlite3.Connection, portal_ids: set[str]) -> dict[str, list[Block]]:
+    """Blocked identities of many portals, grouped by portal."""
+    found: dict[str, list[Block]] = {}
+    for portal_id, state in db.execute("SELECT portal_id, state FROM blocked"):
+        if portal_id in portal_ids:
+            found.setdefault(portal_id, []).append(Block.from_json(state))
+    return found
+
+
 def open_boards(
     db: sqlite3.Connection, portal_ids: set[str]
 ) -> tuple[dict[str, list[DialogState]], dict[str, list[OperatorState]]]:
@@ -175,7 +226,11 @@ def write_plan(
 
     Returns the stream hash of every event that joined a stream, for the mailbox.
     """
-    hashes = [_write_entry(db, portal_id, entry) for entry in plan.entries]
+    hashes = [
+        stream_hash
+        for entry in plan.entries
+        if (stream_hash := _write_entry(db, portal_id, entry)) is not None
+    ]
     db.executemany(
         "INSERT OR REPLACE INTO dialogs VALUES (?, ?, ?, ?, ?, ?)",
         [
@@ -193,6 +248,14 @@ def write_plan(
             (portal_id, c.identity, c.responsible_id, c.last_operator_id)
             for c in plan.customers.values()
         ],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO blocked VALUES (?, ?, ?)",
+        [(portal_id, b.identity, b.to_json()) for b in plan.blocks.values() if b is not None],
+    )
+    db.executemany(
+        "DELETE FROM blocked WHERE portal_id = ? AND identity = ?",
+        [(portal_id, identity) for identity, b in plan.blocks.items() if b is None],
     )
     db.executemany(
         "INSERT INTO decisions (portal_id, dialog_id, at, body) VALUES (?, ?, ?, ?)",
@@ -219,17 +282,23 @@ def write_plan(
     return hashes
 
 
-def _write_entry(db: sqlite3.Connection, portal_id: str, entry: StreamEntry) -> int:
+def _write_entry(db: sqlite3.Connection, portal_id: str, entry: StreamEntry) -> int | None:
+    """The entry into its stream (unless kept from delivery) and its dialog's history;
+    returns the stream hash when it joined a stream."""
     stream_hash = dialog_hash(entry.dialog_ref)
     if entry.inbox_rowid is not None:
-        moved = db.execute(
-            _MOVE_FROM_INBOX, (stream_hash, entry.dialog_json, entry.inbox_rowid, portal_id)
+        row = (entry.inbox_rowid, portal_id)
+        if entry.deliver:
+            db.execute(_MOVE_FROM_INBOX, (stream_hash, entry.dialog_json, *row))
+        db.execute(
+            _HISTORY_FROM_INBOX, (entry.dialog_id, entry.dialog_json, int(entry.deliver), *row)
         )
-        if moved.rowcount != 1:  # the plan ran ahead of the store: commit none of it
+        gone = db.execute("DELETE FROM inbox WHERE rowid = ? AND portal_id = ?", row)
+        if gone.rowcount != 1:  # the plan ran ahead of the store: commit none of it
             raise EngineError(f"inbox row {entry.inbox_rowid} of portal {portal_id!r} is gone")
-        db.execute("DELETE FROM inbox WHERE rowid = ?", (entry.inbox_rowid,))
-        return stream_hash
+        return stream_hash if entry.deliver else None
     assert entry.data is not None
+    payload = entry.data.model_dump_json().encode()
     db.execute(
         _INSERT_EVENT,
         (
@@ -239,11 +308,105 @@ def _write_entry(db: sqlite3.Connection, portal_id: str, entry: StreamEntry) -> 
             entry.dialog_ref,
             stream_hash,
             entry.occurred_at,
-            entry.data.model_dump_json().encode(),
+            payload,
             entry.dialog_json,
         ),
     )
+    db.execute(
+        _INSERT_HISTORY,
+        (
+            portal_id,
+            entry.dialog_id,
+            entry.event_id,
+            entry.kind,
+            entry.occurred_at,
+            entry.dialog_json,
+            payload,
+            entry.reply_json,
+        ),
+    )
     return stream_hash
+
+
+def history(
+    db: sqlite3.Connection, portal_id: str, dialog_id: str, limit: int, after_event_id: str | None
+) -> list[HistoryEvent]:
+    """The dialog's events in the order they joined its stream, ``limit`` after an event."""
+    after_rowid = 0
+    if after_event_id is not None:
+        row = db.execute(
+            "SELECT rowid FROM history WHERE portal_id = ? AND dialog_id = ? AND event_id = ?",
+            (portal_id, dialog_id, after_event_id),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(
+                f"no event {after_event_id!r} in dialog {dialog_id!r} to page after"
+            )
+        after_rowid = row[0]
+    rows = db.execute(
+        "SELECT event_id, kind, occurred_at, delivered, dialog_json, payload, reply_json"
+        " FROM history WHERE portal_id = ? AND dialog_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+        (portal_id, dialog_id, after_rowid, limit),
+    ).fetchall()
+    return [HistoryEvent(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+def last_customer_message(
+    db: sqlite3.Connection, portal_id: str, dialog_id: str
+) -> tuple[float, bytes] | None:
+    """When the customer last wrote in the dialog, and that message's payload."""
+    row = db.execute(
+        "SELECT occurred_at, payload FROM history WHERE portal_id = ? AND dialog_id = ?"
+        " AND kind = 'message.received' AND delivered = 1 ORDER BY rowid DESC LIMIT 1",
+        (portal_id, dialog_id),
+    ).fetchone()
+    return None if row is None else (float(row[0]), bytes(row[1]))
+
+
+def quick_answers(db: sqlite3.Connection, portal_id: str, line_id: str) -> list[QuickAnswer]:
+    rows = db.execute(
+        f"SELECT {_QUICK_ANSWER_COLUMNS} FROM quick_answers WHERE portal_id = ? AND line_id = ?"
+        " ORDER BY created_at, answer_id",
+        (portal_id, line_id),
+    ).fetchall()
+    return [QuickAnswer(*row) for row in rows]
+
+
+def quick_answer(db: sqlite3.Connection, portal_id: str, answer_id: str) -> QuickAnswer | None:
+    row = db.execute(
+        f"SELECT {_QUICK_ANSWER_COLUMNS} FROM quick_answers WHERE portal_id = ? AND answer_id = ?",
+        (portal_id, answer_id),
+    ).fetchone()
+    return None if row is None else QuickAnswer(*row)
+
+
+def put_quick_answer(db: sqlite3.Connection, portal_id: str, answer: QuickAnswer) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO quick_answers (portal_id, answer_id, line_id, title, text,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            portal_id,
+            answer.answer_id,
+            answer.line_id,
+            answer.title,
+            answer.text,
+            answer.created_at,
+            answer.updated_at,
+        ),
+    )
+
+
+def delete_quick_answer(db: sqlite3.Connection, portal_id: str, answer_id: str) -> bool:
+    return (
+        db.execute(
+            "DELETE FROM quick_answers WHERE portal_id = ? AND answer_id = ?",
+            (portal_id, answer_id),
+        ).rowcount
+        == 1
+    )
+
+
+_QUICK_ANSWER_COLUMNS = "answer_id, line_id, title, text, created_at, updated_at"
 
 
 def customer_owners(db: sqlite3.Connection, portal_id: str, identity: str) -> CustomerOwners | None:

@@ -16,14 +16,34 @@ M = TypeVar("M", bound=BaseModel)
 
 def parse_json_model(model: type[M], body: bytes) -> M:
     """Malformed JSON is a 400, JSON that is not the model a 422 naming the fields."""
+    return parse_model(model, parse_json(body))
+
+
+def parse_json(body: bytes) -> object:
     try:
-        data = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequestError(f"malformed JSON: {exc}") from None
+
+
+def parse_model(model: type[M], data: object) -> M:
+    """Data that is not the model is a 422 naming the fields."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailedError(describe_validation_error(exc)) from None
+
+
+def parse_call(model: type[M], body: object, query: dict[str, str], path: dict[str, str]) -> M:
+    """A call's model from its JSON body (an object, or None for a call without one), its
+    query and its path parameters; the body may not name a path parameter."""
+    if body is not None and not isinstance(body, dict):
+        raise ValidationFailedError("the body must be a JSON object")
+    data: dict[str, object] = {**query, **(body or {})}
+    named = sorted(set(data) & set(path))
+    if named:
+        raise ValidationFailedError(f"{', '.join(named)}: given in the path, not the body")
+    return parse_model(model, {**data, **path})
 
 
 def json_response(data: object, status: int = 200) -> web.Response:

@@ -21,9 +21,15 @@ RETRY_AFTER_S = 2
 """What a 503 tells the caller to wait: about one actor restart on a 2-core machine."""
 
 
-def refusal(counters: Counters, status: int, reason: str, message: str) -> web.Response:
+def refusal(
+    counters: Counters,
+    status: int,
+    reason: str,
+    message: str,
+    details: dict[str, object] | None = None,
+) -> web.Response:
     counters.inc("openlines_rejected_total", reason=reason)
-    response = json_response({"error": reason, "message": message}, status)
+    response = json_response({"error": reason, "message": message, **(details or {})}, status)
     if status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
@@ -39,7 +45,7 @@ def error_middleware(counters: Counters, max_body: int) -> Middleware:
         except EngineError as exc:
             if exc.http_status >= 500:
                 log.warning("%s %s: %s", request.method, request.path, exc)
-            return refusal(counters, exc.http_status, exc.reason, str(exc))
+            return refusal(counters, exc.http_status, exc.reason, str(exc), exc.details())
         except web.HTTPRequestEntityTooLarge:
             return refusal(counters, 413, "body_too_large", f"body over {max_body} bytes")
         except web.HTTPException as exc:

@@ -17,17 +17,41 @@ import orjson
 from aiohttp import web
 
 from engine.api_models import (
+    CreateQuickAnswerCall,
+    DeclineCall,
+    DeleteQuickAnswerCall,
     FinishRequest,
+    HistoryCall,
+    InviteCall,
+    JoinCall,
+    LeaveCall,
+    LineQueueCall,
     OperatorAction,
+    OperatorDialogsCall,
+    OperatorProfileCall,
     OperatorStatusRequest,
+    PinCall,
+    PortalCall,
+    QuickAnswersCall,
+    ReplyBody,
     ResponsibleRequest,
+    TransferCall,
+    UnblockCall,
+    UnpinCall,
+    UpdateQuickAnswerCall,
 )
 from engine.config import ID_PATTERN, PortalConfig
 from engine.errors import AuthError, BadRequestError, NotFoundError
-from engine.models import ReplyRequest
 from engine.security.webhook_signature import api_request_payload, verify_hmac
 from engine.store.records import DeadLetter
-from engine.web.common import json_body, json_response, page_limit, parse_json_model
+from engine.web.common import (
+    json_body,
+    json_response,
+    page_limit,
+    parse_call,
+    parse_json,
+    parse_json_model,
+)
 from engine.web.ports import Engine
 
 PORTAL_HEADER = "openlines-portal-id"
@@ -87,6 +111,24 @@ class PortalApi:
             web.get("/api/v1/lines/{line_id}/operators", self.line_operators),
             web.put("/api/v1/customers/{connector_id}/{customer_id}/responsible", self.responsible),
             web.get("/api/v1/dead-letters", self.dead_letters),
+            # The operator's workflow: one route and one handler per call, carried out by
+            # engine.routing.operator_calls (docs/routing.md, "The operator API").
+            web.post("/api/v1/dialogs/{dialog_id}/decline", self.decline),
+            web.post("/api/v1/dialogs/{dialog_id}/pin", self.pin),
+            web.post("/api/v1/dialogs/{dialog_id}/unpin", self.unpin),
+            web.post("/api/v1/dialogs/{dialog_id}/transfer", self.transfer),
+            web.post("/api/v1/dialogs/{dialog_id}/invite", self.invite),
+            web.post("/api/v1/dialogs/{dialog_id}/join", self.join),
+            web.post("/api/v1/dialogs/{dialog_id}/leave", self.leave),
+            web.get("/api/v1/dialogs/{dialog_id}/history", self.history),
+            web.get("/api/v1/operators/{operator_id}/dialogs", self.operator_dialogs),
+            web.put("/api/v1/operators/{operator_id}/profile", self.operator_profile),
+            web.get("/api/v1/lines/{line_id}/queue", self.line_queue),
+            web.get("/api/v1/lines/{line_id}/quick-answers", self.quick_answers),
+            web.post("/api/v1/lines/{line_id}/quick-answers", self.create_quick_answer),
+            web.put("/api/v1/quick-answers/{answer_id}", self.update_quick_answer),
+            web.delete("/api/v1/quick-answers/{answer_id}", self.delete_quick_answer),
+            web.delete("/api/v1/customers/{connector_id}/{customer_id}/block", self.unblock),
         ]
 
     async def engine_key(self, request: web.Request) -> web.Response:
@@ -94,7 +136,7 @@ class PortalApi:
 
     async def reply(self, request: web.Request) -> web.Response:
         portal, request_id = await authenticate(self._engine, request)
-        reply = parse_json_model(ReplyRequest, await json_body(request))
+        reply = parse_json_model(ReplyBody, await json_body(request))
         dialog_id = request.match_info["dialog_id"]
         reply_id = await self._engine.portal(portal.id).reply(
             portal.id, request_id, dialog_id, reply
@@ -190,3 +232,64 @@ class PortalApi:
                 "next_after": letters[-1].event_id if len(letters) == limit else None,
             }
         )
+
+    # -- the operator's workflow ----------------------------------------------------------------
+
+    async def _operate(self, request: web.Request, model: type[PortalCall]) -> web.Response:
+        """Authenticate, parse the call (path, query and JSON body, if any) into its model,
+        and have the portal's own actor carry it out."""
+        portal, request_id = await authenticate(self._engine, request)
+        body = parse_json(await json_body(request)) if request.body_exists else None
+        portal_call = parse_call(model, body, dict(request.query), dict(request.match_info))
+        status, answer = await self._engine.portal(portal.id).operate(
+            portal.id, request_id, portal_call
+        )
+        return web.Response(body=answer, status=status, content_type="application/json")
+
+    async def decline(self, request: web.Request) -> web.Response:
+        return await self._operate(request, DeclineCall)
+
+    async def pin(self, request: web.Request) -> web.Response:
+        return await self._operate(request, PinCall)
+
+    async def unpin(self, request: web.Request) -> web.Response:
+        return await self._operate(request, UnpinCall)
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        return await self._operate(request, TransferCall)
+
+    async def invite(self, request: web.Request) -> web.Response:
+        return await self._operate(request, InviteCall)
+
+    async def join(self, request: web.Request) -> web.Response:
+        return await self._operate(request, JoinCall)
+
+    async def leave(self, request: web.Request) -> web.Response:
+        return await self._operate(request, LeaveCall)
+
+    async def history(self, request: web.Request) -> web.Response:
+        return await self._operate(request, HistoryCall)
+
+    async def operator_dialogs(self, request: web.Request) -> web.Response:
+        return await self._operate(request, OperatorDialogsCall)
+
+    async def operator_profile(self, request: web.Request) -> web.Response:
+        return await self._operate(request, OperatorProfileCall)
+
+    async def line_queue(self, request: web.Request) -> web.Response:
+        return await self._operate(request, LineQueueCall)
+
+    async def quick_answers(self, request: web.Request) -> web.Response:
+        return await self._operate(request, QuickAnswersCall)
+
+    async def create_quick_answer(self, request: web.Request) -> web.Response:
+        return await self._operate(request, CreateQuickAnswerCall)
+
+    async def update_quick_answer(self, request: web.Request) -> web.Response:
+        return await self._operate(request, UpdateQuickAnswerCall)
+
+    async def delete_quick_answer(self, request: web.Request) -> web.Response:
+        return await self._operate(request, DeleteQuickAnswerCall)
+
+    async def unblock(self, request: web.Request) -> web.Response:
+        return await self._operate(request, UnblockCall)

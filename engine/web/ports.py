@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from channels.base import Channel
+from engine.api_models import PortalCall, ReplyBody
 from engine.clock import Clock
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
 from engine.crm.calls import CrmCall
 from engine.metrics import Counters, Sample
-from engine.models import ReplyRequest
 from engine.registry import Registry
 from engine.routing.state import OperatorStatus
 from engine.store.records import DeadLetter, OutboxRecord
@@ -29,8 +29,12 @@ class PortalCalls(Protocol):
     is the signed request's id, refused if seen before; None for admin calls."""
 
     async def reply(
-        self, portal_id: str, request_id: str, dialog_id: str, request: ReplyRequest
+        self, portal_id: str, request_id: str, dialog_id: str, body: ReplyBody
     ) -> str: ...
+
+    async def operate(
+        self, portal_id: str, request_id: str, call: PortalCall
+    ) -> tuple[int, bytes]: ...
 
     async def dialog(self, portal_id: str, request_id: str, dialog_id: str) -> dict[str, Any]: ...
 

@@ -16,6 +16,7 @@ from engine.routing.dispatcher import Dispatcher
 from engine.routing.plan import CustomerOwners, Plan, StreamEntry
 from engine.routing.rules import LineRules, PortalRules
 from engine.routing.state import Board, DialogState
+from engine.routing.workflow import Workflow
 from engine.store.records import Conversation, InboxRow
 
 T0 = 1_800_000_000.0
@@ -59,11 +60,14 @@ class Kit:
         self.dispatcher = Dispatcher(
             "p1", Board(), portal_rules(*lines), ids=lambda prefix: f"{prefix}_{next(counter)}"
         )
+        self.workflow = Workflow(self.dispatcher)
         self.now = T0
         self.entries: list[StreamEntry] = []
         self.texts: list[tuple[str, str]] = []
         self.customers: dict[str, CustomerOwners] = {}
         """What the store would hold of customers: the plans' CRM records."""
+        self.stored: dict[str, DialogState] = {}
+        """What the store would hold of dialogs, open and closed, by id."""
         self._rows = itertools.count(1)
 
     @property
@@ -75,7 +79,14 @@ class Kit:
         self.entries.extend(plan.entries)
         self.texts.extend((notice.dialog_id, notice.text) for notice in plan.notices)
         self.customers.update(plan.customers)
+        self.stored.update(plan.dialogs)
         return plan
+
+    def latest(self, chat: str) -> DialogState | None:
+        """The chat's latest dialog, open or closed, as the store would find it."""
+        ref = f"tg\x00{chat}"
+        found = [d for d in self.stored.values() if d.ref == ref]
+        return max(found, key=lambda d: d.opened_at, default=None)
 
     def write(
         self,
@@ -98,7 +109,12 @@ class Kit:
             self.now,
         )
         known = {owners.identity: owners} if owners else self.customers
-        self.dispatcher.arrive([row], known, {}, self.now)
+        latest = self.latest(chat)
+        recent = {latest.ref: latest} if latest is not None else {}
+        blocking = {
+            identity: self.stored[block.dialog_id] for identity, block in self.board.blocked.items()
+        }
+        self.dispatcher.arrive([row], known, recent, self.now, blocking)
         self.collect()
         return self.dialog_of(chat)
 

@@ -119,7 +119,7 @@ def test_an_operator_never_gets_more_than_their_capacity_and_a_finish_frees_a_pl
     assert kit.dialog_of("3").operator_id == "a"  # type: ignore[union-attr]
     assert kit.dialog_of("1") is None
     assert kit.data("dialog.closed", "1") == [
-        {"reason": "finished", "operator_id": "a", "closed_by": None}
+        {"reason": "finished", "operator_id": "a", "closed_by": None, "decline": None}
     ]
 
 
@@ -335,7 +335,7 @@ def test_away_keeps_dialogs_vacation_returns_them_at_once_end_of_day_per_rule() 
     kit.online("b", working=False)  # ends the work day: this line closes the dialog
     assert kit.dialog_of("1") is None
     assert kit.data("dialog.closed", "1") == [
-        {"reason": "operator_unavailable", "operator_id": "b", "closed_by": None}
+        {"reason": "operator_unavailable", "operator_id": "b", "closed_by": None, "decline": None}
     ]
 
 
@@ -450,7 +450,14 @@ def test_outside_hours_a_line_may_hand_its_dialogs_to_another_line() -> None:
 
     assert dialog is not None and dialog.line_id == "night" and dialog.operator_id == "n"
     assert kit.data("dialog.transferred", "1") == [
-        {"from_line": "support", "to_line": "night", "reason": "outside_hours"}
+        {
+            "from_line": "support",
+            "to_line": "night",
+            "reason": "outside_hours",
+            "from_operator_id": None,
+            "to_operator_id": None,
+            "by": None,
+        }
     ]
 
 
@@ -577,7 +584,7 @@ def test_finishing_an_offered_dialog_withdraws_the_offer_first() -> None:
     assert kit.types("1")[-2:] == ["dialog.offer_withdrawn", "dialog.closed"]
     assert [v["state"] for v in kit.views("1")][-2:] == ["waiting", "closed"]
     assert kit.data("dialog.closed", "1") == [
-        {"reason": "finished", "operator_id": None, "closed_by": "a"}
+        {"reason": "finished", "operator_id": None, "closed_by": "a", "decline": None}
     ]
 
 

@@ -1,11 +1,13 @@
 """Routing stays safe whatever happens at once: a stateful hypothesis test against a model.
 
 Random sequences of customers writing, operators changing status, accepting, skipping,
-answering and finishing, offers reaching the portal and time passing. After every step:
-no operator over capacity, no dialog held by two operators, every open dialog exactly one of
-waiting, offered, assigned or answered, the load index equal to a recount, nobody waiting
-while an operator could take them, and every event's dialog stamp consistent with the
-events before it in the dialog's stream.
+answering and finishing, declining, pinning, transferring, inviting and leaving, offers
+reaching the portal and time passing. After every step: no operator over capacity, no
+dialog held by two operators, every open dialog exactly one of waiting, offered, assigned or
+answered, a pinned dialog held by its operator and no operator a participant of their own
+dialog, the load index equal to a recount, nobody waiting while an operator could take
+them, and every event's dialog stamp consistent with the events before it in the dialog's
+stream.
 """
 
 from __future__ import annotations
@@ -99,12 +101,46 @@ class Routing(RuleBasedStateMachine):
     def finish(self, chat: str) -> None:
         self._act(lambda dialog_id: self.kit.dispatcher.finish(dialog_id, self.kit.now), chat)
 
+    @rule(chat=st.sampled_from(CHATS), spam=st.booleans())
+    def decline(self, chat: str, spam: bool) -> None:
+        workflow = self.kit.workflow
+        self._act(
+            lambda dialog_id: workflow.decline(dialog_id, self.kit.now, spam=spam, block=spam),
+            chat,
+        )
+
+    @rule(chat=st.sampled_from(CHATS), pin=st.booleans())
+    def pin_or_unpin(self, chat: str, pin: bool) -> None:
+        act = self.kit.workflow.pin if pin else self.kit.workflow.unpin
+        self._act(lambda dialog_id: act(dialog_id, self.kit.now), chat)
+
+    @rule(chat=st.sampled_from(CHATS), operator=st.sampled_from(OPERATORS))
+    def transfer_to_operator(self, chat: str, operator: str) -> None:
+        workflow = self.kit.workflow
+        self._act(
+            lambda dialog_id: workflow.transfer_to_operator(dialog_id, operator, self.kit.now),
+            chat,
+        )
+
+    @rule(chat=st.sampled_from(CHATS), line=st.sampled_from(["support", "sales"]))
+    def transfer_to_line(self, chat: str, line: str) -> None:
+        workflow = self.kit.workflow
+        self._act(lambda dialog_id: workflow.transfer_to_line(dialog_id, line, self.kit.now), chat)
+
+    @rule(chat=st.sampled_from(CHATS), operator=st.sampled_from(OPERATORS), join=st.booleans())
+    def invite_or_leave(self, chat: str, operator: str, join: bool) -> None:
+        workflow = self.kit.workflow
+        if join:
+            self._act(lambda dialog_id: workflow.invite(dialog_id, operator, self.kit.now), chat)
+        else:
+            self._act(lambda dialog_id: workflow.leave(dialog_id, operator, self.kit.now), chat)
+
     def _act(self, action: Any, chat: str) -> None:
         dialog_id = self._dialog_id(chat) or f"dlg_gone_{chat}"
         try:
             action(dialog_id)
         except (ConflictError, NotFoundError):
-            pass  # refused: must change nothing (checked by the invariants)
+            assert not self.kit.dispatcher.take_plan()  # refused: nothing changed
         self.kit.collect()
 
     @rule()
@@ -128,6 +164,15 @@ class Routing(RuleBasedStateMachine):
             else:
                 assert dialog.state in ("assigned", "answered")
                 assert dialog.operator_id is not None and dialog.offered_to == ()
+
+    @invariant()
+    def pins_and_participants_have_their_shape(self) -> None:
+        for dialog in self.kit.board.dialogs.values():
+            if dialog.pinned:
+                assert dialog.state in ("assigned", "answered") and dialog.operator_id
+            operators = [operator for operator, _ in dialog.participants]
+            assert dialog.operator_id not in operators
+            assert len(set(operators)) == len(operators)
 
     @invariant()
     def one_open_dialog_per_conversation(self) -> None:
@@ -184,6 +229,9 @@ class Routing(RuleBasedStateMachine):
             elif entry.kind == "dialog.returned":
                 assert data is not None and holder.get(dialog_id) == data["operator_id"]
                 holder[dialog_id] = None
+            elif entry.kind == "dialog.transferred":
+                assert data is not None and data["from_line"] in self.lines
+                holder[dialog_id] = None  # let go of, before the new line or operator
             elif entry.kind == "dialog.offered":
                 assert data is not None and view["offered_to"] == data["operator_ids"]
             assert view["operator_id"] == holder.get(dialog_id), entry

@@ -66,19 +66,34 @@ def record(
     )
 
 
-def moved_in(row: InboxRow, dialog_json: bytes = STAMP) -> StreamEntry:
-    """A customer's stored message joining its dialog's stream, as the router writes it."""
+def moved_in(row: InboxRow, dialog_json: bytes = STAMP, **extra: Any) -> StreamEntry:
+    """A customer's stored message joining its dialog's stream, as the router writes it
+    (the dialog's id is ``dlg_`` and its chat)."""
     return StreamEntry(
-        row.event_id, row.kind, row.dialog_ref, dialog_json, row.received_at, inbox_rowid=row.rowid
+        row.event_id,
+        row.kind,
+        f"dlg_{row.conversation.dialog_key}",
+        row.dialog_ref,
+        dialog_json,
+        row.received_at,
+        inbox_rowid=row.rowid,
+        **extra,
     )
 
 
 def engine_event(
-    event_id: str, dialog: str, data: Frozen, dialog_json: bytes = STAMP
+    event_id: str, dialog: str, data: Frozen, dialog_json: bytes = STAMP, **extra: Any
 ) -> StreamEntry:
     """An event the router makes (``engine.events``) joining a dialog's stream."""
     return StreamEntry(
-        event_id, event_type(data), dialog_ref("tg-1", dialog), dialog_json, NOW, data
+        event_id,
+        event_type(data),
+        f"dlg_{dialog}",
+        dialog_ref("tg-1", dialog),
+        dialog_json,
+        NOW,
+        data,
+        **extra,
     )
 
 

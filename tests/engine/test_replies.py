@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from channels.vk import random_id
+from engine.api_models import ReplyBody
 from engine.delivery.host import MailboxHost
 from engine.errors import AuthError, ConflictError, NotFoundError
 from engine.models import DialogTarget, OutboundText, ReplyRequest, Route, SentReceipt
@@ -35,15 +36,17 @@ from tests.standins.vk_api import VkApiStandIn
 Event = dict[str, Any]
 
 
-def text(words: str, client_id: str | None = None) -> ReplyRequest:
-    return ReplyRequest(content=OutboundText(text=words), client_id=client_id)
+def text(words: str, client_id: str | None = None) -> ReplyBody:
+    return ReplyBody(content=OutboundText(text=words), client_id=client_id)
 
 
 async def send(
-    host: MailboxHost, dialog: DialogState, request: ReplyRequest, operator_id: str | None = None
+    host: MailboxHost, dialog: DialogState, body: ReplyBody, operator_id: str | None = None
 ) -> str:
     """What the portal API does for a reply: the dialog's owner stores and queues it."""
-    return await host.router("p1").reply(dialog.dialog_id, request, operator_id)
+    return await host.router("p1").reply(
+        dialog.dialog_id, body.model_copy(update={"operator_id": operator_id})
+    )
 
 
 @pytest.fixture
@@ -83,6 +86,8 @@ def shows(
         "offered_to": [],
         "contact_id": dialog.contact_id,
         "lead_id": dialog.lead_id,
+        "pinned": False,
+        "participants": [],
     }
     return dialog.contact_id is not None and bool(event["dialog"] == expected)
 
@@ -292,7 +297,7 @@ async def test_a_reply_to_a_dialog_that_is_not_open_is_refused(
 ) -> None:
     router = host.router("p1")
     with pytest.raises(NotFoundError, match=r"no dialog 'dlg_nope' for portal 'p1'"):
-        await router.reply("dlg_nope", text("Hello"), None)
+        await router.reply("dlg_nope", text("Hello"))
     await router.finish(dialog.dialog_id, None)  # e.g. the portal closed it
     with pytest.raises(ConflictError, match=r"is closed \(finished\): the customer writes first"):
         await send(host, dialog, text("Hello"))
@@ -364,6 +369,8 @@ class BrokenPlugin:
     """A channel plug-in with a bug: ``send`` raises what no channel should."""
 
     idempotent_sends = False
+    shows_sender = False
+    reply_window_s = None
 
     def __init__(self) -> None:
         self.calls = 0

@@ -88,6 +88,10 @@ operators:
       timezone: Europe/Moscow
       weekly:
         mon: ["12:00-21:00"]
+persona:
+  mode: line_name
+  name: Acme Support
+reopen_within_s: 900
 """
 
 NIGHT = "portal: p1\nline: night\nqueue:\n  members:\n    - operator: chen\n"
@@ -138,6 +142,8 @@ def test_a_file_with_every_section_loads(tmp_path: Path) -> None:
     assert rules.crm.identities_from_text is True
     assert rules.queue_position.average_handle_s == 240.0
     assert set(rules.operator_schedules) == {"chen"}
+    assert (rules.persona.mode, rules.persona.name) == ("line_name", "Acme Support")
+    assert rules.reopen_within_s == 900.0
 
 
 def test_the_hours_of_a_file_compile_into_its_schedule(tmp_path: Path) -> None:
@@ -179,6 +185,8 @@ def test_a_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     )
     assert (rules.queue_position.on_join, rules.queue_position.on_move) == (False, False)
     assert rules.operators == {}
+    assert (rules.persona.mode, rules.persona.name) == ("profile", None)
+    assert rules.reopen_within_s is None
 
 
 def test_the_shipped_rules_folder_loads() -> None:
@@ -194,6 +202,7 @@ def test_the_shipped_rules_folder_loads() -> None:
     assert target is not None and rules.for_line("demo", target) is not None
     assert set(support.operator_schedules) == {"anna", "chen"}
     assert support.queue_position.on_join and support.require_work_day
+    assert support.persona.mode == "profile" and support.reopen_within_s == 900.0
 
 
 def test_rules_are_found_per_portal_and_line(tmp_path: Path) -> None:
@@ -458,6 +467,26 @@ def test_a_transfer_and_its_target_go_together(tmp_path: Path, outside: str) -> 
         r"action transfer needs transfer_to_line, and only it",
     ):
         load_one(tmp_path, BASE + outside)
+
+
+@pytest.mark.parametrize(
+    "persona",
+    ["persona:\n  mode: line_name\n", "persona:\n  mode: hidden\n  name: Acme\n"],
+    ids=["line-name-without-name", "name-without-line-name"],
+)
+def test_a_line_name_persona_and_its_name_go_together(tmp_path: Path, persona: str) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"support\.yaml:6: persona: Value error, mode line_name needs name, and only it",
+    ):
+        load_one(tmp_path, BASE + persona)
+
+
+def test_a_reopen_time_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"support\.yaml:6: reopen_within_s: Input should be greater than 0"
+    ):
+        load_one(tmp_path, BASE + "reopen_within_s: 0\n")
 
 
 def test_a_transfer_to_the_line_itself_is_refused(tmp_path: Path) -> None:
