@@ -138,13 +138,13 @@ class ContactBook:
             )
             return lead.model_dump(mode="json")
         if isinstance(call, ReadHistory):
-            live, items = await self._store.call(
+            live, events = await self._store.call(
                 crm.history, portal_id, call.contact_id, call.limit, call.before
             )
             return {
                 "contact_id": live,
-                "items": [item.model_dump(mode="json") for item in items],
-                "next_before": items[-1].id if len(items) == call.limit else None,
+                "events": [event.as_json() for event in events],
+                "next_before": events[-1].event_id if len(events) == call.limit else None,
             }
         raise TypeError(f"{type(call).__name__} changes dialogs: ask the router")
 

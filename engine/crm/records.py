@@ -6,7 +6,7 @@ its rows; the rules that change them are plain functions beside this module.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -49,14 +49,3 @@ class Contact(Frozen):
         default=(),
         description="Contacts that matched one of its customers' messages too; merge if the same.",
     )
-
-
-class HistoryItem(Frozen):
-    """One entry of a contact's conversation history: an event of one of its dialogs as the
-    portal received it, or a reply as it was stored (``type`` ``reply``)."""
-
-    id: str = Field(description="The event's id (the reply's id for type reply).")
-    type: str = Field(description="The event type (docs/protocol.md), or reply.")
-    dialog_id: str = Field(description="The dialog it belongs to.")
-    at: float = Field(description="When it happened, unix seconds.")
-    data: dict[str, Any] = Field(description="The event's data; for reply, the reply as stored.")

@@ -115,6 +115,7 @@ class Dispatcher:
                 now,
                 data,
                 reply_json=reply_json,
+                contact_id=dialog.contact_id,
             )
         )
 
@@ -183,6 +184,7 @@ class Dispatcher:
                     dialog.view_json(),
                     arrival.received_at,
                     inbox_rowid=arrival.rowid,
+                    contact_id=dialog.contact_id,
                 )
             )
             lines.add(dialog.line_id)
@@ -201,6 +203,7 @@ class Dispatcher:
                 arrival.received_at,
                 inbox_rowid=arrival.rowid,
                 deliver=False,
+                contact_id=blocking.contact_id,
             )
         )
         if arrival.kind == "message.received":

@@ -34,7 +34,6 @@ from engine.api_models import (
 )
 from engine.routing.portal_router import PortalRouter
 from engine.routing.state import DialogState
-from engine.store.records import HistoryEvent
 
 Answer = tuple[int, bytes]
 """The HTTP status and the JSON body."""
@@ -88,26 +87,12 @@ async def _leave(router: PortalRouter, call: LeaveCall) -> Answer:
     return _ok(_view(await router.leave(call.dialog_id, call.operator_id)))
 
 
-def _history_event(event: HistoryEvent) -> dict[str, object]:
-    """As delivered (``docs/protocol.md``), with ``delivered`` and, for a reply's outcome,
-    the reply as it was sent."""
-    return {
-        "id": event.event_id,
-        "type": event.kind,
-        "occurred_at": event.occurred_at,
-        "delivered": event.delivered,
-        "dialog": orjson.Fragment(event.dialog_json),
-        "data": orjson.Fragment(event.payload),
-        "reply": None if event.reply_json is None else orjson.Fragment(event.reply_json),
-    }
-
-
 async def _history(router: PortalRouter, call: HistoryCall) -> Answer:
     dialog, events = await router.history(call.dialog_id, call.limit, call.after)
     return _ok(
         {
             "dialog": _view(dialog),
-            "events": [_history_event(event) for event in events],
+            "events": [event.as_json() for event in events],
             "next_after": events[-1].event_id if len(events) == call.limit else None,
         }
     )

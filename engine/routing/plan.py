@@ -36,6 +36,8 @@ class StreamEntry:
     inbox_rowid: int | None = None
     deliver: bool = True
     reply_json: bytes | None = None
+    contact_id: str | None = None
+    """The dialog's CRM contact there: the history is also the contact's (docs/crm.md)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from engine.crm.identities import Identity
 from engine.crm.linking import ContactLink
-from engine.crm.records import Contact, HistoryItem, Lead, LeadStatus
+from engine.crm.records import Contact, Lead, LeadStatus
 from engine.crm.sightings import LinkSettings
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import Block, DialogState, OperatorState
@@ -72,7 +72,7 @@ class CrmStore(Protocol):
 
     def history(
         self, portal_id: str, contact_id: str, limit: int, before: str | None
-    ) -> tuple[str, list[HistoryItem]]:
+    ) -> tuple[str, list[HistoryEvent]]:
         """The live contact id and a page of its history, newest first."""
         ...
 

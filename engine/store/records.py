@@ -6,6 +6,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+
 
 def dialog_ref(connector_id: str, dialog_key: str) -> str:
     """A dialog's identity inside a portal before the router has given it an id."""
@@ -177,6 +179,20 @@ class HistoryEvent:
     payload: bytes
     reply_json: bytes | None
     """For a reply's outcome: the reply as it was sent (``ReplyRequest``)."""
+
+    def as_json(self) -> dict[str, object]:
+        """As delivered (``docs/protocol.md``), with ``delivered`` and, for a reply's
+        outcome, the reply as it was sent: one shape for a dialog's history and a
+        contact's."""
+        return {
+            "id": self.event_id,
+            "type": self.kind,
+            "occurred_at": self.occurred_at,
+            "delivered": self.delivered,
+            "dialog": orjson.Fragment(self.dialog_json),
+            "data": orjson.Fragment(self.payload),
+            "reply": None if self.reply_json is None else orjson.Fragment(self.reply_json),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The CRM's half of a portal actor's SQLite file: contacts, identities, leads, possible
 duplicates (``docs/crm.md``); linking messages to contacts is ``engine.store.sqlite_crm_links``,
-the history ``engine.store.sqlite_crm_history``.
+the history (the dialogs' own, ``engine.store.sqlite_routing``).
 
 It shares the file, connection and transactions of the outbox (``engine.store.sqlite_outbox``)
 like the routing half does; every row carries its ``portal_id`` and every query names it, so
@@ -23,15 +23,14 @@ from typing import cast
 from engine.crm.identities import Identity
 from engine.crm.linking import ContactLink, IdMaker
 from engine.crm.merging import merged
-from engine.crm.records import Contact, HistoryItem, Lead, LeadStatus
+from engine.crm.records import Contact, Lead, LeadStatus
 from engine.crm.sightings import LinkSettings
 from engine.errors import ConflictError, NotFoundError
 from engine.ids import new_id
-from engine.store import sqlite_crm_history, sqlite_crm_links
-from engine.store.records import InboxRow
+from engine.store import sqlite_crm_links, sqlite_routing
+from engine.store.records import HistoryEvent, InboxRow
 
-SCHEMA = (
-    """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS crm_contacts (
     contact_id TEXT PRIMARY KEY, portal_id TEXT NOT NULL, name TEXT,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, merged_into TEXT);
@@ -52,8 +51,6 @@ CREATE TABLE IF NOT EXISTS crm_duplicates (
     portal_id TEXT NOT NULL, contact_id TEXT NOT NULL, other_id TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (portal_id, contact_id, other_id)) WITHOUT ROWID;
 """
-    + sqlite_crm_history.SCHEMA
-)
 
 Transaction = Callable[[bool], AbstractContextManager[sqlite3.Connection]]
 
@@ -154,7 +151,7 @@ class SqliteCrm:
             other = _contact(db, portal_id, _resolve(db, portal_id, other_id))
             joined, gone = merged(survivor, other, now)
             moves = (joined.id, portal_id, gone.id)
-            for table in ("crm_identities", "crm_leads", sqlite_crm_history.TABLE):
+            for table in ("crm_identities", "crm_leads", "history"):
                 db.execute(
                     f"UPDATE {table} SET contact_id = ? WHERE portal_id = ? AND contact_id = ?",
                     moves,
@@ -187,10 +184,10 @@ class SqliteCrm:
 
     def history(
         self, portal_id: str, contact_id: str, limit: int, before: str | None
-    ) -> tuple[str, list[HistoryItem]]:
-        """A page of the contact's history, newest first, before the item ``before``."""
+    ) -> tuple[str, list[HistoryEvent]]:
+        """A page of the contact's history, newest first, before the event ``before``."""
         live = _resolve(self._db, portal_id, contact_id)
-        return live, sqlite_crm_history.page(self._db, portal_id, live, limit, before)
+        return live, sqlite_routing.contact_history(self._db, portal_id, live, limit, before)
 
 
 def _resolve(db: sqlite3.Connection, portal_id: str, contact_id: str) -> str:

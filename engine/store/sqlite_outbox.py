@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.errors import NotFoundError
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import Block, DialogState, OperatorState
-from engine.store import sqlite_crm, sqlite_crm_history, sqlite_routing
+from engine.store import sqlite_crm, sqlite_routing
 from engine.store.records import (
     Batch,
     BatchEvent,
@@ -232,7 +232,6 @@ class SqliteOutbox(SqliteFile):
         ``durable`` when a caller is answered on it (an operator's reply, 202).
         """
         with self._transaction(durable=durable) as db:
-            sqlite_crm_history.record(db, portal_id, plan.entries, replies)
             hashes = sqlite_routing.write_plan(db, portal_id, plan, replies, now)
             db.executemany(
                 "DELETE FROM replies WHERE reply_id = ?", [(r,) for r in settled_reply_ids]

@@ -63,8 +63,10 @@ CREATE TABLE IF NOT EXISTS history (
     rowid INTEGER PRIMARY KEY, portal_id TEXT NOT NULL, dialog_id TEXT NOT NULL,
     event_id TEXT NOT NULL, kind TEXT NOT NULL, occurred_at REAL NOT NULL,
     dialog_json BLOB NOT NULL, payload BLOB NOT NULL, reply_json BLOB,
-    delivered INTEGER NOT NULL);
+    delivered INTEGER NOT NULL, contact_id TEXT);
 CREATE INDEX IF NOT EXISTS history_dialog ON history (portal_id, dialog_id, rowid);
+CREATE INDEX IF NOT EXISTS history_contact ON history (portal_id, contact_id, rowid)
+    WHERE contact_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS blocked (
     portal_id TEXT NOT NULL, identity TEXT NOT NULL, state BLOB NOT NULL,
     PRIMARY KEY (portal_id, identity)) WITHOUT ROWID;
@@ -87,12 +89,12 @@ _MOVE_FROM_INBOX = (
 )
 _INSERT_HISTORY = (
     "INSERT INTO history (portal_id, dialog_id, event_id, kind, occurred_at, dialog_json,"
-    " payload, reply_json, delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"
+    " payload, reply_json, delivered, contact_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)"
 )
 _HISTORY_FROM_INBOX = (
     "INSERT INTO history (portal_id, dialog_id, event_id, kind, occurred_at, dialog_json,"
-    " payload, delivered) SELECT portal_id, ?, event_id, kind, received_at, ?, payload, ?"
-    " FROM inbox WHERE rowid = ? AND portal_id = ? AND best_effort = 0"
+    " payload, delivered, contact_id) SELECT portal_id, ?, event_id, kind, received_at, ?,"
+    " payload, ?, ? FROM inbox WHERE rowid = ? AND portal_id = ? AND best_effort = 0"
 )
 """A best-effort signal (typing) is delivered but not kept in the history."""
 
@@ -291,7 +293,8 @@ def _write_entry(db: sqlite3.Connection, portal_id: str, entry: StreamEntry) -> 
         if entry.deliver:
             db.execute(_MOVE_FROM_INBOX, (stream_hash, entry.dialog_json, *row))
         db.execute(
-            _HISTORY_FROM_INBOX, (entry.dialog_id, entry.dialog_json, int(entry.deliver), *row)
+            _HISTORY_FROM_INBOX,
+            (entry.dialog_id, entry.dialog_json, int(entry.deliver), entry.contact_id, *row),
         )
         gone = db.execute("DELETE FROM inbox WHERE rowid = ? AND portal_id = ?", row)
         if gone.rowcount != 1:  # the plan ran ahead of the store: commit none of it
@@ -323,6 +326,7 @@ def _write_entry(db: sqlite3.Connection, portal_id: str, entry: StreamEntry) -> 
             entry.dialog_json,
             payload,
             entry.reply_json,
+            entry.contact_id,
         ),
     )
     return stream_hash
@@ -347,6 +351,29 @@ def history(
         "SELECT event_id, kind, occurred_at, delivered, dialog_json, payload, reply_json"
         " FROM history WHERE portal_id = ? AND dialog_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
         (portal_id, dialog_id, after_rowid, limit),
+    ).fetchall()
+    return [HistoryEvent(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+def contact_history(
+    db: sqlite3.Connection, portal_id: str, contact_id: str, limit: int, before_event_id: str | None
+) -> list[HistoryEvent]:
+    """The events of all the contact's dialogs (docs/crm.md, "History"), newest first,
+    ``limit`` before an event: the dialogs' own history, stamped with the contact."""
+    before_rowid = 1 << 62
+    if before_event_id is not None:
+        row = db.execute(
+            "SELECT rowid FROM history WHERE portal_id = ? AND contact_id = ? AND event_id = ?",
+            (portal_id, contact_id, before_event_id),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no event {before_event_id!r} in the history to page before")
+        before_rowid = row[0]
+    rows = db.execute(
+        "SELECT event_id, kind, occurred_at, delivered, dialog_json, payload, reply_json"
+        " FROM history WHERE portal_id = ? AND contact_id = ? AND rowid < ?"
+        " ORDER BY rowid DESC LIMIT ?",
+        (portal_id, contact_id, before_rowid, limit),
     ).fetchall()
     return [HistoryEvent(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
 

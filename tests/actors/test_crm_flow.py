@@ -203,7 +203,7 @@ async def test_one_contact_across_telegram_and_vk_merged_and_isolated_through_th
         code, page = await engine.portal_call(portal, "GET", f"{history}?limit=2")
         assert code == 200, page
         assert page["contact_id"] == contact_id
-        assert [(i["type"], i["data"]["content"]["text"]) for i in page["items"]] == [
+        assert [(e["type"], e["data"]["content"]["text"]) for e in page["events"]] == [
             ("message.received", "me again"),
             ("message.received", "hello, it's Ann's other account"),
         ]
@@ -211,9 +211,9 @@ async def test_one_contact_across_telegram_and_vk_merged_and_isolated_through_th
             portal, "GET", f"{history}?limit=200&before={page['next_before']}"
         )
         assert code == 200, rest
-        kinds = [item["type"] for item in rest["items"]]
+        kinds = [event["type"] for event in rest["events"]]
         assert kinds.count("message.received") == 2 and kinds.count("dialog.queued") == 3
-        assert {item["dialog_id"] for item in rest["items"]} == {
+        assert {event["dialog"]["id"] for event in rest["events"]} == {
             telegram_dialog["id"],
             vk_dialog["id"],
             second["id"],

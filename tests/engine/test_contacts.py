@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
+from engine.api_models import ReplyBody
 from engine.contacts import answer
 from engine.crm.calls import (
     CreateContact,
@@ -32,7 +34,6 @@ from engine.models import (
     Content,
     Customer,
     InboundMessage,
-    ReplyRequest,
     Route,
     TextContent,
 )
@@ -48,6 +49,7 @@ from tests.engine.conftest import (
     write_rules,
 )
 from tests.standins.portal import PortalStandIn
+from tests.standins.telegram_api import TelegramApiStandIn
 
 PHONE = "+79123456789"
 CRM_RULES = "crm:\n  lead: new_customer\n  default_region: RU\n  identities_from_text: true\n"
@@ -161,17 +163,18 @@ async def test_a_merge_moves_open_dialogs_history_and_leads_to_the_survivor(
     assert portal.events[-1]["dialog"]["contact_id"] == telegram  # the VK dialog's next event
     old = await answer(router, GetContact(contact_id=vk))
     assert old["id"] == telegram  # the merged id resolves
-    history = await answer(router, ReadHistory(contact_id=vk, limit=10))
+    history = orjson.loads(orjson.dumps(await answer(router, ReadHistory(contact_id=vk, limit=10))))
     assert history["contact_id"] == telegram
     texts = [
-        i["data"]["content"]["text"] for i in history["items"] if i["type"] == "message.received"
+        e["data"]["content"]["text"] for e in history["events"] if e["type"] == "message.received"
     ]
     assert texts == ["still me", "hi", "hello"]
 
 
 async def test_history_pages_through_what_the_portal_received_and_the_replies(
-    kit: HostKit, host: MailboxHost, portal: PortalStandIn
+    kit: HostKit, host: MailboxHost, portal: PortalStandIn, telegram: TelegramApiStandIn
 ) -> None:
+    kit.add_telegram(telegram)
     router = host.router("p1")
     await write(
         host,
@@ -179,18 +182,27 @@ async def test_history_pages_through_what_the_portal_received_and_the_replies(
         message(kit, 2, "42", TextContent(text="two")),
     )
     dialog_id = (await portal.wait_for_events(3))[0]["dialog"]["id"]
-    reply = ReplyRequest.model_validate({"content": {"kind": "text", "text": "answer"}})
-    await router.reply(dialog_id, reply, None)
+    reply = ReplyBody.model_validate({"content": {"kind": "text", "text": "answer"}})
+    await router.reply(dialog_id, reply)
+    await portal.wait_for_events(1, "reply.")
     contact_id = contact_of(host, TG_CONNECTOR, "42")
     assert contact_id is not None
-    first = await answer(router, ReadHistory(contact_id=contact_id, limit=2))
-    assert [item["type"] for item in first["items"]] == ["reply", "message.received"]
-    assert first["items"][0]["data"]["request"]["content"]["text"] == "answer"
-    assert first["items"][0]["dialog_id"] == dialog_id
+
+    first = orjson.loads(
+        orjson.dumps(await answer(router, ReadHistory(contact_id=contact_id, limit=2)))
+    )
+
+    assert [event["type"] for event in first["events"]] == ["reply.sent", "message.received"]
+    assert first["events"][0]["reply"]["content"]["text"] == "answer"
+    assert first["events"][0]["dialog"]["id"] == dialog_id
+    assert first["events"][1]["data"]["content"]["text"] == "two"
     rest = await answer(
         router, ReadHistory(contact_id=contact_id, limit=10, before=first["next_before"])
     )
-    assert [item["type"] for item in rest["items"]] == ["message.received", "dialog.queued"]
+    assert [event["type"] for event in rest["events"]][-2:] == [
+        "message.received",
+        "dialog.queued",
+    ]
     assert rest["next_before"] is None
 
 

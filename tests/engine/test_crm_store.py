@@ -97,13 +97,24 @@ def route_in(store: SqliteOutbox, portal_id: str, contact_id: str, dialog_id: st
         StreamEntry(
             "evt_q" + dialog_id,
             "dialog.queued",
+            dialog_id,
             rows[0].dialog_ref,
             stamp,
             NOW,
             DialogQueued(reason="new", position=1),
+            contact_id=contact_id,
         ),
         *(
-            StreamEntry(r.event_id, r.kind, r.dialog_ref, stamp, r.received_at, inbox_rowid=r.rowid)
+            StreamEntry(
+                r.event_id,
+                r.kind,
+                dialog_id,
+                r.dialog_ref,
+                stamp,
+                r.received_at,
+                inbox_rowid=r.rowid,
+                contact_id=contact_id,
+            )
             for r in rows
         ),
     ]
@@ -233,7 +244,7 @@ def test_a_merge_moves_identities_leads_history_and_owners_and_old_ids_resolve(
         assert store.crm.resolve("p1", b) == a
         live, items = store.crm.history("p1", b, 10, None)
         assert live == a
-        assert {item.dialog_id for item in items} == {"dlg_a", "dlg_b"}
+        assert {orjson.loads(item.dialog_json)["id"] for item in items} == {"dlg_a", "dlg_b"}
         with pytest.raises(SameContactError, match="already one contact"):
             store.crm.merge("p1", b, a, NOW)
         c = link(store, message(3, "9", connector="vk"))["vk/9"]
@@ -247,41 +258,41 @@ def test_a_merge_moves_identities_leads_history_and_owners_and_old_ids_resolve(
         store.close()
 
 
-def test_history_pages_newest_first_with_replies_and_outcomes(store: SqliteOutbox) -> None:
+def test_history_pages_newest_first_with_replies_as_sent(store: SqliteOutbox) -> None:
     contact_id = link(store, message(1, "42"), message(2, "42"))["tg/42"]
     route_in(store, "p1", contact_id, "dlg_1")
-    reply = StoredReply(
-        "rpl_1",
-        "p1",
-        "dlg_1",
-        b"{}",
-        ReplyRequest.model_validate({"content": {"kind": "text", "text": "Hello"}})
-        .model_dump_json()
-        .encode(),
-        NOW + 3,
-        0,
-        NOW + 3,
-    )
     stamp = orjson.dumps({"id": "dlg_1", "contact_id": contact_id})
     sent = ReplySent(
         reply_id="rpl_1", client_id=None, origin="operator", channel_message_ids=("9",)
     )
-    outcome = StreamEntry("evt_sent", "reply.sent", dialog_ref("tg", "42"), stamp, NOW + 4, sent)
-    store.commit_plan("p1", Plan(), [reply], [], NOW, True)
-    store.commit_plan("p1", Plan(entries=[outcome]), [], ["rpl_1"], NOW, False)
-    store.commit_plan("p1", Plan(entries=[outcome]), [], [], NOW, False)  # a repeat: ignored
+    request = ReplyRequest.model_validate({"content": {"kind": "text", "text": "Hello"}})
+    outcome = StreamEntry(
+        "evt_sent",
+        "reply.sent",
+        "dlg_1",
+        dialog_ref("tg", "42"),
+        stamp,
+        NOW + 4,
+        sent,
+        reply_json=request.model_dump_json().encode(),
+        contact_id=contact_id,
+    )
+    store.commit_plan("p1", Plan(entries=[outcome]), [], [], NOW, False)
 
     _, first = store.crm.history("p1", contact_id, 2, None)
-    assert [(item.type, item.id) for item in first] == [
+    assert [(event.kind, event.event_id) for event in first] == [
         ("reply.sent", "evt_sent"),
-        ("reply", "rpl_1"),
+        ("message.received", first[1].event_id),
     ]
-    assert first[1].data["request"]["content"] == {"kind": "text", "text": "Hello"}
-    _, rest = store.crm.history("p1", contact_id, 10, first[-1].id)
-    assert [item.type for item in rest] == ["message.received", "message.received", "dialog.queued"]
-    assert rest[0].data["content"] == {"kind": "text", "text": "message 2"}
-    with pytest.raises(NotFoundError, match="no history item 'nope' to page before"):
+    reply = orjson.loads(first[0].reply_json or b"null")
+    assert reply["content"] == {"kind": "text", "text": "Hello"}
+    _, rest = store.crm.history("p1", contact_id, 10, first[-1].event_id)
+    assert [event.kind for event in rest] == ["message.received", "dialog.queued"]
+    assert orjson.loads(rest[0].payload)["content"] == {"kind": "text", "text": "message 1"}
+    with pytest.raises(NotFoundError, match="no event 'nope' in the history to page before"):
         store.crm.history("p1", contact_id, 10, "nope")
+    with pytest.raises(NotFoundError, match="no contact .cnt_other."):
+        store.crm.history("p1", "cnt_other", 10, None)
 
 
 def test_lead_statuses_are_set_by_the_portal(store: SqliteOutbox) -> None:
