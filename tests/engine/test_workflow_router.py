@@ -66,14 +66,16 @@ async def test_a_restart_recovers_pins_participants_blocks_profiles_and_quick_an
     assert dialog.pinned and dialog.participants == (("op-b", "invited"),)
     assert router.dispatcher.board.operator("op-a").display_name == "Anna"
     assert await router.quick_answers.of_line("support") == [answer]
-    assert set(router.dispatcher.board.blocked) == {f"{TG_CONNECTOR}/66"}
+    # Blocked as ownership is keyed: the customer's contact (docs/crm.md).
+    assert set(router.dispatcher.board.blocked) == {spam.identity}
+    assert spam.contact_id is not None and spam.identity == spam.contact_id
 
     kept_message = kit.record("66", 999)
     await again.append([kept_message])  # the blocked customer writes again
     await eventually(  # counted once the step committed
         lambda: again.counters.value("openlines_blocked_messages_total", portal="p1") == 1
     )
-    assert router.dispatcher.board.blocked[f"{TG_CONNECTOR}/66"].messages == 1
+    assert router.dispatcher.board.blocked[spam.identity].messages == 1
     assert f"{TG_CONNECTOR}\x0066" not in router.dispatcher.board.open_by_ref
     block = await router.unblock(TG_CONNECTOR, "66", "op-a")
     (unblocked,) = await portal.wait_for_events(1, "customer.")
