@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from engine.config import ID_PATTERN
 from engine.models import Frozen, OutboundContent
 from engine.security.keys import ed25519_public_to_b64
+from engine.stats.figures import Selection
+from engine.stats.period import Bucket, check_range, parse_instant
 
 OperatorId = Field(pattern=ID_PATTERN, description="An operator's id in the portal.")
 
@@ -254,6 +256,41 @@ class UnblockCall(Frozen):
     operator_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Who unblocks.")
 
 
+class StatsCall(Frozen):
+    """``GET /api/v1/stats?from=&to=&line_id=&operator_id=&bucket=``: the figures of a
+    time range, for the portal, one line and/or one operator (docs/statistics.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    start: float = Field(
+        alias="from", description="Start of the range, included: Unix seconds or ISO 8601."
+    )
+    end: float = Field(
+        alias="to", description="End of the range, excluded: Unix seconds or ISO 8601."
+    )
+    line_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Only this line.")
+    operator_id: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="Only this operator."
+    )
+    bucket: Bucket = Field(default="day", description="Width of the load series' buckets.")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _instant(cls, value: object) -> object:
+        return parse_instant(value) if isinstance(value, str) else value
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, end: float, info: ValidationInfo) -> float:
+        start = info.data.get("start")
+        if start is not None:
+            check_range(start, end)
+        return end
+
+    def selection(self) -> Selection:
+        return Selection(self.start, self.end, self.line_id, self.operator_id, self.bucket)
+
+
 PortalCall = (
     DeclineCall
     | PinCall
@@ -271,5 +308,6 @@ PortalCall = (
     | UpdateQuickAnswerCall
     | DeleteQuickAnswerCall
     | UnblockCall
+    | StatsCall
 )
 """Every call of the operator's workflow (``engine.routing.operator_calls``)."""

@@ -41,6 +41,9 @@ COUNTER_HELP: dict[str, str] = {
     "carries on), by loop: registry_follow, rules_follow, prune.",
     "openlines_crm_identities_refused_total": "Phone numbers or e-mail addresses in customers' "
     "messages that did not normalize, so linked nothing (docs/crm.md).",
+    "openlines_dialog_events_total": "Dialog statistics' facts as they commit, by line, type "
+    "(received, assigned, answered, missed, transferred_out, transferred_in, returned, "
+    "closed, declined, rated) and reason (docs/statistics.md).",
 }
 
 GAUGE_HELP: dict[str, str] = {
@@ -57,6 +60,17 @@ GAUGE_HELP: dict[str, str] = {
 }
 
 
+HISTOGRAM_HELP: dict[str, str] = {
+    "openlines_first_answer_seconds": "Seconds from a dialog's opening to its first answer, "
+    "by line (docs/statistics.md).",
+    "openlines_answer_seconds": "Seconds from a customer's message to the operator reply "
+    "after it, for the answers after the first, by line (docs/statistics.md).",
+}
+
+ANSWER_BUCKETS_S = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0)
+"""Upper bounds of the answer-time histograms: from a chat's seconds to a mail's day."""
+
+
 class Counters:
     def __init__(self) -> None:
         self._values: dict[Sample, float] = defaultdict(float)
@@ -64,11 +78,28 @@ class Counters:
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         self._values[(name, tuple(sorted(labels.items())))] += amount
 
+    def observe(
+        self, name: str, value: float, buckets: tuple[float, ...], **labels: str
+    ) -> None:
+        """One observation of a histogram, kept as the Prometheus samples themselves
+        (cumulative ``_bucket`` per ``le``, ``_count``, ``_sum``), so snapshots of several
+        actors merge by adding, like counters."""
+        for bound in buckets:
+            self.inc(f"{name}_bucket", 1.0 if value <= bound else 0.0, le=_le(bound), **labels)
+        self.inc(f"{name}_bucket", 1.0, le="+Inf", **labels)
+        self.inc(f"{name}_count", 1.0, **labels)
+        self.inc(f"{name}_sum", value, **labels)
+
     def value(self, name: str, **labels: str) -> float:
         return self._values.get((name, tuple(sorted(labels.items()))), 0.0)
 
     def snapshot(self) -> dict[Sample, float]:
         return dict(self._values)
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as Prometheus clients write it: ``30.0``."""
+    return str(float(bound))
 
 
 def merge(snapshots: Iterable[dict[Sample, float]]) -> dict[Sample, float]:
@@ -99,6 +130,29 @@ class _Snapshot:
                     if sample_name == name:
                         family.add_sample(name, dict(labels), value)
                 yield family
+        for name, help_text in HISTOGRAM_HELP.items():
+            yield _histogram(name, help_text, self._counters)
+
+
+def _histogram(name: str, help_text: str, values: dict[Sample, float]) -> Metric:
+    """A histogram family: per label set its buckets in ascending ``le``, then its count
+    and sum, the order the text format asks for."""
+    family = Metric(name, help_text, "histogram")
+    buckets: dict[Labels, dict[str, float]] = defaultdict(dict)
+    totals: dict[Labels, dict[str, float]] = defaultdict(dict)
+    for (sample_name, labels), value in values.items():
+        if sample_name == f"{name}_bucket":
+            others = dict(labels)
+            le = others.pop("le")
+            buckets[tuple(sorted(others.items()))][le] = value
+        elif sample_name in (f"{name}_count", f"{name}_sum"):
+            totals[labels][sample_name] = value
+    for labels in sorted(totals):
+        for le, value in sorted(buckets[labels].items(), key=lambda item: float(item[0])):
+            family.add_sample(f"{name}_bucket", {**dict(labels), "le": le}, value)
+        for suffix in ("_count", "_sum"):
+            family.add_sample(name + suffix, dict(labels), totals[labels].get(name + suffix, 0.0))
+    return family
 
 
 def render(counters: dict[Sample, float], gauges: dict[Sample, float]) -> str:

@@ -27,6 +27,7 @@ from engine.api_models import (
     PinCall,
     PortalCall,
     QuickAnswersCall,
+    StatsCall,
     TransferCall,
     UnblockCall,
     UnpinCall,
@@ -164,6 +165,10 @@ async def _unblock(router: PortalRouter, call: UnblockCall) -> Answer:
     )
 
 
+async def _stats(router: PortalRouter, call: StatsCall) -> Answer:
+    return _ok(await router.statistics.report(call.selection()))
+
+
 _CALLS: dict[type[Any], Callable[[PortalRouter, Any], Awaitable[Answer]]] = {
     DeclineCall: _decline,
     PinCall: _pin,
@@ -181,4 +186,5 @@ _CALLS: dict[type[Any], Callable[[PortalRouter, Any], Awaitable[Answer]]] = {
     UpdateQuickAnswerCall: _update_quick_answer,
     DeleteQuickAnswerCall: _delete_quick_answer,
     UnblockCall: _unblock,
+    StatsCall: _stats,
 }

@@ -43,7 +43,9 @@ from engine.routing.quick_answers import QuickAnswers
 from engine.routing.reply_text import quick_answer_text
 from engine.routing.rules import PortalRules
 from engine.routing.state import Block, Board, DialogState, OperatorState, OperatorStatus
+from engine.routing.statistics import Statistics
 from engine.routing.workflow import ReplyConditions, Workflow
+from engine.stats.live import LiveStats
 from engine.store.base import OutboxStore
 from engine.store.records import HistoryEvent, InboxRow, PortalStartup, StoredReply
 from engine.store.threaded import ThreadedStore
@@ -93,6 +95,8 @@ class PortalRouter:
         self.contacts = ContactBook(portal, store, clock, counters)
         self.workflow = Workflow(self.dispatcher)
         self.quick_answers = QuickAnswers(self.portal_id, store, clock, self._known_line)
+        self.statistics = Statistics(self.portal_id, store, self._known_line)
+        self._live_stats = LiveStats(self.portal_id, counters)
         self._lock = asyncio.Lock()
         self._inbox_wake = asyncio.Event()
         self._timers_changed = asyncio.Event()
@@ -227,6 +231,7 @@ class PortalRouter:
     def _after_commit(self, plan: Plan, hashes: list[int], replies: Sequence[StoredReply]) -> None:
         if hashes:
             self._notify(hashes)
+        self._live_stats.record(plan.entries)  # docs/statistics.md, "Metrics"
         opened, kept = _tally(plan.entries)
         if opened:
             self._counters.inc("openlines_dialogs_opened_total", opened, portal=self.portal_id)

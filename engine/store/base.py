@@ -17,6 +17,7 @@ from engine.crm.records import Contact, Lead, LeadStatus
 from engine.crm.sightings import LinkSettings
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import Block, DialogState, OperatorState
+from engine.stats.events import DialogEvent
 from engine.store.records import (
     Batch,
     DeadLetter,
@@ -28,6 +29,7 @@ from engine.store.records import (
     QuickAnswer,
     StoredReply,
 )
+from engine.store.sqlite_stats import Cursor
 
 
 class CrmStore(Protocol):
@@ -118,6 +120,18 @@ class OutboxStore(Protocol):
 
     def last_customer_message(self, portal_id: str, dialog_id: str) -> tuple[float, bytes] | None:
         """When the customer last wrote in the dialog, and that message's payload."""
+        ...
+
+    def stats_dialogs(
+        self, portal_id: str, start: float, end: float, after: Cursor | None, limit: int
+    ) -> tuple[list[str], Cursor | None]:
+        """A page of the dialogs with history in ``[start, end)`` (``sqlite_stats``)."""
+        ...
+
+    def stats_events(
+        self, portal_id: str, dialog_ids: Sequence[str], end: float
+    ) -> list[DialogEvent]:
+        """The events statistics read of these dialogs before ``end``, from each one's first."""
         ...
 
     # -- quick answers ---------------------------------------------------------------------

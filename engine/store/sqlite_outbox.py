@@ -13,7 +13,8 @@ from pathlib import Path
 from engine.errors import NotFoundError
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import Block, DialogState, OperatorState
-from engine.store import sqlite_crm, sqlite_routing
+from engine.stats.events import DialogEvent
+from engine.store import sqlite_crm, sqlite_routing, sqlite_stats
 from engine.store.records import (
     Batch,
     BatchEvent,
@@ -157,6 +158,21 @@ class SqliteOutbox(SqliteFile):
 
     def last_customer_message(self, portal_id: str, dialog_id: str) -> tuple[float, bytes] | None:
         return sqlite_routing.last_customer_message(self._db, portal_id, dialog_id)
+
+    def stats_dialogs(
+        self,
+        portal_id: str,
+        start: float,
+        end: float,
+        after: sqlite_stats.Cursor | None,
+        limit: int,
+    ) -> tuple[list[str], sqlite_stats.Cursor | None]:
+        return sqlite_stats.touched_dialogs(self._db, portal_id, start, end, after, limit)
+
+    def stats_events(
+        self, portal_id: str, dialog_ids: Sequence[str], end: float
+    ) -> list[DialogEvent]:
+        return sqlite_stats.dialog_events(self._db, portal_id, dialog_ids, end)
 
     def quick_answers(self, portal_id: str, line_id: str) -> list[QuickAnswer]:
         return sqlite_routing.quick_answers(self._db, portal_id, line_id)

@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_dialog ON history (portal_id, dialog_id, rowid);
 CREATE INDEX IF NOT EXISTS history_contact ON history (portal_id, contact_id, rowid)
     WHERE contact_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS history_time ON history (portal_id, occurred_at);
 CREATE TABLE IF NOT EXISTS blocked (
     portal_id TEXT NOT NULL, identity TEXT NOT NULL, state BLOB NOT NULL,
     PRIMARY KEY (portal_id, identity)) WITHOUT ROWID;

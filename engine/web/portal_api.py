@@ -35,6 +35,7 @@ from engine.api_models import (
     QuickAnswersCall,
     ReplyBody,
     ResponsibleRequest,
+    StatsCall,
     TransferCall,
     UnblockCall,
     UnpinCall,
@@ -129,6 +130,7 @@ class PortalApi:
             web.put("/api/v1/quick-answers/{answer_id}", self.update_quick_answer),
             web.delete("/api/v1/quick-answers/{answer_id}", self.delete_quick_answer),
             web.delete("/api/v1/customers/{connector_id}/{customer_id}/block", self.unblock),
+            web.get("/api/v1/stats", self.stats),  # docs/statistics.md
         ]
 
     async def engine_key(self, request: web.Request) -> web.Response:
@@ -293,3 +295,6 @@ class PortalApi:
 
     async def unblock(self, request: web.Request) -> web.Response:
         return await self._operate(request, UnblockCall)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return await self._operate(request, StatsCall)

@@ -1,0 +1,81 @@
+"""The statistics' facts as Prometheus counters and histograms, counted as events commit.
+
+The portal's router hands every routing step's committed entries here
+(``PortalRouter._after_commit``); each becomes the same ``DialogEvent`` the history gives
+the API, through the same ``Timeline``, so ``/metrics`` counts what the API reports. A
+timeline is kept per open dialog and dropped when it closes. After a restart an open
+dialog's timeline starts at its next event: facts that need the episode's past (answered,
+missed, answer times) are not counted for it, the others are (docs/statistics.md,
+"Metrics"). Only the timelines of episodes seen from their start are kept: one per open
+dialog at most, none once it closes. Labels are the portal, the line and the fact's kind
+and reason: bounded by the configuration, never a dialog, customer or operator id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from engine.metrics import ANSWER_BUCKETS_S, Counters
+from engine.routing.plan import StreamEntry
+from engine.stats.events import CUSTOMER_MESSAGE, STATS_KINDS, DialogEvent, with_reply_operator
+from engine.stats.timeline import Fact, Timeline
+
+EVENTS_TOTAL = "openlines_dialog_events_total"
+FIRST_ANSWER = "openlines_first_answer_seconds"
+FURTHER_ANSWER = "openlines_answer_seconds"
+_COUNTED = frozenset(STATS_KINDS)
+_REASONLESS = frozenset({"assigned", "answered", "rated"})
+"""Fact kinds counted without a reason label (``assigned``'s ``via`` is routing's)."""
+
+
+class LiveStats:
+    def __init__(self, portal_id: str, counters: Counters) -> None:
+        self._portal_id = portal_id
+        self._counters = counters
+        self._timelines: dict[str, Timeline] = {}
+
+    @property
+    def open_timelines(self) -> int:
+        return len(self._timelines)
+
+    def record(self, entries: Sequence[StreamEntry]) -> None:
+        """Count the facts of a committed step's entries, in stream order."""
+        for entry in entries:
+            if entry.kind not in _COUNTED or not entry.deliver:
+                continue
+            timeline = self._timelines.pop(entry.dialog_id, None) or Timeline()
+            for fact in timeline.feed(_event(entry)):
+                self._count(fact)
+            if timeline.known:  # an episode not seen from its start holds nothing to keep
+                self._timelines[entry.dialog_id] = timeline
+
+    def _count(self, fact: Fact) -> None:
+        labels = {"portal": self._portal_id, "line": fact.line_id}
+        if fact.kind != "replied":
+            reason = {} if fact.kind in _REASONLESS else {"reason": fact.detail}
+            self._counters.inc(EVENTS_TOTAL, 1.0, type=fact.kind, **labels, **reason)
+        if fact.value is None:
+            return
+        if fact.kind == "answered":
+            self._counters.observe(FIRST_ANSWER, fact.value, ANSWER_BUCKETS_S, **labels)
+        elif fact.kind == "replied":
+            self._counters.observe(FURTHER_ANSWER, fact.value, ANSWER_BUCKETS_S, **labels)
+
+
+def _event(entry: StreamEntry) -> DialogEvent:
+    """The entry as statistics read it; the stamp is parsed only where it is needed."""
+    if entry.kind == CUSTOMER_MESSAGE:
+        return DialogEvent(entry.dialog_id, entry.kind, entry.occurred_at, "", None, {})
+    stamp = orjson.loads(entry.dialog_json)
+    data: dict[str, Any] = entry.data.model_dump(mode="json") if entry.data is not None else {}
+    return DialogEvent(
+        entry.dialog_id,
+        entry.kind,
+        entry.occurred_at,
+        stamp["line_id"],
+        stamp.get("operator_id"),
+        with_reply_operator(data, entry.reply_json),
+    )
