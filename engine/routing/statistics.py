@@ -31,11 +31,15 @@ class Statistics:
         portal_id: str,
         store: ThreadedStore[OutboxStore],
         known_line: Callable[[str], None],
+        rows_per_page: int = ROWS_PER_PAGE,
+        dialogs_per_read: int = DIALOGS_PER_READ,
     ) -> None:
         self._portal_id = portal_id
         self._store = store
         self._known_line = known_line
         """Raises ``NotFoundError`` for a line the portal does not have."""
+        self._rows_per_page = rows_per_page
+        self._dialogs_per_read = dialogs_per_read
 
     async def report(self, selection: Selection) -> dict[str, Any]:
         """The selection's figures as the API answers them."""
@@ -51,12 +55,13 @@ class Statistics:
                 selection.start,
                 selection.end,
                 cursor,
-                ROWS_PER_PAGE,
+                self._rows_per_page,
             )
             fresh = [d for d in dict.fromkeys(dialog_ids) if d not in seen]
             seen.update(fresh)
-            for first in range(0, len(fresh), DIALOGS_PER_READ):
-                await self._fold(figures, fresh[first : first + DIALOGS_PER_READ], selection.end)
+            step = self._dialogs_per_read
+            for first in range(0, len(fresh), step):
+                await self._fold(figures, fresh[first : first + step], selection.end)
             if cursor is None:
                 return figures.as_json()
 

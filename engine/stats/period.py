@@ -50,10 +50,12 @@ def check_range(start: float, end: float) -> None:
     """``ValueError`` unless ``start < end`` and the range is at most ``MAX_RANGE_S``."""
     if end <= start:
         raise ValueError(f"to ({end}) must be after from ({start})")
-    if end - start > MAX_RANGE_S:
+    span = end - start
+    if span > MAX_RANGE_S:
+        shown = f"{span:.0f}" if span.is_integer() else f"{span:.3f}"
         raise ValueError(
-            f"the range is {(end - start) / 86400:.1f} days; at most {MAX_RANGE_DAYS} days "
-            "per query"
+            f"the range is {shown} s, longer than {MAX_RANGE_DAYS} days "
+            f"({MAX_RANGE_S} s): ask for a shorter one"
         )
 
 
