@@ -92,9 +92,7 @@ class Timeline:
 
     def _returned(self, event: DialogEvent) -> list[Fact]:
         data = event.data
-        return [
-            Fact("returned", event.at, event.line_id, data.get("operator_id"), data["reason"])
-        ]
+        return [Fact("returned", event.at, event.line_id, data.get("operator_id"), data["reason"])]
 
     def _transferred(self, event: DialogEvent) -> list[Fact]:
         data = event.data
@@ -169,4 +167,3 @@ def facts_of(events: list[DialogEvent]) -> list[Fact]:
     """Every fact of one dialog's events, given in stream order from its first."""
     timeline = Timeline()
     return [fact for event in events for fact in timeline.feed(event)]
-

@@ -23,6 +23,13 @@ Cursor = tuple[float, int]
 
 _KINDS = ", ".join(f"'{kind}'" for kind in STATS_KINDS)
 
+TOUCHED = (
+    "SELECT occurred_at, rowid, dialog_id FROM history INDEXED BY history_time"
+    " WHERE portal_id = ? AND occurred_at >= ? AND occurred_at < ?"
+    " AND (occurred_at, rowid) > (?, ?) ORDER BY occurred_at, rowid LIMIT ?"
+)
+"""A page of the range's history rows; ``INDEXED BY`` fails loudly if the index is gone."""
+
 
 def touched_dialogs(
     db: sqlite3.Connection,
@@ -35,12 +42,7 @@ def touched_dialogs(
     """Dialog ids of up to ``limit`` history rows in ``[start, end)`` after ``after`` (a
     dialog may repeat across pages), and the cursor of the next page (None at the end)."""
     at, rowid = after if after is not None else (start, 0)
-    rows = db.execute(
-        "SELECT occurred_at, rowid, dialog_id FROM history INDEXED BY history_time"
-        " WHERE portal_id = ? AND occurred_at >= ? AND occurred_at < ?"
-        " AND (occurred_at, rowid) > (?, ?) ORDER BY occurred_at, rowid LIMIT ?",
-        (portal_id, start, end, at, rowid, limit),
-    ).fetchall()
+    rows = db.execute(TOUCHED, (portal_id, start, end, at, rowid, limit)).fetchall()
     cursor = (float(rows[-1][0]), int(rows[-1][1])) if len(rows) == limit else None
     return [row[2] for row in rows], cursor
 

@@ -7,7 +7,15 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.metrics import COUNTER_HELP, GAUGE_HELP, Counters, Sample, merge, render
+from engine.metrics import (
+    COUNTER_HELP,
+    GAUGE_HELP,
+    HISTOGRAM_HELP,
+    Counters,
+    Sample,
+    merge,
+    render,
+)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -99,3 +107,40 @@ def test_large_and_fractional_values_keep_their_precision() -> None:
     assert parsed[("openlines_delivered_total", (("portal", "p1"),))] == 123_456_789
     assert parsed[("openlines_stored_total", (("portal", "p1"),))] == 2.0**53
     assert parsed[("openlines_outbox_depth", (("portal", "p1"),))] == 0.125
+
+
+def test_a_histogram_renders_cumulative_buckets_count_and_sum_per_label_set() -> None:
+    counters = Counters()
+    buckets = (5.0, 30.0)
+    for seconds in (3.0, 30.0, 31.0):
+        counters.observe("openlines_first_answer_seconds", seconds, buckets, line="a", portal="p")
+    counters.observe("openlines_first_answer_seconds", 0.5, buckets, line="b", portal="p")
+    other = Counters()  # another actor: snapshots merge by adding
+    other.observe("openlines_first_answer_seconds", 4.0, buckets, line="a", portal="p")
+
+    text = render(merge([counters.snapshot(), other.snapshot()]), {})
+
+    family = text.split("# HELP openlines_first_answer_seconds ")[1].split("# HELP")[0]
+    assert family.splitlines()[1:] == [
+        "# TYPE openlines_first_answer_seconds histogram",
+        'openlines_first_answer_seconds_bucket{le="5.0",line="a",portal="p"} 2.0',
+        'openlines_first_answer_seconds_bucket{le="30.0",line="a",portal="p"} 3.0',
+        'openlines_first_answer_seconds_bucket{le="+Inf",line="a",portal="p"} 4.0',
+        'openlines_first_answer_seconds_count{line="a",portal="p"} 4.0',
+        'openlines_first_answer_seconds_sum{line="a",portal="p"} 68.0',
+        'openlines_first_answer_seconds_bucket{le="5.0",line="b",portal="p"} 1.0',
+        'openlines_first_answer_seconds_bucket{le="30.0",line="b",portal="p"} 1.0',
+        'openlines_first_answer_seconds_bucket{le="+Inf",line="b",portal="p"} 1.0',
+        'openlines_first_answer_seconds_count{line="b",portal="p"} 1.0',
+        'openlines_first_answer_seconds_sum{line="b",portal="p"} 0.5',
+    ]
+    name = "openlines_first_answer_seconds"
+    [parsed] = [f for f in text_string_to_metric_families(text) if f.name == name]
+    assert parsed.type == "histogram"
+    assert len(parsed.samples) == 10
+
+
+def test_every_histogram_has_help_and_type() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(render({}, {}))}
+    for name, help_text in HISTOGRAM_HELP.items():
+        assert (families[name].type, families[name].documentation) == ("histogram", help_text)

@@ -107,7 +107,10 @@ def reply(
     """A reply that reached the customer; ``operator`` named in the reply, ``holder`` the
     dialog's operator in the stamp."""
     data: dict[str, Any] = ReplySent(
-        reply_id="rpl_1", client_id=None, origin=origin, channel_message_ids=("1",)  # type: ignore[arg-type]
+        reply_id="rpl_1",
+        client_id=None,
+        origin=origin,
+        channel_message_ids=("1",),  # type: ignore[arg-type]
     ).model_dump(mode="json")
     if operator is not None:
         data["operator_id"] = operator
