@@ -76,7 +76,11 @@ class Counters:
         self._values: dict[Sample, float] = defaultdict(float)
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        self._values[(name, tuple(sorted(labels.items())))] += amount
+        self._values[sample(name, **labels)] += amount
+
+    def add(self, key: Sample, amount: float = 1.0) -> None:
+        """``inc`` of a sample made once by ``sample``: for paths that count per event."""
+        self._values[key] += amount
 
     def observe(
         self, name: str, value: float, buckets: tuple[float, ...], **labels: str
@@ -95,6 +99,11 @@ class Counters:
 
     def snapshot(self) -> dict[Sample, float]:
         return dict(self._values)
+
+
+def sample(name: str, **labels: str) -> Sample:
+    """A sample's key: its name and its labels in a fixed order."""
+    return (name, tuple(sorted(labels.items())))
 
 
 def _le(bound: float) -> str:

@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from engine.metrics import ANSWER_BUCKETS_S, Counters
+from engine.metrics import ANSWER_BUCKETS_S, Counters, Sample, sample
+from engine.models import Frozen
 from engine.routing.plan import StreamEntry
 from engine.stats.events import CUSTOMER_MESSAGE, STATS_KINDS, DialogEvent, with_reply_operator
 from engine.stats.timeline import Fact, Timeline
@@ -29,6 +30,12 @@ FURTHER_ANSWER = "openlines_answer_seconds"
 _COUNTED = frozenset(STATS_KINDS)
 _REASONLESS = frozenset({"assigned", "answered", "rated"})
 """Fact kinds counted without a reason label (``assigned``'s ``via`` is routing's)."""
+_HISTOGRAMS = {"answered": FIRST_ANSWER, "replied": FURTHER_ANSWER}
+_FLAT = frozenset(
+    {"dialog.queued", "dialog.assigned", "dialog.answered", "dialog.returned", "dialog.transferred"}
+    | {"reply.sent"}
+)
+"""Kinds whose data models hold only plain values: their fields are read directly."""
 
 
 class LiveStats:
@@ -36,6 +43,8 @@ class LiveStats:
         self._portal_id = portal_id
         self._counters = counters
         self._timelines: dict[str, Timeline] = {}
+        self._samples: dict[tuple[str, str, str], Sample] = {}
+        """Counter keys by (kind, line, reason), made once: this runs for every event."""
 
     @property
     def open_timelines(self) -> int:
@@ -53,16 +62,21 @@ class LiveStats:
                 self._timelines[entry.dialog_id] = timeline
 
     def _count(self, fact: Fact) -> None:
-        labels = {"portal": self._portal_id, "line": fact.line_id}
         if fact.kind != "replied":
-            reason = {} if fact.kind in _REASONLESS else {"reason": fact.detail}
-            self._counters.inc(EVENTS_TOTAL, 1.0, type=fact.kind, **labels, **reason)
-        if fact.value is None:
+            key = (fact.kind, fact.line_id, fact.detail)
+            counted = self._samples.get(key)
+            if counted is None:
+                counted = self._samples[key] = self._events_sample(fact)
+            self._counters.add(counted)
+        if fact.value is None or fact.kind not in _HISTOGRAMS:
             return
-        if fact.kind == "answered":
-            self._counters.observe(FIRST_ANSWER, fact.value, ANSWER_BUCKETS_S, **labels)
-        elif fact.kind == "replied":
-            self._counters.observe(FURTHER_ANSWER, fact.value, ANSWER_BUCKETS_S, **labels)
+        labels = {"portal": self._portal_id, "line": fact.line_id}
+        self._counters.observe(_HISTOGRAMS[fact.kind], fact.value, ANSWER_BUCKETS_S, **labels)
+
+    def _events_sample(self, fact: Fact) -> Sample:
+        reason = {} if fact.kind in _REASONLESS else {"reason": fact.detail}
+        labels = {"portal": self._portal_id, "line": fact.line_id, "type": fact.kind}
+        return sample(EVENTS_TOTAL, **labels, **reason)
 
 
 def _event(entry: StreamEntry) -> DialogEvent:
@@ -70,12 +84,19 @@ def _event(entry: StreamEntry) -> DialogEvent:
     if entry.kind == CUSTOMER_MESSAGE:
         return DialogEvent(entry.dialog_id, entry.kind, entry.occurred_at, "", None, {})
     stamp = orjson.loads(entry.dialog_json)
-    data: dict[str, Any] = entry.data.model_dump(mode="json") if entry.data is not None else {}
     return DialogEvent(
         entry.dialog_id,
         entry.kind,
         entry.occurred_at,
         stamp["line_id"],
         stamp.get("operator_id"),
-        with_reply_operator(data, entry.reply_json),
+        with_reply_operator(_data(entry.kind, entry.data), entry.reply_json),
     )
+
+
+def _data(kind: str, data: Frozen | None) -> dict[str, Any]:
+    """The event's data as the history holds it. Flat models are read as they are (a
+    JSON dump costs more than the rest of counting); the others are dumped."""
+    if data is None:
+        return {}
+    return dict(vars(data)) if kind in _FLAT else data.model_dump(mode="json")
