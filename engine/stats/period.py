@@ -62,4 +62,4 @@ def check_range(start: float, end: float) -> None:
 def bucket_start(at: float, bucket: Bucket) -> float:
     """The start of the UTC hour or day ``at`` falls in."""
     size = BUCKET_S[bucket]
-    return math.floor(at / size) * size
+    return float(math.floor(at / size) * size)
