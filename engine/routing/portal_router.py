@@ -231,7 +231,6 @@ class PortalRouter:
     def _after_commit(self, plan: Plan, hashes: list[int], replies: Sequence[StoredReply]) -> None:
         if hashes:
             self._notify(hashes)
-        self._live_stats.record(plan.entries)  # docs/statistics.md, "Metrics"
         opened, kept = _tally(plan.entries)
         if opened:
             self._counters.inc("openlines_dialogs_opened_total", opened, portal=self.portal_id)
@@ -249,6 +248,7 @@ class PortalRouter:
                 self._push(at, "line", line_id)
         for reply in replies:
             self._enqueue(reply)
+        self._live_stats.record(plan.entries)  # last: docs/statistics.md, "Metrics"
 
     # -- timers ------------------------------------------------------------------------------
 

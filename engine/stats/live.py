@@ -13,6 +13,7 @@ and reason: bounded by the configuration, never a dialog, customer or operator i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,8 @@ from engine.models import Frozen
 from engine.routing.plan import StreamEntry
 from engine.stats.events import CUSTOMER_MESSAGE, STATS_KINDS, DialogEvent, with_reply_operator
 from engine.stats.timeline import Fact, Timeline
+
+log = logging.getLogger(__name__)
 
 EVENTS_TOTAL = "openlines_dialog_events_total"
 FIRST_ANSWER = "openlines_first_answer_seconds"
@@ -51,7 +54,18 @@ class LiveStats:
         return len(self._timelines)
 
     def record(self, entries: Sequence[StreamEntry]) -> None:
-        """Count the facts of a committed step's entries, in stream order."""
+        """Count the facts of a committed step's entries, in stream order.
+
+        Runs after the step committed, on the router's path: a failure here must not make
+        a committed step look failed, so it is logged, counted and left behind (the API
+        reads the history and stays exact)."""
+        try:
+            self._record(entries)
+        except Exception:  # an observer's boundary: the step itself is done and durable
+            log.exception("portal %s: counting statistics failed", self._portal_id)
+            self._counters.inc("openlines_rejected_total", reason="stats_error")
+
+    def _record(self, entries: Sequence[StreamEntry]) -> None:
         for entry in entries:
             if entry.kind not in _COUNTED or not entry.deliver:
                 continue

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 
 from engine.events import (
@@ -113,3 +115,16 @@ def test_after_a_restart_an_open_dialog_counts_only_what_needs_no_past() -> None
     assert counted(counters, "missed", reason="declined") == 0
     assert counters.value("openlines_first_answer_seconds_count", portal="p1", line="support") == 0
     assert live.open_timelines == 0
+
+
+def test_a_failure_to_count_never_fails_the_committed_step() -> None:
+    counters = Counters()
+    live = LiveStats("p1", counters)
+    broken = entry(T0, DialogQueued(reason="new", position=1), dialog())
+    garbled = replace(broken, dialog_json=b"{not json")
+
+    live.record([garbled])  # logged and counted, not raised
+
+    assert counters.value("openlines_rejected_total", reason="stats_error") == 1
+    live.record([entry(T0, DialogQueued(reason="new", position=1), dialog("d2"))])
+    assert counted(counters, "received", reason="new") == 1
