@@ -12,15 +12,55 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.actors.test_operator_workflow import acme_config, line, ok, telegram_connector, write
 from tests.harness import RunningEngine, engine_config, start_engine, stop_engine
 from tests.standins.portal import PortalStandIn
-from tests.standins.telegram_api import TelegramApiStandIn
+from tests.standins.telegram_api import TelegramApiStandIn, post_update
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
-RULES = {"acme-support": line("support", ["anna", "boris"]), "acme-sales": line("sales", ["chen"])}
+SECRET = "telegram-secret-token"
 HOUR = 3600.0
+
+
+def line(name: str, members: list[str]) -> dict[str, Any]:
+    queue = {"members": [{"operator": op} for op in members], "require_accept": False}
+    return {"portal": "acme", "line": name, "queue": {**queue, "distribution": "strictly"}}
+
+
+RULES = {"acme-support": line("support", ["anna", "boris"]), "acme-sales": line("sales", ["chen"])}
+
+
+def telegram_connector(telegram: TelegramApiStandIn) -> dict[str, Any]:
+    credentials = {
+        "bot_token": telegram.token,
+        "secret_token": SECRET,
+        "api_base_url": telegram.base_url,
+    }
+    return {
+        "id": "tg",
+        "channel": "telegram",
+        "portal": "acme",
+        "line": "support",
+        "credentials": credentials,
+    }
+
+
+async def write(engine: RunningEngine, update_id: int, chat_id: int, text: str) -> None:
+    """A customer's Telegram message, acknowledged."""
+    chat = {"id": chat_id, "type": "private"}
+    sender = {"id": chat_id, "is_bot": False, "first_name": "Ann"}
+    message = {"message_id": update_id, "from": sender, "chat": chat, "date": 1, "text": text}
+    update = {"update_id": update_id, "message": message}
+    result = await post_update(engine.session, engine.hook_url("telegram", "tg"), SECRET, update)
+    assert result.status == 200
+
+
+async def ok(
+    engine: RunningEngine, portal: PortalStandIn, method: str, path: str, data: object = None
+) -> Any:
+    code, body = await engine.portal_call(portal, method, path, data)
+    assert code in (200, 201, 202), (method, path, code, body)
+    return body
 
 
 def dialog_of(portal: PortalStandIn, chat: int) -> str:
@@ -49,9 +89,8 @@ async def stats(
 async def test_stats_and_metrics_of_answered_missed_declined_and_transferred_dialogs(
     tmp_path: Path, portal: PortalStandIn, telegram: TelegramApiStandIn
 ) -> None:
-    config = engine_config(
-        tmp_path, [acme_config(portal)], [telegram_connector(telegram)], RULES, clock="manual"
-    )
+    acme = portal.portal_config(linger_ms=0, lines=[{"id": "support"}, {"id": "sales"}])
+    config = engine_config(tmp_path, [acme], [telegram_connector(telegram)], RULES, clock="manual")
     t0 = float(int(time.time()))  # the stand-in checks signatures against real time
     engine = await start_engine(config, clock_start_s=t0)
     portal.engine_public_key_b64 = engine.engine_public_key_b64
