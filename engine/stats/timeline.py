@@ -74,9 +74,13 @@ class Timeline:
         reason = event.data.get("reason")
         if reason not in ("new", "reopened"):
             return []  # joined another line's queue: the transfer's facts say so
-        self.known, self.opened_at, self.answered = True, event.at, False
-        self.first_reply_pending, self.turn_since = False, None
+        self._begin(known=True, at=event.at)
         return [Fact("received", event.at, event.line_id, None, reason)]
+
+    def _begin(self, known: bool, at: float) -> None:
+        """A new episode (``known``), or none after a close."""
+        self.known, self.opened_at, self.answered = known, at, False
+        self.first_reply_pending, self.turn_since = False, None
 
     def _assigned(self, event: DialogEvent) -> list[Fact]:
         operator_id = event.data.get("operator_id")
@@ -114,12 +118,7 @@ class Timeline:
             facts.append(Fact("declined", event.at, event.line_id, operator_id, how))
         if self.known and not self.answered:
             facts.append(Fact("missed", event.at, event.line_id, operator_id, reason))
-        self.known, self.answered, self.first_reply_pending, self.turn_since = (
-            False,
-            False,
-            False,
-            None,
-        )
+        self._begin(known=False, at=0.0)  # the episode is over
         return facts
 
     def _rated(self, event: DialogEvent) -> list[Fact]:
