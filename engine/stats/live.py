@@ -2,13 +2,13 @@
 
 The portal's router hands every routing step's committed entries here
 (``PortalRouter._after_commit``); each becomes the same ``DialogEvent`` the history gives
-the API, through the same ``Timeline``, so ``/metrics`` counts what the API reports. A
-timeline is kept per open dialog and dropped when it closes. After a restart an open
-dialog's timeline starts at its next event: facts that need the episode's past (answered,
-missed, answer times) are not counted for it, the others are (docs/statistics.md,
-"Metrics"). Only the timelines of episodes seen from their start are kept: one per open
-dialog at most, none once it closes. Labels are the portal, the line and the fact's kind
-and reason: bounded by the configuration, never a dialog, customer or operator id.
+the API, through the same ``Timeline``, so ``/metrics`` counts what the API reports.
+
+Only the timelines of episodes seen from their start are kept: one per open dialog at most,
+none once it closes. After a restart an open dialog's episode was not seen from its start:
+the facts that need its past (answered, missed, answer times) are not counted for it, the
+others are (docs/statistics.md, "Metrics"). Labels are the portal, the line and the fact's
+kind and reason: bounded by the configuration, never a dialog, customer or operator id.
 """
 
 from __future__ import annotations
@@ -35,8 +35,14 @@ _REASONLESS = frozenset({"assigned", "answered", "rated"})
 """Fact kinds counted without a reason label (``assigned``'s ``via`` is routing's)."""
 _HISTOGRAMS = {"answered": FIRST_ANSWER, "replied": FURTHER_ANSWER}
 _FLAT = frozenset(
-    {"dialog.queued", "dialog.assigned", "dialog.answered", "dialog.returned", "dialog.transferred"}
-    | {"reply.sent"}
+    (
+        "dialog.queued",
+        "dialog.assigned",
+        "dialog.answered",
+        "dialog.returned",
+        "dialog.transferred",
+        "reply.sent",
+    )
 )
 """Kinds whose data models hold only plain values: their fields are read directly."""
 
