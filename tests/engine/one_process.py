@@ -209,6 +209,7 @@ class ChannelPart:
 class Served:
     engine: OneProcessEngine
     server: LocalPortalServer
+    app: web.Application
     url: str
     session: aiohttp.ClientSession
 
@@ -255,13 +256,14 @@ async def one_process_engine(
     await handoff.load()
     handing = asyncio.create_task(handoff.run())
     ingest = WebhookIngest(engine, intake, handoff, in_progress)
-    runner = web.AppRunner(build_app(engine, ingest), access_log=None)
+    app = build_app(engine, ingest)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield Served(engine, server, f"http://127.0.0.1:{port}", session)
+        yield Served(engine, server, app, f"http://127.0.0.1:{port}", session)
     finally:
         await runner.cleanup()
         handing.cancel()
