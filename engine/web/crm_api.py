@@ -31,7 +31,7 @@ from engine.crm.calls import (
 )
 from engine.errors import BadRequestError, ValidationFailedError
 from engine.validation import describe_validation_error
-from engine.web.common import json_body, json_response, page_limit, parse_json_model
+from engine.web.common import json_body, page_limit, parse_json_model
 from engine.web.openapi import ApiCall, Param
 from engine.web.portal_api import authenticate
 from engine.web.ports import Engine
@@ -122,7 +122,7 @@ class CrmApi:
         self, portal_id: str, request_id: str, crm: CrmCall, status: int = 200
     ) -> web.Response:
         answer = await self._engine.portal(portal_id).crm(portal_id, request_id, crm)
-        return json_response(answer, status)
+        return web.Response(body=answer, status=status, content_type="application/json")
 
     async def find(self, request: web.Request) -> web.Response:
         portal, request_id = await authenticate(self._engine, request)

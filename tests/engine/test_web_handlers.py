@@ -305,3 +305,24 @@ async def test_health_names_a_part_that_is_down_and_metrics_keep_answering(
         served.server.open = True
     [event] = await portal.wait_for_events(1, "message.")
     assert event["data"]["content"]["text"] == "while down"
+
+
+async def test_a_contacts_history_crosses_to_the_caller_whole(
+    served: Served, portal: PortalStandIn
+) -> None:
+    """Answers cross from the portal's server as an actor call's do (pickled): a history
+    of stored events arrives as the JSON the portal reads."""
+    assert (await post_update(served, update(50, 8, "история")))[0] == 200
+    [event] = await portal.wait_for_events(1, "message.")
+    contact_id = event["dialog"]["contact_id"]
+
+    status, body = await portal_call(
+        served, portal, "GET", f"/api/v1/contacts/{contact_id}/history?limit=10"
+    )
+
+    assert status == 200, body
+    assert body["contact_id"] == contact_id
+    texts = [
+        e["data"]["content"]["text"] for e in body["events"] if e["type"] == "message.received"
+    ]
+    assert texts == ["история"]
