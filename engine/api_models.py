@@ -6,10 +6,17 @@ Refused whole when they do not validate (422 naming the field); unknown fields t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from engine.config import ID_PATTERN
 from engine.models import Frozen, OutboundContent
@@ -256,16 +263,31 @@ class UnblockCall(Frozen):
     operator_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Who unblocks.")
 
 
+Instant = Annotated[
+    float,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time"},
+            ]
+        }
+    ),
+]
+"""A time as the API takes it (``engine.stats.period.parse_instant``), Unix seconds within."""
+
+
 class StatsCall(Frozen):
     """``GET /api/v1/stats?from=&to=&line_id=&operator_id=&bucket=``: the figures of a
     time range, for the portal, one line and/or one operator (docs/statistics.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    start: float = Field(
+    start: Instant = Field(
         alias="from", description="Start of the range, included: Unix seconds or ISO 8601."
     )
-    end: float = Field(
+    end: Instant = Field(
         alias="to", description="End of the range, excluded: Unix seconds or ISO 8601."
     )
     line_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Only this line.")

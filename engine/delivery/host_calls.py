@@ -12,6 +12,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from engine.api_models import PortalCall, ReplyBody
 from engine.contacts import answer as crm_answer
 from engine.crm.calls import CrmCall
@@ -100,10 +102,11 @@ class HostCalls:
         router = await self._router(portal_id, request_id)
         await router.set_responsible(connector_id, customer_id, operator_id)
 
-    async def crm(self, portal_id: str, request_id: str, call: CrmCall) -> dict[str, Any]:
-        """A CRM call of the portal API (``engine.contacts``, docs/crm.md)."""
+    async def crm(self, portal_id: str, request_id: str, call: CrmCall) -> bytes:
+        """A CRM call of the portal API (``engine.contacts``, docs/crm.md), answered as JSON
+        bytes: a history embeds stored events as they are (``orjson.Fragment``)."""
         router = await self._router(portal_id, request_id)
-        return await crm_answer(router, call)
+        return orjson.dumps(await crm_answer(router, call))
 
     async def dead_letters(
         self, portal_id: str, request_id: str, limit: int, after_event_id: str | None

@@ -7,15 +7,20 @@ is counted (``engine.web.middleware``).
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 
 from engine.web.admin_api import AdminApi
 from engine.web.crm_api import CrmApi
 from engine.web.health import HealthAndMetrics
 from engine.web.middleware import error_middleware
+from engine.web.openapi import openapi_document
 from engine.web.portal_api import PortalApi
 from engine.web.ports import Engine
 from engine.web.webhooks import WebhookIngest
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+"""The portal API's OpenAPI description (``engine.web.openapi``), public like the key."""
 
 
 def build_app(engine: Engine, ingest: WebhookIngest) -> web.Application:
@@ -24,8 +29,14 @@ def build_app(engine: Engine, ingest: WebhookIngest) -> web.Application:
         client_max_size=max_body, middlewares=[error_middleware(engine.counters, max_body)]
     )
     app.router.add_post("/hooks/{channel}/{connector_id}", ingest.handle)
-    app.add_routes(PortalApi(engine).routes())
-    app.add_routes(CrmApi(engine).routes())
+    calls = [*PortalApi(engine).calls(), *CrmApi(engine).calls()]
+    described = orjson.dumps(openapi_document(calls))
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(body=described, content_type="application/json")
+
+    app.router.add_get(OPENAPI_PATH, openapi)
+    app.add_routes([call.route() for call in calls])
     app.add_routes(AdminApi(engine).routes())
     app.add_routes(HealthAndMetrics(engine).routes())
     return app

@@ -31,7 +31,8 @@ from engine.crm.calls import (
 )
 from engine.errors import BadRequestError, ValidationFailedError
 from engine.validation import describe_validation_error
-from engine.web.common import json_body, json_response, page_limit, parse_json_model
+from engine.web.common import json_body, page_limit, parse_json_model
+from engine.web.openapi import ApiCall, Param
 from engine.web.portal_api import authenticate
 from engine.web.ports import Engine
 
@@ -63,22 +64,65 @@ class CrmApi:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def routes(self) -> list[web.RouteDef]:
+    def calls(self) -> list[ApiCall]:
+        """Every CRM call, routed and described at once (``engine.web.openapi``)."""
+        contact = "/api/v1/contacts/{contact_id}"
         return [
-            web.get("/api/v1/contacts", self.find),
-            web.post("/api/v1/contacts", self.create),
-            web.get("/api/v1/contacts/{contact_id}", self.contact),
-            web.post("/api/v1/contacts/{contact_id}/merge", self.merge),
-            web.put("/api/v1/contacts/{contact_id}/responsible", self.responsible),
-            web.get("/api/v1/contacts/{contact_id}/history", self.history),
-            web.put("/api/v1/leads/{lead_id}/status", self.lead_status),
+            ApiCall(
+                "GET",
+                "/api/v1/contacts",
+                self.find,
+                "Find the contact holding an identity: give exactly one of phone, email, "
+                "or connector_id with customer_id.",
+                query=(
+                    Param("phone", "A phone number, normalized to E.164."),
+                    Param("email", "An e-mail address."),
+                    Param("connector_id", "A connector, with customer_id."),
+                    Param("customer_id", "The customer's id in that connector's channel."),
+                ),
+            ),
+            ApiCall(
+                "POST", "/api/v1/contacts", self.create, "Create a contact.", NewContactBody, ok=201
+            ),
+            ApiCall("GET", contact, self.contact, "A contact (a merged id gives the survivor)."),
+            ApiCall(
+                "POST",
+                f"{contact}/merge",
+                self.merge,
+                "Merge another contact into this one.",
+                MergeBody,
+            ),
+            ApiCall(
+                "PUT",
+                f"{contact}/responsible",
+                self.responsible,
+                "The contact's responsible operator.",
+                ResponsibleRequest,
+            ),
+            ApiCall(
+                "GET",
+                f"{contact}/history",
+                self.history,
+                "The events of all the contact's dialogs, newest first, paged.",
+                query=(
+                    Param("limit", "Events per page.", "integer"),
+                    Param("before", "The last event id of the previous page."),
+                ),
+            ),
+            ApiCall(
+                "PUT",
+                "/api/v1/leads/{lead_id}/status",
+                self.lead_status,
+                "A lead's status.",
+                LeadStatusBody,
+            ),
         ]
 
     async def _ask(
         self, portal_id: str, request_id: str, crm: CrmCall, status: int = 200
     ) -> web.Response:
         answer = await self._engine.portal(portal_id).crm(portal_id, request_id, crm)
-        return json_response(answer, status)
+        return web.Response(body=answer, status=status, content_type="application/json")
 
     async def find(self, request: web.Request) -> web.Response:
         portal, request_id = await authenticate(self._engine, request)

@@ -53,6 +53,7 @@ from engine.web.common import (
     parse_json,
     parse_json_model,
 )
+from engine.web.openapi import ApiCall, Param
 from engine.web.ports import Engine
 
 PORTAL_HEADER = "openlines-portal-id"
@@ -99,38 +100,151 @@ class PortalApi:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def routes(self) -> list[web.RouteDef]:
+    def calls(self) -> list[ApiCall]:
+        """Every call of this API, routed and described at once (``engine.web.openapi``)."""
+        dialog = "/api/v1/dialogs/{dialog_id}"
+        limit = Param("limit", "Items per page.", "integer")
         return [
-            web.get("/api/v1/engine-key", self.engine_key),
-            web.post("/api/v1/dialogs/{dialog_id}/messages", self.reply),
-            web.get("/api/v1/dialogs/{dialog_id}", self.dialog),
-            web.post("/api/v1/dialogs/{dialog_id}/accept", self.accept),
-            web.post("/api/v1/dialogs/{dialog_id}/skip", self.skip),
-            web.post("/api/v1/dialogs/{dialog_id}/finish", self.finish),
-            web.get("/api/v1/dialogs/{dialog_id}/decisions", self.decisions),
-            web.put("/api/v1/operators/{operator_id}/status", self.operator_status),
-            web.get("/api/v1/lines/{line_id}/operators", self.line_operators),
-            web.put("/api/v1/customers/{connector_id}/{customer_id}/responsible", self.responsible),
-            web.get("/api/v1/dead-letters", self.dead_letters),
-            # The operator's workflow: one route and one handler per call, carried out by
-            # engine.routing.operator_calls (docs/routing.md, "The operator API").
-            web.post("/api/v1/dialogs/{dialog_id}/decline", self.decline),
-            web.post("/api/v1/dialogs/{dialog_id}/pin", self.pin),
-            web.post("/api/v1/dialogs/{dialog_id}/unpin", self.unpin),
-            web.post("/api/v1/dialogs/{dialog_id}/transfer", self.transfer),
-            web.post("/api/v1/dialogs/{dialog_id}/invite", self.invite),
-            web.post("/api/v1/dialogs/{dialog_id}/join", self.join),
-            web.post("/api/v1/dialogs/{dialog_id}/leave", self.leave),
-            web.get("/api/v1/dialogs/{dialog_id}/history", self.history),
-            web.get("/api/v1/operators/{operator_id}/dialogs", self.operator_dialogs),
-            web.put("/api/v1/operators/{operator_id}/profile", self.operator_profile),
-            web.get("/api/v1/lines/{line_id}/queue", self.line_queue),
-            web.get("/api/v1/lines/{line_id}/quick-answers", self.quick_answers),
-            web.post("/api/v1/lines/{line_id}/quick-answers", self.create_quick_answer),
-            web.put("/api/v1/quick-answers/{answer_id}", self.update_quick_answer),
-            web.delete("/api/v1/quick-answers/{answer_id}", self.delete_quick_answer),
-            web.delete("/api/v1/customers/{connector_id}/{customer_id}/block", self.unblock),
-            web.get("/api/v1/stats", self.stats),  # docs/statistics.md
+            ApiCall(
+                "GET",
+                "/api/v1/engine-key",
+                self.engine_key,
+                "The engine's Ed25519 public key, to verify deliveries (unsigned).",
+                signed=False,
+            ),
+            ApiCall(
+                "POST",
+                f"{dialog}/messages",
+                self.reply,
+                "Answer the customer; 202 once the reply is stored, its outcome follows as "
+                "reply.sent or reply.failed.",
+                ReplyBody,
+                ok=202,
+                answer="{reply_id, dialog_id}",
+            ),
+            ApiCall("GET", dialog, self.dialog, "The dialog as it stands.", answer="A dialog."),
+            ApiCall("POST", f"{dialog}/accept", self.accept, "Accept an offer.", OperatorAction),
+            ApiCall("POST", f"{dialog}/skip", self.skip, "Pass an offer on.", OperatorAction),
+            ApiCall("POST", f"{dialog}/finish", self.finish, "Finish the dialog.", FinishRequest),
+            ApiCall(
+                "GET",
+                f"{dialog}/decisions",
+                self.decisions,
+                "The routing decisions about the dialog and why it waits.",
+                query=(limit,),
+            ),
+            ApiCall(
+                "PUT",
+                "/api/v1/operators/{operator_id}/status",
+                self.operator_status,
+                "An operator's status and work day.",
+                OperatorStatusRequest,
+            ),
+            ApiCall(
+                "GET",
+                "/api/v1/lines/{line_id}/operators",
+                self.line_operators,
+                "The line's operators with their status and load.",
+            ),
+            ApiCall(
+                "PUT",
+                "/api/v1/customers/{connector_id}/{customer_id}/responsible",
+                self.responsible,
+                "The customer's responsible operator (their CRM contact's).",
+                ResponsibleRequest,
+            ),
+            ApiCall(
+                "GET",
+                "/api/v1/dead-letters",
+                self.dead_letters,
+                "Events given up on after their TTL, oldest first.",
+                query=(limit, Param("after", "The last id of the previous page.")),
+            ),
+            # The operator's workflow: carried out by engine.routing.operator_calls
+            # (docs/routing.md, "The operator API").
+            ApiCall(
+                "POST", f"{dialog}/decline", self.decline, "Decline (spam or refused).", DeclineCall
+            ),
+            ApiCall("POST", f"{dialog}/pin", self.pin, "Pin it to its operator.", PinCall),
+            ApiCall("POST", f"{dialog}/unpin", self.unpin, "Unpin it.", UnpinCall),
+            ApiCall(
+                "POST",
+                f"{dialog}/transfer",
+                self.transfer,
+                "Transfer to an operator or to another line.",
+                TransferCall,
+            ),
+            ApiCall("POST", f"{dialog}/invite", self.invite, "Invite an operator.", InviteCall),
+            ApiCall("POST", f"{dialog}/join", self.join, "A supervisor joins silently.", JoinCall),
+            ApiCall("POST", f"{dialog}/leave", self.leave, "A participant leaves.", LeaveCall),
+            ApiCall(
+                "GET", f"{dialog}/history", self.history, "The dialog's events, paged.", HistoryCall
+            ),
+            ApiCall(
+                "GET",
+                "/api/v1/operators/{operator_id}/dialogs",
+                self.operator_dialogs,
+                "The operator's open dialogs.",
+                OperatorDialogsCall,
+            ),
+            ApiCall(
+                "PUT",
+                "/api/v1/operators/{operator_id}/profile",
+                self.operator_profile,
+                "What customers see of the operator.",
+                OperatorProfileCall,
+            ),
+            ApiCall(
+                "GET",
+                "/api/v1/lines/{line_id}/queue",
+                self.line_queue,
+                "The line's waiting dialogs in queue order.",
+                LineQueueCall,
+            ),
+            ApiCall(
+                "GET",
+                "/api/v1/lines/{line_id}/quick-answers",
+                self.quick_answers,
+                "The line's quick answers.",
+                QuickAnswersCall,
+            ),
+            ApiCall(
+                "POST",
+                "/api/v1/lines/{line_id}/quick-answers",
+                self.create_quick_answer,
+                "Add a quick answer.",
+                CreateQuickAnswerCall,
+                ok=201,
+            ),
+            ApiCall(
+                "PUT",
+                "/api/v1/quick-answers/{answer_id}",
+                self.update_quick_answer,
+                "Change a quick answer.",
+                UpdateQuickAnswerCall,
+            ),
+            ApiCall(
+                "DELETE",
+                "/api/v1/quick-answers/{answer_id}",
+                self.delete_quick_answer,
+                "Delete a quick answer.",
+                DeleteQuickAnswerCall,
+            ),
+            ApiCall(
+                "DELETE",
+                "/api/v1/customers/{connector_id}/{customer_id}/block",
+                self.unblock,
+                "Let a blocked customer open dialogs again.",
+                UnblockCall,
+            ),
+            ApiCall(
+                "GET",
+                "/api/v1/stats",
+                self.stats,
+                "Statistics of a range: dialogs received, answered, missed, transferred, "
+                "declined and closed, answer times, ratings, load (docs/statistics.md).",
+                StatsCall,
+            ),
         ]
 
     async def engine_key(self, request: web.Request) -> web.Response:

@@ -342,3 +342,6 @@ async def telegram_api() -> AsyncIterator[TelegramApiStandIn]:
 async def vk_api() -> AsyncIterator[VkApiStandIn]:
     async with VkApiStandIn() as api:
         yield api
+
+
+from tests.engine.web_kit import served  # noqa: E402,F401  (the app in one process)

@@ -10,11 +10,12 @@ tested in tests/actors.
 from __future__ import annotations
 
 import asyncio
+import pickle
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -172,11 +173,10 @@ class OneProcessEngine:
 
     def portal(self, portal_id: str) -> PortalServer:
         assert self.server is not None
-        return self.server
+        return cast(PortalServer, AcrossProcesses(self.server))
 
     def portal_servers(self) -> list[PortalServer]:
-        assert self.server is not None
-        return [self.server]
+        return [self.portal(portal_id) for portal_id in list(self.registry.portals)[:1]]
 
     def parts(self) -> dict[str, Part]:
         assert self.server is not None
@@ -186,6 +186,23 @@ class OneProcessEngine:
         assert self.server is not None
         await self.server.host.configure(list(self.registry.portals.values()))
         return version
+
+
+class AcrossProcesses:
+    """Calls as an actor call makes them: arguments and results pickled on the way, so a
+    result that could not cross to another process fails here as it would in the engine."""
+
+    def __init__(self, target: object) -> None:
+        self._target = target
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self._target, name)
+
+        async def invoke(*args: Any) -> Any:
+            result = await method(*pickle.loads(pickle.dumps(args)))
+            return pickle.loads(pickle.dumps(result))
+
+        return invoke
 
 
 class ChannelPart:
@@ -209,6 +226,7 @@ class ChannelPart:
 class Served:
     engine: OneProcessEngine
     server: LocalPortalServer
+    app: web.Application
     url: str
     session: aiohttp.ClientSession
 
@@ -255,13 +273,14 @@ async def one_process_engine(
     await handoff.load()
     handing = asyncio.create_task(handoff.run())
     ingest = WebhookIngest(engine, intake, handoff, in_progress)
-    runner = web.AppRunner(build_app(engine, ingest), access_log=None)
+    app = build_app(engine, ingest)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield Served(engine, server, f"http://127.0.0.1:{port}", session)
+        yield Served(engine, server, app, f"http://127.0.0.1:{port}", session)
     finally:
         await runner.cleanup()
         handing.cancel()

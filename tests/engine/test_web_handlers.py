@@ -5,108 +5,18 @@ refusal a clear answer that stores nothing and fails no one else's request."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
 from engine.clock import ManualClock
-from engine.config import parse_engine_config
 from engine.web.middleware import RETRY_AFTER_S
 from tests.engine.conftest import write_rules
-from tests.engine.one_process import HOST, Served, one_process_engine
+from tests.engine.one_process import HOST, Served
+from tests.engine.web_kit import RULES, SECRET, admin, portal_call, post_update, update
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import SECRET_HEADER, TelegramApiStandIn
-
-SECRET = "telegram-secret-token"
-ADMIN = "admin-token-for-tests"
-RULES = {
-    "p1-support.yaml": "portal: p1\nline: support\nqueue:\n  members:\n"
-    "    - operator: anna\n  require_accept: false\n"
-}
-
-
-def update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": {"id": chat_id, "is_bot": False, "first_name": "Майя"},
-            "chat": {"id": chat_id, "type": "private"},
-            "date": 1776047737,
-            "text": text,
-        },
-    }
-
-
-@pytest.fixture
-async def served(
-    tmp_path: Path,
-    clock: ManualClock,
-    session: aiohttp.ClientSession,
-    portal: PortalStandIn,
-    telegram: TelegramApiStandIn,
-) -> AsyncIterator[Served]:
-    write_rules(tmp_path / "rules", RULES)
-    config = parse_engine_config(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "rules_dir": str(tmp_path / "rules"),
-            "admin_token": ADMIN,
-            "clock": "manual",
-            "max_body_bytes": 64 * 1024,
-            "portals": [portal.portal_config(linger_ms=0)],
-            "connectors": [
-                {
-                    "id": "tg",
-                    "channel": "telegram",
-                    "portal": "p1",
-                    "line": "support",
-                    "credentials": {
-                        "bot_token": telegram.token,
-                        "secret_token": SECRET,
-                        "api_base_url": telegram.base_url,
-                    },
-                }
-            ],
-        },
-        "test config",
-    )
-    async with one_process_engine(config, clock, session) as running:
-        portal.engine_public_key_b64 = running.engine.engine_key["public_key"]
-        yield running
-
-
-async def post_update(
-    served: Served, body: object, secret: str | None = SECRET, **headers: str
-) -> tuple[int, Any]:
-    sent = {"Content-Type": "application/json", **headers}
-    if secret is not None:
-        sent[SECRET_HEADER] = secret
-    payload = body if isinstance(body, bytes) else orjson.dumps(body)
-    return await served.request("POST", "/hooks/telegram/tg", payload, sent)
-
-
-async def portal_call(
-    served: Served, portal: PortalStandIn, method: str, path: str, data: object = None
-) -> tuple[int, Any]:
-    body = b"" if data is None else orjson.dumps(data)
-    headers = {**portal.side.sign_request(method, path, body), "Content-Type": "application/json"}
-    return await served.request(method, path, body, headers)
-
-
-async def admin(
-    served: Served, method: str, path: str, data: object = None, token: str | None = ADMIN
-) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    body = b"" if data is None else orjson.dumps(data)
-    return await served.request(method, path, body, headers)
-
 
 # -- webhooks ------------------------------------------------------------------------------
 
@@ -395,3 +305,24 @@ async def test_health_names_a_part_that_is_down_and_metrics_keep_answering(
         served.server.open = True
     [event] = await portal.wait_for_events(1, "message.")
     assert event["data"]["content"]["text"] == "while down"
+
+
+async def test_a_contacts_history_crosses_to_the_caller_whole(
+    served: Served, portal: PortalStandIn
+) -> None:
+    """Answers cross from the portal's server as an actor call's do (pickled): a history
+    of stored events arrives as the JSON the portal reads."""
+    assert (await post_update(served, update(50, 8, "история")))[0] == 200
+    [event] = await portal.wait_for_events(1, "message.")
+    contact_id = event["dialog"]["contact_id"]
+
+    status, body = await portal_call(
+        served, portal, "GET", f"/api/v1/contacts/{contact_id}/history?limit=10"
+    )
+
+    assert status == 200, body
+    assert body["contact_id"] == contact_id
+    texts = [
+        e["data"]["content"]["text"] for e in body["events"] if e["type"] == "message.received"
+    ]
+    assert texts == ["история"]

@@ -1,0 +1,105 @@
+"""The engine's app served in one process (``tests.engine.one_process``) with a Telegram
+connector and a portal, and the signed calls tests make to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from engine.clock import ManualClock
+from engine.config import parse_engine_config
+from tests.engine.conftest import write_rules
+from tests.engine.one_process import Served, one_process_engine
+from tests.standins.portal import PortalStandIn
+from tests.standins.telegram_api import SECRET_HEADER, TelegramApiStandIn
+
+SECRET = "telegram-secret-token"
+ADMIN = "admin-token-for-tests"
+RULES = {
+    "p1-support.yaml": "portal: p1\nline: support\nqueue:\n  members:\n"
+    "    - operator: anna\n  require_accept: false\n"
+}
+
+
+def update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": {"id": chat_id, "is_bot": False, "first_name": "Майя"},
+            "chat": {"id": chat_id, "type": "private"},
+            "date": 1776047737,
+            "text": text,
+        },
+    }
+
+
+@pytest.fixture
+async def served(
+    tmp_path: Path,
+    clock: ManualClock,
+    session: aiohttp.ClientSession,
+    portal: PortalStandIn,
+    telegram: TelegramApiStandIn,
+) -> AsyncIterator[Served]:
+    write_rules(tmp_path / "rules", RULES)
+    config = parse_engine_config(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "rules_dir": str(tmp_path / "rules"),
+            "admin_token": ADMIN,
+            "clock": "manual",
+            "max_body_bytes": 64 * 1024,
+            "portals": [portal.portal_config(linger_ms=0)],
+            "connectors": [
+                {
+                    "id": "tg",
+                    "channel": "telegram",
+                    "portal": "p1",
+                    "line": "support",
+                    "credentials": {
+                        "bot_token": telegram.token,
+                        "secret_token": SECRET,
+                        "api_base_url": telegram.base_url,
+                    },
+                }
+            ],
+        },
+        "test config",
+    )
+    async with one_process_engine(config, clock, session) as running:
+        portal.engine_public_key_b64 = running.engine.engine_key["public_key"]
+        yield running
+
+
+async def post_update(
+    served: Served, body: object, secret: str | None = SECRET, **headers: str
+) -> tuple[int, Any]:
+    sent = {"Content-Type": "application/json", **headers}
+    if secret is not None:
+        sent[SECRET_HEADER] = secret
+    payload = body if isinstance(body, bytes) else orjson.dumps(body)
+    return await served.request("POST", "/hooks/telegram/tg", payload, sent)
+
+
+async def portal_call(
+    served: Served, portal: PortalStandIn, method: str, path: str, data: object = None
+) -> tuple[int, Any]:
+    body = b"" if data is None else orjson.dumps(data)
+    headers = {**portal.side.sign_request(method, path, body), "Content-Type": "application/json"}
+    return await served.request(method, path, body, headers)
+
+
+async def admin(
+    served: Served, method: str, path: str, data: object = None, token: str | None = ADMIN
+) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    body = b"" if data is None else orjson.dumps(data)
+    return await served.request(method, path, body, headers)
