@@ -26,7 +26,7 @@ from engine.models import (
     TextContent,
 )
 from engine.routing.plan import CustomerOwners, Plan, StreamEntry
-from engine.store.records import InboxRow, StoredReply, dialog_ref
+from engine.store.records import InboxRow, dialog_ref
 from engine.store.sqlite_crm import IdentityTakenError
 from engine.store.sqlite_outbox import SqliteOutbox
 
@@ -291,7 +291,7 @@ def test_history_pages_newest_first_with_replies_as_sent(store: SqliteOutbox) ->
     assert orjson.loads(rest[0].payload)["content"] == {"kind": "text", "text": "message 1"}
     with pytest.raises(NotFoundError, match="no event 'nope' in the history to page before"):
         store.crm.history("p1", contact_id, 10, "nope")
-    with pytest.raises(NotFoundError, match="no contact .cnt_other."):
+    with pytest.raises(NotFoundError, match=r"no contact .cnt_other."):
         store.crm.history("p1", "cnt_other", 10, None)
 
 
