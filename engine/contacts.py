@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from engine.clock import Clock
 from engine.config import PortalConfig
 from engine.crm.calls import (
@@ -141,9 +143,12 @@ class ContactBook:
             live, events = await self._store.call(
                 crm.history, portal_id, call.contact_id, call.limit, call.before
             )
+            # The answer crosses a Ray call to the HTTP layer, and the stored JSON fragments
+            # of ``as_json`` do not pickle: the events travel as plain JSON values.
+            page = orjson.loads(orjson.dumps([event.as_json() for event in events]))
             return {
                 "contact_id": live,
-                "events": [event.as_json() for event in events],
+                "events": page,
                 "next_before": events[-1].event_id if len(events) == call.limit else None,
             }
         raise TypeError(f"{type(call).__name__} changes dialogs: ask the router")

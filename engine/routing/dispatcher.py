@@ -161,6 +161,7 @@ class Dispatcher:
         """
         lines: set[str] = set()
         opened: list[str] = []
+        latest = dict(recent)  # a rated dialog waits for no second rating in this batch
         for arrival in arrivals:
             dialog_id = self.board.open_by_ref.get(arrival.dialog_ref)
             conversation = arrival.conversation
@@ -172,7 +173,7 @@ class Dispatcher:
             if block is not None:
                 self._kept_from_blocked(arrival, block, (blocking or {})[blocked_as])
                 continue
-            previous = recent.get(arrival.dialog_ref)
+            previous = latest.get(arrival.dialog_ref)
             said = (heard or {}).get(arrival.rowid) if arrival.kind == "message.received" else None
             rating = None
             if dialog_id is None and previous is not None and said is not None:
@@ -201,7 +202,7 @@ class Dispatcher:
             )
             lines.add(dialog.line_id)
             if rating is not None and previous is not None:
-                self.voice.rate(previous, rating, now)
+                latest[arrival.dialog_ref] = self.voice.rate(previous, rating, now)
             elif said is not None:
                 self.voice.heard(dialog.dialog_id, said, now, fresh=dialog_id is None)
         self.route(lines, now)

@@ -268,7 +268,7 @@ class LineVoice:
         language = self.context(previous, texts, now).language
         return texts.messages.read_rating(heard.input, language)
 
-    def rate(self, previous: DialogState, answer: RatingAnswer, now: float) -> None:
+    def rate(self, previous: DialogState, answer: RatingAnswer, now: float) -> DialogState:
         """Store the rating with the finished dialog and the operator it rates; thank."""
         texts = self.texts(previous.line_id)
         voice = previous.voice or VoiceState()
@@ -279,6 +279,7 @@ class LineVoice:
         self.dispatcher.emit(rated, data, now)
         if texts is not None:
             self.say(rated, texts.messages.rating_thanks(self.context(rated, texts, now)))
+        return rated
 
     # -- operators ----------------------------------------------------------------------------
 

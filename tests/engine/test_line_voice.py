@@ -9,12 +9,16 @@ from typing import Any
 import pytest
 
 from engine.buttons.keyboard import Keyboard
+from engine.buttons.press import CustomerInput
 from engine.models import OutboundText
 from engine.routing.plan import Notice
 from engine.routing.state import DialogState
+from engine.routing.voice import Heard
 from engine.routing.workflow import ReplyConditions
+from engine.store.records import Conversation, InboxRow
 from tests.engine.routing_kit import Kit, line_rules, portal_rules
 
+CONVERSATION = Conversation("support", "tg", "telegram", "42", "42")
 CONSENT = {
     "required_before_routing": True,
     "text": "May we process your personal data?",
@@ -417,6 +421,27 @@ def test_a_rating_in_words_counts_and_anything_else_opens_a_new_dialog() -> None
     new = other.write("42", text="I have another question")
     assert new is not None and new.dialog_id != first.dialog_id
     assert other.data("dialog.rated") == []
+
+
+def test_two_answers_in_one_step_rate_once_and_the_second_opens_a_new_dialog() -> None:
+    kit, first = rating_kit()
+    rows = [
+        InboxRow(90 + n, f"msg_9{n}", "message.received", CONVERSATION, 90 + n, kit.now)
+        for n in (1, 2)
+    ]
+    heard = {
+        91: Heard("Ann", "en", CustomerInput(text="5", payload="ol:rate:5")),
+        92: Heard("Ann", "en", CustomerInput(text="4", payload="ol:rate:4")),
+    }
+    latest = kit.latest("42")
+    assert latest is not None
+
+    kit.dispatcher.arrive(rows, {}, {latest.ref: latest}, kit.now, {}, heard)
+    kit.collect()
+
+    assert [d["score"] for d in kit.data("dialog.rated")] == [5]
+    second = kit.dialog_of("42")
+    assert second is not None and second.dialog_id != first.dialog_id
 
 
 # -- reminders and auto-close ---------------------------------------------------------------
