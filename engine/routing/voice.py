@@ -98,8 +98,11 @@ class LineVoice:
             )
             self.dispatcher.plan.notices.append(notice)
 
-    def context(self, dialog: DialogState, texts: LineTexts, now: float) -> TextContext:
-        """The customer's language and the placeholders' values for ``dialog`` now."""
+    def context(
+        self, dialog: DialogState, texts: LineTexts, now: float, position: int | None = None
+    ) -> TextContext:
+        """The customer's language and the placeholders' values for ``dialog`` now;
+        ``position``: its place in the queue when it is about to join it."""
         dispatcher = self.dispatcher
         voice = dialog.voice or VoiceState()
         rules = dispatcher.line(dialog.line_id)
@@ -110,7 +113,7 @@ class LineVoice:
             operator_name=persona_name(rules.persona, operator) if rules and operator else None,
             line_name=dispatcher.line_name(dialog.line_id),
             opens_at=rules.schedule.describe_opening(now) if rules and closed else None,
-            queue_position=self._position(dialog),
+            queue_position=position if position is not None else self._position(dialog),
         )
         return texts.renderer.context(voice.language, values)
 
@@ -153,20 +156,21 @@ class LineVoice:
             consent=consent,
         )
         dialog = moved(dialog, voice=voice)
-        context = self.context(dialog, texts, now)
         messages = texts.messages
-        if greet:
-            first = owners is None or dialog.line_id not in owners.lines
-            self.say(dialog, messages.greeting(context, first_dialog=first))
-        asked = messages.consent_needed(_status(consent))
-        if asked:
-            self.say(dialog, messages.consent_request(context))
         bot = texts.bot.start(now).to_json() if texts.bot is not None else None
         held: HeldReason | None = None
         if bot is not None:
             held = "bot"  # the consent gate applies when the bot hands over
         elif not messages.routing_allowed(_status(consent)):
             held = "consent"
+        joins = self.dispatcher.join_position(dialog.line_id) if held is None else None
+        context = self.context(dialog, texts, now, joins)
+        if greet:
+            first = owners is None or dialog.line_id not in owners.lines
+            self.say(dialog, messages.greeting(context, first_dialog=first))
+        asked = messages.consent_needed(_status(consent))
+        if asked:
+            self.say(dialog, messages.consent_request(context))
         return moved(dialog, held=held, voice=replace(voice, consent_asked=asked, bot=bot))
 
     def hold(self, dialog: DialogState, now: float) -> DialogState:
@@ -242,7 +246,8 @@ class LineVoice:
         now: float,
     ) -> None:
         """Store the answer with the dialog and its contact; a refusal leaves the request
-        pending, so the customer can still consent later in the dialog."""
+        pending, so the customer can still consent later in the dialog. The reply comes after
+        the release, so it can name the queue position or the operator who took it."""
         voice = dialog.voice or VoiceState()
         status: ConsentStatus = "given" if answer.given else "declined"
         dialog = self.put(dialog, replace(voice, consent=status, consent_asked=not answer.given))
@@ -250,9 +255,10 @@ class LineVoice:
         if dialog.contact_id is not None:
             record = plan.ConsentAnswer(dialog.contact_id, answer.given, now, dialog.dialog_id)
             self.dispatcher.plan.consents[dialog.contact_id] = record
-        self.say(dialog, texts.messages.consent_reply(answer, context))
         if answer.given and dialog.held == "consent":
-            self.release(dialog, now)
+            dialog = self.release(dialog, now)
+            context = self.context(dialog, texts, now)
+        self.say(dialog, texts.messages.consent_reply(answer, context))
 
     def rating_of(
         self, previous: DialogState, heard: Heard | None, now: float

@@ -134,6 +134,29 @@ def test_the_greeting_speaks_the_customers_language_with_the_lines_defaults() ->
     assert texts_of(kit) == ["Hi, Ann!", "Здравствуйте, Ann!"]
 
 
+def test_the_greeting_tells_the_place_the_dialog_takes_in_the_queue() -> None:
+    greeting = {"when": "every_dialog", "text": "Hello! You are number {queue_position}."}
+    kit = Kit(line_rules(members=("a",), messages={"greeting": greeting}))
+
+    open_dialog(kit, "1")
+    open_dialog(kit, "2")
+
+    assert texts_of(kit) == ["Hello! You are number 1.", "Hello! You are number 2."]
+
+
+def test_the_thanks_for_consent_names_the_operator_who_took_the_dialog() -> None:
+    consent = {**CONSENT, "accepted_text": "Thanks! {operator_name} will answer."}
+    kit = Kit(line_rules(members=("a",), messages={"consent": consent}), contacts=True)
+    kit.online("a")
+    kit.workflow.set_display_name("a", "Anna")
+    kit.collect()
+    open_dialog(kit, "1")
+
+    kit.write("1", text="✅ Yes", press="ol:consent:yes")
+
+    assert texts_of(kit)[-1] == "Thanks! Anna will answer."
+
+
 # -- consent --------------------------------------------------------------------------------
 
 
