@@ -446,6 +446,16 @@ def test_a_rating_in_words_counts_and_anything_else_opens_a_new_dialog() -> None
     assert other.data("dialog.rated") == []
 
 
+def test_a_label_sent_back_as_text_counts_as_its_button_as_viber_sends_it() -> None:
+    kit, _ = rating_kit()
+
+    kit.write("42", text="3")  # Viber's press is the button's ActionBody, its label
+
+    assert kit.data("dialog.rated") == [
+        {"operator_id": "a", "scale": "five", "score": 3, "via": "button"}
+    ]
+
+
 def test_two_answers_in_one_step_rate_once_and_the_second_opens_a_new_dialog() -> None:
     kit, first = rating_kit()
     rows = [
