@@ -29,6 +29,7 @@ from channels.base import (
     WebhookReply,
 )
 from channels.http_calls import post
+from channels.keyboards import reply_buttons
 from channels.webhook_body import decode_json, validate
 from engine.errors import PermanentSendError, RetryableSendError
 from engine.ids import inbound_event_id, new_id
@@ -262,6 +263,9 @@ def _retry_after_s(header: str | None, now_s: float) -> float | None:
 
 
 def _reply_body(reply_id: str, target: DialogTarget, request: ReplyRequest) -> dict[str, Any]:
+    """The reply as the receiver reads it; buttons become numbered options in the text
+    (the customer answers with the number or the label: docs/line-messages.md)."""
+    request, _ = reply_buttons(CustomChannel.name, request)
     return {
         "reply_id": reply_id,
         "connector_id": target.route.connector_id,

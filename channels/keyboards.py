@@ -17,6 +17,7 @@ from typing import Any
 from channels import telegram_keyboard, viber_keyboard, vk_keyboard
 from engine.buttons.keyboard import Keyboard
 from engine.buttons.text_fallback import numbered_text
+from engine.models import OutboundText, ReplyRequest
 
 
 def _telegram(keyboard: Keyboard) -> dict[str, Any] | None:
@@ -58,3 +59,19 @@ def render_buttons(channel: str, text: str, keyboard: Keyboard | None) -> Render
     if params is None:
         return RenderedButtons(numbered_text(text, keyboard))
     return RenderedButtons(text, params)
+
+
+def reply_buttons(channel: str, request: ReplyRequest) -> tuple[ReplyRequest, dict[str, Any]]:
+    """``request`` as ``channel`` sends it, and the parameters for the call that carries its
+    last part: a text's keyboard rendered (``render_buttons``), the request without it.
+
+    Only a text carries buttons (the line's own texts and its bot's answers are texts); a
+    request without a keyboard comes back as it is, with no parameters.
+    """
+    keyboard = request.keyboard
+    content = request.content
+    if keyboard is None or not isinstance(content, OutboundText):
+        return request, {}
+    rendered = render_buttons(channel, content.text, keyboard)
+    text = content.model_copy(update={"text": rendered.text})
+    return request.model_copy(update={"content": text, "keyboard": None}), rendered.params

@@ -3,6 +3,12 @@
 Wire format and quirks: channels.md section 1. The webhook is authenticated only by the
 shared ``secret_token`` Telegram echoes in ``X-Telegram-Bot-Api-Secret-Token``; a connector
 without one cannot be built, so an unset secret never means "accept everything".
+
+Buttons (docs/line-messages.md, "Buttons"): a reply's keyboard goes as ``reply_markup`` on
+the call carrying its last part; a press comes as a ``callback_query`` update, stored as the
+customer's message (``channels.telegram_keyboard``) and answered with
+``answerCallbackQuery`` in the webhook's own answer, once stored, so the client's spinner
+stops without another call.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import hmac
 from typing import Any, ClassVar
 
 import aiohttp
+import orjson
 from pydantic import Field
 
 from channels.base import (
@@ -20,10 +27,13 @@ from channels.base import (
     Credentials,
     RawRequest,
     WebhookParse,
+    WebhookReply,
     order_key_out_of_range,
 )
 from channels.http_calls import json_object, post
+from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
+from channels.telegram_keyboard import answer_call, callback_press, press_message
 from channels.telegram_types import (
     ENVELOPE_KEYS,
     TgContact,
@@ -133,6 +143,8 @@ class TelegramChannel(Channel):
         if out_of_range is not None:  # Telegram would resend it, and hold the bot's queue
             return WebhookParse(ignored=(out_of_range,))
         kind = _update_kind(update)
+        if kind == "callback_query":
+            return self._press(update, received_at)
         if kind in _CHANNEL_POST_KINDS:
             return WebhookParse(ignored=(str(kind),))
         if kind not in _MESSAGE_KINDS:
@@ -146,6 +158,23 @@ class TelegramChannel(Channel):
             return WebhookParse(ignored=(f"unsupported_content:{_content_key(update[kind])}",))
         return WebhookParse(
             messages=(self._inbound(update, update_id, kind, message, content, received_at),)
+        )
+
+    def _press(self, update: dict[str, Any], received_at: float) -> WebhookParse:
+        """A press of an inline button: the customer's message (the label as its text), and
+        the webhook's answer calling ``answerCallbackQuery`` (Telegram runs a method given in
+        a webhook's answer; best effort: a lost one only leaves the spinner to time out)."""
+        press = callback_press(update)
+        if press is None:  # no data (a game) or no message (inline mode): not ours
+            return WebhookParse(ignored=("callback_query_without_data",))
+        if press.user.is_bot:
+            return WebhookParse(ignored=("bot_sender",))
+        method, params = answer_call(press)
+        answer = orjson.dumps({"method": method, **params})
+        message = press_message(self.route, press, received_at)
+        return WebhookParse(
+            messages=(message.model_copy(update={"raw": update}),),
+            reply=WebhookReply(body=answer, content_type="application/json"),
         )
 
     def _inbound(
@@ -249,11 +278,13 @@ def _message_id(method: str, result: Any) -> str:
 
 
 def _render(target: DialogTarget, request: ReplyRequest) -> list[tuple[str, dict[str, Any]]]:
-    """The calls that carry ``request``, in order; the first one quotes the replied message.
+    """The calls that carry ``request``, in order; the first one quotes the replied message,
+    the last one carries the buttons (under the whole text).
 
     ``OutboundFile.name`` is not sent: Telegram names a document fetched by URL itself, and
     renaming would need an upload.
     """
+    request, buttons = reply_buttons(TelegramChannel.name, request)
     content = request.content
     chat_id = target.dialog_key
     calls: list[tuple[str, dict[str, Any]]]
@@ -269,6 +300,7 @@ def _render(target: DialogTarget, request: ReplyRequest) -> list[tuple[str, dict
         raise PermanentSendError(f"telegram cannot send {type(content).__name__}")
     if request.reply_to_channel_message_id is not None:
         calls[0][1]["reply_parameters"] = _reply_parameters(request.reply_to_channel_message_id)
+    calls[-1][1].update(buttons)
     return calls
 
 

@@ -26,6 +26,7 @@ from channels.base import (
     order_key_out_of_range,
 )
 from channels.http_calls import json_object, post, retryable_status
+from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
 from channels.text_split import split_text, utf16_units
 from channels.viber_types import ViberCallback, ViberMessage, ViberMessageEvent, ViberUser
@@ -265,7 +266,9 @@ def check_response(status: int, body: bytes) -> str:
 
 
 def _render(request: ReplyRequest) -> list[dict[str, Any]]:
-    """The message-specific part of each ``send_message`` body, in order."""
+    """The message-specific part of each ``send_message`` body, in order; the last carries
+    the keyboard (docs/line-messages.md, "Buttons")."""
+    request, buttons = reply_buttons(ViberChannel.name, request)
     content = request.content
     if isinstance(content, OutboundText):
         messages = _text_messages(content.text)
@@ -279,6 +282,7 @@ def _render(request: ReplyRequest) -> list[dict[str, Any]]:
         raise PermanentSendError(f"viber cannot send {type(content).__name__}")
     if not messages:
         raise PermanentSendError("text is nothing but whitespace")
+    messages[-1].update(buttons)
     return messages
 
 

@@ -31,6 +31,7 @@ from channels.base import (
     order_key_out_of_range,
 )
 from channels.http_calls import json_object, post, retryable_status
+from channels.keyboards import reply_buttons
 from channels.partial_sends import send_parts
 from channels.text_split import split_text, utf16_units
 from channels.vk_types import (
@@ -308,7 +309,9 @@ def random_id(reply_id: str, part: int) -> int:
 
 
 def _render(peer_id: int, request: ReplyRequest) -> list[dict[str, str]]:
-    """The parameters of each call but the common ones, in order; the first quotes."""
+    """The parameters of each call but the common ones, in order; the first quotes, the last
+    carries the keyboard (docs/line-messages.md, "Buttons")."""
+    request, buttons = reply_buttons(VkChannel.name, request)
     content = request.content
     attachment: str | None = None
     if isinstance(content, OutboundText):
@@ -330,6 +333,7 @@ def _render(peer_id: int, request: ReplyRequest) -> list[dict[str, str]]:
         raise PermanentSendError("text is nothing but whitespace")
     if request.reply_to_channel_message_id is not None:
         calls[0]["forward"] = _quote(peer_id, request.reply_to_channel_message_id)
+    calls[-1].update(buttons)
     return calls
 
 

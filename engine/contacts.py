@@ -165,8 +165,9 @@ def dialog_owners(
     found: Mapping[str, CustomerOwners],
 ) -> dict[str, CustomerOwners]:
     """What a new dialog of each customer (by conversation key) starts with: its contact,
-    lead, and the contact's responsible and last operator. A customer who could not be
-    linked keeps the owners of their connector identity (routing before contacts)."""
+    lead, the contact's responsible and last operator, its consent and the lines it had
+    dialogs on. A customer who could not be linked keeps the owners of their connector
+    identity (routing before contacts)."""
     owners: dict[str, CustomerOwners] = {}
     for key in customers:
         link = links.get(key)
@@ -181,6 +182,8 @@ def dialog_owners(
             kept.last_operator_id if kept else None,
             link.contact_id,
             link.lead_id,
+            consent=kept.consent if kept else "unknown",
+            lines=kept.lines if kept else frozenset(),
         )
     return owners
 

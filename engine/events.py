@@ -22,17 +22,22 @@ from engine.models import Frozen, InboundMessage
 
 DialogStateName = Literal["waiting", "offered", "assigned", "answered", "closed"]
 
-QueuedReason = Literal["new", "transferred", "reopened"]
+QueuedReason = Literal["new", "transferred", "reopened", "released"]
 WithdrawnReason = Literal[
     "taken", "expired", "skipped", "unavailable", "closed", "rules_changed", "transferred"
 ]
 AssignedVia = Literal["accept", "direct", "responsible", "last_operator", "transfer"]
 ReturnedReason = Literal["no_answer", "offline", "away", "end_of_day", "vacation", "removed"]
 ClosedReason = Literal["finished", "auto_closed", "declined", "operator_unavailable"]
-ReplyOrigin = Literal["operator", "line"]
+ReplyOrigin = Literal["operator", "line", "bot"]
 UncertainReason = Literal["interrupted"]
 ParticipantRole = Literal["invited", "supervisor"]
 TransferReason = Literal["outside_hours", "operator"]
+HeldReason = Literal["bot", "consent"]
+HandoverReason = Literal["requested", "timed_out", "no_rule", "bot_removed"]
+AnswerVia = Literal["button", "text"]
+RatingScale = Literal["like_dislike", "five"]
+KpiKind = Literal["first_answer", "next_answer"]
 
 
 class Participant(Frozen):
@@ -69,12 +74,20 @@ class DialogView(Frozen):
         default=(),
         description="Invited operators and silent supervisors, in the order they joined.",
     )
+    held: HeldReason | None = Field(
+        default=None,
+        description="Why a waiting dialog is outside its line's queue: bot (the line's bot "
+        "answers it) or consent (the customer has not consented); null otherwise.",
+    )
 
 
 class DialogQueued(Frozen):
     """The dialog waits in its line's queue."""
 
-    reason: QueuedReason = Field(description="Why it (re)joined the queue.")
+    reason: QueuedReason = Field(
+        description="Why it (re)joined the queue: new, transferred, reopened, or released "
+        "(the bot handed it over, or the customer consented)."
+    )
     position: int | None = Field(description="1 = next to be served; null when not known.")
     opens_at: float | None = Field(
         default=None, description="Outside working hours: when the line opens, unix seconds."
@@ -204,12 +217,71 @@ class CustomerUnblocked(Frozen):
     messages: int = Field(description="Messages they sent while blocked (stored, not delivered).")
 
 
+class DialogHeld(Frozen):
+    """The dialog waits outside its line's queue and is offered to nobody: the line's bot
+    answers it first, or the line routes nobody's dialog before their consent
+    (docs/bot.md, docs/line-messages.md). ``dialog.queued`` (``released``) ends it."""
+
+    reason: HeldReason = Field(
+        description="bot: the line's bot answers first; consent: routing waits for the "
+        "customer's consent to process their personal data."
+    )
+
+
+class DialogHandedOver(Frozen):
+    """The line's bot gave the dialog to operators; it says nothing more in the dialog."""
+
+    reason: HandoverReason = Field(
+        description="requested: the customer asked for an operator; timed_out: the bot's "
+        "handover.after_s passed; no_rule: the bot did not understand; bot_removed: the "
+        "line's bot was turned off or removed from its file."
+    )
+
+
+class DialogConsent(Frozen):
+    """The customer answered the line's request for consent to process their personal
+    data; the answer is stored with their contact (docs/crm.md)."""
+
+    given: bool = Field(description="true: consented; false: refused.")
+    via: AnswerVia = Field(
+        description="button: pressed a button (or typed its label or number); text: in words."
+    )
+
+
+class DialogRated(Frozen):
+    """The customer rated the finished dialog; stored with the dialog and its operator."""
+
+    operator_id: str | None = Field(
+        description="The operator rated: the dialog's operator when it was finished."
+    )
+    scale: RatingScale = Field(description="like_dislike or five, as the line asked.")
+    score: int = Field(description="five: 1 to 5; like_dislike: 1 (like) or 0 (dislike).")
+    via: AnswerVia = Field(
+        description="button: pressed a button (or typed its label or number); text: in words."
+    )
+
+
+class DialogKpiExceeded(Frozen):
+    """A customer has waited longer for an operator's answer than the line's KPI allows
+    (``messages.kpi``); told once per wait, the customer is told nothing."""
+
+    kind: KpiKind = Field(
+        description="first_answer: no operator has answered the dialog yet; next_answer: a "
+        "later answer."
+    )
+    limit_s: float = Field(description="The line's limit for this kind of answer, seconds.")
+    waiting_since: float = Field(description="When the wait began, Unix seconds.")
+    waited_s: float = Field(description="How long it had lasted when this was noticed.")
+
+
 class ReplySent(Frozen):
     """A reply reached the customer's channel."""
 
     reply_id: str
     client_id: str | None = Field(description="The portal's own id for it, echoed.")
-    origin: ReplyOrigin = Field(description="operator: through the API; line: automatic text.")
+    origin: ReplyOrigin = Field(
+        description="operator: through the API; line: the line's own text; bot: the line's bot."
+    )
     channel_message_ids: tuple[str, ...] = Field(description="The channel's ids of its parts.")
 
 
@@ -218,7 +290,9 @@ class ReplyFailed(Frozen):
 
     reply_id: str
     client_id: str | None = Field(description="The portal's own id for it, echoed.")
-    origin: ReplyOrigin = Field(description="operator: through the API; line: automatic text.")
+    origin: ReplyOrigin = Field(
+        description="operator: through the API; line: the line's own text; bot: the line's bot."
+    )
     reason: str = Field(description="send_failed (refused for good) or expired (TTL).")
     error: str = Field(description="The channel's own words.")
 
@@ -234,7 +308,9 @@ class ReplyUncertain(Frozen):
 
     reply_id: str
     client_id: str | None = Field(description="The portal's own id for it, echoed.")
-    origin: ReplyOrigin = Field(description="operator: through the API; line: automatic text.")
+    origin: ReplyOrigin = Field(
+        description="operator: through the API; line: the line's own text; bot: the line's bot."
+    )
     reason: UncertainReason = Field(
         description="interrupted: the engine stopped during the attempt, its answer lost."
     )
@@ -263,6 +339,11 @@ EVENT_TYPES: dict[str, type[Frozen]] = {
     "dialog.participant_joined": DialogParticipantJoined,
     "dialog.participant_left": DialogParticipantLeft,
     "customer.unblocked": CustomerUnblocked,
+    "dialog.held": DialogHeld,
+    "dialog.handed_over": DialogHandedOver,
+    "dialog.consent": DialogConsent,
+    "dialog.rated": DialogRated,
+    "dialog.kpi_exceeded": DialogKpiExceeded,
 }
 """Every event type the engine delivers and the model of its ``data``."""
 

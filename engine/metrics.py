@@ -82,9 +82,7 @@ class Counters:
         """``inc`` of a sample made once by ``sample``: for paths that count per event."""
         self._values[key] += amount
 
-    def observe(
-        self, name: str, value: float, buckets: tuple[float, ...], **labels: str
-    ) -> None:
+    def observe(self, name: str, value: float, buckets: tuple[float, ...], **labels: str) -> None:
         """One observation of a histogram, kept as the Prometheus samples themselves
         (cumulative ``_bucket`` per ``le``, ``_count``, ``_sum``), so snapshots of several
         actors merge by adding, like counters."""

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from engine.buttons.keyboard import Keyboard
 from engine.config import ID_PATTERN
-
-
-class Frozen(BaseModel):
-    """Base of our own models: immutable, unknown fields refused."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from engine.frozen import Frozen as Frozen  # re-exported: the base of every model here
 
 
 class Customer(Frozen):
@@ -184,6 +180,11 @@ class ReplyRequest(Frozen):
         default=None,
         pattern=ID_PATTERN,
         description="The replying operator; the assigned one's first reply answers the dialog.",
+    )
+    keyboard: Keyboard | None = Field(
+        default=None,
+        description="Buttons under a text of the line or its bot (docs/line-messages.md, "
+        '"Buttons"); each channel shows them its own way, or as numbered options.',
     )
 
 

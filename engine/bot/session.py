@@ -58,6 +58,10 @@ class BotState(Frozen):
     def to_json(self) -> str:
         return self.model_dump_json()
 
+    def left(self) -> BotState:
+        """The bot left the dialog for good: an operator took it."""
+        return self.model_copy(update={"phase": "left", "offered": None})
+
     @classmethod
     def from_json(cls, text: str | bytes) -> BotState:
         return cls.model_validate_json(text)
@@ -102,7 +106,7 @@ class BotSession:
 
     def operator_took(self, state: BotState) -> BotState:
         """An operator took the dialog: the bot leaves it."""
-        return state.model_copy(update={"phase": "left", "offered": None})
+        return state.left()
 
     def on_message(
         self, state: BotState, incoming: CustomerInput, now: float, context: TextContext

@@ -22,7 +22,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from engine.models import Frozen
+from engine.frozen import Frozen
 
 PAYLOAD_PREFIX = "ol"
 PAYLOAD_MAX_CHARS = 64

@@ -30,6 +30,15 @@ class Lead(Frozen):
     updated_at: float = Field(description="Unix seconds of the last status change.")
 
 
+class Consent(Frozen):
+    """The contact's answer to a line's request for consent to process their personal data
+    (docs/line-messages.md); the latest answer counts."""
+
+    given: bool = Field(description="true: consented; false: refused.")
+    at: float = Field(description="When they answered, Unix seconds.")
+    dialog_id: str = Field(description="The dialog they answered in.")
+
+
 class Contact(Frozen):
     """One person, whatever channels they write from."""
 
@@ -48,4 +57,8 @@ class Contact(Frozen):
     possible_duplicates: tuple[str, ...] = Field(
         default=(),
         description="Contacts that matched one of its customers' messages too; merge if the same.",
+    )
+    consent: Consent | None = Field(
+        default=None,
+        description="Their answer to the consent request of a line that asks; null if none.",
     )

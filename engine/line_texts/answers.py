@@ -11,14 +11,11 @@ goes on as if no question were pending. ``docs/line-messages.md``, "Answers".
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from engine.buttons.keyboard import Keyboard, fold_label, make_payload
 from engine.buttons.press import CustomerInput
-from engine.line_texts.config import RatingScale
+from engine.events import AnswerVia, RatingScale
 from engine.models import Frozen
-
-AnswerVia = Literal["button", "text"]
 
 CONSENT_YES = make_payload("consent", "yes")
 CONSENT_NO = make_payload("consent", "no")

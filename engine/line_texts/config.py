@@ -13,11 +13,11 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from engine.config import ConfigModel
+from engine.events import RatingScale
 from engine.line_texts.languages import LocalizedText, check_label
 from engine.line_texts.templates import Placeholder, check_template
 
 MAX_DELAY_S = 30 * 86_400
-RatingScale = Literal["like_dislike", "five"]
 
 
 def _text(value: str) -> LocalizedText:

@@ -67,11 +67,17 @@ def parse_line_sections(text: str, source: str) -> LineSections:
         sections = LineSections.model_validate(picked)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, yaml_marks(text))) from None
+    check_sections(sections, source, text)
+    return sections
+
+
+def check_sections(sections: LineSections, source: str, text: str) -> None:
+    """``ConfigError`` naming ``source:line: field: problem`` for each problem of the checks
+    across sections (``problems``); ``text`` is the file the sections were read from."""
     found = problems(sections)
     if found:
         marks = yaml_marks(text)
         raise ConfigError("\n".join(_located(source, marks, path, what) for path, what in found))
-    return sections
 
 
 def load_line_sections(path: Path) -> LineSections:

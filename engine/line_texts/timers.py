@@ -18,8 +18,8 @@ step; the dispatcher applies it, records it in the dialog, and asks again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from engine.events import KpiKind
 from engine.line_texts.config import KpiConfig, MessagesConfig
 from engine.models import Frozen
 
@@ -88,9 +88,6 @@ class AnswerWait:
     since: float
     first: bool
     alerted: bool = False
-
-
-KpiKind = Literal["first_answer", "next_answer"]
 
 
 class KpiBreach(Frozen):

@@ -13,13 +13,15 @@ Lifecycle: ``waiting`` → ``offered`` (to one operator or several) → ``assign
 who becomes unavailable or does not answer, send the dialog back to ``waiting`` (never a
 pinned one). A customer writing soon enough after the close reopens it; a blocked one opens
 nothing. The operators' own actions (decline, pin, transfer, participants, replies) are in
-``engine.routing.workflow``, which records through the methods below.
+``engine.routing.workflow``, which records through the methods below. What the line says on
+its own and its bot (``engine.routing.voice``) hook in where a dialog opens, a customer
+writes, an operator replies or finishes, and a timer falls due; a dialog the bot answers or
+that waits for consent is held out of the queue until released.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
@@ -44,32 +46,35 @@ from engine.events import (
 )
 from engine.ids import new_id
 from engine.models import Frozen
+from engine.routing.bot_turns import left
 from engine.routing.choice import Choice, choose, line_availability, unavailable_reason
 from engine.routing.plan import CustomerOwners, Decision, Notice, Plan, StreamEntry
+from engine.routing.reply_text import fill
 from engine.routing.rules import LineRules, PortalRules, UnavailableReason
 from engine.routing.state import Block, Board, DialogState, OperatorState, OperatorStatus, moved
+from engine.routing.voice import Heard, LineVoice
 from engine.store.records import InboxRow
 
 IdMaker = Callable[[str], str]
 
-_VARIABLE = re.compile(r"\{([a-z_]+)\}")
-
-
-def fill(text: str, values: Mapping[str, object]) -> str:
-    """``{name}`` replaced by its value; unknown names stay as written (no ``str.format``:
-    a text from YAML must not reach attributes)."""
-    return _VARIABLE.sub(lambda m: str(values.get(m.group(1), m.group(0))), text)
-
 
 class Dispatcher:
     def __init__(
-        self, portal_id: str, board: Board, rules: PortalRules, ids: IdMaker = new_id
+        self,
+        portal_id: str,
+        board: Board,
+        rules: PortalRules,
+        ids: IdMaker = new_id,
+        line_name: Callable[[str], str] = str,
     ) -> None:
         self.portal_id = portal_id
         self.board = board
         self.rules = rules
         self.ids = ids
         """Makes the ids of dialogs, events, decisions and texts (deterministic in tests)."""
+        self.line_name = line_name
+        """A line's name for customers ({line_name}): the portal config's, else its id."""
+        self.voice = LineVoice(self)
         self.plan = Plan()
         self._freed: set[str] = set()
         """Operators who let go of a dialog since the last routing: their lines may move."""
@@ -142,17 +147,21 @@ class Dispatcher:
         recent: Mapping[str, DialogState],
         now: float,
         blocking: Mapping[str, DialogState] | None = None,
+        heard: Mapping[int, Heard] | None = None,
     ) -> None:
         """Messages from the inbox join their dialogs' streams; new conversations open
         dialogs, or reopen the last one within the line's ``reopen_within_s``.
 
         ``owners`` are the CRM records of customers without an open dialog, ``recent`` the
-        last dialog of conversations an edit or deletion refers to, or that may reopen;
-        ``blocking`` the dialog that blocked each blocked identity among the arrivals: their
-        messages go to its history only (docs/routing.md, "Decline").
+        last dialog of conversations an edit or deletion refers to, or that may reopen or
+        wait for its rating; ``blocking`` the dialog that blocked each blocked identity among
+        the arrivals: their messages go to its history only (docs/routing.md, "Decline");
+        ``heard`` what each message says, by inbox row, on lines that read it (their own
+        messages and bot, docs/line-messages.md).
         """
         lines: set[str] = set()
         opened: list[str] = []
+        latest = dict(recent)  # a rated dialog waits for no second rating in this batch
         for arrival in arrivals:
             dialog_id = self.board.open_by_ref.get(arrival.dialog_ref)
             conversation = arrival.conversation
@@ -164,16 +173,20 @@ class Dispatcher:
             if block is not None:
                 self._kept_from_blocked(arrival, block, (blocking or {})[blocked_as])
                 continue
-            previous = recent.get(arrival.dialog_ref)
+            previous = latest.get(arrival.dialog_ref)
+            said = (heard or {}).get(arrival.rowid) if arrival.kind == "message.received" else None
+            rating = None
+            if dialog_id is None and previous is not None and said is not None:
+                rating = self.voice.rating_of(previous, said, now)
             if dialog_id is not None:
                 dialog = self.board.dialogs[dialog_id]
-            elif arrival.kind != "message.received" and previous is not None:
-                dialog = previous  # an edit of a message of a closed dialog
+            elif (arrival.kind != "message.received" or rating) and previous is not None:
+                dialog = previous  # an edit of a closed dialog's message, or its rating
             elif previous is not None and self._reopens(previous, arrival.received_at):
-                dialog = self._reopen(previous, owner, now)
+                dialog = self._reopen(previous, owner, now, said)
                 opened.append(dialog.dialog_id)
             else:
-                dialog = self._open(arrival, owner, now)
+                dialog = self._open(arrival, owner, now, said)
                 opened.append(dialog.dialog_id)
             self.plan.entries.append(
                 StreamEntry(
@@ -188,6 +201,10 @@ class Dispatcher:
                 )
             )
             lines.add(dialog.line_id)
+            if rating is not None and previous is not None:
+                latest[arrival.dialog_ref] = self.voice.rate(previous, rating, now)
+            elif said is not None:
+                self.voice.heard(dialog.dialog_id, said, now, fresh=dialog_id is None)
         self.route(lines, now)
         self._tell_joined(opened)
 
@@ -221,7 +238,9 @@ class Dispatcher:
             if rules.queue_position.on_join and dialog.told_position is not None:
                 self._tell_position(dialog, rules, dialog.told_position)
 
-    def _open(self, arrival: InboxRow, owners: CustomerOwners | None, now: float) -> DialogState:
+    def _open(
+        self, arrival: InboxRow, owners: CustomerOwners | None, now: float, said: Heard | None
+    ) -> DialogState:
         conversation = arrival.conversation
         dialog = DialogState(
             dialog_id=self.ids("dlg"),
@@ -238,7 +257,12 @@ class Dispatcher:
             contact_id=owners.contact_id if owners else None,
             lead_id=owners.lead_id if owners else None,
         )
-        return self._join_queue(dialog, "new", now)
+        self.plan.opened += 1
+        self.plan.lines_seen.add((dialog.identity, dialog.line_id))
+        dialog = self.voice.opening(dialog, owners, said, now, greet=True)
+        if dialog.held is not None:
+            return self.voice.hold(dialog, now)
+        return self.join_queue(dialog, "new", now)
 
     def _reopens(self, previous: DialogState, written_at: float) -> bool:
         """The customer wrote within the reopen time of the line their dialog closed on; a
@@ -254,10 +278,15 @@ class Dispatcher:
         )
 
     def _reopen(
-        self, previous: DialogState, owners: CustomerOwners | None, now: float
+        self,
+        previous: DialogState,
+        owners: CustomerOwners | None,
+        now: float,
+        said: Heard | None = None,
     ) -> DialogState:
         reopened = moved(
             previous,
+            held=None,
             state="waiting",
             operator_id=None,
             offered_to=(),
@@ -283,9 +312,12 @@ class Dispatcher:
             closed_reason=previous.closed_reason,  # type: ignore[arg-type]
         )
         self.emit(self.put(reopened), data, now)
-        return self._join_queue(reopened, "reopened", now)
+        reopened = self.voice.opening(reopened, owners, said, now, greet=False)
+        if reopened.held is not None:
+            return self.voice.hold(reopened, now)
+        return self.join_queue(reopened, "reopened", now)
 
-    def _join_queue(self, dialog: DialogState, reason: QueuedReason, now: float) -> DialogState:
+    def join_queue(self, dialog: DialogState, reason: QueuedReason, now: float) -> DialogState:
         """A dialog that opens (new or reopened) joins its line's queue: outside hours the
         line's ``outside_hours`` apply; when nobody waits before it, it is decided at once,
         so its first message already shows the outcome. Otherwise the routing after the
@@ -472,6 +504,8 @@ class Dispatcher:
                 offer_event_id=event_id,
                 offer_seen_at=None,
                 tried=tried,
+                held=None,  # an operator transferred it out of the bot's hands
+                voice=left(dialog.voice),
             )
         )
         data = DialogOffered(
@@ -505,6 +539,10 @@ class Dispatcher:
                 unavailable_reason=None,
                 notified_no_operator=False,
                 told_position=None,
+                held=None,
+                voice=left(dialog.voice),  # the bot leaves when an operator takes it
+                # An invited colleague who gets the dialog is its operator, not a guest.
+                participants=tuple(p for p in dialog.participants if p[0] != operator_id),
             )
         )
         self._given(operator_id, now)
@@ -630,6 +668,7 @@ class Dispatcher:
     def finish(self, dialog_id: str, now: float, by: str | None = None) -> DialogState:
         dialog = self.open_dialog(dialog_id)
         closed = self.close(dialog, "finished", now, by)
+        self.voice.finished(closed, now)
         self.route([dialog.line_id], now)
         return closed
 
@@ -652,7 +691,7 @@ class Dispatcher:
 
     def answered(self, dialog_id: str, operator_id: str | None, now: float) -> DialogState:
         """An operator's reply was accepted: the first one makes the dialog answered."""
-        dialog = self.open_dialog(dialog_id)
+        dialog = self.voice.replied(self.open_dialog(dialog_id), now)
         if dialog.state != "assigned" or dialog.operator_id is None:
             return dialog
         if operator_id is not None and operator_id != dialog.operator_id:
@@ -719,8 +758,10 @@ class Dispatcher:
         self.emit(returned, DialogReturned(operator_id=operator_id, reason=returned_reason), now)
 
     def rules_changed(self, rules: PortalRules, now: float) -> None:
-        """New rules: operators no longer in a line's queue lose its offers and dialogs."""
+        """New rules: operators no longer in a line's queue lose its offers and dialogs; a
+        dialog held by a bot or for consent the line no longer has joins the queue."""
         self.rules = rules
+        self.voice.rules_changed(now)
         for dialog in list(self.board.dialogs.values()):
             line = self.line(dialog.line_id)
             members = set(line.queue_order) if line is not None else set()
@@ -791,10 +832,13 @@ class Dispatcher:
             times.append(dialog.unavailable_since + rule.grace_s)
         if (
             dialog.state == "waiting"
+            and dialog.held is None
             and timers.no_operator_timeout_s is not None
             and not dialog.notified_no_operator
         ):
             times.append(dialog.waiting_since + timers.no_operator_timeout_s)
+        if dialog.voice is not None and (own := self.voice.deadline(dialog)) is not None:
+            times.append(own)
         return min(times) if times else None
 
     def fire(self, dialog_ids: Iterable[str], lines: Iterable[str], now: float) -> None:
@@ -808,6 +852,7 @@ class Dispatcher:
             if dialog is None or due is None or due > now:
                 continue
             touched.add(self._fire_one(dialog, now).line_id)
+            self.voice.fire(dialog_id, now)
         self.route(touched, now)
 
     def _fire_one(self, dialog: DialogState, now: float) -> DialogState:
@@ -838,6 +883,7 @@ class Dispatcher:
         no_operator = timers.no_operator_timeout_s
         if (
             dialog.state == "waiting"
+            and dialog.held is None
             and not dialog.notified_no_operator
             and no_operator is not None
             and now >= dialog.waiting_since + no_operator

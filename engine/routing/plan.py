@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.buttons.keyboard import Keyboard
+from engine.events import ReplyOrigin
 from engine.models import Frozen
 from engine.routing.state import Block, DialogState, OperatorState
 
@@ -72,11 +74,24 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A text the line sends the customer on its own (queue position, outside hours...)."""
+    """A text the line sends the customer on its own (queue position, outside hours, its
+    own messages) or its bot answers with, buttons and all."""
 
     reply_id: str
     dialog_id: str
     text: str
+    keyboard: Keyboard | None = None
+    origin: ReplyOrigin = "line"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentAnswer:
+    """A customer's answer to the consent request, for their CRM contact (docs/crm.md)."""
+
+    contact_id: str
+    given: bool
+    at: float
+    dialog_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +104,10 @@ class CustomerOwners:
     last_operator_id: str | None
     contact_id: str | None = None
     lead_id: str | None = None
+    consent: str = "unknown"
+    """The contact's stored answer to consent requests: unknown, given or declined."""
+    lines: frozenset[str] = frozenset()
+    """Lines on which the customer had a dialog before (a greeting for first dialogs)."""
 
 
 @dataclass
@@ -101,6 +120,12 @@ class Plan:
     customers: dict[str, CustomerOwners] = field(default_factory=dict)
     blocks: dict[str, Block | None] = field(default_factory=dict)
     """Blocks set or changed, by identity; None: the identity was unblocked."""
+    consents: dict[str, ConsentAnswer] = field(default_factory=dict)
+    """Consent answers to store with their contacts, by contact id."""
+    lines_seen: set[tuple[str, str]] = field(default_factory=set)
+    """(customer identity, line) of every dialog opened: the line's first dialog is past."""
+    opened: int = 0
+    """Dialogs opened for new conversations (not reopened or moved to another line)."""
 
     def __bool__(self) -> bool:
         return bool(
@@ -111,4 +136,6 @@ class Plan:
             or self.notices
             or self.customers
             or self.blocks
+            or self.consents
+            or self.lines_seen
         )

@@ -31,19 +31,19 @@ from engine.crm.records import Contact
 from engine.delivery.ordering import sorted_into_slots
 from engine.delivery.replies import ReplyOutcome, stored_reply, target_of
 from engine.errors import ConflictError, NotFoundError, ValidationFailedError
-from engine.events import DialogQueued
 from engine.handoff import Watermarks
 from engine.ids import new_id
 from engine.metrics import Counters
-from engine.models import OutboundContent, OutboundText, ReplyRequest
+from engine.models import InboundMessage, OutboundContent, OutboundText, ReplyRequest
 from engine.routing.choice import choose
 from engine.routing.dispatcher import Dispatcher
-from engine.routing.plan import Plan, StreamEntry
+from engine.routing.plan import Notice, Plan
 from engine.routing.quick_answers import QuickAnswers
 from engine.routing.reply_text import quick_answer_text
 from engine.routing.rules import PortalRules
 from engine.routing.state import Block, Board, DialogState, OperatorState, OperatorStatus
 from engine.routing.statistics import Statistics
+from engine.routing.voice import Heard, heard_of
 from engine.routing.workflow import ReplyConditions, Workflow
 from engine.stats.live import LiveStats
 from engine.store.base import OutboxStore
@@ -91,7 +91,7 @@ class PortalRouter:
         self._enqueue = enqueue
         self._watermarks = watermarks or Watermarks.none()
         self._reply_terms = reply_terms
-        self.dispatcher = Dispatcher(portal().id, Board(), rules)
+        self.dispatcher = Dispatcher(portal().id, Board(), rules, line_name=self.line_name)
         self.contacts = ContactBook(portal, store, clock, counters)
         self.workflow = Workflow(self.dispatcher)
         self.quick_answers = QuickAnswers(self.portal_id, store, clock, self._known_line)
@@ -206,10 +206,7 @@ class PortalRouter:
         if not plan and not replies and not settled:
             return
         now = self._clock.now()
-        line_texts = [
-            self._line_text(plan, notice.dialog_id, notice.reply_id, notice.text, now)
-            for notice in plan.notices
-        ]
+        line_texts = [self._line_text(plan, notice, now) for notice in plan.notices]
         all_replies = [*replies, *line_texts]
         store = self._store.store
         try:
@@ -221,19 +218,21 @@ class PortalRouter:
             raise
         self._after_commit(plan, hashes, all_replies)
 
-    def _line_text(
-        self, plan: Plan, dialog_id: str, reply_id: str, text: str, now: float
-    ) -> StoredReply:
-        dialog = plan.dialogs.get(dialog_id) or self.dispatcher.board.dialogs[dialog_id]
-        request = ReplyRequest(content=OutboundText(text=text))
-        return stored_reply(reply_id, target_of(dialog, self.portal_id), request, "line", now)
+    def _line_text(self, plan: Plan, notice: Notice, now: float) -> StoredReply:
+        """A text of the line or its bot, buttons and all, stored to be sent like a reply."""
+        dialog = (
+            plan.dialogs.get(notice.dialog_id) or self.dispatcher.board.dialogs[notice.dialog_id]
+        )
+        request = ReplyRequest(content=OutboundText(text=notice.text), keyboard=notice.keyboard)
+        target = target_of(dialog, self.portal_id)
+        return stored_reply(notice.reply_id, target, request, notice.origin, now)
 
     def _after_commit(self, plan: Plan, hashes: list[int], replies: Sequence[StoredReply]) -> None:
         if hashes:
             self._notify(hashes)
-        opened, kept = _tally(plan.entries)
-        if opened:
-            self._counters.inc("openlines_dialogs_opened_total", opened, portal=self.portal_id)
+        kept = sum(1 for entry in plan.entries if not entry.deliver)
+        if plan.opened:
+            self._counters.inc("openlines_dialogs_opened_total", plan.opened, portal=self.portal_id)
         if kept:
             self._counters.inc("openlines_blocked_messages_total", kept, portal=self.portal_id)
         if plan.decisions:
@@ -362,8 +361,12 @@ class PortalRouter:
         links = await self.contacts.link(ordered, self.dispatcher.rules)  # docs/crm.md
         # Keyed as dialogs key ownership and blocks: the contact, else the connector identity.
         identities = sorted({links[c].contact_id if c in links else c for c in customers})
-        # The latest dialog of a conversation: what an edit refers to, or what may reopen.
-        reopening = any(r.reopen_within_s for r in self.dispatcher.rules.lines.values())
+        # The latest dialog of a conversation: what an edit refers to, what may reopen, or
+        # what waits for its rating.
+        voice = self.dispatcher.voice
+        reopening = voice.rating_lines or any(
+            r.reopen_within_s for r in self.dispatcher.rules.lines.values()
+        )
         refs = sorted({r.dialog_ref for r in unknown if reopening or r.kind != "message.received"})
         owners, recent = await self._store.call(
             store.routing_context, self.portal_id, identities, refs
@@ -374,8 +377,19 @@ class PortalRouter:
             for identity in identities
             if identity in board.blocked
         }
-        self.dispatcher.arrive(ordered, owners, recent, self._clock.now(), blocking)
+        heard = await self._heard(ordered) if voice.listening else {}
+        self.dispatcher.arrive(ordered, owners, recent, self._clock.now(), blocking, heard)
         await self._commit()
+
+    async def _heard(self, rows: Sequence[InboxRow]) -> dict[int, Heard]:
+        """What each customer message says, for lines that read them (their own messages
+        and bot, docs/line-messages.md): the stored messages, read by inbox row."""
+        wanted = [row.rowid for row in rows if row.kind == "message.received"]
+        payloads = await self._store.call(self._store.store.inbox_payloads, self.portal_id, wanted)
+        return {
+            rowid: heard_of(InboundMessage.model_validate_json(payload))
+            for rowid, payload in payloads.items()
+        }
 
     async def _blocking_dialog(self, block: Block) -> DialogState:
         dialog = await self._store.call(self._store.store.dialog, self.portal_id, block.dialog_id)
@@ -702,15 +716,3 @@ class PortalRouter:
         """The line's waiting dialogs in the order it serves them."""
         self._known_line(line_id)
         return self.workflow.queue_of(line_id)
-
-
-def _tally(entries: Sequence[StreamEntry]) -> tuple[int, int]:
-    """Dialogs opened for new conversations (not reopened or moved to another line), and
-    blocked customers' messages kept from delivery."""
-    opened = kept = 0
-    for entry in entries:
-        if isinstance(entry.data, DialogQueued) and entry.data.reason == "new":
-            opened += 1
-        elif not entry.deliver:
-            kept += 1
-    return opened, kept

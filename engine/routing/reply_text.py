@@ -9,10 +9,22 @@ none (``hidden``). A quick answer's text has its variables filled in. See docs/r
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 from engine.models import OutboundContent, OutboundText
-from engine.routing.dispatcher import fill
 from engine.routing.rules import PersonaRules
 from engine.routing.state import OperatorState
+
+_VARIABLE = re.compile(r"\{([a-z_]+)\}")
+
+
+def fill(text: str, values: Mapping[str, object]) -> str:
+    """``{name}`` replaced by its value; unknown names stay as written (no ``str.format``:
+    a text from YAML must not reach attributes). The routing rules' texts and quick answers
+    (docs/routing.md, "Placeholders in texts"); the line's own messages have theirs in
+    ``engine.line_texts.templates``."""
+    return _VARIABLE.sub(lambda m: str(values.get(m.group(1), m.group(0))), text)
 
 
 def persona_name(persona: PersonaRules, operator: OperatorState | None) -> str | None:

@@ -4,7 +4,10 @@ A file names its portal and line and says who answers it and how: the queue and 
 distribution, capacity, timers, working hours, what happens when an operator becomes
 unavailable, CRM ownership, priority, what the customer is told about the queue, how
 operators are named to customers and whether a returning customer reopens their dialog.
-``docs/routing.md`` is the reference of every field.
+``docs/routing.md`` is the reference of every field. The same file may hold the line's own
+messages and its bot (``languages``, ``messages``, ``bot``): their models and the checks
+across them are ``engine.line_texts``' and ``engine.bot``'s (docs/line-messages.md,
+docs/bot.md); a file without them routes exactly as before.
 
 A bad file never replaces good rules: ``load_rules`` either returns a complete new
 ``RuleSet`` or raises ``ConfigError`` naming every bad file, line and field.
@@ -20,8 +23,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from engine.bot.config import BotConfig
 from engine.config import ID_PATTERN, ConfigModel, Region
 from engine.errors import ConfigError
+from engine.line_texts.config import MessagesConfig
+from engine.line_texts.languages import LanguagesConfig
+from engine.line_texts.sections import LineSections, LineTexts, check_sections
 from engine.routing.hours import HoursConfig, Schedule
 from engine.yaml_marks import parse_yaml_model
 
@@ -288,6 +295,18 @@ class LineRules(ConfigModel):
             "null: a new dialog opens."
         ),
     )
+    languages: LanguagesConfig | None = Field(
+        default=None,
+        description="The languages of the line's own texts and bot (docs/line-messages.md).",
+    )
+    messages: MessagesConfig = Field(
+        default_factory=MessagesConfig,
+        description="What the line says on its own: greeting, consent, closing, rating, "
+        "reminders, auto-close, KPI alerts (docs/line-messages.md).",
+    )
+    bot: BotConfig | None = Field(
+        default=None, description="The bot that answers before operators (docs/bot.md)."
+    )
 
     @model_validator(mode="after")
     def _known_names(self) -> LineRules:
@@ -321,6 +340,20 @@ class LineRules(ConfigModel):
     @cached_property
     def schedule(self) -> Schedule:
         return Schedule.from_config(self.hours)
+
+    @property
+    def sections(self) -> LineSections:
+        """The line's own messages and bot as ``engine.line_texts`` reads them."""
+        return LineSections(languages=self.languages, messages=self.messages, bot=self.bot)
+
+    @cached_property
+    def texts(self) -> LineTexts | None:
+        """What the dispatcher calls for the line's own messages and its bot; None when the
+        file has none of them, so such a line does exactly what it did before they existed.
+        ``ConfigError`` if the sections were not checked across (``load_rules_file`` does)."""
+        if self.languages is None and self.bot is None and self.messages == MessagesConfig():
+            return None
+        return LineTexts.build(self.sections)
 
     @cached_property
     def operator_schedules(self) -> dict[str, Schedule]:
@@ -449,4 +482,6 @@ def load_rules_file(path: Path) -> LineRules:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read rules: {exc}") from None
-    return parse_yaml_model(LineRules, text, str(path))
+    rules = parse_yaml_model(LineRules, text, str(path))
+    check_sections(rules.sections, str(path), text)  # texts against languages, labels
+    return rules

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
-from engine.events import DialogStateName, DialogView, ParticipantRole
+from engine.events import DialogStateName, DialogView, HeldReason, ParticipantRole
 
 OperatorStatus = Literal["online", "away", "offline", "vacation"]
 
@@ -31,6 +31,38 @@ class OperatorState:
     status_since: float = 0.0
     display_name: str | None = None
     """The name customers see before the operator's replies (persona ``profile``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceState:
+    """What the line's own messages and its bot know of one dialog (docs/line-messages.md,
+    docs/bot.md). Kept with the dialog, so its timers are recomputed and its bot continues
+    after a restart; ``None`` on a line that has neither."""
+
+    customer_name: str | None = None
+    """The customer's name as their channel last gave it ({customer_name})."""
+    language: str | None = None
+    """The customer's language tag as their channel last told it (matched at render time)."""
+    consent: str = "unknown"
+    """The customer's consent as this dialog knows it: unknown, given or declined."""
+    consent_asked: bool = False
+    """A consent request was sent here and awaits its answer."""
+    bot: str | None = None
+    """The bot's ``BotState`` as JSON, when the line's bot took the dialog."""
+    answered_at: float | None = None
+    """When an operator first replied in the dialog (the KPI's first answer)."""
+    wait_since: float | None = None
+    """A customer's message has waited for an operator's answer since then."""
+    wait_alerted: bool = False
+    """The KPI alert of that wait went out."""
+    silent_since: float | None = None
+    """An operator replied then and the customer has not written since."""
+    follow_ups_sent: int = 0
+    """Reminders sent during that silence."""
+    rating_asked: bool = False
+    """The rating request went out after the finish and awaits its answer."""
+    rating: int | None = None
+    """The customer's rating of the finished dialog."""
 
 
 @dataclass(slots=True)
@@ -77,6 +109,10 @@ class DialogState:
     """Stays with its operator: unavailable rules and the no-answer timer leave it alone."""
     participants: tuple[tuple[str, ParticipantRole], ...] = ()
     """``(operator_id, role)`` of invited operators and silent supervisors, in join order."""
+    held: HeldReason | None = None
+    """Waiting outside the line's queue: the bot answers it, or consent is missing."""
+    voice: VoiceState | None = None
+    """The line's own messages and bot in this dialog (None: the line has neither)."""
 
     @property
     def ref(self) -> str:
@@ -119,6 +155,7 @@ class DialogState:
             "lead_id": self.lead_id,
             "pinned": self.pinned,
             "participants": [{"operator_id": op, "role": role} for op, role in self.participants],
+            "held": self.held,
         }
 
     def view(self) -> DialogView:
@@ -137,6 +174,8 @@ class DialogState:
         values["offered_to"] = tuple(values["offered_to"])
         values["tried"] = tuple(values["tried"])
         values["participants"] = tuple(tuple(p) for p in values.get("participants", ()))
+        voice = values.get("voice")
+        values["voice"] = VoiceState(**voice) if voice is not None else None
         return cls(**values)
 
 
@@ -187,7 +226,8 @@ class Board:
     _waiting: defaultdict[str, list[tuple[float, str]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    """Per line, ``(queued_at, dialog_id)`` of its waiting dialogs, kept sorted: routing
+    """Per line, ``(queued_at, dialog_id)`` of its queued dialogs (waiting and not held by
+    the bot or for consent), kept sorted: routing
     walks the queue in order on every step, so it is never sorted then."""
     _held: defaultdict[str, dict[str, None]] = field(default_factory=lambda: defaultdict(dict))
     offers: dict[str, str] = field(default_factory=dict)
@@ -235,7 +275,7 @@ class Board:
                 self.offers[dialog.offer_event_id] = dialog.dialog_id
             else:
                 self.offers.pop(dialog.offer_event_id, None)
-        if dialog.state == "waiting":
+        if dialog.state == "waiting" and dialog.held is None:  # a held one is not queued
             waiting = self._waiting[dialog.line_id]
             key = (dialog.queued_at, dialog.dialog_id)
             if delta > 0:

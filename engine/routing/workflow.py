@@ -27,6 +27,7 @@ from engine.events import (
     ParticipantRole,
 )
 from engine.models import OutboundContent
+from engine.routing.bot_turns import left
 from engine.routing.choice import unavailable_reason
 from engine.routing.dispatcher import Dispatcher, unavailable_now
 from engine.routing.plan import CustomerOwners
@@ -296,7 +297,8 @@ class Workflow:
         return self.board.with_dialog(dialog_id) or joined
 
     def _released(self, dialog: DialogState, now: float, keep_line: bool) -> DialogState:
-        """The dialog let go by whoever had it or was offered it: waiting, unpinned."""
+        """The dialog let go by whoever had it or was offered it: waiting, unpinned, out of
+        the bot's hands."""
         dispatcher = self._dispatcher
         if dialog.state == "offered":
             dialog = dispatcher.withdraw(dialog, dialog.offered_to, "transferred", now)
@@ -304,7 +306,8 @@ class Workflow:
             dialog = dispatcher.to_queue(dialog, now)
         elif not keep_line:
             dialog = moved(dialog, waiting_since=now, notified_no_operator=False)
-        return dispatcher.put(moved(dialog, pinned=False))
+        # An operator moved it: the bot leaves and any hold ends (docs/bot.md).
+        return dispatcher.put(moved(dialog, pinned=False, held=None, voice=left(dialog.voice)))
 
     # -- participants ------------------------------------------------------------------------
 

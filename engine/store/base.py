@@ -95,6 +95,10 @@ class OutboxStore(Protocol):
         """Stored customer events not yet in their dialogs' streams, oldest first."""
         ...
 
+    def inbox_payloads(self, portal_id: str, rowids: Sequence[int]) -> dict[int, bytes]:
+        """The stored messages of these inbox rows, by row (what a line reads of them)."""
+        ...
+
     def routing_context(
         self, portal_id: str, identities: Sequence[str], refs: Sequence[str]
     ) -> tuple[dict[str, CustomerOwners], dict[str, DialogState]]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
+
+from engine.events import ReplyOrigin
 
 
 def dialog_ref(connector_id: str, dialog_key: str) -> str:
@@ -141,8 +143,8 @@ class StoredReply:
     attempts: int
     """Attempts started, counted before the channel is called."""
     next_attempt_at: float
-    origin: Literal["operator", "line"] = "operator"
-    """operator: through the portal API; line: the line's own text."""
+    origin: ReplyOrigin = "operator"
+    """operator: through the portal API; line: the line's own text; bot: the line's bot."""
     attempt_started_at: float | None = None
     """When the last attempt started, while its outcome is not known; ``None`` otherwise.
     Loaded with a time, the engine stopped while the channel had the reply."""

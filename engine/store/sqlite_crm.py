@@ -10,7 +10,9 @@ the store's single thread, so a link, a merge or a new contact never interleave.
 The responsible operator and the last operator of a contact are the routing's ``customers``
 row keyed by the contact id (the router's ownership key, ``DialogState.identity``): read for
 contacts, written here only where a merge combines two of them and where a new contact
-carries over the row kept under its connector identity before contacts existed.
+carries over the row kept under its connector identity before contacts existed. Likewise the
+lines a contact had dialogs on (``customer_lines``). A contact's answer to the lines' consent
+requests (``crm_consents``) is written by the routing step that read it, and read here.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import cast
 from engine.crm.identities import Identity
 from engine.crm.linking import ContactLink, IdMaker
 from engine.crm.merging import merged
-from engine.crm.records import Contact, Lead, LeadStatus
+from engine.crm.records import Consent, Contact, Lead, LeadStatus
 from engine.crm.sightings import LinkSettings
 from engine.errors import ConflictError, NotFoundError
 from engine.ids import new_id
@@ -50,6 +52,9 @@ CREATE INDEX IF NOT EXISTS crm_leads_contact ON crm_leads (portal_id, contact_id
 CREATE TABLE IF NOT EXISTS crm_duplicates (
     portal_id TEXT NOT NULL, contact_id TEXT NOT NULL, other_id TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (portal_id, contact_id, other_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS crm_consents (
+    portal_id TEXT NOT NULL, contact_id TEXT NOT NULL, given INTEGER NOT NULL, at REAL NOT NULL,
+    dialog_id TEXT NOT NULL, PRIMARY KEY (portal_id, contact_id)) WITHOUT ROWID;
 """
 
 Transaction = Callable[[bool], AbstractContextManager[sqlite3.Connection]]
@@ -167,6 +172,7 @@ class SqliteCrm:
             )
             _move_duplicates(db, portal_id, joined.id, gone.id, now)
             _combine_owners(db, portal_id, joined.id, gone.id)
+            _combine_consents(db, portal_id, joined.id, gone.id)
             return _contact(db, portal_id, joined.id), gone.id
 
     # -- leads and history -----------------------------------------------------------------
@@ -221,6 +227,10 @@ def _contact(db: sqlite3.Connection, portal_id: str, contact_id: str) -> Contact
         "SELECT responsible_id FROM customers WHERE portal_id = ? AND identity = ?",
         (portal_id, contact_id),
     ).fetchone()
+    consent = db.execute(
+        "SELECT given, at, dialog_id FROM crm_consents WHERE portal_id = ? AND contact_id = ?",
+        (portal_id, contact_id),
+    ).fetchone()
     duplicates = [
         other
         for (other,) in db.execute(
@@ -240,6 +250,9 @@ def _contact(db: sqlite3.Connection, portal_id: str, contact_id: str) -> Contact
         merged_into=row[3],
         leads=tuple(_leads(db, portal_id, "contact_id", contact_id)),
         possible_duplicates=tuple(duplicates),
+        consent=None
+        if consent is None
+        else Consent(given=bool(consent[0]), at=consent[1], dialog_id=consent[2]),
     )
 
 
@@ -298,4 +311,25 @@ def _combine_owners(db: sqlite3.Connection, portal_id: str, survivor_id: str, go
     db.execute(
         "INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?)",
         (portal_id, survivor_id, mine[0] or theirs[0], mine[1] or theirs[1]),
+    )
+
+
+def _combine_consents(
+    db: sqlite3.Connection, portal_id: str, survivor_id: str, gone_id: str
+) -> None:
+    """The survivor's consent is the latest answer either contact gave; the lines either
+    had dialogs on are the survivor's (its greeting for first dialogs follows)."""
+    db.execute(
+        "INSERT OR REPLACE INTO crm_consents SELECT portal_id, ?, given, at, dialog_id"
+        " FROM crm_consents WHERE portal_id = ? AND contact_id = ? AND at > coalesce("
+        "(SELECT at FROM crm_consents WHERE portal_id = ? AND contact_id = ?), -1)",
+        (survivor_id, portal_id, gone_id, portal_id, survivor_id),
+    )
+    db.execute(
+        "DELETE FROM crm_consents WHERE portal_id = ? AND contact_id = ?", (portal_id, gone_id)
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO customer_lines SELECT portal_id, ?, line_id, first_at"
+        " FROM customer_lines WHERE portal_id = ? AND identity = ?",
+        (survivor_id, portal_id, gone_id),
     )

@@ -126,6 +126,9 @@ class SqliteOutbox(SqliteFile):
         """Stored customer events that have not joined their dialogs' streams, oldest first."""
         return sqlite_routing.inbox(self._db, portal_id, limit)
 
+    def inbox_payloads(self, portal_id: str, rowids: Sequence[int]) -> dict[int, bytes]:
+        return sqlite_routing.inbox_payloads(self._db, portal_id, rowids)
+
     def routing_context(
         self, portal_id: str, identities: Sequence[str], refs: Sequence[str]
     ) -> tuple[dict[str, CustomerOwners], dict[str, DialogState]]:

@@ -1,5 +1,6 @@
-"""The routing half of a portal actor's SQLite file: inbox, dialogs, operators, customers,
-blocked identities, the dialogs' history and the lines' quick answers.
+"""The routing half of a portal actor's SQLite file: inbox, dialogs, operators, customers
+(with the lines they had dialogs on and, for contacts, their consent), blocked identities,
+the dialogs' history and the lines' quick answers.
 
 It shares the outbox's connection and transactions (``engine.store.sqlite_outbox``): a
 routing step's state changes, the events they produce and the customer messages moving
@@ -76,6 +77,9 @@ CREATE TABLE IF NOT EXISTS quick_answers (
     title TEXT NOT NULL, text TEXT NOT NULL, created_at REAL NOT NULL,
     updated_at REAL NOT NULL, PRIMARY KEY (portal_id, answer_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS quick_answers_line ON quick_answers (portal_id, line_id, created_at);
+CREATE TABLE IF NOT EXISTS customer_lines (
+    portal_id TEXT NOT NULL, identity TEXT NOT NULL, line_id TEXT NOT NULL,
+    first_at REAL NOT NULL, PRIMARY KEY (portal_id, identity, line_id)) WITHOUT ROWID;
 """
 
 _INSERT_EVENT = (
@@ -100,6 +104,21 @@ _HISTORY_FROM_INBOX = (
 """A best-effort signal (typing) is delivered but not kept in the history."""
 
 
+def inbox_payloads(
+    db: sqlite3.Connection, portal_id: str, rowids: Sequence[int]
+) -> dict[int, bytes]:
+    """The stored messages of these inbox rows (what the line's own messages and its bot
+    read), by row."""
+    found: dict[int, bytes] = {}
+    for rowid in rowids:
+        row = db.execute(
+            "SELECT payload FROM inbox WHERE rowid = ? AND portal_id = ?", (rowid, portal_id)
+        ).fetchone()
+        if row is not None:
+            found[rowid] = bytes(row[0])
+    return found
+
+
 def inbox(db: sqlite3.Connection, portal_id: str, limit: int) -> list[InboxRow]:
     rows = db.execute(
         "SELECT rowid, event_id, kind, line_id, connector_id, channel, dialog_key, customer_id,"
@@ -116,6 +135,8 @@ def inbox(db: sqlite3.Connection, portal_id: str, limit: int) -> list[InboxRow]:
 def customers(
     db: sqlite3.Connection, portal_id: str, identities: Sequence[str]
 ) -> dict[str, CustomerOwners]:
+    """What routing knows of these customers (contact ids, else connector identities): their
+    owners, the lines they had dialogs on, a contact's answer to consent requests."""
     found: dict[str, CustomerOwners] = {}
     for identity in identities:
         row = db.execute(
@@ -123,8 +144,22 @@ def customers(
             " WHERE portal_id = ? AND identity = ?",
             (portal_id, identity),
         ).fetchone()
-        if row is not None:
-            found[identity] = CustomerOwners(identity, row[0], row[1])
+        lines = frozenset(
+            line_id
+            for (line_id,) in db.execute(
+                "SELECT line_id FROM customer_lines WHERE portal_id = ? AND identity = ?",
+                (portal_id, identity),
+            )
+        )
+        consent = db.execute(
+            "SELECT given FROM crm_consents WHERE portal_id = ? AND contact_id = ?",
+            (portal_id, identity),
+        ).fetchone()
+        if row is None and not lines and consent is None:
+            continue
+        responsible, last = row if row is not None else (None, None)
+        status = "unknown" if consent is None else "given" if consent[0] else "declined"
+        found[identity] = CustomerOwners(identity, responsible, last, consent=status, lines=lines)
     return found
 
 
@@ -259,6 +294,18 @@ def write_plan(
     db.executemany(
         "DELETE FROM blocked WHERE portal_id = ? AND identity = ?",
         [(portal_id, identity) for identity, b in plan.blocks.items() if b is None],
+    )
+    db.executemany(
+        "INSERT OR IGNORE INTO customer_lines VALUES (?, ?, ?, ?)",
+        [(portal_id, identity, line_id, now) for identity, line_id in sorted(plan.lines_seen)],
+    )
+    # A contact's answer to the consent request, with the contact (docs/crm.md).
+    db.executemany(
+        "INSERT OR REPLACE INTO crm_consents VALUES (?, ?, ?, ?, ?)",
+        [
+            (portal_id, c.contact_id, int(c.given), c.at, c.dialog_id)
+            for c in plan.consents.values()
+        ],
     )
     db.executemany(
         "INSERT INTO decisions (portal_id, dialog_id, at, body) VALUES (?, ?, ?, ?)",

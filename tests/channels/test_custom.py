@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from channels.base import RawRequest
 from channels.custom import CustomChannel, CustomCredentials
+from engine.buttons.keyboard import Button, Keyboard
 from engine.errors import (
     AuthError,
     BadRequestError,
@@ -265,6 +266,21 @@ async def test_reply_is_posted_signed_with_the_dialog(
         "reply_to": "m-1",
         "client_id": "portal-msg-2",
     }
+
+
+async def test_buttons_reach_the_receiver_as_numbered_options_in_the_text(
+    custom_receiver: CustomReceiverStandIn, session: aiohttp.ClientSession
+) -> None:
+    keyboard = Keyboard.one_row(
+        (
+            Button(label="✅ Yes", payload="ol:consent:yes"),
+            Button(label="❌ No", payload="ol:consent:no"),
+        )
+    )
+    request = ReplyRequest(content=OutboundText(text="May we?"), keyboard=keyboard)
+    await make_channel(custom_receiver.url).send(session, TARGET, request, reply_id=REPLY_ID)
+    (reply,) = custom_receiver.replies
+    assert reply.body["content"] == {"kind": "text", "text": "May we?\n\n1. ✅ Yes\n2. ❌ No"}
 
 
 async def test_receipt_uses_the_receivers_ids_or_the_webhook_id(

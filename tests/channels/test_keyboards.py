@@ -20,9 +20,9 @@ from channels.text_shorten import shorten
 from channels.text_split import utf16_units
 from channels.viber import ViberChannel, ViberCredentials
 from channels.vk import VkChannel, VkCredentials
-from engine.buttons import Button, Keyboard, chosen_button, customer_input, fold_label, make_payload
+from engine.buttons import Button, Keyboard, chosen_button, fold_label, make_payload
 from engine.buttons.keyboard import LABEL_MAX_CHARS, MAX_ROW_BUTTONS, MAX_ROWS
-from engine.buttons.press import unwrap_json_payload
+from engine.buttons.press import customer_input, unwrap_json_payload
 from tests.channels.conftest import FIXED_NOW_S, route_for
 
 DATA = Path(__file__).resolve().parents[1] / "data"

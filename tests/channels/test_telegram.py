@@ -11,6 +11,7 @@ from channels.base import RawRequest, WebhookReply
 from channels.registry import build_channel
 from channels.telegram import TelegramChannel, TelegramCredentials
 from channels.text_split import utf16_units
+from engine.buttons.keyboard import Button, Keyboard
 from engine.errors import (
     AuthError,
     BadRequestError,
@@ -192,7 +193,6 @@ EXPECTED_IGNORED = {
     "edited_channel_post": "edited_channel_post",
     "bot_sender": "bot_sender",
     "anonymous_admin": "chat_sender",
-    "callback_query": "unsupported_update:callback_query",
     "my_chat_member": "unsupported_update:my_chat_member",
     "message_reaction": "unsupported_update:message_reaction",
     "poll": "unsupported_content:poll",
@@ -203,8 +203,35 @@ EXPECTED_IGNORED = {
 RECORDED = sorted(path.stem for path in RECORDED_UPDATES.glob("*.json"))
 
 
+PRESSES = ("callback_query",)
+"""Recorded presses of inline buttons: messages of their own kind (below)."""
+
+
 def test_every_recorded_update_has_an_expectation() -> None:
-    assert sorted([*EXPECTED_CONTENT, *EXPECTED_IGNORED]) == RECORDED
+    assert sorted([*EXPECTED_CONTENT, *EXPECTED_IGNORED, *PRESSES]) == RECORDED
+
+
+def test_a_button_press_is_the_customers_message_and_its_webhook_answer_stops_the_spinner() -> None:
+    update = recorded_update("callback_query")
+    parsed = parse(update)
+
+    (message,) = parsed.messages
+    assert message.content == TextContent(text="Good")  # the label, as the customer saw it
+    assert message.extras["button_payload"] == "rate:5"
+    assert (message.dialog_key, message.channel_message_id) == ("6187743210", "40")
+    assert message.order_key == 940961563 and message.raw == update
+    assert parsed.reply == WebhookReply(
+        status=200,
+        body=b'{"method":"answerCallbackQuery","callback_query_id":"4382bfdwdsb323b2d9"}',
+        content_type="application/json",
+    )
+
+
+def test_a_press_without_data_is_ignored() -> None:
+    update = recorded_update("callback_query")
+    del update["callback_query"]["data"]
+    parsed = parse(update)
+    assert (parsed.messages, parsed.ignored) == ((), ("callback_query_without_data",))
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_CONTENT))
@@ -419,6 +446,36 @@ async def test_text_is_one_send_message(
     (call,) = telegram_api.calls
     assert (call.method, call.content_type) == ("sendMessage", "application/json")
     assert call.params == {"chat_id": CHAT, "text": "Shipped!"}
+
+
+CONSENT = Keyboard.one_row(
+    (
+        Button(label="✅ Yes", payload="ol:consent:yes"),
+        Button(label="❌ No", payload="ol:consent:no"),
+    )
+)
+
+
+async def test_buttons_go_as_an_inline_keyboard_under_the_last_part(
+    telegram_api: TelegramApiStandIn, session: aiohttp.ClientSession
+) -> None:
+    text = "a" * 4090 + "\n\n" + "May we?"
+    request = ReplyRequest(content=OutboundText(text=text), keyboard=CONSENT)
+    assert await send(telegram_api, session, request) == ("1000", "1001")
+    first, second = telegram_api.calls
+    assert first.params == {"chat_id": CHAT, "text": "a" * 4090}
+    assert second.params == {
+        "chat_id": CHAT,
+        "text": "May we?",
+        "reply_markup": {
+            "inline_keyboard": [
+                [
+                    {"text": "✅ Yes", "callback_data": "ol:consent:yes"},
+                    {"text": "❌ No", "callback_data": "ol:consent:no"},
+                ]
+            ]
+        },
+    }
 
 
 async def test_reply_quotes_the_original_on_the_first_part_only(

@@ -13,6 +13,7 @@ from channels.base import RawRequest, WebhookReply
 from channels.registry import build_channel
 from channels.text_split import utf16_units
 from channels.viber import ViberChannel, ViberCredentials, check_response, order_key
+from engine.buttons.keyboard import Button, Keyboard
 from engine.errors import (
     AuthError,
     BadRequestError,
@@ -446,6 +447,31 @@ async def test_text_is_one_send_message(
         TOKEN,
     )
     assert call.body == {**ENVELOPE, "type": "text", "text": "Your booking is confirmed"}
+
+
+async def test_buttons_go_as_a_keyboard_on_the_last_message(
+    viber_api: ViberApiStandIn, session: aiohttp.ClientSession
+) -> None:
+    keyboard = Keyboard.one_row(
+        (Button(label="Yes", payload="ol:consent:yes"), Button(label="No", payload="ol:consent:no"))
+    )
+    request = ReplyRequest(content=OutboundText(text="May we?"), keyboard=keyboard)
+    await send(viber_api, session, request)
+    (call,) = viber_api.calls
+    button = {"Rows": 1, "ActionType": "reply"}
+    assert call.body == {
+        **ENVELOPE,
+        "type": "text",
+        "text": "May we?",
+        "keyboard": {
+            "Type": "keyboard",
+            "DefaultHeight": False,
+            "Buttons": [
+                {**button, "Columns": 3, "ActionBody": "Yes", "Text": "Yes"},
+                {**button, "Columns": 3, "ActionBody": "No", "Text": "No"},
+            ],
+        },
+    }
 
 
 async def test_sender_name_comes_from_the_credentials(

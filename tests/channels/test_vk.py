@@ -13,6 +13,7 @@ from channels.base import RawRequest, WebhookReply
 from channels.registry import build_channel
 from channels.text_split import utf16_units
 from channels.vk import VkChannel, VkCredentials, check_response, random_id
+from engine.buttons.keyboard import Button, Keyboard
 from engine.errors import (
     AuthError,
     BadRequestError,
@@ -470,6 +471,27 @@ async def test_long_text_is_split_and_quotes_on_the_first_part_only(
     assert first.params == {**common(0), "message": "a" * 8000, "forward": forward}
     assert second.params == {**common(1), "message": "b" * 2000}
     assert first.params["random_id"] != second.params["random_id"]
+
+
+async def test_buttons_go_as_a_keyboard_on_the_last_part(
+    vk_api: VkApiStandIn, session: aiohttp.ClientSession
+) -> None:
+    keyboard = Keyboard.one_row(
+        (Button(label="👍", payload="ol:rate:like"), Button(label="👎", payload="ol:rate:dislike"))
+    )
+    text = "a" * 8995 + "\n\n" + "Rate us"
+    request = ReplyRequest(content=OutboundText(text=text), keyboard=keyboard)
+    await send(vk_api, session, request)
+    first, second = vk_api.calls
+    assert first.params == {**common(0), "message": "a" * 8995}
+    assert second.params == {
+        **common(1),
+        "message": "Rate us",
+        "keyboard": '{"inline":true,"buttons":[['
+        '{"action":{"type":"text","label":"👍","payload":"{\\"ol\\":\\"ol:rate:like\\"}"}},'
+        '{"action":{"type":"text","label":"👎","payload":"{\\"ol\\":\\"ol:rate:dislike\\"}"}}'
+        "]]}",
+    }
 
 
 async def test_text_is_split_in_utf16_units(

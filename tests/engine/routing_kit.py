@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
+from engine.buttons.press import CustomerInput
 from engine.routing.dispatcher import Dispatcher
-from engine.routing.plan import CustomerOwners, Plan, StreamEntry
+from engine.routing.plan import ConsentAnswer, CustomerOwners, Notice, Plan, StreamEntry
 from engine.routing.rules import LineRules, PortalRules
-from engine.routing.state import Board, DialogState
+from engine.routing.state import Board, DialogState, OperatorState
+from engine.routing.voice import Heard
 from engine.routing.workflow import Workflow
 from engine.store.records import Conversation, InboxRow
 
@@ -53,22 +56,53 @@ def portal_rules(*lines: LineRules, version: int = 1) -> PortalRules:
 
 
 class Kit:
-    """A dispatcher with deterministic ids, its plans gathered, time in ``now``."""
+    """A dispatcher with deterministic ids, its plans gathered, time in ``now``.
 
-    def __init__(self, *lines: LineRules) -> None:
-        counter = itertools.count(1)
-        self.dispatcher = Dispatcher(
-            "p1", Board(), portal_rules(*lines), ids=lambda prefix: f"{prefix}_{next(counter)}"
-        )
+    ``contacts``: every chat's customer is the CRM contact ``cnt_<chat>`` (what linking gives
+    the router), so consent answers are stored with it."""
+
+    def __init__(self, *lines: LineRules, contacts: bool = False) -> None:
+        self._counter = itertools.count(1)
+        self.dispatcher = self._dispatcher(Board(), portal_rules(*lines))
         self.workflow = Workflow(self.dispatcher)
         self.now = T0
+        self.contacts = contacts
         self.entries: list[StreamEntry] = []
         self.texts: list[tuple[str, str]] = []
+        self.said: list[Notice] = []
+        """Every text of the line and its bot, with buttons and origin, in order."""
         self.customers: dict[str, CustomerOwners] = {}
         """What the store would hold of customers: the plans' CRM records."""
+        self.lines_seen: set[tuple[str, str]] = set()
+        self.consents: dict[str, ConsentAnswer] = {}
+        """What the store would hold of contacts' consent, by contact id."""
         self.stored: dict[str, DialogState] = {}
         """What the store would hold of dialogs, open and closed, by id."""
+        self.operators: dict[str, OperatorState] = {}
         self._rows = itertools.count(1)
+
+    def _dispatcher(self, board: Board, rules: PortalRules) -> Dispatcher:
+        counter = self._counter
+        return Dispatcher(
+            "p1",
+            board,
+            rules,
+            ids=lambda prefix: f"{prefix}_{next(counter)}",
+            line_name=lambda line_id: {"support": "Acme"}.get(line_id, line_id),
+        )
+
+    def restart(self) -> None:
+        """A new dispatcher on what the store holds (every record through its JSON), as a
+        restarted router loads it; then what fell due while it was down fires, once."""
+        board = Board()
+        for operator in self.operators.values():
+            board.put_operator(operator)
+        for dialog in self.stored.values():
+            if dialog.state != "closed":
+                board.put_dialog(DialogState.from_json(dialog.to_json()))
+        self.dispatcher = self._dispatcher(board, self.dispatcher.rules)
+        self.workflow = Workflow(self.dispatcher)
+        self.advance(0)
 
     @property
     def board(self) -> Board:
@@ -78,8 +112,12 @@ class Kit:
         plan = self.dispatcher.take_plan()
         self.entries.extend(plan.entries)
         self.texts.extend((notice.dialog_id, notice.text) for notice in plan.notices)
+        self.said.extend(plan.notices)
         self.customers.update(plan.customers)
+        self.lines_seen.update(plan.lines_seen)
+        self.consents.update(plan.consents)
         self.stored.update(plan.dialogs)
+        self.operators.update(plan.operators)
         return plan
 
     def latest(self, chat: str) -> DialogState | None:
@@ -94,10 +132,15 @@ class Kit:
         line: str = "support",
         kind: str = "message.received",
         owners: CustomerOwners | None = None,
+        text: str | None = None,
+        press: str | None = None,
+        language: str | None = "en",
     ) -> DialogState | None:
         """The customer of ``chat`` writes; returns the chat's open dialog afterwards.
 
         ``owners`` is what the store knows of the customer (CRM) when a dialog opens.
+        ``text`` and ``press`` (a button's payload) are what the message says, for lines
+        that read it; ``language`` the customer's as their channel tells it.
         """
         rowid = next(self._rows)
         row = InboxRow(
@@ -109,14 +152,33 @@ class Kit:
             self.now,
         )
         known = {owners.identity: owners} if owners else self.customers
+        if owners is None and (found := self.owners_of(chat)) is not None:
+            known = {**self.customers, f"tg/{chat}": found}
         latest = self.latest(chat)
         recent = {latest.ref: latest} if latest is not None else {}
         blocking = {
             identity: self.stored[block.dialog_id] for identity, block in self.board.blocked.items()
         }
-        self.dispatcher.arrive([row], known, recent, self.now, blocking)
+        heard = None
+        if text is not None or press is not None:
+            heard = {rowid: Heard("Ann", language, CustomerInput(text=text, payload=press))}
+        self.dispatcher.arrive([row], known, recent, self.now, blocking, heard)
         self.collect()
         return self.dialog_of(chat)
+
+    def owners_of(self, chat: str) -> CustomerOwners | None:
+        """What the store would give routing for the chat's customer: with ``contacts``, the
+        contact ``cnt_<chat>`` with its consent and the lines it had dialogs on."""
+        contact = f"cnt_{chat}" if self.contacts else None
+        identity = contact or f"tg/{chat}"
+        lines = frozenset(line for who, line in self.lines_seen if who == identity)
+        answer = self.consents.get(identity)
+        kept = self.customers.get(identity)
+        if kept is None and contact is None and not lines:
+            return None
+        consent = "unknown" if answer is None else "given" if answer.given else "declined"
+        base = kept or CustomerOwners(identity, None, None)
+        return replace(base, contact_id=contact, consent=consent, lines=lines)
 
     def dialog_of(self, chat: str) -> DialogState | None:
         dialog_id = self.board.open_by_ref.get(f"tg\x00{chat}")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from channels.keyboards import render_buttons
 from engine.bot.session import BotSession, BotState, BotStep
-from engine.buttons import CustomerInput
+from engine.buttons.press import CustomerInput
 from engine.line_texts.render import TextContext
 from engine.line_texts.sections import LineTexts, parse_line_sections
 from engine.line_texts.templates import TextValues

@@ -11,17 +11,20 @@ from pydantic import ValidationError
 
 from engine.buttons import (
     Button,
-    CustomerInput,
     Keyboard,
     chosen_button,
-    customer_input,
     fold_label,
     is_payload,
     make_payload,
     numbered_text,
 )
 from engine.buttons.keyboard import MAX_BUTTONS, MAX_ROWS, PAYLOAD_MAX_CHARS, reflow_rows
-from engine.buttons.press import unwrap_json_payload, wrap_json_payload
+from engine.buttons.press import (
+    CustomerInput,
+    customer_input,
+    unwrap_json_payload,
+    wrap_json_payload,
+)
 from engine.models import (
     Customer,
     FileRef,

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels.keyboards import render_buttons
-from engine.buttons import CustomerInput
+from engine.buttons.press import CustomerInput
+from engine.events import RatingScale
 from engine.line_texts.answers import (
     CONSENT_NO,
     CONSENT_YES,
@@ -18,7 +19,6 @@ from engine.line_texts.answers import (
     parse_consent,
     parse_rating,
 )
-from engine.line_texts.config import RatingScale
 from engine.line_texts.line import LineMessages
 from engine.line_texts.render import TextContext
 from engine.line_texts.sections import LineTexts, parse_line_sections

@@ -88,6 +88,7 @@ def shows(
         "lead_id": dialog.lead_id,
         "pinned": False,
         "participants": [],
+        "held": None,
     }
     return dialog.contact_id is not None and bool(event["dialog"] == expected)
 

@@ -203,6 +203,9 @@ def test_the_shipped_rules_folder_loads() -> None:
     assert set(support.operator_schedules) == {"anna", "chen"}
     assert support.queue_position.on_join and support.require_work_day
     assert support.persona.mode == "profile" and support.reopen_within_s == 900.0
+    texts = support.texts
+    assert texts is not None and texts.bot is not None and support.messages.consent is not None
+    assert support.languages is not None and support.languages.all == ("ru", "en")
 
 
 def test_rules_are_found_per_portal_and_line(tmp_path: Path) -> None:
@@ -743,3 +746,52 @@ def test_lines_of_operator_puts_higher_priority_lines_first(tmp_path: Path) -> N
         "anna": ("alpha", "gamma"),
         "boris": ("delta",),
     }
+
+
+# -- the line's own messages and its bot (docs/line-messages.md, docs/bot.md) ----------------
+
+SECTIONS = """languages:
+  default: ru
+  supported: [ru, en]
+messages:
+  greeting:
+    text: {ru: "Здравствуйте!", en: "Hello!"}
+bot:
+  fallback: {ru: "?", "*": "?"}
+"""
+
+
+def test_a_file_may_hold_the_lines_own_messages_and_its_bot(tmp_path: Path) -> None:
+    write(tmp_path, "support.yaml", BASE + SECTIONS)
+    rules = load_rules(tmp_path, version=1).for_line("p1", "support")
+    assert rules is not None and rules.texts is not None
+    assert rules.texts.bot is not None and rules.messages.greeting is not None
+    plain = load_rules_file(write(tmp_path / "plain", "support.yaml", BASE))
+    assert plain.texts is None  # a line without them routes as before
+
+
+def test_a_bad_text_is_reported_at_its_file_line_and_field(tmp_path: Path) -> None:
+    bad = SECTIONS.replace('en: "Hello!"', 'en: "Hello {custmer_name}!"')
+    write(tmp_path, "support.yaml", BASE + bad)
+    message = (
+        r"support\.yaml:11: messages\.greeting\.text\.en: Value error, unknown placeholder "
+        r"\{custmer_name\}"
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_rules(tmp_path, version=1)
+
+
+def test_a_text_missing_a_language_is_reported_across_the_sections(tmp_path: Path) -> None:
+    write(tmp_path, "support.yaml", BASE + SECTIONS.replace(', en: "Hello!"', ""))
+    message = (
+        r"support\.yaml:11: messages\.greeting\.text: has no text for \['en'\]: add them, "
+        r'or a "\*" text for every other language'
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_rules(tmp_path, version=1)
+
+
+def test_an_unknown_key_in_the_sections_is_still_refused(tmp_path: Path) -> None:
+    write(tmp_path, "support.yaml", BASE + SECTIONS + "  greting: {text: hi}\n")
+    with pytest.raises(ConfigError, match=r"support\.yaml:\d+: bot\.greting: Extra inputs"):
+        load_rules(tmp_path, version=1)
