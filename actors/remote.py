@@ -59,17 +59,12 @@ class Remote:
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         if name.startswith("_"):
             raise AttributeError(name)
-        if name in self._carried:
-            carrier = getattr(self.handle, self._via)
+        carried = name in self._carried
+        method = getattr(self.handle, self._via if carried else name)
+        prefix = (name,) if carried else ()
 
-            async def invoke(*args: Any) -> Any:
-                return await call(carrier.remote(name, *args))
-
-        else:
-            method = getattr(self.handle, name)
-
-            async def invoke(*args: Any) -> Any:
-                return await call(method.remote(*args))
+        async def invoke(*args: Any) -> Any:
+            return await call(method.remote(*prefix, *args))
 
         invoke.__name__ = name
         setattr(self, name, invoke)  # the next call finds it without __getattr__

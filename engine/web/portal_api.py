@@ -43,6 +43,7 @@ from engine.api_models import (
 )
 from engine.config import ID_PATTERN, PortalConfig
 from engine.errors import AuthError, BadRequestError, NotFoundError
+from engine.security.sealing import PORTAL_ID_HEADER
 from engine.security.webhook_signature import api_request_payload, verify_hmac
 from engine.store.records import DeadLetter
 from engine.web.common import (
@@ -56,7 +57,6 @@ from engine.web.common import (
 from engine.web.openapi import ApiCall, Param
 from engine.web.ports import Engine
 
-PORTAL_HEADER = "openlines-portal-id"
 MAX_DEAD_LETTERS_PAGE = 1000
 MAX_DECISIONS_PAGE = 200
 ID_RE = re.compile(ID_PATTERN)
@@ -64,9 +64,9 @@ ID_RE = re.compile(ID_PATTERN)
 
 async def authenticate(engine: Engine, request: web.Request) -> tuple[PortalConfig, str]:
     """The calling portal and its request id, or ``AuthError``."""
-    portal_id = request.headers.get(PORTAL_HEADER)
+    portal_id = request.headers.get(PORTAL_ID_HEADER)
     if not portal_id:
-        raise AuthError(f"missing {PORTAL_HEADER} header")
+        raise AuthError(f"missing {PORTAL_ID_HEADER} header")
     try:
         portal = engine.registry.portal(portal_id)
     except NotFoundError:
