@@ -26,6 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, ClassVar
 
 import aiohttp
@@ -129,6 +130,12 @@ class Channel(ABC):
             raise TypeError(f"{self.name} needs {self.credentials_model.__name__}")
         self.route = route
         self.credentials = credentials
+
+    @classmethod
+    def build(cls, route: Route, credentials: Credentials, data_dir: Path | None) -> Channel:
+        """The channel of one connector. A channel that keeps files of its own (the
+        widget's log) overrides it to open them under the engine's ``data_dir``."""
+        return cls(route, credentials)
 
     @abstractmethod
     def verify(self, request: RawRequest) -> None:

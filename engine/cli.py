@@ -37,7 +37,7 @@ def check_connectors(config: EngineConfig) -> None:
     from actors.channel_cache import channel_for
 
     for connector in config.connectors:
-        channel_for(connector)
+        channel_for(connector, config.data_dir)
 
 
 def start_ray(config: EngineConfig) -> None:
