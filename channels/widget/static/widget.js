@@ -146,7 +146,9 @@
       ".send{border:0;border-radius:8px;padding:10px 14px;background:" + accent + ";color:" + onAccent + ";cursor:pointer}",
       ".attach{display:inline-flex;align-items:center;justify-content:center;width:40px;height:40px;border:1px solid #9aa3ad;border-radius:8px;cursor:pointer;background:#fff;color:#1b1b1b}",
       ".attach input{position:absolute;width:1px;height:1px;opacity:0}",
-      ".details{display:flex;flex-direction:column;gap:6px;padding:10px 14px;border-bottom:1px solid #dde1e6;background:#fff}",
+      ".details{display:flex;flex-direction:column;align-items:stretch;gap:6px;padding:10px 14px;border-bottom:1px solid #dde1e6;background:#fff}",
+      ".details .actions{display:flex;gap:8px}",
+      ".details .later{background:#fff;color:#1b1b1b;border:1px solid #9aa3ad}",
       ".details[hidden]{display:none}",
       ".details label{display:flex;flex-direction:column;font-size:13px;gap:2px}",
       ".details input{padding:7px;border:1px solid #9aa3ad;border-radius:6px}",
@@ -259,7 +261,17 @@
       box.appendChild(label);
       inputs[field] = input;
     });
-    box.appendChild(el("button", { type: "submit" }, "Save"));
+    var actions = el("div", { class: "actions" });
+    actions.appendChild(el("button", { type: "submit" }, "Save"));
+    if (!settings.form.required) {
+      var later = el("button", { type: "button", class: "later" }, "Not now");
+      later.addEventListener("click", function () {
+        box.hidden = true;
+        ui.input.focus();
+      });
+      actions.appendChild(later);
+    }
+    box.appendChild(actions);
     box.addEventListener("submit", function (event) {
       event.preventDefault();
       var given = { client_id: newClientId() };
