@@ -66,6 +66,13 @@ class WidgetTexts(Section):
     form_intro: str = Field(
         default="Please tell us how to reach you.", min_length=1, max_length=300
     )
+    callback_label: str = Field(default="Call me back", min_length=1, max_length=60)
+    callback_intro: str = Field(
+        default="Leave your number: we will call you back.", min_length=1, max_length=300
+    )
+    callback_done: str = Field(
+        default="Thank you: we will call you back.", min_length=1, max_length=300
+    )
 
 
 class VisitorForm(Section):
@@ -99,6 +106,7 @@ class WidgetCredentials(Credentials):
     look: WidgetLook = Field(default_factory=WidgetLook)
     texts: WidgetTexts = Field(default_factory=WidgetTexts)
     form: VisitorForm = Field(default_factory=VisitorForm)
+    callback: bool = Field(default=True, description="Offer the \"call me back\" form.")
     max_text_chars: int = Field(default=4000, ge=1, le=100_000, description="Per message.")
     max_file_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, description="Per upload."
@@ -136,6 +144,7 @@ class WidgetCredentials(Credentials):
             "look": self.look.model_dump(),
             "texts": self.texts.model_dump(),
             "form": self.form.model_dump(),
+            "callback": self.callback,
             "max_text_chars": self.max_text_chars,
             "max_file_bytes": self.max_file_bytes,
             "file_types": list(self.file_types),

@@ -15,6 +15,7 @@ An idle connection costs its socket, aiohttp's WebSocket objects and one small
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -88,6 +89,7 @@ class LiveHub:
         self._by_visitor: dict[str, set[LiveConnection]] = {}
         self._tail_seq = 0
         self._task: asyncio.Task[None] | None = None
+        self._nudged = asyncio.Event()
 
     @property
     def connections(self) -> int:
@@ -104,6 +106,11 @@ class LiveHub:
         for held in self._by_visitor.values():
             for connection in held:
                 connection.close()
+
+    def nudge(self) -> None:
+        """Something was appended in this process: tail now rather than at the next poll
+        (what other processes append is found by the poll)."""
+        self._nudged.set()
 
     def add(self, connection: LiveConnection) -> None:
         """Register before reading the backlog: nothing written after the read is missed."""
@@ -130,7 +137,9 @@ class LiveHub:
                 self._tail_seq = entries[-1].seq
                 self._fan_out(entries)
             if len(entries) < TAIL_BATCH:
-                await asyncio.sleep(self._poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._nudged.wait(), self._poll_s)
+                self._nudged.clear()
 
     def _fan_out(self, entries: list[LogEntry]) -> None:
         by_visitor: dict[str, list[LogEntry]] = {}

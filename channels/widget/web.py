@@ -64,6 +64,9 @@ from engine.web.ports import Engine
 from engine.web.webhooks import WebhookIngest
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+PHONE_PATTERN = r"^\+?[0-9 ()-]{5,30}$"
+CALLBACK_EXTRA = "request"
+"""``extras["request"] == "callback"``: the message asks the line to call the visitor back."""
 HELLO_TIMEOUT_S = 10.0
 HEARTBEAT_S = 30.0
 PAGE_CSP = (
@@ -97,8 +100,15 @@ class MessageBody(Frozen):
 class DetailsBody(Frozen):
     client_id: str = Field(pattern=CLIENT_ID_PATTERN)
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()-]{5,30}$")
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     email: str | None = Field(default=None, pattern=r"^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,}$")
+
+
+class CallbackBody(Frozen):
+    client_id: str = Field(pattern=CLIENT_ID_PATTERN)
+    phone: str = Field(pattern=PHONE_PATTERN, description="Where to call.")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    note: str | None = Field(default=None, min_length=1, max_length=500, description="When, why.")
 
 
 class Hello(Frozen):
@@ -127,6 +137,7 @@ class WidgetApi:
                 web.post("/widget/{widget_id}/session", self.session),
                 web.post("/widget/{widget_id}/messages", self.message),
                 web.post("/widget/{widget_id}/details", self.details),
+                web.post("/widget/{widget_id}/callback", self.callback),
                 web.post("/widget/{widget_id}/files", self.upload),
                 web.get("/widget/{widget_id}/files/{file_id}", self.download),
                 web.get("/widget/{widget_id}/live", self.live),
@@ -316,6 +327,35 @@ class WidgetApi:
         seq = await self._store(channel, visitor, body.client_id, TextContent(text=said), {})
         return json_response({"seq": seq, "client_id": body.client_id})
 
+    async def callback(self, request: web.Request) -> web.Response:
+        """"Call me back": a message in the line's dialog with the visitor that says so
+        (``extras``: ``request: callback``, ``callback_phone``), the phone kept with the
+        visitor and carried to the CRM; routed like any message, also outside hours."""
+        channel = self._admitted(request)
+        if not _settings(channel.credentials).callback:
+            raise NotFoundError("this widget takes no callback requests")
+        visitor = await self._visitor(request, channel)
+        self._visitor_limit(visitor, channel)
+        body = parse_model(CallbackBody, parse_json(await json_body(request)))
+        await self._log.call(
+            self._log.store.set_details, visitor.visitor_id, body.name, body.phone, None
+        )
+        visitor = Visitor(
+            visitor.connector_id,
+            visitor.visitor_id,
+            body.name or visitor.name,
+            body.phone,
+            visitor.email,
+        )
+        said = f"Please call me back: {body.phone}"
+        if body.name:
+            said += f" ({body.name})"
+        if body.note:
+            said += f". {body.note}"
+        extras = {CALLBACK_EXTRA: "callback", "callback_phone": body.phone}
+        seq = await self._store(channel, visitor, body.client_id, TextContent(text=said), extras)
+        return json_response({"seq": seq, "client_id": body.client_id})
+
     async def _content(
         self,
         body: MessageBody,
@@ -363,6 +403,7 @@ class WidgetApi:
             orjson.dumps(entry_body),
         )
         appended: Appended = (await self._log.append([entry]))[0]
+        self.hub.nudge()
         now = self._engine.clock.now()
         message = channel.inbound(visitor, client_id, content, appended.seq, now, extras)
         await self._ingest.store([message], WidgetChannel.name)

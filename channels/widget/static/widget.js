@@ -126,6 +126,7 @@
       ".page .panel{position:static;width:100%;height:100vh;border-radius:0;box-shadow:none}",
       "header{display:flex;align-items:center;justify-content:space-between;padding:12px 14px;background:" + accent + ";color:" + onAccent + "}",
       "h2{margin:0;font-size:17px;font-weight:600}",
+      ".callback-toggle{margin-left:auto;margin-right:6px;border:1px solid " + onAccent + ";background:transparent;color:inherit;border-radius:14px;padding:4px 10px;cursor:pointer;font-size:13px}",
       ".close{border:0;background:transparent;color:inherit;font-size:22px;line-height:1;cursor:pointer;padding:2px 8px}",
       ".status{padding:6px 14px;background:#fff4ce;color:#3b2f00;font-size:13px}",
       ".status[hidden]{display:none}",
@@ -189,6 +190,21 @@
     if (!pageMode) ui.panel.hidden = true;
     var header = el("header");
     header.appendChild(el("h2", { id: "openlines-title" }, texts.title));
+    if (settings.callback) {
+      ui.callbackToggle = el("button", {
+        class: "callback-toggle",
+        type: "button",
+        "aria-expanded": "false",
+        "aria-controls": "openlines-callback",
+      }, texts.callback_label);
+      ui.callbackToggle.addEventListener("click", function () {
+        var open = ui.callback.hidden;
+        ui.callback.hidden = !open;
+        ui.callbackToggle.setAttribute("aria-expanded", open ? "true" : "false");
+        if (open) ui.callback.querySelector("input").focus();
+      });
+      header.appendChild(ui.callbackToggle);
+    }
     if (!pageMode) {
       var close = el("button", { class: "close", type: "button", "aria-label": "Close chat" }, "×");
       close.addEventListener("click", function () { toggle(false); });
@@ -202,6 +218,8 @@
 
     ui.details = buildDetails(texts);
     ui.panel.appendChild(ui.details);
+    ui.callback = buildCallback(texts);
+    ui.panel.appendChild(ui.callback);
 
     ui.log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: "0" });
     ui.panel.appendChild(ui.log);
@@ -287,6 +305,44 @@
           pump();
         } else {
           say((answer.data && answer.data.message) || "Please check your details.");
+        }
+      }, function () { say(settings.texts.offline_note); });
+    });
+    return box;
+  }
+
+  function buildCallback(texts) {
+    var box = el("form", { id: "openlines-callback", class: "details", "aria-label": texts.callback_label });
+    box.hidden = true;
+    box.appendChild(el("p", {}, texts.callback_intro));
+    var fields = [["phone", "Phone", "tel", true], ["name", "Name", "text", false], ["note", "When to call", "text", false]];
+    var inputs = {};
+    fields.forEach(function (field) {
+      var label = el("label", {}, field[1]);
+      var input = el("input", { type: field[2], name: "callback-" + field[0] });
+      if (field[3]) input.required = true;
+      label.appendChild(input);
+      box.appendChild(label);
+      inputs[field[0]] = input;
+    });
+    var actions = el("div", { class: "actions" });
+    actions.appendChild(el("button", { type: "submit" }, texts.callback_label));
+    box.appendChild(actions);
+    box.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var given = { client_id: newClientId() };
+      fields.forEach(function (field) {
+        var value = inputs[field[0]].value.trim();
+        if (value) given[field[0]] = value;
+      });
+      call("/callback", given).then(function (answer) {
+        if (answer.status === 200) {
+          box.hidden = true;
+          ui.callbackToggle.setAttribute("aria-expanded", "false");
+          say(texts.callback_done);
+          ui.input.focus();
+        } else {
+          say((answer.data && answer.data.message) || "Please check the number.");
         }
       }, function () { say(settings.texts.offline_note); });
     });

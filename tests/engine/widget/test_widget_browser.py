@@ -233,10 +233,22 @@ async def test_the_keyboard_alone_drives_the_widget_and_axe_finds_no_violation(
         ("button", "Close chat"),
         ("button", "Send"),
         ("button", "Attach a file"),
+        ("button", "Call me back"),
     ):
         await expect(page.get_by_role(role, name=name)).to_have_count(1)  # type: ignore[arg-type]
     results = await Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
+    # "Call me back": a request in the line with the number, from the keyboard too.
+    toggle = page.get_by_role("button", name="Call me back")
+    await toggle.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("textbox", name="Phone")).to_be_focused()
+    results = await Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
+    await page.keyboard.type("+351 912 345 678")
+    await page.keyboard.press("Enter")
+    await portal.wait_for(lambda p: p.messages()[-1]["data"]["extras"].get("request") == "callback")
+    await expect(page.get_by_role("status")).to_contain_text("we will call you back")
     await page.keyboard.press("Escape")
     await expect(launcher).to_be_focused()
     await expect(launcher).to_have_attribute("aria-expanded", "false")

@@ -132,3 +132,24 @@ async def test_a_live_connection_with_a_bad_hello_is_closed_with_a_reason(
         assert closed.type.name in ("CLOSE", "CLOSED", "CLOSING")
         assert ws.close_code == 4401
         await ws.close()
+
+
+async def test_call_me_back_asks_the_line_with_the_number_which_goes_to_the_crm(
+    widget_served: Served, portal: PortalStandIn
+) -> None:
+    visitor = await VisitorClient(widget_served).start()
+    status, body = await visitor.call(
+        "/callback", {"client_id": "cb-1", "phone": "+351 912 345 678", "note": "after 18:00"}
+    )
+    assert status == 200, body
+    [event] = await portal.wait_for_events(1, "message.")
+    data = event["data"]
+    assert data["content"]["text"] == "Please call me back: +351 912 345 678. after 18:00"
+    assert data["extras"] == {"request": "callback", "callback_phone": "+351 912 345 678"}
+    assert data["customer"]["phone"] == "+351 912 345 678"
+    status, answer = await portal_call(
+        widget_served, portal, "GET", f"/api/v1/dialogs/{event['dialog']['id']}"
+    )
+    assert status == 200, answer
+    status, body = await visitor.call("/callback", {"client_id": "cb-2", "phone": "call me"})
+    assert (status, body["error"]) == (422, "invalid_payload")
