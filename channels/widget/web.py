@@ -483,6 +483,7 @@ class WidgetApi:
                     connection.last_sent,
                     HISTORY_MAX,
                 )
+            del backlog  # an idle connection keeps none of what it sent
             async for message in ws:  # the client says nothing more; read until it goes
                 if message.type == WSMsgType.ERROR:
                     break
