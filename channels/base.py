@@ -32,6 +32,7 @@ from typing import Annotated, ClassVar
 import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from engine.errors import ConflictError
 from engine.models import DialogTarget, InboundMessage, ReplyRequest, Route, SentReceipt
 
 ORDER_KEY_MAX = 2**63 - 1
@@ -130,6 +131,13 @@ class Channel(ABC):
             raise TypeError(f"{self.name} needs {self.credentials_model.__name__}")
         self.route = route
         self.credentials = credentials
+
+    async def show_typing(self, customer_id: str, operator_id: str) -> None:
+        """Show the customer that ``operator_id`` is typing (the portal API's ``typing``
+        call). Only a channel that can show it overrides this; the others refuse."""
+        raise ConflictError(
+            f"{self.name} cannot show that an operator is typing", "typing_unsupported"
+        )
 
     @classmethod
     def build(cls, route: Route, credentials: Credentials, data_dir: Path | None) -> Channel:

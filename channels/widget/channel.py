@@ -22,7 +22,7 @@ from channels.base import Capabilities, Channel, Credentials, RawRequest, Webhoo
 from channels.widget.config import WidgetCredentials
 from channels.widget.log import Appended, LogThread, NewEntry, Visitor, log_path, shared_log
 from engine.errors import AuthError, ConfigError
-from engine.ids import inbound_event_id
+from engine.ids import inbound_event_id, new_id
 from engine.models import (
     Content,
     Customer,
@@ -108,6 +108,17 @@ class WidgetChannel(Channel):
         entry = NewEntry(self.route.connector_id, target.dialog_key, f"r:{reply_id}", body)
         appended: Appended = (await self.log.append([entry]))[0]
         return SentReceipt(channel_message_ids=(f"w{appended.seq}",))
+
+    async def show_typing(self, customer_id: str, operator_id: str) -> None:
+        """Best effort, like typing in every messenger: the visitor's live connection shows
+        it for a few seconds; a page opened later does not (``TYPING_SHOWN_S``)."""
+        await self.log.append([typing_entry(self.route.connector_id, customer_id, operator_id)])
+
+
+def typing_entry(connector_id: str, visitor_id: str, operator_id: str) -> NewEntry:
+    """A signal that the operator is typing; a key of its own each time (never a repeat)."""
+    body = orjson.dumps({"from": "typing", "operator_id": operator_id})
+    return NewEntry(connector_id, visitor_id, new_id("typ"), body, kind="typing")
 
 
 def reply_body(request: ReplyRequest, reply_id: str) -> dict[str, Any]:

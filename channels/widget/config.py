@@ -66,6 +66,7 @@ class WidgetTexts(Section):
     form_intro: str = Field(
         default="Please tell us how to reach you.", min_length=1, max_length=300
     )
+    typing: str = Field(default="The operator is typing…", min_length=1, max_length=100)
     callback_label: str = Field(default="Call me back", min_length=1, max_length=60)
     callback_intro: str = Field(
         default="Leave your number: we will call you back.", min_length=1, max_length=300
@@ -106,7 +107,7 @@ class WidgetCredentials(Credentials):
     look: WidgetLook = Field(default_factory=WidgetLook)
     texts: WidgetTexts = Field(default_factory=WidgetTexts)
     form: VisitorForm = Field(default_factory=VisitorForm)
-    callback: bool = Field(default=True, description="Offer the \"call me back\" form.")
+    callback: bool = Field(default=True, description='Offer the "call me back" form.')
     max_text_chars: int = Field(default=4000, ge=1, le=100_000, description="Per message.")
     max_file_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, description="Per upload."

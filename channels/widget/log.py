@@ -33,13 +33,16 @@ CREATE UNIQUE INDEX IF NOT EXISTS widget_visitor_id ON widget_visitors (visitor_
 CREATE TABLE IF NOT EXISTS widget_entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, connector_id TEXT NOT NULL,
     visitor_id TEXT NOT NULL, dedup_key TEXT NOT NULL UNIQUE, body BLOB NOT NULL,
-    at REAL NOT NULL);
+    at REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'entry');
 CREATE INDEX IF NOT EXISTS widget_entries_visitor ON widget_entries (visitor_id, seq);
 CREATE TABLE IF NOT EXISTS widget_files (
     file_id TEXT PRIMARY KEY, connector_id TEXT NOT NULL, visitor_id TEXT NOT NULL,
     name TEXT NOT NULL, mime_type TEXT NOT NULL, data BLOB NOT NULL,
     at REAL NOT NULL) WITHOUT ROWID;
 """
+
+TYPING_SHOWN_S = 10.0
+"""A typing signal older than this is left out of a backlog: it no longer says anything."""
 
 HISTORY_MAX = 500
 """Entries a fresh page is given at most (the newest); a resume gets everything it missed,
@@ -70,6 +73,8 @@ class NewEntry:
     visitor_id: str
     dedup_key: str
     body: bytes
+    kind: str = "entry"
+    """``entry`` (a message) or ``typing`` (a signal, never part of the history)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +114,15 @@ class WidgetLog(SqliteFile):
             for entry in entries:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO widget_entries"
-                    " (connector_id, visitor_id, dedup_key, body, at) VALUES (?,?,?,?,?)",
-                    (entry.connector_id, entry.visitor_id, entry.dedup_key, entry.body, now),
+                    " (connector_id, visitor_id, dedup_key, body, at, kind) VALUES (?,?,?,?,?,?)",
+                    (
+                        entry.connector_id,
+                        entry.visitor_id,
+                        entry.dedup_key,
+                        entry.body,
+                        now,
+                        entry.kind,
+                    ),
                 )
                 if cursor.rowcount:
                     results.append(Appended(int(cursor.lastrowid or 0), True))
@@ -148,21 +160,25 @@ class WidgetLog(SqliteFile):
                 (name, phone, email, visitor_id),
             )
 
-    def entries_of(self, visitor_id: str, after_seq: int, limit: int) -> list[LogEntry]:
+    def entries_of(self, visitor_id: str, after_seq: int, limit: int, now: float) -> list[LogEntry]:
         """The visitor's entries above ``after_seq``, oldest first; from 0, the newest
-        ``limit`` (a fresh page shows the end of a long conversation)."""
+        ``limit`` (a fresh page shows the end of a long conversation). Typing signals only
+        while they are fresh (``TYPING_SHOWN_S``)."""
+        fresh = now - TYPING_SHOWN_S
         if after_seq <= 0:
             rows = self._db.execute(
                 "SELECT seq, connector_id, visitor_id, body, at FROM widget_entries"
-                " WHERE visitor_id = ? ORDER BY seq DESC LIMIT ?",
-                (visitor_id, limit),
+                " WHERE visitor_id = ? AND (kind = 'entry' OR at >= ?)"
+                " ORDER BY seq DESC LIMIT ?",
+                (visitor_id, fresh, limit),
             ).fetchall()
             rows.reverse()
         else:
             rows = self._db.execute(
                 "SELECT seq, connector_id, visitor_id, body, at FROM widget_entries"
-                " WHERE visitor_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (visitor_id, after_seq, limit),
+                " WHERE visitor_id = ? AND seq > ? AND (kind = 'entry' OR at >= ?)"
+                " ORDER BY seq LIMIT ?",
+                (visitor_id, after_seq, fresh, limit),
             ).fetchall()
         return [LogEntry(*row) for row in rows]
 

@@ -22,6 +22,7 @@ import contextlib
 import hmac
 import html
 import secrets
+import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -328,7 +329,7 @@ class WidgetApi:
         return json_response({"seq": seq, "client_id": body.client_id})
 
     async def callback(self, request: web.Request) -> web.Response:
-        """"Call me back": a message in the line's dialog with the visitor that says so
+        """ "Call me back": a message in the line's dialog with the visitor that says so
         (``extras``: ``request: callback``, ``callback_phone``), the phone kept with the
         visitor and carried to the CRM; routed like any message, also outside hours."""
         channel = self._admitted(request)
@@ -471,7 +472,11 @@ class WidgetApi:
         try:
             await ws.send_str(orjson.dumps({"live": True, "after": after}).decode())
             backlog = await self._log.call(
-                self._log.store.entries_of, visitor.visitor_id, after, HISTORY_MAX
+                self._log.store.entries_of,
+                visitor.visitor_id,
+                after,
+                HISTORY_MAX,
+                time.time(),  # the log's ``at`` is its commit's wall-clock time
             )
             while True:
                 await connection.catch_up(backlog)
@@ -482,6 +487,7 @@ class WidgetApi:
                     visitor.visitor_id,
                     connection.last_sent,
                     HISTORY_MAX,
+                    time.time(),
                 )
             del backlog  # an idle connection keeps none of what it sent
             async for message in ws:  # the client says nothing more; read until it goes

@@ -139,6 +139,8 @@
       ".msg a{color:inherit}",
       ".who{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
       ".state{display:block;font-size:11px;opacity:.8;margin-top:3px}",
+      ".typing{padding:4px 14px;font-size:13px;color:#454b52;background:#f6f7f9;font-style:italic}",
+      ".typing[hidden]{display:none}",
       ".choices{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}",
       ".choices button{border:1px solid " + accent + ";background:#fff;color:#1b1b1b;border-radius:14px;padding:5px 11px;cursor:pointer}",
       ".choices button:disabled{opacity:.5;cursor:default}",
@@ -223,6 +225,9 @@
 
     ui.log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: "0" });
     ui.panel.appendChild(ui.log);
+    ui.typing = el("div", { class: "typing", "aria-live": "polite" }, settings.texts.typing);
+    ui.typing.hidden = true;
+    ui.panel.appendChild(ui.typing);
 
     var form = el("form", { "aria-label": "Write a message" });
     var attach = el("label", { class: "attach", title: "Attach a file" });
@@ -410,6 +415,11 @@
   function show(entry) {
     if (entry.seq <= cursor) return; // seen: a resume's overlap, or another tab's echo
     cursor = entry.seq;
+    if (entry.from === "typing") {
+      showTyping();
+      return;
+    }
+    if (entry.from === "line") hideTyping();
     var follow = atBottom();
     if (entry.from === "visitor") {
       shown[entry.client_id] = true;
@@ -421,6 +431,19 @@
     if (entry.buttons && entry.buttons.length) node.appendChild(choices(entry.buttons));
     ui.log.appendChild(node);
     if (follow) ui.log.scrollTop = ui.log.scrollHeight;
+  }
+
+  var typingTimer = null;
+
+  function showTyping() {
+    ui.typing.hidden = false;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(hideTyping, 6000);
+  }
+
+  function hideTyping() {
+    clearTimeout(typingTimer);
+    ui.typing.hidden = true;
   }
 
   function cssEscape(value) {

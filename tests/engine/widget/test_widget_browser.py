@@ -159,8 +159,16 @@ async def test_a_visitor_chats_reloads_goes_offline_and_rates_in_a_real_browser(
     await portal.wait_for(lambda p: bool(p.of_types("dialog.assigned")))
     dialog_id = portal.messages()[0]["dialog"]["id"]
 
+    status, body = await portal_call(
+        engine, portal, "POST", f"/api/v1/dialogs/{dialog_id}/typing", {"operator_id": "anna"}
+    )
+    assert status == 202, body
+    typing = widget(page).get_by_text("The operator is typing…")
+    await expect(typing).to_be_visible()
+    await screenshots.take(page, "widget-typing")
     await operator_says(engine, portal, dialog_id, "Hi! How can I help?")
     await expect(log(page)).to_contain_text("Hi! How can I help?")
+    await expect(typing).to_be_hidden()
     await screenshots.take(page, "widget-answered")
 
     # A reload: the same visitor, the whole conversation, each message once.

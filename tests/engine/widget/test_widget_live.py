@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 
 from tests.engine.one_process import Served
-from tests.engine.web_kit import portal_call
+from tests.engine.web_kit import portal_call, post_update, update
 from tests.engine.widget.widget_kit import VisitorClient, connect_live
 from tests.standins.portal import PortalStandIn
 
@@ -153,3 +153,44 @@ async def test_call_me_back_asks_the_line_with_the_number_which_goes_to_the_crm(
     assert status == 200, answer
     status, body = await visitor.call("/callback", {"client_id": "cb-2", "phone": "call me"})
     assert (status, body["error"]) == (422, "invalid_payload")
+
+
+async def test_the_operators_typing_shows_live_and_a_closed_dialog_refuses_it(
+    widget_served: Served, portal: PortalStandIn
+) -> None:
+    visitor = await VisitorClient(widget_served).start()
+    live = await connect_live(visitor)
+    await visitor.send("hello?", "c-1")
+    [event] = await portal.wait_for_events(1, "message.")
+    dialog = f"/api/v1/dialogs/{event['dialog']['id']}"
+    status, body = await portal_call(
+        widget_served, portal, "POST", f"{dialog}/typing", {"operator_id": "anna"}
+    )
+    assert (status, body) == (202, {"dialog_id": event["dialog"]["id"]})
+    await reply(widget_served, portal, event["dialog"]["id"], "Here!")
+    _, typing, answer = await live.until(3)
+    assert typing["from"] == "typing" and typing["operator_id"] == "anna"
+    assert answer["content"]["text"].endswith("Here!")
+    await live.ws.close()
+    status, body = await portal_call(widget_served, portal, "POST", f"{dialog}/typing", {})
+    assert (status, body["error"]) == (422, "invalid_payload")
+    await portal_call(widget_served, portal, "POST", f"{dialog}/finish", {"operator_id": "anna"})
+    status, body = await portal_call(
+        widget_served, portal, "POST", f"{dialog}/typing", {"operator_id": "anna"}
+    )
+    assert (status, body["error"]) == (409, "dialog_closed")
+
+
+async def test_typing_in_a_channel_that_cannot_show_it_is_refused(
+    served: Served, portal: PortalStandIn
+) -> None:
+    assert (await post_update(served, update(1, 42, "hi")))[0] == 200
+    [event] = await portal.wait_for_events(1, "message.")
+    status, body = await portal_call(
+        served,
+        portal,
+        "POST",
+        f"/api/v1/dialogs/{event['dialog']['id']}/typing",
+        {"operator_id": "anna"},
+    )
+    assert (status, body["error"]) == (409, "typing_unsupported")

@@ -10,10 +10,16 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from channels.widget.channel import WidgetChannel
+from channels.widget.channel import WidgetChannel, typing_entry
 from channels.widget.config import WidgetCredentials
 from channels.widget.live import LiveConnection, LiveHub
-from channels.widget.log import NewEntry, WidgetLog, close_shared_logs, log_path
+from channels.widget.log import (
+    TYPING_SHOWN_S,
+    NewEntry,
+    WidgetLog,
+    close_shared_logs,
+    log_path,
+)
 from engine.clock import SystemClock
 from engine.metrics import Counters
 from engine.models import DialogTarget, OutboundText, ReplyRequest, Route
@@ -51,7 +57,7 @@ async def test_a_reply_written_elsewhere_reaches_the_live_connection_once_in_ord
             # A connection resuming after entry 0: the backlog and the tail overlap.
             connection = LiveConnection("v1", 0, send)
             hub.add(connection)
-            backlog = await reader.call(reader.store.entries_of, "v1", 0, 100)
+            backlog = await reader.call(reader.store.entries_of, "v1", 0, 100, 0.0)
             sends = [
                 channel.send(
                     session,
@@ -92,7 +98,19 @@ def test_a_visitors_entry_keeps_its_seq_when_sent_again(tmp_path: Path) -> None:
     [again] = log.append([entry], 3.0)
     assert (first.new, other.new, again.new) == (True, True, False)
     assert again.seq == first.seq < other.seq
-    assert [e.seq for e in log.entries_of("v1", 0, 10)] == [first.seq, other.seq]
-    assert [e.seq for e in log.entries_of("v1", first.seq, 10)] == [other.seq]
-    assert [e.seq for e in log.entries_of("v1", 0, 1)] == [other.seq]  # the newest, fresh page
+    assert [e.seq for e in log.entries_of("v1", 0, 10, 0.0)] == [first.seq, other.seq]
+    assert [e.seq for e in log.entries_of("v1", first.seq, 10, 0.0)] == [other.seq]
+    assert [e.seq for e in log.entries_of("v1", 0, 1, 0.0)] == [other.seq]  # the newest, fresh page
+    log.close()
+
+
+def test_a_typing_signal_is_in_a_backlog_only_while_it_is_fresh(tmp_path: Path) -> None:
+    log = WidgetLog(log_path(tmp_path))
+    [said] = log.append([NewEntry("site", "v1", "v:v1:c-1", b"{}")], 100.0)
+    [typing] = log.append([typing_entry("site", "v1", "anna")], 100.0)
+    assert [e.seq for e in log.entries_of("v1", 0, 10, 105.0)] == [said.seq, typing.seq]
+    later = 100.0 + TYPING_SHOWN_S + 1
+    assert [e.seq for e in log.entries_of("v1", 0, 10, later)] == [said.seq]
+    assert [e.seq for e in log.entries_of("v1", said.seq, 10, later)] == []
+    assert [e.seq for e in log.since(0, 10)] == [said.seq, typing.seq]  # live: always
     log.close()
