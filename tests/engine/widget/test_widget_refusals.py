@@ -13,13 +13,17 @@ from channels.registry import build_channel
 from channels.widget.channel import WidgetChannel
 from channels.widget.config import WidgetCredentials
 from channels.widget.log import WidgetLog, log_path
+from engine.cli import check_connectors
 from engine.clock import ManualClock
+from engine.config import load_engine_config
 from engine.errors import ConfigError
 from engine.models import Route
+from engine.security.keys import generate_portal_keypair
 from tests.engine.one_process import Served
 from tests.engine.widget.widget_kit import ORIGIN, WIDGET_ID, VisitorClient
 from tests.standins.portal import PortalStandIn
 
+PUBLIC_KEY = generate_portal_keypair()[1]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
@@ -241,3 +245,29 @@ def test_widget_settings_refuse_unknown_fields_and_unsafe_types(tmp_path: Path) 
             build_channel(route, bad, tmp_path)
         assert field in str(refused.value) and "site" in str(refused.value)
     assert WidgetCredentials.model_validate(good).look.position == "bottom-right"
+
+
+def test_a_bad_widget_setting_in_the_config_file_names_its_file_line_and_field(
+    tmp_path: Path,
+) -> None:
+    config_file = tmp_path / "engine.yaml"
+    config_file.write_text(
+        "connectors:\n"
+        "  - id: site\n"
+        "    channel: widget\n"
+        "    portal: p1\n"
+        "    line: support\n"
+        "    credentials:\n"
+        "      widget_id: shop-widget-0001\n"
+        "      allowed_origins: [http://shop.test]\n"
+        "      look:\n"
+        "        accent_colour: green\n"
+        "portals:\n"
+        "  - {id: p1, endpoint: 'http://127.0.0.1:9/x', lines: [{id: support}],\n"
+        f"     public_key: {PUBLIC_KEY}, license_key: license-p1-0123456789}}\n",
+        encoding="utf-8",
+    )
+    config = load_engine_config(config_file)
+    with pytest.raises(ConfigError) as refused:
+        check_connectors(config, config_file)
+    assert f"{config_file}:10: connectors.0.credentials.look.accent_colour:" in str(refused.value)
