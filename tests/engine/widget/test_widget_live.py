@@ -194,3 +194,22 @@ async def test_typing_in_a_channel_that_cannot_show_it_is_refused(
         {"operator_id": "anna"},
     )
     assert (status, body["error"]) == (409, "typing_unsupported")
+
+
+async def test_a_returning_visitor_is_recognised_by_token_and_on_a_new_device_by_email(
+    widget_served: Served, portal: PortalStandIn
+) -> None:
+    first = await VisitorClient(widget_served).start()
+    status, _ = await first.call("/details", {"client_id": "f-1", "email": "ana@shop.pt"})
+    assert status == 200
+    [opened] = await portal.wait_for_events(1, "message.")
+    contact_id = opened["dialog"]["contact_id"]
+    assert contact_id is not None
+    # Another device: a new visitor, until the form names the same person.
+    other_device = await VisitorClient(widget_served).start()
+    assert other_device.visitor_id != first.visitor_id
+    status, _ = await other_device.call("/details", {"client_id": "f-1", "email": "ana@shop.pt"})
+    assert status == 200
+    events = await portal.wait_for_events(2, "message.")
+    assert events[1]["data"]["customer"]["channel_user_id"] == other_device.visitor_id
+    assert events[1]["dialog"]["contact_id"] == contact_id
