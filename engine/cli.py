@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.config import EngineConfig, load_engine_config
+from engine.config import ConnectorConfig, EngineConfig, load_engine_config
 from engine.errors import ConfigError
 from engine.logs import configure_logging
 from engine.yaml_marks import format_validation_error, yaml_marks
@@ -54,6 +54,15 @@ def check_connectors(config: EngineConfig, source: Path | None = None) -> None:
                 f"connector {connector.id!r} ({connector.channel}):\n{text}"
             ) from None
         channel_for(connector, config.data_dir)
+
+
+def connector_url(base: str, connector: ConnectorConfig) -> str:
+    """Where a connector is reached: a provider's webhook, or the widget's script and chat
+    page (docs/channels/widget.md)."""
+    if connector.channel == "widget":
+        widget = f"{base}/widget/{connector.credentials.get('widget_id')}"
+        return f"script {widget}/widget.js, chat page {widget}/chat"
+    return f"webhook {base}/hooks/{connector.channel}/{connector.id}"
 
 
 def start_ray(config: EngineConfig) -> None:
@@ -135,8 +144,7 @@ async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
         for connector in connectors:
             say(
                 f"openlines: connector {connector.id} ({connector.channel}, portal "
-                f"{connector.portal}, line {connector.line}): webhook {base}/hooks/"
-                f"{connector.channel}/{connector.id}"
+                f"{connector.portal}, line {connector.line}): {connector_url(base, connector)}"
             )
         say(f"openlines: engine key {base}/api/v1/engine-key")
         say("openlines: ready")
