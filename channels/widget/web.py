@@ -403,11 +403,13 @@ class WidgetApi:
             f"v:{visitor.visitor_id}:{client_id}",
             orjson.dumps(entry_body),
         )
-        appended: Appended = (await self._log.append([entry]))[0]
-        self.hub.nudge()
-        now = self._engine.clock.now()
-        message = channel.inbound(visitor, client_id, content, appended.seq, now, extras)
-        await self._ingest.store([message], WidgetChannel.name)
+        # As a webhook is: its start holds this actor's watermark until it is in the intake.
+        with self._ingest.handling():
+            appended: Appended = (await self._log.append([entry]))[0]
+            self.hub.nudge()
+            now = self._engine.clock.now()
+            message = channel.inbound(visitor, client_id, content, appended.seq, now, extras)
+            await self._ingest.store([message], WidgetChannel.name)
         return appended.seq
 
     async def upload(self, request: web.Request) -> web.Response:
