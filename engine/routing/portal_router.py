@@ -115,7 +115,9 @@ class PortalRouter:
     # -- life --------------------------------------------------------------------------------
 
     async def start(self, startup: PortalStartup | None = None) -> None:
-        """Load the board, fire what fell due while stopped, then route the inbox."""
+        """Load the board, fire what fell due while stopped, then route the inbox (when
+        ``startup``, read for many portals at once, says it holds anything: an idle portal
+        starts without a task or a store call of its own)."""
         self._running = True
         async with self._lock:
             await self._load(startup)
@@ -123,7 +125,8 @@ class PortalRouter:
             self.dispatcher.fire(list(self._dialog_due), [], now)
             self.dispatcher.route_all(now)
             await self._commit()
-        self.wake()
+        if startup is None or startup.inbox:
+            self.wake()
 
     async def stop(self) -> None:
         self._running = False
