@@ -15,7 +15,8 @@ on one shared session, ``EngineSealer``) serving ``--portals`` portals of the be
   hand-off sized calls, one chat per portal, round robin over the portals: with thousands of
   quiet portals nearly every message is a batch of its own. Reported as the sink saw it
   (messages over first-to-last receipt, as ``bench.scenarios`` computes ``delivered_per_s``),
-  with latency from the append to the sink's receipt;
+  with latency from the append to the sink's receipt and the process's CPU time per
+  message (what the machine's load changes least);
 * **the delivery floor** (``bench.delivery_floor``) against the same sink, so the figure
   above can be read as a share of it.
 
@@ -30,6 +31,7 @@ import asyncio
 import gc
 import json
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -144,6 +146,7 @@ class Run:
     ) -> dict[str, Any]:
         await self.sink.reset()
         ids = list(self.public_keys)
+        cpu_before = time.process_time()
         began = time.perf_counter()
         for first in range(0, messages, HANDOFF_CHUNK):
             due = began + first / rate
@@ -151,21 +154,24 @@ class Run:
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
             now_s = time.time()
-            await host.append(
-                [
-                    message(ids[n % len(ids)], n, now_s)
-                    for n in range(first, min(messages, first + HANDOFF_CHUNK))
-                ]
-            )
+            building = time.process_time()
+            records = [
+                message(ids[n % len(ids)], n, now_s)
+                for n in range(first, min(messages, first + HANDOFF_CHUNK))
+            ]
+            cpu_before += time.process_time() - building  # the load, not the host's work
+            await host.append(records)
         appended_s = time.perf_counter() - began
         deadline = time.perf_counter() + timeout_s
         stats = await self.sink.stats()
         while stats["messages"] < messages and time.perf_counter() < deadline:
             await asyncio.sleep(0.2)
             stats = await self.sink.stats()
+        cpu_s = time.process_time() - cpu_before
         first_ns, last_ns = stats["first_event_ns"], stats["last_event_ns"]
         seconds = (last_ns - first_ns) / 1e9 if first_ns and last_ns and last_ns > first_ns else 0
         return {
+            "cpu_ms_per_message": round(1000 * cpu_s / max(1, stats["messages"]), 3),
             "messages": messages,
             "offered_per_s": round(messages / appended_s, 1),
             "delivered": stats["messages"],
@@ -189,6 +195,7 @@ class Run:
             )
         )
         await self.sink.reset()
+        cpu_before = _children_cpu_s()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -205,7 +212,15 @@ class Run:
         )
         out, _ = await process.communicate()
         result: dict[str, Any] = orjson.loads(out.splitlines()[-1])
+        cpu_s = _children_cpu_s() - cpu_before
+        result["cpu_ms_per_message"] = round(1000 * cpu_s / max(1, result["delivered"]), 3)
         return result
+
+
+def _children_cpu_s() -> float:
+    """CPU time of waited-for child processes (the floor's, once it exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb() -> float:
