@@ -333,6 +333,7 @@ class DeliveryScheduler:
         self, writes: Sequence[_Write], claims: Sequence[_Claim], now: float
     ) -> tuple[list[Written], list[Batch | None]]:
         store = self._store
+        self._counters.inc("openlines_delivery_rounds_total")
         return await store.call(
             store.store.write_delivery,
             [member.write for member in writes],
@@ -352,7 +353,7 @@ class DeliveryScheduler:
                 self._in_flight -= 1
                 self._due_at(later, flight)
             else:
-                self._timers.at(later, partial(self._outcomes.append, member))
+                self._timers.at(later, partial(self._write_again, member))
         for claim in claims:
             log.exception(
                 "portal %s: forming a batch of stream %d failed", claim.mailbox.id, claim.stream
@@ -360,6 +361,11 @@ class DeliveryScheduler:
             self._counters.inc("openlines_rejected_total", reason="batch_error")
             self._in_flight -= 1
             self._ready_at(later, claim.mailbox, claim.stream)
+
+    def _write_again(self, member: _Write) -> None:
+        """An outcome whose write failed joins the next round (a list taken by a round is
+        never appended to: ``_outcomes`` is replaced every round)."""
+        self._outcomes.append(member)
 
     # -- after a round -----------------------------------------------------------------------
 
