@@ -13,13 +13,17 @@ before the POST, so ``attempt`` grows across restarts too.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, replace
 
 from engine.config import PortalConfig
 from engine.delivery.retry import backoff_delay_s
 from engine.delivery.transport import DeliveryOutcome
+from engine.metrics import Counters
 from engine.store.records import Batch, BatchWrite, EventDrop
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +107,24 @@ def failed(
     write = BatchWrite(batch.batch_id, drops=drops, next_attempt_at=next_at, error=outcome.error)
     tally = Tally(dropped=len(best_effort), retried=True)
     return write, tally, replace(waiting, next_attempt_at=next_at)
+
+
+def count(counters: Counters, portal: PortalConfig, tally: Tally) -> None:
+    """Count what a committed write did (and log events going to dead letters)."""
+    portal_id = portal.id
+    if tally.delivered:
+        counters.inc("openlines_delivered_total", tally.delivered, portal=portal_id)
+        counters.inc("openlines_batches_delivered_total", portal=portal_id)
+    if tally.dead_lettered:
+        counters.inc("openlines_dead_lettered_total", tally.dead_lettered, portal=portal_id)
+        log.error(
+            "portal %s: %d events to dead letters: not delivered within ttl_s=%d",
+            portal_id,
+            tally.dead_lettered,
+            portal.ttl_s,
+            extra={"portal": portal_id},
+        )
+    if tally.dropped:
+        counters.inc("openlines_dropped_total", tally.dropped, portal=portal_id)
+    if tally.retried:
+        counters.inc("openlines_retried_total", portal=portal_id)

@@ -20,7 +20,8 @@ from engine.config import PortalConfig
 from engine.store.records import Batch
 
 if TYPE_CHECKING:
-    from engine.delivery.scheduler import DeliveryScheduler, Flight
+    from engine.delivery.flight import Flight
+    from engine.delivery.scheduler import DeliveryScheduler
 
 OffersSettled = Callable[[list[str]], Awaitable[None]]
 """Told the ids of offer events that reached the portal (or were given up on): the

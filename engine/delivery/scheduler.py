@@ -35,13 +35,15 @@ import logging
 import random
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 
 from engine.clock import Clock
 from engine.delivery import attempts
 from engine.delivery.envelope import batch_plaintext
+from engine.delivery.flight import Flight, FlightWrite, StreamClaim
 from engine.delivery.mailbox import PortalMailbox
+from engine.delivery.notices import OfferNotices
 from engine.delivery.ordering import in_channel_order
 from engine.delivery.sealer import BatchSealer
 from engine.delivery.timers import Timers
@@ -49,7 +51,7 @@ from engine.delivery.transport import DeliveryOutcome, DeliveryTransport
 from engine.ids import new_id
 from engine.metrics import Counters
 from engine.store.base import OutboxStore
-from engine.store.records import Batch, BatchClaim, BatchWrite, PortalStartup, Written
+from engine.store.records import Batch, BatchClaim, PortalStartup, Written
 from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -61,46 +63,6 @@ ROUND_MAX = 1000
 STEP_RETRY_S = 1.0
 """A failed step (a store error, a key that cannot be sealed to) is tried again this much
 later: everything stays stored, so trying again is safe."""
-
-
-class Flight:
-    """A claimed batch of one stream, from its claim until it is delivered or gone."""
-
-    __slots__ = ("batch", "generation", "mailbox", "resumed", "stream", "task")
-
-    def __init__(self, mailbox: PortalMailbox, stream: int, batch: Batch, resumed: bool) -> None:
-        self.mailbox = mailbox
-        self.stream = stream
-        self.batch = batch
-        self.generation = mailbox.generation
-        self.resumed = resumed
-        """Left open by a restart: the mailbox forms no new batch until these are done."""
-        self.task: asyncio.Task[None] | None = None
-
-    @property
-    def current(self) -> bool:
-        """Its mailbox still runs the streams it was claimed for."""
-        return self.generation == self.mailbox.generation and not self.mailbox.stopped
-
-
-@dataclass(slots=True)
-class _Write:
-    """A flight's part of a round: an outcome (``start`` False) or an attempt starting."""
-
-    flight: Flight
-    write: BatchWrite
-    tally: attempts.Tally
-    start: bool
-    waiting: Batch | None = None
-    """After an outcome: the batch as it waits for its retry; ``None``: the flight is done."""
-
-
-@dataclass(slots=True)
-class _Claim:
-    mailbox: PortalMailbox
-    stream: int
-    generation: int
-    claim: BatchClaim
 
 
 class DeliveryScheduler:
@@ -123,14 +85,14 @@ class DeliveryScheduler:
         self._max_in_flight = max_in_flight
         self._ready: deque[tuple[PortalMailbox, int, int]] = deque()
         self._due: deque[Flight] = deque()
-        self._outcomes: list[_Write] = []
+        self._outcomes: list[FlightWrite] = []
         self._timers = Timers()
         self._in_flight = 0
         """Slots taken: POSTs running, and attempts of the round being written."""
         self._wake = asyncio.Event()
         self._round_lock = asyncio.Lock()
         self._posts: set[asyncio.Task[None]] = set()
-        self._notices: set[asyncio.Task[None]] = set()
+        self._notices = OfferNotices(counters)
         self._loop: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -216,8 +178,7 @@ class DeliveryScheduler:
                 await self._write_outcomes()
             except Exception:  # closing anyway: unwritten outcomes mean batches resent
                 log.exception("delivery: outcomes could not be written at close")
-        notices = list(self._notices)
-        await asyncio.gather(*notices, return_exceptions=True)
+        await self._notices.close()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -275,9 +236,9 @@ class DeliveryScheduler:
             flight = self._due.popleft()
             if flight.current:
                 write, tally = attempts.before_attempt(flight.batch, flight.mailbox.portal, now)
-                writes.append(_Write(flight, write, tally, start=True))
+                writes.append(FlightWrite(flight, write, tally, start=True))
                 self._in_flight += 1
-        claims: list[_Claim] = []
+        claims: list[StreamClaim] = []
         while self._ready and self._in_flight < self._max_in_flight and len(claims) < ROUND_MAX:
             mailbox, stream, generation = self._ready.popleft()
             if generation == mailbox.generation and not mailbox.stopped:
@@ -288,7 +249,7 @@ class DeliveryScheduler:
         await self._write(writes, claims, now)
         return True
 
-    def _claim(self, mailbox: PortalMailbox, stream: int) -> _Claim:
+    def _claim(self, mailbox: PortalMailbox, stream: int) -> StreamClaim:
         portal = mailbox.portal
         claim = BatchClaim(
             portal.id,
@@ -298,14 +259,16 @@ class DeliveryScheduler:
             portal.batch_max_events,
             portal.delivery == "best_effort",
         )
-        return _Claim(mailbox, stream, mailbox.generation, claim)
+        return StreamClaim(mailbox, stream, mailbox.generation, claim)
 
     async def _write_outcomes(self) -> None:
         writes, self._outcomes = self._outcomes, []
         if writes:
             await self._write(writes, [], self._clock.now())
 
-    async def _write(self, writes: list[_Write], claims: list[_Claim], now: float) -> None:
+    async def _write(
+        self, writes: list[FlightWrite], claims: list[StreamClaim], now: float
+    ) -> None:
         """The round in one transaction; if it fails, each member in its own."""
         try:
             written, claimed = await self._store_round(writes, claims, now)
@@ -330,7 +293,7 @@ class DeliveryScheduler:
             self._claimed(claim, batch)
 
     async def _store_round(
-        self, writes: Sequence[_Write], claims: Sequence[_Claim], now: float
+        self, writes: Sequence[FlightWrite], claims: Sequence[StreamClaim], now: float
     ) -> tuple[list[Written], list[Batch | None]]:
         store = self._store
         self._counters.inc("openlines_delivery_rounds_total")
@@ -342,7 +305,7 @@ class DeliveryScheduler:
             in_channel_order,
         )
 
-    def _failed(self, writes: list[_Write], claims: list[_Claim]) -> None:
+    def _failed(self, writes: list[FlightWrite], claims: list[StreamClaim]) -> None:
         """A member that failed alone: logged, counted, tried again a second later."""
         later = self._clock.now() + STEP_RETRY_S
         for member in writes:
@@ -362,19 +325,19 @@ class DeliveryScheduler:
             self._in_flight -= 1
             self._ready_at(later, claim.mailbox, claim.stream)
 
-    def _write_again(self, member: _Write) -> None:
+    def _write_again(self, member: FlightWrite) -> None:
         """An outcome whose write failed joins the next round (a list taken by a round is
         never appended to: ``_outcomes`` is replaced every round)."""
         self._outcomes.append(member)
 
     # -- after a round -----------------------------------------------------------------------
 
-    def _written(self, member: _Write, done: Written) -> None:
+    def _written(self, member: FlightWrite, done: Written) -> None:
         flight = member.flight
         mailbox = flight.mailbox
-        self._count(mailbox, member.tally)
+        attempts.count(self._counters, mailbox.portal, member.tally)
         if done.offers:
-            self._notice(mailbox, list(done.offers))
+            self._notices.tell(mailbox, list(done.offers))
         if member.start:
             if flight.current and done.batch is not None:
                 flight.batch = done.batch
@@ -390,7 +353,7 @@ class DeliveryScheduler:
                 flight.batch = member.waiting
                 self._due_at(member.waiting.next_attempt_at, flight)
 
-    def _claimed(self, claim: _Claim, batch: Batch | None) -> None:
+    def _claimed(self, claim: StreamClaim, batch: Batch | None) -> None:
         mailbox, stream = claim.mailbox, claim.stream
         if claim.generation != mailbox.generation or mailbox.stopped:
             self._in_flight -= 1  # the store keeps the batch: the rebuilt streams resume it
@@ -497,7 +460,7 @@ class DeliveryScheduler:
         batch, portal = flight.batch, flight.mailbox.portal
         if outcome.accepted:
             write, tally = attempts.delivered(batch)
-            self._outcomes.append(_Write(flight, write, tally, start=False))
+            self._outcomes.append(FlightWrite(flight, write, tally, start=False))
             return
         log.warning(
             "portal %s batch %s attempt %d failed: %s",
@@ -509,39 +472,4 @@ class DeliveryScheduler:
         )
         now = self._clock.now()
         write, tally, waiting = attempts.failed(batch, portal, outcome, now, self._rng)
-        self._outcomes.append(_Write(flight, write, tally, start=False, waiting=waiting))
-
-    # -- telling others ----------------------------------------------------------------------
-
-    def _count(self, mailbox: PortalMailbox, tally: attempts.Tally) -> None:
-        counters, portal_id = self._counters, mailbox.id
-        if tally.delivered:
-            counters.inc("openlines_delivered_total", tally.delivered, portal=portal_id)
-            counters.inc("openlines_batches_delivered_total", portal=portal_id)
-        if tally.dead_lettered:
-            counters.inc("openlines_dead_lettered_total", tally.dead_lettered, portal=portal_id)
-            log.error(
-                "portal %s: %d events to dead letters: not delivered within ttl_s=%d",
-                portal_id,
-                tally.dead_lettered,
-                mailbox.portal.ttl_s,
-                extra={"portal": portal_id},
-            )
-        if tally.dropped:
-            counters.inc("openlines_dropped_total", tally.dropped, portal=portal_id)
-        if tally.retried:
-            counters.inc("openlines_retried_total", portal=portal_id)
-
-    def _notice(self, mailbox: PortalMailbox, offers: list[str]) -> None:
-        """Tell the portal's router that these offers reached the portal (or were given up
-        on), without holding up the loop: a router busy routing delays only itself."""
-        task = asyncio.get_running_loop().create_task(self._tell(mailbox, offers))
-        self._notices.add(task)
-        task.add_done_callback(self._notices.discard)
-
-    async def _tell(self, mailbox: PortalMailbox, offers: list[str]) -> None:
-        try:
-            await mailbox.offers_settled(offers)
-        except Exception:  # a boundary: the router reloads its board from the store itself
-            log.exception("portal %s: recording offers that reached it failed", mailbox.id)
-            self._counters.inc("openlines_rejected_total", reason="routing_error")
+        self._outcomes.append(FlightWrite(flight, write, tally, start=False, waiting=waiting))
