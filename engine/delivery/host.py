@@ -1,5 +1,5 @@
-"""The logic of one portal actor: a store, a delivery scheduler, and per hosted portal its
-router, mailbox and reply sender.
+"""The logic of one portal actor: a store, the inbox rounds and the delivery scheduler its
+portals share, and per hosted portal its router, mailbox and reply sender.
 
 The router (``engine.routing.portal_router``) owns the portal's dialogs and puts events into
 their streams; the mailbox records the streams, and the host's one ``DeliveryScheduler``
@@ -50,7 +50,7 @@ SEEN_RETENTION_S = 3 * 86_400.0
 """Channel event ids are remembered this long (Telegram keeps updates for 24 h)."""
 
 START_TOGETHER = 500
-"""Portals whose start-up store calls are in flight at once."""
+"""Portals started side by side (an idle one starts without a store call of its own)."""
 
 DECISION_RETENTION_S = 30 * 86_400.0
 """Routing decisions (explanations) are kept this long."""
@@ -117,8 +117,9 @@ class MailboxHost:
         for portal_id in set(self._portals) - set(wanted):
             await self._stop_portal(portal_id)
         new = [portal for portal in wanted.values() if portal.id not in self._portals]
-        # Started side by side: each start is a few store calls, latency more than work, and
-        # the store thread takes them in a queue. The cyclic collector is paused meanwhile:
+        # Started side by side: what the store holds for all of them is one bulk read; a
+        # portal with something to do at once (a timer due, a routing step) makes a store
+        # call of its own, latency more than work. The cyclic collector is paused meanwhile:
         # starting thousands of portals allocates objects that all live on, and its full
         # collections over a growing heap made the start quadratic.
         collecting = gc.isenabled()
