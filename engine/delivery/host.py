@@ -1,5 +1,5 @@
-"""The logic of one portal actor: a store, the inbox rounds and the delivery scheduler its
-portals share, and per hosted portal its router, mailbox and reply sender.
+"""The logic of one portal actor: a store and the delivery scheduler its portals share, and
+per hosted portal its router, mailbox and reply sender.
 
 The router (``engine.routing.portal_router``) owns the portal's dialogs and puts events into
 their streams; the mailbox records the streams, and the host's one ``DeliveryScheduler``
