@@ -207,6 +207,17 @@ def test_registry_accepts_a_connector_of_a_known_portal_and_line() -> None:
     assert registry.portal("p1").id == "p1"
 
 
+def test_a_registry_outline_names_its_portals_and_the_first_connectors() -> None:
+    registry = Registry().with_portal(portal()).with_portal(portal(id="p2"))
+    for name in ("tg-3", "tg-1", "tg-2"):
+        registry = registry.with_connector(connector(id=name))
+    outline = registry.outline(2)
+    assert outline.portal_ids == ("p1", "p2")
+    assert [c.id for c in outline.connectors] == ["tg-1", "tg-2"]
+    assert outline.connector_count == 3
+    assert registry.outline(0).connectors == ()
+
+
 def test_registry_refuses_a_connector_of_an_unknown_portal() -> None:
     registry = Registry().with_portal(portal())
     with pytest.raises(ConfigError, match=r"connector 'tg-1': unknown portal 'p9'"):
