@@ -40,6 +40,10 @@ from engine.store.records import OutboxRecord
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+CONNECTIONS = 100
+"""The HTTP session's connections (aiohttp's default), and the deliveries in flight at once
+for all the actor's portals: the scheduler then never queues a POST inside the session,
+where its timeout would run while it waits."""
 READY_WAIT_S = 10.0
 """How long a call waits for a (re)starting portal actor before it is refused (503)."""
 START_RETRY_MAX_S = 10.0
@@ -108,7 +112,7 @@ class PortalActor:
     async def _open(self) -> None:
         """Open the outbox, take the current registry and rules, begin delivering."""
         registry = ray.get_actor(REGISTRY, namespace=self._settings.namespace)
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTIONS))
         self._host = MailboxHost(
             self._settings.data_dir / "outbox" / f"{self._name}.sqlite3",
             self._clock,
@@ -117,6 +121,7 @@ class PortalActor:
             self._channel_for,
             self._session,
             watermarks=Watermarks(self._settings.config.channel_actors, self._watermark_of),
+            max_in_flight=CONNECTIONS,
         )
         try:
             await self._apply_rules(await registry.rules.remote())

@@ -14,6 +14,18 @@ from engine.errors import ConfigError, NotFoundError
 
 
 @dataclass(frozen=True)
+class RegistryOutline:
+    """What the driver needs of the registry: which portals to start actors for, and a few
+    connectors to name at start. A platform's registry of 10,000 portals stays in the
+    registry actor instead of a second copy living in the driver for the whole run."""
+
+    portal_ids: tuple[str, ...]
+    connectors: tuple[ConnectorConfig, ...]
+    """The first connectors by id, at most the number asked for."""
+    connector_count: int
+
+
+@dataclass(frozen=True)
 class Registry:
     version: int = 0
     portals: dict[str, PortalConfig] = field(default_factory=dict)
@@ -30,6 +42,10 @@ class Registry:
         if connector is None or connector.channel != channel:
             raise NotFoundError(f"unknown {channel} connector {connector_id!r}")
         return connector
+
+    def outline(self, connectors_shown: int) -> RegistryOutline:
+        shown = tuple(self.connectors[key] for key in sorted(self.connectors)[:connectors_shown])
+        return RegistryOutline(tuple(self.portals), shown, len(self.connectors))
 
     def with_portal(self, portal: PortalConfig) -> Registry:
         portals = dict(self.portals)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from engine.config import (
@@ -132,6 +133,24 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
         load_engine_config(path)
 
 
+def test_a_config_written_as_json_loads_as_its_yaml_does(tmp_path: Path) -> None:
+    as_yaml = load_engine_config(write(tmp_path, "port: 9090\n" + PORTAL_YAML))
+    as_json = orjson.dumps({"port": 9090, **load_yaml(PORTAL_YAML, "f.yaml")}).decode()
+    assert load_engine_config(write(tmp_path, as_json, "engine.json")) == as_yaml
+
+
+def test_an_error_in_a_json_config_names_its_line(tmp_path: Path) -> None:
+    portals = load_yaml(PORTAL_YAML, "f.yaml")["portals"]
+    portals[0]["queue"] = "fifo"
+    text = orjson.dumps({"portals": portals}, option=orjson.OPT_INDENT_2).decode()
+    line = 1 + text.splitlines().index('      "queue": "fifo"')
+    with pytest.raises(ConfigError, match=rf"engine\.json:{line}: portals\.0\.queue: Input"):
+        load_engine_config(write(tmp_path, text, "engine.json"))
+    broken = text.rstrip().removesuffix("}")  # not JSON: YAML's parser says where
+    with pytest.raises(ConfigError, match=r"engine\.json:\d+: invalid YAML"):
+        load_engine_config(write(tmp_path, broken, "engine.json"))
+
+
 def test_unsafe_yaml_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "host: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(ConfigError, match=r"engine\.yaml:1: invalid YAML"):
@@ -186,6 +205,17 @@ def test_registry_accepts_a_connector_of_a_known_portal_and_line() -> None:
     assert registry.version == 2
     assert registry.connector("telegram", "tg-1").line == "sales"
     assert registry.portal("p1").id == "p1"
+
+
+def test_a_registry_outline_names_its_portals_and_the_first_connectors() -> None:
+    registry = Registry().with_portal(portal()).with_portal(portal(id="p2"))
+    for name in ("tg-3", "tg-1", "tg-2"):
+        registry = registry.with_connector(connector(id=name))
+    outline = registry.outline(2)
+    assert outline.portal_ids == ("p1", "p2")
+    assert [c.id for c in outline.connectors] == ["tg-1", "tg-2"]
+    assert outline.connector_count == 3
+    assert registry.outline(0).connectors == ()
 
 
 def test_registry_refuses_a_connector_of_an_unknown_portal() -> None:
