@@ -114,6 +114,11 @@ class RegistryActor:
     async def registry(self) -> Registry:
         return (await self._ready()).registry
 
+    async def hosted_after(
+        self, host: str, version: int, timeout_s: float = LONG_POLL_S
+    ) -> Registry:
+        return await (await self._ready()).hosted_after(host, version, timeout_s)
+
     async def outline(self, connectors_shown: int) -> RegistryOutline:
         return (await self._ready()).registry.outline(connectors_shown)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from engine.config import ConnectorConfig, PortalConfig
 from engine.errors import ConfigError, NotFoundError
+from engine.placement import host_name
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,25 @@ class Registry:
     def outline(self, connectors_shown: int) -> RegistryOutline:
         shown = tuple(self.connectors[key] for key in sorted(self.connectors)[:connectors_shown])
         return RegistryOutline(tuple(self.portals), shown, len(self.connectors))
+
+    def by_host(self, pool_size: int) -> dict[str, Registry]:
+        """Each portal actor's part: its portals and their connectors, at this version.
+
+        A portal actor follows only its part, so none of them holds (or unpickles, at
+        every change) the portals of the others: with 10,000 portals over a pool that was
+        most of a portal actor's memory per portal.
+        """
+        portals: dict[str, dict[str, PortalConfig]] = {}
+        for portal in self.portals.values():
+            portals.setdefault(host_name(portal.id, pool_size), {})[portal.id] = portal
+        connectors: dict[str, dict[str, ConnectorConfig]] = {host: {} for host in portals}
+        for connector in self.connectors.values():
+            host = host_name(connector.portal, pool_size)
+            connectors.setdefault(host, {})[connector.id] = connector
+        return {
+            host: Registry(self.version, portals.get(host, {}), connectors[host])
+            for host in connectors
+        }
 
     def with_portal(self, portal: PortalConfig) -> Registry:
         portals = dict(self.portals)
