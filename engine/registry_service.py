@@ -21,7 +21,7 @@ from pathlib import Path
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
 from engine.errors import ConfigError
 from engine.metrics import Counters, Sample
-from engine.registry import Registry, check_references
+from engine.registry import EdgeRegistry, Registry, check_references
 from engine.routing.rules import RuleSet
 from engine.routing.rules_holder import RulesHolder
 from engine.store.sqlite_registry import RegistryStore
@@ -50,6 +50,8 @@ class RegistryService:
         self._parts: dict[str, Registry] = {}
         """Each portal actor's part of the registry, made once per version (``hosted_after``)."""
         self._parts_version = -1
+        self._edge = EdgeRegistry(-1)
+        """The channel actors' copy of the registry, made once per version (``edge_after``)."""
 
     def open(self, restarted: bool) -> None:
         """Open the store and read the rules. On a first start a ``ConfigError`` (bad config
@@ -117,6 +119,13 @@ class RegistryService:
         """The registry once it is newer than ``version`` (or the current one on timeout)."""
         await self._wait_for(lambda: self._registry.version > version, timeout_s)
         return self._registry
+
+    async def edge_after(self, version: int, timeout_s: float = LONG_POLL_S) -> EdgeRegistry:
+        """The channel actors' copy (``Registry.edge``) once newer than ``version``."""
+        registry = await self.registry_after(version, timeout_s)
+        if self._edge.version != registry.version:
+            self._edge = registry.edge()
+        return self._edge
 
     async def hosted_after(
         self, host: str, version: int, timeout_s: float = LONG_POLL_S

@@ -204,8 +204,8 @@ def test_marks_record_the_line_of_keys_and_items() -> None:
 def test_registry_accepts_a_connector_of_a_known_portal_and_line() -> None:
     registry = Registry().with_portal(portal()).with_connector(connector(line="sales"))
     assert registry.version == 2
-    assert registry.connector("telegram", "tg-1").line == "sales"
-    assert registry.portal("p1").id == "p1"
+    assert registry.edge().connector("telegram", "tg-1").line == "sales"
+    assert registry.edge().portal("p1").license_key == "license-p1-0123456789"
 
 
 def test_a_registry_outline_names_its_portals_and_the_first_connectors() -> None:
@@ -256,9 +256,9 @@ def test_registry_refuses_a_portal_edit_that_orphans_a_connector() -> None:
 def test_registry_lookups_of_unknown_ids() -> None:
     registry = Registry().with_portal(portal()).with_connector(connector())
     with pytest.raises(NotFoundError, match=r"unknown portal 'p2'"):
-        registry.portal("p2")
+        registry.edge().portal("p2")
     with pytest.raises(NotFoundError, match=r"unknown custom connector 'tg-1'"):
-        registry.connector("custom", "tg-1")
+        registry.edge().connector("custom", "tg-1")
     with pytest.raises(NotFoundError, match=r"unknown connector 'tg-9'"):
         registry.without_connector("tg-9")
     assert registry.without_connector("tg-1").connectors == {}
