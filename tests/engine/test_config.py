@@ -15,6 +15,7 @@ from engine.config import (
     parse_engine_config,
 )
 from engine.errors import ConfigError, NotFoundError
+from engine.placement import host_name
 from engine.registry import Registry, check_references
 from engine.security.keys import generate_portal_keypair
 from engine.yaml_marks import load_yaml, yaml_marks
@@ -203,8 +204,8 @@ def test_marks_record_the_line_of_keys_and_items() -> None:
 def test_registry_accepts_a_connector_of_a_known_portal_and_line() -> None:
     registry = Registry().with_portal(portal()).with_connector(connector(line="sales"))
     assert registry.version == 2
-    assert registry.connector("telegram", "tg-1").line == "sales"
-    assert registry.portal("p1").id == "p1"
+    assert registry.edge().connector("telegram", "tg-1").line == "sales"
+    assert registry.edge().portal("p1").license_key == "license-p1-0123456789"
 
 
 def test_a_registry_outline_names_its_portals_and_the_first_connectors() -> None:
@@ -216,6 +217,21 @@ def test_a_registry_outline_names_its_portals_and_the_first_connectors() -> None
     assert [c.id for c in outline.connectors] == ["tg-1", "tg-2"]
     assert outline.connector_count == 3
     assert registry.outline(0).connectors == ()
+
+
+def test_a_pools_parts_hold_each_portal_once_with_its_connectors() -> None:
+    registry = Registry()
+    for index in range(12):
+        registry = registry.with_portal(portal(id=f"p{index}"))
+        registry = registry.with_connector(connector(id=f"tg-{index}", portal=f"p{index}"))
+    parts = registry.by_host(3)
+    assert set(parts) <= {host_name(f"p{index}", 3) for index in range(12)}
+    held = [portal_id for part in parts.values() for portal_id in part.portals]
+    assert sorted(held) == sorted(registry.portals)
+    for host, part in parts.items():
+        assert all(host_name(p, 3) == host for p in part.portals)
+        assert {c.portal for c in part.connectors.values()} == set(part.portals)
+        assert part.version == registry.version
 
 
 def test_registry_refuses_a_connector_of_an_unknown_portal() -> None:
@@ -240,9 +256,9 @@ def test_registry_refuses_a_portal_edit_that_orphans_a_connector() -> None:
 def test_registry_lookups_of_unknown_ids() -> None:
     registry = Registry().with_portal(portal()).with_connector(connector())
     with pytest.raises(NotFoundError, match=r"unknown portal 'p2'"):
-        registry.portal("p2")
+        registry.edge().portal("p2")
     with pytest.raises(NotFoundError, match=r"unknown custom connector 'tg-1'"):
-        registry.connector("custom", "tg-1")
+        registry.edge().connector("custom", "tg-1")
     with pytest.raises(NotFoundError, match=r"unknown connector 'tg-9'"):
         registry.without_connector("tg-9")
     assert registry.without_connector("tg-1").connectors == {}
