@@ -6,10 +6,15 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 
 .PHONY: run test bench bench-quick bench-smoke lint protocol clean
 
+# The widget's browser tests drive Debian's own chromium (never a downloaded browser build):
+# installed here when it is missing, so a fresh machine runs them with `make test`.
+CHROMIUM ?= /usr/bin/chromium
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,bench]'
+	test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
 	touch $@
 
 run: $(VENV)/.installed

@@ -18,6 +18,7 @@ from aiohttp import web
 from actors.faults import reason, restarted
 from actors.settings import ActorSettings
 from actors.view import EngineView
+from channels.widget.log import close_shared_logs
 from engine.clock import ManualClock, SystemClock
 from engine.delivery.host import SEEN_RETENTION_S
 from engine.errors import UnavailableError
@@ -155,6 +156,7 @@ class ChannelActor:
         if left:
             log.warning("channel actor %d: %d records stay in the intake", self._index, left)
         await self._intake.close()
+        await close_shared_logs()
         await self._view.stop()
         self._serving.clear()
         self._runner = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from channels.base import Channel
 from channels.registry import build_channel
 from engine.config import ConnectorConfig
@@ -17,15 +19,16 @@ def route_of(connector: ConnectorConfig) -> Route:
     )
 
 
-def channel_for(connector: ConnectorConfig) -> Channel:
+def channel_for(connector: ConnectorConfig, data_dir: Path | None = None) -> Channel:
     """The connector's channel plug-in; ``ConfigError`` when its credentials do not validate."""
-    return build_channel(route_of(connector), connector.credentials)
+    return build_channel(route_of(connector), connector.credentials, data_dir)
 
 
 class ChannelCache:
     """One channel object per connector, rebuilt when the connector's config changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self._data_dir = data_dir
         self._built: dict[str, tuple[ConnectorConfig, Channel]] = {}
 
     def get(self, connector: ConnectorConfig) -> Channel:
@@ -33,6 +36,6 @@ class ChannelCache:
         # A registry snapshot hands out the same object until the entry changes, so identity
         # answers the per-request case without comparing every field.
         if cached is None or (cached[0] is not connector and cached[0] != connector):
-            cached = (connector, channel_for(connector))
+            cached = (connector, channel_for(connector, self._data_dir))
             self._built[connector.id] = cached
         return cached[1]

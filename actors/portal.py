@@ -23,6 +23,7 @@ from actors.faults import RESTARTS, reason, restarted, unavailable
 from actors.names import REGISTRY, channel_actor
 from actors.settings import ActorSettings
 from channels.base import Channel
+from channels.widget.log import close_shared_logs
 from engine.clock import ManualClock
 from engine.delivery.host import MailboxHost
 from engine.delivery.host_calls import API_CALLS, HostCalls
@@ -67,7 +68,7 @@ class PortalActor:
         self._settings = settings
         self._clock = settings.make_clock()
         self._registry = Registry()
-        self._channels = ChannelCache()
+        self._channels = ChannelCache(settings.config.data_dir)
         self._host: MailboxHost | None = None
         self._calls = HostCalls(self._ready)
         self._session: aiohttp.ClientSession | None = None
@@ -325,6 +326,7 @@ class PortalActor:
         self._starter.cancel()
         await asyncio.gather(self._starter, return_exceptions=True)
         await self._close()
+        await close_shared_logs()  # the widget's log, if this actor sent a widget reply
 
 
 def portal_actor(name: str, settings: ActorSettings) -> Any:

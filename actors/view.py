@@ -39,7 +39,7 @@ class EngineView:
         self._registry_actor = Remote(ray.get_actor(REGISTRY, namespace=settings.namespace))
         self._engine_key = settings.engine_key_document()
         self._servers: dict[str, Remote] = {}
-        self._channels = ChannelCache()
+        self._channels = ChannelCache(settings.config.data_dir)
         self._channel_actors: dict[str, Remote] = {}
         self._follower: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()

@@ -51,6 +51,9 @@ class Sizes:
     closed_loop_steady_s: float = 10.0
     closed_loop_channel_actors: tuple[int, ...] = (1, 2)
     delivery_floor_s: float = 10.0
+    widget_visitors: int = 10_000
+    widget_senders: int = 32
+    widget_send_s: float = 10.0
     profile_dir: str | None = None
     """Where ``closed_loop`` writes py-spy profiles of a separate pass; None: no profiling."""
 
@@ -64,6 +67,8 @@ QUICK = Sizes(
     routing_dialogs=2_000,
     closed_loop_warm_up_s=2.0,
     closed_loop_steady_s=5.0,
+    widget_visitors=2_000,
+    widget_send_s=5.0,
 )
 WARM_UP: dict[str, Any] = {"connections": 16, "chats": 300, "duration_s": 2.0}
 """The warm-up before a maximum-rate run: actors, connections, dialogs."""
@@ -515,7 +520,21 @@ def passed(results: dict[str, Any]) -> list[str]:
         from bench.closed_loop import failures as closed_loop_failures
 
         failures += closed_loop_failures(closed)
+    widget = results.get("widget_connections")
+    if widget:
+        if not widget["idle"]["passed"]:
+            failures.append("widget_idle_connections")
+        if widget["messages"]["delivered_to_portal"] < widget["messages"]["messages"]:
+            failures.append("widget_delivery")
     return failures
+
+
+async def widget_connections(sizes: Sizes) -> dict[str, Any]:
+    """Idle live widget connections per channel actor, their memory, and the message rate
+    through the widget path (``bench.widget_connections``)."""
+    from bench.widget_connections import scenario
+
+    return await scenario(sizes.widget_visitors, sizes.widget_senders, sizes.widget_send_s)
 
 
 SCENARIOS = {
@@ -527,4 +546,5 @@ SCENARIOS = {
     "throughput_routing_on_off": throughput_routing_on_off,
     "closed_loop": closed_loop,
     "naive_baseline": naive_baseline,
+    "widget_connections": widget_connections,
 }

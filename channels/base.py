@@ -26,11 +26,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, ClassVar
 
 import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from engine.errors import ConflictError
 from engine.models import DialogTarget, InboundMessage, ReplyRequest, Route, SentReceipt
 
 ORDER_KEY_MAX = 2**63 - 1
@@ -129,6 +131,19 @@ class Channel(ABC):
             raise TypeError(f"{self.name} needs {self.credentials_model.__name__}")
         self.route = route
         self.credentials = credentials
+
+    async def show_typing(self, customer_id: str, operator_id: str) -> None:
+        """Show the customer that ``operator_id`` is typing (the portal API's ``typing``
+        call). Only a channel that can show it overrides this; the others refuse."""
+        raise ConflictError(
+            f"{self.name} cannot show that an operator is typing", "typing_unsupported"
+        )
+
+    @classmethod
+    def build(cls, route: Route, credentials: Credentials, data_dir: Path | None) -> Channel:
+        """The channel of one connector. A channel that keeps files of its own (the
+        widget's log) overrides it to open them under the engine's ``data_dir``."""
+        return cls(route, credentials)
 
     @abstractmethod
     def verify(self, request: RawRequest) -> None:

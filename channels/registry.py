@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from channels.base import Channel, Credentials
 from channels.custom import CustomChannel
 from channels.telegram import TelegramChannel
 from channels.viber import ViberChannel
 from channels.vk import VkChannel
+from channels.widget.channel import WidgetChannel
 from engine.errors import ConfigError, NotFoundError
 from engine.models import Route
 
@@ -15,6 +18,7 @@ CHANNELS: dict[str, type[Channel]] = {
     CustomChannel.name: CustomChannel,
     VkChannel.name: VkChannel,
     ViberChannel.name: ViberChannel,
+    WidgetChannel.name: WidgetChannel,
 }
 
 
@@ -28,11 +32,14 @@ def channel_class(name: str) -> type[Channel]:
         ) from None
 
 
-def build_channel(route: Route, credentials: dict[str, object]) -> Channel:
-    """A channel for one connector, its credentials validated by the channel's own model."""
+def build_channel(
+    route: Route, credentials: dict[str, object], data_dir: Path | None = None
+) -> Channel:
+    """A channel for one connector, its credentials validated by the channel's own model;
+    ``data_dir``: the engine's data folder, for a channel that keeps files of its own."""
     cls = channel_class(route.channel)
     try:
         creds: Credentials = cls.credentials_model.model_validate(credentials)
     except ValueError as exc:
         raise ConfigError(f"connector {route.connector_id!r} ({route.channel}): {exc}") from exc
-    return cls(route, creds)
+    return cls.build(route, creds, data_dir)

@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.config import EngineConfig, load_engine_config
+from engine.config import ConnectorConfig, EngineConfig, load_engine_config
 from engine.errors import ConfigError
 from engine.logs import configure_logging
+from engine.yaml_marks import format_validation_error, yaml_marks
 
 if TYPE_CHECKING:
     from actors.supervisor import EngineActors
@@ -32,12 +33,36 @@ os.environ.setdefault("RAY_COLOR_PREFIX", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # its "[repeated n times]" notes are coloured
 
 
-def check_connectors(config: EngineConfig) -> None:
-    """Refuse to start with a connector whose channel or credentials do not validate."""
-    from actors.channel_cache import channel_for
+def check_connectors(config: EngineConfig, source: Path | None = None) -> None:
+    """Refuse to start with a connector whose channel or credentials do not validate; with
+    the config file as ``source``, an error names its line (the credentials are each
+    channel's own model, checked here rather than when the file is read)."""
+    from pydantic import ValidationError
 
-    for connector in config.connectors:
-        channel_for(connector)
+    from actors.channel_cache import channel_for
+    from channels.registry import channel_class
+
+    marks = yaml_marks(source.read_text(encoding="utf-8")) if source is not None else None
+    for index, connector in enumerate(config.connectors):
+        model = channel_class(connector.channel).credentials_model
+        try:
+            model.model_validate(connector.credentials)
+        except ValidationError as exc:
+            where = ("connectors", index, "credentials")
+            text = format_validation_error(exc, str(source or "config"), marks, where)
+            raise ConfigError(
+                f"connector {connector.id!r} ({connector.channel}):\n{text}"
+            ) from None
+        channel_for(connector, config.data_dir)
+
+
+def connector_url(base: str, connector: ConnectorConfig) -> str:
+    """Where a connector is reached: a provider's webhook, or the widget's script and chat
+    page (docs/channels/widget.md)."""
+    if connector.channel == "widget":
+        widget = f"{base}/widget/{connector.credentials.get('widget_id')}"
+        return f"script {widget}/widget.js, chat page {widget}/chat"
+    return f"webhook {base}/hooks/{connector.channel}/{connector.id}"
 
 
 def start_ray(config: EngineConfig) -> None:
@@ -126,8 +151,7 @@ async def serve(actors: EngineActors) -> None:
         for connector in outline.connectors:
             say(
                 f"openlines: connector {connector.id} ({connector.channel}, portal "
-                f"{connector.portal}, line {connector.line}): webhook {base}/hooks/"
-                f"{connector.channel}/{connector.id}"
+                f"{connector.portal}, line {connector.line}): {connector_url(base, connector)}"
             )
         if outline.connector_count > len(outline.connectors):
             say(
@@ -168,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     updates["data_dir"] = config.data_dir.resolve()
     updates["rules_dir"] = config.rules_dir.resolve()
     config = config.model_copy(update=updates)
-    check_connectors(config)
+    check_connectors(config, Path(args.config))
     lock = DataDirLock(config.data_dir)
     lock.acquire()
     try:

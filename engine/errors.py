@@ -80,6 +80,23 @@ class WindowClosedError(ConflictError):
         return {"closed_at": self.closed_at}
 
 
+class RateLimitedError(EngineError):
+    """A caller over its rate limit (a widget visitor or an address): wait ``retry_after_s``."""
+
+    http_status = 429
+    reason = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message, retry_after_s)
+
+    @property
+    def retry_after_s(self) -> float:
+        return float(self.args[1])
+
+    def details(self) -> dict[str, object]:
+        return {"retry_after_s": self.retry_after_s}
+
+
 class BadRequestError(EngineError):
     """A body that is not what the endpoint reads: malformed JSON, wrong content type."""
 

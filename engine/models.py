@@ -26,6 +26,9 @@ class Customer(Frozen):
     profile_url: str | None = Field(default=None, description="Link to the public profile.")
     language: str | None = Field(default=None, description="IETF language tag, if known.")
     phone: str | None = Field(default=None, description="Phone number, if the channel shares it.")
+    email: str | None = Field(
+        default=None, description="E-mail address, if the customer left one (the widget's form)."
+    )
 
 
 class FileRef(Frozen):

@@ -110,11 +110,14 @@ def _line_of(marks: Marks | None, location: tuple[str | int, ...]) -> int | None
     return marks.get(())
 
 
-def format_validation_error(exc: ValidationError, source: str, marks: Marks | None) -> str:
-    """One line per problem: ``file:line: field.path: what was expected``."""
+def format_validation_error(
+    exc: ValidationError, source: str, marks: Marks | None, at: tuple[str | int, ...] = ()
+) -> str:
+    """One line per problem: ``file:line: field.path: what was expected``; ``at``: where in
+    the file the validated value sits (a connector's credentials, checked by its channel)."""
     lines = []
     for error in exc.errors():
-        location = tuple(error["loc"])
+        location = (*at, *error["loc"])
         field = ".".join(str(part) for part in location) or "(top level)"
         line = _line_of(marks, location)
         where = f"{source}:{line}" if line is not None else source

@@ -88,6 +88,8 @@ def sighting(
         found.update(dict.fromkeys(phones_in_text(content.text, settings.region)))
         for address in _EMAIL_IN_TEXT.findall(content.text)[:MAX_FROM_TEXT]:
             _take(found, refused, partial(email_identity, address.rstrip(".")))
+    if customer.email:
+        _take(found, refused, partial(email_identity, customer.email))
     others = tuple(sorted(found, key=lambda i: i.sort_key))
     key = f"{connector_id}/{customer.channel_user_id}"
     return Sighting(key, line_id, connector, others, customer.name, tuple(refused))

@@ -1,6 +1,7 @@
 """The engine's one public HTTP app, served by every channel actor on the same port.
 
-Routes: provider webhooks (``/hooks/...``), the portal API (``/api/v1/...``), the admin API
+Routes: provider webhooks (``/hooks/...``), the site's chat widget (``/widget/...``,
+docs/channels/widget.md), the portal API (``/api/v1/...``), the admin API
 (``/admin/v1/...``), ``/healthz`` and ``/metrics``. Every refusal is JSON with a reason and
 is counted (``engine.web.middleware``).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from channels.widget.web import WidgetApi
 from engine.web.admin_api import AdminApi
 from engine.web.crm_api import CrmApi
 from engine.web.health import HealthAndMetrics
@@ -39,4 +41,5 @@ def build_app(engine: Engine, ingest: WebhookIngest) -> web.Application:
     app.add_routes([call.route() for call in calls])
     app.add_routes(AdminApi(engine).routes())
     app.add_routes(HealthAndMetrics(engine).routes())
+    WidgetApi(engine, ingest).attach(app)
     return app

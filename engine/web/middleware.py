@@ -4,6 +4,7 @@ stored, so nothing stored is lost. A 503 carries ``Retry-After``."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -32,6 +33,8 @@ def refusal(
     response = json_response({"error": reason, "message": message, **(details or {})}, status)
     if status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    elif status == 429 and details is not None:
+        response.headers["Retry-After"] = str(math.ceil(float(str(details["retry_after_s"]))))
     return response
 
 

@@ -42,7 +42,7 @@ from engine.api_models import (
     UpdateQuickAnswerCall,
 )
 from engine.config import ID_PATTERN
-from engine.errors import AuthError, BadRequestError, NotFoundError
+from engine.errors import AuthError, BadRequestError, ConflictError, NotFoundError
 from engine.registry import PortalKeys
 from engine.security.sealing import PORTAL_ID_HEADER
 from engine.security.webhook_signature import api_request_payload, verify_hmac
@@ -124,6 +124,17 @@ class PortalApi:
                 answer="{reply_id, dialog_id}",
             ),
             ApiCall("GET", dialog, self.dialog, "The dialog as it stands.", answer="A dialog."),
+            ApiCall(
+                "POST",
+                f"{dialog}/typing",
+                self.typing,
+                "Show the customer that the operator is typing, where the channel can (the "
+                "site widget); best effort, nothing is stored in the dialog. 409 "
+                "typing_unsupported for other channels, dialog_closed for a closed dialog.",
+                OperatorAction,
+                ok=202,
+                answer="{dialog_id}",
+            ),
             ApiCall("POST", f"{dialog}/accept", self.accept, "Accept an offer.", OperatorAction),
             ApiCall("POST", f"{dialog}/skip", self.skip, "Pass an offer on.", OperatorAction),
             ApiCall("POST", f"{dialog}/finish", self.finish, "Finish the dialog.", FinishRequest),
@@ -265,6 +276,17 @@ class PortalApi:
         dialog_id = request.match_info["dialog_id"]
         view = await self._engine.portal(portal.id).dialog(portal.id, request_id, dialog_id)
         return json_response(view)
+
+    async def typing(self, request: web.Request) -> web.Response:
+        portal, request_id = await authenticate(self._engine, request)
+        operator_id = parse_json_model(OperatorAction, await json_body(request)).operator_id
+        dialog_id = request.match_info["dialog_id"]
+        view = await self._engine.portal(portal.id).dialog(portal.id, request_id, dialog_id)
+        if view["state"] == "closed":
+            raise ConflictError(f"dialog {dialog_id} is closed", "dialog_closed")
+        connector = self._engine.registry.connector(view["channel"], view["connector_id"])
+        await self._engine.channel(connector).show_typing(view["customer_id"], operator_id)
+        return json_response({"dialog_id": dialog_id}, 202)
 
     async def _action(self, request: web.Request, action: str) -> web.Response:
         portal, request_id = await authenticate(self._engine, request)

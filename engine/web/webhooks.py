@@ -9,7 +9,8 @@ actors happens after the answer (``engine.handoff``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 from aiohttp import web
 
@@ -50,14 +51,22 @@ class WebhookIngest:
         self._in_progress = in_progress
         self.accepting = True
 
-    async def handle(self, request: web.Request) -> web.Response:
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """A request whose messages are being stored: refused while the actor stops; while
+        it runs, its start bounds this actor's watermark (``engine.handoff.InProgress``).
+        The widget's API (channels/widget/web.py) stores visitors' messages inside it too."""
         if not self.accepting:
             raise UnavailableError("engine is shutting down; retry")
         token = self._in_progress.start()
         try:
-            return await self._handle(request)
+            yield
         finally:
             self._in_progress.finish(token)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        with self.handling():
+            return await self._handle(request)
 
     async def _handle(self, request: web.Request) -> web.Response:
         channel_name = request.match_info["channel"]

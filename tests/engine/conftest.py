@@ -349,3 +349,4 @@ async def vk_api() -> AsyncIterator[VkApiStandIn]:
 
 
 from tests.engine.web_kit import served  # noqa: E402,F401  (the app in one process)
+from tests.engine.widget.widget_kit import widget_served  # noqa: E402,F401  (with a widget)

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from actors.channel_cache import ChannelCache
 from channels.base import Channel
+from channels.widget.log import close_shared_logs
 from engine.api_models import EngineKeyDocument
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
@@ -131,7 +132,7 @@ class OneProcessEngine:
         self._clock = clock
         self._counters = Counters()
         self._signing_key = signing_key
-        self._channels = ChannelCache()
+        self._channels = ChannelCache(config.data_dir)
         self.service = RegistryService(config, Counters())
         self.service.open(restarted=False)
         self._registrar = LocalRegistrar(self.service, self)
@@ -292,3 +293,4 @@ async def one_process_engine(
         await intake.close()
         await host.close()
         await engine.service.close()
+        await close_shared_logs()

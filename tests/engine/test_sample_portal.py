@@ -65,3 +65,20 @@ async def test_a_delivery_is_printed_as_text(
     ]
     assert printed[2].endswith(f'{{"kind": "text", "text": "{TEXT}"}}')
     assert "\\u" not in "".join(printed)
+
+
+def test_script_and_terminal_injection_in_a_widget_visitors_text_prints_as_one_inert_line() -> None:
+    """The sample portal's page is a terminal: markup stays text and control characters
+    (an ANSI escape, a carriage return, a new line) are printed escaped, so a visitor cannot
+    forge lines or recolour the operator's screen."""
+    attack = "<script>alert(1)</script>\x1b[2J\x1b[31mfake\r\n#9 message.received forged"
+    event = {
+        "seq": 1,
+        "type": "message.received",
+        "dialog": {"id": "dlg_1", "operator_id": None},
+        "data": {"content": {"kind": "text", "text": attack}},
+    }
+    line = event_line(event)
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert "<script>alert(1)</script>" in line and "\\u001b[2J" in line
+    assert json.loads(line.split(": ", 1)[1])["text"] == attack

@@ -1,0 +1,137 @@
+"""The site's own chat as a channel: visitors' messages in, operators' replies out.
+
+Inbound does not come as a provider's webhook: the widget's API (``channels.widget.web``)
+authenticates the visitor's session, appends the message to the widget log and hands it to
+the same durable intake as every webhook (``WebhookIngest.store``). So ``verify`` refuses
+anything posted to ``/hooks/widget/...``.
+
+Outbound, ``send`` appends the reply to the widget log under its ``reply_id``: the log is
+where every live connection, in whichever channel actor holds it, reads from (docs/
+channels/widget.md). A repeat of the same reply is stored once, so sends are idempotent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+
+from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.widget.config import WidgetCredentials
+from channels.widget.log import Appended, LogThread, NewEntry, Visitor, log_path, shared_log
+from engine.errors import AuthError, ConfigError
+from engine.ids import inbound_event_id, new_id
+from engine.models import (
+    Content,
+    Customer,
+    DialogTarget,
+    InboundMessage,
+    ReplyRequest,
+    Route,
+    SentReceipt,
+)
+
+
+class WidgetChannel(Channel):
+    name: ClassVar[str] = "widget"
+    credentials_model: ClassVar[type[Credentials]] = WidgetCredentials
+    capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=100_000)
+    # A reply is stored under its reply_id: a repeat after a restart is the same entry.
+    idempotent_sends: ClassVar[bool] = True
+
+    credentials: WidgetCredentials
+
+    def __init__(self, route: Route, credentials: Credentials, *, data_dir: Path) -> None:
+        super().__init__(route, credentials)
+        self.log: LogThread = shared_log(log_path(data_dir))
+
+    @classmethod
+    def build(cls, route: Route, credentials: Credentials, data_dir: Path | None) -> Channel:
+        if data_dir is None:
+            raise ConfigError(f"connector {route.connector_id!r} (widget) needs the data folder")
+        return cls(route, credentials, data_dir=data_dir)
+
+    # --- inbound
+
+    def verify(self, request: RawRequest) -> None:
+        raise AuthError(
+            "the widget takes visitors' messages at /widget/{widget_id}/messages with a "
+            "visitor's session, not as a webhook"
+        )
+
+    def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
+        raise AuthError("the widget has no webhook")  # never reached: verify refuses first
+
+    def inbound(
+        self,
+        visitor: Visitor,
+        client_id: str,
+        content: Content,
+        seq: int,
+        received_at: float,
+        extras: dict[str, str],
+    ) -> InboundMessage:
+        """A visitor's message as every channel's is stored; ordered by its log ``seq``."""
+        event_id = f"{visitor.visitor_id}:{client_id}"
+        return InboundMessage(
+            id=inbound_event_id(self.route.connector_id, event_id),
+            route=self.route,
+            dialog_key=visitor.visitor_id,
+            customer=Customer(
+                channel_user_id=visitor.visitor_id,
+                name=visitor.name,
+                phone=visitor.phone,
+                email=visitor.email,
+            ),
+            content=content,
+            channel_message_id=f"w{seq}",
+            channel_event_id=event_id,
+            order_key=seq,
+            sent_at=received_at,
+            received_at=received_at,
+            extras=extras,
+        )
+
+    # --- outbound
+
+    async def send(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        body = orjson.dumps(reply_body(request, reply_id))
+        entry = NewEntry(self.route.connector_id, target.dialog_key, f"r:{reply_id}", body)
+        appended: Appended = (await self.log.append([entry]))[0]
+        return SentReceipt(channel_message_ids=(f"w{appended.seq}",))
+
+    async def show_typing(self, customer_id: str, operator_id: str) -> None:
+        """Best effort, like typing in every messenger: the visitor's live connection shows
+        it for a few seconds; a page opened later does not (``TYPING_SHOWN_S``)."""
+        await self.log.append([typing_entry(self.route.connector_id, customer_id, operator_id)])
+
+
+def typing_entry(connector_id: str, visitor_id: str, operator_id: str) -> NewEntry:
+    """A signal that the operator is typing; a key of its own each time (never a repeat)."""
+    body = orjson.dumps({"from": "typing", "operator_id": operator_id})
+    return NewEntry(connector_id, visitor_id, new_id("typ"), body, kind="typing")
+
+
+def reply_body(request: ReplyRequest, reply_id: str) -> dict[str, Any]:
+    """A reply as the widget shows it: the content, and buttons to press (docs/
+    line-messages.md, "Buttons": a press comes back as the button's payload)."""
+    keyboard = request.keyboard
+    return {
+        "from": "line",
+        "id": reply_id,
+        "content": request.content.model_dump(mode="json"),
+        "buttons": (
+            [[button.model_dump(mode="json") for button in row] for row in keyboard.rows]
+            if keyboard is not None
+            else None
+        ),
+    }
