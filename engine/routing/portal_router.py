@@ -91,7 +91,13 @@ class PortalRouter:
         self._enqueue = enqueue
         self._watermarks = watermarks or Watermarks.none()
         self._reply_terms = reply_terms
-        self.dispatcher = Dispatcher(portal().id, Board(), rules, line_name=self.line_name)
+        self.dispatcher = Dispatcher(
+            portal().id,
+            Board(),
+            rules,
+            line_name=self.line_name,
+            window_of=lambda connector_id: reply_terms(connector_id).reply_window_s,
+        )
         self.contacts = ContactBook(portal, store, clock, counters)
         self.workflow = Workflow(self.dispatcher)
         self.quick_answers = QuickAnswers(self.portal_id, store, clock, self._known_line)

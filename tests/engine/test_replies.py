@@ -89,6 +89,7 @@ def shows(
         "pinned": False,
         "participants": [],
         "held": None,
+        "window_closes_at": None,
     }
     return dialog.contact_id is not None and bool(event["dialog"] == expected)
 
