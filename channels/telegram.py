@@ -49,6 +49,7 @@ from channels.telegram_types import (
 )
 from channels.text_split import split_text, utf16_units
 from channels.webhook_body import decode_json, validate
+from engine.delivery.send_rates import Rate, SendRate
 from engine.errors import (
     AuthError,
     ConfigError,
@@ -153,6 +154,12 @@ class TelegramChannel(Channel):
     )
     connect_model: ClassVar[type[BaseModel] | None] = TelegramConnect
     RESUME_MEMORY: ClassVar[int] = 1024
+
+    # Telegram's FAQ: about 30 messages a second per bot, about 1 a second per chat with short
+    # bursts (docs/channels/telegram.md, "Outbound").
+    send_rate: ClassVar[SendRate] = SendRate(
+        per_connector=Rate(per_s=30, burst=30), per_chat=Rate(per_s=1, burst=3)
+    )
 
     credentials: TelegramCredentials
 

@@ -48,6 +48,7 @@ from channels.vk_types import (
     VkTypingState,
 )
 from channels.webhook_body import decode_json, validate
+from engine.delivery.send_rates import Rate, SendRate
 from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
 from engine.ids import inbound_event_id
 from engine.models import (
@@ -154,6 +155,9 @@ class VkChannel(Channel):
     )
     idempotent_sends: ClassVar[bool] = True  # every part carries a random_id fixed by reply_id
     connect_model: ClassVar[type[BaseModel] | None] = VkConnect
+
+    # A community token may make 20 API calls a second (docs/channels/vk.md, "Outbound").
+    send_rate: ClassVar[SendRate] = SendRate(per_connector=Rate(per_s=20, burst=20))
 
     credentials: VkCredentials
 
