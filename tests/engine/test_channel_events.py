@@ -115,6 +115,22 @@ async def test_a_viber_failure_of_our_reply_reaches_the_operator_with_vibers_rea
     assert isinstance(message["data"]["raw"]["message_token"], str)
     assert len(portal.of_types("message.")) == 1  # no event became a customer message
 
+    # The receipts moved our message's status: delivered, then failed with Viber's words.
+    status, history = await portal_call(
+        served_channels, portal, "GET", f"/api/v1/dialogs/{dialog_id}/history"
+    )
+    assert status == 200
+    [shown] = [e for e in history["events"] if e["type"] == "reply.sent"]
+    [part] = shown["delivery"]
+    assert (part["channel_message_id"], part["status"], part["reason"]) == (
+        token,
+        "failed",
+        "Bot is blocked by user",
+    )
+    assert [e["delivery"] for e in history["events"] if e["type"] != "reply.sent"] == [None] * (
+        len(history["events"]) - 1
+    )
+
 
 async def test_a_vk_event_the_engine_cannot_read_is_answered_ok_and_counted(
     served_channels: Served,
