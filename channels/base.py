@@ -44,6 +44,7 @@ from typing import Annotated, ClassVar
 import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from channels.render import Capabilities as Capabilities  # the contract's, re-exported
 from engine.delivery.send_rates import SendRate
 from engine.errors import MethodNotAllowedError, NotFoundError
 from engine.models import (
@@ -140,16 +141,6 @@ class AppWebhookPart:
 
     routing_id: str
     request: RawRequest
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a channel can carry outbound; replies are rendered down to it."""
-
-    max_text_chars: int
-    images: bool = True
-    files: bool = True
-    max_caption_chars: int | None = None
 
 
 class Channel(ABC):
