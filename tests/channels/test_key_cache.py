@@ -8,46 +8,21 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from channels.key_cache import KeyCache
 from engine.clock import ManualClock
 from engine.errors import AuthError, UnavailableError
-
-
-class KeyServer:
-    """Publishes ``{"keys": [{"kid", "k"}]}`` like an OpenID key set; counts fetches."""
-
-    def __init__(self) -> None:
-        self.keys = {"k1": "secret-1"}
-        self.fetches = 0
-        self.down = False
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.fetches += 1
-        await asyncio.sleep(0)
-        if self.down:
-            return web.Response(status=503, text="maintenance")
-        return web.json_response({"keys": [{"kid": k, "k": v} for k, v in self.keys.items()]})
+from tests.standins.key_server import KeyServerStandIn
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[KeyServer]:
-    keys = KeyServer()
-    app = web.Application()
-    app.router.add_get("/keys", keys.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    keys.url = f"http://127.0.0.1:{runner.addresses[0][1]}/keys"
-    yield keys
-    await runner.cleanup()
+async def server() -> AsyncIterator[KeyServerStandIn]:
+    async with KeyServerStandIn() as keys:
+        yield keys
 
 
 @pytest.fixture
-async def cache(server: KeyServer) -> AsyncIterator[tuple[KeyCache[str], ManualClock]]:
+async def cache(server: KeyServerStandIn) -> AsyncIterator[tuple[KeyCache[str], ManualClock]]:
     clock = ManualClock()
     async with aiohttp.ClientSession() as session:
 
@@ -62,7 +37,7 @@ async def cache(server: KeyServer) -> AsyncIterator[tuple[KeyCache[str], ManualC
 
 
 async def test_keys_are_fetched_once_and_kept_for_their_ttl(
-    server: KeyServer, cache: tuple[KeyCache[str], ManualClock]
+    server: KeyServerStandIn, cache: tuple[KeyCache[str], ManualClock]
 ) -> None:
     keys, clock = cache
     got = await asyncio.gather(*(keys.key("k1") for _ in range(5)))
@@ -74,7 +49,7 @@ async def test_keys_are_fetched_once_and_kept_for_their_ttl(
 
 
 async def test_a_rotated_key_is_fetched_and_made_up_ids_do_not_hammer_the_provider(
-    server: KeyServer, cache: tuple[KeyCache[str], ManualClock]
+    server: KeyServerStandIn, cache: tuple[KeyCache[str], ManualClock]
 ) -> None:
     keys, clock = cache
     await keys.key("k1")
@@ -88,7 +63,7 @@ async def test_a_rotated_key_is_fetched_and_made_up_ids_do_not_hammer_the_provid
 
 
 async def test_a_provider_that_is_down_is_503_without_keys_and_old_keys_serve_meanwhile(
-    server: KeyServer, cache: tuple[KeyCache[str], ManualClock]
+    server: KeyServerStandIn, cache: tuple[KeyCache[str], ManualClock]
 ) -> None:
     keys, clock = cache
     server.down = True
