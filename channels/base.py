@@ -4,15 +4,28 @@ A channel turns one provider's webhooks into universal ``InboundMessage`` object
 operator reply into the provider's API calls. It knows nothing of Ray, storage or portals:
 the engine hands it the raw request and, for sending, an ``aiohttp.ClientSession``.
 
-Inbound, the engine calls, in this order, and only moves on when the step succeeded:
+The whole contract, with what each hook may raise and what the engine does then, is
+docs/channels/contract.md. Inbound, the engine calls, in this order, and only moves on when
+the step succeeded:
 
 1. ``verify(request)``: authenticity on the raw bytes; raise ``AuthError`` (401).
 2. ``parse(request, received_at)``: decode and normalize; raise ``BadRequestError`` (400)
    for a body that is not the provider's JSON, ``ValidationFailedError`` (422) for JSON
-   that is not the provider's model. Events that are not customer messages are returned
-   in ``WebhookParse.ignored`` with a reason (the provider still gets 2xx).
-3. The engine stores the messages durably, then answers with
+   that is not the provider's model. Customer messages go to ``WebhookParse.messages``,
+   the provider's other events it can use (receipts, failures, reactions, typing, blocks,
+   opt-ins) to ``WebhookParse.events`` as ``ChannelEvent``; what it cannot use is named in
+   ``WebhookParse.ignored`` with a reason (the provider still gets 2xx).
+3. The engine stores messages and events durably, then answers with
    ``acknowledge(parsed, stored)``, by default ``WebhookParse.reply``.
+
+A GET on the connector's webhook is the provider's handshake: ``handshake(request)``
+answers it (Meta's ``hub.challenge``) or raises; by default the channel has none (405).
+
+A channel whose provider posts one webhook per app for many connectors (Meta) sets
+``app_webhook`` and implements ``split_app_webhook`` and ``routing_ids``: the engine serves
+``/hooks/{channel}``, splits the body into each connector's part by the ids inside,
+verifies the whole body once per distinct ``verification_key`` and parses each part with
+its connector's channel (docs/channels/contract.md, "One webhook for many connectors").
 
 Outbound, ``send`` renders the reply for what the channel can carry and raises
 ``RetryableSendError`` or ``PermanentSendError`` (see ``engine.errors``) when it fails. The
@@ -32,8 +45,18 @@ from typing import Annotated, ClassVar
 import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from engine.errors import ConflictError
-from engine.models import DialogTarget, InboundMessage, ReplyRequest, Route, SentReceipt
+from channels.render import Capabilities as Capabilities  # the contract's, re-exported
+from engine.clock import Clock
+from engine.delivery.send_rates import SendRate
+from engine.errors import ConflictError, MethodNotAllowedError, NotFoundError
+from engine.models import (
+    ChannelEvent,
+    DialogTarget,
+    InboundMessage,
+    ReplyRequest,
+    Route,
+    SentReceipt,
+)
 
 ORDER_KEY_MAX = 2**63 - 1
 """The largest order key the store keeps (SQLite's INTEGER). A provider number above it is
@@ -91,18 +114,44 @@ class WebhookParse:
     """The outcome of parsing one webhook request."""
 
     messages: tuple[InboundMessage, ...] = ()
+    events: tuple[ChannelEvent, ...] = ()
+    """The provider's events that are not customer messages, stored like messages (durably,
+    de-duplicated on ``channel_event_id``) and delivered as ``channel.event``."""
     ignored: tuple[str, ...] = ()
     reply: WebhookReply = field(default_factory=WebhookReply)
 
 
 @dataclass(frozen=True)
-class Capabilities:
-    """What a channel can carry outbound; replies are rendered down to it."""
+class VerifyContext:
+    """What ``authenticate`` may use to prove a request: an HTTP session to fetch the
+    provider's keys and the engine's clock for how long to keep them (``channels.key_cache``)."""
 
-    max_text_chars: int
-    images: bool = True
-    files: bool = True
-    max_caption_chars: int | None = None
+    session: aiohttp.ClientSession
+    clock: Clock
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """One poll of a polling connector (docs/channels/contract.md, "Polling").
+
+    ``parsed`` holds what the poll fetched, as a webhook would have; ``cursor`` is where the
+    next poll starts, stored in the same transaction as the items, so a crash repeats no item
+    and skips none; ``more``: another page waits, poll again at once.
+    """
+
+    parsed: WebhookParse
+    cursor: str | None
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class AppWebhookPart:
+    """The part of an app-level webhook that belongs to one connector: its ``routing_id``
+    (a page id, an Instagram account id, a ``phone_number_id``) and a request carrying only
+    its entries, in the provider's own envelope, for that connector's ``parse``."""
+
+    routing_id: str
+    request: RawRequest
 
 
 class Channel(ABC):
@@ -121,6 +170,19 @@ class Channel(ABC):
     """True when the customer sees which operator sent a reply (a per-message sender name
     or avatar). False for every channel so far: a bot sends every reply, so the line's
     persona puts the operator's name before the text (docs/routing.md, "Persona")."""
+    send_rate: ClassVar[SendRate] = SendRate()
+    """The provider's send limits, per connector and per chat: the reply sender paces each
+    attempt to them (``engine.delivery.send_rates``); none by default."""
+    app_webhook: ClassVar[bool] = False
+    """True when the provider posts one webhook per app carrying entries of many connectors
+    (Meta): the engine then also serves ``/hooks/{channel}`` (POST and the GET handshake)
+    through ``split_app_webhook``, ``routing_ids`` and ``verification_key``."""
+    app_reply: ClassVar[WebhookReply] = WebhookReply()
+    """What an app-level webhook is answered once every part is stored."""
+    connect_model: ClassVar[type[BaseModel] | None] = None
+    """What ``openlines connect <channel>`` asks for (a bot token, a group id, ...): each
+    field is a command-line option and a key of the admin API's ``settings``; None: the
+    channel cannot be connected in one step (docs/channels/contract.md, "Connecting")."""
     reply_window_s: ClassVar[float | None] = None
     """The provider's messaging window: replies are taken only this long after the
     customer's last message; None: no window. A reply outside it is refused before it is
@@ -149,9 +211,91 @@ class Channel(ABC):
     def verify(self, request: RawRequest) -> None:
         """Prove the request comes from the provider; raise ``AuthError`` otherwise."""
 
+    async def authenticate(self, request: RawRequest, context: VerifyContext) -> None:
+        """What the engine awaits to prove a request: ``verify`` unless the proof needs I/O
+        (a provider signing with keys it publishes and rotates: fetch them through a
+        ``channels.key_cache.KeyCache`` kept on the channel). Raise ``AuthError`` (401), or
+        ``UnavailableError`` (503, the provider retries) when the keys cannot be had."""
+        self.verify(request)
+
     @abstractmethod
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
-        """Normalize a verified request into universal messages."""
+        """Normalize a verified request into universal messages and events."""
+
+    def handshake(self, request: RawRequest) -> WebhookReply:
+        """Answer the provider's GET on the webhook (a subscription check such as Meta's
+        ``hub.mode=subscribe``/``hub.verify_token``/``hub.challenge``).
+
+        Raise ``ForbiddenError`` (403) when the request does not prove it knows the
+        connector's verify token, ``BadRequestError`` (400) when it is not a handshake.
+        The default: the channel has no handshake, 405.
+        """
+        raise MethodNotAllowedError(f"{self.name} webhooks take no GET")
+
+    # --- polling (docs/channels/contract.md, "Polling")
+
+    @property
+    def poll_interval_s(self) -> float | None:
+        """How often the engine polls this connector (from its credentials); None: it
+        does not poll. One loop per connector, run by channel actor 0 alone."""
+        return None
+
+    async def poll(
+        self, session: aiohttp.ClientSession, cursor: str | None, received_at: float
+    ) -> PollResult:
+        """Fetch what arrived after ``cursor`` (None: the first poll) and normalize it.
+
+        Return a cursor such that every item not in this result comes after it; items at the
+        cursor fetched again are fine (they are de-duplicated on ``channel_event_id``). Raise
+        any ``EngineError`` when the provider fails: the loop logs it, counts it, and polls
+        again from the same cursor at the next interval.
+        """
+        raise NotFoundError(f"{self.name} does not poll")
+
+    # --- connecting in one step (``connect_model``)
+
+    @classmethod
+    async def prepare_connect(
+        cls, session: aiohttp.ClientSession, given: BaseModel
+    ) -> dict[str, object]:
+        """Check what the user gave with the provider (the token works, has the permissions
+        the engine needs) and return the credentials to store, secrets generated; raise
+        ``ProviderSetupError`` with what is wrong. The connector is stored next, so its
+        webhook answers before ``subscribe`` points the provider at it."""
+        raise NotFoundError(f"{cls.name} cannot be connected in one step")
+
+    async def subscribe(
+        self, session: aiohttp.ClientSession, webhook_url: str
+    ) -> dict[str, object]:
+        """Point the provider's webhook at ``webhook_url``; returns credential fields to add
+        (an id the provider gave the subscription, needed to undo it), or ``{}``."""
+        raise NotFoundError(f"{self.name} cannot be connected in one step")
+
+    async def unsubscribe(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+        """Undo ``subscribe``: the provider stops posting to the engine."""
+        raise NotFoundError(f"{self.name} cannot be disconnected in one step")
+
+    # --- one webhook for many connectors (``app_webhook``)
+
+    @classmethod
+    def split_app_webhook(cls, request: RawRequest) -> list[AppWebhookPart]:
+        """The app-level body's entries grouped by the connector ids inside, in the order
+        they came. Called before ``verify``: the ids choose whose secret verifies the body,
+        so it only decodes and reads ids (400/422 for a body that is not the provider's).
+        """
+        raise NotFoundError(f"{cls.name} has no app-level webhook")
+
+    @property
+    def routing_ids(self) -> frozenset[str]:
+        """The ids inside an app-level webhook whose entries belong to this connector."""
+        return frozenset()
+
+    @property
+    def verification_key(self) -> str:
+        """Who can verify an app-level body: connectors sharing one (the same app secret)
+        verify it once between them. The default, the connector id, verifies per connector.
+        """
+        return self.route.connector_id
 
     def acknowledge(self, parsed: WebhookParse, stored: Sequence[bool]) -> WebhookReply:
         """The provider's answer, once ``parsed.messages`` are durably appended.

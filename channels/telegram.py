@@ -18,13 +18,15 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field
+from pydantic import BaseModel, Field, model_validator
 
+from channels import telegram_setup
 from channels.base import (
     ApiBaseUrl,
     Capabilities,
     Channel,
     Credentials,
+    PollResult,
     RawRequest,
     WebhookParse,
     WebhookReply,
@@ -33,21 +35,33 @@ from channels.base import (
 from channels.http_calls import json_object, post
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
+from channels.render import Part, TextPart, render
 from channels.telegram_keyboard import answer_call, callback_press, press_message
+from channels.telegram_setup import TelegramConnect
 from channels.telegram_types import (
     ENVELOPE_KEYS,
+    TgChatMemberUpdated,
     TgContact,
     TgLocation,
     TgMessage,
+    TgMessageReactionUpdated,
     TgUpdate,
     TgUser,
 )
-from channels.text_split import split_text, utf16_units
 from channels.webhook_body import decode_json, validate
-from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
+from engine.delivery.send_rates import Rate, SendRate
+from engine.errors import (
+    AuthError,
+    ConfigError,
+    PermanentSendError,
+    RetryableSendError,
+    ValidationFailedError,
+)
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
+    ChannelEvent,
+    ChannelEventKind,
     ContactContent,
     Content,
     Customer,
@@ -57,9 +71,6 @@ from engine.models import (
     InboundAction,
     InboundMessage,
     LocationContent,
-    OutboundFile,
-    OutboundImage,
-    OutboundText,
     ReplyRequest,
     Route,
     SentReceipt,
@@ -82,16 +93,35 @@ class TelegramCredentials(Credentials):
         repr=False,
         description="Bot token from @BotFather ('123456:ABC...'); it goes into the API URL path.",
     )
-    secret_token: str = Field(
+    secret_token: str | None = Field(
+        default=None,
         min_length=1,
         max_length=256,
         pattern=r"^[A-Za-z0-9_-]+$",
         repr=False,
         description=(
             "The secret_token given to setWebhook (1-256 of A-Z a-z 0-9 _ -); every webhook "
-            "request must carry it in X-Telegram-Bot-Api-Secret-Token."
+            "request must carry it in X-Telegram-Bot-Api-Secret-Token. Required unless the "
+            "connector polls."
         ),
     )
+    poll_interval_s: float | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Poll getUpdates this often instead of taking webhooks (no public URL needed; "
+            "docs/channels/telegram.md, 'Polling'); unset: webhooks."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> TelegramCredentials:
+        if self.secret_token is None and self.poll_interval_s is None:
+            raise ValueError(
+                "secret_token: required for a webhook connector (or set poll_interval_s)"
+            )
+        return self
+
     api_base_url: ApiBaseUrl = Field(
         default="https://api.telegram.org",
         description="Bot API server; a local telegram-bot-api server or a test stand-in.",
@@ -119,7 +149,15 @@ class TelegramChannel(Channel):
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_chars=MAX_TEXT_UTF16, max_caption_chars=MAX_CAPTION_UTF16
     )
+    connect_model: ClassVar[type[BaseModel] | None] = TelegramConnect
     RESUME_MEMORY: ClassVar[int] = 1024
+
+    # Telegram's FAQ: about 30 messages a second per bot; about one a second per chat, short
+    # bursts tolerated, so a line's several texts at once (a greeting, a consent request, a
+    # queue place) are never held back (docs/channels/telegram.md, "Outbound").
+    send_rate: ClassVar[SendRate] = SendRate(
+        per_connector=Rate(per_s=30, burst=30), per_chat=Rate(per_s=1, burst=20)
+    )
 
     credentials: TelegramCredentials
 
@@ -127,9 +165,74 @@ class TelegramChannel(Channel):
         super().__init__(route, credentials)
         self._resume = ResumeMemory(self.RESUME_MEMORY)
 
+    # --- connecting (docs/channels/telegram.md, "Connecting")
+
+    @classmethod
+    async def prepare_connect(
+        cls, session: aiohttp.ClientSession, given: BaseModel
+    ) -> dict[str, object]:
+        assert isinstance(given, TelegramConnect)
+        return await telegram_setup.prepare(session, given)
+
+    async def subscribe(
+        self, session: aiohttp.ClientSession, webhook_url: str
+    ) -> dict[str, object]:
+        creds = self.credentials
+        if creds.secret_token is None:  # prepare_connect always makes one
+            raise ConfigError("a polling Telegram connector takes no webhook")
+        await telegram_setup.set_webhook(
+            session, creds.api_base_url, creds.bot_token, creds.secret_token, webhook_url
+        )
+        return {}
+
+    async def unsubscribe(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+        creds = self.credentials
+        await telegram_setup.delete_webhook(session, creds.api_base_url, creds.bot_token)
+
+    # --- polling (docs/channels/telegram.md, "Polling")
+
+    @property
+    def poll_interval_s(self) -> float | None:
+        return self.credentials.poll_interval_s
+
+    async def poll(
+        self, session: aiohttp.ClientSession, cursor: str | None, received_at: float
+    ) -> PollResult:
+        """``getUpdates`` from the offset after the last stored update: asking with a higher
+        offset is what confirms earlier updates to Telegram, so nothing is confirmed before
+        it is stored. An update that does not parse is ignored with its reason rather than
+        stopping the stream."""
+        creds = self.credentials
+        updates = await telegram_setup.get_updates(
+            session, creds.api_base_url, creds.bot_token, None if cursor is None else int(cursor)
+        )
+        messages: list[InboundMessage] = []
+        events: list[ChannelEvent] = []
+        ignored: list[str] = []
+        next_offset = None if cursor is None else int(cursor)
+        for update in updates:
+            update_id = update["update_id"]
+            next_offset = max(next_offset or 0, update_id + 1)
+            try:
+                parsed = self.parse_update(update, update_id, received_at)
+            except ValidationFailedError:
+                ignored.append("invalid_update")
+                continue
+            messages.extend(parsed.messages)
+            events.extend(parsed.events)
+            ignored.extend(parsed.ignored)
+        parsed_all = WebhookParse(
+            messages=tuple(messages), events=tuple(events), ignored=tuple(ignored)
+        )
+        cursor_after = None if next_offset is None else str(next_offset)
+        more = len(updates) == telegram_setup.UPDATES_PER_POLL
+        return PollResult(parsed_all, cursor_after, more)
+
     # --- inbound
 
     def verify(self, request: RawRequest) -> None:
+        if self.credentials.secret_token is None:
+            raise AuthError("this connector polls getUpdates and takes no webhooks")
         presented = request.headers.get(SECRET_HEADER)
         if presented is None:
             raise AuthError("missing X-Telegram-Bot-Api-Secret-Token header")
@@ -139,6 +242,12 @@ class TelegramChannel(Channel):
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         update, update_id = _decode_update(request.body)
+        return self.parse_update(update, update_id, received_at)
+
+    def parse_update(
+        self, update: dict[str, Any], update_id: int, received_at: float
+    ) -> WebhookParse:
+        """One update, from a webhook or from ``getUpdates`` (``poll``)."""
         out_of_range = order_key_out_of_range("update_id", update_id)
         if out_of_range is not None:  # Telegram would resend it, and hold the bot's queue
             return WebhookParse(ignored=(out_of_range,))
@@ -147,6 +256,10 @@ class TelegramChannel(Channel):
             return self._press(update, received_at)
         if kind in _CHANNEL_POST_KINDS:
             return WebhookParse(ignored=(str(kind),))
+        if kind == "my_chat_member":
+            return self._membership(update, update_id, received_at)
+        if kind == "message_reaction":
+            return self._reaction(update, update_id, received_at)
         if kind not in _MESSAGE_KINDS:
             return WebhookParse(ignored=(f"unsupported_update:{kind or 'empty'}",))
         message = validate(TgMessage, update[kind], kind)
@@ -158,6 +271,66 @@ class TelegramChannel(Channel):
             return WebhookParse(ignored=(f"unsupported_content:{_content_key(update[kind])}",))
         return WebhookParse(
             messages=(self._inbound(update, update_id, kind, message, content, received_at),)
+        )
+
+    def _membership(
+        self, update: dict[str, Any], update_id: int, received_at: float
+    ) -> WebhookParse:
+        """The user blocked (``kicked``) or unblocked the bot in their private chat; the bot
+        joining or leaving a group is no event of a customer's."""
+        change = validate(TgChatMemberUpdated, update["my_chat_member"], "my_chat_member")
+        status = change.new_chat_member.status
+        if change.chat.type != "private":
+            return WebhookParse(ignored=(f"group_membership:{status}",))
+        if status == "kicked":
+            kind: ChannelEventKind = "blocked"
+        elif change.old_chat_member.status == "kicked":
+            kind = "unblocked"
+        else:
+            return WebhookParse(ignored=(f"membership:{status}",))
+        event = self._event(
+            update,
+            update_id,
+            received_at,
+            kind=kind,
+            dialog_key=str(change.chat.id),
+            customer_id=str(change.from_user.id),
+            occurred_at=float(change.date),
+        )
+        return WebhookParse(events=(event,))
+
+    def _reaction(self, update: dict[str, Any], update_id: int, received_at: float) -> WebhookParse:
+        """A user's reaction to a message; the first of the new ones is the reaction, none:
+        the reaction was removed."""
+        change = validate(TgMessageReactionUpdated, update["message_reaction"], "message_reaction")
+        if change.user is None:
+            return WebhookParse(ignored=("anonymous_reaction",))
+        first = change.new_reaction[0] if change.new_reaction else None
+        shown = None if first is None else first.emoji or first.custom_emoji_id or first.type
+        event = self._event(
+            update,
+            update_id,
+            received_at,
+            kind="reaction",
+            dialog_key=str(change.chat.id),
+            customer_id=str(change.user.id),
+            occurred_at=float(change.date),
+            reaction=shown,
+            channel_message_ids=(str(change.message_id),),
+        )
+        return WebhookParse(events=(event,))
+
+    def _event(
+        self, update: dict[str, Any], update_id: int, received_at: float, **fields: Any
+    ) -> ChannelEvent:
+        """A channel event of one update: its id is the update's, like a message's."""
+        return ChannelEvent(
+            id=inbound_event_id(self.route.connector_id, str(update_id)),
+            route=self.route,
+            channel_event_id=str(update_id),
+            received_at=received_at,
+            raw=update,
+            **fields,
         )
 
     def _press(self, update: dict[str, Any], received_at: float) -> WebhookParse:
@@ -278,47 +451,29 @@ def _message_id(method: str, result: Any) -> str:
 
 
 def _render(target: DialogTarget, request: ReplyRequest) -> list[tuple[str, dict[str, Any]]]:
-    """The calls that carry ``request``, in order; the first one quotes the replied message,
-    the last one carries the buttons (under the whole text).
+    """The calls that carry ``request``, in order (``channels.render``); the first one
+    quotes the replied message, the last one carries the buttons (under the whole text).
 
     ``OutboundFile.name`` is not sent: Telegram names a document fetched by URL itself, and
     renaming would need an upload.
     """
     request, buttons = reply_buttons(TelegramChannel.name, request)
-    content = request.content
     chat_id = target.dialog_key
-    calls: list[tuple[str, dict[str, Any]]]
-    if isinstance(content, OutboundText):
-        calls = _text_calls(chat_id, content.text)
-        if not calls:
-            raise PermanentSendError("text is nothing but whitespace")
-    elif isinstance(content, OutboundImage):
-        calls = _media_calls(chat_id, "sendPhoto", "photo", content.url, content.caption)
-    elif isinstance(content, OutboundFile):
-        calls = _media_calls(chat_id, "sendDocument", "document", content.url, content.caption)
-    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
-        raise PermanentSendError(f"telegram cannot send {type(content).__name__}")
+    calls = [_call(chat_id, part) for part in render(request, TelegramChannel.capabilities)]
     if request.reply_to_channel_message_id is not None:
         calls[0][1]["reply_parameters"] = _reply_parameters(request.reply_to_channel_message_id)
     calls[-1][1].update(buttons)
     return calls
 
 
-def _text_calls(chat_id: str, text: str) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        ("sendMessage", {"chat_id": chat_id, "text": part})
-        for part in split_text(text, MAX_TEXT_UTF16, utf16_units)
-    ]
-
-
-def _media_calls(
-    chat_id: str, method: str, field: str, url: str, caption: str | None
-) -> list[tuple[str, dict[str, Any]]]:
-    """The media, captioned when the caption fits; a longer caption follows as text."""
-    params: dict[str, Any] = {"chat_id": chat_id, field: url}
-    if caption and utf16_units(caption) <= MAX_CAPTION_UTF16:
-        return [(method, {**params, "caption": caption})]
-    return [(method, params), *(_text_calls(chat_id, caption) if caption else [])]
+def _call(chat_id: str, part: Part) -> tuple[str, dict[str, Any]]:
+    if isinstance(part, TextPart):
+        return "sendMessage", {"chat_id": chat_id, "text": part.text}
+    method, field = ("sendPhoto", "photo") if part.kind == "image" else ("sendDocument", "document")
+    params: dict[str, Any] = {"chat_id": chat_id, field: part.url}
+    if part.caption:
+        params["caption"] = part.caption
+    return method, params
 
 
 def _reply_parameters(message_id: str) -> dict[str, Any]:

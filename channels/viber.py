@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from channels import viber_setup
 from channels.base import (
     ApiBaseUrl,
     Capabilities,
@@ -28,12 +29,22 @@ from channels.base import (
 from channels.http_calls import json_object, post, retryable_status
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
-from channels.text_split import split_text, utf16_units
-from channels.viber_types import ViberCallback, ViberMessage, ViberMessageEvent, ViberUser
+from channels.render import Part, TextPart, render
+from channels.viber_setup import ViberConnect
+from channels.viber_types import (
+    ViberCallback,
+    ViberMessage,
+    ViberMessageEvent,
+    ViberStatusEvent,
+    ViberUser,
+)
 from channels.webhook_body import decode_json, validate
 from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
 from engine.ids import inbound_event_id
 from engine.models import (
+    RECEIPT_KINDS,
+    ChannelEvent,
+    ChannelEventKind,
     ContactContent,
     Content,
     Customer,
@@ -43,9 +54,6 @@ from engine.models import (
     ImageContent,
     InboundMessage,
     LocationContent,
-    OutboundFile,
-    OutboundImage,
-    OutboundText,
     ReplyRequest,
     Route,
     SentReceipt,
@@ -63,18 +71,17 @@ MAX_TEXT_UTF16 = 7000
 MAX_CAPTION_UTF16 = 768
 # Rate control breach: the per-user quota without a reply from the user (channels.md 3.7).
 _RETRYABLE_STATUSES = frozenset({12})
-# Callbacks about subscriptions and receipts: no customer message, but a 200 all the same.
-_IGNORED_EVENTS = frozenset(
-    {
-        "subscribed",
-        "unsubscribed",
-        "conversation_started",
-        "delivered",
-        "seen",
-        "failed",
-        "client_status",
-    }
-)
+# Callbacks that are channel events (docs/channels/contract.md), by Viber's event name.
+_EVENT_KINDS: dict[str, ChannelEventKind] = {
+    "delivered": "delivered",
+    "seen": "read",
+    "failed": "failed",
+    "subscribed": "subscribed",
+    "unsubscribed": "unsubscribed",
+}
+# Callbacks the engine has no use for: no customer message, but a 200 all the same.
+# conversation_started: the user opened the chat; no dialog until they write.
+_IGNORED_EVENTS = frozenset({"conversation_started", "client_status"})
 
 
 class ViberCredentials(Credentials):
@@ -130,6 +137,7 @@ class ViberChannel(Channel):
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_chars=MAX_TEXT_UTF16, files=False, max_caption_chars=MAX_CAPTION_UTF16
     )
+    connect_model: ClassVar[type[BaseModel] | None] = ViberConnect
     RESUME_MEMORY: ClassVar[int] = 1024
 
     credentials: ViberCredentials
@@ -138,6 +146,26 @@ class ViberChannel(Channel):
         super().__init__(route, credentials)
         self._key = self.credentials.auth_token.encode()
         self._resume = ResumeMemory(self.RESUME_MEMORY)
+
+    # --- connecting (docs/channels/viber.md, "Connecting")
+
+    @classmethod
+    async def prepare_connect(
+        cls, session: aiohttp.ClientSession, given: BaseModel
+    ) -> dict[str, object]:
+        assert isinstance(given, ViberConnect)
+        return await viber_setup.prepare(session, given)
+
+    async def subscribe(
+        self, session: aiohttp.ClientSession, webhook_url: str
+    ) -> dict[str, object]:
+        creds = self.credentials
+        await viber_setup.set_webhook(session, creds.api_base_url, creds.auth_token, webhook_url)
+        return {}
+
+    async def unsubscribe(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+        creds = self.credentials
+        await viber_setup.set_webhook(session, creds.api_base_url, creds.auth_token, "")
 
     # --- inbound
 
@@ -158,6 +186,8 @@ class ViberChannel(Channel):
             return WebhookParse(ignored=("webhook",))  # set_webhook's check: a 200 is all
         if event in _IGNORED_EVENTS:
             return WebhookParse(ignored=(event,))
+        if event in _EVENT_KINDS:
+            return self._status_event(_EVENT_KINDS[event], data, received_at)
         if event != "message":
             return WebhookParse(ignored=(f"unsupported_update:{event}",))
         callback = validate(ViberMessageEvent, data, "callback")
@@ -170,6 +200,32 @@ class ViberChannel(Channel):
         if content is None:
             return WebhookParse(ignored=(f"unsupported_content:{callback.message.type}",))
         return WebhookParse(messages=(self._inbound(callback, content, data, received_at),))
+
+    def _status_event(
+        self, kind: ChannelEventKind, data: dict[str, Any], received_at: float
+    ) -> WebhookParse:
+        """A receipt, failure or (un)subscription; receipts name our message by its token."""
+        callback = validate(ViberStatusEvent, data, "callback")
+        user_id = callback.user.id if callback.user is not None else callback.user_id
+        if user_id is None:
+            raise ValidationFailedError("callback.user_id: Field required")
+        token = str(callback.message_token)
+        # A token is one message's (ours for receipts) and each kind comes once for it.
+        event_id = f"{token}:{kind}"
+        event = ChannelEvent(
+            id=inbound_event_id(self.route.connector_id, event_id),
+            route=self.route,
+            kind=kind,
+            dialog_key=user_id,
+            customer_id=user_id,
+            channel_event_id=event_id,
+            channel_message_ids=(token,) if kind in RECEIPT_KINDS else (),
+            reason=callback.desc if kind == "failed" else None,
+            occurred_at=callback.timestamp / 1000,
+            received_at=received_at,
+            raw=_raw(data),
+        )
+        return WebhookParse(events=(event,))
 
     def _inbound(
         self,
@@ -192,7 +248,7 @@ class ViberChannel(Channel):
             sent_at=callback.timestamp / 1000,
             received_at=received_at,
             extras=_extras(callback),
-            raw=data,
+            raw=_raw(data),
         )
 
     # --- outbound
@@ -266,42 +322,20 @@ def check_response(status: int, body: bytes) -> str:
 
 
 def _render(request: ReplyRequest) -> list[dict[str, Any]]:
-    """The message-specific part of each ``send_message`` body, in order; the last carries
-    the keyboard (docs/line-messages.md, "Buttons")."""
+    """The message-specific part of each ``send_message`` body, in order (``channels.render``:
+    a file goes as its URL, a caption too long for a picture follows it as text); the last
+    carries the keyboard (docs/line-messages.md, "Buttons")."""
     request, buttons = reply_buttons(ViberChannel.name, request)
-    content = request.content
-    if isinstance(content, OutboundText):
-        messages = _text_messages(content.text)
-    elif isinstance(content, OutboundImage):
-        messages = _picture_messages(content.url, content.caption)
-    elif isinstance(content, OutboundFile):
-        messages = _text_messages(
-            "\n".join(part for part in (content.caption, content.url) if part)
-        )
-    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
-        raise PermanentSendError(f"viber cannot send {type(content).__name__}")
-    if not messages:
-        raise PermanentSendError("text is nothing but whitespace")
+    messages = [_message(part) for part in render(request, ViberChannel.capabilities)]
     messages[-1].update(buttons)
     return messages
 
 
-def _text_messages(text: str) -> list[dict[str, Any]]:
-    return [
-        {"type": "text", "text": part}
-        for part in split_text(text, MAX_TEXT_UTF16, utf16_units)
-        if part.strip()
-    ]
-
-
-def _picture_messages(url: str, caption: str | None) -> list[dict[str, Any]]:
-    """The picture, described by the caption when it fits; a longer caption follows as text.
-
-    ``text`` is required on a picture, empty when there is nothing to say.
-    """
-    if caption is None or utf16_units(caption) <= MAX_CAPTION_UTF16:
-        return [{"type": "picture", "media": url, "text": caption or ""}]
-    return [{"type": "picture", "media": url, "text": ""}, *_text_messages(caption)]
+def _message(part: Part) -> dict[str, Any]:
+    """``text`` is required on a picture, empty when there is nothing to say."""
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    return {"type": "picture", "media": part.url, "text": part.caption or ""}
 
 
 # --- normalizing a callback
@@ -313,6 +347,15 @@ def _decode(body: bytes) -> dict[str, Any]:
     data = decode_json(body)
     if not isinstance(data, dict):
         raise ValidationFailedError(f"callback: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _raw(data: dict[str, Any]) -> dict[str, Any]:
+    """The callback for audit, ``message_token`` as a string: a 64-bit number above 2**53
+    would reach a JavaScript portal rounded (channels.md section 0, rule 4)."""
+    token = data.get("message_token")
+    if isinstance(token, int) and not isinstance(token, bool):
+        return {**data, "message_token": str(token)}
     return data
 
 

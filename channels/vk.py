@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from channels import vk_setup
 from channels.base import (
     ApiBaseUrl,
     Capabilities,
@@ -33,7 +34,9 @@ from channels.base import (
 from channels.http_calls import json_object, post, retryable_status
 from channels.keyboards import reply_buttons
 from channels.partial_sends import send_parts
-from channels.text_split import split_text, utf16_units
+from channels.render import TextPart, render, text_parts
+from channels.text_split import utf16_units
+from channels.vk_setup import VkConnect, VkSetupCalls
 from channels.vk_types import (
     VkAttachment,
     VkCallback,
@@ -41,12 +44,17 @@ from channels.vk_types import (
     VkGeo,
     VkMessage,
     VkMessageNew,
+    VkMessagePermission,
+    VkMessageRead,
+    VkTypingState,
 )
 from channels.webhook_body import decode_json, validate
+from engine.delivery.send_rates import Rate, SendRate
 from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
+    ChannelEvent,
     Content,
     Customer,
     DialogTarget,
@@ -58,7 +66,6 @@ from engine.models import (
     LocationContent,
     OutboundFile,
     OutboundImage,
-    OutboundText,
     ReplyRequest,
     SentReceipt,
     StickerContent,
@@ -99,6 +106,10 @@ class VkCredentials(Credentials):
         description="The string VK expects in answer to the 'confirmation' event.",
     )
     group_id: int = Field(gt=0, description="The community's id; events for others are refused.")
+    callback_server_id: int | None = Field(
+        default=None,
+        description="The Callback server 'openlines connect' added; 'disconnect' deletes it.",
+    )
     api_version: str = Field(
         default="5.199",
         pattern=r"^\d+\.\d+$",
@@ -118,8 +129,9 @@ class VkCredentials(Credentials):
 
 _MESSAGE_TYPES: dict[str, InboundAction] = {"message_new": "new", "message_edit": "edit"}
 # ``message_reply`` echoes every message the community sends, ours and its admins' alike.
-# Typing is a hint, not a message: the contract has no best-effort signal kind to carry it.
-_IGNORED_TYPES = {"message_reply": "own_message", "message_typing_state": "typing"}
+_IGNORED_TYPES = {"message_reply": "own_message"}
+# Events that are channel events (docs/channels/contract.md), by VK's event type.
+_EVENT_TYPES = frozenset({"message_read", "message_typing_state", "message_allow", "message_deny"})
 
 
 class VkChannel(Channel):
@@ -142,10 +154,38 @@ class VkChannel(Channel):
         max_text_chars=MAX_TEXT_UTF16, images=False, files=False
     )
     idempotent_sends: ClassVar[bool] = True  # every part carries a random_id fixed by reply_id
+    connect_model: ClassVar[type[BaseModel] | None] = VkConnect
+
+    # A community token may make 20 API calls a second (docs/channels/vk.md, "Outbound").
+    send_rate: ClassVar[SendRate] = SendRate(per_connector=Rate(per_s=20, burst=20))
 
     credentials: VkCredentials
 
     # --- inbound
+
+    # --- connecting (docs/channels/vk.md, "Connecting")
+
+    @classmethod
+    async def prepare_connect(
+        cls, session: aiohttp.ClientSession, given: BaseModel
+    ) -> dict[str, object]:
+        assert isinstance(given, VkConnect)
+        return await vk_setup.prepare(session, given)
+
+    async def subscribe(
+        self, session: aiohttp.ClientSession, webhook_url: str
+    ) -> dict[str, object]:
+        creds = self.credentials
+        calls = VkSetupCalls(session, creds.api_base_url, creds.access_token)
+        return await vk_setup.add_server(calls, creds.group_id, webhook_url, creds.secret)
+
+    async def unsubscribe(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+        creds = self.credentials
+        if creds.callback_server_id is None:  # configured by hand: nothing of ours to delete
+            return
+        calls = VkSetupCalls(session, creds.api_base_url, creds.access_token)
+        params = {"group_id": creds.group_id, "server_id": creds.callback_server_id}
+        await calls("groups.deleteCallbackServer", params)
 
     def verify(self, request: RawRequest) -> None:
         """Check the ``secret`` and ``group_id`` fields: VK puts its proof inside the JSON.
@@ -174,10 +214,17 @@ class VkChannel(Channel):
             return WebhookParse(ignored=("confirmation",), reply=WebhookReply(body=code))
         if callback.type in _IGNORED_TYPES:
             return _ignored(_IGNORED_TYPES[callback.type])
-        if callback.type not in _MESSAGE_TYPES:
+        if callback.type not in _MESSAGE_TYPES and callback.type not in _EVENT_TYPES:
             return _ignored(f"unsupported_update:{callback.type}")
+        # VK resends anything not answered "ok", forever: an event the engine cannot read is
+        # answered "ok" and counted with the reason, never 422 (docs/channels/vk.md).
         if callback.event_id is None:
-            raise ValidationFailedError("callback.event_id: Field required")
+            return _ignored(f"no_event_id:{callback.type}")
+        if callback.type in _EVENT_TYPES:
+            return self._channel_event(callback, data, received_at)
+        unreadable = _unreadable_message(callback.type, data.get("object"))
+        if unreadable is not None:
+            return _ignored(unreadable)
         message, client_info = _message(callback.type, data.get("object"))
         out_of_range = order_key_out_of_range(
             "conversation_message_id", message.conversation_message_id
@@ -193,6 +240,26 @@ class VkChannel(Channel):
             return _ignored(f"unsupported_content:{first}")
         inbound = self._inbound(callback, message, picked, client_info, data, received_at)
         return WebhookParse(messages=(inbound,), reply=OK_REPLY)
+
+    def _channel_event(
+        self, callback: VkCallback, data: dict[str, Any], received_at: float
+    ) -> WebhookParse:
+        """A read receipt, typing, or the user allowing or forbidding our messages."""
+        assert callback.event_id is not None  # parse answered events without one
+        try:
+            fields = _event_fields(callback.type, data.get("object"))
+        except ValidationFailedError:
+            return _ignored(f"unreadable:{callback.type}")
+        event = ChannelEvent(
+            id=inbound_event_id(self.route.connector_id, callback.event_id),
+            route=self.route,
+            channel_event_id=callback.event_id,
+            occurred_at=received_at,  # VK's events carry no time of their own
+            received_at=received_at,
+            raw={key: value for key, value in data.items() if key != "secret"},
+            **fields,
+        )
+        return WebhookParse(events=(event,), reply=OK_REPLY)
 
     def _inbound(
         self,
@@ -313,24 +380,15 @@ def _render(peer_id: int, request: ReplyRequest) -> list[dict[str, str]]:
     carries the keyboard (docs/line-messages.md, "Buttons")."""
     request, buttons = reply_buttons(VkChannel.name, request)
     content = request.content
-    attachment: str | None = None
-    if isinstance(content, OutboundText):
-        text = content.text
-    elif isinstance(content, OutboundImage | OutboundFile):
-        if _ATTACHMENT_ID.match(content.url):
-            text, attachment = content.caption or "", content.url
-        else:
-            text = "\n".join(part for part in (content.caption, content.url) if part)
-    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
-        raise PermanentSendError(f"vk cannot send {type(content).__name__}")
-    calls: list[dict[str, str]] = [
-        {"message": part} for part in split_text(text, MAX_TEXT_UTF16, utf16_units) if part.strip()
-    ]
-    if attachment is not None:
-        calls = calls or [{}]
-        calls[0]["attachment"] = attachment
-    if not calls:
-        raise PermanentSendError("text is nothing but whitespace")
+    calls: list[dict[str, str]]
+    if isinstance(content, OutboundImage | OutboundFile) and _ATTACHMENT_ID.match(content.url):
+        # Media uploaded to VK already: sent as itself, the caption as the message.
+        caption = text_parts(content.caption or "", VkChannel.capabilities, utf16_units)
+        calls = [{"message": part.text} for part in caption] or [{}]
+        calls[0]["attachment"] = content.url
+    else:  # everything else as text: media as its URL (channels.render)
+        parts = render(request, VkChannel.capabilities)
+        calls = [{"message": part.text} for part in parts if isinstance(part, TextPart)]
     if request.reply_to_channel_message_id is not None:
         calls[0]["forward"] = _quote(peer_id, request.reply_to_channel_message_id)
     calls[-1].update(buttons)
@@ -382,6 +440,45 @@ def _message(kind: str, data: Any) -> tuple[VkMessage, VkClientInfo | None]:
         wrapped = validate(VkMessageNew, data, "object")
         return wrapped.message, wrapped.client_info
     return validate(VkMessage, data, "object"), None
+
+
+def _event_fields(kind: str, data: Any) -> dict[str, Any]:
+    """The ``ChannelEvent`` fields of a ``message_read``, ``message_typing_state``,
+    ``message_allow`` or ``message_deny`` object."""
+    if kind == "message_read":
+        read = validate(VkMessageRead, data, "object")
+        return {
+            "kind": "read",
+            "dialog_key": str(read.peer_id),
+            "customer_id": str(read.from_id),
+            # The newest message read: ours before it in the dialog are read too.
+            "channel_message_ids": (str(read.read_message_id),),
+        }
+    if kind == "message_typing_state":
+        typing = validate(VkTypingState, data, "object")
+        user = str(typing.from_id)
+        return {"kind": "typing", "dialog_key": user, "customer_id": user}
+    permission = validate(VkMessagePermission, data, "object")
+    user = str(permission.user_id)
+    extras = {"key": permission.key} if permission.key else {}
+    kind_of = "subscribed" if kind == "message_allow" else "unsubscribed"
+    return {"kind": kind_of, "dialog_key": user, "customer_id": user, "extras": extras}
+
+
+def _unreadable_message(kind: str, data: Any) -> str | None:
+    """Why a ``message_new``/``message_edit`` object cannot be read, or ``None``.
+
+    A Callback server left on API 5.80 or older sends ``user_id`` and ``body`` instead of
+    ``from_id``, ``peer_id`` and ``text`` (docs/channels/vk.md): refused, VK would resend it
+    forever, so it is answered "ok" and counted. So is any other object the model refuses.
+    """
+    if isinstance(data, dict) and "peer_id" not in data and ("user_id" in data or "body" in data):
+        return f"old_api_version:{kind}"
+    try:
+        _message(kind, data)
+    except ValidationFailedError:
+        return f"unreadable:{kind}"
+    return None
 
 
 def _skip_reason(message: VkMessage) -> str | None:

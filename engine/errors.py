@@ -104,6 +104,14 @@ class BadRequestError(EngineError):
     reason = "bad_request"
 
 
+class MethodNotAllowedError(EngineError):
+    """A method the endpoint does not answer: a GET on the webhook of a channel without a
+    handshake (docs/channels/contract.md)."""
+
+    http_status = 405
+    reason = "method_not_allowed"
+
+
 class UnsupportedMediaTypeError(EngineError):
     """A body in a content type the endpoint does not read."""
 
@@ -116,6 +124,15 @@ class ValidationFailedError(EngineError):
 
     http_status = 422
     reason = "invalid_payload"
+
+
+class ProviderSetupError(EngineError):
+    """A provider refused a connect or disconnect call (a wrong token, a missing permission,
+    a webhook it could not reach), or could not be reached; the message says which and what
+    to do (docs/channels/contract.md, "Connecting")."""
+
+    http_status = 422
+    reason = "provider_refused"
 
 
 class UnavailableError(EngineError):

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from engine.models import Frozen, InboundMessage
+from engine.models import ChannelEvent, Frozen, InboundMessage
 
 DialogStateName = Literal["waiting", "offered", "assigned", "answered", "closed"]
 
@@ -78,6 +78,12 @@ class DialogView(Frozen):
         default=None,
         description="Why a waiting dialog is outside its line's queue: bot (the line's bot "
         "answers it) or consent (the customer has not consented); null otherwise.",
+    )
+    window_closes_at: float | None = Field(
+        default=None,
+        description="On a channel with a messaging window (Facebook, Instagram, WhatsApp: 24 "
+        "hours after the customer's last message): when it closes, unix seconds; a reply "
+        "after it is refused (409 window_closed). Null on a channel without one.",
     )
 
 
@@ -322,6 +328,7 @@ EVENT_TYPES: dict[str, type[Frozen]] = {
     "message.received": InboundMessage,
     "message.edited": InboundMessage,
     "message.deleted": InboundMessage,
+    "channel.event": ChannelEvent,
     "reply.sent": ReplySent,
     "reply.failed": ReplyFailed,
     "reply.uncertain": ReplyUncertain,
