@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from channels.base import Channel, Credentials
 from channels.custom import CustomChannel
+from channels.meta.facebook import FacebookChannel
 from channels.telegram import TelegramChannel
 from channels.viber import ViberChannel
 from channels.vk import VkChannel
@@ -15,6 +16,7 @@ CHANNELS: dict[str, type[Channel]] = {
     CustomChannel.name: CustomChannel,
     VkChannel.name: VkChannel,
     ViberChannel.name: ViberChannel,
+    FacebookChannel.name: FacebookChannel,
 }
 
 

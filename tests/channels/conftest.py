@@ -20,6 +20,7 @@ from channels.base import Channel, RawRequest, WebhookParse
 from engine.errors import EngineError
 from engine.models import Route
 from tests.standins.custom_receiver import CustomReceiverStandIn
+from tests.standins.meta_api import MetaGraphStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
 from tests.standins.viber_api import ViberApiStandIn
 from tests.standins.vk_api import VkApiStandIn
@@ -79,6 +80,12 @@ async def vk_api() -> AsyncIterator[VkApiStandIn]:
 @pytest.fixture
 async def viber_api() -> AsyncIterator[ViberApiStandIn]:
     async with ViberApiStandIn() as api:
+        yield api
+
+
+@pytest.fixture
+async def meta_graph() -> AsyncIterator[MetaGraphStandIn]:
+    async with MetaGraphStandIn() as api:
         yield api
 
 

@@ -1,0 +1,36 @@
+"""One Graph API call with a token, its answer mapped by ``graph_errors``.
+
+The token goes in the ``Authorization`` header, never in the URL, so no error text or access
+log quotes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+
+from channels.http_calls import post
+from channels.meta.graph_errors import graph_answer
+
+
+async def graph_post(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    token: str,
+    body: dict[str, Any],
+    what: str,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """POST ``body`` as JSON; the answer's object, or the mapped send error raised."""
+    answer = await post(
+        session,
+        url,
+        what=what,
+        timeout_s=timeout_s,
+        data=orjson.dumps(body),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    return graph_answer(what, answer)
