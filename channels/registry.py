@@ -5,6 +5,7 @@ from __future__ import annotations
 from channels.base import Channel, Credentials
 from channels.custom import CustomChannel
 from channels.meta.facebook import FacebookChannel
+from channels.meta.whatsapp import WhatsAppChannel
 from channels.telegram import TelegramChannel
 from channels.viber import ViberChannel
 from channels.vk import VkChannel
@@ -17,6 +18,7 @@ CHANNELS: dict[str, type[Channel]] = {
     VkChannel.name: VkChannel,
     ViberChannel.name: ViberChannel,
     FacebookChannel.name: FacebookChannel,
+    WhatsAppChannel.name: WhatsAppChannel,
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from channels.base import RawRequest
+from channels.base import RawRequest, WebhookParse
 from channels.meta.facebook import FacebookChannel, FacebookCredentials
 from channels.meta.messaging import order_key
 from channels.registry import build_channel
@@ -37,7 +37,9 @@ from engine.models import (
     TextContent,
     VideoContent,
 )
+from tests.channels import meta_kit
 from tests.channels.conftest import FIXED_NOW_S, route_for, verify_and_parse, webhook_post
+from tests.channels.meta_kit import parse_with
 from tests.standins.meta_api import (
     APP_ID,
     APP_SECRET,
@@ -77,13 +79,11 @@ def make_channel(
 
 
 def signed(body: bytes) -> RawRequest:
-    headers = {name.lower(): value for name, value in signed_headers(body).items()}
-    return webhook_post("facebook", body, headers=headers)
+    return meta_kit.signed("facebook", body)
 
 
-def parse(name_or_body: str | bytes) -> Any:
-    body = recorded(f"{name_or_body}.json") if isinstance(name_or_body, str) else name_or_body
-    return verify_and_parse(make_channel(), signed(body))
+def parse(name_or_body: str | bytes) -> WebhookParse:
+    return parse_with(make_channel(), name_or_body)
 
 
 def file(url: str) -> FileRef:

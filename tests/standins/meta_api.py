@@ -272,7 +272,9 @@ class MetaGraphStandIn(LoopbackServer):
         if token is None or self.accounts.whatsapp.get(node) != token:
             return _error(401, 190, "Invalid OAuth access token - Cannot parse access token")
         kind = body.get("type")
-        if body.get("messaging_product") != "whatsapp" or not body.get("to"):
+        if body.get("messaging_product") != "whatsapp" or not (
+            body.get("to") or body.get("recipient")
+        ):
             return _error(400, 100, "(#100) The parameter messaging_product is required.")
         if not isinstance(kind, str) or not isinstance(body.get(kind), dict):
             return _error(400, 131009, "(#131009) Parameter value is not valid")
@@ -283,7 +285,9 @@ class MetaGraphStandIn(LoopbackServer):
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "contacts": [
+                    {"input": body.get("to") or body["recipient"], "wa_id": body.get("to")}
+                ],
                 "messages": [{"id": wamid}],
             }
         )
