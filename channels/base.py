@@ -4,15 +4,28 @@ A channel turns one provider's webhooks into universal ``InboundMessage`` object
 operator reply into the provider's API calls. It knows nothing of Ray, storage or portals:
 the engine hands it the raw request and, for sending, an ``aiohttp.ClientSession``.
 
-Inbound, the engine calls, in this order, and only moves on when the step succeeded:
+The whole contract, with what each hook may raise and what the engine does then, is
+docs/channels/contract.md. Inbound, the engine calls, in this order, and only moves on when
+the step succeeded:
 
 1. ``verify(request)``: authenticity on the raw bytes; raise ``AuthError`` (401).
 2. ``parse(request, received_at)``: decode and normalize; raise ``BadRequestError`` (400)
    for a body that is not the provider's JSON, ``ValidationFailedError`` (422) for JSON
-   that is not the provider's model. Events that are not customer messages are returned
-   in ``WebhookParse.ignored`` with a reason (the provider still gets 2xx).
-3. The engine stores the messages durably, then answers with
+   that is not the provider's model. Customer messages go to ``WebhookParse.messages``,
+   the provider's other events it can use (receipts, failures, reactions, typing, blocks,
+   opt-ins) to ``WebhookParse.events`` as ``ChannelEvent``; what it cannot use is named in
+   ``WebhookParse.ignored`` with a reason (the provider still gets 2xx).
+3. The engine stores messages and events durably, then answers with
    ``acknowledge(parsed, stored)``, by default ``WebhookParse.reply``.
+
+A GET on the connector's webhook is the provider's handshake: ``handshake(request)``
+answers it (Meta's ``hub.challenge``) or raises; by default the channel has none (405).
+
+A channel whose provider posts one webhook per app for many connectors (Meta) sets
+``app_webhook`` and implements ``split_app_webhook`` and ``routing_ids``: the engine serves
+``/hooks/{channel}``, splits the body into each connector's part by the ids inside,
+verifies the whole body once per distinct ``verification_key`` and parses each part with
+its connector's channel (docs/channels/contract.md, "One webhook for many connectors").
 
 Outbound, ``send`` renders the reply for what the channel can carry and raises
 ``RetryableSendError`` or ``PermanentSendError`` (see ``engine.errors``) when it fails. The
@@ -31,7 +44,15 @@ from typing import Annotated, ClassVar
 import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from engine.models import DialogTarget, InboundMessage, ReplyRequest, Route, SentReceipt
+from engine.errors import MethodNotAllowedError, NotFoundError
+from engine.models import (
+    ChannelEvent,
+    DialogTarget,
+    InboundMessage,
+    ReplyRequest,
+    Route,
+    SentReceipt,
+)
 
 ORDER_KEY_MAX = 2**63 - 1
 """The largest order key the store keeps (SQLite's INTEGER). A provider number above it is
@@ -89,8 +110,21 @@ class WebhookParse:
     """The outcome of parsing one webhook request."""
 
     messages: tuple[InboundMessage, ...] = ()
+    events: tuple[ChannelEvent, ...] = ()
+    """The provider's events that are not customer messages, stored like messages (durably,
+    de-duplicated on ``channel_event_id``) and delivered as ``channel.event``."""
     ignored: tuple[str, ...] = ()
     reply: WebhookReply = field(default_factory=WebhookReply)
+
+
+@dataclass(frozen=True)
+class AppWebhookPart:
+    """The part of an app-level webhook that belongs to one connector: its ``routing_id``
+    (a page id, an Instagram account id, a ``phone_number_id``) and a request carrying only
+    its entries, in the provider's own envelope, for that connector's ``parse``."""
+
+    routing_id: str
+    request: RawRequest
 
 
 @dataclass(frozen=True)
@@ -119,6 +153,12 @@ class Channel(ABC):
     """True when the customer sees which operator sent a reply (a per-message sender name
     or avatar). False for every channel so far: a bot sends every reply, so the line's
     persona puts the operator's name before the text (docs/routing.md, "Persona")."""
+    app_webhook: ClassVar[bool] = False
+    """True when the provider posts one webhook per app carrying entries of many connectors
+    (Meta): the engine then also serves ``/hooks/{channel}`` (POST and the GET handshake)
+    through ``split_app_webhook``, ``routing_ids`` and ``verification_key``."""
+    app_reply: ClassVar[WebhookReply] = WebhookReply()
+    """What an app-level webhook is answered once every part is stored."""
     reply_window_s: ClassVar[float | None] = None
     """The provider's messaging window: replies are taken only this long after the
     customer's last message; None: no window. A reply outside it is refused before it is
@@ -136,7 +176,39 @@ class Channel(ABC):
 
     @abstractmethod
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
-        """Normalize a verified request into universal messages."""
+        """Normalize a verified request into universal messages and events."""
+
+    def handshake(self, request: RawRequest) -> WebhookReply:
+        """Answer the provider's GET on the webhook (a subscription check such as Meta's
+        ``hub.mode=subscribe``/``hub.verify_token``/``hub.challenge``).
+
+        Raise ``ForbiddenError`` (403) when the request does not prove it knows the
+        connector's verify token, ``BadRequestError`` (400) when it is not a handshake.
+        The default: the channel has no handshake, 405.
+        """
+        raise MethodNotAllowedError(f"{self.name} webhooks take no GET")
+
+    # --- one webhook for many connectors (``app_webhook``)
+
+    @classmethod
+    def split_app_webhook(cls, request: RawRequest) -> list[AppWebhookPart]:
+        """The app-level body's entries grouped by the connector ids inside, in the order
+        they came. Called before ``verify``: the ids choose whose secret verifies the body,
+        so it only decodes and reads ids (400/422 for a body that is not the provider's).
+        """
+        raise NotFoundError(f"{cls.name} has no app-level webhook")
+
+    @property
+    def routing_ids(self) -> frozenset[str]:
+        """The ids inside an app-level webhook whose entries belong to this connector."""
+        return frozenset()
+
+    @property
+    def verification_key(self) -> str:
+        """Who can verify an app-level body: connectors sharing one (the same app secret)
+        verify it once between them. The default, the connector id, verifies per connector.
+        """
+        return self.route.connector_id
 
     def acknowledge(self, parsed: WebhookParse, stored: Sequence[bool]) -> WebhookReply:
         """The provider's answer, once ``parsed.messages`` are durably appended.

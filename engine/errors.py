@@ -87,6 +87,14 @@ class BadRequestError(EngineError):
     reason = "bad_request"
 
 
+class MethodNotAllowedError(EngineError):
+    """A method the endpoint does not answer: a GET on the webhook of a channel without a
+    handshake (docs/channels/contract.md)."""
+
+    http_status = 405
+    reason = "method_not_allowed"
+
+
 class UnsupportedMediaTypeError(EngineError):
     """A body in a content type the endpoint does not read."""
 

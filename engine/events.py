@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from engine.models import Frozen, InboundMessage
+from engine.models import ChannelEvent, Frozen, InboundMessage
 
 DialogStateName = Literal["waiting", "offered", "assigned", "answered", "closed"]
 
@@ -322,6 +322,7 @@ EVENT_TYPES: dict[str, type[Frozen]] = {
     "message.received": InboundMessage,
     "message.edited": InboundMessage,
     "message.deleted": InboundMessage,
+    "channel.event": ChannelEvent,
     "reply.sent": ReplySent,
     "reply.failed": ReplyFailed,
     "reply.uncertain": ReplyUncertain,

@@ -145,6 +145,60 @@ class InboundMessage(Frozen):
     raw: dict[str, Any] = Field(default_factory=dict, description="Provider payload, for audit.")
 
 
+ChannelEventKind = Literal[
+    "delivered",
+    "read",
+    "failed",
+    "reaction",
+    "typing",
+    "blocked",
+    "unblocked",
+    "subscribed",
+    "unsubscribed",
+    "opted_in",
+]
+"""What a provider's event that is not a customer message says (docs/channels/contract.md)."""
+
+RECEIPT_KINDS: frozenset[str] = frozenset({"delivered", "read", "failed"})
+"""The kinds about our own outbound messages: they settle a sent reply's status."""
+
+
+class ChannelEvent(Frozen):
+    """A provider's event that is not a customer message: a receipt or failure of one of our
+    messages, a reaction, typing, the customer blocking or unblocking the bot, subscribing,
+    unsubscribing or opting in. It never opens a dialog or counts as a customer message;
+    it joins the stream of the conversation's dialog as ``channel.event``
+    (docs/channels/contract.md, "Events that are not messages")."""
+
+    id: str = Field(description="Engine-wide unique event id (stable across redelivery).")
+    route: Route
+    kind: ChannelEventKind = Field(description="What happened (docs/channels/contract.md).")
+    dialog_key: str = Field(description="The conversation inside the connector.")
+    customer_id: str = Field(description="The customer's id in the channel.")
+    channel_event_id: str = Field(description="The channel's de-duplication key.")
+    channel_message_ids: tuple[str, ...] = Field(
+        default=(),
+        description="The messages it is about: ours for delivered/read/failed (the ids "
+        "reply.sent listed), the one reacted to for a reaction; empty when the provider "
+        "names none (a watermark receipt).",
+    )
+    watermark: float | None = Field(
+        default=None,
+        description="delivered/read: every message of ours sent at or before this time "
+        "(unix seconds) is covered, when the provider says so instead of naming ids.",
+    )
+    reaction: str | None = Field(
+        default=None, description="reaction: the emoji (or the provider's name); null: removed."
+    )
+    reason: str | None = Field(
+        default=None, description="failed, blocked, unsubscribed: the provider's own words."
+    )
+    occurred_at: float = Field(description="When it happened, unix seconds (channel time).")
+    received_at: float = Field(description="When the engine received it, unix seconds.")
+    extras: dict[str, str] = Field(default_factory=dict)
+    raw: dict[str, Any] = Field(default_factory=dict, description="Provider payload, for audit.")
+
+
 class OutboundText(Frozen):
     kind: Literal["text"] = "text"
     text: str = Field(min_length=1, max_length=100_000)

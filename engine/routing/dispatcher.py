@@ -45,6 +45,7 @@ from engine.events import (
     event_type,
 )
 from engine.ids import new_id
+from engine.ingest import CHANNEL_EVENT
 from engine.models import Frozen
 from engine.routing.bot_turns import left
 from engine.routing.choice import Choice, choose, line_availability, unavailable_reason
@@ -174,6 +175,9 @@ class Dispatcher:
                 self._kept_from_blocked(arrival, block, (blocking or {})[blocked_as])
                 continue
             previous = latest.get(arrival.dialog_ref)
+            if arrival.kind == CHANNEL_EVENT and dialog_id is None and previous is None:
+                self.plan.dropped.append(arrival.rowid)  # a receipt or block opens no dialog
+                continue
             said = (heard or {}).get(arrival.rowid) if arrival.kind == "message.received" else None
             rating = None
             if dialog_id is None and previous is not None and said is not None:

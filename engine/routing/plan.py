@@ -126,6 +126,9 @@ class Plan:
     """(customer identity, line) of every dialog opened: the line's first dialog is past."""
     opened: int = 0
     """Dialogs opened for new conversations (not reopened or moved to another line)."""
+    dropped: list[int] = field(default_factory=list)
+    """Inbox rows of channel events about a conversation without a dialog: deleted unseen
+    (a channel event never opens a dialog, docs/channels/contract.md)."""
 
     def __bool__(self) -> bool:
         return bool(
@@ -138,4 +141,5 @@ class Plan:
             or self.blocks
             or self.consents
             or self.lines_seen
+            or self.dropped
         )

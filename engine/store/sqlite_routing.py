@@ -270,6 +270,10 @@ def write_plan(
         if (stream_hash := _write_entry(db, portal_id, entry)) is not None
     ]
     db.executemany(
+        "DELETE FROM inbox WHERE rowid = ? AND portal_id = ?",
+        [(rowid, portal_id) for rowid in plan.dropped],
+    )
+    db.executemany(
         "INSERT OR REPLACE INTO dialogs VALUES (?, ?, ?, ?, ?, ?)",
         [
             (d.dialog_id, portal_id, d.ref, int(d.state == "closed"), now, d.to_json())

@@ -29,6 +29,9 @@ def build_app(engine: Engine, ingest: WebhookIngest) -> web.Application:
         client_max_size=max_body, middlewares=[error_middleware(engine.counters, max_body)]
     )
     app.router.add_post("/hooks/{channel}/{connector_id}", ingest.handle)
+    app.router.add_get("/hooks/{channel}/{connector_id}", ingest.handshake, allow_head=False)
+    app.router.add_post("/hooks/{channel}", ingest.handle_app)
+    app.router.add_get("/hooks/{channel}", ingest.app_handshake, allow_head=False)
     calls = [*PortalApi(engine).calls(), *CrmApi(engine).calls()]
     described = orjson.dumps(openapi_document(calls))
 
