@@ -1,10 +1,15 @@
-"""Facebook Messenger (page messaging): ``messaging`` webhooks in, the Send API out.
+"""Facebook pages: Messenger (``messaging``) and page comments (``feed``), in and out.
 
-Wire format, ids and quirks: docs/channels/facebook.md. One connector is one page: it reads
-the entries of its page (``page_id``) and answers with the page's access token. Customers
-are page-scoped ids (PSIDs); a dialog is one PSID. Replies go out as ``RESPONSE`` inside the
-24-hour window, which the engine enforces (``reply_window_s``); a connector configured with
-a ``message_tag`` sends every reply as ``MESSAGE_TAG`` with it instead.
+Wire format, ids and quirks: docs/channels/facebook.md. One connector is one page and reads
+what its ``receive`` names: Messenger conversations (dialog = a page-scoped id, PSID),
+comment threads (dialog = ``comment:<top-level comment id>``), or both. Meta posts both to
+the app's one ``page`` callback; the app-level webhook routes messaging by the page id and
+comments by ``<page id>/comments`` (docs/channels/contract.md), so a page's comments may be
+a connector of their own, on another line.
+
+Messenger replies go out as ``RESPONSE`` inside the 24-hour window, which the engine
+enforces (``reply_window_s``); a connector with a ``message_tag`` sends every reply as
+``MESSAGE_TAG`` with it. Comment replies are public or private (``comment_replies``).
 """
 
 from __future__ import annotations
@@ -14,20 +19,26 @@ from typing import ClassVar, Literal
 import aiohttp
 from pydantic import Field
 
-from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
+from channels.meta.app_webhook import comments_routing_id
+from channels.meta.channel import MetaChannel
+from channels.meta.comment_replies import CommentReplies, ReplyMode
+from channels.meta.comments import thread_of
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
 from channels.meta.envelope import read_notification
-from channels.meta.messaging import MessagingReader
+from channels.meta.facebook_comments import FeedReader
+from channels.meta.messaging import EntryReading, MessagingReader
 from channels.meta.send_api import SendApi, message_objects
-from channels.meta.signature import verify_hub_signature
 from channels.text_split import code_points
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 
 MAX_TEXT_CHARS = 2000
+MAX_COMMENT_CHARS = 8000
 WINDOW_S = 24 * 3600.0
 MessageTag = Literal[
     "HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"
 ]
+Receives = Literal["messages", "comments"]
 
 
 class FacebookCredentials(MetaAppCredentials):
@@ -37,17 +48,27 @@ class FacebookCredentials(MetaAppCredentials):
     page_access_token: str = Field(
         min_length=1,
         repr=False,
-        description="A page access token with pages_messaging (sends and set-up calls).",
+        description="A page access token: pages_messaging for Messenger, "
+        "pages_manage_engagement and pages_read_user_content for comments.",
+    )
+    receive: tuple[Receives, ...] = Field(
+        default=("messages",),
+        min_length=1,
+        description="What this connector reads: Messenger messages, page comments, or both.",
     )
     message_tag: MessageTag | None = Field(
         default=None,
-        description="Send every reply as MESSAGE_TAG with this tag (HUMAN_AGENT needs Meta's "
-        "approval); none: RESPONSE.",
+        description="Send every Messenger reply as MESSAGE_TAG with this tag (HUMAN_AGENT "
+        "needs Meta's approval); none: RESPONSE.",
+    )
+    comment_replies: ReplyMode = Field(
+        default="public",
+        description="Answer a comment publicly, or privately in Messenger (one per comment).",
     )
 
 
-class FacebookChannel(Channel):
-    """A Facebook page's Messenger inbox."""
+class FacebookChannel(MetaChannel):
+    """A Facebook page: its Messenger inbox and/or its comments."""
 
     name: ClassVar[str] = "facebook"
     credentials_model: ClassVar[type[Credentials]] = FacebookCredentials
@@ -60,22 +81,49 @@ class FacebookChannel(Channel):
         super().__init__(route, credentials)
         creds = self.credentials
         self._reader = MessagingReader(route, creds.page_id, creds.app_id, "facebook")
+        self._feed = FeedReader(route, creds.page_id)
         self._send_api = SendApi(
             f"{creds.graph_api_url}/{creds.page_id}/messages",
             creds.page_access_token,
             "facebook send",
             creds.request_timeout_s,
         )
+        self._comments = CommentReplies(
+            graph_api_url=creds.graph_api_url,
+            token=creds.page_access_token,
+            edge="comments",
+            max_text=MAX_COMMENT_CHARS,
+            pictures=True,
+            send_api=self._send_api,
+            max_private_text=MAX_TEXT_CHARS,
+            timeout_s=creds.request_timeout_s,
+            what="facebook",
+        )
 
-    def verify(self, request: RawRequest) -> None:
-        verify_hub_signature(self.credentials.app_secret, request)
+    @property
+    def routing_ids(self) -> frozenset[str]:
+        page = self.credentials.page_id
+        ids = {"messages": page, "comments": comments_routing_id(page)}
+        return frozenset(ids[kind] for kind in self.credentials.receive)
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         notification, _ = read_notification(request.body, "page")
-        reading = self._reader.read(notification.entry, received_at)
-        ignored = list(reading.ignored)
-        ignored.extend("feed" for entry in notification.entry for _ in entry.changes)
-        return WebhookParse(messages=tuple(reading.messages), ignored=tuple(ignored))
+        receive = self.credentials.receive
+        reading = EntryReading()
+        if "messages" in receive:
+            reading = self._reader.read(notification.entry, received_at)
+        else:
+            reading.ignored.extend("messaging" for e in notification.entry if e.messaging)
+        ours = [e for e in notification.entry if e.id == self.credentials.page_id]
+        if "comments" in receive:
+            self._feed.read(ours, received_at, reading)
+        else:
+            reading.ignored.extend("comments" for e in ours for _ in e.changes)
+        return WebhookParse(
+            messages=tuple(reading.messages),
+            events=tuple(reading.events),
+            ignored=tuple(reading.ignored),
+        )
 
     async def send(
         self,
@@ -85,6 +133,11 @@ class FacebookChannel(Channel):
         *,
         reply_id: str,
     ) -> SentReceipt:
+        thread = thread_of(target.dialog_key)
+        if thread is not None:
+            comment = request.reply_to_channel_message_id or thread
+            mode = self.credentials.comment_replies
+            return await self._comments.send(session, target, request, comment, mode)
         messages = message_objects(self.name, request, MAX_TEXT_CHARS, code_points)
         tag = self.credentials.message_tag
         envelope: dict[str, object] = {"recipient": {"id": target.dialog_key}}

@@ -15,15 +15,18 @@ the ``mid`` as their ``channel_message_id``.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from channels.meta.envelope import MetaEntry, read_event
+from channels.meta.events import channel_event
 from channels.meta.messaging_types import Attachment, Message, MessagingEvent
 from engine.buttons.press import BUTTON_PAYLOAD_EXTRA
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
+    ChannelEvent,
+    ChannelEventKind,
     Content,
     Customer,
     FileContent,
@@ -40,7 +43,6 @@ from engine.models import (
 
 THUMBS_UP_STICKER_ID = "369239263222822"
 """Messenger's "like" sticker: read as a 👍, so it answers a rating like a typed one."""
-_EVENT_KINDS = ("message", "postback", "message_edit", "reaction", "delivery", "read")
 _MEDIA_SHARES = frozenset({"share", "story_mention", "reel", "ig_reel", "post", "ig_post"})
 Product = Literal["facebook", "instagram"]
 
@@ -49,8 +51,9 @@ Product = Literal["facebook", "instagram"]
 class EntryReading:
     """What the events of one or more entries came to."""
 
-    messages: list[InboundMessage]
-    ignored: list[str]
+    messages: list[InboundMessage] = field(default_factory=list)
+    events: list[ChannelEvent] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
 
 
 def order_key(timestamp_ms: int, mid: str) -> int:
@@ -75,7 +78,7 @@ class MessagingReader:
         self._product = product
 
     def read(self, entries: list[MetaEntry], received_at: float) -> EntryReading:
-        reading = EntryReading([], [])
+        reading = EntryReading()
         for entry in entries:
             if entry.id != self._account_id:
                 reading.ignored.append("other_account")
@@ -103,11 +106,70 @@ class MessagingReader:
         if event.message_edit is not None:
             into.messages.append(self._edit(event, data, received_at))
             return
-        kind = next((key for key in _EVENT_KINDS if getattr(event, key, None) is not None), None)
-        if kind is None:
-            known = sorted(set(data) - {"sender", "recipient", "timestamp"})
-            kind = f"unsupported_event:{known[0] if known else 'empty'}"
-        into.ignored.append(kind)
+        notice = self._notice(event, data, received_at)
+        if notice is not None:
+            into.events.append(notice)
+            return
+        known = sorted(set(data) - {"sender", "recipient", "timestamp"})
+        into.ignored.append(f"unsupported_event:{known[0] if known else 'empty'}")
+
+    def _notice(
+        self, event: MessagingEvent, data: dict[str, Any], received_at: float
+    ) -> ChannelEvent | None:
+        """A receipt, a reaction or an opt-in as a channel event; ``None`` for other kinds.
+
+        Receipts name our messages by ``mids`` (Instagram's ``read.mid``) or only by a
+        ``watermark``: every message sent before it (docs/channels/facebook.md, "Receipts").
+        """
+        customer = event.sender.id
+        common: dict[str, Any] = {
+            "customer_id": customer,
+            "occurred_at": event.timestamp / 1000,
+            "received_at": received_at,
+            "raw": data,
+        }
+        if event.delivery is not None or event.read is not None:
+            receipt = event.delivery or event.read
+            assert receipt is not None
+            kind: ChannelEventKind = "delivered" if event.delivery is not None else "read"
+            mids = tuple(event.delivery.mids) if event.delivery is not None else ()
+            if event.read is not None and event.read.mid is not None:
+                mids = (event.read.mid,)
+            watermark = receipt.watermark / 1000 if receipt.watermark is not None else None
+            mark = receipt.watermark if receipt.watermark is not None else ",".join(mids)
+            return channel_event(
+                self._route,
+                kind,
+                event_id=f"{kind}:{customer}:{mark}",
+                message_ids=mids,
+                watermark=watermark,
+                **common,
+            )
+        if event.reaction is not None:
+            reaction = event.reaction
+            removed = reaction.action == "unreact"
+            shown = None if removed else (reaction.emoji or reaction.reaction)
+            extras = {"reaction_name": reaction.reaction} if reaction.reaction else {}
+            return channel_event(
+                self._route,
+                "reaction",
+                event_id=f"reaction:{customer}:{event.timestamp}",
+                message_ids=(reaction.mid,) if reaction.mid else (),
+                reaction=shown,
+                extras=extras,
+                **common,
+            )
+        optin = data.get("optin")
+        if isinstance(optin, dict):
+            extras = {k: str(v) for k, v in optin.items() if isinstance(v, str | int)}
+            return channel_event(
+                self._route,
+                "opted_in",
+                event_id=f"optin:{customer}:{event.timestamp}",
+                extras=extras,
+                **common,
+            )
+        return None
 
     def _message_skip_reason(self, message: Message) -> str | None:
         if message.is_echo:

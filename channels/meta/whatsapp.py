@@ -13,19 +13,30 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import Field
 
-from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
 from channels.keyboards import render_buttons
+from channels.meta.app_webhook import by_phone_number
+from channels.meta.channel import MetaChannel
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
 from channels.meta.envelope import MetaEntry, read_event, read_notification
+from channels.meta.events import channel_event
 from channels.meta.graph_calls import graph_post
-from channels.meta.signature import verify_hub_signature
+from channels.meta.messaging import EntryReading
 from channels.meta.whatsapp_buttons import interactive_buttons
-from channels.meta.whatsapp_types import WaMedia, WaMessage, WaSharedContact, WaValue
+from channels.meta.whatsapp_types import (
+    WaError,
+    WaMedia,
+    WaMessage,
+    WaSharedContact,
+    WaStatus,
+    WaValue,
+)
 from channels.partial_sends import ResumeMemory
 from channels.text_split import split_text
 from engine.buttons.press import BUTTON_PAYLOAD_EXTRA
@@ -33,6 +44,8 @@ from engine.errors import PermanentSendError
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
+    ChannelEvent,
+    ChannelEventKind,
     ContactContent,
     Content,
     Customer,
@@ -60,6 +73,11 @@ MAX_CAPTION_CHARS = 1024
 WINDOW_S = 24 * 3600.0
 RESUME_MEMORY = 1024
 _MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+_STATUS_KINDS: dict[str, ChannelEventKind] = {
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+}
 
 
 class WhatsAppCredentials(MetaAppCredentials):
@@ -87,7 +105,7 @@ def order_key(timestamp_s: int, wamid: str) -> int:
     return (timestamp_s << 16) | (zlib.crc32(wamid.encode()) & 0xFFFF)
 
 
-class WhatsAppChannel(Channel):
+class WhatsAppChannel(MetaChannel):
     """A WhatsApp Cloud API business number."""
 
     name: ClassVar[str] = "whatsapp"
@@ -105,51 +123,79 @@ class WhatsAppChannel(Channel):
 
     # --- inbound
 
-    def verify(self, request: RawRequest) -> None:
-        verify_hub_signature(self.credentials.app_secret, request)
+    @classmethod
+    def entry_parts(cls, entry: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
+        return by_phone_number(entry)
+
+    @property
+    def routing_ids(self) -> frozenset[str]:
+        return frozenset({self.credentials.phone_number_id})
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         notification, _ = read_notification(request.body, "whatsapp_business_account")
-        messages: list[InboundMessage] = []
-        ignored: list[str] = []
+        reading = EntryReading()
         for entry in notification.entry:
-            self._read_entry(entry, received_at, messages, ignored)
-        return WebhookParse(messages=tuple(messages), ignored=tuple(ignored))
+            self._read_entry(entry, received_at, reading)
+        return WebhookParse(
+            messages=tuple(reading.messages),
+            events=tuple(reading.events),
+            ignored=tuple(reading.ignored),
+        )
 
-    def _read_entry(
-        self,
-        entry: MetaEntry,
-        received_at: float,
-        messages: list[InboundMessage],
-        ignored: list[str],
-    ) -> None:
+    def _read_entry(self, entry: MetaEntry, received_at: float, into: EntryReading) -> None:
         for change in entry.changes:
             if change.get("field") != "messages":
-                ignored.append(f"field:{change.get('field')}")
+                into.ignored.append(f"field:{change.get('field')}")
                 continue
             value = read_event(WaValue, change.get("value"), "value")
             if value is None:
-                ignored.append("invalid_event:value")
+                into.ignored.append("invalid_event:value")
                 continue
             if value.metadata.phone_number_id != self.credentials.phone_number_id:
-                ignored.append("other_account")
+                into.ignored.append("other_account")
                 continue
             for error in value.errors:
                 log.warning("whatsapp system error %s: %s", error.code, error.message)
-                ignored.append("system_error")
-            ignored.extend(f"status:{status.get('status')}" for status in value.statuses)
+                into.ignored.append("system_error")
+            for data in value.statuses:
+                self._read_status(data, received_at, into)
             names = _names(value)
             for data in value.messages:
-                self._read_message(data, names, received_at, messages, ignored)
+                self._read_message(data, names, received_at, into)
+
+    def _read_status(self, data: dict[str, Any], received_at: float, into: EntryReading) -> None:
+        """``delivered``, ``read`` and ``failed`` (with Meta's reason) of one of our messages;
+        ``sent`` says nothing the send's answer did not."""
+        status = read_event(WaStatus, data, "status")
+        if status is None or status.recipient_id is None:
+            into.ignored.append("invalid_event:status")
+            return
+        kind = _STATUS_KINDS.get(status.status)
+        if kind is None:
+            into.ignored.append(f"status:{status.status}")
+            return
+        into.events.append(
+            channel_event(
+                self.route,
+                kind,
+                customer_id=status.recipient_id,
+                event_id=f"{status.id}:{status.status}",
+                message_ids=(status.id,),
+                reason=failure_reason(status.errors) if kind == "failed" else None,
+                occurred_at=float(status.timestamp),
+                received_at=received_at,
+                raw=data,
+            )
+        )
 
     def _read_message(
         self,
         data: dict[str, Any],
         names: dict[str, tuple[str | None, str | None]],
         received_at: float,
-        into: list[InboundMessage],
-        ignored: list[str],
+        reading: EntryReading,
     ) -> None:
+        into, ignored = reading.messages, reading.ignored
         message = read_event(WaMessage, data, "message")
         if message is None:
             ignored.append("invalid_event:message")
@@ -161,8 +207,8 @@ class WhatsAppChannel(Channel):
         if "group_id" in data:
             ignored.append("group_message")
             return
-        if message.type == "reaction":
-            ignored.append("reaction")
+        if message.type == "reaction" and message.reaction is not None:
+            reading.events.append(self._reaction(message, sender, data, received_at))
             return
         contents = _contents(message)
         if not contents:
@@ -177,6 +223,24 @@ class WhatsAppChannel(Channel):
             into.append(
                 self._inbound(message, sender, names, content, extras, event_id, data, received_at)
             )
+
+    def _reaction(
+        self, message: WaMessage, sender: str, data: dict[str, Any], received_at: float
+    ) -> ChannelEvent:
+        """A reaction to a message (``emoji`` absent: removed), keyed by its own ``wamid``."""
+        reaction = message.reaction
+        assert reaction is not None
+        return channel_event(
+            self.route,
+            "reaction",
+            customer_id=sender,
+            event_id=message.id,
+            message_ids=(reaction.message_id,),
+            reaction=reaction.emoji or None,
+            occurred_at=float(message.timestamp),
+            received_at=received_at,
+            raw=data,
+        )
 
     def _inbound(
         self,
@@ -308,6 +372,16 @@ def _media_parts(
 
 
 # --- normalizing a message
+
+
+def failure_reason(errors: list[WaError]) -> str:
+    """Meta's words for a failed status: code, title and details of each error."""
+    parts = []
+    for error in errors:
+        details = error.error_data.get("details") if error.error_data else None
+        words = ": ".join(str(w) for w in (error.title or error.message, details) if w)
+        parts.append(f"{words} [code {error.code}]" if error.code is not None else words)
+    return "; ".join(parts) or "failed without a reason"
 
 
 def _names(value: WaValue) -> dict[str, tuple[str | None, str | None]]:

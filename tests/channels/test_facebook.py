@@ -144,25 +144,46 @@ EXPECTED_MESSAGES: dict[str, list[tuple[str, str, Content | None]]] = {
 EXPECTED_IGNORED: dict[str, tuple[str, ...]] = {
     "fb_echo": ("echo",),
     "fb_inbox_echo": ("inbox_echo",),
-    "fb_delivery": ("delivery",),
-    "fb_read": ("read",),
-    "fb_reaction": ("reaction",),
-    "fb_optin": ("unsupported_event:optin",),
-    "fb_batch": ("other_account", "read"),
+    "fb_batch": ("other_account",),
 }
+DELIVERED_MID = "m_JOIfPCZ0ZdEfzVAKbf-q7xGzibAfjF_0k8aXBtCrvhBE65I3pgY8x0JgCRNU0ufc"
+EXPECTED_EVENTS: dict[str, list[tuple[str, str, tuple[str, ...], float | None, str | None]]] = {
+    "fb_delivery": [
+        (
+            "delivered",
+            f"delivered:{PSID_EXAMPLE}:1698636946713",
+            (DELIVERED_MID,),
+            1698636946.713,
+            None,
+        )
+    ],
+    "fb_read": [("read", f"read:{PSID_EXAMPLE}:1698636960806", (), 1698636960.806, None)],
+    "fb_reaction": [
+        ("reaction", f"reaction:{PSID_EXAMPLE}:1698638000463", (DELIVERED_MID,), None, "❤️")
+    ],
+    "fb_optin": [("opted_in", f"optin:{PSID_EXAMPLE}:1698637800800", (), None, None)],
+    "fb_batch": [("read", f"read:{PSID_EXAMPLE}:1698637899000", (), 1698637899.0, None)],
+}
+ALL_NAMES = sorted(set(EXPECTED_MESSAGES) | set(EXPECTED_IGNORED) | set(EXPECTED_EVENTS))
 
 
 def test_every_recorded_facebook_notification_has_an_expectation() -> None:
-    names = {path.stem for path in RECORDED.glob("fb_*.json")} - {"fb_feed_comment"}
-    assert names == set(EXPECTED_MESSAGES) | set(EXPECTED_IGNORED)
+    names = {path.stem for path in RECORDED.glob("fb_*.json") if "feed" not in path.stem}
+    assert names == set(ALL_NAMES)
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPECTED_MESSAGES) | set(EXPECTED_IGNORED)))
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_recorded_notification_normalizes(name: str) -> None:
     parsed = parse(name)
     got = [(m.channel_event_id, m.action, m.content) for m in parsed.messages]
     assert got == EXPECTED_MESSAGES.get(name, [])
     assert parsed.ignored == EXPECTED_IGNORED.get(name, ())
+    events = [
+        (e.kind, e.channel_event_id, e.channel_message_ids, e.watermark, e.reaction)
+        for e in parsed.events
+    ]
+    assert events == EXPECTED_EVENTS.get(name, [])
+    assert all(e.dialog_key == e.customer_id == PSID_EXAMPLE for e in parsed.events)
     assert (parsed.reply.status, parsed.reply.body) == (200, b"")
     for message in parsed.messages:
         assert message.id == inbound_event_id("facebook-1", message.channel_event_id)
@@ -215,7 +236,8 @@ def test_unknown_fields_are_tolerated_and_a_bad_event_fails_only_itself() -> Non
     body["entry"][2]["messaging"].insert(0, {"sender": {}, "recipient": {"id": PAGE_ID}})
     parsed = parse(encode(body))
     assert [m.channel_event_id for m in parsed.messages] == ["m_b1", "m_b2"]
-    assert parsed.ignored == ("other_account", "invalid_event:messaging", "read")
+    assert parsed.ignored == ("other_account", "invalid_event:messaging")
+    assert [e.kind for e in parsed.events] == ["read"]
 
 
 def test_ids_sent_as_numbers_become_strings() -> None:

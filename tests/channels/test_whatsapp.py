@@ -133,10 +133,29 @@ EXPECTED_MESSAGES: dict[str, list[tuple[str, Content]]] = {
     "wa_cyrillic_emoji": [("wamid.TEST14", TextContent(text="Есть в синем? 💙🧥"))],
     "wa_bad_message": [("wamid.TEST18", TextContent(text="fine"))],
 }
+OUR_WAMID = "wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI0QTI4RjQ0QzJBRkQ2NkNGQ0UA"
+EXPECTED_EVENTS: dict[str, list[tuple[str, str, tuple[str, ...], str | None, str | None]]] = {
+    "wa_reaction": [
+        (
+            "reaction",
+            "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQjFBMjM0NUQ2Nzg5MEVGMTIzNAA=",
+            ("wamid.HBgLMTY0NjcwNDM1OTUVAgASGBQzQUZCMTY0MDc2MUYwNzBDNTY5MAA=",),
+            "👍",
+            None,
+        )
+    ],
+    "wa_status_delivered": [("delivered", f"{OUR_WAMID}:delivered", (OUR_WAMID,), None, None)],
+    "wa_status_failed": [
+        (
+            "failed",
+            f"{OUR_WAMID}:failed",
+            (OUR_WAMID,),
+            None,
+            f"Re-engagement message: {WINDOW_DETAILS} [code 131047]",
+        )
+    ],
+}
 EXPECTED_IGNORED: dict[str, tuple[str, ...]] = {
-    "wa_reaction": ("reaction",),
-    "wa_status_delivered": ("status:delivered",),
-    "wa_status_failed": ("status:failed",),
     "wa_unsupported": ("unsupported_content:unsupported",),
     "wa_system": ("unsupported_content:system",),
     "wa_duplicate": ("duplicate",),
@@ -145,7 +164,7 @@ EXPECTED_IGNORED: dict[str, tuple[str, ...]] = {
     "wa_bad_message": ("invalid_event:message",),
     "wa_system_error": ("system_error",),
 }
-NAMES = sorted(set(EXPECTED_MESSAGES) | set(EXPECTED_IGNORED))
+NAMES = sorted(set(EXPECTED_MESSAGES) | set(EXPECTED_IGNORED) | set(EXPECTED_EVENTS))
 
 
 def test_every_recorded_whatsapp_notification_has_an_expectation() -> None:
@@ -158,6 +177,12 @@ def test_recorded_notification_normalizes(name: str) -> None:
     got = [(m.channel_event_id, m.content) for m in parsed.messages]
     assert got == EXPECTED_MESSAGES.get(name, [])
     assert parsed.ignored == EXPECTED_IGNORED.get(name, ())
+    events = [
+        (e.kind, e.channel_event_id, e.channel_message_ids, e.reaction, e.reason)
+        for e in parsed.events
+    ]
+    assert events == EXPECTED_EVENTS.get(name, [])
+    assert all(e.dialog_key == e.customer_id == CUSTOMER for e in parsed.events)
     assert (parsed.reply.status, parsed.reply.body) == (200, b"")
     for message in parsed.messages:
         assert message.id == inbound_event_id("whatsapp-1", message.channel_event_id)
@@ -195,6 +220,17 @@ def test_a_username_customer_is_addressed_by_user_id() -> None:
     assert message.customer == Customer(
         channel_user_id="US.13491208655302741918", name="Kai", username="kai.dev"
     )
+
+
+def test_a_removed_reaction_and_a_sent_status() -> None:
+    body = recorded_json("wa_reaction.json")
+    del body["entry"][0]["changes"][0]["value"]["messages"][0]["reaction"]["emoji"]
+    (event,) = parse(encode(body)).events
+    assert (event.kind, event.reaction) == ("reaction", None)
+    body = recorded_json("wa_status_delivered.json")
+    body["entry"][0]["changes"][0]["value"]["statuses"][0]["status"] = "sent"
+    parsed = parse(encode(body))
+    assert (parsed.events, parsed.ignored) == ((), ("status:sent",))
 
 
 def test_other_fields_and_wrong_objects() -> None:

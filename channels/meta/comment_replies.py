@@ -1,0 +1,137 @@
+"""Replies in a comment dialog: a public reply to a comment, or Messenger's private reply.
+
+Public (docs/channels/facebook.md and instagram.md, "Comment replies"): Facebook
+``POST /{comment-id}/comments`` with ``message`` (and ``attachment_url`` for a picture),
+Instagram ``POST /{comment-id}/replies`` with ``message`` (text only: a picture or file goes
+as its link). Both answer ``{"id": <new comment id>}``. A long text becomes several
+comments, split on word boundaries.
+
+Private: one Send API message to the comment's author, ``{"recipient": {"comment_id"}}``;
+Meta takes one per comment (within 7 days), so a private reply is a single message: a text
+too long for one is refused rather than cut, and a second private reply to the same comment
+fails with Meta's code 10900 (permanent, with its meaning).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import aiohttp
+
+from channels.meta.graph_calls import graph_post
+from channels.meta.send_api import SendApi
+from channels.partial_sends import ResumeMemory
+from channels.text_split import split_text
+from engine.errors import PermanentSendError
+from engine.models import (
+    DialogTarget,
+    OutboundFile,
+    OutboundImage,
+    OutboundText,
+    ReplyRequest,
+    SentReceipt,
+)
+
+ReplyMode = Literal["public", "private"]
+RESUME_MEMORY = 1024
+
+
+def reply_text(request: ReplyRequest) -> str:
+    """What a text-only reply says: the text, or a caption and the link of a picture or file."""
+    content = request.content
+    if isinstance(content, OutboundText):
+        return content.text
+    if isinstance(content, OutboundImage | OutboundFile):
+        return "\n".join(part for part in (content.caption, content.url) if part)
+    raise PermanentSendError(f"cannot send {type(content).__name__}")  # pragma: no cover
+
+
+class CommentReplies:
+    """Public replies through ``{graph}/{comment}/{edge}``, private ones through ``send_api``."""
+
+    def __init__(
+        self,
+        *,
+        graph_api_url: str,
+        token: str,
+        edge: Literal["comments", "replies"],
+        max_text: int,
+        pictures: bool,
+        send_api: SendApi,
+        max_private_text: int,
+        timeout_s: float,
+        what: str,
+    ) -> None:
+        self._graph = graph_api_url
+        self._token = token
+        self._edge = edge
+        self._max_text = max_text
+        self._pictures = pictures
+        self._send_api = send_api
+        self._max_private_text = max_private_text
+        self._timeout_s = timeout_s
+        self._what = what
+        self._resume = ResumeMemory(RESUME_MEMORY)
+
+    async def send(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        comment_id: str,
+        mode: ReplyMode,
+    ) -> SentReceipt:
+        if mode == "private":
+            return await self._private(session, request, comment_id)
+        bodies = self._public_bodies(request)
+
+        async def send_part(index: int) -> str:
+            return await self._public(session, comment_id, bodies[index])
+
+        return await self._resume.send(target, request, len(bodies), send_part)
+
+    def _public_bodies(self, request: ReplyRequest) -> list[dict[str, Any]]:
+        content = request.content
+        if self._pictures and isinstance(content, OutboundImage):
+            caption = content.caption or ""
+            parts = split_text(caption, self._max_text) if caption.strip() else [""]
+            first = {"attachment_url": content.url, **({"message": parts[0]} if parts[0] else {})}
+            return [first, *({"message": part} for part in parts[1:] if part.strip())]
+        bodies = [
+            {"message": part}
+            for part in split_text(reply_text(request), self._max_text)
+            if part.strip()
+        ]
+        if not bodies:
+            raise PermanentSendError("text is nothing but whitespace")
+        return bodies
+
+    async def _public(
+        self, session: aiohttp.ClientSession, comment_id: str, body: dict[str, Any]
+    ) -> str:
+        answer = await graph_post(
+            session,
+            f"{self._graph}/{comment_id}/{self._edge}",
+            token=self._token,
+            body=body,
+            what=f"{self._what} comment reply",
+            timeout_s=self._timeout_s,
+        )
+        new_id = answer.get("id")
+        if not isinstance(new_id, str) or not new_id:
+            raise PermanentSendError(f"{self._what} comment reply: answer without an id")
+        return new_id
+
+    async def _private(
+        self, session: aiohttp.ClientSession, request: ReplyRequest, comment_id: str
+    ) -> SentReceipt:
+        text = reply_text(request).strip()
+        if not text:
+            raise PermanentSendError("text is nothing but whitespace")
+        if len(text) > self._max_private_text:
+            raise PermanentSendError(
+                f"a private reply is one message of at most {self._max_private_text} "
+                f"characters (Meta allows one per comment); this one has {len(text)}"
+            )
+        body = {"recipient": {"comment_id": comment_id}, "message": {"text": text}}
+        return SentReceipt(channel_message_ids=(await self._send_api.call(session, body),))
