@@ -5,6 +5,7 @@ from __future__ import annotations
 from channels.base import Channel, Credentials
 from channels.custom import CustomChannel
 from channels.meta.facebook import FacebookChannel
+from channels.meta.instagram import InstagramChannel
 from channels.meta.whatsapp import WhatsAppChannel
 from channels.telegram import TelegramChannel
 from channels.viber import ViberChannel
@@ -19,6 +20,7 @@ CHANNELS: dict[str, type[Channel]] = {
     ViberChannel.name: ViberChannel,
     FacebookChannel.name: FacebookChannel,
     WhatsAppChannel.name: WhatsAppChannel,
+    InstagramChannel.name: InstagramChannel,
 }
 
 

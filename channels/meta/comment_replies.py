@@ -21,7 +21,7 @@ import aiohttp
 from channels.meta.graph_calls import graph_post
 from channels.meta.send_api import SendApi
 from channels.partial_sends import ResumeMemory
-from channels.text_split import split_text
+from channels.text_split import Measure, code_points, split_text
 from engine.errors import PermanentSendError
 from engine.models import (
     DialogTarget,
@@ -59,6 +59,7 @@ class CommentReplies:
         pictures: bool,
         send_api: SendApi,
         max_private_text: int,
+        private_measure: Measure = code_points,
         timeout_s: float,
         what: str,
     ) -> None:
@@ -69,6 +70,7 @@ class CommentReplies:
         self._pictures = pictures
         self._send_api = send_api
         self._max_private_text = max_private_text
+        self._private_measure = private_measure
         self._timeout_s = timeout_s
         self._what = what
         self._resume = ResumeMemory(RESUME_MEMORY)
@@ -128,10 +130,12 @@ class CommentReplies:
         text = reply_text(request).strip()
         if not text:
             raise PermanentSendError("text is nothing but whitespace")
-        if len(text) > self._max_private_text:
+        length = self._private_measure(text)
+        if length > self._max_private_text:
             raise PermanentSendError(
                 f"a private reply is one message of at most {self._max_private_text} "
-                f"characters (Meta allows one per comment); this one has {len(text)}"
+                f"{self._private_measure.__name__.replace('_', ' ')} (Meta allows one per "
+                f"comment); this one has {length}"
             )
         body = {"recipient": {"comment_id": comment_id}, "message": {"text": text}}
         return SentReceipt(channel_message_ids=(await self._send_api.call(session, body),))

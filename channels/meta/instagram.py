@@ -1,0 +1,153 @@
+"""Instagram: direct messages (``messaging``) and comments (``comments``), in and out.
+
+Wire format, ids, limits and quirks: docs/channels/instagram.md. One connector is one
+Instagram professional account (``account_id``) and reads what its ``receive`` names: direct
+conversations (dialog = the Instagram-scoped id, IGSID) and/or comment threads (dialog =
+``comment:<top-level comment id>``); the app-level webhook routes them by the account id and
+``<account id>/comments`` (docs/channels/contract.md).
+
+Both login flavours are served: with Facebook Login, ``graph_api_url`` is
+graph.facebook.com and direct replies go to the linked page (``page_id``); with Instagram
+Login, graph.instagram.com and the account itself. Direct replies are ``RESPONSE`` inside the
+24-hour window the engine enforces (``reply_window_s``). Comment replies are public
+(``POST /{comment}/replies``) or one private reply per comment. Meta's reply limits (750
+private replies an hour per account) answer with its throttling codes: the reply is kept
+and retried after the time Meta gives (the engine's durable reply queue), never dropped.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import aiohttp
+from pydantic import Field
+
+from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
+from channels.meta.app_webhook import comments_routing_id
+from channels.meta.channel import MetaChannel
+from channels.meta.comment_replies import CommentReplies, ReplyMode
+from channels.meta.comments import thread_of
+from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
+from channels.meta.envelope import read_notification
+from channels.meta.instagram_comments import InstagramCommentReader
+from channels.meta.messaging import EntryReading, MessagingReader
+from channels.meta.send_api import SendApi, message_objects
+from channels.text_split import utf8_bytes
+from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
+
+MAX_TEXT_BYTES = 1000
+MAX_COMMENT_CHARS = 2200
+WINDOW_S = 24 * 3600.0
+Receives = Literal["messages", "comments"]
+
+
+class InstagramCredentials(MetaAppCredentials):
+    """One Instagram professional account of the app."""
+
+    account_id: str = Field(
+        pattern=ACCOUNT_ID_PATTERN, description="The Instagram professional account's id."
+    )
+    access_token: str = Field(
+        min_length=1,
+        repr=False,
+        description="The linked page's token (Facebook Login) or the account's Instagram "
+        "user token (Instagram Login), with instagram_manage_messages / _comments.",
+    )
+    page_id: str | None = Field(
+        default=None,
+        pattern=ACCOUNT_ID_PATTERN,
+        description="The linked Facebook page (Facebook Login): direct replies are posted "
+        "to /{page_id}/messages; none: to /{account_id}/messages (Instagram Login).",
+    )
+    receive: tuple[Receives, ...] = Field(
+        default=("messages",),
+        min_length=1,
+        description="What this connector reads: direct messages, comments, or both.",
+    )
+    comment_replies: ReplyMode = Field(
+        default="public",
+        description="Answer a comment publicly, or privately in direct (one per comment).",
+    )
+
+
+class InstagramChannel(MetaChannel):
+    """An Instagram professional account: its direct messages and/or its comments."""
+
+    name: ClassVar[str] = "instagram"
+    credentials_model: ClassVar[type[Credentials]] = InstagramCredentials
+    capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=MAX_TEXT_BYTES)
+    reply_window_s: ClassVar[float | None] = WINDOW_S
+
+    credentials: InstagramCredentials
+
+    def __init__(self, route: Route, credentials: Credentials) -> None:
+        super().__init__(route, credentials)
+        creds = self.credentials
+        self._reader = MessagingReader(route, creds.account_id, creds.app_id, "instagram")
+        self._comment_reader = InstagramCommentReader(route, creds.account_id)
+        sender = creds.page_id or creds.account_id
+        self._send_api = SendApi(
+            f"{creds.graph_api_url}/{sender}/messages",
+            creds.access_token,
+            "instagram send",
+            creds.request_timeout_s,
+        )
+        self._comments = CommentReplies(
+            graph_api_url=creds.graph_api_url,
+            token=creds.access_token,
+            edge="replies",
+            max_text=MAX_COMMENT_CHARS,
+            pictures=False,
+            send_api=self._send_api,
+            max_private_text=MAX_TEXT_BYTES,
+            private_measure=utf8_bytes,
+            timeout_s=creds.request_timeout_s,
+            what="instagram",
+        )
+
+    @property
+    def routing_ids(self) -> frozenset[str]:
+        account = self.credentials.account_id
+        ids = {"messages": account, "comments": comments_routing_id(account)}
+        return frozenset(ids[kind] for kind in self.credentials.receive)
+
+    @property
+    def comment_reader(self) -> InstagramCommentReader:
+        """What the comment polling loop normalizes fetched comments with."""
+        return self._comment_reader
+
+    def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
+        notification, _ = read_notification(request.body, "instagram")
+        receive = self.credentials.receive
+        reading = EntryReading()
+        if "messages" in receive:
+            reading = self._reader.read(notification.entry, received_at)
+        else:
+            reading.ignored.extend("messaging" for e in notification.entry if e.messaging)
+        ours = [e for e in notification.entry if e.id == self.credentials.account_id]
+        if "comments" in receive:
+            self._comment_reader.read(ours, received_at, reading)
+        else:
+            reading.ignored.extend("comments" for e in ours for _ in e.changes)
+        return WebhookParse(
+            messages=tuple(reading.messages),
+            events=tuple(reading.events),
+            ignored=tuple(reading.ignored),
+        )
+
+    async def send(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        thread = thread_of(target.dialog_key)
+        if thread is not None:
+            comment = request.reply_to_channel_message_id or thread
+            mode = self.credentials.comment_replies
+            return await self._comments.send(session, target, request, comment, mode)
+        messages = message_objects(self.name, request, MAX_TEXT_BYTES, utf8_bytes)
+        envelope = {"recipient": {"id": target.dialog_key}, "messaging_type": "RESPONSE"}
+        return await self._send_api.send(session, target, request, envelope, messages)
