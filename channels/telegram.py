@@ -36,9 +36,11 @@ from channels.partial_sends import ResumeMemory
 from channels.telegram_keyboard import answer_call, callback_press, press_message
 from channels.telegram_types import (
     ENVELOPE_KEYS,
+    TgChatMemberUpdated,
     TgContact,
     TgLocation,
     TgMessage,
+    TgMessageReactionUpdated,
     TgUpdate,
     TgUser,
 )
@@ -48,6 +50,8 @@ from engine.errors import AuthError, PermanentSendError, RetryableSendError, Val
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
+    ChannelEvent,
+    ChannelEventKind,
     ContactContent,
     Content,
     Customer,
@@ -147,6 +151,10 @@ class TelegramChannel(Channel):
             return self._press(update, received_at)
         if kind in _CHANNEL_POST_KINDS:
             return WebhookParse(ignored=(str(kind),))
+        if kind == "my_chat_member":
+            return self._membership(update, update_id, received_at)
+        if kind == "message_reaction":
+            return self._reaction(update, update_id, received_at)
         if kind not in _MESSAGE_KINDS:
             return WebhookParse(ignored=(f"unsupported_update:{kind or 'empty'}",))
         message = validate(TgMessage, update[kind], kind)
@@ -158,6 +166,66 @@ class TelegramChannel(Channel):
             return WebhookParse(ignored=(f"unsupported_content:{_content_key(update[kind])}",))
         return WebhookParse(
             messages=(self._inbound(update, update_id, kind, message, content, received_at),)
+        )
+
+    def _membership(
+        self, update: dict[str, Any], update_id: int, received_at: float
+    ) -> WebhookParse:
+        """The user blocked (``kicked``) or unblocked the bot in their private chat; the bot
+        joining or leaving a group is no event of a customer's."""
+        change = validate(TgChatMemberUpdated, update["my_chat_member"], "my_chat_member")
+        status = change.new_chat_member.status
+        if change.chat.type != "private":
+            return WebhookParse(ignored=(f"group_membership:{status}",))
+        if status == "kicked":
+            kind: ChannelEventKind = "blocked"
+        elif change.old_chat_member.status == "kicked":
+            kind = "unblocked"
+        else:
+            return WebhookParse(ignored=(f"membership:{status}",))
+        event = self._event(
+            update,
+            update_id,
+            received_at,
+            kind=kind,
+            dialog_key=str(change.chat.id),
+            customer_id=str(change.from_user.id),
+            occurred_at=float(change.date),
+        )
+        return WebhookParse(events=(event,))
+
+    def _reaction(self, update: dict[str, Any], update_id: int, received_at: float) -> WebhookParse:
+        """A user's reaction to a message; the first of the new ones is the reaction, none:
+        the reaction was removed."""
+        change = validate(TgMessageReactionUpdated, update["message_reaction"], "message_reaction")
+        if change.user is None:
+            return WebhookParse(ignored=("anonymous_reaction",))
+        first = change.new_reaction[0] if change.new_reaction else None
+        shown = None if first is None else first.emoji or first.custom_emoji_id or first.type
+        event = self._event(
+            update,
+            update_id,
+            received_at,
+            kind="reaction",
+            dialog_key=str(change.chat.id),
+            customer_id=str(change.user.id),
+            occurred_at=float(change.date),
+            reaction=shown,
+            channel_message_ids=(str(change.message_id),),
+        )
+        return WebhookParse(events=(event,))
+
+    def _event(
+        self, update: dict[str, Any], update_id: int, received_at: float, **fields: Any
+    ) -> ChannelEvent:
+        """A channel event of one update: its id is the update's, like a message's."""
+        return ChannelEvent(
+            id=inbound_event_id(self.route.connector_id, str(update_id)),
+            route=self.route,
+            channel_event_id=str(update_id),
+            received_at=received_at,
+            raw=update,
+            **fields,
         )
 
     def _press(self, update: dict[str, Any], received_at: float) -> WebhookParse:

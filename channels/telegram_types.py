@@ -162,3 +162,39 @@ ENVELOPE_KEYS = frozenset(
         "left_chat_participant",
     ]
 )
+
+
+class TgChatMember(_Provider):
+    """A member's state in a chat: ``kicked`` for the bot in a private chat is a block."""
+
+    status: str
+
+
+class TgChatMemberUpdated(_Provider):
+    """``my_chat_member``: the bot's own membership changed (in a private chat: the user
+    blocked or unblocked the bot)."""
+
+    chat: TgChat
+    from_user: TgUser = Field(alias="from")
+    date: int
+    old_chat_member: TgChatMember
+    new_chat_member: TgChatMember
+
+
+class TgReaction(_Provider):
+    """One reaction: an ``emoji``, a ``custom_emoji`` by id, or ``paid``."""
+
+    type: str
+    emoji: str | None = None
+    custom_emoji_id: str | None = None
+
+
+class TgMessageReactionUpdated(_Provider):
+    """``message_reaction``: a user changed their reactions to a message (anonymous group
+    admins react as ``actor_chat`` instead of ``user``)."""
+
+    chat: TgChat
+    message_id: int
+    user: TgUser | None = None
+    date: int
+    new_reaction: list[TgReaction] = Field(default_factory=list)

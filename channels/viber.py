@@ -29,11 +29,20 @@ from channels.http_calls import json_object, post, retryable_status
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
 from channels.text_split import split_text, utf16_units
-from channels.viber_types import ViberCallback, ViberMessage, ViberMessageEvent, ViberUser
+from channels.viber_types import (
+    ViberCallback,
+    ViberMessage,
+    ViberMessageEvent,
+    ViberStatusEvent,
+    ViberUser,
+)
 from channels.webhook_body import decode_json, validate
 from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
 from engine.ids import inbound_event_id
 from engine.models import (
+    RECEIPT_KINDS,
+    ChannelEvent,
+    ChannelEventKind,
     ContactContent,
     Content,
     Customer,
@@ -63,18 +72,17 @@ MAX_TEXT_UTF16 = 7000
 MAX_CAPTION_UTF16 = 768
 # Rate control breach: the per-user quota without a reply from the user (channels.md 3.7).
 _RETRYABLE_STATUSES = frozenset({12})
-# Callbacks about subscriptions and receipts: no customer message, but a 200 all the same.
-_IGNORED_EVENTS = frozenset(
-    {
-        "subscribed",
-        "unsubscribed",
-        "conversation_started",
-        "delivered",
-        "seen",
-        "failed",
-        "client_status",
-    }
-)
+# Callbacks that are channel events (docs/channels/contract.md), by Viber's event name.
+_EVENT_KINDS: dict[str, ChannelEventKind] = {
+    "delivered": "delivered",
+    "seen": "read",
+    "failed": "failed",
+    "subscribed": "subscribed",
+    "unsubscribed": "unsubscribed",
+}
+# Callbacks the engine has no use for: no customer message, but a 200 all the same.
+# conversation_started: the user opened the chat; no dialog until they write.
+_IGNORED_EVENTS = frozenset({"conversation_started", "client_status"})
 
 
 class ViberCredentials(Credentials):
@@ -158,6 +166,8 @@ class ViberChannel(Channel):
             return WebhookParse(ignored=("webhook",))  # set_webhook's check: a 200 is all
         if event in _IGNORED_EVENTS:
             return WebhookParse(ignored=(event,))
+        if event in _EVENT_KINDS:
+            return self._status_event(_EVENT_KINDS[event], data, received_at)
         if event != "message":
             return WebhookParse(ignored=(f"unsupported_update:{event}",))
         callback = validate(ViberMessageEvent, data, "callback")
@@ -170,6 +180,32 @@ class ViberChannel(Channel):
         if content is None:
             return WebhookParse(ignored=(f"unsupported_content:{callback.message.type}",))
         return WebhookParse(messages=(self._inbound(callback, content, data, received_at),))
+
+    def _status_event(
+        self, kind: ChannelEventKind, data: dict[str, Any], received_at: float
+    ) -> WebhookParse:
+        """A receipt, failure or (un)subscription; receipts name our message by its token."""
+        callback = validate(ViberStatusEvent, data, "callback")
+        user_id = callback.user.id if callback.user is not None else callback.user_id
+        if user_id is None:
+            raise ValidationFailedError("callback.user_id: Field required")
+        token = str(callback.message_token)
+        # A token is one message's (ours for receipts) and each kind comes once for it.
+        event_id = f"{token}:{kind}"
+        event = ChannelEvent(
+            id=inbound_event_id(self.route.connector_id, event_id),
+            route=self.route,
+            kind=kind,
+            dialog_key=user_id,
+            customer_id=user_id,
+            channel_event_id=event_id,
+            channel_message_ids=(token,) if kind in RECEIPT_KINDS else (),
+            reason=callback.desc if kind == "failed" else None,
+            occurred_at=callback.timestamp / 1000,
+            received_at=received_at,
+            raw=_raw(data),
+        )
+        return WebhookParse(events=(event,))
 
     def _inbound(
         self,
@@ -192,7 +228,7 @@ class ViberChannel(Channel):
             sent_at=callback.timestamp / 1000,
             received_at=received_at,
             extras=_extras(callback),
-            raw=data,
+            raw=_raw(data),
         )
 
     # --- outbound
@@ -313,6 +349,15 @@ def _decode(body: bytes) -> dict[str, Any]:
     data = decode_json(body)
     if not isinstance(data, dict):
         raise ValidationFailedError(f"callback: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _raw(data: dict[str, Any]) -> dict[str, Any]:
+    """The callback for audit, ``message_token`` as a string: a 64-bit number above 2**53
+    would reach a JavaScript portal rounded (channels.md section 0, rule 4)."""
+    token = data.get("message_token")
+    if isinstance(token, int) and not isinstance(token, bool):
+        return {**data, "message_token": str(token)}
     return data
 
 

@@ -66,3 +66,16 @@ class ViberMessageEvent(_Provider):
     sender: ViberUser
     message: ViberMessage
     silent: bool = False
+
+
+class ViberStatusEvent(_Provider):
+    """A callback about a user rather than a message of theirs: ``delivered``, ``seen`` and
+    ``failed`` name our message by its token and the user by ``user_id`` (``failed`` says
+    why in ``desc``); ``unsubscribed`` names the user by ``user_id``, ``subscribed`` by
+    ``user`` (channels.md section 3.3)."""
+
+    timestamp: int = Field(strict=True, description="Epoch milliseconds.")
+    message_token: int = Field(strict=True)
+    user_id: str | None = Field(default=None, min_length=1)
+    user: ViberUser | None = None
+    desc: str | None = None

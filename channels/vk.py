@@ -41,12 +41,16 @@ from channels.vk_types import (
     VkGeo,
     VkMessage,
     VkMessageNew,
+    VkMessagePermission,
+    VkMessageRead,
+    VkTypingState,
 )
 from channels.webhook_body import decode_json, validate
 from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
+    ChannelEvent,
     Content,
     Customer,
     DialogTarget,
@@ -118,8 +122,9 @@ class VkCredentials(Credentials):
 
 _MESSAGE_TYPES: dict[str, InboundAction] = {"message_new": "new", "message_edit": "edit"}
 # ``message_reply`` echoes every message the community sends, ours and its admins' alike.
-# Typing is a hint, not a message: the contract has no best-effort signal kind to carry it.
-_IGNORED_TYPES = {"message_reply": "own_message", "message_typing_state": "typing"}
+_IGNORED_TYPES = {"message_reply": "own_message"}
+# Events that are channel events (docs/channels/contract.md), by VK's event type.
+_EVENT_TYPES = frozenset({"message_read", "message_typing_state", "message_allow", "message_deny"})
 
 
 class VkChannel(Channel):
@@ -174,10 +179,17 @@ class VkChannel(Channel):
             return WebhookParse(ignored=("confirmation",), reply=WebhookReply(body=code))
         if callback.type in _IGNORED_TYPES:
             return _ignored(_IGNORED_TYPES[callback.type])
-        if callback.type not in _MESSAGE_TYPES:
+        if callback.type not in _MESSAGE_TYPES and callback.type not in _EVENT_TYPES:
             return _ignored(f"unsupported_update:{callback.type}")
+        # VK resends anything not answered "ok", forever: an event the engine cannot read is
+        # answered "ok" and counted with the reason, never 422 (docs/channels/vk.md).
         if callback.event_id is None:
-            raise ValidationFailedError("callback.event_id: Field required")
+            return _ignored(f"no_event_id:{callback.type}")
+        if callback.type in _EVENT_TYPES:
+            return self._channel_event(callback, data, received_at)
+        unreadable = _unreadable_message(callback.type, data.get("object"))
+        if unreadable is not None:
+            return _ignored(unreadable)
         message, client_info = _message(callback.type, data.get("object"))
         out_of_range = order_key_out_of_range(
             "conversation_message_id", message.conversation_message_id
@@ -193,6 +205,26 @@ class VkChannel(Channel):
             return _ignored(f"unsupported_content:{first}")
         inbound = self._inbound(callback, message, picked, client_info, data, received_at)
         return WebhookParse(messages=(inbound,), reply=OK_REPLY)
+
+    def _channel_event(
+        self, callback: VkCallback, data: dict[str, Any], received_at: float
+    ) -> WebhookParse:
+        """A read receipt, typing, or the user allowing or forbidding our messages."""
+        assert callback.event_id is not None  # parse answered events without one
+        try:
+            fields = _event_fields(callback.type, data.get("object"))
+        except ValidationFailedError:
+            return _ignored(f"unreadable:{callback.type}")
+        event = ChannelEvent(
+            id=inbound_event_id(self.route.connector_id, callback.event_id),
+            route=self.route,
+            channel_event_id=callback.event_id,
+            occurred_at=received_at,  # VK's events carry no time of their own
+            received_at=received_at,
+            raw={key: value for key, value in data.items() if key != "secret"},
+            **fields,
+        )
+        return WebhookParse(events=(event,), reply=OK_REPLY)
 
     def _inbound(
         self,
@@ -382,6 +414,45 @@ def _message(kind: str, data: Any) -> tuple[VkMessage, VkClientInfo | None]:
         wrapped = validate(VkMessageNew, data, "object")
         return wrapped.message, wrapped.client_info
     return validate(VkMessage, data, "object"), None
+
+
+def _event_fields(kind: str, data: Any) -> dict[str, Any]:
+    """The ``ChannelEvent`` fields of a ``message_read``, ``message_typing_state``,
+    ``message_allow`` or ``message_deny`` object."""
+    if kind == "message_read":
+        read = validate(VkMessageRead, data, "object")
+        return {
+            "kind": "read",
+            "dialog_key": str(read.peer_id),
+            "customer_id": str(read.from_id),
+            # The newest message read: ours before it in the dialog are read too.
+            "channel_message_ids": (str(read.read_message_id),),
+        }
+    if kind == "message_typing_state":
+        typing = validate(VkTypingState, data, "object")
+        user = str(typing.from_id)
+        return {"kind": "typing", "dialog_key": user, "customer_id": user}
+    permission = validate(VkMessagePermission, data, "object")
+    user = str(permission.user_id)
+    extras = {"key": permission.key} if permission.key else {}
+    kind_of = "subscribed" if kind == "message_allow" else "unsubscribed"
+    return {"kind": kind_of, "dialog_key": user, "customer_id": user, "extras": extras}
+
+
+def _unreadable_message(kind: str, data: Any) -> str | None:
+    """Why a ``message_new``/``message_edit`` object cannot be read, or ``None``.
+
+    A Callback server left on API 5.80 or older sends ``user_id`` and ``body`` instead of
+    ``from_id``, ``peer_id`` and ``text`` (docs/channels/vk.md): refused, VK would resend it
+    forever, so it is answered "ok" and counted. So is any other object the model refuses.
+    """
+    if isinstance(data, dict) and "peer_id" not in data and ("user_id" in data or "body" in data):
+        return f"old_api_version:{kind}"
+    try:
+        _message(kind, data)
+    except ValidationFailedError:
+        return f"unreadable:{kind}"
+    return None
 
 
 def _skip_reason(message: VkMessage) -> str | None:

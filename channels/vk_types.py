@@ -163,3 +163,27 @@ class VkCallback(_Provider):
     group_id: int = Field(strict=True)
     event_id: str | None = None
     v: str | None = None
+
+
+class VkMessageRead(_Provider):
+    """``message_read.object``: the user read our messages up to ``read_message_id`` (a
+    global message id, what ``messages.send`` answered)."""
+
+    from_id: int
+    peer_id: int
+    read_message_id: int
+
+
+class VkTypingState(_Provider):
+    """``message_typing_state.object``: the user types (or records a voice message)."""
+
+    from_id: int
+    state: str = "typing"
+
+
+class VkMessagePermission(_Provider):
+    """``message_allow`` / ``message_deny`` ``object``: the user allowed or forbade the
+    community's messages (``key``: the widget's label, on allow)."""
+
+    user_id: int
+    key: str | None = None

@@ -193,8 +193,6 @@ EXPECTED_IGNORED = {
     "edited_channel_post": "edited_channel_post",
     "bot_sender": "bot_sender",
     "anonymous_admin": "chat_sender",
-    "my_chat_member": "unsupported_update:my_chat_member",
-    "message_reaction": "unsupported_update:message_reaction",
     "poll": "unsupported_content:poll",
     "dice": "unsupported_content:dice",
     "new_chat_members": "unsupported_content:new_chat_members",
@@ -207,8 +205,68 @@ PRESSES = ("callback_query",)
 """Recorded presses of inline buttons: messages of their own kind (below)."""
 
 
+EXPECTED_EVENTS = {
+    # name: (kind, dialog, customer, message ids, reaction)
+    "my_chat_member": ("blocked", "6187743210", "6187743210", (), None),
+    "message_reaction": ("reaction", "-1001987654321", "6187743210", ("311",), "\U0001f44d"),
+}
+
+
 def test_every_recorded_update_has_an_expectation() -> None:
-    assert sorted([*EXPECTED_CONTENT, *EXPECTED_IGNORED, *PRESSES]) == RECORDED
+    assert sorted([*EXPECTED_CONTENT, *EXPECTED_IGNORED, *PRESSES, *EXPECTED_EVENTS]) == RECORDED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_EVENTS))
+def test_recorded_update_is_a_channel_event_and_no_message(name: str) -> None:
+    update = recorded_update(name)
+    parsed = parse(update)
+    assert (parsed.messages, parsed.ignored) == ((), ())
+    (event,) = parsed.events
+    kind, dialog, customer, ids, reaction = EXPECTED_EVENTS[name]
+    assert (event.kind, event.dialog_key, event.customer_id) == (kind, dialog, customer)
+    assert (event.channel_message_ids, event.reaction) == (ids, reaction)
+    assert event.channel_event_id == str(update["update_id"])
+    assert event.id == inbound_event_id(ROUTE.connector_id, str(update["update_id"]))
+    assert event.occurred_at == update[next(k for k in update if k != "update_id")]["date"]
+
+
+def membership(old: str, new: str, chat_type: str = "private") -> dict[str, Any]:
+    update = recorded_update("my_chat_member")
+    change = update["my_chat_member"]
+    return {
+        **update,
+        "my_chat_member": {
+            **change,
+            "chat": {**change["chat"], "type": chat_type},
+            "old_chat_member": {**change["old_chat_member"], "status": old},
+            "new_chat_member": {**change["new_chat_member"], "status": new},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("update", "kind", "ignored"),
+    [
+        (membership("kicked", "member"), "unblocked", None),
+        (membership("member", "kicked", "group"), None, "group_membership:kicked"),
+        (membership("left", "member"), None, "membership:member"),
+    ],
+    ids=["unblocked", "group", "restart"],
+)
+def test_membership_changes(update: dict[str, Any], kind: str | None, ignored: str | None) -> None:
+    parsed = parse(update)
+    assert [e.kind for e in parsed.events] == ([kind] if kind else [])
+    assert parsed.ignored == ((ignored,) if ignored else ())
+
+
+def test_a_removed_reaction_has_none_and_an_anonymous_one_is_ignored() -> None:
+    update = recorded_update("message_reaction")
+    removed = {**update, "message_reaction": {**update["message_reaction"], "new_reaction": []}}
+    (event,) = parse(removed).events
+    assert (event.kind, event.reaction) == ("reaction", None)
+    change = {k: v for k, v in update["message_reaction"].items() if k != "user"}
+    anonymous = {**update, "message_reaction": {**change, "actor_chat": change["chat"]}}
+    assert parse(anonymous).ignored == ("anonymous_reaction",)
 
 
 def test_a_button_press_is_the_customers_message_and_its_webhook_answer_stops_the_spinner() -> None:

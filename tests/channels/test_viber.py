@@ -117,14 +117,18 @@ EXPECTED_CONTENT: dict[str, Content] = {
     "contact": ContactContent(phone="+447700900123", first_name="Holly Gennero"),
 }
 
+EXPECTED_EVENTS = {
+    # name: (kind, customer, our message ids, reason)
+    "delivered": ("delivered", "01234567890A=", ("4912661846655238145",), None),
+    "seen": ("read", "01234567890A=", ("4912661846655238145",), None),
+    "failed": ("failed", "01234567890A=", ("4912661846655238145",), "failure description"),
+    "subscribed": ("subscribed", "u2NYcWleYQgJQkgYdDhfzg==", (), None),
+    "unsubscribed": ("unsubscribed", "u2NYcWleYQgJQkgYdDhfzg==", (), None),
+}
+
 EXPECTED_IGNORED = {
     "webhook": "webhook",
-    "subscribed": "subscribed",
-    "unsubscribed": "unsubscribed",
     "conversation_started": "conversation_started",
-    "delivered": "delivered",
-    "seen": "seen",
-    "failed": "failed",
     "client_status": "client_status",
     "rich_media": "unsupported_content:rich_media",
 }
@@ -133,7 +137,34 @@ RECORDED = sorted(path.stem for path in RECORDED_EVENTS.glob("*.json"))
 
 
 def test_every_recorded_callback_has_an_expectation() -> None:
-    assert sorted([*EXPECTED_CONTENT, *EXPECTED_IGNORED]) == RECORDED
+    assert sorted([*EXPECTED_CONTENT, *EXPECTED_EVENTS, *EXPECTED_IGNORED]) == RECORDED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_EVENTS))
+def test_recorded_status_callback_is_a_channel_event_and_no_message(name: str) -> None:
+    event = recorded_event(name)
+    parsed = parse(event)
+    assert (parsed.messages, parsed.ignored) == ((), ())
+    (channel_event,) = parsed.events
+    kind, customer, ids, reason = EXPECTED_EVENTS[name]
+    assert (channel_event.kind, channel_event.dialog_key, channel_event.customer_id) == (
+        kind,
+        customer,
+        customer,
+    )
+    assert (channel_event.channel_message_ids, channel_event.reason) == (ids, reason)
+    assert channel_event.channel_event_id == f"{event['message_token']}:{kind}"
+    assert channel_event.id == inbound_event_id("viber-1", channel_event.channel_event_id)
+    assert channel_event.occurred_at == event["timestamp"] / 1000
+    # 64-bit tokens travel as strings: a JavaScript portal would round a number > 2**53.
+    assert channel_event.raw["message_token"] == str(event["message_token"])
+    assert b"4912661846655238145," not in channel_event.model_dump_json().encode()
+
+
+def test_a_status_callback_without_a_user_is_refused() -> None:
+    event = {k: v for k, v in recorded_event("failed").items() if k != "user_id"}
+    with pytest.raises(ValidationFailedError, match="user_id"):
+        parse(event)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_CONTENT))
@@ -148,7 +179,7 @@ def test_recorded_message_normalizes_to_its_content(name: str) -> None:
     assert message.id == inbound_event_id("viber-1", token)
     assert message.order_key == order_key(event["timestamp"], event["message_token"])
     assert message.sent_at == event["timestamp"] / 1000
-    assert message.raw == event
+    assert message.raw == {**event, "message_token": token}
     assert parsed.reply == WebhookReply()
 
 
@@ -210,6 +241,7 @@ def test_token_beyond_double_precision_is_kept_exactly() -> None:
     (message,) = parse(raw).messages
     assert message.channel_message_id == "9223372036854775807"
     assert float(message.channel_message_id) == 2**63  # what a double would have made of it
+    assert message.raw["message_token"] == "9223372036854775807"
 
 
 @given(token=st.integers(min_value=0, max_value=2**64 - 1))
