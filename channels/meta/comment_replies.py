@@ -1,6 +1,6 @@
 """Replies in a comment dialog: a public reply to a comment, or Messenger's private reply.
 
-Public (docs/channels/facebook.md and instagram.md, "Comment replies"): Facebook
+Public (docs/channels/facebook.md, "Comment replies"; instagram.md, "Replies"): Facebook
 ``POST /{comment-id}/comments`` with ``message`` (and ``attachment_url`` for a picture),
 Instagram ``POST /{comment-id}/replies`` with ``message`` (text only: a picture or file goes
 as its link). Both answer ``{"id": <new comment id>}``. A long text becomes several

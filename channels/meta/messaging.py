@@ -119,7 +119,7 @@ class MessagingReader:
         """A receipt, a reaction or an opt-in as a channel event; ``None`` for other kinds.
 
         Receipts name our messages by ``mids`` (Instagram's ``read.mid``) or only by a
-        ``watermark``: every message sent before it (docs/channels/facebook.md, "Receipts").
+        ``watermark``: every message sent before it (docs/channels/facebook.md, "Messaging events").
         """
         customer = event.sender.id
         common: dict[str, Any] = {

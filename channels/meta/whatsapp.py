@@ -425,7 +425,7 @@ def _contents(message: WaMessage) -> list[tuple[Content, dict[str, str]]]:
 
 
 def _media_content(kind: str, media: WaMedia) -> Content:
-    """Media by id: fetched with the access token (docs/channels/whatsapp.md, "Media")."""
+    """Media by id: fetched with the access token (docs/channels/whatsapp.md, "Messages")."""
     file = FileRef(file_id=media.id, name=media.filename, mime_type=media.mime_type)
     if kind == "image":
         return ImageContent(file=file, caption=media.caption)
