@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+import aiohttp
+
 from channels.base import AppWebhookPart, Channel, RawRequest, WebhookReply
 from channels.meta.app_webhook import (
     EVENT_RECEIVED,
@@ -15,6 +17,7 @@ from channels.meta.app_webhook import (
     split_notification,
 )
 from channels.meta.credentials import MetaAppCredentials
+from channels.meta.setup import SetupPlan, check_token, subscribe, unsubscribe
 from channels.meta.signature import verify_hub_signature
 
 
@@ -35,6 +38,23 @@ class MetaChannel(Channel):
     @property
     def verification_key(self) -> str:
         return app_secret_key(self.credentials.app_secret)
+
+    def setup_plan(self) -> SetupPlan:
+        """What connecting this connector asks of Meta (``channels.meta.setup``)."""
+        raise NotImplementedError(f"{self.name} has no set-up plan")  # every subclass has one
+
+    async def connect(self, session: aiohttp.ClientSession) -> SetupPlan:
+        """Check the token's permissions, then subscribe the app's webhook fields."""
+        plan = self.setup_plan()
+        await check_token(session, self.credentials, plan)
+        await subscribe(session, self.credentials, plan)
+        return plan
+
+    async def disconnect(self, session: aiohttp.ClientSession) -> SetupPlan:
+        """Unsubscribe the app's webhook from this page, account or number."""
+        plan = self.setup_plan()
+        await unsubscribe(session, self.credentials, plan)
+        return plan
 
     @classmethod
     def entry_parts(cls, entry: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:

@@ -29,6 +29,7 @@ from channels.meta.envelope import read_notification
 from channels.meta.facebook_comments import FeedReader
 from channels.meta.messaging import EntryReading, MessagingReader
 from channels.meta.send_api import SendApi, message_objects
+from channels.meta.setup import SetupPlan
 from channels.text_split import code_points
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 
@@ -39,6 +40,16 @@ MessageTag = Literal[
     "HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"
 ]
 Receives = Literal["messages", "comments"]
+MESSAGING_FIELDS = [
+    "messages",
+    "message_echoes",
+    "message_deliveries",
+    "message_reads",
+    "message_reactions",
+    "message_edits",
+    "messaging_postbacks",
+    "messaging_optins",
+]
 
 
 class FacebookCredentials(MetaAppCredentials):
@@ -105,6 +116,22 @@ class FacebookChannel(MetaChannel):
         page = self.credentials.page_id
         ids = {"messages": page, "comments": comments_routing_id(page)}
         return frozenset(ids[kind] for kind in self.credentials.receive)
+
+    def setup_plan(self) -> SetupPlan:
+        creds = self.credentials
+        fields: list[str] = []
+        scopes = ["pages_manage_metadata"]
+        if "messages" in creds.receive:
+            fields += MESSAGING_FIELDS
+            scopes.append("pages_messaging")
+        if "comments" in creds.receive:
+            fields.append("feed")
+            scopes += ["pages_manage_engagement", "pages_read_user_content"]
+            if creds.comment_replies == "private":
+                scopes.append("pages_messaging")
+        return SetupPlan(
+            creds.page_id, creds.page_access_token, tuple(fields), tuple(dict.fromkeys(scopes))
+        )
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         notification, _ = read_notification(request.body, "page")

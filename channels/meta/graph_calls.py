@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from channels.http_calls import post
+from channels.http_calls import call, post
 from channels.meta.graph_errors import graph_answer
 
 
@@ -32,5 +32,28 @@ async def graph_post(
         timeout_s=timeout_s,
         data=orjson.dumps(body),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    return graph_answer(what, answer)
+
+
+async def graph_call(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    token: str,
+    what: str,
+    timeout_s: float,
+    params: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A GET or DELETE (the set-up calls); the answer's object, or the mapped error raised."""
+    answer = await call(
+        session,
+        method,
+        url,
+        what=what,
+        timeout_s=timeout_s,
+        params=params,
+        headers={"Authorization": f"Bearer {token}"},
     )
     return graph_answer(what, answer)

@@ -32,6 +32,7 @@ from channels.meta.envelope import read_notification
 from channels.meta.instagram_comments import InstagramCommentReader
 from channels.meta.messaging import EntryReading, MessagingReader
 from channels.meta.send_api import SendApi, message_objects
+from channels.meta.setup import SetupPlan
 from channels.text_split import utf8_bytes
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 
@@ -115,6 +116,27 @@ class InstagramChannel(MetaChannel):
     def comment_reader(self) -> InstagramCommentReader:
         """What the comment polling loop normalizes fetched comments with."""
         return self._comment_reader
+
+    def setup_plan(self) -> SetupPlan:
+        """Facebook Login subscribes the linked page with the pages_* and instagram_*
+        permissions; Instagram Login the account itself with instagram_business_*."""
+        creds = self.credentials
+        facebook_login = creds.page_id is not None
+        prefix = "instagram_manage_" if facebook_login else "instagram_business_manage_"
+        scopes = ["instagram_basic" if facebook_login else "instagram_business_basic"]
+        fields: list[str] = []
+        if "messages" in creds.receive:
+            fields += ["messages", "messaging_postbacks", "messaging_seen", "message_reactions"]
+            scopes.append(f"{prefix}messages")
+        if "comments" in creds.receive:
+            fields += ["comments", "live_comments"]
+            scopes.append(f"{prefix}comments")
+            if creds.comment_replies == "private":
+                scopes.append(f"{prefix}messages")
+        if facebook_login:
+            scopes.append("pages_manage_metadata")
+        node = creds.page_id or creds.account_id
+        return SetupPlan(node, creds.access_token, tuple(fields), tuple(dict.fromkeys(scopes)))
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         notification, _ = read_notification(request.body, "instagram")

@@ -28,6 +28,7 @@ from channels.meta.envelope import MetaEntry, read_event, read_notification
 from channels.meta.events import channel_event
 from channels.meta.graph_calls import graph_post
 from channels.meta.messaging import EntryReading
+from channels.meta.setup import SetupPlan
 from channels.meta.whatsapp_buttons import interactive_buttons
 from channels.meta.whatsapp_types import (
     WaError,
@@ -40,7 +41,7 @@ from channels.meta.whatsapp_types import (
 from channels.partial_sends import ResumeMemory
 from channels.text_split import split_text
 from engine.buttons.press import BUTTON_PAYLOAD_EXTRA
-from engine.errors import PermanentSendError
+from engine.errors import ConfigError, PermanentSendError
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
@@ -130,6 +131,18 @@ class WhatsAppChannel(MetaChannel):
     @property
     def routing_ids(self) -> frozenset[str]:
         return frozenset({self.credentials.phone_number_id})
+
+    def setup_plan(self) -> SetupPlan:
+        """The app subscribes the business account (WhatsApp has no per-number fields)."""
+        creds = self.credentials
+        if creds.waba_id is None:
+            raise ConfigError("waba_id is needed to subscribe the app to the business account")
+        return SetupPlan(
+            creds.waba_id,
+            creds.access_token,
+            (),
+            ("whatsapp_business_messaging", "whatsapp_business_management"),
+        )
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         notification, _ = read_notification(request.body, "whatsapp_business_account")

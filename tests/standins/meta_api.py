@@ -12,6 +12,10 @@ instagram.md, whatsapp.md):
   Answers ``{"messaging_product", "contacts", "messages": [{"id": "wamid..."}]}``.
 * ``POST /{version}/{comment id}/comments`` (Facebook) and ``/replies`` (Instagram): a public
   reply, answered ``{"id"}``.
+* ``GET /{version}/debug_token?input_token=`` (with the app token ``<app id>|<secret>``):
+  ``{"data": {"is_valid", "app_id", "scopes", ...}}`` from ``token_scopes``.
+* ``POST`` / ``DELETE /{version}/{node}/subscribed_apps``: the app's webhook subscription of
+  a page, account or business account (``subscriptions``), answered ``{"success": true}``.
 * Scripted answers (``fail_next``, ``throttle_next``, ``break_next``) are played first:
   Graph error objects with Meta's codes, throttling with ``X-Business-Use-Case-Usage``, a
   proxy's HTML page.
@@ -166,6 +170,21 @@ class MetaGraphStandIn(LoopbackServer):
             whatsapp={PHONE_NUMBER_ID: WA_TOKEN},
         )
         self.private_replies: set[str] = set()
+        self.token_scopes: dict[str, tuple[str, ...]] = {
+            PAGE_TOKEN: (
+                "pages_messaging",
+                "pages_manage_metadata",
+                "pages_manage_engagement",
+                "pages_read_user_content",
+            ),
+            IG_TOKEN: (
+                "instagram_business_basic",
+                "instagram_business_manage_messages",
+                "instagram_business_manage_comments",
+            ),
+            WA_TOKEN: ("whatsapp_business_messaging", "whatsapp_business_management"),
+        }
+        self.subscriptions: dict[str, tuple[str, ...]] = {}
         self._ids = itertools.count(1)
 
     @property
@@ -173,7 +192,9 @@ class MetaGraphStandIn(LoopbackServer):
         return f"{self.base_url}/v21.0"
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/{version}/debug_token", self._debug_token)
         router.add_post("/{version}/{node}/{edge}", self._post)
+        router.add_delete("/{version}/{node}/{edge}", self._post)
 
     # --- scripting
 
@@ -238,6 +259,8 @@ class MetaGraphStandIn(LoopbackServer):
         scripted = self._take_scripted()
         if scripted is not None:
             return await play(scripted)
+        if edge == "subscribed_apps":
+            return self._subscribed_apps(request.method, node, token, request.query)
         if edge == "messages" and node in self.accounts.whatsapp:
             return self._whatsapp(node, token, body)
         if edge == "messages":
@@ -245,6 +268,35 @@ class MetaGraphStandIn(LoopbackServer):
         if edge in ("comments", "replies"):
             return self._public_reply(token, body)
         return _error(404, 100, f"Unsupported post request. Object {node} has no edge {edge}")
+
+    async def _debug_token(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        self.calls.append(GraphCall("GET", "debug_token", "", dict(request.query), auth))
+        scripted = self._take_scripted()
+        if scripted is not None:
+            return await play(scripted)
+        if auth != f"Bearer {APP_ID}|{APP_SECRET}":
+            return _error(400, 190, "Invalid OAuth access token signature.")
+        token = request.query.get("input_token", "")
+        scopes = self.token_scopes.get(token)
+        if scopes is None:
+            error = {"code": 190, "message": "Invalid OAuth access token."}
+            return web.json_response({"data": {"is_valid": False, "error": error, "scopes": []}})
+        data = {"app_id": APP_ID, "type": "PAGE", "is_valid": True, "scopes": list(scopes)}
+        return web.json_response({"data": data})
+
+    def _subscribed_apps(
+        self, method: str, node: str, token: str | None, query: Any
+    ) -> web.Response:
+        known = {**self.accounts.messenger, WABA_ID: WA_TOKEN}
+        if token is None or known.get(node) != token:
+            return _error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        if method == "DELETE":
+            self.subscriptions.pop(node, None)
+        else:
+            fields = query.get("subscribed_fields", "")
+            self.subscriptions[node] = tuple(filter(None, fields.split(",")))
+        return web.json_response({"success": True})
 
     def _messenger(self, node: str, token: str | None, body: dict[str, Any]) -> web.Response:
         if token is None or self.accounts.messenger.get(node) != token:
