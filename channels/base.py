@@ -159,6 +159,10 @@ class Channel(ABC):
     through ``split_app_webhook``, ``routing_ids`` and ``verification_key``."""
     app_reply: ClassVar[WebhookReply] = WebhookReply()
     """What an app-level webhook is answered once every part is stored."""
+    connect_model: ClassVar[type[BaseModel] | None] = None
+    """What ``openlines connect <channel>`` asks for (a bot token, a group id, ...): each
+    field is a command-line option and a key of the admin API's ``settings``; None: the
+    channel cannot be connected in one step (docs/channels/contract.md, "Connecting")."""
     reply_window_s: ClassVar[float | None] = None
     """The provider's messaging window: replies are taken only this long after the
     customer's last message; None: no window. A reply outside it is refused before it is
@@ -187,6 +191,29 @@ class Channel(ABC):
         The default: the channel has no handshake, 405.
         """
         raise MethodNotAllowedError(f"{self.name} webhooks take no GET")
+
+    # --- connecting in one step (``connect_model``)
+
+    @classmethod
+    async def prepare_connect(
+        cls, session: aiohttp.ClientSession, given: BaseModel
+    ) -> dict[str, object]:
+        """Check what the user gave with the provider (the token works, has the permissions
+        the engine needs) and return the credentials to store, secrets generated; raise
+        ``ProviderSetupError`` with what is wrong. The connector is stored next, so its
+        webhook answers before ``subscribe`` points the provider at it."""
+        raise NotFoundError(f"{cls.name} cannot be connected in one step")
+
+    async def subscribe(
+        self, session: aiohttp.ClientSession, webhook_url: str
+    ) -> dict[str, object]:
+        """Point the provider's webhook at ``webhook_url``; returns credential fields to add
+        (an id the provider gave the subscription, needed to undo it), or ``{}``."""
+        raise NotFoundError(f"{self.name} cannot be connected in one step")
+
+    async def unsubscribe(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+        """Undo ``subscribe``: the provider stops posting to the engine."""
+        raise NotFoundError(f"{self.name} cannot be disconnected in one step")
 
     # --- one webhook for many connectors (``app_webhook``)
 

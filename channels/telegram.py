@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from channels import telegram_setup
 from channels.base import (
     ApiBaseUrl,
     Capabilities,
@@ -34,6 +35,7 @@ from channels.http_calls import json_object, post
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
 from channels.telegram_keyboard import answer_call, callback_press, press_message
+from channels.telegram_setup import TelegramConnect
 from channels.telegram_types import (
     ENVELOPE_KEYS,
     TgChatMemberUpdated,
@@ -123,6 +125,7 @@ class TelegramChannel(Channel):
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_chars=MAX_TEXT_UTF16, max_caption_chars=MAX_CAPTION_UTF16
     )
+    connect_model: ClassVar[type[BaseModel] | None] = TelegramConnect
     RESUME_MEMORY: ClassVar[int] = 1024
 
     credentials: TelegramCredentials
@@ -130,6 +133,28 @@ class TelegramChannel(Channel):
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
         self._resume = ResumeMemory(self.RESUME_MEMORY)
+
+    # --- connecting (docs/channels/telegram.md, "Connecting")
+
+    @classmethod
+    async def prepare_connect(
+        cls, session: aiohttp.ClientSession, given: BaseModel
+    ) -> dict[str, object]:
+        assert isinstance(given, TelegramConnect)
+        return await telegram_setup.prepare(session, given)
+
+    async def subscribe(
+        self, session: aiohttp.ClientSession, webhook_url: str
+    ) -> dict[str, object]:
+        creds = self.credentials
+        await telegram_setup.set_webhook(
+            session, creds.api_base_url, creds.bot_token, creds.secret_token, webhook_url
+        )
+        return {}
+
+    async def unsubscribe(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+        creds = self.credentials
+        await telegram_setup.delete_webhook(session, creds.api_base_url, creds.bot_token)
 
     # --- inbound
 

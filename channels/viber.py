@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from channels import viber_setup
 from channels.base import (
     ApiBaseUrl,
     Capabilities,
@@ -29,6 +30,7 @@ from channels.http_calls import json_object, post, retryable_status
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
 from channels.text_split import split_text, utf16_units
+from channels.viber_setup import ViberConnect
 from channels.viber_types import (
     ViberCallback,
     ViberMessage,
@@ -138,6 +140,7 @@ class ViberChannel(Channel):
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_chars=MAX_TEXT_UTF16, files=False, max_caption_chars=MAX_CAPTION_UTF16
     )
+    connect_model: ClassVar[type[BaseModel] | None] = ViberConnect
     RESUME_MEMORY: ClassVar[int] = 1024
 
     credentials: ViberCredentials
@@ -146,6 +149,26 @@ class ViberChannel(Channel):
         super().__init__(route, credentials)
         self._key = self.credentials.auth_token.encode()
         self._resume = ResumeMemory(self.RESUME_MEMORY)
+
+    # --- connecting (docs/channels/viber.md, "Connecting")
+
+    @classmethod
+    async def prepare_connect(
+        cls, session: aiohttp.ClientSession, given: BaseModel
+    ) -> dict[str, object]:
+        assert isinstance(given, ViberConnect)
+        return await viber_setup.prepare(session, given)
+
+    async def subscribe(
+        self, session: aiohttp.ClientSession, webhook_url: str
+    ) -> dict[str, object]:
+        creds = self.credentials
+        await viber_setup.set_webhook(session, creds.api_base_url, creds.auth_token, webhook_url)
+        return {}
+
+    async def unsubscribe(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+        creds = self.credentials
+        await viber_setup.set_webhook(session, creds.api_base_url, creds.auth_token, "")
 
     # --- inbound
 

@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from channels import vk_setup
 from channels.base import (
     ApiBaseUrl,
     Capabilities,
@@ -34,6 +35,7 @@ from channels.http_calls import json_object, post, retryable_status
 from channels.keyboards import reply_buttons
 from channels.partial_sends import send_parts
 from channels.text_split import split_text, utf16_units
+from channels.vk_setup import VkConnect, VkSetupCalls
 from channels.vk_types import (
     VkAttachment,
     VkCallback,
@@ -103,6 +105,10 @@ class VkCredentials(Credentials):
         description="The string VK expects in answer to the 'confirmation' event.",
     )
     group_id: int = Field(gt=0, description="The community's id; events for others are refused.")
+    callback_server_id: int | None = Field(
+        default=None,
+        description="The Callback server 'openlines connect' added; 'disconnect' deletes it.",
+    )
     api_version: str = Field(
         default="5.199",
         pattern=r"^\d+\.\d+$",
@@ -147,10 +153,35 @@ class VkChannel(Channel):
         max_text_chars=MAX_TEXT_UTF16, images=False, files=False
     )
     idempotent_sends: ClassVar[bool] = True  # every part carries a random_id fixed by reply_id
+    connect_model: ClassVar[type[BaseModel] | None] = VkConnect
 
     credentials: VkCredentials
 
     # --- inbound
+
+    # --- connecting (docs/channels/vk.md, "Connecting")
+
+    @classmethod
+    async def prepare_connect(
+        cls, session: aiohttp.ClientSession, given: BaseModel
+    ) -> dict[str, object]:
+        assert isinstance(given, VkConnect)
+        return await vk_setup.prepare(session, given)
+
+    async def subscribe(
+        self, session: aiohttp.ClientSession, webhook_url: str
+    ) -> dict[str, object]:
+        creds = self.credentials
+        calls = VkSetupCalls(session, creds.api_base_url, creds.access_token)
+        return await vk_setup.add_server(calls, creds.group_id, webhook_url, creds.secret)
+
+    async def unsubscribe(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+        creds = self.credentials
+        if creds.callback_server_id is None:  # configured by hand: nothing of ours to delete
+            return
+        calls = VkSetupCalls(session, creds.api_base_url, creds.access_token)
+        params = {"group_id": creds.group_id, "server_id": creds.callback_server_id}
+        await calls("groups.deleteCallbackServer", params)
 
     def verify(self, request: RawRequest) -> None:
         """Check the ``secret`` and ``group_id`` fields: VK puts its proof inside the JSON.

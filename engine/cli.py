@@ -1,5 +1,5 @@
 """``openlines``: run the engine, make keys, run a sample portal, check and try routing rules,
-write the protocol's schema and test vectors."""
+write the protocol's schema and test vectors, connect and disconnect channels."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.cli_admin import (
+    AdminCallFailed,
+    add_admin_options,
+    add_connect_commands,
+    admin_call,
+    quoted,
+)
 from engine.config import EngineConfig, load_engine_config
 from engine.errors import ConfigError
 from engine.logs import configure_logging
@@ -230,31 +237,12 @@ def rules_simulate(args: argparse.Namespace) -> int:
 
 def rules_explain(args: argparse.Namespace) -> int:
     """A running engine's decisions for one dialog, through the admin API."""
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    import orjson
-
-    config = load_engine_config(Path(args.config))
-    token = args.admin_token or config.admin_token
-    if not token:
-        raise ConfigError("the admin API is off: set admin_token in the config or --admin-token")
-    base = (args.engine or f"http://{config.host}:{config.port}").rstrip("/")
-    path = "/admin/v1/portals/{}/dialogs/{}/decisions?limit={}".format(
-        urllib.parse.quote(args.portal, safe=""),
-        urllib.parse.quote(args.dialog_id, safe=""),
-        args.limit,
-    )
-    request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+    dialog = f"/admin/v1/portals/{quoted(args.portal)}/dialogs/{quoted(args.dialog_id)}"
+    path = f"{dialog}/decisions?limit={args.limit}"
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            explained = orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        print(f"openlines: {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(f"openlines: cannot reach the engine at {base}: {exc.reason}", file=sys.stderr)
+        explained = admin_call(args, "GET", path)
+    except AdminCallFailed as exc:
+        print(f"openlines: {exc}", file=sys.stderr)
         return 1
     print(format_explanation(explained))
     return 0
@@ -357,9 +345,7 @@ def add_rules_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     explain = verbs.add_parser("explain", help="why a running engine routed a dialog so")
     explain.add_argument("dialog_id")
     explain.add_argument("--portal", required=True, help="the dialog's portal id")
-    explain.add_argument("--config", default="config/example.yaml", help="engine YAML")
-    explain.add_argument("--engine", default=None, help="base URL (default: from the config)")
-    explain.add_argument("--admin-token", default=None, help="default: from the config")
+    add_admin_options(explain)
     explain.add_argument("--limit", type=int, default=20, choices=range(1, 201), metavar="1..200")
     explain.set_defaults(handler=rules_explain)
     simulate = verbs.add_parser(
@@ -399,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     portal_parser.set_defaults(handler=sample_portal)
     add_rules_commands(commands)
     add_protocol_commands(commands)
+    add_connect_commands(commands)
     args = parser.parse_args(argv)
     configure_logging()
     try:

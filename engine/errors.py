@@ -109,6 +109,15 @@ class ValidationFailedError(EngineError):
     reason = "invalid_payload"
 
 
+class ProviderSetupError(EngineError):
+    """A provider refused a connect or disconnect call (a wrong token, a missing permission,
+    a webhook it could not reach), or could not be reached; the message says which and what
+    to do (docs/channels/contract.md, "Connecting")."""
+
+    http_status = 422
+    reason = "provider_refused"
+
+
 class UnavailableError(EngineError):
     """The engine cannot take the request now (shutting down, a part restarting); retry."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 
+import aiohttp
 from aiohttp import web
 
 from engine.api_models import ResponsibleRequest
@@ -25,6 +26,7 @@ from engine.errors import (
 )
 from engine.security.sealing import x25519_public_from_b64
 from engine.web.common import json_response, page_limit, parse_json_model
+from engine.web.connecting import Connecting, ConnectRequest, DisconnectRequest
 from engine.web.portal_api import MAX_DECISIONS_PAGE
 from engine.web.ports import Engine
 
@@ -42,6 +44,8 @@ class AdminApi:
             web.put("/admin/v1/portals/{portal_id}", self.put_portal),
             web.put("/admin/v1/connectors/{connector_id}", self.put_connector),
             web.delete("/admin/v1/connectors/{connector_id}", self.delete_connector),
+            web.post("/admin/v1/connectors/{connector_id}/connect", self.connect),
+            web.post("/admin/v1/connectors/{connector_id}/disconnect", self.disconnect),
             web.post("/admin/v1/rules/reload", self.reload_rules),
             web.get("/admin/v1/rules/status", self.rules_status),
             web.get("/admin/v1/portals/{portal_id}/dialogs/{dialog_id}/decisions", self.decisions),
@@ -104,6 +108,28 @@ class AdminApi:
         self._authorize(request)
         version = await self._engine.registrar.delete_connector(request.match_info["connector_id"])
         return await self._applied(version)
+
+    async def connect(self, request: web.Request) -> web.Response:
+        """The provider's set-up calls and the connector stored (engine.web.connecting)."""
+        self._authorize(request)
+        body = parse_json_model(ConnectRequest, await request.read())
+        async with aiohttp.ClientSession() as session:
+            connecting = Connecting(self._engine, session, self._base_url(request))
+            done = await connecting.connect(request.match_info["connector_id"], body)
+        return json_response(done)
+
+    async def disconnect(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        raw = await request.read()
+        body = parse_json_model(DisconnectRequest, raw) if raw else DisconnectRequest()
+        async with aiohttp.ClientSession() as session:
+            connecting = Connecting(self._engine, session, self._base_url(request))
+            done = await connecting.disconnect(request.match_info["connector_id"], body)
+        return json_response(done)
+
+    def _base_url(self, request: web.Request) -> str:
+        """Where providers reach the engine: ``public_url``, else where this call came in."""
+        return self._engine.config.public_url or str(request.url.origin())
 
     async def reload_rules(self, request: web.Request) -> web.Response:
         self._authorize(request)

@@ -42,6 +42,7 @@ from engine.store.records import OutboxRecord, dialog_ref
 from engine.store.sqlite_outbox import SqliteOutbox
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
+from tests.standins.viber_api import ViberApiStandIn
 from tests.standins.vk_api import VkApiStandIn
 
 LINE_ID = "support"
@@ -341,6 +342,12 @@ async def telegram_api() -> AsyncIterator[TelegramApiStandIn]:
 @pytest.fixture
 async def vk_api() -> AsyncIterator[VkApiStandIn]:
     async with VkApiStandIn() as api:
+        yield api
+
+
+@pytest.fixture
+async def viber_api() -> AsyncIterator[ViberApiStandIn]:
+    async with ViberApiStandIn() as api:
         yield api
 
 

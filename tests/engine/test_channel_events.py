@@ -27,12 +27,6 @@ VK_GROUP = 193668024
 
 
 @pytest.fixture
-async def viber_api() -> AsyncIterator[ViberApiStandIn]:
-    async with ViberApiStandIn() as api:
-        yield api
-
-
-@pytest.fixture
 async def served_channels(
     tmp_path: Path,
     clock: ManualClock,

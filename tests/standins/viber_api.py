@@ -6,7 +6,8 @@ for a missing field, 3 for a text past its limit; scripted statuses (6 not subsc
 too many requests, ...) and non-JSON answers are played first when told to. The token is
 read from ``X-Viber-Auth-Token`` or, the legacy way, from ``auth_token`` in the body.
 ``POST /pa/set_webhook`` does what Viber does: it immediately posts a signed ``webhook``
-check to the URL and fails unless that answers 200. ``post_event`` signs and posts a
+check to the URL and fails unless that answers 200; ``POST /pa/get_account_info`` answers
+for a good token. ``post_event`` signs and posts a
 callback the way Viber does; ``deliver`` posts one to the webhook that was set.
 
     async with ViberApiStandIn() as api:
@@ -120,6 +121,7 @@ class ViberApiStandIn(LoopbackServer):
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/pa/send_message", self._send_message)
         router.add_post("/pa/set_webhook", self._set_webhook)
+        router.add_post("/pa/get_account_info", self._account_info)
 
     # --- scripting
 
@@ -166,6 +168,13 @@ class ViberApiStandIn(LoopbackServer):
         if problem is not None:
             return web.json_response(status_body(*problem))
         return web.json_response(status_body(0, "ok", next(self._tokens)))
+
+    async def _account_info(self, request: web.Request) -> web.Response:
+        call = await self._read(request)
+        if call.token != self.auth_token:
+            return web.json_response(status_body(2, "invalidAuthToken"))
+        account = {"id": "pa:5169272817712345", "name": "Stand-in", "uri": "standin"}
+        return web.json_response({**status_body(0, "ok"), **account, **self.webhook})
 
     async def _set_webhook(self, request: web.Request) -> web.Response:
         call = await self._read(request)

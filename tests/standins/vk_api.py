@@ -6,7 +6,8 @@ and answers ``{"response": <message id>}`` with increasing ids. Like VK, it deli
 ``delivered``. Errors come the VK way, HTTP 200 with an ``error`` object: a wrong token is
 error 5, missing parameters 100, a text past 9000 characters 914; scripted errors and
 non-JSON answers are played first when told to, and ``hold_next`` delivers a call and never
-answers it. ``post_event`` is the other direction: it
+answers it. The ``groups.*`` methods that set up a Callback server are ``groups``
+(``tests.standins.vk_groups``). ``post_event`` is the other direction: it
 posts a Callback API event to a webhook the way VK does.
 
     async with VkApiStandIn() as api:
@@ -29,6 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.standins.server import LoopbackServer, ScriptedAnswer, play, proxy_error_page
+from tests.standins.vk_groups import VkCallbackServers
 
 DEFAULT_TOKEN = "vk1.a.stand-in-community-token"
 RECORDED_EVENTS = Path(__file__).resolve().parent.parent / "data" / "vk"
@@ -85,9 +87,16 @@ def vk_error(code: int, message: str, method: str = "messages.send") -> dict[str
 class VkApiStandIn(LoopbackServer):
     """VK's API on a random loopback port; use as an async context manager."""
 
-    def __init__(self, access_token: str = DEFAULT_TOKEN, *, first_message_id: int = 2000) -> None:
+    def __init__(
+        self,
+        access_token: str = DEFAULT_TOKEN,
+        *,
+        first_message_id: int = 2000,
+        group_id: int = 193668024,
+    ) -> None:
         super().__init__()
         self.access_token = access_token
+        self.groups = VkCallbackServers(group_id)
         self.calls: list[ApiCall] = []
         self.delivered: list[ApiCall] = []
         self._message_ids = itertools.count(first_message_id)
@@ -124,6 +133,10 @@ class VkApiStandIn(LoopbackServer):
         scripted = self._take_scripted(call.method)
         if scripted is not None:
             return await play(scripted)
+        if call.token == self.access_token and call.method.startswith("groups."):
+            return web.json_response(
+                await self.groups.answer(call.method, call.params, self._session())
+            )
         answer = self._answer(call)
         await self._hold_if_asked(call.method)
         return web.json_response(answer)
