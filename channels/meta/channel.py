@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import aiohttp
+from pydantic import BaseModel
 
 from channels.base import AppWebhookPart, Channel, RawRequest, WebhookReply
 from channels.meta.app_webhook import (
@@ -19,6 +20,8 @@ from channels.meta.app_webhook import (
 from channels.meta.credentials import MetaAppCredentials
 from channels.meta.setup import SetupPlan, check_token, subscribe, unsubscribe
 from channels.meta.signature import verify_hub_signature
+from channels.setup_calls import new_secret
+from engine.errors import NotFoundError
 
 
 class MetaChannel(Channel):
@@ -39,22 +42,33 @@ class MetaChannel(Channel):
     def verification_key(self) -> str:
         return app_secret_key(self.credentials.app_secret)
 
-    def setup_plan(self) -> SetupPlan:
-        """What connecting this connector asks of Meta (``channels.meta.setup``)."""
-        raise NotImplementedError(f"{self.name} has no set-up plan")  # every subclass has one
+    # --- connecting in one step (docs/channels/contract.md, "Connecting")
 
-    async def connect(self, session: aiohttp.ClientSession) -> SetupPlan:
-        """Check the token's permissions, then subscribe the app's webhook fields."""
-        plan = self.setup_plan()
-        await check_token(session, self.credentials, plan)
-        await subscribe(session, self.credentials, plan)
-        return plan
+    @classmethod
+    def setup_plan(cls, credentials: MetaAppCredentials) -> SetupPlan:
+        """What connecting a connector with these credentials asks of Meta."""
+        raise NotFoundError(f"{cls.name} cannot be connected in one step")
 
-    async def disconnect(self, session: aiohttp.ClientSession) -> SetupPlan:
-        """Unsubscribe the app's webhook from this page, account or number."""
-        plan = self.setup_plan()
-        await unsubscribe(session, self.credentials, plan)
-        return plan
+    @classmethod
+    async def prepare_connect(
+        cls, session: aiohttp.ClientSession, given: BaseModel
+    ) -> dict[str, object]:
+        """The token checked with ``debug_token``; the credentials with a new verify token."""
+        fields = {**given.model_dump(mode="json"), "verify_token": new_secret()}
+        credentials = cls.credentials_model.model_validate(fields)
+        assert isinstance(credentials, MetaAppCredentials)
+        await check_token(session, credentials, cls.setup_plan(credentials))
+        return fields
+
+    async def subscribe(
+        self, session: aiohttp.ClientSession, webhook_url: str
+    ) -> dict[str, object]:
+        plan = self.setup_plan(self.credentials)
+        await subscribe(session, self.credentials, plan, webhook_url)
+        return {}
+
+    async def unsubscribe(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+        await unsubscribe(session, self.credentials, self.setup_plan(self.credentials))
 
     @classmethod
     def entry_parts(cls, entry: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:

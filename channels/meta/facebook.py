@@ -17,13 +17,14 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import aiohttp
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
 from channels.meta.app_webhook import comments_routing_id
 from channels.meta.channel import MetaChannel
 from channels.meta.comment_replies import CommentReplies, ReplyMode
 from channels.meta.comments import thread_of
+from channels.meta.connect_models import FacebookConnect
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
 from channels.meta.envelope import read_notification
 from channels.meta.facebook_comments import FeedReader
@@ -85,6 +86,7 @@ class FacebookChannel(MetaChannel):
     credentials_model: ClassVar[type[Credentials]] = FacebookCredentials
     capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=MAX_TEXT_CHARS)
     reply_window_s: ClassVar[float | None] = WINDOW_S
+    connect_model: ClassVar[type[BaseModel] | None] = FacebookConnect
 
     credentials: FacebookCredentials
 
@@ -117,8 +119,10 @@ class FacebookChannel(MetaChannel):
         ids = {"messages": page, "comments": comments_routing_id(page)}
         return frozenset(ids[kind] for kind in self.credentials.receive)
 
-    def setup_plan(self) -> SetupPlan:
-        creds = self.credentials
+    @classmethod
+    def setup_plan(cls, credentials: MetaAppCredentials) -> SetupPlan:
+        creds = credentials
+        assert isinstance(creds, FacebookCredentials)
         fields: list[str] = []
         scopes = ["pages_manage_metadata"]
         if "messages" in creds.receive:
@@ -130,7 +134,12 @@ class FacebookChannel(MetaChannel):
             if creds.comment_replies == "private":
                 scopes.append("pages_messaging")
         return SetupPlan(
-            creds.page_id, creds.page_access_token, tuple(fields), tuple(dict.fromkeys(scopes))
+            app_object="page",
+            app_fields=tuple(fields),
+            node=creds.page_id,
+            token=creds.page_access_token,
+            node_fields=tuple(fields),
+            scopes=tuple(dict.fromkeys(scopes)),
         )
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:

@@ -20,13 +20,14 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import aiohttp
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
 from channels.meta.app_webhook import comments_routing_id
 from channels.meta.channel import MetaChannel
 from channels.meta.comment_replies import CommentReplies, ReplyMode
 from channels.meta.comments import thread_of
+from channels.meta.connect_models import InstagramConnect
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
 from channels.meta.envelope import read_notification
 from channels.meta.instagram_comments import InstagramCommentReader
@@ -78,6 +79,7 @@ class InstagramChannel(MetaChannel):
     credentials_model: ClassVar[type[Credentials]] = InstagramCredentials
     capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=MAX_TEXT_BYTES)
     reply_window_s: ClassVar[float | None] = WINDOW_S
+    connect_model: ClassVar[type[BaseModel] | None] = InstagramConnect
 
     credentials: InstagramCredentials
 
@@ -117,10 +119,12 @@ class InstagramChannel(MetaChannel):
         """What the comment polling loop normalizes fetched comments with."""
         return self._comment_reader
 
-    def setup_plan(self) -> SetupPlan:
+    @classmethod
+    def setup_plan(cls, credentials: MetaAppCredentials) -> SetupPlan:
         """Facebook Login subscribes the linked page with the pages_* and instagram_*
         permissions; Instagram Login the account itself with instagram_business_*."""
-        creds = self.credentials
+        creds = credentials
+        assert isinstance(creds, InstagramCredentials)
         facebook_login = creds.page_id is not None
         prefix = "instagram_manage_" if facebook_login else "instagram_business_manage_"
         scopes = ["instagram_basic" if facebook_login else "instagram_business_basic"]
@@ -136,7 +140,14 @@ class InstagramChannel(MetaChannel):
         if facebook_login:
             scopes.append("pages_manage_metadata")
         node = creds.page_id or creds.account_id
-        return SetupPlan(node, creds.access_token, tuple(fields), tuple(dict.fromkeys(scopes)))
+        return SetupPlan(
+            app_object="instagram",
+            app_fields=tuple(fields),
+            node=node,
+            token=creds.access_token,
+            node_fields=tuple(fields),
+            scopes=tuple(dict.fromkeys(scopes)),
+        )
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         notification, _ = read_notification(request.body, "instagram")

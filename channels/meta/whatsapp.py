@@ -17,12 +17,13 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import aiohttp
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
 from channels.keyboards import render_buttons
 from channels.meta.app_webhook import by_phone_number
 from channels.meta.channel import MetaChannel
+from channels.meta.connect_models import WhatsAppConnect
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
 from channels.meta.envelope import MetaEntry, read_event, read_notification
 from channels.meta.events import channel_event
@@ -41,7 +42,7 @@ from channels.meta.whatsapp_types import (
 from channels.partial_sends import ResumeMemory
 from channels.text_split import split_text
 from engine.buttons.press import BUTTON_PAYLOAD_EXTRA
-from engine.errors import ConfigError, PermanentSendError
+from engine.errors import PermanentSendError, ProviderSetupError
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
@@ -115,6 +116,7 @@ class WhatsAppChannel(MetaChannel):
         max_text_chars=MAX_TEXT_CHARS, max_caption_chars=MAX_CAPTION_CHARS
     )
     reply_window_s: ClassVar[float | None] = WINDOW_S
+    connect_model: ClassVar[type[BaseModel] | None] = WhatsAppConnect
 
     credentials: WhatsAppCredentials
 
@@ -132,16 +134,22 @@ class WhatsAppChannel(MetaChannel):
     def routing_ids(self) -> frozenset[str]:
         return frozenset({self.credentials.phone_number_id})
 
-    def setup_plan(self) -> SetupPlan:
+    @classmethod
+    def setup_plan(cls, credentials: MetaAppCredentials) -> SetupPlan:
         """The app subscribes the business account (WhatsApp has no per-number fields)."""
-        creds = self.credentials
+        creds = credentials
+        assert isinstance(creds, WhatsAppCredentials)
         if creds.waba_id is None:
-            raise ConfigError("waba_id is needed to subscribe the app to the business account")
+            raise ProviderSetupError(
+                "waba_id is needed to subscribe the app to the business account"
+            )
         return SetupPlan(
-            creds.waba_id,
-            creds.access_token,
-            (),
-            ("whatsapp_business_messaging", "whatsapp_business_management"),
+            app_object="whatsapp_business_account",
+            app_fields=("messages",),
+            node=creds.waba_id,
+            token=creds.access_token,
+            node_fields=(),
+            scopes=("whatsapp_business_messaging", "whatsapp_business_management"),
         )
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:

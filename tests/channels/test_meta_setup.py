@@ -1,17 +1,21 @@
-"""Connecting Meta connectors: the token's permissions checked, the app subscribed, and every
-way it can go wrong said clearly, against the Graph stand-in."""
+"""Connecting Meta connectors: the token's permissions checked, the app's webhook pointed at
+the engine (Meta's GET handshake included), the app installed on the page, account or
+business account, and every way it can go wrong said clearly, against the Graph stand-in."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from channels.meta.facebook import MESSAGING_FIELDS, FacebookChannel, FacebookCredentials
-from channels.meta.instagram import InstagramChannel, InstagramCredentials
-from channels.meta.whatsapp import WhatsAppChannel, WhatsAppCredentials
-from engine.errors import ConfigError
+from channels.base import Channel, WebhookParse
+from channels.meta.connect_models import FacebookConnect, InstagramConnect, WhatsAppConnect
+from channels.meta.facebook import MESSAGING_FIELDS, FacebookChannel
+from channels.meta.instagram import InstagramChannel
+from channels.meta.whatsapp import WhatsAppChannel
+from engine.errors import ProviderSetupError
 from tests.channels.conftest import route_for
 from tests.standins.meta_api import (
     APP_ID,
@@ -21,85 +25,107 @@ from tests.standins.meta_api import (
     PAGE_ID,
     PAGE_TOKEN,
     PHONE_NUMBER_ID,
-    VERIFY_TOKEN,
     WA_TOKEN,
     WABA_ID,
     MetaGraphStandIn,
 )
 
-APP = {"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "app_id": APP_ID}
+StartWebhook = Callable[[Channel], Awaitable[str]]
 
 
-def facebook(graph: MetaGraphStandIn, **extra: Any) -> FacebookChannel:
-    fields = {**APP, "page_id": PAGE_ID, "page_access_token": PAGE_TOKEN, **extra}
-    fields["graph_api_url"] = graph.graph_api_url
-    return FacebookChannel(route_for("facebook"), FacebookCredentials.model_validate(fields))
+def given_page(graph: MetaGraphStandIn, **extra: Any) -> FacebookConnect:
+    fields = {
+        "app_id": APP_ID,
+        "app_secret": APP_SECRET,
+        "graph_api_url": graph.graph_api_url,
+        "page_id": PAGE_ID,
+        "page_access_token": PAGE_TOKEN,
+        **extra,
+    }
+    return FacebookConnect.model_validate(fields)
 
 
-async def test_connecting_a_page_checks_the_token_and_subscribes_its_fields(
-    meta_graph: MetaGraphStandIn, session: aiohttp.ClientSession
+async def connected(
+    cls: type[Channel],
+    given: Any,
+    session: aiohttp.ClientSession,
+    start: StartWebhook,
+) -> Channel:
+    """prepare_connect, store (here: serve the webhook), subscribe: as the engine does."""
+    credentials = await cls.prepare_connect(session, given)
+    channel = cls(route_for(cls.name), cls.credentials_model.model_validate(credentials))
+    url = await start(channel)
+    await channel.subscribe(session, url)
+    return channel
+
+
+async def test_connecting_a_page_checks_the_token_points_the_app_and_installs_it(
+    meta_graph: MetaGraphStandIn,
+    session: aiohttp.ClientSession,
+    channel_webhook: tuple[StartWebhook, list[WebhookParse]],
 ) -> None:
-    channel = facebook(meta_graph, receive=["messages", "comments"])
-    plan = await channel.connect(session)
-    assert meta_graph.subscriptions == {PAGE_ID: (*MESSAGING_FIELDS, "feed")}
-    assert plan.scopes == (
-        "pages_manage_metadata",
-        "pages_messaging",
-        "pages_manage_engagement",
-        "pages_read_user_content",
-    )
-    debug = meta_graph.calls[0]
+    start, _ = channel_webhook
+    given = given_page(meta_graph, receive=["messages", "comments"])
+    channel = await connected(FacebookChannel, given, session, start)
+    verify_token = channel.credentials.verify_token  # type: ignore[attr-defined]
+    assert len(verify_token) >= 32
+    [debug, app, install] = meta_graph.calls
     assert (debug.node, debug.body) == ("debug_token", {"input_token": PAGE_TOKEN})
-    await channel.disconnect(session)
+    assert (app.node, app.edge) == (APP_ID, "subscriptions")
+    subscription = meta_graph.app_subscriptions["page"]
+    assert subscription["verify_token"] == verify_token
+    assert subscription["fields"] == ",".join([*MESSAGING_FIELDS, "feed"])
+    assert (install.node, install.token) == (PAGE_ID, PAGE_TOKEN)
+    assert meta_graph.subscriptions == {PAGE_ID: (*MESSAGING_FIELDS, "feed")}
+    await channel.unsubscribe(session, "")
     assert meta_graph.subscriptions == {}
 
 
-async def test_a_bad_token_a_missing_permission_and_another_app_are_named(
+async def test_a_bad_token_a_missing_permission_and_a_wrong_secret_are_named(
     meta_graph: MetaGraphStandIn, session: aiohttp.ClientSession
 ) -> None:
-    with pytest.raises(ConfigError, match="invalid or expired: Invalid OAuth access token"):
-        await facebook(meta_graph, page_access_token="EAAG-stale").connect(session)
+    stale = given_page(meta_graph, page_access_token="EAAG-stale")
+    with pytest.raises(ProviderSetupError, match="invalid or expired: Invalid OAuth access"):
+        await FacebookChannel.prepare_connect(session, stale)
     meta_graph.token_scopes[PAGE_TOKEN] = ("pages_manage_metadata",)
-    with pytest.raises(ConfigError, match="lacks pages_messaging: grant them"):
-        await facebook(meta_graph).connect(session)
-    with pytest.raises(ConfigError, match="app_id is needed"):
-        await facebook(meta_graph, app_id=None).connect(session)
-    with pytest.raises(ConfigError, match=r"cannot check the token.*code 190"):
-        await facebook(meta_graph, app_secret="wrong-secret").connect(session)
-    assert meta_graph.subscriptions == {}  # nothing half-connected
+    with pytest.raises(ProviderSetupError, match="lacks pages_messaging: grant them"):
+        await FacebookChannel.prepare_connect(session, given_page(meta_graph))
+    with pytest.raises(ProviderSetupError, match=r"debug_token: .*code 190"):
+        await FacebookChannel.prepare_connect(session, given_page(meta_graph, app_secret="x"))
+    assert meta_graph.subscriptions == {} and meta_graph.app_subscriptions == {}
 
 
-async def test_a_failed_subscription_is_a_clear_error(
-    meta_graph: MetaGraphStandIn, session: aiohttp.ClientSession
+async def test_a_webhook_that_fails_the_handshake_is_not_subscribed(
+    meta_graph: MetaGraphStandIn, session: aiohttp.ClientSession, closed_port_url: str
 ) -> None:
-    meta_graph.fail_next(200, "(#200) Permissions error", after_calls=1)
-    with pytest.raises(ConfigError, match=r"POST 134968929707951/subscribed_apps: .*code 200"):
-        await facebook(meta_graph).connect(session)
-
-
-async def test_instagram_and_whatsapp_subscribe_their_own_nodes(
-    meta_graph: MetaGraphStandIn, session: aiohttp.ClientSession
-) -> None:
-    url = {"graph_api_url": meta_graph.graph_api_url}
-    instagram = InstagramChannel(
-        route_for("instagram"),
-        InstagramCredentials(
-            **APP, **url, account_id=IG_ACCOUNT_ID, access_token=IG_TOKEN, receive=("comments",)
-        ),
+    credentials = await FacebookChannel.prepare_connect(session, given_page(meta_graph))
+    channel = FacebookChannel(
+        route_for("facebook"), FacebookChannel.credentials_model.model_validate(credentials)
     )
-    await instagram.connect(session)
+    with pytest.raises(ProviderSetupError, match="Callback verification failed"):
+        await channel.subscribe(session, f"{closed_port_url}/hooks/facebook")
+    assert meta_graph.subscriptions == {}
+
+
+async def test_instagram_and_whatsapp_install_the_app_on_their_own_nodes(
+    meta_graph: MetaGraphStandIn,
+    session: aiohttp.ClientSession,
+    channel_webhook: tuple[StartWebhook, list[WebhookParse]],
+) -> None:
+    start, _ = channel_webhook
+    app = {"app_id": APP_ID, "app_secret": APP_SECRET, "graph_api_url": meta_graph.graph_api_url}
+    instagram = InstagramConnect(
+        **app, account_id=IG_ACCOUNT_ID, access_token=IG_TOKEN, receive=("comments",)
+    )
+    await connected(InstagramChannel, instagram, session, start)
     assert meta_graph.subscriptions[IG_ACCOUNT_ID] == ("comments", "live_comments")
-    whatsapp = WhatsAppChannel(
-        route_for("whatsapp"),
-        WhatsAppCredentials(
-            **APP, **url, phone_number_id=PHONE_NUMBER_ID, access_token=WA_TOKEN, waba_id=WABA_ID
-        ),
+    assert meta_graph.app_subscriptions["instagram"]["fields"] == "comments,live_comments"
+    whatsapp = WhatsAppConnect(
+        **app, phone_number_id=PHONE_NUMBER_ID, waba_id=WABA_ID, access_token=WA_TOKEN
     )
-    await whatsapp.connect(session)
+    await connected(WhatsAppChannel, whatsapp, session, start)
     assert meta_graph.subscriptions[WABA_ID] == ()
-    no_waba = WhatsAppChannel(
-        route_for("whatsapp"),
-        whatsapp.credentials.model_copy(update={"waba_id": None}),
-    )
-    with pytest.raises(ConfigError, match="waba_id is needed"):
-        await no_waba.connect(session)
+    assert meta_graph.app_subscriptions["whatsapp_business_account"]["fields"] == "messages"
+    meta_graph.token_scopes[WA_TOKEN] = ("whatsapp_business_messaging",)
+    with pytest.raises(ProviderSetupError, match="lacks whatsapp_business_management"):
+        await WhatsAppChannel.prepare_connect(session, whatsapp)

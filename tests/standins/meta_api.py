@@ -14,6 +14,10 @@ instagram.md, whatsapp.md):
   reply, answered ``{"id"}``.
 * ``GET /{version}/debug_token?input_token=`` (with the app token ``<app id>|<secret>``):
   ``{"data": {"is_valid", "app_id", "scopes", ...}}`` from ``token_scopes``.
+* ``POST /{version}/{app id}/subscriptions`` (app token): the app's webhook for an object;
+  like Meta, it first checks the ``callback_url`` with the GET handshake and the
+  ``verify_token``, and fails with code 2200 unless the challenge comes back
+  (``app_subscriptions``).
 * ``POST`` / ``DELETE /{version}/{node}/subscribed_apps``: the app's webhook subscription of
   a page, account or business account (``subscriptions``), answered ``{"success": true}``.
 * Scripted answers (``fail_next``, ``throttle_next``, ``break_next``) are played first:
@@ -185,6 +189,7 @@ class MetaGraphStandIn(LoopbackServer):
             WA_TOKEN: ("whatsapp_business_messaging", "whatsapp_business_management"),
         }
         self.subscriptions: dict[str, tuple[str, ...]] = {}
+        self.app_subscriptions: dict[str, dict[str, str]] = {}
         self._ids = itertools.count(1)
 
     @property
@@ -259,6 +264,8 @@ class MetaGraphStandIn(LoopbackServer):
         scripted = self._take_scripted()
         if scripted is not None:
             return await play(scripted)
+        if edge == "subscriptions" and node == APP_ID:
+            return await self._app_subscription(token, request.query)
         if edge == "subscribed_apps":
             return self._subscribed_apps(request.method, node, token, request.query)
         if edge == "messages" and node in self.accounts.whatsapp:
@@ -284,6 +291,27 @@ class MetaGraphStandIn(LoopbackServer):
             return web.json_response({"data": {"is_valid": False, "error": error, "scopes": []}})
         data = {"app_id": APP_ID, "type": "PAGE", "is_valid": True, "scopes": list(scopes)}
         return web.json_response({"data": data})
+
+    async def _app_subscription(self, token: str | None, query: Any) -> web.Response:
+        if token != f"{APP_ID}|{APP_SECRET}":
+            return _error(400, 190, "Invalid OAuth access token signature.")
+        url, verify_token = query.get("callback_url", ""), query.get("verify_token", "")
+        try:
+            check = await handshake(self._session(), url, verify_token, challenge="4455667788")
+        except aiohttp.ClientError as exc:
+            check = Posted(0, str(exc))
+        if check != (200, "4455667788"):
+            message = (
+                "(#2200) Callback verification failed with the following errors: "
+                f"HTTP Status Code = {check.status}; HTTP Message = {check.text[:80]}"
+            )
+            return _error(400, 2200, message)
+        self.app_subscriptions[query.get("object", "")] = {
+            "callback_url": url,
+            "fields": query.get("fields", ""),
+            "verify_token": verify_token,
+        }
+        return web.json_response({"success": True})
 
     def _subscribed_apps(
         self, method: str, node: str, token: str | None, query: Any
