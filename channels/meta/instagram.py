@@ -31,6 +31,7 @@ from channels.meta.connect_models import InstagramConnect
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
 from channels.meta.envelope import read_notification
 from channels.meta.instagram_comments import InstagramCommentReader
+from channels.meta.instagram_polling import InstagramCommentPoller, PolledComments
 from channels.meta.messaging import EntryReading, MessagingReader
 from channels.meta.send_api import SendApi, message_objects
 from channels.meta.setup import SetupPlan
@@ -70,6 +71,15 @@ class InstagramCredentials(MetaAppCredentials):
         default="public",
         description="Answer a comment publicly, or privately in direct (one per comment).",
     )
+    comment_poll_interval_s: float | None = Field(
+        default=900,
+        ge=60,
+        description="Poll the account's comments this often, in seconds (a connector that "
+        "reads comments); null: webhooks only.",
+    )
+    poll_media_limit: int = Field(
+        default=25, ge=1, le=100, description="How many recent media a comment poll reads."
+    )
 
 
 class InstagramChannel(MetaChannel):
@@ -95,6 +105,14 @@ class InstagramChannel(MetaChannel):
             "instagram send",
             creds.request_timeout_s,
         )
+        self._poller = InstagramCommentPoller(
+            self._comment_reader,
+            graph_api_url=creds.graph_api_url,
+            account_id=creds.account_id,
+            token=creds.access_token,
+            media_limit=creds.poll_media_limit,
+            timeout_s=creds.request_timeout_s,
+        )
         self._comments = CommentReplies(
             graph_api_url=creds.graph_api_url,
             token=creds.access_token,
@@ -114,10 +132,11 @@ class InstagramChannel(MetaChannel):
         ids = {"messages": account, "comments": comments_routing_id(account)}
         return frozenset(ids[kind] for kind in self.credentials.receive)
 
-    @property
-    def comment_reader(self) -> InstagramCommentReader:
-        """What the comment polling loop normalizes fetched comments with."""
-        return self._comment_reader
+    async def poll_comments(
+        self, session: aiohttp.ClientSession, cursor: str | None, received_at: float
+    ) -> PolledComments:
+        """The comments that arrived after ``cursor`` (channels/meta/instagram_polling.py)."""
+        return await self._poller.poll(session, cursor, received_at)
 
     @classmethod
     def setup_plan(cls, credentials: MetaAppCredentials) -> SetupPlan:

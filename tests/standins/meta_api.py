@@ -20,6 +20,9 @@ instagram.md, whatsapp.md):
   (``app_subscriptions``).
 * ``POST`` / ``DELETE /{version}/{node}/subscribed_apps``: the app's webhook subscription of
   a page, account or business account (``subscriptions``), answered ``{"success": true}``.
+* ``GET /{version}/{IG account}/media`` and ``GET /{version}/{media}/comments`` (with
+  ``replies``, paged by ``after``): what the comment poll reads, from ``media`` and
+  ``comments``.
 * Scripted answers (``fail_next``, ``throttle_next``, ``break_next``) are played first:
   Graph error objects with Meta's codes, throttling with ``X-Business-Use-Case-Usage``, a
   proxy's HTML page.
@@ -190,6 +193,8 @@ class MetaGraphStandIn(LoopbackServer):
         }
         self.subscriptions: dict[str, tuple[str, ...]] = {}
         self.app_subscriptions: dict[str, dict[str, str]] = {}
+        self.media: dict[str, list[dict[str, Any]]] = {}
+        self.comments: dict[str, list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
 
     @property
@@ -198,6 +203,7 @@ class MetaGraphStandIn(LoopbackServer):
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/{version}/debug_token", self._debug_token)
+        router.add_get("/{version}/{node}/{edge}", self._get_edge)
         router.add_post("/{version}/{node}/{edge}", self._post)
         router.add_delete("/{version}/{node}/{edge}", self._post)
 
@@ -275,6 +281,23 @@ class MetaGraphStandIn(LoopbackServer):
         if edge in ("comments", "replies"):
             return self._public_reply(token, body)
         return _error(404, 100, f"Unsupported post request. Object {node} has no edge {edge}")
+
+    async def _get_edge(self, request: web.Request) -> web.Response:
+        node, edge = request.match_info["node"], request.match_info["edge"]
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ")
+        self.calls.append(GraphCall("GET", node, edge, dict(request.query), token))
+        scripted = self._take_scripted()
+        if scripted is not None:
+            return await play(scripted)
+        if token not in self.accounts.messenger.values():
+            return _error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        if edge == "media":
+            limit = int(request.query.get("limit", "25"))
+            return web.json_response({"data": self.media.get(node, [])[:limit]})
+        if edge == "comments":
+            return web.json_response(_page(self.comments.get(node, []), request.query))
+        return _error(404, 100, f"Unsupported get request. Object {node} has no edge {edge}")
 
     async def _debug_token(self, request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
@@ -378,6 +401,17 @@ class MetaGraphStandIn(LoopbackServer):
         if not body.get("message") and not body.get("attachment_url"):
             return _error(400, 100, "(#100) Missing message or attachment")
         return web.json_response({"id": f"690891113073877_{next(self._ids)}"})
+
+
+def _page(items: list[dict[str, Any]], query: Any) -> dict[str, Any]:
+    """Graph paging: ``limit`` items after the ``after`` cursor (an index here)."""
+    start = int(query.get("after", "0"))
+    limit = int(query.get("limit", "25"))
+    page: dict[str, Any] = {"data": items[start : start + limit]}
+    if start + limit < len(items):
+        after = str(start + limit)
+        page["paging"] = {"cursors": {"after": after}, "next": f"https://graph/next?after={after}"}
+    return page
 
 
 def _error(status: int, code: int, message: str) -> web.Response:
