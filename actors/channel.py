@@ -3,7 +3,8 @@
 Each receives webhooks for every channel (``SO_REUSEPORT`` spreads connections over the
 actors), verifies and normalizes them, stores them in its own intake (one SQLite file per
 actor, group commit) and answers the provider; then hands them to the portal actors in
-batches (``engine.handoff``). It also serves the portal and admin APIs.
+batches (``engine.handoff``). It also serves the portal and admin APIs. Actor 0 also runs
+the polling connectors' loop (``engine.polling``), its cursors in its intake.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import os
 
+import aiohttp
 import ray
 from aiohttp import web
 
@@ -24,6 +26,7 @@ from engine.errors import UnavailableError
 from engine.handoff import Handoff, InProgress
 from engine.logs import configure_logging
 from engine.metrics import Counters, Sample
+from engine.polling import POLLING_ACTOR, PollingLoop
 from engine.store.intake import IntakeStore
 from engine.store.records import OutboxRecord
 from engine.store.threaded import ThreadedStore
@@ -54,6 +57,7 @@ class ChannelActor:
         self._runner: web.AppRunner | None = None
         self._serving = asyncio.Event()
         self._port_file = settings.data_dir / "intake" / f"channel-{index}.port"
+        self._session: aiohttp.ClientSession | None = None
         if restarted():
             # Runs on the actor's event loop (Ray 2.60 async actors): schedule the restart.
             self._restarter = asyncio.get_running_loop().create_task(self._restart())
@@ -96,6 +100,21 @@ class ChannelActor:
         self._handoff_task = asyncio.create_task(self._handoff.run())
         self._prune_task = asyncio.create_task(self._prune_regularly())
         self._ingest = WebhookIngest(self._view, self._intake, self._handoff, in_progress)
+        self._tasks = [self._handoff_task, self._prune_task]
+        if self._index == POLLING_ACTOR:  # every polling loop runs here, exactly once
+            self._session = aiohttp.ClientSession()
+            polling = PollingLoop(
+                lambda: self._view.registry,
+                self._view.channel,
+                self._intake,
+                self._handoff,
+                in_progress,
+                self._session,
+                self._clock,
+                self._counters,
+                config.portal_pool_size,
+            )
+            self._tasks.append(asyncio.create_task(polling.run()))
         runner = web.AppRunner(
             build_app(self._view, self._ingest),
             access_log=None,
@@ -148,9 +167,11 @@ class ChannelActor:
         self._ingest.accepting = False
         await self._runner.shutdown()
         await self._runner.cleanup()
-        for task in (self._handoff_task, self._prune_task):
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(self._handoff_task, self._prune_task, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
         left = await self._handoff.drain(DRAIN_TIMEOUT_S)
         if left:
             log.warning("channel actor %d: %d records stay in the intake", self._index, left)

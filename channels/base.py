@@ -118,6 +118,20 @@ class WebhookParse:
 
 
 @dataclass(frozen=True)
+class PollResult:
+    """One poll of a polling connector (docs/channels/contract.md, "Polling").
+
+    ``parsed`` holds what the poll fetched, as a webhook would have; ``cursor`` is where the
+    next poll starts, stored in the same transaction as the items, so a crash repeats no item
+    and skips none; ``more``: another page waits, poll again at once.
+    """
+
+    parsed: WebhookParse
+    cursor: str | None
+    more: bool = False
+
+
+@dataclass(frozen=True)
 class AppWebhookPart:
     """The part of an app-level webhook that belongs to one connector: its ``routing_id``
     (a page id, an Instagram account id, a ``phone_number_id``) and a request carrying only
@@ -191,6 +205,26 @@ class Channel(ABC):
         The default: the channel has no handshake, 405.
         """
         raise MethodNotAllowedError(f"{self.name} webhooks take no GET")
+
+    # --- polling (docs/channels/contract.md, "Polling")
+
+    @property
+    def poll_interval_s(self) -> float | None:
+        """How often the engine polls this connector (from its credentials); None: it
+        does not poll. One loop per connector, run by channel actor 0 alone."""
+        return None
+
+    async def poll(
+        self, session: aiohttp.ClientSession, cursor: str | None, received_at: float
+    ) -> PollResult:
+        """Fetch what arrived after ``cursor`` (None: the first poll) and normalize it.
+
+        Return a cursor such that every item not in this result comes after it; items at the
+        cursor fetched again are fine (they are de-duplicated on ``channel_event_id``). Raise
+        any ``EngineError`` when the provider fails: the loop logs it, counts it, and polls
+        again from the same cursor at the next interval.
+        """
+        raise NotFoundError(f"{self.name} does not poll")
 
     # --- connecting in one step (``connect_model``)
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from channels import telegram_setup
 from channels.base import (
@@ -26,6 +26,7 @@ from channels.base import (
     Capabilities,
     Channel,
     Credentials,
+    PollResult,
     RawRequest,
     WebhookParse,
     WebhookReply,
@@ -48,7 +49,13 @@ from channels.telegram_types import (
 )
 from channels.text_split import split_text, utf16_units
 from channels.webhook_body import decode_json, validate
-from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
+from engine.errors import (
+    AuthError,
+    ConfigError,
+    PermanentSendError,
+    RetryableSendError,
+    ValidationFailedError,
+)
 from engine.ids import inbound_event_id
 from engine.models import (
     AudioContent,
@@ -88,16 +95,35 @@ class TelegramCredentials(Credentials):
         repr=False,
         description="Bot token from @BotFather ('123456:ABC...'); it goes into the API URL path.",
     )
-    secret_token: str = Field(
+    secret_token: str | None = Field(
+        default=None,
         min_length=1,
         max_length=256,
         pattern=r"^[A-Za-z0-9_-]+$",
         repr=False,
         description=(
             "The secret_token given to setWebhook (1-256 of A-Z a-z 0-9 _ -); every webhook "
-            "request must carry it in X-Telegram-Bot-Api-Secret-Token."
+            "request must carry it in X-Telegram-Bot-Api-Secret-Token. Required unless the "
+            "connector polls."
         ),
     )
+    poll_interval_s: float | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Poll getUpdates this often instead of taking webhooks (no public URL needed; "
+            "docs/channels/telegram.md, 'Polling'); unset: webhooks."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> TelegramCredentials:
+        if self.secret_token is None and self.poll_interval_s is None:
+            raise ValueError(
+                "secret_token: required for a webhook connector (or set poll_interval_s)"
+            )
+        return self
+
     api_base_url: ApiBaseUrl = Field(
         default="https://api.telegram.org",
         description="Bot API server; a local telegram-bot-api server or a test stand-in.",
@@ -147,6 +173,8 @@ class TelegramChannel(Channel):
         self, session: aiohttp.ClientSession, webhook_url: str
     ) -> dict[str, object]:
         creds = self.credentials
+        if creds.secret_token is None:  # prepare_connect always makes one
+            raise ConfigError("a polling Telegram connector takes no webhook")
         await telegram_setup.set_webhook(
             session, creds.api_base_url, creds.bot_token, creds.secret_token, webhook_url
         )
@@ -156,9 +184,50 @@ class TelegramChannel(Channel):
         creds = self.credentials
         await telegram_setup.delete_webhook(session, creds.api_base_url, creds.bot_token)
 
+    # --- polling (docs/channels/telegram.md, "Polling")
+
+    @property
+    def poll_interval_s(self) -> float | None:
+        return self.credentials.poll_interval_s
+
+    async def poll(
+        self, session: aiohttp.ClientSession, cursor: str | None, received_at: float
+    ) -> PollResult:
+        """``getUpdates`` from the offset after the last stored update: asking with a higher
+        offset is what confirms earlier updates to Telegram, so nothing is confirmed before
+        it is stored. An update that does not parse is ignored with its reason rather than
+        stopping the stream."""
+        creds = self.credentials
+        updates = await telegram_setup.get_updates(
+            session, creds.api_base_url, creds.bot_token, None if cursor is None else int(cursor)
+        )
+        messages: list[InboundMessage] = []
+        events: list[ChannelEvent] = []
+        ignored: list[str] = []
+        next_offset = None if cursor is None else int(cursor)
+        for update in updates:
+            update_id = update["update_id"]
+            next_offset = max(next_offset or 0, update_id + 1)
+            try:
+                parsed = self.parse_update(update, update_id, received_at)
+            except ValidationFailedError:
+                ignored.append("invalid_update")
+                continue
+            messages.extend(parsed.messages)
+            events.extend(parsed.events)
+            ignored.extend(parsed.ignored)
+        parsed_all = WebhookParse(
+            messages=tuple(messages), events=tuple(events), ignored=tuple(ignored)
+        )
+        cursor_after = None if next_offset is None else str(next_offset)
+        more = len(updates) == telegram_setup.UPDATES_PER_POLL
+        return PollResult(parsed_all, cursor_after, more)
+
     # --- inbound
 
     def verify(self, request: RawRequest) -> None:
+        if self.credentials.secret_token is None:
+            raise AuthError("this connector polls getUpdates and takes no webhooks")
         presented = request.headers.get(SECRET_HEADER)
         if presented is None:
             raise AuthError("missing X-Telegram-Bot-Api-Secret-Token header")
@@ -168,6 +237,12 @@ class TelegramChannel(Channel):
 
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
         update, update_id = _decode_update(request.body)
+        return self.parse_update(update, update_id, received_at)
+
+    def parse_update(
+        self, update: dict[str, Any], update_id: int, received_at: float
+    ) -> WebhookParse:
+        """One update, from a webhook or from ``getUpdates`` (``poll``)."""
         out_of_range = order_key_out_of_range("update_id", update_id)
         if out_of_range is not None:  # Telegram would resend it, and hold the bot's queue
             return WebhookParse(ignored=(out_of_range,))

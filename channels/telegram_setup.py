@@ -1,6 +1,7 @@
 """Connecting a Telegram bot in one step (docs/channels/telegram.md, "Connecting"): ``getMe``
 proves the token, ``setWebhook`` points the bot at the engine with a generated secret and the
-updates the engine reads, ``deleteWebhook`` undoes it."""
+updates the engine reads, ``deleteWebhook`` undoes it. And ``getUpdates`` for a connector that
+polls instead (docs/channels/telegram.md, "Polling")."""
 
 from __future__ import annotations
 
@@ -56,6 +57,33 @@ async def set_webhook(
 
 async def delete_webhook(session: aiohttp.ClientSession, base_url: str, token: str) -> None:
     await bot_call(session, base_url, token, "deleteWebhook", {})
+
+
+UPDATES_PER_POLL = 100
+
+
+async def get_updates(
+    session: aiohttp.ClientSession, base_url: str, token: str, offset: int | None
+) -> list[dict[str, Any]]:
+    """One short poll of ``getUpdates`` after ``offset`` (None: from the oldest kept);
+    updates without an integer ``update_id`` are dropped here, as no cursor can pass them."""
+    params: dict[str, Any] = {
+        "timeout": 0,
+        "limit": UPDATES_PER_POLL,
+        "allowed_updates": list(ALLOWED_UPDATES),
+    }
+    if offset is not None:
+        params["offset"] = offset
+    result = await bot_call(session, base_url, token, "getUpdates", params)
+    if not isinstance(result, list):
+        raise ProviderSetupError("telegram getUpdates: the result is not a list")
+    return [
+        update
+        for update in result
+        if isinstance(update, dict)
+        and isinstance(update.get("update_id"), int)
+        and not isinstance(update.get("update_id"), bool)
+    ]
 
 
 async def bot_call(

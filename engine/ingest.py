@@ -3,7 +3,11 @@ in the intake and inbox."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from engine.models import ChannelEvent, InboundMessage
+from engine.placement import host_name
+from engine.store.intake import Addressed
 from engine.store.records import Conversation, OutboxRecord
 
 EVENT_KINDS = {"new": "message.received", "edit": "message.edited", "delete": "message.deleted"}
@@ -41,3 +45,11 @@ def outbox_record(message: InboundMessage | ChannelEvent) -> OutboxRecord:
         dedup_key=f"{route.connector_id}\x00{message.channel_event_id}",
         best_effort=best_effort,
     )
+
+
+def addressed(records: Sequence[InboundMessage | ChannelEvent], pool_size: int) -> list[Addressed]:
+    """Each record for the intake, addressed to the portal actor that serves its portal."""
+    return [
+        Addressed(host_name(record.route.portal_id, pool_size), outbox_record(record))
+        for record in records
+    ]

@@ -24,6 +24,8 @@ COUNTER_HELP: dict[str, str] = {
     "openlines_duplicates_total": "Inbound events dropped as duplicates of a stored one.",
     "openlines_ignored_total": "Provider updates that are not customer messages, by reason.",
     "openlines_rejected_total": "Requests refused with a 4xx or 5xx, by reason.",
+    "openlines_poll_failed_total": "Polls of a polling connector that failed (logged; the "
+    "next interval polls again from the same cursor), by channel and connector.",
     "openlines_webhook_refused_total": "Provider webhooks refused, by channel, connector "
     "('unknown' when not a known one) and reason; each is also logged once.",
     "openlines_delivered_total": "Events the portal accepted.",

@@ -15,6 +15,7 @@ by the portal's inbox.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ CREATE TABLE IF NOT EXISTS intake_seen (
     dedup_key TEXT PRIMARY KEY, seen_at REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS intake_seen_age ON intake_seen (seen_at);
 CREATE INDEX IF NOT EXISTS intake_destination ON intake (destination, rowid);
+CREATE TABLE IF NOT EXISTS poll_cursors (
+    connector_id TEXT PRIMARY KEY, cursor TEXT, polled_at REAL NOT NULL) WITHOUT ROWID;
 """
 
 _COLUMNS = (
@@ -66,23 +69,47 @@ class IntakeStore(SqliteFile):
     def append(self, records: Sequence[Addressed], now: float) -> list[IntakeRow | None]:
         """Store records in one durable transaction; each as kept (with its rowid), or
         None for one seen here before."""
-        kept: list[IntakeRow | None] = []
         with self._transaction(durable=True) as db:
-            for item in records:
-                record = item.record
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO intake_seen VALUES (?, ?)", (record.dedup_key, now)
-                )
-                if cursor.rowcount == 0:
-                    kept.append(None)
-                    continue
-                cursor = db.execute(
-                    f"INSERT INTO intake ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    _row(item),
-                )
-                rowid = cursor.lastrowid
-                assert rowid is not None
-                kept.append(IntakeRow(rowid, item.destination, record))
+            return self._append(db, records, now)
+
+    def append_polled(
+        self, records: Sequence[Addressed], connector_id: str, cursor: str | None, now: float
+    ) -> list[IntakeRow | None]:
+        """What one poll fetched and the cursor after it, in one durable transaction: a
+        crash keeps both or neither, so the next poll neither repeats nor skips an item."""
+        with self._transaction(durable=True) as db:
+            kept = self._append(db, records, now)
+            db.execute(
+                "INSERT OR REPLACE INTO poll_cursors VALUES (?, ?, ?)", (connector_id, cursor, now)
+            )
+        return kept
+
+    def poll_cursor(self, connector_id: str) -> tuple[str | None, float] | None:
+        """A connector's stored cursor and when it was last polled; None: never polled."""
+        row = self._db.execute(
+            "SELECT cursor, polled_at FROM poll_cursors WHERE connector_id = ?", (connector_id,)
+        ).fetchone()
+        return None if row is None else (row[0], float(row[1]))
+
+    def _append(
+        self, db: sqlite3.Connection, records: Sequence[Addressed], now: float
+    ) -> list[IntakeRow | None]:
+        kept: list[IntakeRow | None] = []
+        for item in records:
+            record = item.record
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO intake_seen VALUES (?, ?)", (record.dedup_key, now)
+            )
+            if cursor.rowcount == 0:
+                kept.append(None)
+                continue
+            cursor = db.execute(
+                f"INSERT INTO intake ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                _row(item),
+            )
+            rowid = cursor.lastrowid
+            assert rowid is not None
+            kept.append(IntakeRow(rowid, item.destination, record))
         return kept
 
     def destinations(self) -> list[str]:

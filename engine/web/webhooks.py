@@ -35,10 +35,9 @@ from engine.errors import (
     UnsupportedMediaTypeError,
 )
 from engine.handoff import Handoff, InProgress
-from engine.ingest import outbox_record
+from engine.ingest import addressed
 from engine.models import ChannelEvent, InboundMessage
-from engine.placement import host_name
-from engine.store.intake import Addressed, IntakeStore
+from engine.store.intake import IntakeStore
 from engine.store.threaded import ThreadedStore
 from engine.web.ports import Engine
 
@@ -267,11 +266,7 @@ class WebhookIngest:
             return []
         counters = self._engine.counters
         counters.inc("openlines_received_total", len(records), channel=channel_name)
-        pool = self._engine.config.portal_pool_size
-        items = [
-            Addressed(host_name(record.route.portal_id, pool), outbox_record(record))
-            for record in records
-        ]
+        items = addressed(records, self._engine.config.portal_pool_size)
         try:
             kept = await self._intake.append(items)
         except EngineError:

@@ -394,7 +394,7 @@ def test_right_secret_passes() -> None:
 
 
 def test_connector_without_secret_token_refuses_to_build() -> None:
-    with pytest.raises(ConfigError, match="secret_token\n  Field required"):
+    with pytest.raises(ConfigError, match="secret_token: required for a webhook connector"):
         build_channel(ROUTE, {"bot_token": "123456:abc"})
 
 

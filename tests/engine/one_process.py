@@ -33,6 +33,7 @@ from engine.delivery.transport import HttpTransport
 from engine.errors import NotFoundError, UnavailableError
 from engine.handoff import Handoff, InProgress
 from engine.metrics import Counters, Sample
+from engine.polling import PollingLoop
 from engine.registry import Registry
 from engine.registry_service import RegistryService
 from engine.store.intake import IntakeStore
@@ -230,6 +231,9 @@ class Served:
     app: web.Application
     url: str
     session: aiohttp.ClientSession
+    intake: ThreadedStore[IntakeStore]
+    handoff: Handoff
+    in_progress: InProgress
 
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -274,6 +278,18 @@ async def one_process_engine(
     await handoff.load()
     handing = asyncio.create_task(handoff.run())
     ingest = WebhookIngest(engine, intake, handoff, in_progress)
+    polling = PollingLoop(
+        lambda: engine.registry,
+        engine.channel,
+        intake,
+        handoff,
+        in_progress,
+        session,
+        clock,
+        engine.counters,
+        config.portal_pool_size,
+    )
+    polling_task = asyncio.create_task(polling.run())
     app = build_app(engine, ingest)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -281,11 +297,21 @@ async def one_process_engine(
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield Served(engine, server, app, f"http://127.0.0.1:{port}", session)
+        yield Served(
+            engine,
+            server,
+            app,
+            f"http://127.0.0.1:{port}",
+            session,
+            intake,
+            handoff,
+            in_progress,
+        )
     finally:
         await runner.cleanup()
         handing.cancel()
-        await asyncio.gather(handing, return_exceptions=True)
+        polling_task.cancel()
+        await asyncio.gather(handing, polling_task, return_exceptions=True)
         await intake.close()
         await host.close()
         await engine.service.close()

@@ -5,7 +5,8 @@ with increasing message ids), and plays scripted answers first when told to (429
 ``retry_after``, 403 blocked, 500, group migration, non-JSON bodies, slow answers);
 ``hold_next`` takes a call and never answers it.
 ``setWebhook`` and ``getWebhookInfo`` keep the webhook; ``deliver`` then posts an update to
-it the way Telegram does.
+it the way Telegram does. ``queue_update`` keeps updates for ``getUpdates`` (409 while a
+webhook is set; an ``offset`` confirms the updates before it).
 
     async with TelegramApiStandIn() as api:
         channel = TelegramChannel(route, TelegramCredentials(
@@ -74,6 +75,7 @@ class TelegramApiStandIn(LoopbackServer):
         self.token = token
         self.calls: list[ApiCall] = []
         self.webhook: dict[str, Any] = {}
+        self.pending: list[dict[str, Any]] = []
         self._message_ids = itertools.count(first_message_id)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -134,6 +136,12 @@ class TelegramApiStandIn(LoopbackServer):
         """A non-JSON answer, as a proxy in front of the Bot API gives."""
         self.script(proxy_error_page(status, method))
 
+    # --- updates for getUpdates
+
+    def queue_update(self, update: dict[str, Any]) -> None:
+        """An update for ``getUpdates`` (kept until an offset past it confirms it)."""
+        self.pending.append(update)
+
     # --- delivering updates to the webhook
 
     async def deliver(self, update: dict[str, Any]) -> PostedUpdate:
@@ -177,11 +185,24 @@ class TelegramApiStandIn(LoopbackServer):
             return _ok({**info, "pending_update_count": 0})
         if call.method == "getMe":
             return _ok(_bot_user())
+        if call.method == "getUpdates":
+            return self._get_updates(params)
         if call.method.startswith("send"):
             if "chat_id" not in params:
                 return _error(400, "Bad Request: chat_id is empty")
             return _ok(self._sent_message(call))
         return _error(404, "Not Found: method not found")
+
+    def _get_updates(self, params: dict[str, Any]) -> web.Response:
+        """As Telegram: 409 while a webhook is set; an ``offset`` confirms (forgets) every
+        update before it; at most ``limit`` updates from the oldest kept."""
+        if self.webhook.get("url"):
+            return _error(409, "Conflict: can't use getUpdates method while webhook is active")
+        offset = params.get("offset")
+        if offset is not None:
+            self.pending = [u for u in self.pending if u["update_id"] >= int(offset)]
+        limit = int(params.get("limit", 100))
+        return _ok(sorted(self.pending, key=lambda u: u["update_id"])[:limit])
 
     def _sent_message(self, call: ApiCall) -> dict[str, Any]:
         params = call.params
