@@ -22,7 +22,7 @@ from typing import ClassVar, Literal
 import aiohttp
 from pydantic import BaseModel, Field
 
-from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
+from channels.base import Capabilities, Credentials, PollResult, RawRequest, WebhookParse
 from channels.meta.app_webhook import comments_routing_id
 from channels.meta.channel import MetaChannel
 from channels.meta.comment_replies import CommentReplies, ReplyMode
@@ -31,7 +31,7 @@ from channels.meta.connect_models import InstagramConnect
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
 from channels.meta.envelope import read_notification
 from channels.meta.instagram_comments import InstagramCommentReader
-from channels.meta.instagram_polling import InstagramCommentPoller, PolledComments
+from channels.meta.instagram_polling import InstagramCommentPoller
 from channels.meta.messaging import EntryReading, MessagingReader
 from channels.meta.send_api import SendApi, message_objects
 from channels.meta.setup import SetupPlan
@@ -132,11 +132,22 @@ class InstagramChannel(MetaChannel):
         ids = {"messages": account, "comments": comments_routing_id(account)}
         return frozenset(ids[kind] for kind in self.credentials.receive)
 
-    async def poll_comments(
+    @property
+    def poll_interval_s(self) -> float | None:
+        """A connector that reads comments polls them too (docs/channels/instagram.md,
+        "Polling"), unless ``comment_poll_interval_s`` is null."""
+        if "comments" not in self.credentials.receive:
+            return None
+        return self.credentials.comment_poll_interval_s
+
+    async def poll(
         self, session: aiohttp.ClientSession, cursor: str | None, received_at: float
-    ) -> PolledComments:
+    ) -> PollResult:
         """The comments that arrived after ``cursor`` (channels/meta/instagram_polling.py)."""
-        return await self._poller.poll(session, cursor, received_at)
+        polled = await self._poller.poll(session, cursor, received_at)
+        reading = polled.reading
+        parsed = WebhookParse(messages=tuple(reading.messages), ignored=tuple(reading.ignored))
+        return PollResult(parsed=parsed, cursor=polled.cursor)
 
     @classmethod
     def setup_plan(cls, credentials: MetaAppCredentials) -> SetupPlan:

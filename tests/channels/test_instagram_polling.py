@@ -61,15 +61,15 @@ async def test_polls_return_new_comments_once_in_time_order(
         comment("17867301270520001", "09:59:00", "First!"),
         comment("17867301270528888", "10:06:00", "Yes, DM us", author=IG_COMMENTS_ACCOUNT_ID),
     ]
-    first = await channel.poll_comments(session, None, FIXED_NOW_S)
-    got = [(m.channel_event_id, m.dialog_key, m.content.text) for m in first.reading.messages]  # type: ignore[union-attr]
+    first = await channel.poll(session, None, FIXED_NOW_S)
+    got = [(m.channel_event_id, m.dialog_key, m.content.text) for m in first.parsed.messages]  # type: ignore[union-attr]
     assert got == [
         ("17867301270520001", "comment:17867301270520001", "First!"),
         ("17867301270523379", "comment:17867301270523379", "Price please 🙏"),
         ("17867301270529999", "comment:17867301270523379", "А размер M? 🙏"),
     ]
-    assert first.reading.ignored == ["own_comment"]
-    assert first.reading.messages[2].extras == {
+    assert first.parsed.ignored == ("own_comment",)
+    assert first.parsed.messages[2].extras == {
         "media_id": MEDIA,
         "media_product_type": "REELS",
     }
@@ -77,14 +77,14 @@ async def test_polls_return_new_comments_once_in_time_order(
         instagram_time("2026-11-30T10:06:00+0000"), frozenset({"17867301270528888"})
     )
 
-    again = await channel.poll_comments(session, first.cursor, FIXED_NOW_S)
-    assert again.reading.messages == [] and again.cursor == first.cursor
+    again = await channel.poll(session, first.cursor, FIXED_NOW_S)
+    assert again.parsed.messages == () and again.cursor == first.cursor
 
     # A comment in the same second as the cursor, another later: both new, nothing repeated.
     meta_graph.comments[MEDIA].append(comment("17867301270520002", "10:06:00", "Same second"))
     meta_graph.comments[MEDIA].append(comment("17867301270520003", "10:07:30", "Later"))
-    third = await channel.poll_comments(session, again.cursor, FIXED_NOW_S)
-    assert [m.channel_event_id for m in third.reading.messages] == [
+    third = await channel.poll(session, again.cursor, FIXED_NOW_S)
+    assert [m.channel_event_id for m in third.parsed.messages] == [
         "17867301270520002",
         "17867301270520003",
     ]
@@ -102,11 +102,18 @@ async def test_pages_are_followed_and_polled_ids_match_the_webhooks(
     meta_graph.comments[MEDIA][0] = comment(
         "17867301270523379", "09:00:00", "Price please 🙏", author="848067418322071"
     )
-    polled = await channel.poll_comments(session, None, FIXED_NOW_S)
-    assert len(polled.reading.messages) == 120
+    polled = await channel.poll(session, None, FIXED_NOW_S)
+    assert len(polled.parsed.messages) == 120 and not polled.more
     assert len([c for c in meta_graph.calls if c.edge == "comments"]) == 3  # 50 + 50 + 20
     (hooked,) = parse_with(channel, "ig_comment").messages
-    assert hooked.id in {m.id for m in polled.reading.messages}
+    assert hooked.id in {m.id for m in polled.parsed.messages}
+
+
+def test_only_a_connector_reading_comments_polls(meta_graph: MetaGraphStandIn) -> None:
+    assert make_channel(meta_graph).poll_interval_s == 900
+    assert make_channel(meta_graph, comment_poll_interval_s=3600).poll_interval_s == 3600
+    assert make_channel(meta_graph, comment_poll_interval_s=None).poll_interval_s is None
+    assert make_channel(meta_graph, receive=["messages"]).poll_interval_s is None
 
 
 async def test_a_failing_graph_and_a_foreign_cursor(
@@ -114,6 +121,6 @@ async def test_a_failing_graph_and_a_foreign_cursor(
 ) -> None:
     channel = make_channel(meta_graph, access_token="EAAG-revoked")
     with pytest.raises(PermanentSendError, match="reconnect the channel"):
-        await channel.poll_comments(session, None, FIXED_NOW_S)
+        await channel.poll(session, None, FIXED_NOW_S)
     with pytest.raises(ValidationFailedError, match="cursor"):
-        await make_channel(meta_graph).poll_comments(session, "not-ours", FIXED_NOW_S)
+        await make_channel(meta_graph).poll(session, "not-ours", FIXED_NOW_S)

@@ -23,6 +23,7 @@ from tests.standins.meta_api import (
     APP_SECRET,
     FEED_PAGE_ID,
     IG_ACCOUNT_ID,
+    IG_COMMENTS_ACCOUNT_ID,
     IG_TOKEN,
     PAGE_ID,
     PAGE_TOKEN,
@@ -45,6 +46,8 @@ PSID = "7689966077685933"
 IGSID = "6917324161655021"
 WA_CUSTOMER = "16505551234"
 APP = {"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "app_id": APP_ID}
+POLL_S = 60.0  # the least allowed: the portal stand-in checks signatures against real time
+IG_MEDIA = "18050310947722369"
 
 
 @pytest.fixture
@@ -95,6 +98,16 @@ async def served_meta(
                 ),
                 connector(
                     "wa", "whatsapp", {"phone_number_id": PHONE_NUMBER_ID, "access_token": WA_TOKEN}
+                ),
+                connector(
+                    "igc",
+                    "instagram",
+                    {
+                        "account_id": IG_COMMENTS_ACCOUNT_ID,
+                        "access_token": IG_TOKEN,
+                        "receive": ["comments"],
+                        "comment_poll_interval_s": POLL_S,
+                    },
                 ),
             ],
         },
@@ -243,3 +256,34 @@ async def test_instagram_direct_message_and_reply(
     assert sent["type"] == "reply.sent"
     call = graph.calls[-1]
     assert (call.node, call.body["recipient"]) == (IG_ACCOUNT_ID, {"id": IGSID})
+
+
+def ig_comment(cid: str, text: str, at_s: float) -> dict[str, Any]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(at_s))
+    return {"id": cid, "text": text, "timestamp": stamp, "from": {"id": "848067418322071"}}
+
+
+async def test_instagram_comments_are_polled_once_beside_the_webhook_and_answered(
+    served_meta: Served, portal: PortalStandIn, graph: MetaGraphStandIn, clock: ManualClock
+) -> None:
+    graph.media[IG_COMMENTS_ACCOUNT_ID] = [{"id": IG_MEDIA, "media_product_type": "FEED"}]
+    graph.comments[IG_MEDIA] = [ig_comment("17867301270523379", "Price please 🙏", clock.now())]
+    await clock.advance(POLL_S)  # whichever tick came first, one is due now
+    [polled] = await portal.wait_for_events(1, "message.")
+    assert polled["data"]["content"]["text"] == "Price please 🙏"
+
+    # The same comment by webhook (Meta's, late): stored once.
+    hook = f"{served_meta.url}/hooks/instagram"
+    webhook = recorded_json("ig_comment.json")
+    assert (await post_notification(served_meta.session, hook, webhook)).status == 200
+    graph.comments[IG_MEDIA].append(ig_comment("17867301270520003", "And in M?", clock.now() + 1))
+    await clock.advance(POLL_S)
+    messages = await portal.wait_for_events(2, "message.")
+    assert [m["data"]["content"]["text"] for m in messages] == ["Price please 🙏", "And in M?"]
+
+    await reply(served_meta, portal, polled["dialog"]["id"], "250 €")
+    [sent] = await portal.wait_for_events(1, "reply.")
+    assert sent["type"] == "reply.sent"
+    public = [c for c in graph.calls if c.edge == "replies"]
+    assert public[0].node == "17867301270523379"
+    assert public[0].body["message"].endswith("250 €")
