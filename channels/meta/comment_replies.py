@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from channels.meta.graph_calls import graph_post
+from channels.meta.graph_calls import answer_id, graph_post
 from channels.meta.send_api import SendApi
 from channels.partial_sends import ResumeMemory
 from channels.text_split import Measure, code_points, split_text
@@ -119,10 +119,7 @@ class CommentReplies:
             what=f"{self._what} comment reply",
             timeout_s=self._timeout_s,
         )
-        new_id = answer.get("id")
-        if not isinstance(new_id, str) or not new_id:
-            raise PermanentSendError(f"{self._what} comment reply: answer without an id")
-        return new_id
+        return answer_id(f"{self._what} comment reply", answer, "id")
 
     async def _private(
         self, session: aiohttp.ClientSession, request: ReplyRequest, comment_id: str

@@ -19,16 +19,13 @@ from typing import ClassVar, Literal
 import aiohttp
 from pydantic import BaseModel, Field
 
-from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
-from channels.meta.app_webhook import comments_routing_id
-from channels.meta.channel import MetaChannel
-from channels.meta.comment_replies import CommentReplies, ReplyMode
-from channels.meta.comments import thread_of
+from channels.base import Capabilities, Credentials
+from channels.meta.account_channel import AccountChannel, AccountCredentials
+from channels.meta.comment_replies import CommentReplies
 from channels.meta.connect_models import FacebookConnect
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
-from channels.meta.envelope import read_notification
 from channels.meta.facebook_comments import FeedReader
-from channels.meta.messaging import EntryReading, MessagingReader
+from channels.meta.messaging import MessagingReader
 from channels.meta.send_api import SendApi, message_objects
 from channels.meta.setup import SetupPlan
 from channels.text_split import code_points
@@ -40,7 +37,6 @@ WINDOW_S = 24 * 3600.0
 MessageTag = Literal[
     "HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"
 ]
-Receives = Literal["messages", "comments"]
 MESSAGING_FIELDS = [
     "messages",
     "message_echoes",
@@ -53,7 +49,7 @@ MESSAGING_FIELDS = [
 ]
 
 
-class FacebookCredentials(MetaAppCredentials):
+class FacebookCredentials(AccountCredentials):
     """One page of the app."""
 
     page_id: str = Field(pattern=ACCOUNT_ID_PATTERN, description="The page's id.")
@@ -63,29 +59,21 @@ class FacebookCredentials(MetaAppCredentials):
         description="A page access token: pages_messaging for Messenger, "
         "pages_manage_engagement and pages_read_user_content for comments.",
     )
-    receive: tuple[Receives, ...] = Field(
-        default=("messages",),
-        min_length=1,
-        description="What this connector reads: Messenger messages, page comments, or both.",
-    )
     message_tag: MessageTag | None = Field(
         default=None,
         description="Send every Messenger reply as MESSAGE_TAG with this tag (HUMAN_AGENT "
         "needs Meta's approval); none: RESPONSE.",
     )
-    comment_replies: ReplyMode = Field(
-        default="public",
-        description="Answer a comment publicly, or privately in Messenger (one per comment).",
-    )
 
 
-class FacebookChannel(MetaChannel):
+class FacebookChannel(AccountChannel):
     """A Facebook page: its Messenger inbox and/or its comments."""
 
     name: ClassVar[str] = "facebook"
     credentials_model: ClassVar[type[Credentials]] = FacebookCredentials
     capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=MAX_TEXT_CHARS)
     reply_window_s: ClassVar[float | None] = WINDOW_S
+    notification_object: ClassVar[str] = "page"
     connect_model: ClassVar[type[BaseModel] | None] = FacebookConnect
 
     credentials: FacebookCredentials
@@ -93,15 +81,15 @@ class FacebookChannel(MetaChannel):
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
         creds = self.credentials
-        self._reader = MessagingReader(route, creds.page_id, creds.app_id, "facebook")
-        self._feed = FeedReader(route, creds.page_id)
+        self.messaging_reader = MessagingReader(route, creds.page_id, creds.app_id, "facebook")
+        self.comment_reader = FeedReader(route, creds.page_id)
         self._send_api = SendApi(
             f"{creds.graph_api_url}/{creds.page_id}/messages",
             creds.page_access_token,
             "facebook send",
             creds.request_timeout_s,
         )
-        self._comments = CommentReplies(
+        self.comment_replies = CommentReplies(
             graph_api_url=creds.graph_api_url,
             token=creds.page_access_token,
             edge="comments",
@@ -114,10 +102,8 @@ class FacebookChannel(MetaChannel):
         )
 
     @property
-    def routing_ids(self) -> frozenset[str]:
-        page = self.credentials.page_id
-        ids = {"messages": page, "comments": comments_routing_id(page)}
-        return frozenset(ids[kind] for kind in self.credentials.receive)
+    def account_id(self) -> str:
+        return self.credentials.page_id
 
     @classmethod
     def setup_plan(cls, credentials: MetaAppCredentials) -> SetupPlan:
@@ -142,38 +128,9 @@ class FacebookChannel(MetaChannel):
             scopes=tuple(dict.fromkeys(scopes)),
         )
 
-    def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
-        notification, _ = read_notification(request.body, "page")
-        receive = self.credentials.receive
-        reading = EntryReading()
-        if "messages" in receive:
-            reading = self._reader.read(notification.entry, received_at)
-        else:
-            reading.ignored.extend("messaging" for e in notification.entry if e.messaging)
-        ours = [e for e in notification.entry if e.id == self.credentials.page_id]
-        if "comments" in receive:
-            self._feed.read(ours, received_at, reading)
-        else:
-            reading.ignored.extend("comments" for e in ours for _ in e.changes)
-        return WebhookParse(
-            messages=tuple(reading.messages),
-            events=tuple(reading.events),
-            ignored=tuple(reading.ignored),
-        )
-
-    async def send(
-        self,
-        session: aiohttp.ClientSession,
-        target: DialogTarget,
-        request: ReplyRequest,
-        *,
-        reply_id: str,
+    async def send_direct(
+        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
-        thread = thread_of(target.dialog_key)
-        if thread is not None:
-            comment = request.reply_to_channel_message_id or thread
-            mode = self.credentials.comment_replies
-            return await self._comments.send(session, target, request, comment, mode)
         messages = message_objects(self.name, request, MAX_TEXT_CHARS, code_points)
         tag = self.credentials.message_tag
         envelope: dict[str, object] = {"recipient": {"id": target.dialog_key}}

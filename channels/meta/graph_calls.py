@@ -13,6 +13,15 @@ import orjson
 
 from channels.http_calls import call, post
 from channels.meta.graph_errors import graph_answer
+from engine.errors import PermanentSendError
+
+
+def answer_id(what: str, answer: dict[str, Any], key: str) -> str:
+    """The id a successful call answered with (``message_id``, a new comment's ``id``)."""
+    value = answer.get(key)
+    if not isinstance(value, str) or not value:
+        raise PermanentSendError(f"{what}: answer without {key}")
+    return value
 
 
 async def graph_post(

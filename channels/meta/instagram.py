@@ -17,22 +17,19 @@ and retried after the time Meta gives (the engine's durable reply queue), never 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import aiohttp
 from pydantic import BaseModel, Field
 
-from channels.base import Capabilities, Credentials, PollResult, RawRequest, WebhookParse
-from channels.meta.app_webhook import comments_routing_id
-from channels.meta.channel import MetaChannel
-from channels.meta.comment_replies import CommentReplies, ReplyMode
-from channels.meta.comments import thread_of
+from channels.base import Capabilities, Credentials, PollResult, WebhookParse
+from channels.meta.account_channel import AccountChannel, AccountCredentials
+from channels.meta.comment_replies import CommentReplies
 from channels.meta.connect_models import InstagramConnect
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
-from channels.meta.envelope import read_notification
 from channels.meta.instagram_comments import InstagramCommentReader
 from channels.meta.instagram_polling import InstagramCommentPoller
-from channels.meta.messaging import EntryReading, MessagingReader
+from channels.meta.messaging import MessagingReader
 from channels.meta.send_api import SendApi, message_objects
 from channels.meta.setup import SetupPlan
 from channels.text_split import utf8_bytes
@@ -41,10 +38,9 @@ from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 MAX_TEXT_BYTES = 1000
 MAX_COMMENT_CHARS = 2200
 WINDOW_S = 24 * 3600.0
-Receives = Literal["messages", "comments"]
 
 
-class InstagramCredentials(MetaAppCredentials):
+class InstagramCredentials(AccountCredentials):
     """One Instagram professional account of the app."""
 
     account_id: str = Field(
@@ -62,15 +58,6 @@ class InstagramCredentials(MetaAppCredentials):
         description="The linked Facebook page (Facebook Login): direct replies are posted "
         "to /{page_id}/messages; none: to /{account_id}/messages (Instagram Login).",
     )
-    receive: tuple[Receives, ...] = Field(
-        default=("messages",),
-        min_length=1,
-        description="What this connector reads: direct messages, comments, or both.",
-    )
-    comment_replies: ReplyMode = Field(
-        default="public",
-        description="Answer a comment publicly, or privately in direct (one per comment).",
-    )
     comment_poll_interval_s: float | None = Field(
         default=900,
         ge=60,
@@ -82,13 +69,14 @@ class InstagramCredentials(MetaAppCredentials):
     )
 
 
-class InstagramChannel(MetaChannel):
+class InstagramChannel(AccountChannel):
     """An Instagram professional account: its direct messages and/or its comments."""
 
     name: ClassVar[str] = "instagram"
     credentials_model: ClassVar[type[Credentials]] = InstagramCredentials
     capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=MAX_TEXT_BYTES)
     reply_window_s: ClassVar[float | None] = WINDOW_S
+    notification_object: ClassVar[str] = "instagram"
     connect_model: ClassVar[type[BaseModel] | None] = InstagramConnect
 
     credentials: InstagramCredentials
@@ -96,8 +84,8 @@ class InstagramChannel(MetaChannel):
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
         creds = self.credentials
-        self._reader = MessagingReader(route, creds.account_id, creds.app_id, "instagram")
-        self._comment_reader = InstagramCommentReader(route, creds.account_id)
+        self.messaging_reader = MessagingReader(route, creds.account_id, creds.app_id, "instagram")
+        self.comment_reader = InstagramCommentReader(route, creds.account_id)
         sender = creds.page_id or creds.account_id
         self._send_api = SendApi(
             f"{creds.graph_api_url}/{sender}/messages",
@@ -106,14 +94,14 @@ class InstagramChannel(MetaChannel):
             creds.request_timeout_s,
         )
         self._poller = InstagramCommentPoller(
-            self._comment_reader,
+            self.comment_reader,
             graph_api_url=creds.graph_api_url,
             account_id=creds.account_id,
             token=creds.access_token,
             media_limit=creds.poll_media_limit,
             timeout_s=creds.request_timeout_s,
         )
-        self._comments = CommentReplies(
+        self.comment_replies = CommentReplies(
             graph_api_url=creds.graph_api_url,
             token=creds.access_token,
             edge="replies",
@@ -127,10 +115,8 @@ class InstagramChannel(MetaChannel):
         )
 
     @property
-    def routing_ids(self) -> frozenset[str]:
-        account = self.credentials.account_id
-        ids = {"messages": account, "comments": comments_routing_id(account)}
-        return frozenset(ids[kind] for kind in self.credentials.receive)
+    def account_id(self) -> str:
+        return self.credentials.account_id
 
     @property
     def poll_interval_s(self) -> float | None:
@@ -179,38 +165,9 @@ class InstagramChannel(MetaChannel):
             scopes=tuple(dict.fromkeys(scopes)),
         )
 
-    def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
-        notification, _ = read_notification(request.body, "instagram")
-        receive = self.credentials.receive
-        reading = EntryReading()
-        if "messages" in receive:
-            reading = self._reader.read(notification.entry, received_at)
-        else:
-            reading.ignored.extend("messaging" for e in notification.entry if e.messaging)
-        ours = [e for e in notification.entry if e.id == self.credentials.account_id]
-        if "comments" in receive:
-            self._comment_reader.read(ours, received_at, reading)
-        else:
-            reading.ignored.extend("comments" for e in ours for _ in e.changes)
-        return WebhookParse(
-            messages=tuple(reading.messages),
-            events=tuple(reading.events),
-            ignored=tuple(reading.ignored),
-        )
-
-    async def send(
-        self,
-        session: aiohttp.ClientSession,
-        target: DialogTarget,
-        request: ReplyRequest,
-        *,
-        reply_id: str,
+    async def send_direct(
+        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
-        thread = thread_of(target.dialog_key)
-        if thread is not None:
-            comment = request.reply_to_channel_message_id or thread
-            mode = self.credentials.comment_replies
-            return await self._comments.send(session, target, request, comment, mode)
         messages = message_objects(self.name, request, MAX_TEXT_BYTES, utf8_bytes)
         envelope = {"recipient": {"id": target.dialog_key}, "messaging_type": "RESPONSE"}
         return await self._send_api.send(session, target, request, envelope, messages)

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from channels.keyboards import reply_buttons
-from channels.meta.graph_calls import graph_post
+from channels.meta.graph_calls import answer_id, graph_post
 from channels.partial_sends import ResumeMemory
 from channels.text_split import Measure, split_text
 from engine.errors import PermanentSendError
@@ -90,7 +90,4 @@ class SendApi:
             what=self._what,
             timeout_s=self._timeout_s,
         )
-        message_id = answer.get("message_id")
-        if not isinstance(message_id, str) or not message_id:
-            raise PermanentSendError(f"{self._what}: answer without a message_id")
-        return message_id
+        return answer_id(self._what, answer, "message_id")
