@@ -44,6 +44,8 @@ from typing import Annotated, ClassVar
 import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from channels.render import Capabilities as Capabilities  # the contract's, re-exported
+from engine.delivery.send_rates import SendRate
 from engine.errors import MethodNotAllowedError, NotFoundError
 from engine.models import (
     ChannelEvent,
@@ -141,16 +143,6 @@ class AppWebhookPart:
     request: RawRequest
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What a channel can carry outbound; replies are rendered down to it."""
-
-    max_text_chars: int
-    images: bool = True
-    files: bool = True
-    max_caption_chars: int | None = None
-
-
 class Channel(ABC):
     """One connector's view of a provider: its route, credentials and wire format."""
 
@@ -167,6 +159,9 @@ class Channel(ABC):
     """True when the customer sees which operator sent a reply (a per-message sender name
     or avatar). False for every channel so far: a bot sends every reply, so the line's
     persona puts the operator's name before the text (docs/routing.md, "Persona")."""
+    send_rate: ClassVar[SendRate] = SendRate()
+    """The provider's send limits, per connector and per chat: the reply sender paces each
+    attempt to them (``engine.delivery.send_rates``); none by default."""
     app_webhook: ClassVar[bool] = False
     """True when the provider posts one webhook per app carrying entries of many connectors
     (Meta): the engine then also serves ``/hooks/{channel}`` (POST and the GET handshake)

@@ -128,7 +128,7 @@ class CustomChannel(Channel):
 
     name: ClassVar[str] = "custom"
     credentials_model: ClassVar[type[Credentials]] = CustomCredentials
-    capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=100_000)
+    capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=100_000, buttons=False)
     # Every POST of a reply carries its reply_id, and the receiver must show a reply_id once
     # (docs/custom-connector.md): a resend after a restart is harmless by contract.
     idempotent_sends: ClassVar[bool] = True

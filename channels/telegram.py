@@ -35,6 +35,7 @@ from channels.base import (
 from channels.http_calls import json_object, post
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
+from channels.render import Part, TextPart, render
 from channels.telegram_keyboard import answer_call, callback_press, press_message
 from channels.telegram_setup import TelegramConnect
 from channels.telegram_types import (
@@ -47,8 +48,8 @@ from channels.telegram_types import (
     TgUpdate,
     TgUser,
 )
-from channels.text_split import split_text, utf16_units
 from channels.webhook_body import decode_json, validate
+from engine.delivery.send_rates import Rate, SendRate
 from engine.errors import (
     AuthError,
     ConfigError,
@@ -70,9 +71,6 @@ from engine.models import (
     InboundAction,
     InboundMessage,
     LocationContent,
-    OutboundFile,
-    OutboundImage,
-    OutboundText,
     ReplyRequest,
     Route,
     SentReceipt,
@@ -153,6 +151,12 @@ class TelegramChannel(Channel):
     )
     connect_model: ClassVar[type[BaseModel] | None] = TelegramConnect
     RESUME_MEMORY: ClassVar[int] = 1024
+
+    # Telegram's FAQ: about 30 messages a second per bot, about 1 a second per chat with short
+    # bursts (docs/channels/telegram.md, "Outbound").
+    send_rate: ClassVar[SendRate] = SendRate(
+        per_connector=Rate(per_s=30, burst=30), per_chat=Rate(per_s=1, burst=3)
+    )
 
     credentials: TelegramCredentials
 
@@ -446,47 +450,29 @@ def _message_id(method: str, result: Any) -> str:
 
 
 def _render(target: DialogTarget, request: ReplyRequest) -> list[tuple[str, dict[str, Any]]]:
-    """The calls that carry ``request``, in order; the first one quotes the replied message,
-    the last one carries the buttons (under the whole text).
+    """The calls that carry ``request``, in order (``channels.render``); the first one
+    quotes the replied message, the last one carries the buttons (under the whole text).
 
     ``OutboundFile.name`` is not sent: Telegram names a document fetched by URL itself, and
     renaming would need an upload.
     """
     request, buttons = reply_buttons(TelegramChannel.name, request)
-    content = request.content
     chat_id = target.dialog_key
-    calls: list[tuple[str, dict[str, Any]]]
-    if isinstance(content, OutboundText):
-        calls = _text_calls(chat_id, content.text)
-        if not calls:
-            raise PermanentSendError("text is nothing but whitespace")
-    elif isinstance(content, OutboundImage):
-        calls = _media_calls(chat_id, "sendPhoto", "photo", content.url, content.caption)
-    elif isinstance(content, OutboundFile):
-        calls = _media_calls(chat_id, "sendDocument", "document", content.url, content.caption)
-    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
-        raise PermanentSendError(f"telegram cannot send {type(content).__name__}")
+    calls = [_call(chat_id, part) for part in render(request, TelegramChannel.capabilities)]
     if request.reply_to_channel_message_id is not None:
         calls[0][1]["reply_parameters"] = _reply_parameters(request.reply_to_channel_message_id)
     calls[-1][1].update(buttons)
     return calls
 
 
-def _text_calls(chat_id: str, text: str) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        ("sendMessage", {"chat_id": chat_id, "text": part})
-        for part in split_text(text, MAX_TEXT_UTF16, utf16_units)
-    ]
-
-
-def _media_calls(
-    chat_id: str, method: str, field: str, url: str, caption: str | None
-) -> list[tuple[str, dict[str, Any]]]:
-    """The media, captioned when the caption fits; a longer caption follows as text."""
-    params: dict[str, Any] = {"chat_id": chat_id, field: url}
-    if caption and utf16_units(caption) <= MAX_CAPTION_UTF16:
-        return [(method, {**params, "caption": caption})]
-    return [(method, params), *(_text_calls(chat_id, caption) if caption else [])]
+def _call(chat_id: str, part: Part) -> tuple[str, dict[str, Any]]:
+    if isinstance(part, TextPart):
+        return "sendMessage", {"chat_id": chat_id, "text": part.text}
+    method, field = ("sendPhoto", "photo") if part.kind == "image" else ("sendDocument", "document")
+    params: dict[str, Any] = {"chat_id": chat_id, field: part.url}
+    if part.caption:
+        params["caption"] = part.caption
+    return method, params
 
 
 def _reply_parameters(message_id: str) -> dict[str, Any]:

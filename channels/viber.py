@@ -29,7 +29,7 @@ from channels.base import (
 from channels.http_calls import json_object, post, retryable_status
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
-from channels.text_split import split_text, utf16_units
+from channels.render import Part, TextPart, render
 from channels.viber_setup import ViberConnect
 from channels.viber_types import (
     ViberCallback,
@@ -54,9 +54,6 @@ from engine.models import (
     ImageContent,
     InboundMessage,
     LocationContent,
-    OutboundFile,
-    OutboundImage,
-    OutboundText,
     ReplyRequest,
     Route,
     SentReceipt,
@@ -325,42 +322,20 @@ def check_response(status: int, body: bytes) -> str:
 
 
 def _render(request: ReplyRequest) -> list[dict[str, Any]]:
-    """The message-specific part of each ``send_message`` body, in order; the last carries
-    the keyboard (docs/line-messages.md, "Buttons")."""
+    """The message-specific part of each ``send_message`` body, in order (``channels.render``:
+    a file goes as its URL, a caption too long for a picture follows it as text); the last
+    carries the keyboard (docs/line-messages.md, "Buttons")."""
     request, buttons = reply_buttons(ViberChannel.name, request)
-    content = request.content
-    if isinstance(content, OutboundText):
-        messages = _text_messages(content.text)
-    elif isinstance(content, OutboundImage):
-        messages = _picture_messages(content.url, content.caption)
-    elif isinstance(content, OutboundFile):
-        messages = _text_messages(
-            "\n".join(part for part in (content.caption, content.url) if part)
-        )
-    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
-        raise PermanentSendError(f"viber cannot send {type(content).__name__}")
-    if not messages:
-        raise PermanentSendError("text is nothing but whitespace")
+    messages = [_message(part) for part in render(request, ViberChannel.capabilities)]
     messages[-1].update(buttons)
     return messages
 
 
-def _text_messages(text: str) -> list[dict[str, Any]]:
-    return [
-        {"type": "text", "text": part}
-        for part in split_text(text, MAX_TEXT_UTF16, utf16_units)
-        if part.strip()
-    ]
-
-
-def _picture_messages(url: str, caption: str | None) -> list[dict[str, Any]]:
-    """The picture, described by the caption when it fits; a longer caption follows as text.
-
-    ``text`` is required on a picture, empty when there is nothing to say.
-    """
-    if caption is None or utf16_units(caption) <= MAX_CAPTION_UTF16:
-        return [{"type": "picture", "media": url, "text": caption or ""}]
-    return [{"type": "picture", "media": url, "text": ""}, *_text_messages(caption)]
+def _message(part: Part) -> dict[str, Any]:
+    """``text`` is required on a picture, empty when there is nothing to say."""
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    return {"type": "picture", "media": part.url, "text": part.caption or ""}
 
 
 # --- normalizing a callback

@@ -34,7 +34,8 @@ from channels.base import (
 from channels.http_calls import json_object, post, retryable_status
 from channels.keyboards import reply_buttons
 from channels.partial_sends import send_parts
-from channels.text_split import split_text, utf16_units
+from channels.render import TextPart, render, text_parts
+from channels.text_split import utf16_units
 from channels.vk_setup import VkConnect, VkSetupCalls
 from channels.vk_types import (
     VkAttachment,
@@ -48,6 +49,7 @@ from channels.vk_types import (
     VkTypingState,
 )
 from channels.webhook_body import decode_json, validate
+from engine.delivery.send_rates import Rate, SendRate
 from engine.errors import AuthError, PermanentSendError, RetryableSendError, ValidationFailedError
 from engine.ids import inbound_event_id
 from engine.models import (
@@ -64,7 +66,6 @@ from engine.models import (
     LocationContent,
     OutboundFile,
     OutboundImage,
-    OutboundText,
     ReplyRequest,
     SentReceipt,
     StickerContent,
@@ -154,6 +155,9 @@ class VkChannel(Channel):
     )
     idempotent_sends: ClassVar[bool] = True  # every part carries a random_id fixed by reply_id
     connect_model: ClassVar[type[BaseModel] | None] = VkConnect
+
+    # A community token may make 20 API calls a second (docs/channels/vk.md, "Outbound").
+    send_rate: ClassVar[SendRate] = SendRate(per_connector=Rate(per_s=20, burst=20))
 
     credentials: VkCredentials
 
@@ -376,24 +380,15 @@ def _render(peer_id: int, request: ReplyRequest) -> list[dict[str, str]]:
     carries the keyboard (docs/line-messages.md, "Buttons")."""
     request, buttons = reply_buttons(VkChannel.name, request)
     content = request.content
-    attachment: str | None = None
-    if isinstance(content, OutboundText):
-        text = content.text
-    elif isinstance(content, OutboundImage | OutboundFile):
-        if _ATTACHMENT_ID.match(content.url):
-            text, attachment = content.caption or "", content.url
-        else:
-            text = "\n".join(part for part in (content.caption, content.url) if part)
-    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
-        raise PermanentSendError(f"vk cannot send {type(content).__name__}")
-    calls: list[dict[str, str]] = [
-        {"message": part} for part in split_text(text, MAX_TEXT_UTF16, utf16_units) if part.strip()
-    ]
-    if attachment is not None:
-        calls = calls or [{}]
-        calls[0]["attachment"] = attachment
-    if not calls:
-        raise PermanentSendError("text is nothing but whitespace")
+    calls: list[dict[str, str]]
+    if isinstance(content, OutboundImage | OutboundFile) and _ATTACHMENT_ID.match(content.url):
+        # Media uploaded to VK already: sent as itself, the caption as the message.
+        caption = text_parts(content.caption or "", VkChannel.capabilities, utf16_units)
+        calls = [{"message": part.text} for part in caption] or [{}]
+        calls[0]["attachment"] = content.url
+    else:  # everything else as text: media as its URL (channels.render)
+        parts = render(request, VkChannel.capabilities)
+        calls = [{"message": part.text} for part in parts if isinstance(part, TextPart)]
     if request.reply_to_channel_message_id is not None:
         calls[0]["forward"] = _quote(peer_id, request.reply_to_channel_message_id)
     calls[-1].update(buttons)

@@ -79,6 +79,12 @@ class DialogView(Frozen):
         description="Why a waiting dialog is outside its line's queue: bot (the line's bot "
         "answers it) or consent (the customer has not consented); null otherwise.",
     )
+    window_closes_at: float | None = Field(
+        default=None,
+        description="On a channel with a messaging window (Facebook, Instagram, WhatsApp: 24 "
+        "hours after the customer's last message): when it closes, unix seconds; a reply "
+        "after it is refused (409 window_closed). Null on a channel without one.",
+    )
 
 
 class DialogQueued(Frozen):

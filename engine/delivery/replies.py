@@ -32,6 +32,7 @@ import aiohttp
 from engine.clock import Clock
 from engine.config import PortalConfig
 from engine.delivery.retry import backoff_delay_s
+from engine.delivery.send_rates import SendPacer, SendRate
 from engine.errors import EngineError, PermanentSendError, RetryableSendError
 from engine.events import ReplyFailed, ReplyOrigin, ReplySent, ReplyUncertain, event_type
 from engine.metrics import Counters
@@ -139,6 +140,7 @@ class ReplySender:
         self._rng = rng or random.Random()
         self._queues: dict[str, list[StoredReply]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._pacer = SendPacer(clock)
 
     @property
     def portal_id(self) -> str:
@@ -195,6 +197,9 @@ class ReplySender:
             channel = self._lookup(reply, request, target)
             if isinstance(channel, ReplyFailed):
                 return channel
+            await self._pacer.wait(
+                _send_rate(channel), target.route.connector_id, target.dialog_key
+            )
             reply = await self._start_attempt(reply, channel)
             result = await self._attempt(channel, target, request, reply)
             if not isinstance(result, RetryableSendError):
@@ -316,6 +321,13 @@ class ReplySender:
         next_at = min(self._clock.now() + delay, expires_at)
         await self._store.call(self._store.store.schedule_reply_retry, reply.reply_id, next_at)
         return replace(reply, next_attempt_at=next_at, attempt_started_at=None)
+
+
+def _send_rate(channel: ReplyChannel) -> SendRate:
+    # Read defensively, like ``idempotent_sends``: a plug-in that declares no limits is paced
+    # by nothing but the provider's own throttling answers.
+    rate = getattr(channel, "send_rate", None)
+    return rate if isinstance(rate, SendRate) else SendRate()
 
 
 def _repeats_are_harmless(channel: ReplyChannel) -> bool:

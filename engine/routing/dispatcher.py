@@ -67,8 +67,11 @@ class Dispatcher:
         rules: PortalRules,
         ids: IdMaker = new_id,
         line_name: Callable[[str], str] = str,
+        window_of: Callable[[str], float | None] = lambda connector_id: None,
     ) -> None:
         self.portal_id = portal_id
+        self.window_of = window_of
+        """A connector's messaging window in seconds (None: none), for ``window_closes_at``."""
         self.board = board
         self.rules = rules
         self.ids = ids
@@ -192,6 +195,8 @@ class Dispatcher:
             else:
                 dialog = self._open(arrival, owner, now, said)
                 opened.append(dialog.dialog_id)
+            if arrival.kind == "message.received" and dialog.state != "closed":
+                dialog = self._window_opened(dialog, arrival.received_at)
             self.plan.entries.append(
                 StreamEntry(
                     arrival.event_id,
@@ -211,6 +216,18 @@ class Dispatcher:
                 self.voice.heard(dialog.dialog_id, said, now, fresh=dialog_id is None)
         self.route(lines, now)
         self._tell_joined(opened)
+
+    def _window_opened(self, dialog: DialogState, customer_at: float) -> DialogState:
+        """The customer wrote: a channel with a messaging window takes replies until
+        ``window_closes_at`` (docs/channels/contract.md, "Messaging windows")."""
+        closes_at = self._window_from(dialog.connector_id, customer_at)
+        if closes_at == dialog.window_closes_at:
+            return dialog
+        return self.put(moved(dialog, window_closes_at=closes_at))
+
+    def _window_from(self, connector_id: str, customer_at: float) -> float | None:
+        window_s = self.window_of(connector_id)
+        return None if window_s is None else customer_at + window_s
 
     def _kept_from_blocked(self, arrival: InboxRow, block: Block, blocking: DialogState) -> None:
         """A blocked customer's message: into the blocking dialog's history, not delivered."""
@@ -260,6 +277,7 @@ class Dispatcher:
             last_operator_id=owners.last_operator_id if owners else None,
             contact_id=owners.contact_id if owners else None,
             lead_id=owners.lead_id if owners else None,
+            window_closes_at=self._window_from(conversation.connector_id, arrival.received_at),
         )
         self.plan.opened += 1
         self.plan.lines_seen.add((dialog.identity, dialog.line_id))

@@ -16,6 +16,7 @@ from engine.buttons.keyboard import Keyboard
 from engine.events import ReplyOrigin
 from engine.models import Frozen
 from engine.routing.state import Block, DialogState, OperatorState
+from engine.store.records import Receipt, SentPart
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,10 @@ class Plan:
     """(customer identity, line) of every dialog opened: the line's first dialog is past."""
     opened: int = 0
     """Dialogs opened for new conversations (not reopened or moved to another line)."""
+    sent_parts: list[SentPart] = field(default_factory=list)
+    """Messages of replies just sent, whose receipts will name them."""
+    receipts: list[Receipt] = field(default_factory=list)
+    """Channels' reports on our messages, from channel events just routed."""
     dropped: list[int] = field(default_factory=list)
     """Inbox rows of channel events about a conversation without a dialog: deleted unseen
     (a channel event never opens a dialog, docs/channels/contract.md)."""
@@ -142,4 +147,6 @@ class Plan:
             or self.consents
             or self.lines_seen
             or self.dropped
+            or self.sent_parts
+            or self.receipts
         )

@@ -31,10 +31,20 @@ from engine.crm.records import Contact
 from engine.delivery.ordering import sorted_into_slots
 from engine.delivery.replies import ReplyOutcome, stored_reply, target_of
 from engine.errors import ConflictError, NotFoundError, ValidationFailedError
+from engine.events import ReplySent
 from engine.handoff import Watermarks
 from engine.ids import new_id
+from engine.ingest import CHANNEL_EVENT
 from engine.metrics import Counters
-from engine.models import InboundMessage, OutboundContent, OutboundText, ReplyRequest
+from engine.models import (
+    RECEIPT_KINDS,
+    ChannelEvent,
+    DialogTarget,
+    InboundMessage,
+    OutboundContent,
+    OutboundText,
+    ReplyRequest,
+)
 from engine.routing.choice import choose
 from engine.routing.dispatcher import Dispatcher
 from engine.routing.plan import Notice, Plan
@@ -47,7 +57,14 @@ from engine.routing.voice import Heard, heard_of
 from engine.routing.workflow import ReplyConditions, Workflow
 from engine.stats.live import LiveStats
 from engine.store.base import OutboxStore
-from engine.store.records import HistoryEvent, InboxRow, PortalStartup, StoredReply
+from engine.store.records import (
+    HistoryEvent,
+    InboxRow,
+    PortalStartup,
+    Receipt,
+    SentPart,
+    StoredReply,
+)
 from engine.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -91,7 +108,13 @@ class PortalRouter:
         self._enqueue = enqueue
         self._watermarks = watermarks or Watermarks.none()
         self._reply_terms = reply_terms
-        self.dispatcher = Dispatcher(portal().id, Board(), rules, line_name=self.line_name)
+        self.dispatcher = Dispatcher(
+            portal().id,
+            Board(),
+            rules,
+            line_name=self.line_name,
+            window_of=lambda connector_id: reply_terms(connector_id).reply_window_s,
+        )
         self.contacts = ContactBook(portal, store, clock, counters)
         self.workflow = Workflow(self.dispatcher)
         self.quick_answers = QuickAnswers(self.portal_id, store, clock, self._known_line)
@@ -378,7 +401,9 @@ class PortalRouter:
             if identity in board.blocked
         }
         heard = await self._heard(ordered) if voice.listening else {}
+        receipts = await self._receipts(ordered)
         self.dispatcher.arrive(ordered, owners, recent, self._clock.now(), blocking, heard)
+        self.dispatcher.plan.receipts.extend(receipts)
         await self._commit()
 
     async def _heard(self, rows: Sequence[InboxRow]) -> dict[int, Heard]:
@@ -390,6 +415,27 @@ class PortalRouter:
             rowid: heard_of(InboundMessage.model_validate_json(payload))
             for rowid, payload in payloads.items()
         }
+
+    async def _receipts(self, rows: Sequence[InboxRow]) -> list[Receipt]:
+        """What the channel events among the rows report of our messages: their status moves
+        in the routing step that delivers the events (docs/channels/contract.md)."""
+        wanted = [row.rowid for row in rows if row.kind == CHANNEL_EVENT]
+        if not wanted:
+            return []
+        payloads = await self._store.call(self._store.store.inbox_payloads, self.portal_id, wanted)
+        events = [ChannelEvent.model_validate_json(payload) for payload in payloads.values()]
+        return [
+            Receipt(
+                connector_id=event.route.connector_id,
+                dialog_key=event.dialog_key,
+                status=event.kind,
+                channel_message_ids=event.channel_message_ids,
+                watermark=event.watermark,
+                reason=event.reason,
+            )
+            for event in events
+            if event.kind in RECEIPT_KINDS
+        ]
 
     async def _blocking_dialog(self, block: Block) -> DialogState:
         dialog = await self._store.call(self._store.store.dialog, self.portal_id, block.dialog_id)
@@ -599,6 +645,8 @@ class PortalRouter:
             )
             now = self._clock.now()
             self.dispatcher.note(dialog, outcome, now, reply.request_json)
+            if isinstance(outcome, ReplySent):
+                self.dispatcher.plan.sent_parts.extend(sent_parts(reply, outcome, now))
             await self._commit(settled=[reply.reply_id])
 
     async def set_responsible(
@@ -716,3 +764,19 @@ class PortalRouter:
         """The line's waiting dialogs in the order it serves them."""
         self._known_line(line_id)
         return self.workflow.queue_of(line_id)
+
+
+def sent_parts(reply: StoredReply, sent: ReplySent, now: float) -> list[SentPart]:
+    """The messages of a sent reply, by the ids the channel gave them."""
+    target = DialogTarget.model_validate_json(reply.target_json)
+    return [
+        SentPart(
+            reply_id=reply.reply_id,
+            part=index,
+            connector_id=target.route.connector_id,
+            dialog_key=target.dialog_key,
+            channel_message_id=message_id,
+            sent_at=now,
+        )
+        for index, message_id in enumerate(sent.channel_message_ids)
+    ]

@@ -113,6 +113,9 @@ class DialogState:
     """Waiting outside the line's queue: the bot answers it, or consent is missing."""
     voice: VoiceState | None = None
     """The line's own messages and bot in this dialog (None: the line has neither)."""
+    window_closes_at: float | None = None
+    """When the channel's messaging window closes: the customer's last message plus the
+    channel's ``reply_window_s``; None on a channel without one."""
 
     @property
     def ref(self) -> str:
@@ -156,6 +159,7 @@ class DialogState:
             "pinned": self.pinned,
             "participants": [{"operator_id": op, "role": role} for op, role in self.participants],
             "held": self.held,
+            "window_closes_at": self.window_closes_at,
         }
 
     def view(self) -> DialogView:

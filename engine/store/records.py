@@ -181,6 +181,20 @@ class HistoryEvent:
     payload: bytes
     reply_json: bytes | None
     """For a reply's outcome: the reply as it was sent (``ReplyRequest``)."""
+    delivery_json: bytes | None = None
+    """For ``reply.sent``: each message's status as the channel reported it."""
+
+    def with_delivery(self, delivery_json: bytes) -> HistoryEvent:
+        return HistoryEvent(
+            self.event_id,
+            self.kind,
+            self.occurred_at,
+            self.delivered,
+            self.dialog_json,
+            self.payload,
+            self.reply_json,
+            delivery_json,
+        )
 
     def as_json(self) -> dict[str, object]:
         """As delivered (``docs/protocol.md``), with ``delivered`` and, for a reply's
@@ -194,6 +208,9 @@ class HistoryEvent:
             "dialog": orjson.Fragment(self.dialog_json),
             "data": orjson.Fragment(self.payload),
             "reply": None if self.reply_json is None else orjson.Fragment(self.reply_json),
+            "delivery": (
+                None if self.delivery_json is None else orjson.Fragment(self.delivery_json)
+            ),
         }
 
 
@@ -217,3 +234,28 @@ class QuickAnswer:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SentPart:
+    """One message of a sent reply, by the id the channel gave it: what receipts name."""
+
+    reply_id: str
+    part: int
+    connector_id: str
+    dialog_key: str
+    channel_message_id: str
+    sent_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A channel's report on our messages: ``channel_message_ids``, or every message of the
+    chat sent until ``watermark`` when it names none (docs/channels/contract.md)."""
+
+    connector_id: str
+    dialog_key: str
+    status: str
+    channel_message_ids: tuple[str, ...]
+    watermark: float | None
+    reason: str | None

@@ -14,7 +14,7 @@ from engine.errors import NotFoundError
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import Block, DialogState, OperatorState
 from engine.stats.events import DialogEvent
-from engine.store import sqlite_crm, sqlite_routing, sqlite_stats
+from engine.store import sqlite_crm, sqlite_routing, sqlite_sent, sqlite_stats
 from engine.store.records import (
     Batch,
     BatchEvent,
@@ -86,7 +86,11 @@ class SqliteOutbox(SqliteFile):
     """
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
-        super().__init__(path, SCHEMA + sqlite_routing.SCHEMA + sqlite_crm.SCHEMA, synchronous)
+        super().__init__(
+            path,
+            SCHEMA + sqlite_routing.SCHEMA + sqlite_crm.SCHEMA + sqlite_sent.SCHEMA,
+            synchronous,
+        )
         self._add_missing_columns()
         self.crm = SqliteCrm(self._db, self._transaction)
         """Contacts, leads and history of the portals here (``docs/crm.md``)."""

@@ -33,6 +33,7 @@ from engine.store.records import (
     StoredReply,
     dialog_hash,
 )
+from engine.store.sqlite_sent import with_delivery, write_receipts, write_sent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -273,6 +274,8 @@ def write_plan(
         "DELETE FROM inbox WHERE rowid = ? AND portal_id = ?",
         [(rowid, portal_id) for rowid in plan.dropped],
     )
+    write_sent(db, portal_id, plan.sent_parts, now)
+    write_receipts(db, portal_id, plan.receipts, now)
     db.executemany(
         "INSERT OR REPLACE INTO dialogs VALUES (?, ?, ?, ?, ?, ?)",
         [
@@ -404,7 +407,8 @@ def history(
         " FROM history WHERE portal_id = ? AND dialog_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
         (portal_id, dialog_id, after_rowid, limit),
     ).fetchall()
-    return [HistoryEvent(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
+    events = [HistoryEvent(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
+    return with_delivery(db, portal_id, events)
 
 
 def contact_history(
@@ -427,7 +431,8 @@ def contact_history(
         " ORDER BY rowid DESC LIMIT ?",
         (portal_id, contact_id, before_rowid, limit),
     ).fetchall()
-    return [HistoryEvent(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
+    events = [HistoryEvent(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
+    return with_delivery(db, portal_id, events)
 
 
 def last_customer_message(

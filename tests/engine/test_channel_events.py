@@ -14,10 +14,8 @@ import orjson
 import pytest
 
 from engine.clock import ManualClock
-from engine.config import parse_engine_config
-from tests.engine.conftest import write_rules
-from tests.engine.one_process import Served, one_process_engine
-from tests.engine.web_kit import RULES, portal_call
+from tests.engine.one_process import Served
+from tests.engine.web_kit import connector, portal_call, serving
 from tests.standins.portal import PortalStandIn
 from tests.standins.viber_api import ViberApiStandIn, post_event, recorded_event
 from tests.standins.vk_api import VkApiStandIn
@@ -35,43 +33,19 @@ async def served_channels(
     viber_api: ViberApiStandIn,
     vk_api: VkApiStandIn,
 ) -> AsyncIterator[Served]:
-    write_rules(tmp_path / "rules", RULES)
-    config = parse_engine_config(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "rules_dir": str(tmp_path / "rules"),
-            "clock": "manual",
-            "portals": [portal.portal_config(linger_ms=0)],
-            "connectors": [
-                {
-                    "id": "vb",
-                    "channel": "viber",
-                    "portal": "p1",
-                    "line": "support",
-                    "credentials": {
-                        "auth_token": viber_api.auth_token,
-                        "api_base_url": viber_api.base_url,
-                    },
-                },
-                {
-                    "id": "vk",
-                    "channel": "vk",
-                    "portal": "p1",
-                    "line": "support",
-                    "credentials": {
-                        "access_token": "vk-token",
-                        "secret": VK_SECRET,
-                        "confirmation_code": "693d0ba9",
-                        "group_id": VK_GROUP,
-                        "api_base_url": vk_api.base_url,
-                    },
-                },
-            ],
-        },
-        "test config",
-    )
-    async with one_process_engine(config, clock, session) as running:
-        portal.engine_public_key_b64 = running.engine.engine_key["public_key"]
+    connectors = [
+        connector("vb", "viber", auth_token=viber_api.auth_token, api_base_url=viber_api.base_url),
+        connector(
+            "vk",
+            "vk",
+            access_token="vk-token",
+            secret=VK_SECRET,
+            confirmation_code="693d0ba9",
+            group_id=VK_GROUP,
+            api_base_url=vk_api.base_url,
+        ),
+    ]
+    async with serving(tmp_path, clock, session, portal, connectors) as running:
         yield running
 
 
@@ -114,6 +88,22 @@ async def test_a_viber_failure_of_our_reply_reaches_the_operator_with_vibers_rea
     assert isinstance(failed["raw"]["message_token"], str)
     assert isinstance(message["data"]["raw"]["message_token"], str)
     assert len(portal.of_types("message.")) == 1  # no event became a customer message
+
+    # The receipts moved our message's status: delivered, then failed with Viber's words.
+    status, history = await portal_call(
+        served_channels, portal, "GET", f"/api/v1/dialogs/{dialog_id}/history"
+    )
+    assert status == 200
+    [shown] = [e for e in history["events"] if e["type"] == "reply.sent"]
+    [part] = shown["delivery"]
+    assert (part["channel_message_id"], part["status"], part["reason"]) == (
+        token,
+        "failed",
+        "Bot is blocked by user",
+    )
+    assert [e["delivery"] for e in history["events"] if e["type"] != "reply.sent"] == [None] * (
+        len(history["events"]) - 1
+    )
 
 
 async def test_a_vk_event_the_engine_cannot_read_is_answered_ok_and_counted(

@@ -12,11 +12,10 @@ import aiohttp
 import pytest
 
 from engine.clock import ManualClock
-from engine.config import parse_engine_config
 from engine.polling import TICK_S, PollingLoop
-from tests.engine.conftest import eventually, write_rules
-from tests.engine.one_process import Served, one_process_engine
-from tests.engine.web_kit import RULES, update
+from tests.engine.conftest import eventually
+from tests.engine.one_process import Served
+from tests.engine.web_kit import connector, serving, update
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn, recorded_update
 
@@ -31,31 +30,14 @@ async def polling_served(
     portal: PortalStandIn,
     telegram: TelegramApiStandIn,
 ) -> AsyncIterator[Served]:
-    write_rules(tmp_path / "rules", RULES)
-    config = parse_engine_config(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "rules_dir": str(tmp_path / "rules"),
-            "clock": "manual",
-            "portals": [portal.portal_config(linger_ms=0)],
-            "connectors": [
-                {
-                    "id": "tgp",
-                    "channel": "telegram",
-                    "portal": "p1",
-                    "line": "support",
-                    "credentials": {
-                        "bot_token": telegram.token,
-                        "api_base_url": telegram.base_url,
-                        "poll_interval_s": INTERVAL_S,
-                    },
-                }
-            ],
-        },
-        "test config",
+    polling = connector(
+        "tgp",
+        "telegram",
+        bot_token=telegram.token,
+        api_base_url=telegram.base_url,
+        poll_interval_s=INTERVAL_S,
     )
-    async with one_process_engine(config, clock, session) as running:
-        portal.engine_public_key_b64 = running.engine.engine_key["public_key"]
+    async with serving(tmp_path, clock, session, portal, [polling]) as running:
         yield running
 
 

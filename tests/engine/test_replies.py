@@ -89,6 +89,7 @@ def shows(
         "pinned": False,
         "participants": [],
         "held": None,
+        "window_closes_at": None,
     }
     return dialog.contact_id is not None and bool(event["dialog"] == expected)
 
@@ -495,3 +496,24 @@ async def test_a_reply_cut_short_whose_connector_is_gone_is_uncertain_not_failed
         " it, and it cannot be sent again (unknown connector 'tg-1')"
     )
     assert sent_texts(telegram_api) == ["Hello"]
+
+
+async def test_replies_to_one_chat_are_paced_to_telegrams_per_chat_limit(
+    kit: HostKit,
+    host: MailboxHost,
+    portal: PortalStandIn,
+    telegram_api: TelegramApiStandIn,
+    dialog: DialogState,
+) -> None:
+    """Telegram takes about one message a second per chat, short bursts tolerated: three go
+    at once, then one a second on the engine's clock (docs/channels/telegram.md)."""
+    for words in ["1", "2", "3", "4", "5"]:
+        await send(host, dialog, text(words))
+    await eventually(lambda: len(telegram_api.calls) == 3 and kit.clock.sleepers == 1)
+    await kit.clock.advance(0.9)
+    assert len(telegram_api.calls) == 3
+    await kit.clock.advance(0.1)
+    await eventually(lambda: len(telegram_api.calls) == 4 and kit.clock.sleepers == 1)
+    await kit.clock.advance(1)
+    await portal.wait_for_events(5, "reply.")
+    assert sent_texts(telegram_api) == ["1", "2", "3", "4", "5"]

@@ -14,11 +14,9 @@ import orjson
 import pytest
 
 from engine.clock import ManualClock
-from engine.config import parse_engine_config
 from tests.engine.app_channel import registered, signature
-from tests.engine.conftest import write_rules
-from tests.engine.one_process import Served, one_process_engine
-from tests.engine.web_kit import RULES, post_update, update
+from tests.engine.one_process import Served
+from tests.engine.web_kit import connector, post_update, serving, update
 from tests.standins.portal import PortalStandIn
 
 APP_SECRET = "app-secret"
@@ -26,41 +24,22 @@ OTHER_SECRET = "another-apps-secret"
 
 
 def apphook(connector_id: str, account_id: str, secret: str = APP_SECRET) -> dict[str, Any]:
-    return {
-        "id": connector_id,
-        "channel": "apphook",
-        "portal": "p1",
-        "line": "support",
-        "credentials": {
-            "app_secret": secret,
-            "verify_token": f"verify-{connector_id}",
-            "account_id": account_id,
-        },
-    }
+    return connector(
+        connector_id,
+        "apphook",
+        app_secret=secret,
+        verify_token=f"verify-{connector_id}",
+        account_id=account_id,
+    )
 
 
 @pytest.fixture
 async def app_served(
     tmp_path: Path, clock: ManualClock, session: aiohttp.ClientSession, portal: PortalStandIn
 ) -> AsyncIterator[Served]:
-    write_rules(tmp_path / "rules", RULES)
-    config = parse_engine_config(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "rules_dir": str(tmp_path / "rules"),
-            "clock": "manual",
-            "portals": [portal.portal_config(linger_ms=0)],
-            "connectors": [
-                apphook("a1", "111"),
-                apphook("a2", "222"),
-                apphook("a3", "333", OTHER_SECRET),
-            ],
-        },
-        "test config",
-    )
+    connectors = [apphook("a1", "111"), apphook("a2", "222"), apphook("a3", "333", OTHER_SECRET)]
     with registered():
-        async with one_process_engine(config, clock, session) as running:
-            portal.engine_public_key_b64 = running.engine.engine_key["public_key"]
+        async with serving(tmp_path, clock, session, portal, connectors) as running:
             yield running
 
 

@@ -4,6 +4,7 @@ connector and a portal, and the signed calls tests make to it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,44 @@ def update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
     }
 
 
+def connector(connector_id: str, channel: str, **credentials: object) -> dict[str, Any]:
+    """A connector of portal p1's line ``support``, as the engine's config has it."""
+    return {
+        "id": connector_id,
+        "channel": channel,
+        "portal": "p1",
+        "line": "support",
+        "credentials": credentials,
+    }
+
+
+@asynccontextmanager
+async def serving(
+    tmp_path: Path,
+    clock: ManualClock,
+    session: aiohttp.ClientSession,
+    portal: PortalStandIn,
+    connectors: list[dict[str, Any]],
+    **config: object,
+) -> AsyncIterator[Served]:
+    """The engine in one process with these connectors, serving portal p1 (the stand-in)."""
+    write_rules(tmp_path / "rules", RULES)
+    parsed = parse_engine_config(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "rules_dir": str(tmp_path / "rules"),
+            "clock": "manual",
+            "portals": [portal.portal_config(linger_ms=0)],
+            "connectors": connectors,
+            **config,
+        },
+        "test config",
+    )
+    async with one_process_engine(parsed, clock, session) as running:
+        portal.engine_public_key_b64 = running.engine.engine_key["public_key"]
+        yield running
+
+
 @pytest.fixture
 async def served(
     tmp_path: Path,
@@ -47,33 +86,22 @@ async def served(
     portal: PortalStandIn,
     telegram: TelegramApiStandIn,
 ) -> AsyncIterator[Served]:
-    write_rules(tmp_path / "rules", RULES)
-    config = parse_engine_config(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "rules_dir": str(tmp_path / "rules"),
-            "admin_token": ADMIN,
-            "clock": "manual",
-            "max_body_bytes": 64 * 1024,
-            "portals": [portal.portal_config(linger_ms=0)],
-            "connectors": [
-                {
-                    "id": "tg",
-                    "channel": "telegram",
-                    "portal": "p1",
-                    "line": "support",
-                    "credentials": {
-                        "bot_token": telegram.token,
-                        "secret_token": SECRET,
-                        "api_base_url": telegram.base_url,
-                    },
-                }
-            ],
-        },
-        "test config",
+    telegram_connector = connector(
+        "tg",
+        "telegram",
+        bot_token=telegram.token,
+        secret_token=SECRET,
+        api_base_url=telegram.base_url,
     )
-    async with one_process_engine(config, clock, session) as running:
-        portal.engine_public_key_b64 = running.engine.engine_key["public_key"]
+    async with serving(
+        tmp_path,
+        clock,
+        session,
+        portal,
+        [telegram_connector],
+        admin_token=ADMIN,
+        max_body_bytes=64 * 1024,
+    ) as running:
         yield running
 
 
