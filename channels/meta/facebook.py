@@ -29,6 +29,7 @@ from channels.meta.messaging import MessagingReader
 from channels.meta.send_api import SendApi, message_objects
 from channels.meta.setup import SetupPlan
 from channels.text_split import code_points
+from engine.delivery.send_rates import Rate, SendRate
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 
 MAX_TEXT_CHARS = 2000
@@ -74,6 +75,8 @@ class FacebookChannel(AccountChannel):
     capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=MAX_TEXT_CHARS)
     reply_window_s: ClassVar[float | None] = WINDOW_S
     notification_object: ClassVar[str] = "page"
+    # Send API: 300 calls a second per page for text (docs/channels/facebook.md, "Send API").
+    send_rate: ClassVar[SendRate] = SendRate(per_connector=Rate(per_s=300, burst=300))
     connect_model: ClassVar[type[BaseModel] | None] = FacebookConnect
 
     credentials: FacebookCredentials

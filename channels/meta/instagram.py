@@ -33,6 +33,7 @@ from channels.meta.messaging import MessagingReader
 from channels.meta.send_api import SendApi, message_objects
 from channels.meta.setup import SetupPlan
 from channels.text_split import utf8_bytes
+from engine.delivery.send_rates import Rate, SendRate
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 
 MAX_TEXT_BYTES = 1000
@@ -77,6 +78,9 @@ class InstagramChannel(AccountChannel):
     capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=MAX_TEXT_BYTES)
     reply_window_s: ClassVar[float | None] = WINDOW_S
     notification_object: ClassVar[str] = "instagram"
+    # Send API: 300 calls a second per account for text; the 750 private replies an hour are
+    # left to Meta's throttling answer, retried after its wait (docs/channels/instagram.md).
+    send_rate: ClassVar[SendRate] = SendRate(per_connector=Rate(per_s=300, burst=300))
     connect_model: ClassVar[type[BaseModel] | None] = InstagramConnect
 
     credentials: InstagramCredentials

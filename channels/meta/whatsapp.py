@@ -42,6 +42,7 @@ from channels.meta.whatsapp_types import (
 from channels.partial_sends import ResumeMemory
 from channels.text_split import split_text
 from engine.buttons.press import BUTTON_PAYLOAD_EXTRA
+from engine.delivery.send_rates import Rate, SendRate
 from engine.errors import PermanentSendError, ProviderSetupError
 from engine.ids import inbound_event_id
 from engine.models import (
@@ -116,6 +117,11 @@ class WhatsAppChannel(MetaChannel):
         max_text_chars=MAX_TEXT_CHARS, max_caption_chars=MAX_CAPTION_CHARS
     )
     reply_window_s: ClassVar[float | None] = WINDOW_S
+    # 80 messages a second per number; to one customer about one every 6 s after a short
+    # burst, Meta's pair rate limit (docs/channels/whatsapp.md, "Send").
+    send_rate: ClassVar[SendRate] = SendRate(
+        per_connector=Rate(per_s=80, burst=80), per_chat=Rate(per_s=1 / 6, burst=5)
+    )
     connect_model: ClassVar[type[BaseModel] | None] = WhatsAppConnect
 
     credentials: WhatsAppCredentials

@@ -240,6 +240,24 @@ def test_unknown_fields_are_tolerated_and_a_bad_event_fails_only_itself() -> Non
     assert [e.kind for e in parsed.events] == ["read"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("referral", {"referral": {"ref": "ad-42", "source": "ADS", "type": "OPEN_THREAD"}}),
+        ("pass_thread_control", {"pass_thread_control": {"new_owner_app_id": "263902037430900"}}),
+        ("game_play", {"game_play": {"game_id": "1", "score": 3}}),
+    ],
+)
+def test_event_kinds_the_engine_does_not_read_are_ignored_with_a_200(
+    kind: str, body: dict[str, Any]
+) -> None:
+    event = {"sender": {"id": PSID_EXAMPLE}, "recipient": {"id": PAGE_ID}, "timestamp": 1, **body}
+    parsed = parse(encode({"object": "page", "entry": [{"id": PAGE_ID, "messaging": [event]}]}))
+    assert (parsed.messages, parsed.events) == ((), ())
+    assert parsed.ignored == (f"unsupported_event:{kind}",)
+    assert parsed.reply.status == 200
+
+
 def test_ids_sent_as_numbers_become_strings() -> None:
     body = recorded_json("fb_text.json")
     event = body["entry"][0]["messaging"][0]
