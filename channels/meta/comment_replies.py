@@ -3,8 +3,9 @@
 Public (docs/channels/facebook.md, "Comment replies"; instagram.md, "Replies"): Facebook
 ``POST /{comment-id}/comments`` with ``message`` (and ``attachment_url`` for a picture),
 Instagram ``POST /{comment-id}/replies`` with ``message`` (text only: a picture or file goes
-as its link). Both answer ``{"id": <new comment id>}``. A long text becomes several
-comments, split on word boundaries.
+as its link). Both answer ``{"id": <new comment id>}``. Rendered by ``channels.render``: a
+long text becomes several comments, split on word boundaries; buttons become numbered
+options (comments have none).
 
 Private: one Send API message to the comment's author, ``{"recipient": {"comment_id"}}``;
 Meta takes one per comment (within 7 days), so a private reply is a single message: a text
@@ -21,29 +22,25 @@ import aiohttp
 from channels.meta.graph_calls import answer_id, graph_post
 from channels.meta.send_api import SendApi
 from channels.partial_sends import ResumeMemory
-from channels.text_split import Measure, code_points, split_text
+from channels.render import Capabilities, Part, TextPart, render
+from channels.text_split import Measure, code_points
+from engine.buttons.text_fallback import numbered_text
 from engine.errors import PermanentSendError
-from engine.models import (
-    DialogTarget,
-    OutboundFile,
-    OutboundImage,
-    OutboundText,
-    ReplyRequest,
-    SentReceipt,
-)
+from engine.models import DialogTarget, OutboundText, ReplyRequest, SentReceipt
 
 ReplyMode = Literal["public", "private"]
 RESUME_MEMORY = 1024
+PRIVATE_UNSPLIT = 1_000_000
+"""Rendered unsplit: a private reply is one message, refused when too long, never cut."""
 
 
-def reply_text(request: ReplyRequest) -> str:
-    """What a text-only reply says: the text, or a caption and the link of a picture or file."""
-    content = request.content
-    if isinstance(content, OutboundText):
-        return content.text
-    if isinstance(content, OutboundImage | OutboundFile):
-        return "\n".join(part for part in (content.caption, content.url) if part)
-    raise PermanentSendError(f"cannot send {type(content).__name__}")  # pragma: no cover
+def _without_keyboard(request: ReplyRequest) -> ReplyRequest:
+    """Comments show no buttons: a keyboard becomes numbered options in the text."""
+    keyboard = request.keyboard
+    if keyboard is None or not isinstance(request.content, OutboundText):
+        return request
+    text = OutboundText(text=numbered_text(request.content.text, keyboard))
+    return request.model_copy(update={"content": text, "keyboard": None})
 
 
 class CommentReplies:
@@ -55,8 +52,7 @@ class CommentReplies:
         graph_api_url: str,
         token: str,
         edge: Literal["comments", "replies"],
-        max_text: int,
-        pictures: bool,
+        capabilities: Capabilities,
         send_api: SendApi,
         max_private_text: int,
         private_measure: Measure = code_points,
@@ -66,8 +62,7 @@ class CommentReplies:
         self._graph = graph_api_url
         self._token = token
         self._edge = edge
-        self._max_text = max_text
-        self._pictures = pictures
+        self._capabilities = capabilities
         self._send_api = send_api
         self._max_private_text = max_private_text
         self._private_measure = private_measure
@@ -93,20 +88,10 @@ class CommentReplies:
         return await self._resume.send(target, request, len(bodies), send_part)
 
     def _public_bodies(self, request: ReplyRequest) -> list[dict[str, Any]]:
-        content = request.content
-        if self._pictures and isinstance(content, OutboundImage):
-            caption = content.caption or ""
-            parts = split_text(caption, self._max_text) if caption.strip() else [""]
-            first = {"attachment_url": content.url, **({"message": parts[0]} if parts[0] else {})}
-            return [first, *({"message": part} for part in parts[1:] if part.strip())]
-        bodies = [
-            {"message": part}
-            for part in split_text(reply_text(request), self._max_text)
-            if part.strip()
-        ]
-        if not bodies:
-            raise PermanentSendError("text is nothing but whitespace")
-        return bodies
+        """``channels.render`` for a comment: a picture with its caption as ``message`` when
+        the product takes pictures (Facebook), else its link as text."""
+        parts = render(_without_keyboard(request), self._capabilities, code_points)
+        return [_comment_body(part) for part in parts]
 
     async def _public(
         self, session: aiohttp.ClientSession, comment_id: str, body: dict[str, Any]
@@ -124,9 +109,9 @@ class CommentReplies:
     async def _private(
         self, session: aiohttp.ClientSession, request: ReplyRequest, comment_id: str
     ) -> SentReceipt:
-        text = reply_text(request).strip()
-        if not text:
-            raise PermanentSendError("text is nothing but whitespace")
+        as_text = Capabilities(max_text_chars=PRIVATE_UNSPLIT, images=False, files=False)
+        parts = render(_without_keyboard(request), as_text, self._private_measure)
+        text = "\n".join(part.text for part in parts if isinstance(part, TextPart))
         length = self._private_measure(text)
         if length > self._max_private_text:
             raise PermanentSendError(
@@ -136,3 +121,9 @@ class CommentReplies:
             )
         body = {"recipient": {"comment_id": comment_id}, "message": {"text": text}}
         return SentReceipt(channel_message_ids=(await self._send_api.call(session, body),))
+
+
+def _comment_body(part: Part) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"message": part.text}
+    return {"attachment_url": part.url, **({"message": part.caption} if part.caption else {})}

@@ -34,6 +34,12 @@ from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 
 MAX_TEXT_CHARS = 2000
 MAX_COMMENT_CHARS = 8000
+COMMENT_CAPABILITIES = Capabilities(
+    max_text_chars=MAX_COMMENT_CHARS,
+    files=False,
+    max_caption_chars=MAX_COMMENT_CHARS,
+    buttons=False,
+)
 WINDOW_S = 24 * 3600.0
 MessageTag = Literal[
     "HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"
@@ -72,7 +78,9 @@ class FacebookChannel(AccountChannel):
 
     name: ClassVar[str] = "facebook"
     credentials_model: ClassVar[type[Credentials]] = FacebookCredentials
-    capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=MAX_TEXT_CHARS)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_text_chars=MAX_TEXT_CHARS, max_caption_chars=0
+    )
     reply_window_s: ClassVar[float | None] = WINDOW_S
     notification_object: ClassVar[str] = "page"
     # Send API: 300 calls a second per page for text (docs/channels/facebook.md, "Send API").
@@ -96,8 +104,7 @@ class FacebookChannel(AccountChannel):
             graph_api_url=creds.graph_api_url,
             token=creds.page_access_token,
             edge="comments",
-            max_text=MAX_COMMENT_CHARS,
-            pictures=True,
+            capabilities=COMMENT_CAPABILITIES,
             send_api=self._send_api,
             max_private_text=MAX_TEXT_CHARS,
             timeout_s=creds.request_timeout_s,
@@ -134,7 +141,7 @@ class FacebookChannel(AccountChannel):
     async def send_direct(
         self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
-        messages = message_objects(self.name, request, MAX_TEXT_CHARS, code_points)
+        messages = message_objects(self.name, request, self.capabilities, code_points)
         tag = self.credentials.message_tag
         envelope: dict[str, object] = {"recipient": {"id": target.dialog_key}}
         if tag is None:

@@ -38,6 +38,9 @@ from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 
 MAX_TEXT_BYTES = 1000
 MAX_COMMENT_CHARS = 2200
+COMMENT_CAPABILITIES = Capabilities(
+    max_text_chars=MAX_COMMENT_CHARS, images=False, files=False, buttons=False
+)
 WINDOW_S = 24 * 3600.0
 
 
@@ -75,7 +78,9 @@ class InstagramChannel(AccountChannel):
 
     name: ClassVar[str] = "instagram"
     credentials_model: ClassVar[type[Credentials]] = InstagramCredentials
-    capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=MAX_TEXT_BYTES)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_text_chars=MAX_TEXT_BYTES, max_caption_chars=0
+    )
     reply_window_s: ClassVar[float | None] = WINDOW_S
     notification_object: ClassVar[str] = "instagram"
     # Send API: 300 calls a second per account for text; the 750 private replies an hour are
@@ -109,8 +114,7 @@ class InstagramChannel(AccountChannel):
             graph_api_url=creds.graph_api_url,
             token=creds.access_token,
             edge="replies",
-            max_text=MAX_COMMENT_CHARS,
-            pictures=False,
+            capabilities=COMMENT_CAPABILITIES,
             send_api=self._send_api,
             max_private_text=MAX_TEXT_BYTES,
             private_measure=utf8_bytes,
@@ -172,6 +176,6 @@ class InstagramChannel(AccountChannel):
     async def send_direct(
         self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
-        messages = message_objects(self.name, request, MAX_TEXT_BYTES, utf8_bytes)
+        messages = message_objects(self.name, request, self.capabilities, utf8_bytes)
         envelope = {"recipient": {"id": target.dialog_key}, "messaging_type": "RESPONSE"}
         return await self._send_api.send(session, target, request, envelope, messages)

@@ -17,42 +17,29 @@ import aiohttp
 from channels.keyboards import reply_buttons
 from channels.meta.graph_calls import answer_id, graph_post
 from channels.partial_sends import ResumeMemory
-from channels.text_split import Measure, split_text
-from engine.errors import PermanentSendError
-from engine.models import (
-    DialogTarget,
-    OutboundFile,
-    OutboundImage,
-    OutboundText,
-    ReplyRequest,
-    SentReceipt,
-)
+from channels.render import Capabilities, Part, TextPart, render
+from channels.text_split import Measure
+from engine.models import DialogTarget, ReplyRequest, SentReceipt
 
 RESUME_MEMORY = 1024
 
 
 def message_objects(
-    channel: str, request: ReplyRequest, max_text: int, measure: Measure
+    channel: str, request: ReplyRequest, capabilities: Capabilities, measure: Measure
 ) -> list[dict[str, Any]]:
-    """The ``message`` object of each call, in order; the last carries the quick replies."""
+    """The ``message`` object of each call, in order (``channels.render``: long texts split,
+    a caption after its media since ``max_caption_chars`` is 0); the last carries the quick
+    replies."""
     request, buttons = reply_buttons(channel, request)
-    content = request.content
-    if isinstance(content, OutboundText):
-        parts = _texts(content.text, max_text, measure)
-    elif isinstance(content, OutboundImage | OutboundFile):
-        kind = "image" if isinstance(content, OutboundImage) else "file"
-        attachment = {"type": kind, "payload": {"url": content.url, "is_reusable": True}}
-        parts = [{"attachment": attachment}, *_texts(content.caption or "", max_text, measure)]
-    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
-        raise PermanentSendError(f"{channel} cannot send {type(content).__name__}")
-    if not parts:
-        raise PermanentSendError("text is nothing but whitespace")
+    parts = [_message(part) for part in render(request, capabilities, measure)]
     parts[-1].update(buttons)
     return parts
 
 
-def _texts(text: str, limit: int, measure: Measure) -> list[dict[str, Any]]:
-    return [{"text": part} for part in split_text(text, limit, measure) if part.strip()]
+def _message(part: Part) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"text": part.text}
+    return {"attachment": {"type": part.kind, "payload": {"url": part.url, "is_reusable": True}}}
 
 
 class SendApi:

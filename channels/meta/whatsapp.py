@@ -20,7 +20,7 @@ import aiohttp
 from pydantic import BaseModel, Field
 
 from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
-from channels.keyboards import render_buttons
+from channels.keyboards import reply_buttons
 from channels.meta.app_webhook import by_phone_number
 from channels.meta.channel import MetaChannel
 from channels.meta.connect_models import WhatsAppConnect
@@ -40,7 +40,8 @@ from channels.meta.whatsapp_types import (
     WaValue,
 )
 from channels.partial_sends import ResumeMemory
-from channels.text_split import split_text
+from channels.render import Part, TextPart, render
+from channels.text_split import code_points
 from engine.buttons.press import BUTTON_PAYLOAD_EXTRA
 from engine.delivery.send_rates import Rate, SendRate
 from engine.errors import PermanentSendError, ProviderSetupError
@@ -58,8 +59,6 @@ from engine.models import (
     ImageContent,
     InboundMessage,
     LocationContent,
-    OutboundFile,
-    OutboundImage,
     OutboundText,
     ReplyRequest,
     Route,
@@ -314,7 +313,7 @@ class WhatsAppChannel(MetaChannel):
     ) -> SentReceipt:
         """Each part in order; the first quotes ``reply_to_channel_message_id`` if given.
         The Cloud API has no idempotency key, so ``idempotent_sends`` stays False."""
-        messages = render(request)
+        messages = render_messages(request)
         if request.reply_to_channel_message_id is not None:
             messages[0]["context"] = {"message_id": request.reply_to_channel_message_id}
         address = _address(target.dialog_key)
@@ -349,53 +348,42 @@ def _address(dialog_key: str) -> dict[str, Any]:
     return {"messaging_product": "whatsapp", "recipient_type": "individual", key: dialog_key}
 
 
-def render(request: ReplyRequest) -> list[dict[str, Any]]:
-    """The type-specific part of each ``/messages`` body, in order."""
-    content = request.content
-    if isinstance(content, OutboundText):
-        parts = _text_parts(content.text, request)
-    elif isinstance(content, OutboundImage):
-        parts = _media_parts("image", content.url, None, content.caption)
-    elif isinstance(content, OutboundFile):
-        parts = _media_parts("document", content.url, content.name, content.caption)
-    else:  # pragma: no cover - the union is closed; a new kind must be rendered here
-        raise PermanentSendError(f"whatsapp cannot send {type(content).__name__}")
-    if not parts:
-        raise PermanentSendError("text is nothing but whitespace")
-    return parts
-
-
-def _text_parts(text: str, request: ReplyRequest) -> list[dict[str, Any]]:
+def render_messages(request: ReplyRequest) -> list[dict[str, Any]]:
+    """The type-specific part of each ``/messages`` body, in order (``channels.render``:
+    long texts split, a caption over 1024 characters after its media). A text's keyboard
+    makes its last part an ``interactive`` reply-button message when it fits, else numbered
+    options in the text."""
     keyboard = request.keyboard
-    if keyboard is not None:
-        texts = [part for part in split_text(text, MAX_TEXT_CHARS) if part.strip()]
-        interactive = interactive_buttons(texts[-1], keyboard) if texts else None
+    if keyboard is not None and isinstance(request.content, OutboundText):
+        plain = request.model_copy(update={"keyboard": None})
+        parts = _messages(plain)
+        last = parts[-1]
+        interactive = (
+            interactive_buttons(last["text"]["body"], keyboard) if "text" in last else None
+        )
         if interactive is not None:
-            return [*map(_text, texts[:-1]), {"type": "interactive", "interactive": interactive}]
-        text = render_buttons("whatsapp", text, keyboard).text
-    return [_text(part) for part in split_text(text, MAX_TEXT_CHARS) if part.strip()]
+            return [*parts[:-1], {"type": "interactive", "interactive": interactive}]
+    request, _ = reply_buttons(WhatsAppChannel.name, request)  # numbered options, if any
+    return _messages(request)
 
 
-def _text(body: str) -> dict[str, Any]:
-    return {"type": "text", "text": {"preview_url": False, "body": body}}
+def _messages(request: ReplyRequest) -> list[dict[str, Any]]:
+    return [_message(part) for part in render(request, WhatsAppChannel.capabilities, code_points)]
 
 
-def _media_parts(
-    kind: str, url: str, filename: str | None, caption: str | None
-) -> list[dict[str, Any]]:
-    """A media message by link (or by uploaded media id); a caption too long to ride along
-    follows as text."""
+def _message(part: Part) -> dict[str, Any]:
+    """A text, or media by link (or by an uploaded media id) with its caption."""
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": {"preview_url": False, "body": part.text}}
+    kind = "image" if part.kind == "image" else "document"
     media: dict[str, Any] = (
-        {"link": url} if url.startswith(("https://", "http://")) else {"id": url}
+        {"link": part.url} if part.url.startswith(("https://", "http://")) else {"id": part.url}
     )
-    if filename:
-        media["filename"] = filename
-    rest: list[dict[str, Any]] = []
-    if caption and len(caption) <= MAX_CAPTION_CHARS:
-        media["caption"] = caption
-    elif caption:
-        rest = [_text(part) for part in split_text(caption, MAX_TEXT_CHARS) if part.strip()]
-    return [{"type": kind, kind: media}, *rest]
+    if part.name:
+        media["filename"] = part.name
+    if part.caption:
+        media["caption"] = part.caption
+    return {"type": kind, kind: media}
 
 
 # --- normalizing a message

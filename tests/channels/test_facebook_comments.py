@@ -11,6 +11,7 @@ import pytest
 from channels.base import WebhookParse
 from channels.meta.comments import comment_order_key
 from channels.meta.facebook import FacebookChannel, FacebookCredentials
+from engine.buttons.keyboard import Button, Keyboard
 from engine.errors import PermanentSendError
 from engine.models import (
     Content,
@@ -179,3 +180,15 @@ async def test_private_reply_is_one_per_comment(
         await channel.send(
             session, TARGET, ReplyRequest(content=OutboundText(text="x " * 1500)), reply_id="r3"
         )
+
+
+async def test_buttons_in_a_comment_reply_become_numbered_options(
+    meta_graph: MetaGraphStandIn, session: aiohttp.ClientSession
+) -> None:
+    keyboard = Keyboard.one_row(
+        (Button(label="Да", payload="ol:consent:yes"), Button(label="Нет", payload="ol:consent:no"))
+    )
+    request = ReplyRequest(content=OutboundText(text="Согласны?"), keyboard=keyboard)
+    await make_channel(meta_graph.graph_api_url).send(session, TARGET, request, reply_id="r1")
+    message = meta_graph.calls[0].body["message"]
+    assert message.startswith("Согласны?") and "1. Да" in message and "2. Нет" in message
