@@ -156,6 +156,7 @@ ChannelEventKind = Literal[
     "subscribed",
     "unsubscribed",
     "opted_in",
+    "sent_elsewhere",
 ]
 """What a provider's event that is not a customer message says (docs/channels/contract.md)."""
 

@@ -66,9 +66,10 @@ def order_key(timestamp_ms: int, mid: str) -> int:
 class MessagingReader:
     """Reads the messaging events of one connector's account (a page or an IG account).
 
-    ``app_id`` is our app's id: an echo that carries it is our own send; an echo without it
-    (or with another app's) is a person answering from the page's inbox, which Facebook
-    marks ``inbox_echo`` so the operator can be told (docs/channels/facebook.md, "Echoes").
+    ``app_id`` is our app's id: an echo that carries it is our own send (ignored, ``echo``);
+    on Facebook an echo without it (or with another app's) is a person answering from the
+    page's inbox, told to the operator as a ``sent_elsewhere`` event
+    (docs/channels/facebook.md, "Echoes").
     """
 
     def __init__(self, route: Route, account_id: str, app_id: str | None, product: Product):
@@ -94,6 +95,9 @@ class MessagingReader:
             into.ignored.append("invalid_event:messaging")
             return
         if event.message is not None:
+            if self._sent_elsewhere(event.message):
+                into.events.append(self._echo(event, event.message, data, received_at))
+                return
             reason = self._message_skip_reason(event.message)
             if reason is not None:
                 into.ignored.append(reason)
@@ -171,10 +175,36 @@ class MessagingReader:
             )
         return None
 
+    def _sent_elsewhere(self, message: Message) -> bool:
+        """An echo of a Facebook page message not sent by our app: a person in the inbox."""
+        if not message.is_echo or self._product != "facebook":
+            return False
+        return self._app_id is None or message.app_id != self._app_id
+
+    def _echo(
+        self, event: MessagingEvent, message: Message, data: dict[str, Any], received_at: float
+    ) -> ChannelEvent:
+        """What the person in the page's inbox wrote, for the operator (``sent_elsewhere``);
+        an echo's recipient is the customer."""
+        urls = [content_url for a in message.attachments if (content_url := _url(a))]
+        extras = {"text": message.text or "", "attachment_urls": "\n".join(urls)}
+        if message.app_id is not None:
+            extras["app_id"] = message.app_id
+        return channel_event(
+            self._route,
+            "sent_elsewhere",
+            customer_id=event.recipient.id,
+            event_id=f"{message.mid}:sent_elsewhere",
+            message_ids=(message.mid,),
+            occurred_at=event.timestamp / 1000,
+            received_at=received_at,
+            extras={key: value for key, value in extras.items() if value},
+            raw=data,
+        )
+
     def _message_skip_reason(self, message: Message) -> str | None:
         if message.is_echo:
-            ours = self._app_id is not None and message.app_id == self._app_id
-            return "echo" if ours or self._product == "instagram" else "inbox_echo"
+            return "echo"
         if message.is_unsupported:
             return "unsupported_content:unsupported"
         return None
@@ -269,10 +299,15 @@ class MessagingReader:
         )
 
 
+def _url(attachment: Attachment) -> str | None:
+    payload = attachment.payload
+    return (payload.url if payload is not None else None) or attachment.url
+
+
 def attachment_content(attachment: Attachment) -> Content | None:
     """The universal content of one attachment, or ``None`` for one without anything to show."""
     payload = attachment.payload
-    url = (payload.url if payload is not None else None) or attachment.url
+    url = _url(attachment)
     title = (payload.title if payload is not None else None) or attachment.title
     kind = attachment.type
     if kind == "like_heart":

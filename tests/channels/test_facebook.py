@@ -143,7 +143,6 @@ EXPECTED_MESSAGES: dict[str, list[tuple[str, str, Content | None]]] = {
 }
 EXPECTED_IGNORED: dict[str, tuple[str, ...]] = {
     "fb_echo": ("echo",),
-    "fb_inbox_echo": ("inbox_echo",),
     "fb_batch": ("other_account",),
 }
 DELIVERED_MID = "m_JOIfPCZ0ZdEfzVAKbf-q7xGzibAfjF_0k8aXBtCrvhBE65I3pgY8x0JgCRNU0ufc"
@@ -162,6 +161,7 @@ EXPECTED_EVENTS: dict[str, list[tuple[str, str, tuple[str, ...], float | None, s
         ("reaction", f"reaction:{PSID_EXAMPLE}:1698638000463", (DELIVERED_MID,), None, "❤️")
     ],
     "fb_optin": [("opted_in", f"optin:{PSID_EXAMPLE}:1698637800800", (), None, None)],
+    "fb_inbox_echo": [("sent_elsewhere", "m_inbox1:sent_elsewhere", ("m_inbox1",), None, None)],
     "fb_batch": [("read", f"read:{PSID_EXAMPLE}:1698637899000", (), 1698637899.0, None)],
 }
 ALL_NAMES = sorted(set(EXPECTED_MESSAGES) | set(EXPECTED_IGNORED) | set(EXPECTED_EVENTS))
@@ -221,12 +221,18 @@ def test_a_retried_notification_gives_the_same_ids() -> None:
     assert first == again and len(set(first)) == 5
 
 
-def test_our_echo_is_told_from_an_inbox_echo_by_app_id() -> None:
+def test_our_echo_is_ignored_and_an_inbox_echo_reaches_the_operator() -> None:
+    (event,) = parse("fb_inbox_echo").events
+    assert event.extras == {"text": "Hi, this is Anna from the shop."}
+    assert event.occurred_at == 1702033800.0
     body = recorded_json("fb_echo.json")
     body["entry"][0]["messaging"][0]["message"]["app_id"] = 263902037430900  # another app
-    assert parse(encode(body)).ignored == ("inbox_echo",)
+    (other,) = parse(encode(body)).events
+    assert other.extras == {"text": "Our operator will reply shortly.", "app_id": "263902037430900"}
+    assert other.kind == "sent_elsewhere" and other.dialog_key == PSID_EXAMPLE
     channel = FacebookChannel(ROUTE, make_channel().credentials.model_copy(update={"app_id": None}))
-    assert verify_and_parse(channel, signed(recorded("fb_echo.json"))).ignored == ("inbox_echo",)
+    parsed = verify_and_parse(channel, signed(recorded("fb_echo.json")))
+    assert [e.kind for e in parsed.events] == ["sent_elsewhere"]  # without app_id, all are
 
 
 def test_unknown_fields_are_tolerated_and_a_bad_event_fails_only_itself() -> None:

@@ -193,6 +193,20 @@ async def test_facebook_page_messages_and_comments_through_the_app_webhook(
     [event] = await portal.wait_for_events(1, "channel.")
     assert (event["data"]["kind"], event["data"]["channel_message_ids"]) == ("delivered", [mid])
     assert event["dialog"]["id"] == by_connector["fb"]["dialog"]["id"]
+
+    # A person answers from the page's inbox: the operator sees it, no customer message.
+    inbox = {
+        "sender": {"id": PAGE_ID},
+        "recipient": {"id": PSID},
+        "timestamp": now_ms(),
+        "message": {"mid": "m_inbox_e2e", "is_echo": True, "text": "Anna here, from the shop"},
+    }
+    echo = notification("page", messaging_entry(PAGE_ID, inbox))
+    assert (await post_notification(served_meta.session, hook, echo)).status == 200
+    [_, elsewhere] = await portal.wait_for_events(2, "channel.")
+    assert elsewhere["data"]["kind"] == "sent_elsewhere"
+    assert elsewhere["data"]["extras"] == {"text": "Anna here, from the shop"}
+    assert elsewhere["dialog"]["id"] == by_connector["fb"]["dialog"]["id"]
     assert len(portal.of_types("message.")) == 2
 
 
