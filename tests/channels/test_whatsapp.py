@@ -31,7 +31,7 @@ from engine.models import (
     VideoContent,
 )
 from tests.channels.conftest import FIXED_NOW_S, route_for, webhook_post
-from tests.channels.meta_kit import parse_with
+from tests.channels.meta_kit import parse_with, rows
 from tests.standins.meta_api import (
     APP_SECRET,
     PHONE_NUMBER_ID,
@@ -174,16 +174,11 @@ def test_every_recorded_whatsapp_notification_has_an_expectation() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_recorded_notification_normalizes(name: str) -> None:
     parsed = parse(name)
-    got = [(m.channel_event_id, m.content) for m in parsed.messages]
-    assert got == EXPECTED_MESSAGES.get(name, [])
-    assert parsed.ignored == EXPECTED_IGNORED.get(name, ())
-    events = [
-        (e.kind, e.channel_event_id, e.channel_message_ids, e.reaction, e.reason)
-        for e in parsed.events
-    ]
-    assert events == EXPECTED_EVENTS.get(name, [])
+    assert rows(parsed.messages, "channel_event_id", "content") == EXPECTED_MESSAGES.get(name, [])
+    event_fields = ("kind", "channel_event_id", "channel_message_ids", "reaction", "reason")
+    assert rows(parsed.events, *event_fields) == EXPECTED_EVENTS.get(name, [])
+    assert (parsed.ignored, parsed.reply.status) == (EXPECTED_IGNORED.get(name, ()), 200)
     assert all(e.dialog_key == e.customer_id == CUSTOMER for e in parsed.events)
-    assert (parsed.reply.status, parsed.reply.body) == (200, b"")
     for message in parsed.messages:
         assert message.id == inbound_event_id("whatsapp-1", message.channel_event_id)
         assert message.action == "new"
