@@ -14,10 +14,8 @@ import aiohttp
 import pytest
 
 from engine.clock import ManualClock
-from engine.config import parse_engine_config
-from tests.engine.conftest import write_rules
-from tests.engine.one_process import Served, one_process_engine
-from tests.engine.web_kit import RULES, portal_call
+from tests.engine.one_process import Served
+from tests.engine.web_kit import connector, portal_call, serving
 from tests.standins.meta_api import (
     APP_ID,
     APP_SECRET,
@@ -64,57 +62,30 @@ async def served_meta(
     portal: PortalStandIn,
     graph: MetaGraphStandIn,
 ) -> AsyncIterator[Served]:
-    write_rules(tmp_path / "rules", RULES)
-    url = {"graph_api_url": graph.graph_api_url}
-
-    def connector(cid: str, channel: str, credentials: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": cid,
-            "channel": channel,
-            "portal": "p1",
-            "line": "support",
-            "credentials": {**APP, **url, **credentials},
-        }
-
-    config = parse_engine_config(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "rules_dir": str(tmp_path / "rules"),
-            "clock": "manual",
-            "portals": [portal.portal_config(linger_ms=0)],
-            "connectors": [
-                connector("fb", "facebook", {"page_id": PAGE_ID, "page_access_token": PAGE_TOKEN}),
-                connector(
-                    "fbc",
-                    "facebook",
-                    {
-                        "page_id": FEED_PAGE_ID,
-                        "page_access_token": PAGE_TOKEN,
-                        "receive": ["comments"],
-                    },
-                ),
-                connector(
-                    "ig", "instagram", {"account_id": IG_ACCOUNT_ID, "access_token": IG_TOKEN}
-                ),
-                connector(
-                    "wa", "whatsapp", {"phone_number_id": PHONE_NUMBER_ID, "access_token": WA_TOKEN}
-                ),
-                connector(
-                    "igc",
-                    "instagram",
-                    {
-                        "account_id": IG_COMMENTS_ACCOUNT_ID,
-                        "access_token": IG_TOKEN,
-                        "receive": ["comments"],
-                        "comment_poll_interval_s": POLL_S,
-                    },
-                ),
-            ],
-        },
-        "test config",
-    )
-    async with one_process_engine(config, clock, session) as running:
-        portal.engine_public_key_b64 = running.engine.engine_key["public_key"]
+    app = {**APP, "graph_api_url": graph.graph_api_url}
+    connectors = [
+        connector("fb", "facebook", **app, page_id=PAGE_ID, page_access_token=PAGE_TOKEN),
+        connector(
+            "fbc",
+            "facebook",
+            **app,
+            page_id=FEED_PAGE_ID,
+            page_access_token=PAGE_TOKEN,
+            receive=["comments"],
+        ),
+        connector("ig", "instagram", **app, account_id=IG_ACCOUNT_ID, access_token=IG_TOKEN),
+        connector("wa", "whatsapp", **app, phone_number_id=PHONE_NUMBER_ID, access_token=WA_TOKEN),
+        connector(
+            "igc",
+            "instagram",
+            **app,
+            account_id=IG_COMMENTS_ACCOUNT_ID,
+            access_token=IG_TOKEN,
+            receive=["comments"],
+            comment_poll_interval_s=POLL_S,
+        ),
+    ]
+    async with serving(tmp_path, clock, session, portal, connectors) as running:
         yield running
 
 
