@@ -99,10 +99,13 @@ class ChannelActor:
         await self._handoff.load()  # what a previous run acknowledged and did not hand off
         self._handoff_task = asyncio.create_task(self._handoff.run())
         self._prune_task = asyncio.create_task(self._prune_regularly())
-        self._ingest = WebhookIngest(self._view, self._intake, self._handoff, in_progress)
+        # Outbound calls of this actor: keys for asynchronous verification, polling.
+        self._session = aiohttp.ClientSession()
+        self._ingest = WebhookIngest(
+            self._view, self._intake, self._handoff, in_progress, self._session
+        )
         self._tasks = [self._handoff_task, self._prune_task]
         if self._index == POLLING_ACTOR:  # every polling loop runs here, exactly once
-            self._session = aiohttp.ClientSession()
             polling = PollingLoop(
                 lambda: self._view.registry,
                 self._view.channel,

@@ -45,6 +45,7 @@ import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from channels.render import Capabilities as Capabilities  # the contract's, re-exported
+from engine.clock import Clock
 from engine.delivery.send_rates import SendRate
 from engine.errors import MethodNotAllowedError, NotFoundError
 from engine.models import (
@@ -120,6 +121,15 @@ class WebhookParse:
 
 
 @dataclass(frozen=True)
+class VerifyContext:
+    """What ``authenticate`` may use to prove a request: an HTTP session to fetch the
+    provider's keys and the engine's clock for how long to keep them (``channels.key_cache``)."""
+
+    session: aiohttp.ClientSession
+    clock: Clock
+
+
+@dataclass(frozen=True)
 class PollResult:
     """One poll of a polling connector (docs/channels/contract.md, "Polling").
 
@@ -186,6 +196,13 @@ class Channel(ABC):
     @abstractmethod
     def verify(self, request: RawRequest) -> None:
         """Prove the request comes from the provider; raise ``AuthError`` otherwise."""
+
+    async def authenticate(self, request: RawRequest, context: VerifyContext) -> None:
+        """What the engine awaits to prove a request: ``verify`` unless the proof needs I/O
+        (a provider signing with keys it publishes and rotates: fetch them through a
+        ``channels.key_cache.KeyCache`` kept on the channel). Raise ``AuthError`` (401), or
+        ``UnavailableError`` (503, the provider retries) when the keys cannot be had."""
+        self.verify(request)
 
     @abstractmethod
     def parse(self, request: RawRequest, received_at: float) -> WebhookParse:

@@ -152,10 +152,11 @@ class TelegramChannel(Channel):
     connect_model: ClassVar[type[BaseModel] | None] = TelegramConnect
     RESUME_MEMORY: ClassVar[int] = 1024
 
-    # Telegram's FAQ: about 30 messages a second per bot, about 1 a second per chat with short
-    # bursts (docs/channels/telegram.md, "Outbound").
+    # Telegram's FAQ: about 30 messages a second per bot; about one a second per chat, short
+    # bursts tolerated, so a line's several texts at once (a greeting, a consent request, a
+    # queue place) are never held back (docs/channels/telegram.md, "Outbound").
     send_rate: ClassVar[SendRate] = SendRate(
-        per_connector=Rate(per_s=30, burst=30), per_chat=Rate(per_s=1, burst=3)
+        per_connector=Rate(per_s=30, burst=30), per_chat=Rate(per_s=1, burst=20)
     )
 
     credentials: TelegramCredentials

@@ -193,8 +193,11 @@ class MailboxHost:
             channel = self._channel_for(connector_id)
         except EngineError:
             return ReplyConditions()
+        # Read defensively, like ``idempotent_sends``: it is asked for every customer message
+        # (``window_closes_at``), and a plug-in that does not say has neither.
         return ReplyConditions(
-            shows_sender=channel.shows_sender, reply_window_s=channel.reply_window_s
+            shows_sender=bool(getattr(channel, "shows_sender", False)),
+            reply_window_s=getattr(channel, "reply_window_s", None),
         )
 
     async def _stop_portal(self, portal_id: str) -> None:

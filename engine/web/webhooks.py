@@ -22,9 +22,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+import aiohttp
 from aiohttp import web
 
-from channels.base import AppWebhookPart, Channel, RawRequest, WebhookParse, WebhookReply
+from channels.base import (
+    AppWebhookPart,
+    Channel,
+    RawRequest,
+    VerifyContext,
+    WebhookParse,
+    WebhookReply,
+)
 from channels.registry import channel_class
 from engine.config import ConnectorConfig
 from engine.errors import (
@@ -70,8 +78,10 @@ class WebhookIngest:
         intake: ThreadedStore[IntakeStore],
         handoff: Handoff,
         in_progress: InProgress,
+        session: aiohttp.ClientSession,
     ) -> None:
         self._engine = engine
+        self._session = session
         self._intake = intake
         self._handoff = handoff
         self._in_progress = in_progress
@@ -142,7 +152,7 @@ class WebhookIngest:
     async def _handle(self, request: web.Request) -> web.Response:
         channel = self._connector_channel(request)
         raw = await raw_request(request)
-        channel.verify(raw)
+        await channel.authenticate(raw, self._verify_context())
         self._check_content_type(request, channel)
         parsed = channel.parse(raw, self._engine.clock.now())
         self._count_ignored(channel.name, parsed.ignored)
@@ -158,6 +168,9 @@ class WebhookIngest:
         channel_class(channel_name)
         connector_id = request.match_info["connector_id"]
         return self._engine.channel(self._engine.registry.connector(channel_name, connector_id))
+
+    def _verify_context(self) -> VerifyContext:
+        return VerifyContext(self._session, self._engine.clock)
 
     def _check_content_type(self, request: web.Request, channel: Channel) -> None:
         if request.content_type != channel.webhook_content_type:
@@ -183,7 +196,7 @@ class WebhookIngest:
         verified: set[str] = set()
         for channel, _ in known:  # the app's secret, once per distinct one
             if channel.verification_key not in verified:
-                channel.verify(raw)
+                await channel.authenticate(raw, self._verify_context())
                 verified.add(channel.verification_key)
         self._check_content_type(request, known[0][0])
         for routing_id in unknown:

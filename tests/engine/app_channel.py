@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -25,12 +25,20 @@ from channels.base import (
     Channel,
     Credentials,
     RawRequest,
+    VerifyContext,
     WebhookParse,
     WebhookReply,
 )
+from channels.key_cache import KeyCache
 from channels.registry import CHANNELS
 from channels.webhook_body import decode_json
-from engine.errors import AuthError, BadRequestError, ForbiddenError, PermanentSendError
+from engine.errors import (
+    AuthError,
+    BadRequestError,
+    ForbiddenError,
+    PermanentSendError,
+    UnavailableError,
+)
 from engine.ids import inbound_event_id
 from engine.models import (
     ChannelEvent,
@@ -38,6 +46,7 @@ from engine.models import (
     DialogTarget,
     InboundMessage,
     ReplyRequest,
+    Route,
     SentReceipt,
     TextContent,
 )
@@ -159,11 +168,59 @@ class AppHookChannel(Channel):
         raise PermanentSendError("apphook sends nothing: it tests the inbound side only")
 
 
+class KeyHookCredentials(Credentials):
+    keys_url: str = Field(description="Where the provider publishes its signing keys.")
+
+
+class KeyHookChannel(AppHookChannel):
+    """One connector's webhook signed with keys the provider publishes and rotates: the
+    header ``X-Key-Id`` names the key, ``X-Signature`` is the hex HMAC-SHA256 of the body
+    with it. Verified asynchronously (``authenticate``), the keys in a ``KeyCache``."""
+
+    name: ClassVar[str] = "keyhook"
+    credentials_model: ClassVar[type[Credentials]] = KeyHookCredentials
+    app_webhook: ClassVar[bool] = False
+
+    credentials: KeyHookCredentials  # type: ignore[assignment]
+
+    def __init__(self, route: Route, credentials: Credentials) -> None:
+        super().__init__(route, credentials)
+        self._keys: KeyCache[str] | None = None
+
+    def verify(self, request: RawRequest) -> None:
+        raise AuthError("keyhook's keys are fetched: the engine awaits authenticate")
+
+    async def authenticate(self, request: RawRequest, context: VerifyContext) -> None:
+        if self._keys is None:
+            self._keys = KeyCache(self._fetcher(context.session), context.clock, ttl_s=3600)
+        key = await self._keys.key(request.headers.get("x-key-id", ""))
+        expected = hmac.new(key.encode(), request.body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(
+            request.headers.get("x-signature", "").encode(), expected.encode()
+        ):
+            raise AuthError("X-Signature does not match the body")
+
+    def _fetcher(self, session: aiohttp.ClientSession) -> Callable[[], Awaitable[dict[str, str]]]:
+        async def fetch() -> dict[str, str]:
+            try:
+                async with session.get(self.credentials.keys_url) as response:
+                    if response.status != 200:
+                        raise UnavailableError(f"keys: HTTP {response.status}")
+                    body = await response.json()
+            except aiohttp.ClientError as exc:
+                raise UnavailableError(f"keys: {exc}") from exc
+            return {key["kid"]: key["k"] for key in body["keys"]}
+
+        return fetch
+
+
 @contextmanager
 def registered() -> Iterator[None]:
-    """``apphook`` in the channel registry for the length of a test."""
+    """``apphook`` and ``keyhook`` in the channel registry for the length of a test."""
     CHANNELS[AppHookChannel.name] = AppHookChannel
+    CHANNELS[KeyHookChannel.name] = KeyHookChannel
     try:
         yield
     finally:
         del CHANNELS[AppHookChannel.name]
+        del CHANNELS[KeyHookChannel.name]

@@ -277,7 +277,7 @@ async def one_process_engine(
     handoff = Handoff(intake, hand_to, config.handoff_batch_max, engine.counters, in_progress.floor)
     await handoff.load()
     handing = asyncio.create_task(handoff.run())
-    ingest = WebhookIngest(engine, intake, handoff, in_progress)
+    ingest = WebhookIngest(engine, intake, handoff, in_progress, session)
     polling = PollingLoop(
         lambda: engine.registry,
         engine.channel,

@@ -17,6 +17,7 @@ from engine.clock import ManualClock
 from tests.engine.app_channel import registered, signature
 from tests.engine.one_process import Served
 from tests.engine.web_kit import connector, post_update, serving, update
+from tests.standins.key_server import KeyServerStandIn
 from tests.standins.portal import PortalStandIn
 
 APP_SECRET = "app-secret"
@@ -34,10 +35,25 @@ def apphook(connector_id: str, account_id: str, secret: str = APP_SECRET) -> dic
 
 
 @pytest.fixture
+async def keys() -> AsyncIterator[KeyServerStandIn]:
+    async with KeyServerStandIn() as server:
+        yield server
+
+
+@pytest.fixture
 async def app_served(
-    tmp_path: Path, clock: ManualClock, session: aiohttp.ClientSession, portal: PortalStandIn
+    tmp_path: Path,
+    clock: ManualClock,
+    session: aiohttp.ClientSession,
+    portal: PortalStandIn,
+    keys: KeyServerStandIn,
 ) -> AsyncIterator[Served]:
-    connectors = [apphook("a1", "111"), apphook("a2", "222"), apphook("a3", "333", OTHER_SECRET)]
+    connectors = [
+        apphook("a1", "111"),
+        apphook("a2", "222"),
+        apphook("a3", "333", OTHER_SECRET),
+        connector("k1", "keyhook", keys_url=keys.url),
+    ]
     with registered():
         async with serving(tmp_path, clock, session, portal, connectors) as running:
             yield running
@@ -224,3 +240,41 @@ async def test_a_receipt_joins_its_dialog_and_one_without_a_dialog_opens_none(
     duplicates = app_served.engine.counters.snapshot()
     assert duplicates[("openlines_duplicates_total", (("channel", "apphook"),))] == 2
     assert [e["type"] for e in portal.of_types("channel.")] == ["channel.event"]
+
+
+# -- asynchronous verification ---------------------------------------------------------------
+
+
+async def post_keyed(served: Served, key_id: str, key: str, text: str) -> tuple[int, Any]:
+    body = orjson.dumps(
+        {"object": "app", "entry": [{"id": "-", "messages": [message(text, "u7", text)]}]}
+    )
+    digest = signature(key, body).removeprefix("sha256=")
+    headers = {"Content-Type": "application/json", "X-Key-Id": key_id, "X-Signature": digest}
+    return await served.request("POST", "/hooks/keyhook/k1", body, headers)
+
+
+async def test_a_channel_verifying_with_fetched_keys_is_awaited_and_caches_them(
+    app_served: Served, portal: PortalStandIn, keys: KeyServerStandIn, clock: ManualClock
+) -> None:
+    assert (await post_keyed(app_served, "k1", "secret-1", "one"))[0] == 200
+    assert (await post_keyed(app_served, "k1", "secret-1", "two"))[0] == 200
+    assert keys.fetches == 1
+    status, body = await post_keyed(app_served, "k1", "forged", "three")
+    assert (status, body["error"]) == (401, "bad_signature")
+    keys.keys = {"k2": "secret-2"}  # rotated
+    await clock.advance(300)
+    assert (await post_keyed(app_served, "k2", "secret-2", "four"))[0] == 200
+    events = await portal.wait_for_events(3, "message.")
+    assert [e["data"]["content"]["text"] for e in events] == ["one", "two", "four"]
+    assert refused(app_served, "keyhook", "k1", "bad_signature") == 1
+
+
+async def test_keys_that_cannot_be_fetched_are_a_503_the_provider_retries(
+    app_served: Served, keys: KeyServerStandIn
+) -> None:
+    keys.down = True
+    status, body = await post_keyed(app_served, "k1", "secret-1", "one")
+    assert (status, body["error"]) == (503, "unavailable") and "HTTP 503" in body["message"]
+    keys.down = False
+    assert (await post_keyed(app_served, "k1", "secret-1", "one"))[0] == 200
