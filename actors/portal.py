@@ -32,7 +32,6 @@ from engine.errors import NotFoundError, UnavailableError
 from engine.handoff import Watermarks
 from engine.logs import configure_logging
 from engine.metrics import Sample
-from engine.placement import host_name
 from engine.registry import Registry
 from engine.routing.rules import RuleSet
 from engine.store.records import OutboxRecord
@@ -40,6 +39,10 @@ from engine.store.records import OutboxRecord
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+CONNECTIONS = 100
+"""The HTTP session's connections (aiohttp's default), and the deliveries in flight at once
+for all the actor's portals: the scheduler then never queues a POST inside the session,
+where its timeout would run while it waits."""
 READY_WAIT_S = 10.0
 """How long a call waits for a (re)starting portal actor before it is refused (503)."""
 START_RETRY_MAX_S = 10.0
@@ -108,7 +111,7 @@ class PortalActor:
     async def _open(self) -> None:
         """Open the outbox, take the current registry and rules, begin delivering."""
         registry = ray.get_actor(REGISTRY, namespace=self._settings.namespace)
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTIONS))
         self._host = MailboxHost(
             self._settings.data_dir / "outbox" / f"{self._name}.sqlite3",
             self._clock,
@@ -117,10 +120,11 @@ class PortalActor:
             self._channel_for,
             self._session,
             watermarks=Watermarks(self._settings.config.channel_actors, self._watermark_of),
+            max_in_flight=CONNECTIONS,
         )
         try:
             await self._apply_rules(await registry.rules.remote())
-            await self._apply(await registry.registry.remote())
+            await self._apply(await registry.hosted_after.remote(self._name, -1, 0.0))
         except BaseException:
             await self._close()
             raise
@@ -180,22 +184,12 @@ class PortalActor:
             raise NotFoundError(f"connector {connector_id!r} was removed")
         return self._channels.get(connector)
 
-    async def _apply(self, registry: Registry) -> None:
-        """Serve this actor's portals; keep only their part of the registry (memory)."""
-        pool = self._settings.config.portal_pool_size
-        portals = {
-            portal.id: portal
-            for portal in registry.portals.values()
-            if host_name(portal.id, pool) == self._name
-        }
-        connectors = {
-            connector.id: connector
-            for connector in registry.connectors.values()
-            if connector.portal in portals
-        }
-        self._registry = Registry(registry.version, portals, connectors)
+    async def _apply(self, part: Registry) -> None:
+        """Serve this actor's portals: ``part`` is its part of the registry (memory: the
+        registry actor sends each portal actor only its own, ``Registry.by_host``)."""
+        self._registry = part
         assert self._host is not None
-        await self._host.configure(list(portals.values()))
+        await self._host.configure(list(part.portals.values()))
 
     async def _apply_rules(self, rules: RuleSet) -> None:
         assert self._host is not None
@@ -224,7 +218,9 @@ class PortalActor:
                 await self._apply(registry)
 
         await self._follow(
-            "registry", lambda: registry_actor.registry_after.remote(self._registry.version), apply
+            "registry",
+            lambda: registry_actor.hosted_after.remote(self._name, self._registry.version),
+            apply,
         )
 
     async def _follow_rules(self, registry_actor: Any) -> None:

@@ -29,7 +29,7 @@ from engine.config import ConnectorConfig, PortalConfig
 from engine.errors import UnavailableError
 from engine.logs import configure_logging
 from engine.metrics import Counters, Sample
-from engine.registry import Registry
+from engine.registry import EdgeRegistry, Registry, RegistryOutline
 from engine.registry_service import LONG_POLL_S, RegistryService
 from engine.routing.rules import RuleSet
 
@@ -113,6 +113,17 @@ class RegistryActor:
 
     async def registry(self) -> Registry:
         return (await self._ready()).registry
+
+    async def edge_after(self, version: int, timeout_s: float = LONG_POLL_S) -> EdgeRegistry:
+        return await (await self._ready()).edge_after(version, timeout_s)
+
+    async def hosted_after(
+        self, host: str, version: int, timeout_s: float = LONG_POLL_S
+    ) -> Registry:
+        return await (await self._ready()).hosted_after(host, version, timeout_s)
+
+    async def outline(self, connectors_shown: int) -> RegistryOutline:
+        return (await self._ready()).registry.outline(connectors_shown)
 
     async def registry_after(self, version: int, timeout_s: float = LONG_POLL_S) -> Registry:
         return await (await self._ready()).registry_after(version, timeout_s)

@@ -21,7 +21,7 @@ from actors.portal import portal_actor
 from actors.registry import RegistryActor
 from actors.settings import ActorSettings
 from engine.placement import host_names
-from engine.registry import Registry
+from engine.registry import RegistryOutline
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class EngineActors:
         self.port = settings.config.port
         """The HTTP port, once started (the configured one, or the one got for port 0)."""
 
-    async def start(self) -> Registry:
+    async def start(self, connectors_shown: int = 0) -> RegistryOutline:
         """Registry actor first (registry and rules), then portal actors, then the port."""
         config = self.settings.config
         namespace = self.settings.namespace
@@ -53,11 +53,11 @@ class EngineActors:
         # Only now: had another engine been running in this namespace, creating the
         # registry actor would have failed above instead of ending its portal actors.
         await asyncio.to_thread(self._end_leftover_portal_actors)
-        registry: Registry = await self.registry_actor.registry.remote()
+        outline: RegistryOutline = await self.registry_actor.outline.remote(connectors_shown)
         self.settings = (
             shared  # the registry actor has the config's portals; no one else needs them
         )
-        for name in host_names(list(registry.portals), config.portal_pool_size):
+        for name in host_names(list(outline.portal_ids), config.portal_pool_size):
             self.hosts[name] = portal_actor(name, shared)
         await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
         # A restarted channel actor starts serving again by itself (actors.channel);
@@ -71,7 +71,7 @@ class EngineActors:
         first, *others = self.channels
         self.port = await first.start.remote(config.port)
         await asyncio.gather(*(actor.start.remote(self.port) for actor in others))
-        return registry
+        return outline
 
     def _end_leftover_portal_actors(self) -> None:
         """Portal actors are detached: after the driver of an engine that joined a cluster

@@ -22,7 +22,7 @@ from engine.config import ConnectorConfig, EngineConfig
 from engine.delivery.host_calls import API_CALLS
 from engine.metrics import Counters
 from engine.placement import host_name, host_names
-from engine.registry import Registry
+from engine.registry import EdgeRegistry
 from engine.web.ports import Part, PortalServer, Registrar
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class EngineView:
         self._settings = settings
         self._clock = clock
         self._counters = counters
-        self._registry = Registry()
+        self._registry = EdgeRegistry()
         self._registry_actor = Remote(ray.get_actor(REGISTRY, namespace=settings.namespace))
         self._engine_key = settings.engine_key_document()
         self._servers: dict[str, Remote] = {}
@@ -57,7 +57,7 @@ class EngineView:
         return self._counters
 
     @property
-    def registry(self) -> Registry:
+    def registry(self) -> EdgeRegistry:
         return self._registry
 
     @property
@@ -69,7 +69,7 @@ class EngineView:
         return self._engine_key
 
     async def start(self) -> None:
-        self._registry = await self._registry_actor.registry()
+        self._registry = await self._registry_actor.edge_after(-1, 0.0)
         self._follower = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
@@ -83,7 +83,7 @@ class EngineView:
         down = False
         while True:
             try:
-                registry = await self._registry_actor.registry_after(self._registry.version)
+                registry = await self._registry_actor.edge_after(self._registry.version)
             except Exception as exc:  # a loop boundary: the copy in hand keeps serving
                 if not down:
                     log.warning("registry changes wait, the registry actor: %s", reason(exc))

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import psutil
-import yaml
 
 LISTENING = re.compile(r"openlines: listening on (http://[\w.\-]+:\d+)")
 """The driver's line naming its URL. Only the URL is read: Ray's thread that forwards
@@ -82,8 +82,10 @@ class EngineProcess:
     """Where it listens, as it printed it (the config may say port 0: any free one)."""
 
     async def start(self, timeout_s: float = 180.0) -> None:
-        config_path = self.workdir / "engine.yaml"
-        config_path.write_text(yaml.safe_dump(self.config))
+        # Written as JSON, which the engine reads as YAML but parses with orjson: a
+        # generated config of 10,000 portals loads in 0.1 s instead of 5 s (README).
+        config_path = self.workdir / "engine.json"
+        config_path.write_bytes(orjson.dumps(self.config))
         # The installed ``openlines`` command, as a user runs it, from ``cwd`` if given.
         command = Path(sys.executable).with_name("openlines")
         self.process = await asyncio.create_subprocess_exec(

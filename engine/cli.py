@@ -110,25 +110,38 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def serve(config: EngineConfig, engine_key_pem: bytes) -> None:
-    from actors.settings import ActorSettings
-    from actors.supervisor import EngineActors
+CONNECTORS_SHOWN = 20
+"""Connectors named with their webhook URL at start; a platform's thousands are listed by
+``GET /admin/v1/registry`` instead of flooding the log."""
 
-    actors = EngineActors(ActorSettings(config, engine_key_pem, time.time()))
+
+async def serve(actors: EngineActors) -> None:
+    """Start the actors and run until SIGTERM or SIGINT.
+
+    Takes the actors, not the config: the driver keeps no copy of the config's portals once
+    the registry actor has them (with 10,000 portals that copy was most of its memory).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        connectors = (await actors.start()).connectors.values()
+        outline = await actors.start(CONNECTORS_SHOWN)
+        config = actors.settings.config
         base = config.public_url or f"http://{config.host}:{actors.port}"
         say(f"openlines: listening on http://{config.host}:{actors.port}")
-        for connector in connectors:
+        for connector in outline.connectors:
             say(
                 f"openlines: connector {connector.id} ({connector.channel}, portal "
                 f"{connector.portal}, line {connector.line}): webhook {base}/hooks/"
                 f"{connector.channel}/{connector.id}"
             )
+        if outline.connector_count > len(outline.connectors):
+            say(
+                f"openlines: {outline.connector_count - len(outline.connectors)} more "
+                "connectors: GET /admin/v1/registry lists them all"
+            )
+        say(f"openlines: {len(outline.portal_ids)} portal(s)")
         say(f"openlines: engine key {base}/api/v1/engine-key")
         say("openlines: ready")
         await stop.wait()
@@ -174,7 +187,12 @@ def run(args: argparse.Namespace) -> int:
         os.chdir(config.data_dir)
         start_ray(config)
         try:
-            asyncio.run(serve(config, key_path.read_bytes()))
+            from actors.settings import ActorSettings
+            from actors.supervisor import EngineActors
+
+            actors = EngineActors(ActorSettings(config, key_path.read_bytes(), time.time()))
+            config = actors.settings.without_registry().config  # the registry actor's now
+            asyncio.run(serve(actors))
         finally:
             stop_ray(config)
     finally:

@@ -31,6 +31,8 @@ COUNTER_HELP: dict[str, str] = {
     "openlines_delivered_total": "Events the portal accepted.",
     "openlines_batches_delivered_total": "Batches the portal accepted.",
     "openlines_retried_total": "Batch delivery attempts that failed and were scheduled again.",
+    "openlines_delivery_rounds_total": "Delivery rounds written, each one transaction with "
+    "the outcomes, starting attempts and new batches of many portals' streams.",
     "openlines_dead_lettered_total": "Events moved to dead letters after their TTL.",
     "openlines_dropped_total": "Best-effort events dropped after their one attempt.",
     "openlines_replies_total": "Operator replies settled, by outcome.",
@@ -42,7 +44,7 @@ COUNTER_HELP: dict[str, str] = {
     "openlines_routing_decisions_total": "Dialogs offered or assigned by a routing decision.",
     "openlines_rules_reload_failed_total": "Rule edits refused (the rules in force stayed).",
     "openlines_loop_errors_total": "Failures a background loop survived (it logs each and "
-    "carries on), by loop: registry_follow, rules_follow, prune.",
+    "carries on), by loop: registry_follow, rules_follow, prune, delivery.",
     "openlines_crm_identities_refused_total": "Phone numbers or e-mail addresses in customers' "
     "messages that did not normalize, so linked nothing (docs/crm.md).",
     "openlines_dialog_events_total": "Dialog statistics' facts as they commit, by line, type "

@@ -27,7 +27,7 @@ from engine.errors import EngineError
 from engine.handoff import Handoff, InProgress
 from engine.ingest import addressed
 from engine.metrics import Counters
-from engine.registry import Registry
+from engine.registry import EdgeRegistry
 from engine.store.intake import IntakeStore
 from engine.store.threaded import ThreadedStore
 
@@ -46,7 +46,7 @@ class PollingLoop:
 
     def __init__(
         self,
-        registry: Callable[[], Registry],
+        registry: Callable[[], EdgeRegistry],
         channel_of: Callable[[ConnectorConfig], Channel],
         intake: ThreadedStore[IntakeStore],
         handoff: Handoff,

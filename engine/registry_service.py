@@ -21,7 +21,7 @@ from pathlib import Path
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
 from engine.errors import ConfigError
 from engine.metrics import Counters, Sample
-from engine.registry import Registry, check_references
+from engine.registry import EdgeRegistry, Registry, check_references
 from engine.routing.rules import RuleSet
 from engine.routing.rules_holder import RulesHolder
 from engine.store.sqlite_registry import RegistryStore
@@ -47,6 +47,11 @@ class RegistryService:
         self._published_rules_version = 0
         self._version_path = config.data_dir / "rules_version"
         self._thread: StoreThread[RegistryStore] | None = None
+        self._parts: dict[str, Registry] = {}
+        """Each portal actor's part of the registry, made once per version (``hosted_after``)."""
+        self._parts_version = -1
+        self._edge = EdgeRegistry(-1)
+        """The channel actors' copy of the registry, made once per version (``edge_after``)."""
 
     def open(self, restarted: bool) -> None:
         """Open the store and read the rules. On a first start a ``ConfigError`` (bad config
@@ -65,6 +70,8 @@ class RegistryService:
         else:
             self._registry = self._merge_config(store, stored)
             self._open_rules(1)
+        # The registry has them now; a second copy of 10,000 portals would stay for nothing.
+        self._config = self._config.model_copy(update={"portals": (), "connectors": ()})
 
     @property
     def _store_thread(self) -> StoreThread[RegistryStore]:
@@ -112,6 +119,24 @@ class RegistryService:
         """The registry once it is newer than ``version`` (or the current one on timeout)."""
         await self._wait_for(lambda: self._registry.version > version, timeout_s)
         return self._registry
+
+    async def edge_after(self, version: int, timeout_s: float = LONG_POLL_S) -> EdgeRegistry:
+        """The channel actors' copy (``Registry.edge``) once newer than ``version``."""
+        registry = await self.registry_after(version, timeout_s)
+        if self._edge.version != registry.version:
+            self._edge = registry.edge()
+        return self._edge
+
+    async def hosted_after(
+        self, host: str, version: int, timeout_s: float = LONG_POLL_S
+    ) -> Registry:
+        """Portal actor ``host``'s part of the registry once it is newer than ``version``
+        (or the current part on timeout): an actor with no portals gets an empty one."""
+        registry = await self.registry_after(version, timeout_s)
+        if self._parts_version != registry.version:
+            self._parts = registry.by_host(self._config.portal_pool_size)
+            self._parts_version = registry.version
+        return self._parts.get(host) or Registry(registry.version)
 
     async def _wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> None:
         async with self._changed:

@@ -1,10 +1,11 @@
-"""The logic of one portal actor: a store, and per hosted portal its router, mailbox and
-reply sender.
+"""The logic of one portal actor: a store and the delivery scheduler its portals share, and
+per hosted portal its router, mailbox and reply sender.
 
 The router (``engine.routing.portal_router``) owns the portal's dialogs and puts events into
-their streams; the mailbox delivers the streams; the reply sender sends replies to
-customers. All three share the actor's one SQLite file, so a routing step and the events it
-produces commit together.
+their streams; the mailbox records the streams, and the host's one ``DeliveryScheduler``
+delivers every mailbox's streams (``engine.delivery.scheduler``); the reply sender sends
+replies to customers. All share the actor's one SQLite file, so a routing step and the
+events it produces commit together. An idle portal costs its records, no task.
 
 The Ray actor (``actors.portal``) is a thin shell around this class; tests drive it
 directly with a manual clock, a real SQLite file and real HTTP stand-ins.
@@ -24,8 +25,10 @@ import aiohttp
 
 from engine.clock import Clock
 from engine.config import PortalConfig
-from engine.delivery.mailbox import BatchSealer, PortalMailbox
+from engine.delivery.mailbox import PortalMailbox
 from engine.delivery.replies import ChannelLookup, ReplySender
+from engine.delivery.scheduler import MAX_IN_FLIGHT, DeliveryScheduler
+from engine.delivery.sealer import BatchSealer
 from engine.delivery.transport import DeliveryTransport
 from engine.errors import AuthError, EngineError, NotFoundError
 from engine.handoff import Watermarks
@@ -47,7 +50,7 @@ SEEN_RETENTION_S = 3 * 86_400.0
 """Channel event ids are remembered this long (Telegram keeps updates for 24 h)."""
 
 START_TOGETHER = 500
-"""Portals whose start-up store calls are in flight at once."""
+"""Portals started side by side (an idle one starts without a store call of its own)."""
 
 DECISION_RETENTION_S = 30 * 86_400.0
 """Routing decisions (explanations) are kept this long."""
@@ -75,6 +78,7 @@ class MailboxHost:
         rng: random.Random | None = None,
         synchronous: str = "FULL",
         watermarks: Watermarks | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.counters = counters or Counters()
         self.watermarks = watermarks or Watermarks.none()
@@ -84,11 +88,13 @@ class MailboxHost:
         self._store: ThreadedStore[OutboxStore] = ThreadedStore(
             SqliteOutbox(store_path, synchronous), clock, "outbox"
         )
-        self._transport = transport
-        self._sealer = sealer
         self._channel_for = channel_for
         self._session = session
         self._rng = rng or random.Random()
+        self._delivery = DeliveryScheduler(
+            self._store, transport, sealer, clock, self.counters, self._rng, max_in_flight
+        )
+        """Delivers every hosted portal's streams; ``max_in_flight``: POSTs at once."""
         self._portals: dict[str, HostedPortal] = {}
         self._rules = RuleSet()
 
@@ -111,8 +117,9 @@ class MailboxHost:
         for portal_id in set(self._portals) - set(wanted):
             await self._stop_portal(portal_id)
         new = [portal for portal in wanted.values() if portal.id not in self._portals]
-        # Started side by side: each start is a few store calls, latency more than work, and
-        # the store thread takes them in a queue. The cyclic collector is paused meanwhile:
+        # Started side by side: what the store holds for all of them is one bulk read; a
+        # portal with something to do at once (a timer due, a routing step) makes a store
+        # call of its own, latency more than work. The cyclic collector is paused meanwhile:
         # starting thousands of portals allocates objects that all live on, and its full
         # collections over a growing heap made the start quadratic.
         collecting = gc.isenabled()
@@ -141,7 +148,6 @@ class MailboxHost:
             await hosted.router.rules_changed(rules.for_portal(portal_id))
 
     async def _start_portal(self, portal: PortalConfig, startup: PortalStartup) -> None:
-        mailbox: PortalMailbox
         sender: ReplySender
 
         def config() -> PortalConfig:
@@ -150,16 +156,7 @@ class MailboxHost:
         async def offers_settled(event_ids: list[str]) -> None:
             await router.offers_settled(event_ids)
 
-        mailbox = PortalMailbox(
-            portal,
-            self._store,
-            self._transport,
-            self._sealer,
-            self._clock,
-            self.counters,
-            offers_settled,
-            self._rng,
-        )
+        mailbox = PortalMailbox(portal, self._delivery, offers_settled)
         router = PortalRouter(
             config,
             self._store,
@@ -182,7 +179,7 @@ class MailboxHost:
             self._rng,
         )
         self._portals[portal.id] = HostedPortal(mailbox, sender, router)
-        await mailbox.start(startup)
+        self._delivery.load(mailbox, startup)
         await sender.start(startup.replies)
         await router.start(startup)
 
@@ -204,7 +201,7 @@ class MailboxHost:
         hosted = self._portals.pop(portal_id)
         await hosted.router.stop()
         await hosted.sender.stop()
-        await hosted.mailbox.stop()
+        await self._delivery.remove(hosted.mailbox)
 
     async def append(
         self, records: Sequence[OutboxRecord], source: int = -1, watermark: float = 0.0
@@ -288,4 +285,5 @@ class MailboxHost:
     async def close(self) -> None:
         for portal_id in list(self._portals):
             await self._stop_portal(portal_id)
+        await self._delivery.close()
         await self._store.close()

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from engine.config import PortalConfig
 from engine.security.sealing import seal_and_sign, x25519_public_from_b64
+
+
+class BatchSealer(Protocol):
+    def seal(
+        self, portal: PortalConfig, batch_id: str, plaintext: bytes, now_s: int
+    ) -> tuple[dict[str, str], bytes]:
+        """The headers and sealed body of one attempt of a batch."""
+        ...
 
 
 class EngineSealer:

@@ -115,7 +115,7 @@ def _first_attempt(store: SqliteOutbox, batch_id: str) -> Batch:
     batch = store.claim_batch(
         PORTAL_ID, batch_id, 0, [event.rowid for event in pending], {}, SENT_AT_S
     )
-    # As the mailbox does: the attempt is counted before it is sealed.
+    # As delivery does: the attempt is counted (with the claim) before it is sealed.
     return replace(batch, attempts=batch.attempts + 1)
 
 

@@ -121,8 +121,11 @@ class PortalRouter:
         self.statistics = Statistics(self.portal_id, store, self._known_line)
         self._live_stats = LiveStats(self.portal_id, counters)
         self._lock = asyncio.Lock()
-        self._inbox_wake = asyncio.Event()
-        self._timers_changed = asyncio.Event()
+        # Flags, not asyncio.Events: an Event carries a deque of waiters (~0.8 KB), and
+        # thousands of idle portals would each hold two for nothing.
+        self._inbox_news = False
+        self._timers_changed: asyncio.Event | None = None
+        """Created with the timer loop, which is the only one to wait on it."""
         self._dialog_due: dict[str, float] = {}
         self._line_due: dict[str, float] = {}
         self._heap: list[tuple[float, int, str, str]] = []
@@ -138,7 +141,9 @@ class PortalRouter:
     # -- life --------------------------------------------------------------------------------
 
     async def start(self, startup: PortalStartup | None = None) -> None:
-        """Load the board, fire what fell due while stopped, then route the inbox."""
+        """Load the board, fire what fell due while stopped, then route the inbox (when
+        ``startup``, read for many portals at once, says it holds anything: an idle portal
+        starts without a task or a store call of its own)."""
         self._running = True
         async with self._lock:
             await self._load(startup)
@@ -146,7 +151,8 @@ class PortalRouter:
             self.dispatcher.fire(list(self._dialog_due), [], now)
             self.dispatcher.route_all(now)
             await self._commit()
-        self.wake()
+        if startup is None or startup.inbox:
+            self.wake()
 
     async def stop(self) -> None:
         self._running = False
@@ -166,6 +172,8 @@ class PortalRouter:
     def _ensure_timer_loop(self) -> None:
         """The timer loop starts with the first timer."""
         if self._running and (self._timer_task is None or self._timer_task.done()):
+            if self._timers_changed is None:
+                self._timers_changed = asyncio.Event()
             self._timer_task = asyncio.create_task(
                 self._boundary(self._run_timers, "running timers")
             )
@@ -287,7 +295,8 @@ class PortalRouter:
         self._ensure_timer_loop()
         if len(self._heap) > 2 * (len(self._dialog_due) + len(self._line_due)) + 1024:
             self._compact()
-        self._timers_changed.set()
+        if self._timers_changed is not None:
+            self._timers_changed.set()
 
     def _compact(self) -> None:
         """Drop superseded entries: a deadline moves every time its dialog changes."""
@@ -299,6 +308,7 @@ class PortalRouter:
     async def _run_timers(self) -> None:
         """Fire timers as they fall due; end when none is left (``_push`` starts it again)."""
         while True:
+            assert self._timers_changed is not None
             self._timers_changed.clear()
             if not self._heap:
                 return
@@ -310,6 +320,7 @@ class PortalRouter:
 
     async def _sleep_or_change(self, seconds: float) -> None:
         sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        assert self._timers_changed is not None
         changed = asyncio.ensure_future(self._timers_changed.wait())
         try:
             await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
@@ -337,14 +348,14 @@ class PortalRouter:
 
     def wake(self) -> None:
         """Messages were stored for this portal: route them."""
-        self._inbox_wake.set()
+        self._inbox_news = True
         self._ensure_inbox_loop()
 
     async def _route_inbox(self) -> None:
         """Route while there is news, then end: ``wake`` starts it again. (No await lies
         between the last check and the end, so a wake cannot fall between them.)"""
-        while self._inbox_wake.is_set():
-            self._inbox_wake.clear()
+        while self._inbox_news:
+            self._inbox_news = False
             try:
                 while True:
                     more, held_from = await self._route_some()
@@ -355,7 +366,7 @@ class PortalRouter:
                     elif not more:
                         break
             except Exception:
-                self._inbox_wake.set()  # the rows are still there: the next round routes them
+                self._inbox_news = True  # the rows are still there: the next round routes them
                 raise
 
     async def _route_some(self) -> tuple[bool, float | None]:

@@ -131,6 +131,11 @@ def x25519_public_to_b64(key: X25519PublicKey) -> str:
     return raw_key_to_b64(key.public_bytes_raw())
 
 
+_TRIAL_KEY = X25519PrivateKey.generate()
+"""The private half of the trial agreements below, one per process: the trial only asks
+whether the public key agrees with anything, and 10,000 portals' keys are checked at load."""
+
+
 def x25519_public_from_b64(text: str) -> X25519PublicKey:
     """Read a portal's public key from config; ``ConfigError`` when it cannot be sealed to.
 
@@ -139,7 +144,7 @@ def x25519_public_from_b64(text: str) -> X25519PublicKey:
     """
     key = X25519PublicKey.from_public_bytes(raw_key_from_b64(text, "X25519 public key"))
     try:
-        X25519PrivateKey.generate().exchange(key)
+        _TRIAL_KEY.exchange(key)
     except ValueError:
         raise ConfigError("X25519 public key: a low-order point, no key can be agreed") from None
     return key

@@ -19,7 +19,10 @@ from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import Block, DialogState, OperatorState
 from engine.stats.events import DialogEvent
 from engine.store.records import (
+    Arrange,
     Batch,
+    BatchClaim,
+    BatchWrite,
     DeadLetter,
     HistoryEvent,
     InboxRow,
@@ -28,6 +31,7 @@ from engine.store.records import (
     PortalStartup,
     QuickAnswer,
     StoredReply,
+    Written,
 )
 from engine.store.sqlite_stats import Cursor
 
@@ -202,6 +206,20 @@ class OutboxStore(Protocol):
         in the given order, with no gaps. ``dialog_json_by_rowid`` restamps events moved
         into another slot of their dialog.
         """
+        ...
+
+    def write_delivery(
+        self,
+        writes: Sequence[BatchWrite],
+        claims: Sequence[BatchClaim],
+        now: float,
+        arrange: Arrange,
+    ) -> tuple[list[Written], list[Batch | None]]:
+        """A delivery round of many portals in one transaction: first every batch's
+        ``BatchWrite`` (outcomes of attempts, attempts starting), then a batch claimed for
+        each ready stream, its events put in order by ``arrange`` and numbered as
+        ``claim_batch`` says, its first attempt counted. A claim finds ``None`` when the
+        stream has nothing waiting. All of it commits, or none of it."""
         ...
 
     def open_batches(self, portal_id: str) -> list[Batch]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +119,59 @@ class Batch:
         return min(event.received_at for event in self.events)
 
 
+Arrange = Callable[[list["PendingEvent"]], list["PendingEvent"]]
+"""Puts a stream's pending events in delivery order (``engine.delivery.ordering``); an event
+moved into another slot carries that slot's dialog stamp."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchClaim:
+    """A ready stream to form a batch from, in a delivery round: its oldest events, at most
+    ``limit``, in delivery order, the first attempt counted."""
+
+    portal_id: str
+    batch_id: str
+    stream: int
+    streams: int
+    limit: int
+    all_best_effort: bool = False
+    """The portal's delivery is best effort now: every event of the batch may be dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventDrop:
+    """Events leaving a batch undelivered: to dead letters (``dead_letter``) or gone."""
+
+    rowids: tuple[int, ...]
+    reason: str
+    dead_letter: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWrite:
+    """What a delivery round writes for one claimed batch, applied in this order: the drops,
+    the attempts made (an attempt is counted before its POST), the time of the next attempt
+    with the last error, the acknowledgement (the batch leaves)."""
+
+    batch_id: str
+    drops: tuple[EventDrop, ...] = ()
+    attempts: int | None = None
+    next_attempt_at: float | None = None
+    error: str = ""
+    ack: bool = False
+    reload: bool = False
+    """Return the batch as stored afterwards (``None`` once it is empty or gone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a ``BatchWrite`` did: the ids of offers among the events that left (delivered or
+    given up on), and the batch afterwards when asked for."""
+
+    offers: tuple[str, ...]
+    batch: Batch | None
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     event_id: str
@@ -158,6 +212,8 @@ class PortalStartup:
 
     pending_by_hash: dict[int, int]
     """Events waiting to be batched, by stream hash (the mailbox reduces by its streams)."""
+    inbox: int
+    """Customers' messages stored and not yet routed: the router starts routing at once."""
     open_batches: list[Batch]
     replies: list[StoredReply]
     dialogs: list[Any]

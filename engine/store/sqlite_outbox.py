@@ -14,10 +14,12 @@ from engine.errors import NotFoundError
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import Block, DialogState, OperatorState
 from engine.stats.events import DialogEvent
-from engine.store import sqlite_crm, sqlite_routing, sqlite_sent, sqlite_stats
+from engine.store import sqlite_crm, sqlite_delivery, sqlite_routing, sqlite_sent, sqlite_stats
 from engine.store.records import (
+    Arrange,
     Batch,
-    BatchEvent,
+    BatchClaim,
+    BatchWrite,
     DeadLetter,
     HistoryEvent,
     InboxRow,
@@ -26,11 +28,11 @@ from engine.store.records import (
     PortalStartup,
     QuickAnswer,
     StoredReply,
+    Written,
 )
 from engine.store.sqlite_crm import SqliteCrm
+from engine.store.sqlite_delivery import OFFER_KIND
 from engine.store.sqlite_file import SqliteFile
-
-OFFER_KIND = "dialog.offered"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (
@@ -66,7 +68,6 @@ CREATE TABLE IF NOT EXISTS api_requests (
     PRIMARY KEY (portal_id, request_id)) WITHOUT ROWID;
 """
 
-_BATCH_EVENT_COLUMNS = "rowid, event_id, seq, kind, received_at, best_effort, dialog_json, payload"
 _REPLY_COLUMNS = (
     "reply_id, portal_id, dialog_id, target_json, request_json, created_at, attempts,"
     " next_attempt_at, origin, attempt_started_at"
@@ -205,6 +206,12 @@ class SqliteOutbox(SqliteFile):
         ):
             if portal_id in wanted:
                 pending[portal_id][stream_hash] = count
+        inbox: dict[str, int] = dict.fromkeys(wanted, 0)
+        for portal_id, count in self._db.execute(
+            "SELECT portal_id, count(*) FROM inbox GROUP BY portal_id"
+        ):
+            if portal_id in wanted:
+                inbox[portal_id] = count
         batches: dict[str, list[Batch]] = {p: [] for p in wanted}
         for portal_id, batch_id in self._db.execute(
             "SELECT portal_id, batch_id FROM batches ORDER BY created_at, rowid"
@@ -225,6 +232,7 @@ class SqliteOutbox(SqliteFile):
         return {
             p: PortalStartup(
                 pending[p],
+                inbox[p],
                 batches[p],
                 replies[p],
                 dialogs.get(p, []),
@@ -262,13 +270,7 @@ class SqliteOutbox(SqliteFile):
         return hashes
 
     def pending(self, portal_id: str, stream: int, streams: int, limit: int) -> list[PendingEvent]:
-        rows = self._db.execute(
-            "SELECT rowid, event_id, kind, dialog_ref, order_key, received_at, best_effort,"
-            " dialog_json FROM events WHERE portal_id = ? AND batch_id IS NULL"
-            " AND stream_hash % ? = ? ORDER BY rowid LIMIT ?",
-            (portal_id, streams, stream, limit),
-        ).fetchall()
-        return [PendingEvent(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows]
+        return sqlite_delivery.pending(self._db, portal_id, stream, streams, limit)
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -284,59 +286,35 @@ class SqliteOutbox(SqliteFile):
     ) -> Batch:
         """See ``OutboxStore.claim_batch``: the events' delivery kind is fixed here."""
         with self._transaction(durable=False) as db:
-            row = db.execute(
-                "SELECT next_seq FROM sequences WHERE portal_id = ?", (portal_id,)
-            ).fetchone()
-            next_seq = row[0] if row else 1
-            best_effort = dict(
-                db.execute(
-                    f"SELECT rowid, best_effort FROM events WHERE rowid IN"
-                    f" ({','.join('?' * len(rowids_in_order))})",
-                    tuple(rowids_in_order),
-                ).fetchall()
-            )
-            updates = []
-            for position, rowid in enumerate(rowids_in_order):
-                dropped_if_failed = all_best_effort or bool(best_effort[rowid])
-                seq = None
-                if not dropped_if_failed:
-                    seq, next_seq = next_seq, next_seq + 1
-                stamp = dialog_json_by_rowid.get(rowid)
-                updates.append((batch_id, position, seq, int(dropped_if_failed), stamp, rowid))
-            db.executemany(
-                "UPDATE events SET batch_id = ?, batch_pos = ?, seq = ?, best_effort = ?,"
-                " dialog_json = coalesce(?, dialog_json) WHERE rowid = ?",
-                updates,
-            )
-            db.execute(
-                "INSERT INTO sequences VALUES (?, ?) ON CONFLICT (portal_id)"
-                " DO UPDATE SET next_seq = excluded.next_seq",
-                (portal_id, next_seq),
-            )
-            db.execute(
-                "INSERT INTO batches (batch_id, portal_id, stream, created_at, next_attempt_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (batch_id, portal_id, stream, now, now),
+            sqlite_delivery.claim(
+                db,
+                portal_id,
+                batch_id,
+                stream,
+                rowids_in_order,
+                dialog_json_by_rowid,
+                now,
+                all_best_effort,
             )
         batch = self.load_batch(batch_id)
         assert batch is not None
         return batch
 
+    def write_delivery(
+        self,
+        writes: Sequence[BatchWrite],
+        claims: Sequence[BatchClaim],
+        now: float,
+        arrange: Arrange,
+    ) -> tuple[list[Written], list[Batch | None]]:
+        """A delivery round in one transaction (``OutboxStore.write_delivery``)."""
+        with self._transaction(durable=False) as db:
+            written = [sqlite_delivery.write(db, change, now) for change in writes]
+            claimed = [sqlite_delivery.claim_ready(db, c, now, arrange) for c in claims]
+        return written, claimed
+
     def load_batch(self, batch_id: str) -> Batch | None:
-        head = self._db.execute(
-            "SELECT portal_id, stream, attempts, next_attempt_at FROM batches WHERE batch_id = ?",
-            (batch_id,),
-        ).fetchone()
-        if head is None:
-            return None
-        rows = self._db.execute(
-            f"SELECT {_BATCH_EVENT_COLUMNS} FROM events WHERE batch_id = ? ORDER BY batch_pos",
-            (batch_id,),
-        ).fetchall()
-        events = tuple(
-            BatchEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in rows
-        )
-        return Batch(batch_id, head[0], head[1], head[2], head[3], events)
+        return sqlite_delivery.load_batch(self._db, batch_id)
 
     def open_batches(self, portal_id: str) -> list[Batch]:
         ids = [
@@ -356,57 +334,23 @@ class SqliteOutbox(SqliteFile):
         process; a power cut may lose the last count, and the number repeat once.
         """
         with self._transaction(durable=False) as db:
-            db.execute("UPDATE batches SET attempts = ? WHERE batch_id = ?", (attempt, batch_id))
+            sqlite_delivery.set_attempts(db, batch_id, attempt)
 
     def schedule_retry(self, batch_id: str, next_attempt_at: float, error: str) -> None:
         with self._transaction(durable=False) as db:
-            db.execute(
-                "UPDATE batches SET next_attempt_at = ?, last_error = ? WHERE batch_id = ?",
-                (next_attempt_at, error[:500], batch_id),
-            )
+            sqlite_delivery.schedule_retry(db, batch_id, next_attempt_at, error)
 
     def ack_batch(self, batch_id: str) -> list[str]:
         """The portal took the batch; returns the ids of the offers it carried."""
         with self._transaction(durable=False) as db:
-            offers = [
-                row[0]
-                for row in db.execute(
-                    "SELECT event_id FROM events WHERE batch_id = ? AND kind = ?",
-                    (batch_id, OFFER_KIND),
-                )
-            ]
-            db.execute("DELETE FROM events WHERE batch_id = ?", (batch_id,))
-            db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
-        return offers
+            return sqlite_delivery.ack(db, batch_id)
 
     def drop_events(
         self, batch_id: str, rowids: Sequence[int], reason: str, now: float, dead_letter: bool
     ) -> list[str]:
         """Events out of a batch, to dead letters or gone; returns the offers among them."""
-        marks = ",".join("?" * len(rowids))
         with self._transaction(durable=False) as db:
-            offers = [
-                row[0]
-                for row in db.execute(
-                    f"SELECT event_id FROM events WHERE rowid IN ({marks}) AND kind = ?",
-                    (*rowids, OFFER_KIND),
-                )
-            ]
-            if dead_letter:
-                db.execute(
-                    "INSERT INTO dead_letters (portal_id, event_id, seq, kind, received_at,"
-                    " dead_at, reason, dialog_json, payload)"
-                    " SELECT portal_id, event_id, seq, kind, received_at, ?, ?, dialog_json,"
-                    f" payload FROM events WHERE rowid IN ({marks}) ORDER BY batch_pos",
-                    (now, reason, *rowids),
-                )
-            db.execute(f"DELETE FROM events WHERE rowid IN ({marks})", tuple(rowids))
-            left = db.execute(
-                "SELECT count(*) FROM events WHERE batch_id = ?", (batch_id,)
-            ).fetchone()[0]
-            if left == 0:
-                db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
-        return offers
+            return sqlite_delivery.drop(db, batch_id, rowids, reason, now, dead_letter)
 
     # -- dead letters and depth --------------------------------------------------------------
 

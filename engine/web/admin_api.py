@@ -70,7 +70,7 @@ class AdminApi:
 
     async def registry(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        registry = self._engine.registry
+        registry = await self._engine.registrar.registry()
         return json_response(
             {
                 "registry_version": registry.version,

@@ -41,8 +41,9 @@ from engine.api_models import (
     UnpinCall,
     UpdateQuickAnswerCall,
 )
-from engine.config import ID_PATTERN, PortalConfig
+from engine.config import ID_PATTERN
 from engine.errors import AuthError, BadRequestError, NotFoundError
+from engine.registry import PortalKeys
 from engine.security.sealing import PORTAL_ID_HEADER
 from engine.security.webhook_signature import api_request_payload, verify_hmac
 from engine.store.records import DeadLetter
@@ -62,7 +63,7 @@ MAX_DECISIONS_PAGE = 200
 ID_RE = re.compile(ID_PATTERN)
 
 
-async def authenticate(engine: Engine, request: web.Request) -> tuple[PortalConfig, str]:
+async def authenticate(engine: Engine, request: web.Request) -> tuple[PortalKeys, str]:
     """The calling portal and its request id, or ``AuthError``."""
     portal_id = request.headers.get(PORTAL_ID_HEADER)
     if not portal_id:

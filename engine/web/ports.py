@@ -16,7 +16,7 @@ from engine.clock import Clock
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
 from engine.crm.calls import CrmCall
 from engine.metrics import Counters, Sample
-from engine.registry import Registry
+from engine.registry import EdgeRegistry, Registry
 from engine.routing.state import OperatorStatus
 from engine.store.records import DeadLetter, OutboxRecord
 
@@ -101,6 +101,10 @@ class Registrar(Protocol):
 
     async def rules_status(self) -> tuple[int, str | None]: ...
 
+    async def registry(self) -> Registry:
+        """The whole registry, every portal's config (``GET /admin/v1/registry``)."""
+        ...
+
 
 class Part(Protocol):
     """Any part ``/healthz`` and ``/metrics`` ask, and the manual clock moves."""
@@ -125,8 +129,9 @@ class Engine(Protocol):
     def counters(self) -> Counters: ...
 
     @property
-    def registry(self) -> Registry:
-        """This process's copy of the registry, followed as it changes."""
+    def registry(self) -> EdgeRegistry:
+        """This process's copy of the registry, followed as it changes: every connector,
+        and of each portal what the edge checks (``engine.registry.PortalKeys``)."""
         ...
 
     @property

@@ -178,8 +178,11 @@ class HostKit:
     def config(self, standin: PortalStandIn, **overrides: Any) -> PortalConfig:
         return PortalConfig.model_validate(standin.portal_config(**overrides))
 
-    async def host(self, *portals: PortalConfig, counters: Counters | None = None) -> MailboxHost:
-        """A MailboxHost on the kit's outbox file serving ``portals``."""
+    async def host(
+        self, *portals: PortalConfig, counters: Counters | None = None, **options: Any
+    ) -> MailboxHost:
+        """A MailboxHost on the kit's outbox file serving ``portals`` (``options``: more of
+        its keyword arguments, e.g. ``max_in_flight``)."""
         host = MailboxHost(
             self.store_path,
             self.clock,
@@ -189,6 +192,7 @@ class HostKit:
             self.session,
             counters=counters,
             rng=random.Random(7),
+            **options,
         )
         self.hosts.append(host)
         await host.set_rules(self.rules)

@@ -34,7 +34,7 @@ from engine.errors import NotFoundError, UnavailableError
 from engine.handoff import Handoff, InProgress
 from engine.metrics import Counters, Sample
 from engine.polling import PollingLoop
-from engine.registry import Registry
+from engine.registry import EdgeRegistry, Registry
 from engine.registry_service import RegistryService
 from engine.store.intake import IntakeStore
 from engine.store.records import OutboxRecord
@@ -110,6 +110,9 @@ class LocalRegistrar:
     async def rules_status(self) -> tuple[int, str | None]:
         return self._service.rules_status()
 
+    async def registry(self) -> Registry:
+        return self._service.registry
+
     async def ping(self) -> object:
         return self._service.registry.version
 
@@ -148,8 +151,8 @@ class OneProcessEngine:
         return self._counters
 
     @property
-    def registry(self) -> Registry:
-        return self.service.registry
+    def registry(self) -> EdgeRegistry:
+        return self.service.registry.edge()
 
     @property
     def registrar(self) -> Registrar:
@@ -186,7 +189,7 @@ class OneProcessEngine:
 
     async def applied(self, version: int) -> int:
         assert self.server is not None
-        await self.server.host.configure(list(self.registry.portals.values()))
+        await self.server.host.configure(list(self.service.registry.portals.values()))
         return version
 
 
@@ -265,7 +268,7 @@ async def one_process_engine(
         rng=random.Random(7),
     )
     await host.set_rules(engine.service.rules)
-    await host.configure(list(engine.registry.portals.values()))
+    await host.configure(list(engine.service.registry.portals.values()))
     server = LocalPortalServer(host, engine.service)
     engine.server = server
     intake = ThreadedStore(IntakeStore(config.data_dir / "intake.sqlite3"), SystemClock())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from engine.config import (
@@ -14,6 +15,7 @@ from engine.config import (
     parse_engine_config,
 )
 from engine.errors import ConfigError, NotFoundError
+from engine.placement import host_name
 from engine.registry import Registry, check_references
 from engine.security.keys import generate_portal_keypair
 from engine.yaml_marks import load_yaml, yaml_marks
@@ -132,6 +134,24 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
         load_engine_config(path)
 
 
+def test_a_config_written_as_json_loads_as_its_yaml_does(tmp_path: Path) -> None:
+    as_yaml = load_engine_config(write(tmp_path, "port: 9090\n" + PORTAL_YAML))
+    as_json = orjson.dumps({"port": 9090, **load_yaml(PORTAL_YAML, "f.yaml")}).decode()
+    assert load_engine_config(write(tmp_path, as_json, "engine.json")) == as_yaml
+
+
+def test_an_error_in_a_json_config_names_its_line(tmp_path: Path) -> None:
+    portals = load_yaml(PORTAL_YAML, "f.yaml")["portals"]
+    portals[0]["queue"] = "fifo"
+    text = orjson.dumps({"portals": portals}, option=orjson.OPT_INDENT_2).decode()
+    line = 1 + text.splitlines().index('      "queue": "fifo"')
+    with pytest.raises(ConfigError, match=rf"engine\.json:{line}: portals\.0\.queue: Input"):
+        load_engine_config(write(tmp_path, text, "engine.json"))
+    broken = text.rstrip().removesuffix("}")  # not JSON: YAML's parser says where
+    with pytest.raises(ConfigError, match=r"engine\.json:\d+: invalid YAML"):
+        load_engine_config(write(tmp_path, broken, "engine.json"))
+
+
 def test_unsafe_yaml_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "host: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(ConfigError, match=r"engine\.yaml:1: invalid YAML"):
@@ -184,8 +204,34 @@ def test_marks_record_the_line_of_keys_and_items() -> None:
 def test_registry_accepts_a_connector_of_a_known_portal_and_line() -> None:
     registry = Registry().with_portal(portal()).with_connector(connector(line="sales"))
     assert registry.version == 2
-    assert registry.connector("telegram", "tg-1").line == "sales"
-    assert registry.portal("p1").id == "p1"
+    assert registry.edge().connector("telegram", "tg-1").line == "sales"
+    assert registry.edge().portal("p1").license_key == "license-p1-0123456789"
+
+
+def test_a_registry_outline_names_its_portals_and_the_first_connectors() -> None:
+    registry = Registry().with_portal(portal()).with_portal(portal(id="p2"))
+    for name in ("tg-3", "tg-1", "tg-2"):
+        registry = registry.with_connector(connector(id=name))
+    outline = registry.outline(2)
+    assert outline.portal_ids == ("p1", "p2")
+    assert [c.id for c in outline.connectors] == ["tg-1", "tg-2"]
+    assert outline.connector_count == 3
+    assert registry.outline(0).connectors == ()
+
+
+def test_a_pools_parts_hold_each_portal_once_with_its_connectors() -> None:
+    registry = Registry()
+    for index in range(12):
+        registry = registry.with_portal(portal(id=f"p{index}"))
+        registry = registry.with_connector(connector(id=f"tg-{index}", portal=f"p{index}"))
+    parts = registry.by_host(3)
+    assert set(parts) <= {host_name(f"p{index}", 3) for index in range(12)}
+    held = [portal_id for part in parts.values() for portal_id in part.portals]
+    assert sorted(held) == sorted(registry.portals)
+    for host, part in parts.items():
+        assert all(host_name(p, 3) == host for p in part.portals)
+        assert {c.portal for c in part.connectors.values()} == set(part.portals)
+        assert part.version == registry.version
 
 
 def test_registry_refuses_a_connector_of_an_unknown_portal() -> None:
@@ -210,9 +256,9 @@ def test_registry_refuses_a_portal_edit_that_orphans_a_connector() -> None:
 def test_registry_lookups_of_unknown_ids() -> None:
     registry = Registry().with_portal(portal()).with_connector(connector())
     with pytest.raises(NotFoundError, match=r"unknown portal 'p2'"):
-        registry.portal("p2")
+        registry.edge().portal("p2")
     with pytest.raises(NotFoundError, match=r"unknown custom connector 'tg-1'"):
-        registry.connector("custom", "tg-1")
+        registry.edge().connector("custom", "tg-1")
     with pytest.raises(NotFoundError, match=r"unknown connector 'tg-9'"):
         registry.without_connector("tg-9")
     assert registry.without_connector("tg-1").connectors == {}

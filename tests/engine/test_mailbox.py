@@ -400,8 +400,19 @@ async def test_a_parallel_queue_keeps_dialog_order_with_batches_in_flight_togeth
         portal.failures.append(ScriptedFailure(503, "10"))
     await host.append([kit.record(key, n) for n in range(1, 5) for key in dialogs])
 
-    await eventually(lambda: portal.attempts == streams and kit.clock.sleepers == streams)
-    in_flight = kit.reader().open_batches("p1")
+    reader = kit.reader()
+
+    def all_waiting_for_retry() -> bool:
+        batches = reader.open_batches("p1")
+        return (
+            portal.attempts == streams
+            and len(batches) == streams
+            and all(batch.next_attempt_at > kit.clock.now() for batch in batches)
+            and kit.clock.sleepers == 1  # one timer for the host, not a task per stream
+        )
+
+    await eventually(all_waiting_for_retry, what="every stream's batch failed once")
+    in_flight = reader.open_batches("p1")
     assert sorted(batch.stream for batch in in_flight) == list(range(streams))
 
     await kit.clock.advance(10)

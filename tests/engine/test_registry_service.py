@@ -97,3 +97,26 @@ async def test_a_restart_with_invalid_rules_serves_the_registry_and_retries(
     await again.check_rules_folder()
     assert again.rules_status() == (2, None) and again.rules.lines
     await again.close()
+
+
+async def test_each_portal_actor_follows_only_its_part_of_the_registry(tmp_path: Path) -> None:
+    connector = {
+        "id": "tg-p1",
+        "channel": "telegram",
+        "portal": "p1",
+        "line": "support",
+        "credentials": {"bot_token": "1:x", "secret_token": "s"},
+    }
+    service = RegistryService(config(tmp_path, connectors=[connector]), Counters())
+    service.open(restarted=False)
+    mine = await service.hosted_after("portal-p1", -1, 0.0)
+    assert list(mine.portals) == ["p1"] and list(mine.connectors) == ["tg-p1"]
+    assert (await service.hosted_after("portal-p9", -1, 0.0)).portals == {}
+
+    p2 = service.registry.portals["p1"].model_copy(update={"id": "p2"})
+    version = await service.put_portal(p2)
+    theirs = await service.hosted_after("portal-p2", mine.version, 0.0)
+    assert theirs.version == version and list(theirs.portals) == ["p2"]
+    assert theirs.connectors == {}
+    assert list((await service.hosted_after("portal-p1", -1, 0.0)).portals) == ["p1"]
+    await service.close()
