@@ -43,12 +43,43 @@ async def post(
     secrets that aiohttp's error text may quote (a token in the URL path) to what is shown
     instead, so the error can be logged.
     """
+    return await call(
+        session,
+        "POST",
+        url,
+        what=what,
+        timeout_s=timeout_s,
+        json=json,
+        data=data,
+        headers=headers,
+        allow_redirects=allow_redirects,
+        redact=redact,
+    )
+
+
+async def call(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    timeout_s: float,
+    json: Any = None,
+    data: Any = None,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    allow_redirects: bool = True,
+    redact: Mapping[str, str] | None = None,
+) -> HttpAnswer:
+    """``post`` for any method (the set-up calls' GET and DELETE)."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with session.post(
+        async with session.request(
+            method,
             url,
             json=json,
             data=data,
+            params=params,
             headers=headers,
             timeout=timeout,
             allow_redirects=allow_redirects,

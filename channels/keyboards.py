@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels import telegram_keyboard, viber_keyboard, vk_keyboard
+from channels.meta.quick_replies import quick_replies_param
 from engine.buttons.keyboard import Keyboard
 from engine.buttons.text_fallback import numbered_text
 from engine.models import OutboundText, ReplyRequest
@@ -38,6 +39,8 @@ RENDERERS: dict[str, Callable[[Keyboard], dict[str, Any] | None]] = {
     "telegram": _telegram,
     "vk": _vk,
     "viber": _viber,
+    "facebook": quick_replies_param,
+    "instagram": quick_replies_param,
 }
 
 

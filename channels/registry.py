@@ -6,6 +6,9 @@ from pathlib import Path
 
 from channels.base import Channel, Credentials
 from channels.custom import CustomChannel
+from channels.meta.facebook import FacebookChannel
+from channels.meta.instagram import InstagramChannel
+from channels.meta.whatsapp import WhatsAppChannel
 from channels.telegram import TelegramChannel
 from channels.viber import ViberChannel
 from channels.vk import VkChannel
@@ -18,6 +21,9 @@ CHANNELS: dict[str, type[Channel]] = {
     CustomChannel.name: CustomChannel,
     VkChannel.name: VkChannel,
     ViberChannel.name: ViberChannel,
+    FacebookChannel.name: FacebookChannel,
+    WhatsAppChannel.name: WhatsAppChannel,
+    InstagramChannel.name: InstagramChannel,
     WidgetChannel.name: WidgetChannel,
 }
 

@@ -159,6 +159,7 @@ ChannelEventKind = Literal[
     "subscribed",
     "unsubscribed",
     "opted_in",
+    "sent_elsewhere",
 ]
 """What a provider's event that is not a customer message says (docs/channels/contract.md)."""
 

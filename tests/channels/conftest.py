@@ -20,6 +20,7 @@ from channels.base import Channel, RawRequest, WebhookParse
 from engine.errors import EngineError
 from engine.models import Route
 from tests.standins.custom_receiver import CustomReceiverStandIn
+from tests.standins.meta_api import MetaGraphStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
 from tests.standins.viber_api import ViberApiStandIn
 from tests.standins.vk_api import VkApiStandIn
@@ -83,6 +84,12 @@ async def viber_api() -> AsyncIterator[ViberApiStandIn]:
 
 
 @pytest.fixture
+async def meta_graph() -> AsyncIterator[MetaGraphStandIn]:
+    async with MetaGraphStandIn() as api:
+        yield api
+
+
+@pytest.fixture
 async def custom_receiver() -> AsyncIterator[CustomReceiverStandIn]:
     async with CustomReceiverStandIn(CUSTOM_SECRET, now=lambda: FIXED_NOW_S) as receiver:
         yield receiver
@@ -102,7 +109,8 @@ StartWebhook = Callable[[Channel], Awaitable[str]]
 
 @pytest.fixture
 async def channel_webhook() -> AsyncIterator[tuple[StartWebhook, list[WebhookParse]]]:
-    """Serve a channel's inbound steps (verify, then parse) the way the engine orders them.
+    """Serve a channel's inbound steps (verify, then parse) the way the engine orders them,
+    and its GET handshake.
 
     Yields a function that starts the server for a channel and returns its URL, and the list
     the parses are appended to. Refusals answer the error's status and reason.
@@ -120,6 +128,9 @@ async def channel_webhook() -> AsyncIterator[tuple[StartWebhook, list[WebhookPar
                 body=await request.read(),
             )
             try:
+                if request.method == "GET":
+                    reply = channel.handshake(raw)
+                    return web.Response(status=reply.status, body=reply.body)
                 parsed = verify_and_parse(channel, raw)
             except EngineError as exc:
                 return web.Response(status=exc.http_status, text=f"{exc.reason}: {exc}")
@@ -128,6 +139,7 @@ async def channel_webhook() -> AsyncIterator[tuple[StartWebhook, list[WebhookPar
 
         app = web.Application()
         app.router.add_post("/hook", handle)
+        app.router.add_get("/hook", handle)
         runner = web.AppRunner(app)
         await runner.setup()
         runners.append(runner)

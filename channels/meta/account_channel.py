@@ -1,0 +1,108 @@
+"""What Facebook pages and Instagram accounts share: one connector reads the account's direct
+messages, its comments, or both (``receive``), and answers each dialog the way it came.
+
+Meta posts both kinds to the app's one callback per object; the app-level webhook routes
+messaging by the account id and comments by ``<account id>/comments``
+(docs/channels/facebook.md, "Webhook"), so the comments can be a connector of their own. A
+dialog whose key is ``comment:<id>`` is a comment thread, answered by a comment reply
+(public or private, ``comment_replies``); any other is a direct conversation.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar, Literal, Protocol
+
+import aiohttp
+from pydantic import Field
+
+from channels.base import RawRequest, WebhookParse
+from channels.meta.app_webhook import comments_routing_id
+from channels.meta.channel import MetaChannel
+from channels.meta.comment_replies import CommentReplies, ReplyMode
+from channels.meta.comments import thread_of
+from channels.meta.credentials import MetaAppCredentials
+from channels.meta.envelope import MetaEntry, read_notification
+from channels.meta.messaging import EntryReading, MessagingReader
+from engine.models import DialogTarget, ReplyRequest, SentReceipt
+
+Receives = Literal["messages", "comments"]
+
+
+class AccountCredentials(MetaAppCredentials):
+    """The part of a page's or an Instagram account's credentials about what it reads."""
+
+    receive: tuple[Receives, ...] = Field(
+        default=("messages",),
+        min_length=1,
+        description="What this connector reads: direct messages, comments, or both.",
+    )
+    comment_replies: ReplyMode = Field(
+        default="public",
+        description="Answer a comment publicly, or privately in direct (one per comment).",
+    )
+
+
+class CommentReader(Protocol):
+    def read(self, entries: list[MetaEntry], received_at: float, into: EntryReading) -> None:
+        """Append the comments of ``entries`` (the account's own) to ``into``."""
+
+
+class AccountChannel(MetaChannel):
+    """A page or an Instagram account (``notification_object``)."""
+
+    notification_object: ClassVar[str]
+    credentials: AccountCredentials
+    messaging_reader: MessagingReader
+    comment_reader: CommentReader
+    comment_replies: CommentReplies
+
+    @property
+    @abstractmethod
+    def account_id(self) -> str:
+        """The page or Instagram account: the ``entry.id`` of its notifications."""
+
+    @abstractmethod
+    async def send_direct(
+        self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
+    ) -> SentReceipt:
+        """A reply in a direct conversation (Messenger, Instagram direct)."""
+
+    @property
+    def routing_ids(self) -> frozenset[str]:
+        ids = {"messages": self.account_id, "comments": comments_routing_id(self.account_id)}
+        return frozenset(ids[kind] for kind in self.credentials.receive)
+
+    def parse(self, request: RawRequest, received_at: float) -> WebhookParse:
+        notification, _ = read_notification(request.body, self.notification_object)
+        receive = self.credentials.receive
+        reading = EntryReading()
+        if "messages" in receive:
+            reading = self.messaging_reader.read(notification.entry, received_at)
+        else:
+            reading.ignored.extend("messaging" for e in notification.entry if e.messaging)
+        ours = [e for e in notification.entry if e.id == self.account_id]
+        if "comments" in receive:
+            self.comment_reader.read(ours, received_at, reading)
+        else:
+            reading.ignored.extend("comments" for e in ours for _ in e.changes)
+        return WebhookParse(
+            messages=tuple(reading.messages),
+            events=tuple(reading.events),
+            ignored=tuple(reading.ignored),
+        )
+
+    async def send(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        thread = thread_of(target.dialog_key)
+        if thread is None:
+            return await self.send_direct(session, target, request)
+        comment = request.reply_to_channel_message_id or thread
+        mode = self.credentials.comment_replies
+        return await self.comment_replies.send(session, target, request, comment, mode)
