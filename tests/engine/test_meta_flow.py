@@ -253,7 +253,7 @@ async def test_instagram_comments_are_polled_once_beside_the_webhook_and_answere
 ) -> None:
     graph.media[IG_COMMENTS_ACCOUNT_ID] = [{"id": IG_MEDIA, "media_product_type": "FEED"}]
     graph.comments[IG_MEDIA] = [ig_comment("17867301270523379", "Price please 🙏", clock.now())]
-    await clock.advance(POLL_S)  # whichever tick came first, one is due now
+    await clock.advance(POLL_S)  # the first poll (at start) found nothing; this one is due
     [polled] = await portal.wait_for_events(1, "message.")
     assert polled["data"]["content"]["text"] == "Price please 🙏"
 

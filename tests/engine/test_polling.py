@@ -5,7 +5,6 @@ counted and polled again from the same cursor; the interval comes from the conne
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -39,19 +38,7 @@ async def polling_served(
         poll_interval_s=INTERVAL_S,
     )
     async with serving(tmp_path, clock, session, portal, [polling]) as running:
-        await first_poll_stored(running)
         yield running
-
-
-async def first_poll_stored(served: Served, timeout_s: float = 10.0) -> None:
-    """The loop's first tick polls at once and finds nothing; tests start once it stored
-    that poll, so what they queue is fetched by the poll their clock advance makes due.
-    The loop's own store call was answered first, so by then it sleeps on the clock."""
-    intake = served.intake
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while await intake.call(intake.store.poll_cursor, "tgp") is None:
-        assert loop.time() < deadline, "the first poll was not stored"
 
 
 def polls(telegram: TelegramApiStandIn) -> list[int | None]:

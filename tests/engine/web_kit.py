@@ -3,6 +3,7 @@ connector and a portal, and the signed calls tests make to it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -75,7 +76,26 @@ async def serving(
     )
     async with one_process_engine(parsed, clock, session) as running:
         portal.engine_public_key_b64 = running.engine.engine_key["public_key"]
+        await first_polls_stored(running)
         yield running
+
+
+async def first_polls_stored(served: Served, timeout_s: float = 10.0) -> None:
+    """The polling loop's first tick polls every polling connector at once; tests start
+    once those polls are stored, so what a test puts at a stand-in is fetched by the poll
+    its clock advance makes due (the loop's own store call was answered first, so by then
+    it sleeps on the manual clock)."""
+    engine, intake = served.engine, served.intake
+    polling = [
+        c.id
+        for c in engine.registry.connectors.values()
+        if engine.channel(c).poll_interval_s is not None
+    ]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    for connector_id in polling:
+        while await intake.call(intake.store.poll_cursor, connector_id) is None:
+            assert loop.time() < deadline, f"the first poll of {connector_id} was not stored"
 
 
 @pytest.fixture
