@@ -49,12 +49,14 @@ def check_connectors(config: EngineConfig, source: Path | None = None) -> None:
     from actors.channel_cache import channel_for
     from channels.registry import channel_class
 
-    marks = yaml_marks(source.read_text(encoding="utf-8")) if source is not None else None
     for index, connector in enumerate(config.connectors):
         model = channel_class(connector.channel).credentials_model
         try:
             model.model_validate(connector.credentials)
         except ValidationError as exc:
+            # Lines only for an error: composing the YAML of 10,000 portals with marks
+            # takes seconds at every start (engine.yaml_marks).
+            marks = yaml_marks(source.read_text(encoding="utf-8")) if source is not None else None
             where = ("connectors", index, "credentials")
             text = format_validation_error(exc, str(source or "config"), marks, where)
             raise ConfigError(
