@@ -167,9 +167,10 @@ class Channel(ABC):
     seeing the reply twice: the provider (or the receiver) drops a repeat it recognises.
     Declare it only when that holds for every part of every reply, also after a restart."""
     shows_sender: ClassVar[bool] = False
-    """True when the customer sees which operator sent a reply (a per-message sender name
-    or avatar). False for every channel so far: a bot sends every reply, so the line's
-    persona puts the operator's name before the text (docs/routing.md, "Persona")."""
+    """True when the customer sees who sent each reply (a per-message sender name and
+    avatar: the widget): the reply then carries the line's persona as ``request.sender``.
+    False for messengers, where a bot sends every reply, so the persona's name goes before
+    the text (docs/routing.md, "Persona")."""
     send_rate: ClassVar[SendRate] = SendRate()
     """The provider's send limits, per connector and per chat: the reply sender paces each
     attempt to them (``engine.delivery.send_rates``); none by default."""

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from engine.config import ID_PATTERN
-from engine.models import Frozen, OutboundContent
+from engine.models import AvatarUrl, Frozen, OutboundContent
 from engine.security.keys import ed25519_public_to_b64
 from engine.stats.figures import Selection
 from engine.stats.period import Bucket, check_range, parse_instant
@@ -212,7 +212,12 @@ class OperatorProfileCall(Frozen):
 
     operator_id: str = Field(pattern=ID_PATTERN, description="The operator, from the path.")
     display_name: str | None = Field(
-        min_length=1, max_length=100, description="Shown before their replies; null: none."
+        min_length=1, max_length=100, description="Shown with their replies; null: none."
+    )
+    avatar_url: AvatarUrl | None = Field(
+        default=None,
+        description="An https picture shown beside their replies where the channel shows a "
+        "sender (the widget); absent or null: none. The call sets the whole profile.",
     )
 
 

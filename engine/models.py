@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from engine.buttons.keyboard import Keyboard
 from engine.config import ID_PATTERN
@@ -226,6 +226,48 @@ OutboundContent = Annotated[
 ]
 
 
+AVATAR_URL_MAX = 1000
+"""The longest avatar URL taken (docs/routing.md, "Persona")."""
+
+
+_NOT_IN_URLS = frozenset('"<>\\^`{|}')
+"""Characters RFC 3986 does not allow unencoded in a URL."""
+
+
+def _avatar_url(url: str) -> str:
+    """An avatar the customer's browser fetches: ``https://`` with a host, no credentials,
+    only characters a URL may hold (it becomes an ``<img src>``, never markup)."""
+    if not url.startswith("https://"):
+        raise ValueError("an avatar URL must start with https://")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 or ch in _NOT_IN_URLS for ch in url):
+        raise ValueError(
+            'an avatar URL must not contain spaces, control characters or any of "<>\\^`{|} '
+            "(percent-encode them)"
+        )
+    authority = url[len("https://") :].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if not authority:
+        raise ValueError("an avatar URL needs a host after https://")
+    if "@" in authority:
+        raise ValueError("an avatar URL must not carry a user name or password")
+    return url
+
+
+AvatarUrl = Annotated[
+    str, Field(min_length=9, max_length=AVATAR_URL_MAX), AfterValidator(_avatar_url)
+]
+"""An avatar picture's address: an operator's profile, a line's persona."""
+
+
+class ReplySender(Frozen):
+    """Who the customer sees sending a reply, for a channel that shows a sender; set by the
+    engine from the line's persona (docs/routing.md, "Persona"), never by the portal."""
+
+    name: str | None = Field(
+        default=None, max_length=100, description="The operator's or the line's name."
+    )
+    avatar_url: AvatarUrl | None = Field(default=None, description="An https picture.")
+
+
 class ReplyRequest(Frozen):
     """What a portal POSTs to answer in a dialog."""
 
@@ -243,6 +285,11 @@ class ReplyRequest(Frozen):
         default=None,
         description="Buttons under a text of the line or its bot (docs/line-messages.md, "
         '"Buttons"); each channel shows them its own way, or as numbered options.',
+    )
+    sender: ReplySender | None = Field(
+        default=None,
+        description="Set by the engine where the channel shows a sender: the name and avatar "
+        "the line's persona shows beside the reply (elsewhere the name is before the text).",
     )
 
 

@@ -40,6 +40,9 @@ class WidgetChannel(Channel):
     capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=100_000)
     # A reply is stored under its reply_id: a repeat after a restart is the same entry.
     idempotent_sends: ClassVar[bool] = True
+    # The widget shows the persona's name and avatar beside each reply (docs/channels/
+    # widget.md, "Sender"), so no name goes before the text.
+    shows_sender: ClassVar[bool] = True
 
     credentials: WidgetCredentials
 
@@ -122,12 +125,15 @@ def typing_entry(connector_id: str, visitor_id: str, operator_id: str) -> NewEnt
 
 
 def reply_body(request: ReplyRequest, reply_id: str) -> dict[str, Any]:
-    """A reply as the widget shows it: the content, and buttons to press (docs/
-    line-messages.md, "Buttons": a press comes back as the button's payload)."""
+    """A reply as the widget shows it: who sends it (the persona's name and avatar, or
+    null), the content, and buttons to press (docs/line-messages.md, "Buttons": a press
+    comes back as the button's payload)."""
     keyboard = request.keyboard
+    sender = request.sender
     return {
         "from": "line",
         "id": reply_id,
+        "sender": sender.model_dump(mode="json") if sender is not None else None,
         "content": request.content.model_dump(mode="json"),
         "buttons": (
             [[button.model_dump(mode="json") for button in row] for row in keyboard.rows]

@@ -71,12 +71,14 @@ CALLBACK_EXTRA = "request"
 HELLO_TIMEOUT_S = 10.0
 HEARTBEAT_S = 30.0
 PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:;"
+    "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data: https:;"
     " style-src 'self'; base-uri 'none'; form-action 'none'"
 )
 """The chat page's policy: its one script and its own API, nothing inline, nothing else.
-The widget's styles are constructed stylesheets (``adoptedStyleSheets``), which a policy
-without ``'unsafe-inline'`` allows."""
+Pictures may also come from any https address: the operators' and the line's avatars are
+https URLs on hosts the engine cannot list (docs/channels/widget.md, "Sender"); only
+``img-src`` is widened. The widget's styles are constructed stylesheets
+(``adoptedStyleSheets``), which a policy without ``'unsafe-inline'`` allows."""
 
 HUB_KEY = web.AppKey("widget_hub", LiveHub)
 

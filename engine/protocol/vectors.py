@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from engine.api_models import EngineKeyDocument
-from engine.models import OutboundText, ReplyRequest
+from engine.api_models import EngineKeyDocument, ReplyBody
+from engine.models import OutboundText
 from engine.protocol.reference_hpke import MODE_BASE, ReferenceSeal, reference_seal
 from engine.protocol.sample_batch import BATCH_ID, OPERATOR_ID, PORTAL_ID, sample_plaintext
 from engine.security.keys import ed25519_public_to_b64, raw_key_to_b64
@@ -134,7 +134,9 @@ def _failures(engine_key: Ed25519PrivateKey, portal_public: bytes) -> list[dict[
 def _api_request(dialog_id: str) -> dict[str, Any]:
     """An operator's reply in the sample dialog, signed as a portal signs API calls."""
     method, path = "POST", f"/api/v1/dialogs/{dialog_id}/messages"
-    reply = ReplyRequest(
+    # The body the API takes (``ReplyBody``), not the stored ``ReplyRequest``: that one has
+    # fields the engine fills in (keyboard, sender) which a portal's call may not carry.
+    reply = ReplyBody(
         content=OutboundText(text="Добрый день! Заказ в пути 🚚"),
         client_id="reply-0001",
         operator_id=OPERATOR_ID,

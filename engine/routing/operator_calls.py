@@ -110,8 +110,14 @@ async def _operator_dialogs(router: PortalRouter, call: OperatorDialogsCall) -> 
 
 
 async def _operator_profile(router: PortalRouter, call: OperatorProfileCall) -> Answer:
-    operator = await router.set_profile(call.operator_id, call.display_name)
-    return _ok({"operator_id": operator.operator_id, "display_name": operator.display_name})
+    operator = await router.set_profile(call.operator_id, call.display_name, call.avatar_url)
+    return _ok(
+        {
+            "operator_id": operator.operator_id,
+            "display_name": operator.display_name,
+            "avatar_url": operator.avatar_url,
+        }
+    )
 
 
 async def _line_queue(router: PortalRouter, call: LineQueueCall) -> Answer:

@@ -570,9 +570,11 @@ class PortalRouter:
             await self._commit()
         return block
 
-    async def set_profile(self, operator_id: str, display_name: str | None) -> OperatorState:
+    async def set_profile(
+        self, operator_id: str, display_name: str | None, avatar_url: str | None
+    ) -> OperatorState:
         return await self._step(
-            None, lambda now: self.workflow.set_display_name(operator_id, display_name)
+            None, lambda now: self.workflow.set_profile(operator_id, display_name, avatar_url)
         )
 
     async def _must_be_open(self, dialog_id: str) -> DialogState:
@@ -600,7 +602,8 @@ class PortalRouter:
     async def reply(self, dialog_id: str, body: ReplyBody) -> str:
         """Store an operator's reply durably (the caller answers 202 on it) and queue it:
         refused for a closed dialog, a silent supervisor, outside the channel's window; a
-        quick answer is filled in, the persona's name put before the text."""
+        quick answer is filled in; the persona's sender shown beside it, or its name put
+        before the text where the channel shows no sender."""
         async with self._lock:
             dialog = await self._must_be_open(dialog_id)
             conditions = self._reply_terms(dialog.connector_id)
@@ -616,7 +619,8 @@ class PortalRouter:
             now = self._clock.now()
             shown = self.workflow.reply(dialog_id, body.operator_id, content, now, conditions)
             request = ReplyRequest(
-                content=shown,
+                content=shown.content,
+                sender=shown.sender,
                 reply_to_channel_message_id=body.reply_to_channel_message_id,
                 client_id=body.client_id,
                 operator_id=body.operator_id,

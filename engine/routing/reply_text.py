@@ -1,20 +1,32 @@
-"""What the customer reads of an operator's reply.
+"""What the customer sees of an operator's reply.
 
-Where the channel cannot show who sends a message (the channel plug-in's ``shows_sender`` is
-false: every channel so far), the line's persona puts a name before the text: the replying
-operator's display name (``profile``), one name for the whole line (``line_name``), or
-none (``hidden``). A quick answer's text has its variables filled in. See docs/routing.md,
-"Persona" and "Quick answers".
+The line's persona decides who the customer sees sending it: the replying operator's
+display name and avatar (``profile``), the line's name and avatar (``line_name``), or
+nobody (``hidden``). A channel that shows a sender (the plug-in's ``shows_sender``: the
+widget) gets them beside the reply; on every other channel the name goes before the text.
+A quick answer's text has its variables filled in. See docs/routing.md, "Persona" and
+"Quick answers".
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
-from engine.models import OutboundContent, OutboundText
+from engine.models import OutboundContent, OutboundText, ReplySender
 from engine.routing.rules import PersonaRules
 from engine.routing.state import OperatorState
+
+
+class ShownReply(NamedTuple):
+    """A reply as the customer will see it."""
+
+    content: OutboundContent
+    """The content, with the persona's name before the text where no sender is shown."""
+    sender: ReplySender | None
+    """Who is shown beside it (only for a channel that shows a sender; None: nobody)."""
+
 
 _VARIABLE = re.compile(r"\{([a-z_]+)\}")
 
@@ -27,13 +39,22 @@ def fill(text: str, values: Mapping[str, object]) -> str:
     return _VARIABLE.sub(lambda m: str(values.get(m.group(1), m.group(0))), text)
 
 
-def persona_name(persona: PersonaRules, operator: OperatorState | None) -> str | None:
-    """The name the customer sees for a reply by ``operator`` (None: no name)."""
+def persona_sender(persona: PersonaRules, operator: OperatorState | None) -> ReplySender | None:
+    """Who the customer sees sending a reply by ``operator`` (None: nobody). An operator
+    without a name or an avatar in their profile shows what they have."""
     if persona.mode == "line_name":
-        return persona.name
+        return ReplySender(name=persona.name, avatar_url=persona.avatar_url)
     if persona.mode == "hidden" or operator is None:
         return None
-    return operator.display_name
+    if operator.display_name is None and operator.avatar_url is None:
+        return None
+    return ReplySender(name=operator.display_name, avatar_url=operator.avatar_url)
+
+
+def persona_name(persona: PersonaRules, operator: OperatorState | None) -> str | None:
+    """The name the customer sees for a reply by ``operator`` (None: no name)."""
+    sender = persona_sender(persona, operator)
+    return sender.name if sender is not None else None
 
 
 def signed(content: OutboundContent, name: str | None) -> OutboundContent:

@@ -29,6 +29,7 @@ from engine.errors import ConfigError
 from engine.line_texts.config import MessagesConfig
 from engine.line_texts.languages import LanguagesConfig
 from engine.line_texts.sections import LineSections, LineTexts, check_sections
+from engine.models import AvatarUrl
 from engine.routing.hours import HoursConfig, Schedule
 from engine.yaml_marks import parse_yaml_model
 
@@ -226,18 +227,28 @@ class PersonaRules(ConfigModel):
         default="profile",
         description=(
             "profile: the replying operator's display name; line_name: `name` for every "
-            "operator; hidden: no name. Shown before the text where the channel cannot show "
-            "a sender."
+            "operator; hidden: no name. Shown beside the reply where the channel shows a "
+            "sender (with the avatar), else before the text."
         ),
     )
     name: str | None = Field(
         default=None, min_length=1, max_length=100, description="The name for line_name."
+    )
+    avatar_url: AvatarUrl | None = Field(
+        default=None,
+        description="An https picture for line_name, shown beside replies where the channel "
+        "shows a sender (the widget).",
     )
 
     @model_validator(mode="after")
     def _name_with_line_name(self) -> PersonaRules:
         if (self.mode == "line_name") != (self.name is not None):
             raise ValueError("mode line_name needs name, and only it")
+        if self.avatar_url is not None and self.mode != "line_name":
+            raise ValueError(
+                "avatar_url is the line's picture for mode line_name; with mode profile each "
+                "operator's profile has theirs"
+            )
         return self
 
 

@@ -30,7 +30,10 @@ class OperatorState:
     last_assigned_at: float = 0.0
     status_since: float = 0.0
     display_name: str | None = None
-    """The name customers see before the operator's replies (persona ``profile``)."""
+    """The name customers see with the operator's replies (persona ``profile``)."""
+    avatar_url: str | None = None
+    """The https picture beside their replies where the channel shows a sender (persona
+    ``profile``); absent in operators stored before avatars, which load without one."""
 
 
 @dataclass(frozen=True, slots=True)

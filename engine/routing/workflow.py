@@ -26,12 +26,12 @@ from engine.events import (
     DialogUnpinned,
     ParticipantRole,
 )
-from engine.models import OutboundContent
+from engine.models import OutboundContent, ReplySender
 from engine.routing.bot_turns import left
 from engine.routing.choice import unavailable_reason
 from engine.routing.dispatcher import Dispatcher, unavailable_now
 from engine.routing.plan import CustomerOwners
-from engine.routing.reply_text import persona_name, signed
+from engine.routing.reply_text import ShownReply, persona_sender, signed
 from engine.routing.rules import PersonaRules
 from engine.routing.state import Block, Board, DialogState, OperatorState, moved
 
@@ -44,7 +44,8 @@ class ReplyConditions:
     """What the reply check needs to know of the dialog's channel."""
 
     shows_sender: bool = False
-    """The channel shows who sent a message: no persona name goes before the text."""
+    """The channel shows who sent a message: the persona's sender goes beside the reply
+    (``ReplyRequest.sender``) instead of a name before the text."""
     reply_window_s: float | None = None
     """The channel takes replies only this long after the customer's last message."""
     last_customer_at: float | None = None
@@ -81,9 +82,14 @@ class Workflow:
             )
         return self.board.operator(operator_id)
 
-    def set_display_name(self, operator_id: str, display_name: str | None) -> OperatorState:
-        """The name customers see before the operator's replies (persona ``profile``)."""
-        operator = replace(self.board.operator(operator_id), display_name=display_name)
+    def set_profile(
+        self, operator_id: str, display_name: str | None, avatar_url: str | None = None
+    ) -> OperatorState:
+        """What customers see of the operator's replies (persona ``profile``): the name,
+        and the avatar where the channel shows a sender. Sets both (docs/routing.md)."""
+        operator = replace(
+            self.board.operator(operator_id), display_name=display_name, avatar_url=avatar_url
+        )
         self._dispatcher.put_operator(operator)
         return operator
 
@@ -373,10 +379,11 @@ class Workflow:
         content: OutboundContent,
         now: float,
         conditions: ReplyConditions,
-    ) -> OutboundContent:
-        """Check an operator's reply and return what the customer will read. Refused for a
-        silent supervisor and outside the channel's messaging window; the assigned
-        operator's first reply answers the dialog."""
+    ) -> ShownReply:
+        """Check an operator's reply and return what the customer will see: the sender
+        beside it where the channel shows one, else the persona's name before the text.
+        Refused for a silent supervisor and outside the channel's messaging window; the
+        assigned operator's first reply answers the dialog."""
         dialog = self._dispatcher.open_dialog(dialog_id)
         if operator_id is not None and dialog.role_of(operator_id) == "supervisor":
             raise ConflictError(
@@ -393,17 +400,24 @@ class Workflow:
                 closes_at,
             )
         self._dispatcher.answered(dialog_id, operator_id, now)
+        sender = self.persona_sender(dialog, operator_id)
         if conditions.shows_sender:
-            return content
-        return signed(content, self.persona_name(dialog, operator_id))
+            return ShownReply(content, sender)
+        return ShownReply(signed(content, sender.name if sender else None), None)
 
-    def persona_name(self, dialog: DialogState, operator_id: str | None) -> str | None:
-        """The name before a reply by ``operator_id`` (the dialog's operator when unnamed)."""
+    def persona_sender(self, dialog: DialogState, operator_id: str | None) -> ReplySender | None:
+        """Who the customer sees sending a reply by ``operator_id`` (the dialog's operator
+        when unnamed), as the line's persona says; None: nobody."""
         rules = self._dispatcher.line(dialog.line_id)
         persona = rules.persona if rules is not None else PersonaRules()
         replier = operator_id or dialog.operator_id
         operator = self.board.operator(replier) if replier is not None else None
-        return persona_name(persona, operator)
+        return persona_sender(persona, operator)
+
+    def persona_name(self, dialog: DialogState, operator_id: str | None) -> str | None:
+        """The name the persona shows for a reply by ``operator_id`` ({operator_name})."""
+        sender = self.persona_sender(dialog, operator_id)
+        return sender.name if sender is not None else None
 
     # -- reading -----------------------------------------------------------------------------
 

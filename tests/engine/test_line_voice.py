@@ -148,7 +148,7 @@ def test_the_thanks_for_consent_names_the_operator_who_took_the_dialog() -> None
     consent = {**CONSENT, "accepted_text": "Thanks! {operator_name} will answer."}
     kit = Kit(line_rules(members=("a",), messages={"consent": consent}), contacts=True)
     kit.online("a")
-    kit.workflow.set_display_name("a", "Anna")
+    kit.workflow.set_profile("a", "Anna")
     kit.collect()
     open_dialog(kit, "1")
 
@@ -398,7 +398,7 @@ def rating_kit() -> tuple[Kit, DialogState]:
     )
     kit = Kit(rules, contacts=True)
     kit.online("a")
-    kit.workflow.set_display_name("a", "Anna")
+    kit.workflow.set_profile("a", "Anna")
     dialog = open_dialog(kit, "42")
     finish(kit, dialog)
     return kit, dialog

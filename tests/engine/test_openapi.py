@@ -92,13 +92,13 @@ async def test_a_described_body_is_what_the_call_accepts(
     schema = resolve(
         document, profile["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     )
-    body = {"display_name": "Анна"}
+    body = {"display_name": "Анна", "avatar_url": "https://cdn.example/anna.png"}
     assert set(body) == set(schema["properties"])
 
     status, answer = await portal_call(
         served, portal, "PUT", "/api/v1/operators/anna/profile", body
     )
-    assert status == 200, answer
+    assert (status, answer) == (200, {"operator_id": "anna", **body})
     status, answer = await portal_call(
         served, portal, "PUT", "/api/v1/operators/anna/profile", {**body, "colour": "red"}
     )

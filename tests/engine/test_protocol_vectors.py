@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from channels.base import RawRequest
 from channels.registry import build_channel
+from engine.api_models import ReplyBody
 from engine.errors import AuthError
-from engine.models import ReplyRequest
 from engine.portal_side import PortalSide
 from engine.protocol.sample_batch import (
     RECEIVED_AT_S,
@@ -160,4 +160,4 @@ def test_the_api_request_is_a_real_reply_call() -> None:
         "POST",
         f"/api/v1/dialogs/{dialog_id}/messages",
     )
-    ReplyRequest.model_validate_json(request["body"])
+    ReplyBody.model_validate_json(request["body"])  # what the API parses, extra refused

@@ -485,6 +485,44 @@ def test_a_line_name_persona_and_its_name_go_together(tmp_path: Path, persona: s
         load_one(tmp_path, BASE + persona)
 
 
+def test_a_line_name_persona_takes_an_https_avatar(tmp_path: Path) -> None:
+    persona = "persona:\n  mode: line_name\n  name: Acme\n  avatar_url: https://cdn.example/a.png\n"
+    rules = load_one(tmp_path, BASE + persona).for_line("p1", "support")
+    assert rules is not None and rules.persona.avatar_url == "https://cdn.example/a.png"
+
+
+@pytest.mark.parametrize(
+    ("avatar", "line", "reason"),
+    [
+        ("http://cdn.example/a.png", 9, "an avatar URL must start with https://"),
+        ("javascript:alert(1)", 9, "an avatar URL must start with https://"),
+        ("https:///a.png", 9, "an avatar URL needs a host after https://"),
+        ("https://u:p@cdn.example/a.png", 9, "must not carry a user name or password"),
+        ('"https://cdn.example/a b.png"', 9, "must not contain spaces, control characters"),
+        ("https://cdn.example/" + "a" * 1000, 9, "String should have at most 1000 characters"),
+    ],
+    ids=["http", "javascript", "no-host", "credentials", "space", "too-long"],
+)
+def test_a_bad_persona_avatar_points_at_its_file_line_and_field(
+    tmp_path: Path, avatar: str, line: int, reason: str
+) -> None:
+    persona = f"persona:\n  mode: line_name\n  name: Acme\n  avatar_url: {avatar}\n"
+    with pytest.raises(
+        ConfigError, match=rf"support\.yaml:{line}: persona\.avatar_url: .*{reason}"
+    ):
+        load_one(tmp_path, BASE + persona)
+
+
+def test_a_persona_avatar_belongs_to_line_name_only(tmp_path: Path) -> None:
+    persona = "persona:\n  mode: profile\n  avatar_url: https://cdn.example/a.png\n"
+    with pytest.raises(
+        ConfigError,
+        match=r"support\.yaml:6: persona: Value error, avatar_url is the line's picture for "
+        r"mode line_name",
+    ):
+        load_one(tmp_path, BASE + persona)
+
+
 def test_a_reopen_time_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"support\.yaml:6: reopen_within_s: Input should be greater than 0"

@@ -16,9 +16,9 @@ from engine.errors import (
     ValidationFailedError,
     WindowClosedError,
 )
-from engine.models import OutboundFile, OutboundImage, OutboundText
+from engine.models import OutboundFile, OutboundImage, OutboundText, ReplySender
 from engine.routing.plan import CustomerOwners
-from engine.routing.reply_text import quick_answer_text
+from engine.routing.reply_text import ShownReply, quick_answer_text
 from engine.routing.state import DialogState
 from engine.routing.workflow import ReplyConditions
 from tests.engine.routing_kit import T0, Kit, line_rules, portal_rules
@@ -518,8 +518,20 @@ def reply_text(kit: Kit, chat: str, operator: str | None, **conditions: Any) -> 
         ReplyConditions(**conditions),
     )
     kit.collect()
-    assert isinstance(content, OutboundText)
-    return content.text
+    assert isinstance(content.content, OutboundText)
+    return content.content.text
+
+
+def shown(kit: Kit, chat: str, operator: str | None, **conditions: Any) -> ShownReply:
+    reply = kit.workflow.reply(
+        held(kit, chat).dialog_id,
+        operator,
+        OutboundText(text="Hello"),
+        kit.now,
+        ReplyConditions(**conditions),
+    )
+    kit.collect()
+    return reply
 
 
 def test_the_persona_names_the_operator_where_the_channel_shows_no_sender() -> None:
@@ -529,7 +541,7 @@ def test_the_persona_names_the_operator_where_the_channel_shows_no_sender() -> N
     kit.online("a")
     kit.write("1")
     kit.write("2", "sales")
-    kit.workflow.set_display_name("a", "Anna")
+    kit.workflow.set_profile("a", "Anna")
     kit.collect()
 
     assert reply_text(kit, "1", "a") == "Anna: Hello"
@@ -555,8 +567,59 @@ def test_a_line_name_persona_names_every_reply_alike_and_captions_are_signed() -
     )
     bare = OutboundFile(url="https://x/y.pdf")
     file = kit.workflow.reply(dialog.dialog_id, "a", bare, kit.now, ReplyConditions())
-    assert isinstance(image, OutboundImage) and image.caption == "Acme Support: Look"
-    assert file == bare
+    assert isinstance(image.content, OutboundImage)
+    assert image.content.caption == "Acme Support: Look"
+    assert file == ShownReply(bare, None)
+
+
+AVATAR = "https://cdn.example/anna.png"
+
+
+def test_a_channel_that_shows_a_sender_gets_the_operators_name_and_avatar_not_a_prefix() -> None:
+    kit = Kit(
+        line_rules("support", ("a", "b", "c")),
+        line_rules("sales", ("a",), persona={"mode": "hidden"}),
+    )
+    kit.online("a")
+    kit.write("1")
+    kit.write("2", "sales")
+    kit.workflow.set_profile("a", "Anna", AVATAR)
+    kit.workflow.set_profile("c", None, AVATAR)
+    kit.collect()
+
+    widget = shown(kit, "1", "a", shows_sender=True)
+    assert widget == ShownReply(
+        OutboundText(text="Hello"), ReplySender(name="Anna", avatar_url=AVATAR)
+    )
+    # unnamed: the dialog's operator, as for the prefix
+    assert shown(kit, "1", None, shows_sender=True).sender == ReplySender(
+        name="Anna", avatar_url=AVATAR
+    )
+    assert shown(kit, "1", "b", shows_sender=True).sender is None  # an empty profile
+    assert shown(kit, "1", "c", shows_sender=True).sender == ReplySender(avatar_url=AVATAR)
+    assert shown(kit, "2", "a", shows_sender=True) == ShownReply(OutboundText(text="Hello"), None)
+    # a channel without a sender: the name before the text, exactly as before; no avatar
+    assert shown(kit, "1", "a") == ShownReply(OutboundText(text="Anna: Hello"), None)
+    assert shown(kit, "1", "c") == ShownReply(OutboundText(text="Hello"), None)
+
+
+def test_a_line_name_persona_shows_the_lines_name_and_avatar_where_a_sender_is_shown() -> None:
+    persona = {"mode": "line_name", "name": "Acme Support", "avatar_url": AVATAR}
+    kit = Kit(
+        line_rules("support", ("a",), persona=persona),
+        line_rules("sales", ("a",), persona={"mode": "line_name", "name": "Acme Sales"}),
+    )
+    kit.online("a")
+    kit.write("1")
+    kit.write("2", "sales")
+    kit.workflow.set_profile("a", "Anna", "https://cdn.example/other.png")
+    kit.collect()
+
+    assert shown(kit, "1", "a", shows_sender=True).sender == ReplySender(
+        name="Acme Support", avatar_url=AVATAR
+    )
+    assert shown(kit, "2", "a", shows_sender=True).sender == ReplySender(name="Acme Sales")
+    assert shown(kit, "1", "a") == ShownReply(OutboundText(text="Acme Support: Hello"), None)
 
 
 def test_the_first_reply_of_the_operator_answers_an_invited_ones_does_not() -> None:

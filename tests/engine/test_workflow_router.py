@@ -55,7 +55,8 @@ async def test_a_restart_recovers_pins_participants_blocks_profiles_and_quick_an
     await router.pin(kept.dialog_id, "op-a")
     await router.invite(kept.dialog_id, "op-b", "op-a")
     await router.decline(spam.dialog_id, "op-a", True, None, True)
-    await router.set_profile("op-a", "Anna")
+    await router.set_profile("op-a", "Anna", "https://cdn.example/anna.png")
+    await router.set_profile("op-b", "Boris", None)
     answer = await router.quick_answers.create("support", "Hello", "Hi!")
     await portal.wait_for_events(1, "dialog.closed")
     await kit.close_host(host)
@@ -65,6 +66,8 @@ async def test_a_restart_recovers_pins_participants_blocks_profiles_and_quick_an
     dialog = await router.dialog(kept.dialog_id)
     assert dialog.pinned and dialog.participants == (("op-b", "invited"),)
     assert router.dispatcher.board.operator("op-a").display_name == "Anna"
+    assert router.dispatcher.board.operator("op-a").avatar_url == "https://cdn.example/anna.png"
+    assert router.dispatcher.board.operator("op-b").avatar_url is None
     assert await router.quick_answers.of_line("support") == [answer]
     # Blocked as ownership is keyed: the customer's contact (docs/crm.md).
     assert set(router.dispatcher.board.blocked) == {spam.identity}
@@ -99,7 +102,7 @@ async def test_a_quick_answer_is_filled_in_and_signed_with_the_operators_name(
 ) -> None:
     router = host.router("p1")
     dialog = await assigned_dialog(kit, host)
-    await router.set_profile("op-a", "Anna")
+    await router.set_profile("op-a", "Anna", None)
     answer = await router.quick_answers.create(
         "support", "Greeting", "Hello {customer_name}, {operator_name} of {line_name} here."
     )

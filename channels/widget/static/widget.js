@@ -137,6 +137,12 @@
       ".msg.pending{opacity:.65}",
       ".msg img{display:block;max-width:100%;max-height:220px;border-radius:6px;margin-top:4px}",
       ".msg a{color:inherit}",
+      ".from-line{display:flex;align-items:flex-end;gap:8px;align-self:flex-start;max-width:92%}",
+      ".from-column{display:flex;flex-direction:column;gap:2px;min-width:0}",
+      ".from-column .msg{max-width:100%}",
+      ".sender{font-size:12px;color:#454b52}",
+      ".avatar{flex:none;width:32px;height:32px;border-radius:50%;object-fit:cover;background:#dde1e6}",
+      ".avatar.initials{display:inline-flex;align-items:center;justify-content:center;font-size:13px;font-weight:600;color:#1b1b1b}",
       ".who{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
       ".state{display:block;font-size:11px;opacity:.8;margin-top:3px}",
       ".typing{padding:4px 14px;font-size:13px;color:#454b52;background:#f6f7f9;font-style:italic}",
@@ -400,12 +406,59 @@
     return typeof url === "string" && /^https?:\/\//.test(url);
   }
 
-  function bubble(from, content, clientId) {
+  function bubble(from, content, clientId, senderName) {
     var node = el("div", { class: "msg " + from });
-    node.appendChild(el("span", { class: "who" }, from === "visitor" ? "You: " : settings.texts.title + ": "));
+    node.appendChild(el("span", { class: "who" }, from === "visitor" ? "You: " : (senderName || settings.texts.title) + ": "));
     node.appendChild(contentNode(content));
     if (clientId) node.setAttribute("data-client-id", clientId);
     return node;
+  }
+
+  function senderName(sender) {
+    return sender && typeof sender.name === "string" && sender.name ? sender.name : null;
+  }
+
+  // Who sends an operator's reply, as the line's persona says (docs/channels/widget.md,
+  // "Sender"): the name above the message and the avatar beside it, an <img> whose URL is
+  // only ever an attribute, replaced by the name's initials when it does not load.
+  function withSender(node, sender) {
+    var name = senderName(sender);
+    if (!name && !(sender && isHttps(sender.avatar_url))) return node;
+    var row = el("div", { class: "from-line" });
+    row.appendChild(avatarNode(name, sender.avatar_url));
+    var column = el("div", { class: "from-column" });
+    if (name) column.appendChild(el("span", { class: "sender", "aria-hidden": "true" }, name));
+    column.appendChild(node);
+    row.appendChild(column);
+    return row;
+  }
+
+  function initials(name) {
+    var words = (name || "").trim().split(/\s+/).filter(Boolean);
+    var letters = words.slice(0, 2).map(function (word) { return Array.from(word)[0]; });
+    return letters.join("").toUpperCase();
+  }
+
+  function avatarNode(name, url) {
+    var fallback = el("span", { class: "avatar initials", "aria-hidden": "true" }, initials(name));
+    if (!isHttps(url)) return fallback;
+    var img = el("img", {
+      class: "avatar",
+      src: url,
+      alt: name || "",
+      width: "32",
+      height: "32",
+      referrerpolicy: "no-referrer",
+      decoding: "async",
+    });
+    img.addEventListener("error", function () {
+      if (img.parentNode) img.parentNode.replaceChild(fallback, img);
+    });
+    return img;
+  }
+
+  function isHttps(url) {
+    return typeof url === "string" && /^https:\/\//.test(url);
   }
 
   function atBottom() {
@@ -426,10 +479,11 @@
       var pending = ui.log.querySelector('.pending[data-client-id="' + cssEscape(entry.client_id) + '"]');
       if (pending) pending.remove();
     }
-    var node = bubble(entry.from, entry.content, entry.client_id);
+    var sender = entry.from === "line" && entry.sender && typeof entry.sender === "object" ? entry.sender : null;
+    var node = bubble(entry.from, entry.content, entry.client_id, senderName(sender));
     node.setAttribute("data-seq", String(entry.seq));
     if (entry.buttons && entry.buttons.length) node.appendChild(choices(entry.buttons));
-    ui.log.appendChild(node);
+    ui.log.appendChild(sender ? withSender(node, sender) : node);
     if (follow) ui.log.scrollTop = ui.log.scrollHeight;
   }
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -105,3 +107,44 @@ class Screenshots:
             Path(copy_to).mkdir(parents=True, exist_ok=True)
             shutil.copy(path, Path(copy_to) / path.name)
         return path
+
+
+def solid_png(size: int, rgb: tuple[int, int, int]) -> bytes:
+    """A square PNG of one colour: an avatar picture for the browser to load."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    row = b"\x00" + bytes(rgb) * size
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * size))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def serve_https_pictures(
+    context: BrowserContext | Page, pictures: dict[str, bytes]
+) -> list[str]:
+    """Answer the browser's https requests from ``pictures`` (URL to PNG) inside the browser:
+    nothing leaves the machine, any other https URL fails as an unreachable host does.
+    Returns the URLs the page asked for, in order."""
+    asked: list[str] = []
+
+    async def answer(route: Route) -> None:
+        url = route.request.url
+        asked.append(url)
+        if url in pictures:
+            await route.fulfill(status=200, content_type="image/png", body=pictures[url])
+        else:
+            await route.abort("addressunreachable")
+
+    await context.route("https://**/*", answer)
+    return asked

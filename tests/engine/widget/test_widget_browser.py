@@ -22,6 +22,8 @@ from tests.engine.web_kit import portal_call
 from tests.engine.widget.browser_kit import (
     HostPage,
     Screenshots,
+    serve_https_pictures,
+    solid_png,
     start_host_page,
 )
 from tests.engine.widget.widget_kit import WIDGET_ID, serve_widget, widget_connector
@@ -126,6 +128,28 @@ def texts(portal: PortalStandIn) -> list[str]:
     return [e["data"]["content"].get("text", "") for e in portal.messages()]
 
 
+AVATAR = "https://avatars.test/anna.png"
+GONE_AVATAR = "https://avatars.test/gone.png"
+LOADED = (
+    "img => img.complete ? img.naturalWidth"
+    " : new Promise(done => img.addEventListener('load', () => done(img.naturalWidth)))"
+)
+"""The avatar's width once it has loaded (0: it did not)."""
+
+
+async def set_profile(served: Served, portal: PortalStandIn, avatar_url: str | None) -> None:
+    body = {"display_name": "Anna Petrova", "avatar_url": avatar_url}
+    status, answer = await portal_call(
+        served, portal, "PUT", "/api/v1/operators/anna/profile", body
+    )
+    assert status == 200, answer
+
+
+def sent_by(page: Page, text: str) -> Locator:
+    """The operator's message with ``text`` and who sent it: one row."""
+    return log(page).locator(".from-line", has_text=text)
+
+
 async def test_a_visitor_chats_reloads_goes_offline_and_rates_in_a_real_browser(
     browser: Browser,
     engine: Served,
@@ -203,6 +227,70 @@ async def test_a_visitor_chats_reloads_goes_offline_and_rates_in_a_real_browser(
     [rated] = portal.of_types("dialog.rated")
     assert rated["data"]["score"] == 5
     await expect(log(page)).to_contain_text("Thanks for the rating!")
+    assert errors == []
+    await context.close()
+
+
+async def test_the_operators_name_and_avatar_stand_beside_their_message_with_a_fallback(
+    browser: Browser,
+    engine: Served,
+    portal: PortalStandIn,
+    host_page: HostPage,
+    screenshots: Screenshots,
+) -> None:
+    context = await browser.new_context(viewport={"width": 900, "height": 720})
+    asked = await serve_https_pictures(context, {AVATAR: solid_png(64, (11, 110, 79))})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await set_profile(engine, portal, AVATAR)
+    await page.goto(host_page.origin + "/")
+    await page.get_by_role("button", name="Open chat").click()
+    await write(page, "Where is my order?")
+    await page.get_by_role("button", name="✅ I agree").click()
+    await portal.wait_for(lambda p: bool(p.of_types("dialog.assigned")))
+    dialog_id = portal.messages()[0]["dialog"]["id"]
+
+    await operator_says(engine, portal, dialog_id, "It ships today.")
+    row = sent_by(page, "It ships today.")
+    await expect(row).to_have_count(1)
+    avatar = row.locator("img.avatar")
+    await expect(avatar).to_have_attribute("src", AVATAR)
+    await expect(avatar).to_have_attribute("alt", "Anna Petrova")
+    assert await avatar.evaluate(LOADED) == 64
+    await expect(row.locator(".sender")).to_have_text("Anna Petrova")
+    message = row.locator(".msg.line")
+    # The text as the operator wrote it: the name is beside it, not glued before it.
+    assert await message.evaluate("m => m.lastChild.textContent") == "It ships today."
+    # Beside: the avatar left of the message, level with it, at the size it was given.
+    picture, bubble = await avatar.bounding_box(), await message.bounding_box()
+    assert picture is not None and bubble is not None
+    assert (picture["width"], picture["height"]) == (32, 32)
+    assert picture["x"] + picture["width"] <= bubble["x"]
+    assert bubble["y"] <= picture["y"] + picture["height"] <= bubble["y"] + bubble["height"] + 1
+    # The line's own messages have no sender.
+    await expect(log(page).locator(".from-line", has_text="Thank you!")).to_have_count(0)
+    await screenshots.take(page, "widget-sender")
+
+    # An avatar that cannot be loaded: the name's initials instead, nothing broken.
+    await set_profile(engine, portal, GONE_AVATAR)
+    await operator_says(engine, portal, dialog_id, "Anything else?")
+    fallback = sent_by(page, "Anything else?")
+    await expect(fallback.locator(".avatar.initials")).to_have_text("AP")
+    await expect(fallback.locator("img")).to_have_count(0)
+    await expect(fallback.locator(".sender")).to_have_text("Anna Petrova")
+    assert GONE_AVATAR in asked
+    await screenshots.take(page, "widget-sender-fallback")
+
+    # A reload shows the same senders from the history.
+    await page.reload()
+    await page.get_by_role("button", name="Open chat").click()
+    await expect(sent_by(page, "It ships today.").locator("img.avatar")).to_have_attribute(
+        "src", AVATAR
+    )
+    await expect(sent_by(page, "Anything else?").locator(".avatar.initials")).to_have_text("AP")
+    results = await Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
     assert errors == []
     await context.close()
 
@@ -333,5 +421,15 @@ async def test_the_chat_page_has_a_strict_policy_and_works_under_it(
     assert colour == "rgb(11, 110, 79)"  # styled under the policy (constructed stylesheets)
     await write(page, "from the chat page")
     await portal.wait_for(lambda p: "from the chat page" in texts(p))
+    # An operator's avatar is an https picture on another host: the policy lets it load.
+    await serve_https_pictures(page, {AVATAR: solid_png(64, (11, 110, 79))})
+    await set_profile(engine, portal, AVATAR)
+    await page.get_by_role("button", name="✅ I agree").click()
+    await portal.wait_for(lambda p: bool(p.of_types("dialog.assigned")))
+    dialog_id = portal.messages()[0]["dialog"]["id"]
+    await operator_says(engine, portal, dialog_id, "Hello, chat page!")
+    avatar = sent_by(page, "Hello, chat page!").locator("img.avatar")
+    await expect(avatar).to_have_attribute("alt", "Anna Petrova")
+    assert await avatar.evaluate(LOADED) == 64
     assert violations == []
     await page.close()
