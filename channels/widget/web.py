@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import hmac
 import html
+import logging
 import secrets
 import time
 import urllib.parse
@@ -63,6 +64,8 @@ from engine.models import Content, Frozen, TextContent
 from engine.web.common import json_body, json_response, parse_json, parse_model
 from engine.web.ports import Engine
 from engine.web.webhooks import WebhookIngest
+
+log = logging.getLogger(__name__)
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 PHONE_PATTERN = r"^\+?[0-9 ()-]{5,30}$"
@@ -498,7 +501,9 @@ class WidgetApi:
                 if message.type == WSMsgType.ERROR:
                     break
         except ConnectionResetError:
-            pass  # the visitor went away mid-send: the cursor brings them back
+            # The visitor went away mid-send: nothing is lost, their next connection
+            # resumes from the cursor (docs/channels/widget.md, "The live path back").
+            log.debug("visitor %s went away mid-send", visitor.visitor_id)
         finally:
             self.hub.remove(connection)
 
