@@ -38,6 +38,10 @@ ROLES = (
 )
 
 
+PLACEHOLDER_AGENT = "sleep infinity"
+"""The command line of what the engine's own Ray node runs instead of Ray's two agents
+(actors/ray_node.py)."""
+
 RAY_SCRIPTS = "/site-packages/ray/"
 """In the command line of Ray's own Python daemons (log monitor, autoscaler monitor)."""
 
@@ -47,6 +51,8 @@ def role_of(process: psutil.Process) -> str:
         text = " ".join(process.cmdline())[:300]
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return "gone"
+    if text == PLACEHOLDER_AGENT:
+        return "ray_agent_placeholder"
     for role in ROLES:
         if role in text:
             return "ray_other" if role == "ray::" else role

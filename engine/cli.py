@@ -26,6 +26,7 @@ from engine.logs import configure_logging
 from engine.yaml_marks import format_validation_error, yaml_marks
 
 if TYPE_CHECKING:
+    from actors.ray_node import LocalRayNode
     from actors.supervisor import EngineActors
 
 log = logging.getLogger("openlines")
@@ -34,8 +35,8 @@ SHUTDOWN_TIMEOUT_S = 45.0
 
 # Ray must keep every address on loopback; this has to be set before Ray is imported.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-# Actors' log lines reach the driver's stdout through Ray: without terminal colour codes,
-# so the engine's log stays JSON lines a collector can read.
+# Joining a cluster, actors' log lines reach the driver's stdout through Ray's log monitor:
+# without terminal colour codes, so the engine's log stays lines a collector can read.
 os.environ.setdefault("RAY_COLOR_PREFIX", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # its "[repeated n times]" notes are coloured
 
@@ -74,7 +75,9 @@ def connector_url(base: str, connector: ConnectorConfig) -> str:
     return f"webhook {base}/hooks/{connector.channel}/{connector.id}"
 
 
-def start_ray(config: EngineConfig) -> None:
+def start_ray(config: EngineConfig) -> LocalRayNode | None:
+    """Join the configured cluster, or start the engine's own node: the GCS and the raylet
+    only (actors/ray_node.py), in a temp folder of its own that ``stop_ray`` removes."""
     import ray
 
     # Ray says at every start whether its token authentication is on: a fact of Ray's
@@ -85,35 +88,31 @@ def start_ray(config: EngineConfig) -> None:
     )
 
     from actors.names import NAMESPACE
+    from actors.ray_node import LocalRayNode
     from engine.runtime import kill_leftovers, ray_temp_dir, remove_ray_temp_dir
 
     if config.ray_address:
         ray.init(address=config.ray_address, namespace=NAMESPACE, logging_level=logging.WARNING)
-        return
+        return None
     temp_dir = ray_temp_dir(config.data_dir)
     killed = kill_leftovers(temp_dir)
     if killed:
         log.warning("killed %d Ray processes left by an earlier run: %s", len(killed), killed)
     remove_ray_temp_dir(temp_dir)  # sessions of runs that were killed
-    # Ray's processes inherit the signal mask: with SIGINT and SIGTERM blocked while they
-    # start, a Ctrl-C in the terminal or a service manager's SIGTERM to the whole process
-    # group reaches only the driver, which then stops the actors in order instead of finding
-    # Ray's GCS gone (the engine ends its Ray processes itself, ``stop_ray``).
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        ray.init(
-            namespace=NAMESPACE,
-            include_dashboard=False,
-            _temp_dir=str(temp_dir),
-            _node_ip_address="127.0.0.1",
-            logging_level=logging.WARNING,
-            log_to_driver=True,
-        )
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    node = LocalRayNode(temp_dir)
+    node.start()
+    # The node's log forwarder shows the actors' output; Ray's own route for it (the log
+    # monitor) is not running.
+    ray.init(
+        address=node.address,
+        namespace=NAMESPACE,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+    return node
 
 
-def stop_ray(config: EngineConfig) -> None:
+def stop_ray(config: EngineConfig, node: LocalRayNode | None) -> None:
     """Disconnect from Ray; a Ray of our own is stopped and leaves nothing behind: no
     process, and no folder in the system temp folder."""
     import ray
@@ -124,7 +123,8 @@ def stop_ray(config: EngineConfig) -> None:
         ray.shutdown()
     except Exception as exc:  # the shutdown boundary: what is left is killed below
         log.warning("Ray did not shut down cleanly: %s", exc)
-    if not config.ray_address:
+    if node is not None:
+        node.stop()
         temp_dir = ray_temp_dir(config.data_dir)
         kill_leftovers(temp_dir)
         remove_ray_temp_dir(temp_dir)
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         # folder holding another ``engine`` package, the actors would import that one. The
         # engine's own data folder holds nothing importable.
         os.chdir(config.data_dir)
-        start_ray(config)
+        node = start_ray(config)
         try:
             from actors.settings import ActorSettings
             from actors.supervisor import EngineActors
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
             config = actors.settings.without_registry().config  # the registry actor's now
             asyncio.run(serve(actors))
         finally:
-            stop_ray(config)
+            stop_ray(config, node)
     finally:
         lock.release()
     say("openlines: stopped")

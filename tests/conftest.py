@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -17,24 +18,22 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    """``ray.init`` costs seconds: tests that need Ray share this one."""
+    """Starting Ray costs time: tests that need it share this one, the engine's own kind of
+    node (actors/ray_node.py), the actors' output left in Ray's log files."""
     import ray
 
+    from actors.ray_node import LocalRayNode
     from engine.runtime import kill_leftovers, remove_ray_temp_dir
 
     temp_dir = Path(tempfile.mkdtemp(prefix="olr-t-"))
-    ray.init(
-        include_dashboard=False,
-        num_cpus=2,
-        _temp_dir=str(temp_dir),
-        _node_ip_address="127.0.0.1",
-        logging_level="ERROR",
-        log_to_driver=False,
-    )
+    node = LocalRayNode(temp_dir, num_cpus=2, forward_logs=False)
+    node.start()
+    ray.init(address=node.address, logging_level=logging.ERROR, log_to_driver=False)
     try:
         yield
     finally:
         ray.shutdown()
+        node.stop()
         kill_leftovers(temp_dir)
         remove_ray_temp_dir(temp_dir)
 
