@@ -161,8 +161,12 @@ class ChannelActor:
         return await self._view.server(destination).append(records, self._index, watermark)
 
     async def watermark(self, destination: str) -> float:
-        """Asked by a portal actor whose routing waits on this actor (``engine.handoff``)."""
-        return self._handoff.watermark(destination)
+        """Asked by a portal actor whose routing waits on this actor (``engine.handoff``);
+        refused (so waited for) until a restarted actor has read its intake again."""
+        handoff: Handoff | None = getattr(self, "_handoff", None)
+        if handoff is None:
+            raise UnavailableError(f"channel actor {self._index} has not opened its intake yet")
+        return handoff.watermark(destination)
 
     async def stop(self) -> None:
         """Stop taking requests, let running ones finish, hand off what the intake holds."""

@@ -27,6 +27,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
+from engine.errors import UnavailableError
 from engine.metrics import Counters
 from engine.store.intake import IntakeRow, IntakeStore
 from engine.store.records import OutboxRecord
@@ -157,7 +158,14 @@ class Handoff:
         return self.waiting()
 
     def watermark(self, destination: str) -> float:
-        """Nothing older than this is still to come from here for ``destination``."""
+        """Nothing older than this is still to come from here for ``destination``.
+
+        Refused until ``load`` has read the intake: a restarted channel actor asked while
+        it reads would otherwise answer "nothing older than now" for records it
+        acknowledged before dying, and the portal would route newer ones ahead of them.
+        """
+        if not self._loaded:
+            raise UnavailableError("the intake is still being read: no watermark yet")
         floor = self._floor()
         rows = self._queued.get(destination)
         return min(floor, rows[0].record.received_at) if rows else floor

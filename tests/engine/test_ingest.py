@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from engine.clock import SystemClock
+from engine.errors import UnavailableError
 from engine.handoff import Handoff
 from engine.ingest import outbox_record
 from engine.metrics import Counters
@@ -226,6 +227,20 @@ async def test_a_failing_destination_keeps_its_records_while_others_carry_on(
         assert destinations.stored("portal-down") == ["d0", "d1", "d2"]  # in order, once
     finally:
         task.cancel()
+
+
+async def test_no_watermark_until_the_intake_of_a_previous_run_is_read(
+    intake: ThreadedStore[IntakeStore],
+) -> None:
+    """A restarted channel actor asked for its watermark while it reads its intake must not
+    answer "nothing before now": the records it acknowledged before dying are older."""
+    handoff = Handoff(intake, Destinations().send, 10, Counters(), floor=lambda: 50.0)
+    await intake.append([addressed("before the crash")])  # received at 0.0
+    with pytest.raises(UnavailableError):
+        handoff.watermark("portal-p1")
+    await handoff.load()
+    assert handoff.watermark("portal-p1") == 0.0
+    assert handoff.watermark("portal-elsewhere") == 50.0
 
 
 async def test_a_clean_stop_drains_the_intake(intake: ThreadedStore[IntakeStore]) -> None:
