@@ -5,6 +5,14 @@ the file's ``synchronous`` mode (FULL by default). Bookkeeping commits with NORM
 mode it still survives a killed process, and a power cut can only make it happen again,
 never lose what was acknowledged. The next durable commit syncs the WAL, NORMAL frames
 included.
+
+**Groups.** The store's thread (``engine.store.threaded``) runs the calls that queued while
+it was busy as one group: their transactions become savepoints of one transaction, so a
+thousand quiet portals' routing steps cost one commit instead of a thousand. A member's
+failure rolls back its own savepoint only. A group's durability is that of its first
+transaction; a durable member met in a NORMAL group raises ``GroupNotDurable`` before it
+touches anything, and the thread commits the group and runs the member again at the head
+of a durable one (which then takes NORMAL members too: more durable than they asked).
 """
 
 from __future__ import annotations
@@ -25,6 +33,13 @@ def open_database(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return connection
 
 
+class GroupNotDurable(BaseException):
+    """A durable transaction met inside a NORMAL group (see the module docstring).
+
+    A ``BaseException``: a store method's own ``except Exception`` must not swallow it.
+    """
+
+
 class SqliteFile:
     def __init__(self, path: Path, schema: str, synchronous: str = "FULL") -> None:
         self.path = path
@@ -32,16 +47,71 @@ class SqliteFile:
         self._mode = synchronous
         self._db = open_database(path, synchronous)
         self._db.executescript(schema)
+        self._grouping = False
+        self._group_durable: bool | None = None
+        """The open group transaction's durability; None while none is open."""
 
-    @contextmanager
-    def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
+    def _set_mode(self, durable: bool) -> None:
         mode = self._durable_mode if durable else "NORMAL"
         if mode != self._mode:
             self._db.execute(f"PRAGMA synchronous={mode}")
             self._mode = mode
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
+        if self._grouping:
+            with self._member(durable) as db:
+                yield db
+            return
+        self._set_mode(durable)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _member(self, durable: bool) -> Iterator[sqlite3.Connection]:
+        """One member's transaction inside the group: a savepoint of the group's."""
+        if self._group_durable is None:
+            self._set_mode(durable)
+            self._db.execute("BEGIN IMMEDIATE")
+            self._group_durable = durable
+        elif durable and not self._group_durable:
+            raise GroupNotDurable
+        self._db.execute("SAVEPOINT member")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK TO member")
+            self._db.execute("RELEASE member")
+            raise
+        self._db.execute("RELEASE member")
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Run the calls of one group (the store's thread only); ``commit_group`` ends each
+        part of it, and the last part is committed on the way out."""
+        self._grouping = True
+        try:
+            yield
+        except BaseException:
+            self._grouping = False
+            if self._group_durable is not None:
+                self._group_durable = None
+                self._db.execute("ROLLBACK")
+            raise
+        self._grouping = False
+        self.commit_group()
+
+    def commit_group(self) -> None:
+        """Commit the open group transaction, if any; on failure nothing of it is kept."""
+        if self._group_durable is None:
+            return
+        self._group_durable = None
+        try:
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

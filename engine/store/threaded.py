@@ -1,23 +1,36 @@
-"""A synchronous store driven from asyncio: one thread per store, group commit on appends.
+"""A synchronous store driven from asyncio: one thread per store, calls run in groups.
 
 SQLite connections must not be shared between threads, and a commit blocks for a disk sync;
-so every call runs on the store's single worker thread. Appends that arrive while a commit
-is running wait and are written together in the next transaction (group commit): under load
-one fsync covers many webhooks. There is no wait before a commit: the next group is
-whatever arrived while the previous one was being written.
+so every call runs on the store's single worker thread. Calls that arrive while the thread
+is busy wait and run together, at once, as one **group**: one hop to the thread and back
+for all of them, and, for a ``SqliteFile``, one transaction whose members are savepoints
+(``engine.store.sqlite_file``): with thousands of quiet portals each routing one message,
+the portal actor commits once per group instead of once per portal. There is no wait
+before a group: the next one is whatever arrived while the previous one ran. A member's
+answer is given only once its group is committed.
 
-A group shares work, never failure: when its commit fails, its members are written again
-one by one, so only the member that cannot be stored fails (STYLE.md, lessons).
+Appends are grouped a second time: those that arrive while one is being written are
+written in the next append together (group commit), so under load one fsync covers many
+webhooks.
+
+A group shares work, never failure: a member that raises rolls back only its own
+savepoint, and when an append's commit fails, its members are written again one by one,
+so only the member that cannot be stored fails (STYLE.md, lessons). A group whose commit
+fails (a disk error) fails each of its members, as their own commits would have.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from engine.clock import Clock
+from engine.store.sqlite_file import GroupNotDurable, SqliteFile
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,23 +45,113 @@ class Appendable(Protocol):
     def close(self) -> None: ...
 
 
+GROUP_MAX = 512
+"""Calls run in one group at most: the members' answers wait for the whole group."""
+
+
+@dataclass(slots=True)
+class _Call:
+    function: Callable[..., Any]
+    args: tuple[object, ...]
+    future: asyncio.Future[Any]
+    ok: bool = False
+    outcome: Any = None
+
+
 class StoreThread(Generic[R]):
-    """Runs every call on a synchronous store on the store's own single thread."""
+    """Runs every call on a synchronous store on the store's own single thread, in groups
+    (see the module docstring)."""
 
     def __init__(self, store: R, name: str = "store") -> None:
         self.store = store
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._queue: deque[_Call] = deque()
+        self._lock = threading.Lock()
+        self._running = False
 
     async def call(self, function: Callable[..., T], *args: object) -> T:
-        """Run ``function(*args)`` on the store's thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, lambda: function(*args))
+        """Run ``function(*args)`` on the store's thread; its answer once it is committed."""
+        call = _Call(function, args, asyncio.get_running_loop().create_future())
+        with self._lock:
+            self._queue.append(call)
+            start, self._running = not self._running, True
+        if start:
+            self._thread.submit(self._drain)
+        result: T = await call.future
+        return result
+
+    def _drain(self) -> None:
+        """The store's thread: run groups while calls wait."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._running = False
+                    return
+                group = [self._queue.popleft() for _ in range(min(len(self._queue), GROUP_MAX))]
+            try:
+                self._run_group(group)
+            except BaseException as exc:  # the thread's boundary: no caller is left waiting
+                for call in group:  # committed or not, none can be told apart any more
+                    call.outcome, call.ok = exc, False
+            for loop in {call.future.get_loop() for call in group}:
+                loop.call_soon_threadsafe(_answer, group, loop)
+
+    def _run_group(self, group: list[_Call]) -> None:
+        store = self.store
+        if not isinstance(store, SqliteFile):
+            for call in group:
+                _run(call)
+            return
+        with store.grouped():
+            uncommitted: list[_Call] = []
+            for call in group:
+                if call.function == store.close:  # what came before it is committed first
+                    _commit(store, uncommitted)
+                try:
+                    _run(call)
+                except GroupNotDurable:
+                    _commit(store, uncommitted)
+                    _run(call)  # at the head of a new, durable group
+                uncommitted.append(call)
+            _commit(store, uncommitted)
 
     async def close(self) -> None:
         close = getattr(self.store, "close", None)
         if close is not None:
             await self.call(close)
         self._thread.shutdown(wait=True)
+
+
+def _run(call: _Call) -> None:
+    """Run one member; its exception is its outcome (``GroupNotDurable`` goes up)."""
+    try:
+        call.outcome, call.ok = call.function(*call.args), True
+    except GroupNotDurable:
+        raise
+    except BaseException as exc:  # handed to its caller alone
+        call.outcome, call.ok = exc, False
+
+
+def _commit(store: SqliteFile, members: list[_Call]) -> None:
+    """Commit the open part of a group; if that fails, each member fails with it."""
+    try:
+        store.commit_group()
+    except Exception as exc:
+        for call in members:
+            if call.ok:
+                call.outcome, call.ok = exc, False
+    members.clear()
+
+
+def _answer(group: list[_Call], loop: asyncio.AbstractEventLoop) -> None:
+    """On ``loop``: the answers of its members (a caller gone meanwhile is skipped)."""
+    for call in group:
+        if call.future.get_loop() is not loop or call.future.done():
+            continue
+        if call.ok:
+            call.future.set_result(call.outcome)
+        else:
+            call.future.set_exception(call.outcome)
 
 
 class ThreadedStore(StoreThread[S]):

@@ -1,0 +1,147 @@
+"""Store calls run in groups on the store's thread: one transaction, savepoints per member,
+a failure stays its member's (engine/store/threaded.py, engine/store/sqlite_file.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from engine.store.sqlite_file import SqliteFile
+from engine.store.threaded import StoreThread
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS refs (
+    note INTEGER REFERENCES notes(id) DEFERRABLE INITIALLY DEFERRED
+);
+"""
+
+
+class Notes(SqliteFile):
+    """A small store that records every statement its connection runs."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, SCHEMA)
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self.statements: list[str] = []
+        self._db.set_trace_callback(self.statements.append)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def write(self, text: str, durable: bool = False) -> int:
+        with self._transaction(durable) as db:
+            return int(db.execute("INSERT INTO notes (text) VALUES (?)", (text,)).lastrowid or 0)
+
+    def dangling_ref(self) -> None:
+        """Accepted by its own savepoint; the deferred foreign key fails the commit."""
+        with self._transaction(False) as db:
+            db.execute("INSERT INTO refs (note) VALUES (999)")
+
+    def wait_for_gate(self) -> None:
+        self.entered.set()
+        self.gate.wait(10)
+
+    def texts(self) -> list[str]:
+        reader = sqlite3.connect(self.path)
+        try:
+            return [row[0] for row in reader.execute("SELECT text FROM notes ORDER BY id")]
+        finally:
+            reader.close()
+
+    def commits(self) -> int:
+        return sum(1 for statement in self.statements if statement == "COMMIT")
+
+
+@pytest.fixture
+async def notes(tmp_path: Path) -> AsyncIterator[StoreThread[Notes]]:
+    thread = StoreThread(Notes(tmp_path / "notes.sqlite3"), "notes")
+    yield thread
+    thread.store.gate.set()
+    await thread.close()
+
+
+async def busy_thread(notes: StoreThread[Notes]) -> asyncio.Task[None]:
+    """A call that holds the store's thread until ``run_queued``: calls made meanwhile
+    queue behind it."""
+    busy = asyncio.create_task(notes.call(notes.store.wait_for_gate))
+    await asyncio.to_thread(notes.store.entered.wait, 10)
+    return busy
+
+
+async def run_queued(notes: StoreThread[Notes], busy: asyncio.Task[None]) -> None:
+    """Once every task made its call, free the thread: the queued calls run as one group."""
+    await asyncio.sleep(0)  # the tasks just created run to their first await: all queued
+    notes.store.gate.set()
+    await busy
+
+
+async def test_calls_queued_while_the_thread_is_busy_commit_once(
+    notes: StoreThread[Notes],
+) -> None:
+    busy = await busy_thread(notes)
+    writes = [asyncio.create_task(notes.call(notes.store.write, f"n{i}")) for i in range(50)]
+    await run_queued(notes, busy)
+    ids = await asyncio.gather(*writes)
+    assert sorted(ids) == list(range(1, 51))
+    assert notes.store.commits() == 1
+    assert notes.store.texts() == [f"n{i}" for i in range(50)]
+
+
+async def test_a_failing_member_rolls_back_only_its_own_writes(
+    notes: StoreThread[Notes],
+) -> None:
+    busy = await busy_thread(notes)
+    first = asyncio.create_task(notes.call(notes.store.write, "kept"))
+    twice = asyncio.create_task(notes.call(notes.store.write, "kept"))  # UNIQUE: refused
+    last = asyncio.create_task(notes.call(notes.store.write, "also kept"))
+    await run_queued(notes, busy)
+    assert await first == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        await twice
+    assert await last > 1
+    assert notes.store.texts() == ["kept", "also kept"]
+    assert notes.store.commits() == 1
+
+
+async def test_a_durable_member_commits_what_came_before_and_heads_a_durable_group(
+    notes: StoreThread[Notes],
+) -> None:
+    busy = await busy_thread(notes)
+    calls = [
+        asyncio.create_task(notes.call(notes.store.write, "bookkeeping")),
+        asyncio.create_task(notes.call(notes.store.write, "acknowledged", True)),
+        asyncio.create_task(notes.call(notes.store.write, "more bookkeeping")),
+    ]
+    await run_queued(notes, busy)
+    await asyncio.gather(*calls)
+    assert notes.store.texts() == ["bookkeeping", "acknowledged", "more bookkeeping"]
+    statements = [
+        s for s in notes.store.statements if s.split()[0] in ("BEGIN", "COMMIT", "PRAGMA")
+    ]
+    assert statements == [
+        "PRAGMA synchronous=NORMAL",
+        "BEGIN IMMEDIATE",
+        "COMMIT",
+        "PRAGMA synchronous=FULL",
+        "BEGIN IMMEDIATE",  # the durable member and the one after it
+        "COMMIT",
+    ]
+
+
+async def test_a_group_whose_commit_fails_fails_each_of_its_members_and_keeps_nothing(
+    notes: StoreThread[Notes],
+) -> None:
+    busy = await busy_thread(notes)
+    write = asyncio.create_task(notes.call(notes.store.write, "lost with the group"))
+    dangling = asyncio.create_task(notes.call(notes.store.dangling_ref))
+    await run_queued(notes, busy)
+    for call in (write, dangling):
+        with pytest.raises(sqlite3.IntegrityError):
+            await call
+    assert notes.store.texts() == []
+    assert await notes.call(notes.store.write, "the next group works") == 1
