@@ -32,6 +32,7 @@ from engine.delivery.transport import HttpTransport
 from engine.errors import NotFoundError, UnavailableError
 from engine.handoff import Watermarks
 from engine.logs import configure_logging
+from engine.memory import release_freed_memory
 from engine.metrics import Sample
 from engine.registry import Registry
 from engine.routing.rules import RuleSet
@@ -191,6 +192,7 @@ class PortalActor:
         self._registry = part
         assert self._host is not None
         await self._host.configure(list(part.portals.values()))
+        release_freed_memory()  # what unpickling the part and configuring left behind
 
     async def _apply_rules(self, rules: RuleSet) -> None:
         assert self._host is not None

@@ -20,6 +20,7 @@ from channels.base import Channel
 from engine.clock import Clock
 from engine.config import ConnectorConfig, EngineConfig
 from engine.delivery.host_calls import API_CALLS
+from engine.memory import release_freed_memory
 from engine.metrics import Counters
 from engine.placement import host_name, host_names
 from engine.registry import EdgeRegistry
@@ -70,6 +71,7 @@ class EngineView:
 
     async def start(self) -> None:
         self._registry = await self._registry_actor.edge_after(-1, 0.0)
+        release_freed_memory()  # what unpickling the registry's copy left behind
         self._follower = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
@@ -99,6 +101,8 @@ class EngineView:
             async with self._changed:
                 self._registry = registry
                 self._changed.notify_all()
+            del registry
+            release_freed_memory()  # the version replaced, and what reading it took
 
     async def wait_for_version(self, version: int) -> None:
         async with self._changed:

@@ -23,6 +23,7 @@ from engine.cli_admin import (
 from engine.config import ConnectorConfig, EngineConfig, load_engine_config
 from engine.errors import ConfigError
 from engine.logs import configure_logging
+from engine.memory import release_freed_memory
 from engine.yaml_marks import format_validation_error, yaml_marks
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ async def serve(actors: EngineActors) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         outline = await actors.start(CONNECTORS_SHOWN)
+        release_freed_memory()  # the config's portals, read and handed to the registry actor
         config = actors.settings.config
         base = config.public_url or f"http://{config.host}:{actors.port}"
         say(f"openlines: listening on http://{config.host}:{actors.port}")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
 from engine.errors import ConfigError
+from engine.memory import release_freed_memory
 from engine.metrics import Counters, Sample
 from engine.registry import EdgeRegistry, Registry, check_references
 from engine.routing.rules import RuleSet
@@ -72,6 +73,7 @@ class RegistryService:
             self._open_rules(1)
         # The registry has them now; a second copy of 10,000 portals would stay for nothing.
         self._config = self._config.model_copy(update={"portals": (), "connectors": ()})
+        release_freed_memory()
 
     @property
     def _store_thread(self) -> StoreThread[RegistryStore]:
@@ -136,6 +138,7 @@ class RegistryService:
         if self._parts_version != registry.version:
             self._parts = registry.by_host(self._config.portal_pool_size)
             self._parts_version = registry.version
+            release_freed_memory()  # the parts of the version before
         return self._parts.get(host) or Registry(registry.version)
 
     async def _wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> None:
