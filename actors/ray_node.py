@@ -22,7 +22,7 @@ environment and reads no Ray state through the dashboard, so:
 
 Starting a node this way uses Ray's internals (``ray._private``), checked on the Ray this
 project pins as its lower bound. A Ray whose internals moved fails here at start, loudly,
-rather than running half a node; ``tests/actors/test_ray_node.py`` keeps it honest.
+rather than running half a node; ``tests/test_ray_node.py`` keeps it honest.
 
 An engine that joins an existing cluster (``ray_address``) starts no node and gets that
 cluster's processes, log monitor included, whatever they are.
