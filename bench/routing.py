@@ -632,7 +632,7 @@ async def measure_append_to_assigned(
             try:
                 await host.set_rules(rules)
                 await host.configure([portal_config(sink.endpoint())])
-                router = host.router(PORTAL_ID)
+                router = await host.router(PORTAL_ID)
                 for operator_id in layout.all_operators():
                     await router.set_operator(operator_id, "online", True)
                 maximum = await run.closed_loop(sizes.max_rate_messages, sizes.max_rate_concurrency)

@@ -7,6 +7,13 @@ delivers every mailbox's streams (``engine.delivery.scheduler``); the reply send
 replies to customers. All share the actor's one SQLite file, so a routing step and the
 events it produces commit together. An idle portal costs its records, no task.
 
+**Dormant portals.** A portal whose store holds nothing to do (``PortalStartup.idle``: no
+message to route or deliver, no reply to send, no open dialog, no block, no operator online)
+is not started: the host keeps its config alone, about 3 KB instead of the 12 KB of a
+started router, mailbox and sender, until something comes for it (a customer's message, an
+API call), when it starts like any other, reading its store. With thousands of portals most
+are dormant most of the time (``docs/architecture.md``, "Scale").
+
 The Ray actor (``actors.portal``) is a thin shell around this class; tests drive it
 directly with a manual clock, a real SQLite file and real HTTP stand-ins.
 """
@@ -96,27 +103,89 @@ class MailboxHost:
         )
         """Delivers every hosted portal's streams; ``max_in_flight``: POSTs at once."""
         self._portals: dict[str, HostedPortal] = {}
+        self._dormant: dict[str, PortalConfig] = {}
+        """Portals served but not started (see the module docstring)."""
+        self._waking: dict[str, asyncio.Future[None]] = {}
         self._rules = RuleSet()
 
     @property
     def portal_ids(self) -> list[str]:
-        return sorted(self._portals)
+        return sorted([*self._portals, *self._dormant])
 
-    def portal(self, portal_id: str) -> HostedPortal:
+    def is_dormant(self, portal_id: str) -> bool:
+        return portal_id in self._dormant
+
+    def started(self, portal_id: str) -> HostedPortal | None:
+        """A started portal's parts, or None (dormant or unknown): for a look that must not
+        start it."""
+        return self._portals.get(portal_id)
+
+    async def portal(self, portal_id: str) -> HostedPortal:
+        """The portal's parts, started first if it was dormant."""
+        hosted = self._portals.get(portal_id)
+        if hosted is not None:
+            return hosted
+        if portal_id not in self._dormant and portal_id not in self._waking:
+            raise NotFoundError(f"portal {portal_id!r} is not served here yet")
+        return await self._wake(portal_id)
+
+    async def router(self, portal_id: str) -> PortalRouter:
+        return (await self.portal(portal_id)).router
+
+    async def _wake(self, portal_id: str) -> HostedPortal:
+        """Start a dormant portal once, however many callers want it at the same time."""
+        await self._wake_many([portal_id])
         hosted = self._portals.get(portal_id)
         if hosted is None:
-            raise NotFoundError(f"portal {portal_id!r} is not served here yet")
+            raise NotFoundError(f"portal {portal_id!r} was removed")
         return hosted
 
-    def router(self, portal_id: str) -> PortalRouter:
-        return self.portal(portal_id).router
+    async def _wake_many(self, portal_ids: Sequence[str]) -> None:
+        """Start these dormant portals with one read of their store (``startup`` reads for
+        many portals at once); those already starting are waited for."""
+        loop = asyncio.get_running_loop()
+        waiting = [self._waking[p] for p in portal_ids if p in self._waking]
+        mine = [p for p in portal_ids if p in self._dormant and p not in self._waking]
+        started = loop.create_future()
+        for portal_id in mine:
+            self._waking[portal_id] = started
+        try:
+            if mine:
+                startups = await self._store.call(self._store.store.startup, mine)
+                # Removed meanwhile: not started; reconfigured meanwhile: the latest config.
+                configs = [c for c in (self._dormant.pop(p, None) for p in mine) if c]
+                try:
+                    await asyncio.gather(*(self._start_portal(c, startups[c.id]) for c in configs))
+                except BaseException:
+                    for config in configs:  # not started: dormant again, tried next time
+                        if config.id not in self._portals:
+                            self._dormant[config.id] = config
+                    raise
+            started.set_result(None)
+        except BaseException as exc:
+            started.set_exception(exc)
+            started.exception()  # read: no "never retrieved" warning when no one else waited
+            raise
+        finally:
+            for portal_id in mine:
+                del self._waking[portal_id]
+        for other in waiting:
+            await asyncio.shield(other)
 
     async def configure(self, portals: Sequence[PortalConfig]) -> None:
         """Start, update or stop portals so that exactly ``portals`` are served."""
         wanted = {portal.id: portal for portal in portals}
         for portal_id in set(self._portals) - set(wanted):
             await self._stop_portal(portal_id)
-        new = [portal for portal in wanted.values() if portal.id not in self._portals]
+        for portal_id in set(self._dormant) - set(wanted):
+            del self._dormant[portal_id]  # one waking now finds it gone and starts not
+        for portal_id in set(self._dormant) & set(wanted):
+            self._dormant[portal_id] = wanted[portal_id]
+        new = [
+            portal
+            for portal in wanted.values()
+            if portal.id not in self._portals and portal.id not in self._dormant
+        ]
         # Started side by side: what the store holds for all of them is one bulk read; a
         # portal with something to do at once (a timer due, a routing step) makes a store
         # call of its own, latency more than work. The cyclic collector is paused meanwhile:
@@ -126,18 +195,20 @@ class MailboxHost:
         gc.disable()
         try:
             startups = await self._store.call(self._store.store.startup, [p.id for p in new])
-            for first in range(0, len(new), START_TOGETHER):
+            active = [p for p in new if not startups[p.id].idle]
+            self._dormant.update((p.id, p) for p in new if startups[p.id].idle)
+            for first in range(0, len(active), START_TOGETHER):
                 await asyncio.gather(
                     *(
                         self._start_portal(p, startups[p.id])
-                        for p in new[first : first + START_TOGETHER]
+                        for p in active[first : first + START_TOGETHER]
                     )
                 )
         finally:
             if collecting:
                 gc.enable()
-        for portal in wanted.values():
-            hosted = self._portals[portal.id]
+        for portal_id, hosted in self._portals.items():
+            portal = wanted[portal_id]
             if hosted.mailbox.portal != portal:
                 await hosted.mailbox.reconfigure(portal)
 
@@ -198,7 +269,11 @@ class MailboxHost:
         )
 
     async def _stop_portal(self, portal_id: str) -> None:
-        hosted = self._portals.pop(portal_id)
+        if self._dormant.pop(portal_id, None) is not None:
+            return
+        hosted = self._portals.pop(portal_id, None)
+        if hosted is None:
+            return
         await hosted.router.stop()
         await hosted.sender.stop()
         await self._delivery.remove(hosted.mailbox)
@@ -225,7 +300,15 @@ class MailboxHost:
         )
         for (name, channel), count in tally.items():
             self.counters.inc(name, count, channel=channel)
-        for portal_id in {r.portal_id for r, new in zip(records, accepted, strict=True) if new}:
+        news = {r.portal_id for r, new in zip(records, accepted, strict=True) if new}
+        dormant = [p for p in news if p in self._dormant or p in self._waking]
+        if dormant:
+            try:
+                await self._wake_many(dormant)  # each reads its inbox as it starts
+            except Exception:  # stored all the same: the next message or call starts it
+                log.exception("starting %d dormant portals failed", len(dormant))
+                self.counters.inc("openlines_rejected_total", reason="routing_error")
+        for portal_id in news:
             hosted = self._portals.get(portal_id)
             if hosted is not None:
                 hosted.router.wake()
@@ -258,7 +341,7 @@ class MailboxHost:
         def read() -> dict[str, tuple[int, int]]:
             return {
                 portal_id: (store.depth(portal_id), store.dead_letter_count(portal_id))
-                for portal_id in sorted(set(self._portals) | store.portal_ids())
+                for portal_id in sorted({*self._portals, *self._dormant} | store.portal_ids())
             }
 
         return await self._store.call(read)
@@ -274,6 +357,8 @@ class MailboxHost:
                 counts[key] = counts.get(key, 0) + 1
             online = sum(1 for op in board.operators.values() if op.status == "online")
             result[portal_id] = (counts, online)
+        for portal_id in self._dormant:  # no dialog and no one online, by definition
+            result[portal_id] = ({}, 0)
         return result
 
     async def prune(self) -> int:
@@ -283,6 +368,7 @@ class MailboxHost:
         return seen + await self._store.call(store.prune_decisions, now - DECISION_RETENTION_S)
 
     async def close(self) -> None:
+        self._dormant.clear()
         for portal_id in list(self._portals):
             await self._stop_portal(portal_id)
         await self._delivery.close()

@@ -38,7 +38,7 @@ class HostCalls:
         host = await self._ready()
         if request_id is not None:
             await host.check_request(portal_id, request_id)
-        return host.router(portal_id)
+        return await host.router(portal_id)
 
     async def reply(self, portal_id: str, request_id: str, dialog_id: str, body: ReplyBody) -> str:
         router = await self._router(portal_id, request_id)

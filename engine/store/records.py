@@ -223,6 +223,21 @@ class PortalStartup:
     blocked: list[Any]
     """The ``Block`` records of identities that open no dialogs (``engine.routing.state``)."""
 
+    @property
+    def idle(self) -> bool:
+        """Nothing to deliver, route, send or time, no open dialog, no block, and no
+        operator online or at work: the portal can wait unstarted until something comes
+        for it (``MailboxHost``, "dormant")."""
+        return not (
+            self.pending_by_hash
+            or self.inbox
+            or self.open_batches
+            or self.replies
+            or self.dialogs
+            or self.blocked
+            or any(op.status != "offline" or op.working for op in self.operators)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryEvent:

@@ -243,7 +243,7 @@ class HostKit:
         """The open dialog of a chat (Telegram unless ``route`` says otherwise); the
         customer writes first if there is none."""
         connector_id = route.connector_id if route else TG_CONNECTOR
-        board = host.router(portal_id).dispatcher.board
+        board = (await host.router(portal_id)).dispatcher.board
         ref = dialog_ref(connector_id, dialog_key)
         if ref not in board.open_by_ref:
             order_key = int(self.clock.now() * 1000)

@@ -85,13 +85,15 @@ def message(
 async def write(host: MailboxHost, *messages: InboundMessage) -> None:
     """Customers write; returns once the router has put every message into its dialog."""
     await host.append([outbox_record(m) for m in messages])
-    board = host.router("p1").dispatcher.board
+    board = (await host.router("p1")).dispatcher.board
     refs = {dialog_ref(m.route.connector_id, m.dialog_key) for m in messages}
     await eventually(lambda: refs <= set(board.open_by_ref), what="dialogs open")
 
 
 def contact_of(host: MailboxHost, connector: str, user: str) -> str | None:
-    board = host.router("p1").dispatcher.board
+    hosted = host.started("p1")  # customers wrote: the portal runs
+    assert hosted is not None
+    board = hosted.router.dispatcher.board
     return board.dialogs[board.open_by_ref[dialog_ref(connector, user)]].contact_id
 
 
@@ -111,7 +113,7 @@ async def test_a_customer_on_telegram_and_vk_is_one_contact_and_every_event_says
     assert len(contact_ids) == 1 and None not in contact_ids
     assert len(lead_ids) == 1 and None not in lead_ids  # one lead: the VK customer was not new
     (contact_id,) = contact_ids
-    contact = await host.router("p1").contacts.answer(GetContact(contact_id=contact_id))
+    contact = await (await host.router("p1")).contacts.answer(GetContact(contact_id=contact_id))
     assert [(i["kind"], i["value"]) for i in contact["identities"]] == [
         ("connector", f"{TG_CONNECTOR}/42"),
         ("connector", f"{VK_CONNECTOR}/7"),
@@ -123,7 +125,7 @@ async def test_a_customer_on_telegram_and_vk_is_one_contact_and_every_event_says
 async def test_the_contacts_responsible_gets_its_dialogs_on_every_channel(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     for operator in ("op-a", "op-b", "op-c"):
         await router.set_operator(operator, "online", None)
     # The old call, by connector and customer, before the customer ever wrote.
@@ -148,7 +150,7 @@ async def test_the_contacts_responsible_gets_its_dialogs_on_every_channel(
 async def test_a_merge_moves_open_dialogs_history_and_leads_to_the_survivor(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     await write(host, message(kit, 1, "42", TextContent(text="hello")))
     await write(host, message(kit, 1, "7", TextContent(text="hi"), VK_CONNECTOR))
     telegram, vk = contact_of(host, TG_CONNECTOR, "42"), contact_of(host, VK_CONNECTOR, "7")
@@ -175,7 +177,7 @@ async def test_history_pages_through_what_the_portal_received_and_the_replies(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn, telegram: TelegramApiStandIn
 ) -> None:
     kit.add_telegram(telegram)
-    router = host.router("p1")
+    router = await host.router("p1")
     await write(
         host,
         message(kit, 1, "42", TextContent(text="one")),
@@ -209,7 +211,7 @@ async def test_history_pages_through_what_the_portal_received_and_the_replies(
 async def test_contacts_the_portal_makes_link_the_customers_who_write_later(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     made = await answer(
         router,
         CreateContact(
@@ -242,5 +244,5 @@ async def test_contacts_survive_a_restart_of_the_portals_host(
     again = await kit.host(kit.config(portal, linger_ms=0, default_region="DE"))
     await write(again, message(kit, 1, "7", TextContent(text=f"me: {PHONE}"), VK_CONNECTOR))
     assert contact_of(again, VK_CONNECTOR, "7") == before
-    contact = await answer(again.router("p1"), GetContact(contact_id=before or ""))
+    contact = await answer((await again.router("p1")), GetContact(contact_id=before or ""))
     assert len(contact["leads"]) == 1

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from engine.config import PortalConfig
-from engine.delivery.host import MailboxHost
+from engine.delivery.host import HostedPortal, MailboxHost
 from tests.engine.conftest import HostKit, eventually
 from tests.engine.test_mailbox import keys_on_streams, routed, texts
 from tests.standins.portal import PortalStandIn, ScriptedFailure
@@ -72,11 +72,16 @@ def quiet_portals(
     return [kit.config(keys, id=f"q{n}", **overrides) for n in range(count)]
 
 
+def lingering(hosted: HostedPortal | None) -> bool:
+    """Started, with its one stream's two events waiting for the linger."""
+    return hosted is not None and hosted.mailbox.pending == [2]
+
+
 async def every_stream_lingering(host: MailboxHost, portals: list[PortalConfig]) -> None:
     """Each portal's one stream holds its new dialog's ``dialog.queued`` and message and
     waits for its linger (all of them on the same clock time)."""
     await eventually(
-        lambda: all(host.portal(p.id).mailbox.pending == [2] for p in portals),
+        lambda: all(lingering(host.started(p.id)) for p in portals),
         what="every portal's stream lingering",
     )
 
@@ -200,7 +205,7 @@ async def test_an_offers_accept_timeout_starts_once_its_ack_is_written(
     kit: HostKit, portal: PortalStandIn
 ) -> None:
     host = await kit.host(kit.config(portal, linger_ms=0))
-    router = host.router("p1")
+    router = await host.router("p1")
     await router.set_operator("op-a", "online", None)
     portal.failures.append(ScriptedFailure(503, "30"))
     await host.append([kit.record("42", 1)])

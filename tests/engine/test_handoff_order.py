@@ -127,6 +127,6 @@ async def test_rows_below_every_watermark_go_at_once_and_newer_ones_wait(
     await eventually(lambda: 1 in sources.asked, what="actor 1 asked for its watermark")
     assert [e["data"]["dialog_key"] for e in portal.messages()] == ["7"]
     host.watermarks.advance(1, t + 2)  # as a hand-off or an answer to a pull would
-    host.router("p1").wake()
+    (await host.router("p1")).wake()
     await eventually(lambda: len(portal.messages()) == 2, what="the held message")
     assert [e["data"]["dialog_key"] for e in portal.messages()] == ["7", "8"]

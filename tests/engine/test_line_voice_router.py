@@ -93,7 +93,7 @@ def sent(api: TelegramApiStandIn) -> list[dict[str, Any]]:
 async def test_consent_is_stored_with_the_contact_and_a_restart_keeps_the_bot_and_timers(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn, telegram_api: TelegramApiStandIn
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     await router.set_operator("op-a", "online", True)
     await host.append([says(kit, 1, "hello")])
     await eventually(lambda: len(sent(telegram_api)) == 2, what="consent request and menu")
@@ -126,7 +126,7 @@ async def test_consent_is_stored_with_the_contact_and_a_restart_keeps_the_bot_an
     await portal.wait_for_events(3, "reply.sent")
     await kit.close_host(host)
     again = await kit.host(kit.config(portal, linger_ms=0, lines=[{"id": "support"}]))
-    router = again.router("p1")
+    router = await again.router("p1")
     contact = await router.contacts.answer(GetContact(contact_id=contact_id))
     assert contact["consent"]["given"] is True  # durable, with the contact
     await again.append([says(kit, 4, "hmm?")])  # the second miss in a row: hand-over
@@ -164,7 +164,7 @@ async def test_consent_is_stored_with_the_contact_and_a_restart_keeps_the_bot_an
     ]
     await kit.close_host(again)
     third = await kit.host(kit.config(portal, linger_ms=0, lines=[{"id": "support"}]))
-    router = third.router("p1")
+    router = await third.router("p1")
     reader = kit.reader()
 
     def recorded() -> list[tuple[str, Any]]:

@@ -153,7 +153,7 @@ async def test_every_event_shows_the_dialog_as_it_stood_at_its_place(
     kit: HostKit, portal: PortalStandIn
 ) -> None:
     host = await kit.host(kit.config(portal, linger_ms=0))
-    router = host.router("p1")
+    router = await host.router("p1")
     await router.set_operator("op-a", "online", None)
     await host.append([kit.record("42", 1)])
     queued, offered, message = await portal.wait_for_events(3)
@@ -182,7 +182,7 @@ async def test_a_message_put_back_in_order_shows_the_dialog_of_its_slot(
     kit: HostKit, portal: PortalStandIn
 ) -> None:
     host = await kit.host(kit.config(portal, linger_ms=1000))
-    router = host.router("p1")
+    router = await host.router("p1")
     await router.set_operator("op-a", "online", None)
     await host.append([kit.record("42", 2)])  # the later message's webhook came first
     await eventually(lambda: kit.clock.sleepers == 1, what="the linger")

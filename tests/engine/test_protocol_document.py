@@ -161,7 +161,7 @@ async def test_batches_the_engine_delivers_validate_and_match_the_example(
     """A dialog's life through the real host (store, router, mailbox, sealing, HTTP): every
     batch the portal opens validates against the closed schema."""
     host = await kit.host(kit.config(portal, linger_ms=0))
-    router = host.router("p1")
+    router = await host.router("p1")
     await router.set_operator("op-a", "online", True)
     await host.append([kit.record("42", 1, text="Привет! 👋")])
     (offered,) = await portal.wait_for_events(1, "dialog.offered")

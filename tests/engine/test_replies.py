@@ -45,7 +45,7 @@ async def send(
     host: MailboxHost, dialog: DialogState, body: ReplyBody, operator_id: str | None = None
 ) -> str:
     """What the portal API does for a reply: the dialog's owner stores and queues it."""
-    return await host.router("p1").reply(
+    return await (await host.router("p1")).reply(
         dialog.dialog_id, body.model_copy(update={"operator_id": operator_id})
     )
 
@@ -219,7 +219,7 @@ async def test_the_assigned_operators_first_reply_answers_the_dialog(
     portal: PortalStandIn,
     telegram_api: TelegramApiStandIn,
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     await router.set_operator("op-a", "online", None)
     await router.set_operator("op-b", "online", None)
     dialog = await kit.dialog(host)
@@ -288,7 +288,7 @@ async def test_a_replayed_request_id_is_refused(
 
 async def test_a_portal_not_served_here_is_refused(host: MailboxHost) -> None:
     with pytest.raises(NotFoundError, match=r"portal 'p9' is not served here yet"):
-        host.router("p9")
+        (await host.router("p9"))
 
 
 async def test_a_reply_to_a_dialog_that_is_not_open_is_refused(
@@ -298,7 +298,7 @@ async def test_a_reply_to_a_dialog_that_is_not_open_is_refused(
     telegram_api: TelegramApiStandIn,
     dialog: DialogState,
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     with pytest.raises(NotFoundError, match=r"no dialog 'dlg_nope' for portal 'p1'"):
         await router.reply("dlg_nope", text("Hello"))
     await router.finish(dialog.dialog_id, None)  # e.g. the portal closed it
@@ -314,7 +314,7 @@ async def test_a_removed_connector_fails_the_reply(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn
 ) -> None:
     await host.append([kit.record("42", 1, connector_id="tg-gone")])
-    board = host.router("p1").dispatcher.board
+    board = (await host.router("p1")).dispatcher.board
     ref = dialog_ref("tg-gone", "42")
     await eventually(lambda: ref in board.open_by_ref, what="the dialog on tg-gone")
     dialog = board.dialogs[board.open_by_ref[ref]]

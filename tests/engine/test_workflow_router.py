@@ -35,7 +35,7 @@ async def host(
 
 
 async def assigned_dialog(kit: HostKit, host: MailboxHost, chat: str = "42") -> DialogState:
-    router = host.router("p1")
+    router = await host.router("p1")
     await router.set_operator("op-a", "online", True)
     dialog = await kit.dialog(host, "p1", chat)
     assert dialog.operator_id == "op-a"
@@ -49,7 +49,7 @@ def sent_texts(api: TelegramApiStandIn) -> list[str]:
 async def test_a_restart_recovers_pins_participants_blocks_profiles_and_quick_answers(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     kept = await assigned_dialog(kit, host, "42")
     spam = await kit.dialog(host, "p1", "66")
     await router.pin(kept.dialog_id, "op-a")
@@ -62,7 +62,7 @@ async def test_a_restart_recovers_pins_participants_blocks_profiles_and_quick_an
     await kit.close_host(host)
 
     again = await kit.host(kit.config(portal, linger_ms=0))
-    router = again.router("p1")
+    router = await again.router("p1")
     dialog = await router.dialog(kept.dialog_id)
     assert dialog.pinned and dialog.participants == (("op-b", "invited"),)
     assert router.dispatcher.board.operator("op-a").display_name == "Anna"
@@ -100,7 +100,7 @@ async def test_a_restart_recovers_pins_participants_blocks_profiles_and_quick_an
 async def test_a_quick_answer_is_filled_in_and_signed_with_the_operators_name(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn, telegram_api: TelegramApiStandIn
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     dialog = await assigned_dialog(kit, host)
     await router.set_profile("op-a", "Anna", None)
     answer = await router.quick_answers.create(
@@ -132,7 +132,7 @@ async def test_a_quick_answer_is_filled_in_and_signed_with_the_operators_name(
 async def test_quick_answers_are_edited_removed_and_kept_to_their_line(
     kit: HostKit, host: MailboxHost, telegram_api: TelegramApiStandIn
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     dialog = await assigned_dialog(kit, host)
     answer = await router.quick_answers.create("support", "Hello", "Hi!")
     sales = await router.quick_answers.create("sales", "Price", "It costs 5.")
@@ -152,7 +152,7 @@ async def test_quick_answers_are_edited_removed_and_kept_to_their_line(
 async def test_a_customer_writing_soon_after_the_finish_reopens_the_dialog(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     dialog = await assigned_dialog(kit, host)
     await router.finish(dialog.dialog_id, "op-a")
     with pytest.raises(ConflictError) as closed:
@@ -179,7 +179,7 @@ async def test_a_customer_writing_soon_after_the_finish_reopens_the_dialog(
 async def test_the_history_pages_through_what_the_portal_was_delivered(
     kit: HostKit, host: MailboxHost, portal: PortalStandIn
 ) -> None:
-    router = host.router("p1")
+    router = await host.router("p1")
     dialog = await assigned_dialog(kit, host)
     await router.pin(dialog.dialog_id, "op-a")
     await portal.wait_for_events(4)
