@@ -19,11 +19,12 @@ import aiohttp
 import orjson
 
 from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
-from channels.widget.config import WidgetCredentials
+from channels.widget.config import VISITOR_TYPING_EVERY_S, WidgetCredentials
 from channels.widget.log import Appended, LogThread, NewEntry, Visitor, log_path, shared_log
 from engine.errors import AuthError, ConfigError
 from engine.ids import inbound_event_id, new_id
 from engine.models import (
+    ChannelEvent,
     Content,
     Customer,
     DialogTarget,
@@ -95,6 +96,24 @@ class WidgetChannel(Channel):
             sent_at=received_at,
             received_at=received_at,
             extras=extras,
+        )
+
+    def visitor_typing(self, visitor: Visitor, received_at: float) -> ChannelEvent:
+        """The visitor is typing: the contract's ``typing`` event, best effort
+        (docs/channels/contract.md). Its id names the ``VISITOR_TYPING_EVERY_S`` window it
+        falls in, so however many of the visitor's requests (on however many channel
+        actors) fall in one window, the portal's inbox keeps one event of it."""
+        window = int(received_at // VISITOR_TYPING_EVERY_S)
+        event_id = f"{visitor.visitor_id}:typing:{window}"
+        return ChannelEvent(
+            id=inbound_event_id(self.route.connector_id, event_id),
+            route=self.route,
+            kind="typing",
+            dialog_key=visitor.visitor_id,
+            customer_id=visitor.visitor_id,
+            channel_event_id=event_id,
+            occurred_at=received_at,
+            received_at=received_at,
         )
 
     # --- outbound

@@ -30,6 +30,10 @@ SAFE_UPLOAD_TYPES = (
 """Types an upload may have: each is served as itself with ``nosniff``; nothing a browser
 would run (no HTML, SVG or JavaScript)."""
 
+VISITOR_TYPING_EVERY_S = 3.0
+"""A typing visitor becomes at most one ``typing`` event per this many seconds: the widget
+sends no more often, and the engine keeps one per window whatever it is sent."""
+
 
 class Section(BaseModel):
     """A part of the settings: our config, so unknown fields are refused."""
@@ -149,4 +153,5 @@ class WidgetCredentials(Credentials):
             "max_text_chars": self.max_text_chars,
             "max_file_bytes": self.max_file_bytes,
             "file_types": list(self.file_types),
+            "typing_every_s": VISITOR_TYPING_EVERY_S,
         }

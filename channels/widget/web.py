@@ -5,6 +5,7 @@ Routes under ``/widget/{widget_id}/`` (docs/channels/widget.md has the wire form
 * ``widget.js``: the script a site embeds; ``chat``: a page of its own with the chat alone;
 * ``session``: a new visitor's token, or the settings for a token the visitor holds;
 * ``messages``, ``details``, ``files``: what a visitor sends, each under their token;
+* ``typing``: the visitor is typing, passed to the portal as the contract's ``typing`` event;
 * ``files/{file_id}``: an upload, served as its own checked type, never as a page;
 * ``live``: the WebSocket a page receives its conversation on, resuming from a cursor.
 
@@ -71,6 +72,8 @@ CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 PHONE_PATTERN = r"^\+?[0-9 ()-]{5,30}$"
 CALLBACK_EXTRA = "request"
 """``extras["request"] == "callback"``: the message asks the line to call the visitor back."""
+TYPING_REMEMBERED = 100_000
+"""Visitors whose last typing window one process remembers at most."""
 HELLO_TIMEOUT_S = 10.0
 HEARTBEAT_S = 30.0
 PAGE_CSP = (
@@ -117,6 +120,10 @@ class CallbackBody(Frozen):
     note: str | None = Field(default=None, min_length=1, max_length=500, description="When, why.")
 
 
+class TypingBody(Frozen):
+    """``{}``: the visitor is typing (nothing else to say; an unknown field is refused)."""
+
+
 class Hello(Frozen):
     token: str = Field(max_length=200)
     after: int = Field(default=0, ge=0)
@@ -132,6 +139,9 @@ class WidgetApi:
         self._limits = RateLimits(engine.clock.now)
         self.hub = LiveHub(self._log, engine.counters)
         self._index: tuple[object, dict[str, ConnectorConfig]] = (None, {})
+        self._typing_sent: dict[str, str] = {}
+        """Per visitor, the typing event this process last stored: its repeats in the same
+        window are answered without a write."""
         self._script = resources.files("channels.widget").joinpath("static/widget.js").read_bytes()
 
     def attach(self, app: web.Application) -> None:
@@ -144,6 +154,7 @@ class WidgetApi:
                 web.post("/widget/{widget_id}/messages", self.message),
                 web.post("/widget/{widget_id}/details", self.details),
                 web.post("/widget/{widget_id}/callback", self.callback),
+                web.post("/widget/{widget_id}/typing", self.typing),
                 web.post("/widget/{widget_id}/files", self.upload),
                 web.get("/widget/{widget_id}/files/{file_id}", self.download),
                 web.get("/widget/{widget_id}/live", self.live),
@@ -361,6 +372,24 @@ class WidgetApi:
         extras = {CALLBACK_EXTRA: "callback", "callback_phone": body.phone}
         seq = await self._store(channel, visitor, body.client_id, TextContent(text=said), extras)
         return json_response({"seq": seq, "client_id": body.client_id})
+
+    async def typing(self, request: web.Request) -> web.Response:
+        """The visitor is typing: at most one ``typing`` channel event per visitor and
+        window (``VISITOR_TYPING_EVERY_S``), best effort, to the dialog's stream
+        (docs/channels/widget.md, "Typing"). Not counted against the visitor's messages:
+        the window is its limit; the address's limit applies as to every request."""
+        channel = self._admitted(request)
+        visitor = await self._visitor(request, channel)
+        parse_model(TypingBody, parse_json(await json_body(request)))
+        event = channel.visitor_typing(visitor, self._engine.clock.now())
+        if self._typing_sent.get(visitor.visitor_id) == event.channel_event_id:
+            return json_response({"sent": False})
+        with self._ingest.handling():
+            [stored] = await self._ingest.store([], WidgetChannel.name, [event])
+        if len(self._typing_sent) >= TYPING_REMEMBERED:
+            self._typing_sent.clear()  # a forgotten window only costs one deduplicated write
+        self._typing_sent[visitor.visitor_id] = event.channel_event_id
+        return json_response({"sent": stored})
 
     async def _content(
         self,
