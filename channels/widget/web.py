@@ -24,7 +24,6 @@ import hmac
 import html
 import logging
 import secrets
-import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -135,7 +134,7 @@ class WidgetApi:
     def __init__(self, engine: Engine, ingest: WebhookIngest) -> None:
         self._engine = engine
         self._ingest = ingest
-        self._log: LogThread = shared_log(log_path(engine.config.data_dir))
+        self._log: LogThread = shared_log(log_path(engine.config.data_dir), engine.clock)
         self._limits = RateLimits(engine.clock.now)
         self.hub = LiveHub(self._log, engine.counters)
         self._index: tuple[object, dict[str, ConnectorConfig]] = (None, {})
@@ -512,7 +511,7 @@ class WidgetApi:
                 visitor.visitor_id,
                 after,
                 HISTORY_MAX,
-                time.time(),  # the log's ``at`` is its commit's wall-clock time
+                self._engine.clock.now(),  # the log's ``at`` is on the engine's clock
             )
             while True:
                 await connection.catch_up(backlog)
@@ -523,7 +522,7 @@ class WidgetApi:
                     visitor.visitor_id,
                     connection.last_sent,
                     HISTORY_MAX,
-                    time.time(),
+                    self._engine.clock.now(),
                 )
             del backlog  # an idle connection keeps none of what it sent
             async for message in ws:  # the client says nothing more; read until it goes

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from actors.channel_cache import ChannelCache
 from channels.base import Channel
-from channels.widget.log import close_shared_logs
+from channels.widget.log import close_shared_logs, log_path
+from channels.widget.retention import WidgetPruner, retained_widgets
 from engine.api_models import EngineKeyDocument
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
@@ -294,6 +295,16 @@ async def one_process_engine(
         config.portal_pool_size,
     )
     polling_task = asyncio.create_task(polling.run())
+    pruner = WidgetPruner(log_path(config.data_dir), clock, engine.counters)
+    pruning = asyncio.create_task(
+        pruner.run(
+            lambda: retained_widgets(
+                engine.service.registry.connectors.values(),
+                engine.channel,
+                host.open_dialog_keys(),
+            )
+        )
+    )
     app = build_app(engine, ingest)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -315,7 +326,8 @@ async def one_process_engine(
         await runner.cleanup()
         handing.cancel()
         polling_task.cancel()
-        await asyncio.gather(handing, polling_task, return_exceptions=True)
+        pruning.cancel()
+        await asyncio.gather(handing, polling_task, pruning, return_exceptions=True)
         await intake.close()
         await host.close()
         await engine.service.close()
