@@ -61,6 +61,7 @@ from engine.errors import (
 )
 from engine.ids import new_id
 from engine.models import Content, Frozen, TextContent
+from engine.rate_ledger import SYNC_S
 from engine.web.common import json_body, json_response, parse_json, parse_model
 from engine.web.ports import Engine
 from engine.web.webhooks import WebhookIngest
@@ -135,7 +136,10 @@ class WidgetApi:
         self._engine = engine
         self._ingest = ingest
         self._log: LogThread = shared_log(log_path(engine.config.data_dir), engine.clock)
-        self._limits = RateLimits(engine.clock.now)
+        actors = engine.config.channel_actors
+        self._limits = RateLimits(
+            engine.clock.now, actors, engine.share_usage if actors > 1 else None
+        )
         self.hub = LiveHub(self._log, engine.counters)
         self._index: tuple[object, dict[str, ConnectorConfig]] = (None, {})
         self._typing_sent: dict[str, str] = {}
@@ -162,11 +166,38 @@ class WidgetApi:
         app.on_response_prepare.append(self._cors)
         app[HUB_KEY] = self.hub
         app.cleanup_ctx.append(self._hub_running)
+        if self._engine.config.channel_actors > 1:
+            app.cleanup_ctx.append(self._limits_shared)
 
     async def _hub_running(self, app: web.Application) -> AsyncIterator[None]:
         await self.hub.start()
         yield
         await self.hub.stop()
+
+    async def _limits_shared(self, app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._share_limits())
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def _share_limits(self) -> None:
+        """Every ``SYNC_S``, what this actor admitted goes to the engine's ledger and the
+        engine-wide levels come back (channels/widget/limits.py). Real time: it paces
+        traffic, not a domain timer; an actor that admitted nothing makes no call."""
+        failing = False
+        while True:
+            await asyncio.sleep(SYNC_S)
+            try:
+                await self._limits.sync()
+            except Exception as exc:  # a loop boundary: this actor limits alone meanwhile
+                self._engine.counters.inc("openlines_loop_errors_total", loop="widget_limits")
+                if not failing:
+                    log.warning("widget limits: the engine's ledger is not reached: %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("widget limits: the engine's ledger is reached again")
+                failing = False
 
     # --- which widget, and who may use it
 
@@ -190,11 +221,11 @@ class WidgetApi:
         assert isinstance(channel, WidgetChannel)
         return channel
 
-    def _admitted(self, request: web.Request) -> WidgetChannel:
+    async def _admitted(self, request: web.Request) -> WidgetChannel:
         """The widget, once the address is within its limit and the page's origin allowed."""
         channel = self._channel(request)
         settings = _settings(channel.credentials)
-        self._limits.take(
+        await self._limits.take(
             f"ip:{request.remote}", settings.address_requests_per_minute, "requests from here"
         )
         origin = request.headers.get("Origin")
@@ -219,9 +250,9 @@ class WidgetApi:
             raise TokenError("unknown or expired visitor token")
         return visitor
 
-    def _visitor_limit(self, visitor: Visitor, channel: WidgetChannel) -> None:
+    async def _visitor_limit(self, visitor: Visitor, channel: WidgetChannel) -> None:
         per_minute = _settings(channel.credentials).visitor_messages_per_minute
-        self._limits.take(f"v:{visitor.visitor_id}", per_minute, "messages of this visitor")
+        await self._limits.take(f"v:{visitor.visitor_id}", per_minute, "messages of this visitor")
 
     async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
         """Let an allowed page read the answer (refusals included)."""
@@ -238,7 +269,7 @@ class WidgetApi:
             response.headers["Access-Control-Expose-Headers"] = "Retry-After"
 
     async def preflight(self, request: web.Request) -> web.Response:
-        self._admitted(request)
+        await self._admitted(request)
         return web.Response(
             status=204,
             headers={
@@ -283,7 +314,7 @@ class WidgetApi:
     # --- a visitor's calls
 
     async def session(self, request: web.Request) -> web.Response:
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         body = parse_model(SessionBody, parse_json(await json_body(request)))
         settings = _settings(channel.credentials)
         if body.token is not None:
@@ -304,9 +335,9 @@ class WidgetApi:
         return json_response(_session_json(token, visitor, settings), status=201)
 
     async def message(self, request: web.Request) -> web.Response:
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         visitor = await self._visitor(request, channel)
-        self._visitor_limit(visitor, channel)
+        await self._visitor_limit(visitor, channel)
         body = parse_model(MessageBody, parse_json(await json_body(request)))
         settings = _settings(channel.credentials)
         if settings.form.required and not (visitor.name or visitor.phone or visitor.email):
@@ -319,9 +350,9 @@ class WidgetApi:
     async def details(self, request: web.Request) -> web.Response:
         """The visitor form: kept with the visitor, carried on their messages to the CRM
         (name, phone, e-mail: docs/crm.md), and said in the chat so the operator sees it."""
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         visitor = await self._visitor(request, channel)
-        self._visitor_limit(visitor, channel)
+        await self._visitor_limit(visitor, channel)
         body = parse_model(DetailsBody, parse_json(await json_body(request)))
         if body.name is None and body.phone is None and body.email is None:
             raise BadRequestError("give a name, a phone or an e-mail address")
@@ -347,11 +378,11 @@ class WidgetApi:
         """ "Call me back": a message in the line's dialog with the visitor that says so
         (``extras``: ``request: callback``, ``callback_phone``), the phone kept with the
         visitor and carried to the CRM; routed like any message, also outside hours."""
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         if not _settings(channel.credentials).callback:
             raise NotFoundError("this widget takes no callback requests")
         visitor = await self._visitor(request, channel)
-        self._visitor_limit(visitor, channel)
+        await self._visitor_limit(visitor, channel)
         body = parse_model(CallbackBody, parse_json(await json_body(request)))
         await self._log.call(
             self._log.store.set_details, visitor.visitor_id, body.name, body.phone, None
@@ -377,7 +408,7 @@ class WidgetApi:
         window (``VISITOR_TYPING_EVERY_S``), best effort, to the dialog's stream
         (docs/channels/widget.md, "Typing"). Not counted against the visitor's messages:
         the window is its limit; the address's limit applies as to every request."""
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         visitor = await self._visitor(request, channel)
         parse_model(TypingBody, parse_json(await json_body(request)))
         event = channel.visitor_typing(visitor, self._engine.clock.now())
@@ -446,9 +477,9 @@ class WidgetApi:
         return appended.seq
 
     async def upload(self, request: web.Request) -> web.Response:
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         visitor = await self._visitor(request, channel)
-        self._visitor_limit(visitor, channel)
+        await self._visitor_limit(visitor, channel)
         settings = _settings(channel.credentials)
         data = await request.read()
         name = urllib.parse.unquote(request.headers.get("X-File-Name", ""))
@@ -476,7 +507,7 @@ class WidgetApi:
     # --- the live connection
 
     async def live(self, request: web.Request) -> web.StreamResponse:
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
         await ws.prepare(request)
         try:

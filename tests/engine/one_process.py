@@ -36,6 +36,7 @@ from engine.errors import NotFoundError, UnavailableError
 from engine.handoff import Handoff, InProgress
 from engine.metrics import Counters, Sample
 from engine.polling import PollingLoop
+from engine.rate_ledger import Consumed, RateLedger
 from engine.registry import EdgeRegistry, Registry
 from engine.registry_service import RegistryService
 from engine.store.intake import IntakeStore
@@ -139,6 +140,7 @@ class OneProcessEngine:
         self.service.open(restarted=False)
         self._registrar = LocalRegistrar(self.service, self)
         self.server: LocalPortalServer | None = None
+        self.ledger = RateLedger()
 
     @property
     def config(self) -> EngineConfig:
@@ -170,6 +172,10 @@ class OneProcessEngine:
 
     def channel(self, connector: ConnectorConfig) -> Channel:
         return self._channels.get(connector)
+
+    async def share_usage(self, consumed: dict[str, Consumed]) -> dict[str, float]:
+        """The engine's ledger, as the registry actor holds it."""
+        return self.ledger.exchange(consumed, self._clock.now())
 
     def channel_of(self, connector_id: str) -> Channel:
         connector = self.registry.connectors.get(connector_id)
