@@ -20,7 +20,8 @@ import orjson
 
 from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
 from channels.widget.config import VISITOR_TYPING_EVERY_S, WidgetCredentials
-from channels.widget.log import Appended, LogThread, NewEntry, Visitor, log_path, shared_log
+from channels.widget.log import Appended, NewEntry, Visitor
+from channels.widget.logs import WidgetLogs, process_logs
 from engine.errors import AuthError, ConfigError
 from engine.ids import inbound_event_id, new_id
 from engine.models import (
@@ -49,7 +50,7 @@ class WidgetChannel(Channel):
 
     def __init__(self, route: Route, credentials: Credentials, *, data_dir: Path) -> None:
         super().__init__(route, credentials)
-        self.log: LogThread = shared_log(log_path(data_dir))
+        self.logs: WidgetLogs = process_logs(data_dir)
 
     @classmethod
     def build(cls, route: Route, credentials: Credentials, data_dir: Path | None) -> Channel:
@@ -128,13 +129,16 @@ class WidgetChannel(Channel):
     ) -> SentReceipt:
         body = orjson.dumps(reply_body(request, reply_id))
         entry = NewEntry(self.route.connector_id, target.dialog_key, f"r:{reply_id}", body)
-        appended: Appended = (await self.log.append([entry]))[0]
+        # The visitor's home log, on whichever node (docs/channels/widget.md, "Across
+        # machines"): the reply is settled only once it is committed there.
+        appended: Appended = (await self.logs.of_visitor(target.dialog_key).append([entry]))[0]
         return SentReceipt(channel_message_ids=(f"w{appended.seq}",))
 
     async def show_typing(self, customer_id: str, operator_id: str) -> None:
         """Best effort, like typing in every messenger: the visitor's live connection shows
         it for a few seconds; a page opened later does not (``TYPING_SHOWN_S``)."""
-        await self.log.append([typing_entry(self.route.connector_id, customer_id, operator_id)])
+        entry = typing_entry(self.route.connector_id, customer_id, operator_id)
+        await self.logs.of_visitor(customer_id).append([entry])
 
 
 def typing_entry(connector_id: str, visitor_id: str, operator_id: str) -> NewEntry:

@@ -17,7 +17,7 @@ A duplicate is answered with the ``seq`` it got the first time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -376,6 +376,9 @@ class StampClock:
 
 
 _SHARED: dict[Path, LogThread] = {}
+_ON_CLOSE: list[Callable[[], None]] = []
+"""What else a process forgets of the widget logs when it closes them (the cluster's homes:
+``channels.widget.logs``)."""
 _STAMPS: dict[Path, StampClock] = {}
 
 
@@ -398,10 +401,17 @@ def shared_log(path: Path, clock: Clock | None = None) -> LogThread:
     return thread
 
 
+def forget_on_close(forget: Callable[[], None]) -> None:
+    """``forget`` is called when the process closes its logs (``close_shared_logs``)."""
+    _ON_CLOSE.append(forget)
+
+
 async def close_shared_logs() -> None:
     """Close every log this process opened (a stopping actor, a test's end)."""
     opened = list(_SHARED.values())
     _SHARED.clear()
     _STAMPS.clear()
+    for forget in _ON_CLOSE:
+        forget()
     for thread in opened:
         await thread.close()

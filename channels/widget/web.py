@@ -41,14 +41,12 @@ from channels.widget.live import LiveConnection, LiveHub
 from channels.widget.log import (
     HISTORY_MAX,
     Appended,
-    LogThread,
     NewEntry,
     StoredFile,
     Visitor,
-    log_path,
-    shared_log,
     token_hash,
 )
+from channels.widget.logs import HOME_PATTERN, WidgetLogs, home_of, homed, process_logs
 from engine.buttons.keyboard import PAYLOAD_MAX_CHARS, PAYLOAD_PATTERN
 from engine.buttons.press import BUTTON_PAYLOAD_EXTRA
 from engine.config import ConnectorConfig
@@ -103,7 +101,7 @@ class MessageBody(Frozen):
     client_id: str = Field(pattern=CLIENT_ID_PATTERN, description="The widget's own id.")
     text: str | None = Field(default=None, min_length=1, max_length=100_000)
     button: str | None = Field(default=None, pattern=PAYLOAD_PATTERN, max_length=PAYLOAD_MAX_CHARS)
-    file_id: str | None = Field(default=None, pattern=r"^file_[0-9a-f]{32}$")
+    file_id: str | None = Field(default=None, pattern=rf"^file_[0-9a-f]{{32}}(@{HOME_PATTERN})?$")
 
 
 class DetailsBody(Frozen):
@@ -132,15 +130,19 @@ class Hello(Frozen):
 class WidgetApi:
     """The handlers; ``hub`` holds this process's live connections."""
 
-    def __init__(self, engine: Engine, ingest: WebhookIngest) -> None:
+    def __init__(
+        self, engine: Engine, ingest: WebhookIngest, logs: WidgetLogs | None = None
+    ) -> None:
+        """``logs``: this node's widget log and the way to the others' (default: as the
+        process was told, ``channels.widget.logs.process_logs``)."""
         self._engine = engine
         self._ingest = ingest
-        self._log: LogThread = shared_log(log_path(engine.config.data_dir), engine.clock)
+        self._logs = logs or process_logs(engine.config.data_dir, engine.clock)
         actors = engine.config.channel_actors
         self._limits = RateLimits(
             engine.clock.now, actors, engine.share_usage if actors > 1 else None
         )
-        self.hub = LiveHub(self._log, engine.counters)
+        self.hub = LiveHub(self._logs, engine.counters)
         self._index: tuple[object, dict[str, ConnectorConfig]] = (None, {})
         self._typing_sent: dict[str, str] = {}
         """Per visitor, the typing event this process last stored: its repeats in the same
@@ -241,7 +243,11 @@ class WidgetApi:
         return await self._visitor_of(token, channel)
 
     async def _visitor_of(self, token: str, channel: WidgetChannel) -> Visitor:
-        visitor = await self._log.call(self._log.store.visitor, token_hash(token))
+        try:
+            port = self._logs.of(home_of(token))
+        except NotFoundError:
+            raise TokenError("unknown or expired visitor token") from None
+        visitor = await port.visitor(token_hash(token))
         # The hash is looked up, then the connector compared in constant time: a token of
         # another widget is refused like an unknown one.
         if visitor is None or not hmac.compare_digest(
@@ -321,15 +327,11 @@ class WidgetApi:
             with contextlib.suppress(AuthError):
                 visitor = await self._visitor_of(body.token, channel)
                 return json_response(_session_json(body.token, visitor, settings))
-        token = secrets.token_urlsafe(32)
-        visitor_id = new_id("vis")
-        now = self._engine.clock.now()
-        await self._log.call(
-            self._log.store.add_visitor,
-            token_hash(token),
-            channel.route.connector_id,
-            visitor_id,
-            now,
+        # A new visitor's home is this node's log (docs/channels/widget.md, "Across machines").
+        token = homed(secrets.token_urlsafe(32), self._logs.home)
+        visitor_id = homed(new_id("vis"), self._logs.home)
+        await self._logs.local.add_visitor(
+            token_hash(token), channel.route.connector_id, visitor_id, self._engine.clock.now()
         )
         visitor = Visitor(channel.route.connector_id, visitor_id)
         return json_response(_session_json(token, visitor, settings), status=201)
@@ -356,8 +358,8 @@ class WidgetApi:
         body = parse_model(DetailsBody, parse_json(await json_body(request)))
         if body.name is None and body.phone is None and body.email is None:
             raise BadRequestError("give a name, a phone or an e-mail address")
-        await self._log.call(
-            self._log.store.set_details, visitor.visitor_id, body.name, body.phone, body.email
+        await self._logs.of_visitor(visitor.visitor_id).set_details(
+            visitor.visitor_id, body.name, body.phone, body.email
         )
         visitor = Visitor(
             visitor.connector_id,
@@ -384,8 +386,8 @@ class WidgetApi:
         visitor = await self._visitor(request, channel)
         await self._visitor_limit(visitor, channel)
         body = parse_model(CallbackBody, parse_json(await json_body(request)))
-        await self._log.call(
-            self._log.store.set_details, visitor.visitor_id, body.name, body.phone, None
+        await self._logs.of_visitor(visitor.visitor_id).set_details(
+            visitor.visitor_id, body.name, body.phone, None
         )
         visitor = Visitor(
             visitor.connector_id,
@@ -435,7 +437,7 @@ class WidgetApi:
                 raise BadRequestError(f"text over {settings.max_text_chars} characters")
             return TextContent(text=body.text)
         assert body.file_id is not None
-        stored = await self._log.call(self._log.store.file, body.file_id)
+        stored = await self._logs.of_visitor(visitor.visitor_id).file(body.file_id)
         if stored is None or stored.visitor_id != visitor.visitor_id:
             raise NotFoundError(f"no file {body.file_id!r} of this visitor")
         url = f"{self._base_url(request)}/widget/{request.match_info['widget_id']}/files/"
@@ -469,8 +471,9 @@ class WidgetApi:
         )
         # As a webhook is: its start holds this actor's watermark until it is in the intake.
         with self._ingest.handling():
-            appended: Appended = (await self._log.append([entry]))[0]
-            self.hub.nudge()
+            home = home_of(visitor.visitor_id)
+            appended: Appended = (await self._logs.of(home).append([entry]))[0]
+            self.hub.nudge(home)
             now = self._engine.clock.now()
             message = channel.inbound(visitor, client_id, content, appended.seq, now, extras)
             await self._ingest.store([message], WidgetChannel.name)
@@ -490,8 +493,11 @@ class WidgetApi:
             settings,
             StoredFile(channel.route.connector_id, visitor.visitor_id, "", "", b""),
         )
-        file_id = f"file_{secrets.token_hex(16)}"
-        await self._log.call(self._log.store.put_file, file_id, stored, self._engine.clock.now())
+        # Kept with everything else of the visitor, in their home's log.
+        file_id = homed(f"file_{secrets.token_hex(16)}", home_of(visitor.visitor_id))
+        await self._logs.of_visitor(visitor.visitor_id).put_file(
+            file_id, stored, self._engine.clock.now()
+        )
         return json_response(
             {"file_id": file_id, "name": stored.name, "mime_type": stored.mime_type}, status=201
         )
@@ -499,7 +505,11 @@ class WidgetApi:
     async def download(self, request: web.Request) -> web.Response:
         """By its unguessable id: the visitor's page and the operator's portal both show it."""
         channel = self._channel(request)
-        stored = await self._log.call(self._log.store.file, request.match_info["file_id"])
+        file_id = request.match_info["file_id"]
+        try:
+            stored = await self._logs.of(home_of(file_id)).file(file_id)
+        except NotFoundError:
+            stored = None
         if stored is None or stored.connector_id != channel.route.connector_id:
             raise NotFoundError("no such file")
         return web.Response(body=stored.data, headers=download_headers(stored))
@@ -534,26 +544,18 @@ class WidgetApi:
             await ws.send_str(frame.decode())
 
         connection = LiveConnection(visitor.visitor_id, after, send)
-        self.hub.add(connection)
+        port = self._logs.of_visitor(visitor.visitor_id)
+        await self.hub.add(connection)
         try:
             await ws.send_str(orjson.dumps({"live": True, "after": after}).decode())
-            backlog = await self._log.call(
-                self._log.store.entries_of,
-                visitor.visitor_id,
-                after,
-                HISTORY_MAX,
-                self._engine.clock.now(),  # the log's ``at`` is on the engine's clock
-            )
+            now = self._engine.clock.now()  # the log's ``at`` is on the engine's clock
+            backlog = await port.entries_of(visitor.visitor_id, after, HISTORY_MAX, now)
             while True:
                 await connection.catch_up(backlog)
                 if len(backlog) < HISTORY_MAX:
                     break
-                backlog = await self._log.call(
-                    self._log.store.entries_of,
-                    visitor.visitor_id,
-                    connection.last_sent,
-                    HISTORY_MAX,
-                    self._engine.clock.now(),
+                backlog = await port.entries_of(
+                    visitor.visitor_id, connection.last_sent, HISTORY_MAX, now
                 )
             del backlog  # an idle connection keeps none of what it sent
             async for message in ws:  # the client says nothing more; read until it goes
