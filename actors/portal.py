@@ -22,6 +22,7 @@ from actors.channel_cache import ChannelCache
 from actors.faults import RESTARTS, reason, restarted, unavailable
 from actors.names import REGISTRY, channel_actor
 from actors.settings import ActorSettings
+from actors.widget_log import join
 from channels.base import Channel
 from channels.widget.log import close_shared_logs, log_path, stamp_with
 from channels.widget.retention import RetainedWidget, WidgetPruner, retained_widgets
@@ -126,9 +127,12 @@ class PortalActor:
         )
         # The widget log's retention, for this actor's portals' widgets: it alone knows
         # which of their dialogs are open (docs/channels/widget.md, "Retention").
+        elsewhere = join(self._settings)  # the other nodes' widget logs, on a cluster
         widget_log = log_path(self._settings.config.data_dir)
         stamp_with(widget_log, self._clock)  # the replies this actor appends
-        widget_pruner = WidgetPruner(widget_log, self._clock, self._host.counters)
+        widget_pruner = WidgetPruner(
+            widget_log, self._clock, self._host.counters, elsewhere=lambda: elsewhere
+        )
         try:
             await self._apply_rules(await registry.rules.remote())
             await self._apply(await registry.hosted_after.remote(self._name, -1, 0.0))

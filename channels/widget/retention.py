@@ -15,7 +15,7 @@ runs on the engine's clock, so tests move time instead of waiting an hour.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +69,10 @@ def retained_widgets(
     return widgets
 
 
+PruneElsewhere = Callable[[Sequence[RetainedWidget]], Awaitable[Forgotten]]
+"""Another node's log pruned for these widgets, there (its widget log actor)."""
+
+
 class WidgetPruner:
     """Prunes the widgets it is given; ``run`` does so every ``every_s`` of the clock."""
 
@@ -78,10 +82,14 @@ class WidgetPruner:
         clock: Clock,
         counters: Counters,
         every_s: float = PRUNE_EVERY_S,
+        elsewhere: Callable[[], Sequence[PruneElsewhere]] = lambda: (),
     ) -> None:
         """``path``: the widget log's file, whose appends the process stamps with the same
         clock (``stamp_with``): the retention compares like with like."""
         self._path = path
+        self._elsewhere = elsewhere
+        """The other nodes' logs (docs/channels/widget.md, "Across machines"): their
+        visitors of the same widgets are pruned by the same pass, there."""
         self._clock = clock
         self._counters = counters
         self._every_s = every_s
@@ -128,16 +136,24 @@ class WidgetPruner:
             after = page.last
 
     async def run(self, widgets: Callable[[], Sequence[RetainedWidget]]) -> None:
-        """Prune every ``every_s``, with ``widgets()`` as they are then; a failed pass is
-        logged and counted and the next one tries again (a loop boundary)."""
+        """Prune every ``every_s``, with ``widgets()`` as they are then, here and in the
+        other nodes' logs; a failed pass is logged and counted and the next one tries
+        again (a loop boundary, one per log)."""
         while True:
             await self._clock.sleep(self._every_s)
             try:
-                forgotten = await self.prune(widgets())
+                now_widgets = widgets()
+                forgotten = await self.prune(now_widgets)
             except Exception:  # a loop boundary: the next pass prunes what this one left
                 log.exception("widget retention: pruning failed")
                 self._counters.inc("openlines_loop_errors_total", loop="widget_prune")
                 continue
+            for prune_there in self._elsewhere():
+                try:
+                    forgotten += await prune_there(now_widgets)
+                except Exception:  # a loop boundary: that node's log is pruned next time
+                    log.exception("widget retention: pruning another node's log failed")
+                    self._counters.inc("openlines_loop_errors_total", loop="widget_prune")
             if forgotten.visitors or forgotten.entries:
                 log.info(
                     "widget retention: removed %d visitors, %d entries, %d files",

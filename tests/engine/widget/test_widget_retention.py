@@ -170,8 +170,15 @@ async def test_the_loop_prunes_on_the_engines_clock_and_survives_a_failed_pass(
     )
     connectors = [broken, site]
     channels = ChannelCache(data_dir)
+    # Another node's log, pruned there by the same pass (its widget log actor's ``prune``).
+    there = log_path(data_dir / "node-b")
+    there.parent.mkdir(parents=True)
+    other = WidgetLog(there)
+    visitor(other, "silent@b", T0 - 1.0)
+    other.close()
     clock, counters = ManualClock(T0), Counters()
-    pruner = WidgetPruner(path, clock, counters)
+    node_b = WidgetPruner(there, clock, Counters())
+    pruner = WidgetPruner(path, clock, counters, elsewhere=lambda: [node_b.prune])
     running = asyncio.create_task(
         pruner.run(lambda: retained_widgets(connectors, channels.get, {}))
     )
@@ -191,6 +198,12 @@ async def test_the_loop_prunes_on_the_engines_clock_and_survives_a_failed_pass(
             lambda: counters.value("openlines_widget_pruned_total", what="visitors") == 1,
             what="the silent visitor pruned after two hours",
         )
+        other = WidgetLog(there)
+        await eventually(
+            lambda: other.visitor(token_hash("token-silent@b")) is None,
+            what="node b's silent visitor pruned by the same pass",
+        )
+        other.close()
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
