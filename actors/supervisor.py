@@ -20,7 +20,7 @@ from actors.names import REGISTRY, channel_actor
 from actors.portal import portal_actor
 from actors.registry import RegistryActor
 from actors.settings import ActorSettings
-from actors.widget_log import start_widget_logs
+from actors.widget_log import spread_over_nodes, start_widget_logs
 from engine.placement import host_names
 from engine.registry import RegistryOutline
 
@@ -69,7 +69,10 @@ class EngineActors:
         # max_task_retries=0: a call cut off by a death is never repeated blindly.
         self.channels = [
             ChannelActor.options(  # type: ignore[attr-defined]
-                name=channel_actor(index), namespace=namespace, **RESTARTS
+                name=channel_actor(index),
+                namespace=namespace,
+                **spread_over_nodes(shared, index),
+                **RESTARTS,
             ).remote(index, shared)
             for index in range(config.channel_actors)
         ]

@@ -174,6 +174,22 @@ def start_widget_logs(settings: ActorSettings) -> tuple[ActorSettings, list[Any]
     return replace(settings, head_node_id=head, widget_homes=homes), actors
 
 
+def spread_over_nodes(settings: ActorSettings, index: int) -> dict[str, Any]:
+    """On a cluster of several nodes, channel actor ``index``'s place: the nodes in turn
+    (each node then takes visitors on the public port); on one node, Ray's default."""
+    if not settings.widget_homes:
+        return {}
+    nodes = sorted(
+        node["NodeID"]
+        for node in ray.nodes()  # type: ignore[no-untyped-call]
+        if node.get("Alive")
+    )
+    node = nodes[index % len(nodes)]
+    # Not soft: a soft affinity left both of two channel actors on one node (Ray 2.60,
+    # actors of no CPU). An actor serves its node's port; with the node, it is gone.
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=False)}
+
+
 def join(settings: ActorSettings) -> list[PruneElsewhere]:
     """This process's node's home and the way to the other nodes' logs (nothing on one
     machine). Called by channel and portal actors before they open a widget log; returns
