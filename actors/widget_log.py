@@ -6,7 +6,7 @@ one ``WidgetLogActor`` per node, pinned to it and named after the node's home (t
 node, where the engine was started, is the home ``""`` of one machine, so a single-machine
 engine starts none and changes nothing). Channel and portal actors ``join`` at their start:
 their own node's log is the file itself, another node's is its log actor, whose every call
-commits before it answers (``RemoteLog``).
+commits before it answers (``remote_log``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -106,51 +106,11 @@ class WidgetLogActor:
         return await self._log.file(file_id)
 
 
-class RemoteLog:
-    """Another node's log through its actor; Ray's failures are the engine's errors
-    (``actors.remote``: a log actor restarting is a 503, the widget tries again)."""
-
-    def __init__(self, handle: Any) -> None:
-        self._actor = Remote(handle)
-
-    async def append(self, entries: Sequence[NewEntry]) -> list[Appended]:
-        appended: list[Appended] = await self._actor.append(list(entries))
-        return appended
-
-    async def visitor(self, hashed: bytes) -> Visitor | None:
-        found: Visitor | None = await self._actor.visitor(hashed)
-        return found
-
-    async def add_visitor(
-        self, hashed: bytes, connector_id: str, visitor_id: str, now: float
-    ) -> None:
-        await self._actor.add_visitor(hashed, connector_id, visitor_id, now)
-
-    async def set_details(
-        self, visitor_id: str, name: str | None, phone: str | None, email: str | None
-    ) -> None:
-        await self._actor.set_details(visitor_id, name, phone, email)
-
-    async def entries_of(
-        self, visitor_id: str, after_seq: int, limit: int, now: float
-    ) -> list[LogEntry]:
-        entries: list[LogEntry] = await self._actor.entries_of(visitor_id, after_seq, limit, now)
-        return entries
-
-    async def since(self, after_seq: int, limit: int) -> list[LogEntry]:
-        entries: list[LogEntry] = await self._actor.since(after_seq, limit)
-        return entries
-
-    async def head(self) -> int:
-        seq: int = await self._actor.head()
-        return seq
-
-    async def put_file(self, file_id: str, stored: StoredFile, now: float) -> None:
-        await self._actor.put_file(file_id, stored, now)
-
-    async def file(self, file_id: str) -> StoredFile | None:
-        stored: StoredFile | None = await self._actor.file(file_id)
-        return stored
+def remote_log(handle: Any) -> LogPort:
+    """Another node's log through its actor: ``Remote`` calls the actor's methods, which
+    are ``LogPort``'s, and turns Ray's failures into the engine's errors (a log actor
+    restarting is a 503: the widget tries again)."""
+    return cast(LogPort, Remote(handle))
 
 
 def start_widget_logs(settings: ActorSettings) -> tuple[ActorSettings, list[Any]]:
@@ -206,7 +166,7 @@ def join(settings: ActorSettings) -> list[PruneElsewhere]:
                 handle = ray.get_actor(widget_log_name(home), namespace=settings.namespace)
             except ValueError:
                 raise NotFoundError(f"no widget log {home!r} in this engine") from None
-            port = ports[home] = RemoteLog(handle)
+            port = ports[home] = remote_log(handle)
         return port
 
     home = home_of_node(node, settings.head_node_id)

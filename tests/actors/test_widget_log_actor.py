@@ -1,5 +1,5 @@
 """A node's widget log as the other nodes reach it through Ray (docs/channels/widget.md,
-"Across machines"): every call through ``RemoteLog`` crosses a real Ray call, commits
+"Across machines"): every call through ``remote_log`` crosses a real Ray call, commits
 before it answers, and the actor killed with kill -9 comes back with everything it had
 answered; meanwhile its callers get the engine's 503, never a wrong answer. On one node
 the supervisor starts no log actor and no process joins a cluster."""
@@ -21,9 +21,9 @@ from actors.faults import RESTARTS
 from actors.remote import Remote
 from actors.settings import ActorSettings
 from actors.widget_log import (
-    RemoteLog,
     WidgetLogActor,
     home_of_node,
+    remote_log,
     start_widget_logs,
     widget_log_name,
 )
@@ -60,7 +60,7 @@ async def test_another_nodes_log_answers_through_ray_and_survives_kill_9(tmp_pat
     handle = WidgetLogActor.options(  # type: ignore[attr-defined]
         name=widget_log_name("n2"), namespace=settings.namespace, **RESTARTS
     ).remote(settings)
-    log = RemoteLog(handle)
+    log = remote_log(handle)
     try:
         visitor = "vis_1@n2"
         await log.add_visitor(token_hash("t@n2"), "site", visitor, 100.0)
