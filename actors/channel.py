@@ -20,6 +20,7 @@ from aiohttp import web
 from actors.faults import reason, restarted
 from actors.settings import ActorSettings
 from actors.view import EngineView
+from actors.widget_log import join
 from channels.widget.log import close_shared_logs
 from engine.clock import ManualClock, SystemClock
 from engine.delivery.host import SEEN_RETENTION_S
@@ -84,6 +85,7 @@ class ChannelActor:
         if self._runner is not None:
             return int(self._runner.addresses[0][1])
         config = self._settings.config
+        join(self._settings)  # the other nodes' widget logs, on a cluster
         self._view = EngineView(self._settings, self._clock, self._counters)
         await self._view.start()
         # Group commit waits on real time, never on a manual clock: it is no timer of the

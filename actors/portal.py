@@ -22,8 +22,10 @@ from actors.channel_cache import ChannelCache
 from actors.faults import RESTARTS, reason, restarted, unavailable
 from actors.names import REGISTRY, channel_actor
 from actors.settings import ActorSettings
+from actors.widget_log import join
 from channels.base import Channel
-from channels.widget.log import close_shared_logs
+from channels.widget.log import close_shared_logs, log_path, stamp_with
+from channels.widget.retention import RetainedWidget, WidgetPruner, retained_widgets
 from engine.clock import ManualClock
 from engine.delivery.host import MailboxHost
 from engine.delivery.host_calls import API_CALLS, HostCalls
@@ -124,6 +126,14 @@ class PortalActor:
             watermarks=Watermarks(self._settings.config.channel_actors, self._watermark_of),
             max_in_flight=CONNECTIONS,
         )
+        # The widget log's retention, for this actor's portals' widgets: it alone knows
+        # which of their dialogs are open (docs/channels/widget.md, "Retention").
+        elsewhere = join(self._settings)  # the other nodes' widget logs, on a cluster
+        widget_log = log_path(self._settings.config.data_dir)
+        stamp_with(widget_log, self._clock)  # the replies this actor appends
+        widget_pruner = WidgetPruner(
+            widget_log, self._clock, self._host.counters, elsewhere=lambda: elsewhere
+        )
         try:
             await self._apply_rules(await registry.rules.remote())
             await self._apply(await registry.hosted_after.remote(self._name, -1, 0.0))
@@ -134,6 +144,7 @@ class PortalActor:
             asyncio.create_task(self._follow_registry(registry)),
             asyncio.create_task(self._follow_rules(registry)),
             asyncio.create_task(self._prune_regularly()),
+            asyncio.create_task(widget_pruner.run(self._widgets_to_prune)),
         ]
         # What start-up loaded (registry, boards of open dialogs) lives as long as the
         # actor: out of the collector's sight, full collections stop pausing delivery.
@@ -267,6 +278,12 @@ class PortalActor:
         """Count a background loop's failure (the loops run only while the host is open)."""
         if self._host is not None:
             self._host.counters.inc("openlines_loop_errors_total", loop=loop)
+
+    def _widgets_to_prune(self) -> list[RetainedWidget]:
+        assert self._host is not None
+        return retained_widgets(
+            self._registry.connectors.values(), self._channels.get, self._host.open_dialog_keys()
+        )
 
     async def _prune_regularly(self) -> None:
         while True:

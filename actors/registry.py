@@ -29,6 +29,7 @@ from engine.config import ConnectorConfig, PortalConfig
 from engine.errors import UnavailableError
 from engine.logs import configure_logging
 from engine.metrics import Counters, Sample
+from engine.rate_ledger import Consumed, RateLedger
 from engine.registry import EdgeRegistry, Registry, RegistryOutline
 from engine.registry_service import LONG_POLL_S, RegistryService
 from engine.routing.rules import RuleSet
@@ -47,6 +48,7 @@ class RegistryActor:
         configure_logging()
         self._clock = settings.make_clock()
         self._counters = Counters()
+        self._ledger = RateLedger()
         self._serving = asyncio.Event()
         self._service = RegistryService(settings.config, self._counters)
         # Ray runs an async actor's __init__ on the actor's event loop (checked on 2.60).
@@ -152,6 +154,11 @@ class RegistryActor:
     async def stats(self) -> tuple[dict[Sample, float], dict[Sample, float]]:
         service = await self._ready(0)
         return self._counters.snapshot(), service.gauges()
+
+    async def rate_exchange(self, consumed: dict[str, Consumed]) -> dict[str, float]:
+        """A channel actor's report of rate limits (``engine.rate_ledger``). Kept in memory
+        only: after a restart the buckets start full (docs/channels/widget.md)."""
+        return self._ledger.exchange(consumed, self._clock.now())
 
     async def advance_clock(self, seconds: float) -> None:
         if isinstance(self._clock, ManualClock):

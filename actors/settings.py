@@ -22,6 +22,11 @@ class ActorSettings:
     clock_start_s: float
     namespace: str = NAMESPACE
     """Ray namespace of the engine's named actors (tests run several engines in one Ray)."""
+    head_node_id: str = ""
+    """The Ray node the engine was started on, when the cluster has more than one node
+    (``actors.widget_log``); empty on one machine."""
+    widget_homes: tuple[str, ...] = ()
+    """Every node's home, on such a cluster (the head's is ``""``)."""
 
     @property
     def data_dir(self) -> Path:

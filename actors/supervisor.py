@@ -20,6 +20,7 @@ from actors.names import REGISTRY, channel_actor
 from actors.portal import portal_actor
 from actors.registry import RegistryActor
 from actors.settings import ActorSettings
+from actors.widget_log import spread_over_nodes, start_widget_logs
 from engine.placement import host_names
 from engine.registry import RegistryOutline
 
@@ -38,6 +39,8 @@ class EngineActors:
         self.registry_actor: Any = None
         self.hosts: dict[str, Any] = {}
         self.channels: list[Any] = []
+        self.widget_logs: list[Any] = []
+        """One per node on a cluster of several (``actors.widget_log``); none on one."""
         self.port = settings.config.port
         """The HTTP port, once started (the configured one, or the one got for port 0)."""
 
@@ -54,6 +57,8 @@ class EngineActors:
         # registry actor would have failed above instead of ending its portal actors.
         await asyncio.to_thread(self._end_leftover_portal_actors)
         outline: RegistryOutline = await self.registry_actor.outline.remote(connectors_shown)
+        # On a cluster, each node's widget log for the others (docs/channels/widget.md).
+        shared, self.widget_logs = start_widget_logs(shared)
         self.settings = (
             shared  # the registry actor has the config's portals; no one else needs them
         )
@@ -64,7 +69,10 @@ class EngineActors:
         # max_task_retries=0: a call cut off by a death is never repeated blindly.
         self.channels = [
             ChannelActor.options(  # type: ignore[attr-defined]
-                name=channel_actor(index), namespace=namespace, **RESTARTS
+                name=channel_actor(index),
+                namespace=namespace,
+                **spread_over_nodes(shared, index),
+                **RESTARTS,
             ).remote(index, shared)
             for index in range(config.channel_actors)
         ]
@@ -98,7 +106,7 @@ class EngineActors:
         await self._each(
             "portal actor", hosts, lambda host: host.shutdown.remote(), PORTAL_STOP_TIMEOUT_S
         )
-        for handle in hosts.values():
+        for handle in [*hosts.values(), *self.widget_logs]:
             ray.kill(handle, no_restart=True)
 
     async def _each(
@@ -143,6 +151,6 @@ class EngineActors:
         """End every actor at once (tests; the driver's own exit does this in production,
         except for portal actors, which ``stop`` ends)."""
         hosts = await self.portal_actors()
-        for handle in [*hosts.values(), *self.channels, self.registry_actor]:
+        for handle in [*hosts.values(), *self.channels, *self.widget_logs, self.registry_actor]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)

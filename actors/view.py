@@ -23,6 +23,7 @@ from engine.delivery.host_calls import API_CALLS
 from engine.memory import release_freed_memory
 from engine.metrics import Counters
 from engine.placement import host_name, host_names
+from engine.rate_ledger import Consumed
 from engine.registry import EdgeRegistry
 from engine.web.ports import Part, PortalServer, Registrar
 
@@ -110,6 +111,11 @@ class EngineView:
 
     def channel(self, connector: ConnectorConfig) -> Channel:
         return self._channels.get(connector)
+
+    async def share_usage(self, consumed: dict[str, Consumed]) -> dict[str, float]:
+        """The registry actor holds the engine's one ``RateLedger``: one call per report."""
+        levels: dict[str, float] = await self._registry_actor.rate_exchange(consumed)
+        return levels
 
     def portal(self, portal_id: str) -> PortalServer:
         return self.server(host_name(portal_id, self.config.portal_pool_size))

@@ -44,7 +44,10 @@ COUNTER_HELP: dict[str, str] = {
     "openlines_routing_decisions_total": "Dialogs offered or assigned by a routing decision.",
     "openlines_rules_reload_failed_total": "Rule edits refused (the rules in force stayed).",
     "openlines_loop_errors_total": "Failures a background loop survived (it logs each and "
-    "carries on), by loop: registry_follow, rules_follow, prune, delivery.",
+    "carries on), by loop: registry_follow, rules_follow, prune, widget_prune, widget_limits, "
+    "delivery.",
+    "openlines_widget_pruned_total": "Widget visitors, log entries and uploads removed past "
+    'their widget\'s retention, by what (docs/channels/widget.md, "Retention").',
     "openlines_crm_identities_refused_total": "Phone numbers or e-mail addresses in customers' "
     "messages that did not normalize, so linked nothing (docs/crm.md).",
     "openlines_dialog_events_total": "Dialog statistics' facts as they commit, by line, type "

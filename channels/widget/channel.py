@@ -19,11 +19,13 @@ import aiohttp
 import orjson
 
 from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
-from channels.widget.config import WidgetCredentials
-from channels.widget.log import Appended, LogThread, NewEntry, Visitor, log_path, shared_log
+from channels.widget.config import VISITOR_TYPING_EVERY_S, WidgetCredentials
+from channels.widget.log import Appended, NewEntry, Visitor
+from channels.widget.logs import WidgetLogs, process_logs
 from engine.errors import AuthError, ConfigError
 from engine.ids import inbound_event_id, new_id
 from engine.models import (
+    ChannelEvent,
     Content,
     Customer,
     DialogTarget,
@@ -48,7 +50,7 @@ class WidgetChannel(Channel):
 
     def __init__(self, route: Route, credentials: Credentials, *, data_dir: Path) -> None:
         super().__init__(route, credentials)
-        self.log: LogThread = shared_log(log_path(data_dir))
+        self.logs: WidgetLogs = process_logs(data_dir)
 
     @classmethod
     def build(cls, route: Route, credentials: Credentials, data_dir: Path | None) -> Channel:
@@ -97,6 +99,24 @@ class WidgetChannel(Channel):
             extras=extras,
         )
 
+    def visitor_typing(self, visitor: Visitor, received_at: float) -> ChannelEvent:
+        """The visitor is typing: the contract's ``typing`` event, best effort
+        (docs/channels/contract.md). Its id names the ``VISITOR_TYPING_EVERY_S`` window it
+        falls in, so however many of the visitor's requests (on however many channel
+        actors) fall in one window, the portal's inbox keeps one event of it."""
+        window = int(received_at // VISITOR_TYPING_EVERY_S)
+        event_id = f"{visitor.visitor_id}:typing:{window}"
+        return ChannelEvent(
+            id=inbound_event_id(self.route.connector_id, event_id),
+            route=self.route,
+            kind="typing",
+            dialog_key=visitor.visitor_id,
+            customer_id=visitor.visitor_id,
+            channel_event_id=event_id,
+            occurred_at=received_at,
+            received_at=received_at,
+        )
+
     # --- outbound
 
     async def send(
@@ -109,13 +129,16 @@ class WidgetChannel(Channel):
     ) -> SentReceipt:
         body = orjson.dumps(reply_body(request, reply_id))
         entry = NewEntry(self.route.connector_id, target.dialog_key, f"r:{reply_id}", body)
-        appended: Appended = (await self.log.append([entry]))[0]
+        # The visitor's home log, on whichever node (docs/channels/widget.md, "Across
+        # machines"): the reply is settled only once it is committed there.
+        appended: Appended = (await self.logs.of_visitor(target.dialog_key).append([entry]))[0]
         return SentReceipt(channel_message_ids=(f"w{appended.seq}",))
 
     async def show_typing(self, customer_id: str, operator_id: str) -> None:
         """Best effort, like typing in every messenger: the visitor's live connection shows
         it for a few seconds; a page opened later does not (``TYPING_SHOWN_S``)."""
-        await self.log.append([typing_entry(self.route.connector_id, customer_id, operator_id)])
+        entry = typing_entry(self.route.connector_id, customer_id, operator_id)
+        await self.logs.of_visitor(customer_id).append([entry])
 
 
 def typing_entry(connector_id: str, visitor_id: str, operator_id: str) -> NewEntry:

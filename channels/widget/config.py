@@ -30,6 +30,10 @@ SAFE_UPLOAD_TYPES = (
 """Types an upload may have: each is served as itself with ``nosniff``; nothing a browser
 would run (no HTML, SVG or JavaScript)."""
 
+VISITOR_TYPING_EVERY_S = 3.0
+"""A typing visitor becomes at most one ``typing`` event per this many seconds: the widget
+sends no more often, and the engine keeps one per window whatever it is sent."""
+
 
 class Section(BaseModel):
     """A part of the settings: our config, so unknown fields are refused."""
@@ -94,6 +98,25 @@ class VisitorForm(Section):
         return value
 
 
+class WidgetRetention(Section):
+    """How long the widget log keeps a visitor (docs/channels/widget.md, "Retention")."""
+
+    history_days: float = Field(
+        default=90.0,
+        ge=1.0,
+        le=3650.0,
+        description="A visitor's conversation, uploads and token are removed once nothing "
+        "of theirs happened for this long and no dialog of theirs is open.",
+    )
+    silent_visitor_hours: float = Field(
+        default=24.0,
+        ge=1.0,
+        le=24.0 * 3650,
+        description="A session that never sent anything (no message, no upload) is "
+        "forgotten after this long.",
+    )
+
+
 class WidgetCredentials(Credentials):
     """A widget connector's settings (docs/channels/widget.md)."""
 
@@ -121,6 +144,7 @@ class WidgetCredentials(Credentials):
     address_requests_per_minute: int = Field(
         default=300, ge=1, description="Widget API requests one IP address may make a minute."
     )
+    retention: WidgetRetention = Field(default_factory=WidgetRetention)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -149,4 +173,5 @@ class WidgetCredentials(Credentials):
             "max_text_chars": self.max_text_chars,
             "max_file_bytes": self.max_file_bytes,
             "file_types": list(self.file_types),
+            "typing_every_s": VISITOR_TYPING_EVERY_S,
         }

@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from channels.widget.log import LogEntry, LogThread
+from channels.widget.log import LogEntry
+from channels.widget.logs import LogPort, WidgetLogs, home_of
 from engine.metrics import Counters
 
 log = logging.getLogger(__name__)
@@ -79,67 +80,109 @@ class LiveConnection:
             self._sending.cancel()
 
 
-class LiveHub:
-    """The live connections of this process, by visitor, fed by one tail of the log."""
+class HomeTail:
+    """One home's log, read from ``seq`` onwards, every poll or when nudged."""
 
-    def __init__(self, log_thread: LogThread, counters: Counters, poll_s: float = 0.05) -> None:
-        self._log = log_thread
+    def __init__(self, port: LogPort, seq: int) -> None:
+        self.port = port
+        self.seq = seq
+        self.nudged = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.visitors = 0
+        """Connections held of this home's visitors (a remote home's tail stops at 0)."""
+
+
+class LiveHub:
+    """The live connections of this process, by visitor, fed by one tail of each log that
+    holds a visitor of theirs: this node's always, another node's while this process holds
+    a connection of one of its visitors (docs/channels/widget.md, "Across machines")."""
+
+    def __init__(self, logs: WidgetLogs, counters: Counters, poll_s: float = 0.05) -> None:
+        self._logs = logs
         self._counters = counters
         self._poll_s = poll_s
         self._by_visitor: dict[str, set[LiveConnection]] = {}
-        self._tail_seq = 0
-        self._task: asyncio.Task[None] | None = None
-        self._nudged = asyncio.Event()
+        self._tails: dict[str, HomeTail] = {}
 
     @property
     def connections(self) -> int:
         return sum(len(held) for held in self._by_visitor.values())
 
     async def start(self) -> None:
-        self._tail_seq = await self._log.call(self._log.store.head)
-        self._task = asyncio.create_task(self._tail())
+        await self._started_tail(self._logs.home)
+
+    async def _started_tail(self, home: str) -> HomeTail:
+        tail = self._tails.get(home)
+        if tail is not None:
+            return tail
+        port = self._logs.of(home)
+        head = await port.head()
+        tail = self._tails.get(home)  # another connection may have started it meanwhile
+        if tail is None:
+            tail = self._tails[home] = HomeTail(port, head)
+            tail.task = asyncio.create_task(self._tail(home, tail))
+        return tail
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tails = list(self._tails.values())
+        self._tails.clear()
+        for tail in tails:
+            if tail.task is not None:
+                tail.task.cancel()
+        await asyncio.gather(*(t.task for t in tails if t.task is not None), return_exceptions=True)
         for held in self._by_visitor.values():
             for connection in held:
                 connection.close()
 
-    def nudge(self) -> None:
-        """Something was appended in this process: tail now rather than at the next poll
-        (what other processes append is found by the poll)."""
-        self._nudged.set()
+    def nudge(self, home: str = "") -> None:
+        """Something was appended to ``home``'s log by this process: tail it now rather
+        than at the next poll (what other processes append is found by the poll)."""
+        tail = self._tails.get(home)
+        if tail is not None:
+            tail.nudged.set()
 
-    def add(self, connection: LiveConnection) -> None:
-        """Register before reading the backlog: nothing written after the read is missed."""
+    async def add(self, connection: LiveConnection) -> None:
+        """Register before reading the backlog: nothing written after the read is missed
+        (another home's tail, started here, begins at that log's head before the read)."""
+        tail = await self._started_tail(home_of(connection.visitor_id))
+        tail.visitors += 1
         self._by_visitor.setdefault(connection.visitor_id, set()).add(connection)
 
     def remove(self, connection: LiveConnection) -> None:
         held = self._by_visitor.get(connection.visitor_id)
-        if held is not None:
+        if held is not None and connection in held:
             held.discard(connection)
             if not held:
                 del self._by_visitor[connection.visitor_id]
+            self._release(home_of(connection.visitor_id))
         connection.close()
 
-    async def _tail(self) -> None:
+    def _release(self, home: str) -> None:
+        tail = self._tails.get(home)
+        if tail is None:
+            return
+        tail.visitors -= 1
+        if tail.visitors <= 0 and home != self._logs.home:
+            del self._tails[home]
+            if tail.task is not None:
+                tail.task.cancel()
+
+    async def _tail(self, home: str, tail: HomeTail) -> None:
         while True:
             try:
-                entries = await self._log.call(self._log.store.since, self._tail_seq, TAIL_BATCH)
+                entries = await tail.port.since(tail.seq, TAIL_BATCH)
             except Exception:  # a loop boundary: the next poll reads the same entries again
-                log.exception("widget live hub: reading the log failed")
+                log.exception("widget live hub: reading the log of home %r failed", home)
                 self._counters.inc("openlines_loop_errors_total", loop="widget_tail")
                 await asyncio.sleep(1.0)
                 continue
             if entries:
-                self._tail_seq = entries[-1].seq
+                tail.seq = entries[-1].seq
                 self._fan_out(entries)
             if len(entries) < TAIL_BATCH:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._nudged.wait(), self._poll_s)
-                self._nudged.clear()
+                    await asyncio.wait_for(tail.nudged.wait(), self._poll_s)
+                tail.nudged.clear()
 
     def _fan_out(self, entries: list[LogEntry]) -> None:
         by_visitor: dict[str, list[LogEntry]] = {}

@@ -17,11 +17,11 @@ A duplicate is answered with the ``seq`` it got the first time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.clock import SystemClock
+from engine.clock import Clock, SystemClock
 from engine.store.sqlite_file import SqliteFile
 from engine.store.threaded import ThreadedStore
 
@@ -35,10 +35,14 @@ CREATE TABLE IF NOT EXISTS widget_entries (
     visitor_id TEXT NOT NULL, dedup_key TEXT NOT NULL UNIQUE, body BLOB NOT NULL,
     at REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'entry');
 CREATE INDEX IF NOT EXISTS widget_entries_visitor ON widget_entries (visitor_id, seq);
+CREATE INDEX IF NOT EXISTS widget_entries_typing ON widget_entries (connector_id, at)
+    WHERE kind = 'typing';
+CREATE INDEX IF NOT EXISTS widget_visitors_age ON widget_visitors (connector_id, created_at);
 CREATE TABLE IF NOT EXISTS widget_files (
     file_id TEXT PRIMARY KEY, connector_id TEXT NOT NULL, visitor_id TEXT NOT NULL,
     name TEXT NOT NULL, mime_type TEXT NOT NULL, data BLOB NOT NULL,
     at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS widget_files_visitor ON widget_files (visitor_id, at);
 """
 
 TYPING_SHOWN_S = 10.0
@@ -90,6 +94,64 @@ class LogEntry:
 class Appended:
     seq: int
     new: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IdleVisitor:
+    """A visitor the retention may remove: ``created_at`` pages through them."""
+
+    visitor_id: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IdlePage:
+    """Visitors of one page past their retention; ``last``: where the next page starts
+    (None: this was the last)."""
+
+    idle: list[str]
+    last: IdleVisitor | None
+
+
+ACTIVITY_SQL = (
+    "SELECT v.visitor_id, v.created_at,"
+    " (SELECT max(e.at) FROM widget_entries e"
+    "  WHERE e.visitor_id = v.visitor_id AND e.kind = 'entry'),"
+    " (SELECT max(f.at) FROM widget_files f WHERE f.visitor_id = v.visitor_id)"
+    " FROM widget_visitors v"
+)
+"""Visitors with when they were created, last wrote or were written to, last uploaded."""
+
+
+def _past_retention(
+    rows: Sequence[tuple[str, float, float | None, float | None]],
+    history_before: float,
+    silent_before: float,
+) -> list[str]:
+    """The visitors of ``ACTIVITY_SQL`` rows past their retention: a silent one created
+    before ``silent_before``; any other with nothing since ``history_before``."""
+    past: list[str] = []
+    for visitor_id, created_at, last_entry, last_file in rows:
+        if last_entry is None and last_file is None:
+            if created_at < silent_before:
+                past.append(visitor_id)
+        elif max(created_at, last_entry or created_at, last_file or created_at) < history_before:
+            past.append(visitor_id)
+    return past
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What one pruning step removed."""
+
+    visitors: int = 0
+    entries: int = 0
+    files: int = 0
+
+    def __add__(self, other: Forgotten) -> Forgotten:
+        return Forgotten(
+            self.visitors + other.visitors, self.entries + other.entries, self.files + other.files
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +280,78 @@ class WidgetLog(SqliteFile):
         ).fetchone()
         return StoredFile(*row) if row is not None else None
 
+    # --- retention (channels/widget/retention.py decides; docs/channels/widget.md)
+
+    def idle_visitors(
+        self,
+        connector_id: str,
+        history_before: float,
+        silent_before: float,
+        after: IdleVisitor | None,
+        limit: int,
+    ) -> IdlePage:
+        """One page (``limit`` visitors by age, after ``after``) of the connector's
+        visitors, and those of them past their retention: nothing of theirs (message,
+        reply, upload) since ``history_before``, or nothing at all and created before
+        ``silent_before``. Open dialogs are the caller's to spare."""
+        start = after or IdleVisitor("", float("-inf"))
+        rows = self._db.execute(
+            ACTIVITY_SQL + " WHERE v.connector_id = ? AND v.created_at < max(?, ?)"
+            " AND (v.created_at, v.visitor_id) > (?, ?)"
+            " ORDER BY v.created_at, v.visitor_id LIMIT ?",
+            (
+                connector_id,
+                history_before,
+                silent_before,
+                start.created_at,
+                start.visitor_id,
+                limit,
+            ),
+        ).fetchall()
+        idle = _past_retention(rows, history_before, silent_before)
+        last = IdleVisitor(rows[-1][0], rows[-1][1]) if len(rows) == limit else None
+        return IdlePage(idle, last)
+
+    def forget_visitors(
+        self, visitor_ids: Sequence[str], history_before: float, silent_before: float
+    ) -> Forgotten:
+        """Those of the visitors still past their retention, with their conversations and
+        uploads, in one durable transaction. The retention is checked again inside it (the
+        writer's lock held): a visitor who wrote since ``idle_visitors`` read them stays.
+        A token of a removed visitor opens nothing afterwards (a new session starts)."""
+        if not visitor_ids:
+            return Forgotten()
+        marks = ",".join("?" * len(visitor_ids))
+        with self._transaction(durable=True) as db:
+            rows = db.execute(
+                ACTIVITY_SQL + f" WHERE v.visitor_id IN ({marks})",
+                visitor_ids,
+            ).fetchall()
+            gone = _past_retention(rows, history_before, silent_before)
+            if not gone:
+                return Forgotten()
+            marks = ",".join("?" * len(gone))
+            entries = db.execute(
+                f"DELETE FROM widget_entries WHERE visitor_id IN ({marks})", gone
+            ).rowcount
+            files = db.execute(
+                f"DELETE FROM widget_files WHERE visitor_id IN ({marks})", gone
+            ).rowcount
+            visitors = db.execute(
+                f"DELETE FROM widget_visitors WHERE visitor_id IN ({marks})", gone
+            ).rowcount
+        return Forgotten(visitors, entries, files)
+
+    def forget_typing(self, connector_id: str, before: float) -> Forgotten:
+        """Typing signals older than ``before``: never part of a history, only of a live
+        connection's moment (``TYPING_SHOWN_S``)."""
+        with self._transaction(durable=True) as db:
+            entries = db.execute(
+                "DELETE FROM widget_entries WHERE connector_id = ? AND kind = 'typing' AND at < ?",
+                (connector_id, before),
+            ).rowcount
+        return Forgotten(entries=entries)
+
 
 LogThread = ThreadedStore[WidgetLog]
 
@@ -226,22 +360,58 @@ def log_path(data_dir: Path) -> Path:
     return data_dir / "widget" / "widget.sqlite3"
 
 
+class StampClock:
+    """The time appends are stamped with: the engine's clock once the process gave it
+    (``shared_log(path, clock)``), so retention, which reads the same clock, compares like
+    with like, also under a test's manual clock. Group commit itself never waits on it."""
+
+    def __init__(self) -> None:
+        self.clock: Clock = SystemClock()
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+
 _SHARED: dict[Path, LogThread] = {}
+_ON_CLOSE: list[Callable[[], None]] = []
+"""What else a process forgets of the widget logs when it closes them (the cluster's homes:
+``channels.widget.logs``)."""
+_STAMPS: dict[Path, StampClock] = {}
 
 
-def shared_log(path: Path) -> LogThread:
+def stamp_with(path: Path, clock: Clock) -> None:
+    """Stamp this process's appends to the log at ``path`` with ``clock`` (the engine's;
+    a process has one), whether or not it has opened the log yet."""
+    _STAMPS.setdefault(path, StampClock()).clock = clock
+
+
+def shared_log(path: Path, clock: Clock | None = None) -> LogThread:
     """This process's one connection to the log at ``path``, on its own thread (appends
-    from the channel's sends and the widget's API commit in groups). Group commit waits on
-    real time, never on a test's manual clock (as the intake's)."""
+    from the channel's sends and the widget's API commit in groups), stamped with
+    ``clock`` when given (``stamp_with``)."""
+    if clock is not None:
+        stamp_with(path, clock)
     thread = _SHARED.get(path)
     if thread is None:
-        thread = _SHARED[path] = ThreadedStore(WidgetLog(path), SystemClock(), "widget-log")
+        stamp = _STAMPS.setdefault(path, StampClock())
+        thread = _SHARED[path] = ThreadedStore(WidgetLog(path), stamp, "widget-log")
     return thread
+
+
+def forget_on_close(forget: Callable[[], None]) -> None:
+    """``forget`` is called when the process closes its logs (``close_shared_logs``)."""
+    _ON_CLOSE.append(forget)
 
 
 async def close_shared_logs() -> None:
     """Close every log this process opened (a stopping actor, a test's end)."""
     opened = list(_SHARED.values())
     _SHARED.clear()
+    _STAMPS.clear()
+    for forget in _ON_CLOSE:
+        forget()
     for thread in opened:
         await thread.close()

@@ -5,6 +5,7 @@ Routes under ``/widget/{widget_id}/`` (docs/channels/widget.md has the wire form
 * ``widget.js``: the script a site embeds; ``chat``: a page of its own with the chat alone;
 * ``session``: a new visitor's token, or the settings for a token the visitor holds;
 * ``messages``, ``details``, ``files``: what a visitor sends, each under their token;
+* ``typing``: the visitor is typing, passed to the portal as the contract's ``typing`` event;
 * ``files/{file_id}``: an upload, served as its own checked type, never as a page;
 * ``live``: the WebSocket a page receives its conversation on, resuming from a cursor.
 
@@ -23,7 +24,6 @@ import hmac
 import html
 import logging
 import secrets
-import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -41,14 +41,12 @@ from channels.widget.live import LiveConnection, LiveHub
 from channels.widget.log import (
     HISTORY_MAX,
     Appended,
-    LogThread,
     NewEntry,
     StoredFile,
     Visitor,
-    log_path,
-    shared_log,
     token_hash,
 )
+from channels.widget.logs import HOME_PATTERN, WidgetLogs, home_of, homed, process_logs
 from engine.buttons.keyboard import PAYLOAD_MAX_CHARS, PAYLOAD_PATTERN
 from engine.buttons.press import BUTTON_PAYLOAD_EXTRA
 from engine.config import ConnectorConfig
@@ -61,6 +59,7 @@ from engine.errors import (
 )
 from engine.ids import new_id
 from engine.models import Content, Frozen, TextContent
+from engine.rate_ledger import SYNC_S
 from engine.web.common import json_body, json_response, parse_json, parse_model
 from engine.web.ports import Engine
 from engine.web.webhooks import WebhookIngest
@@ -71,6 +70,8 @@ CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 PHONE_PATTERN = r"^\+?[0-9 ()-]{5,30}$"
 CALLBACK_EXTRA = "request"
 """``extras["request"] == "callback"``: the message asks the line to call the visitor back."""
+TYPING_REMEMBERED = 100_000
+"""Visitors whose last typing window one process remembers at most."""
 HELLO_TIMEOUT_S = 10.0
 HEARTBEAT_S = 30.0
 PAGE_CSP = (
@@ -100,7 +101,7 @@ class MessageBody(Frozen):
     client_id: str = Field(pattern=CLIENT_ID_PATTERN, description="The widget's own id.")
     text: str | None = Field(default=None, min_length=1, max_length=100_000)
     button: str | None = Field(default=None, pattern=PAYLOAD_PATTERN, max_length=PAYLOAD_MAX_CHARS)
-    file_id: str | None = Field(default=None, pattern=r"^file_[0-9a-f]{32}$")
+    file_id: str | None = Field(default=None, pattern=rf"^file_[0-9a-f]{{32}}(@{HOME_PATTERN})?$")
 
 
 class DetailsBody(Frozen):
@@ -117,6 +118,10 @@ class CallbackBody(Frozen):
     note: str | None = Field(default=None, min_length=1, max_length=500, description="When, why.")
 
 
+class TypingBody(Frozen):
+    """``{}``: the visitor is typing (nothing else to say; an unknown field is refused)."""
+
+
 class Hello(Frozen):
     token: str = Field(max_length=200)
     after: int = Field(default=0, ge=0)
@@ -125,13 +130,23 @@ class Hello(Frozen):
 class WidgetApi:
     """The handlers; ``hub`` holds this process's live connections."""
 
-    def __init__(self, engine: Engine, ingest: WebhookIngest) -> None:
+    def __init__(
+        self, engine: Engine, ingest: WebhookIngest, logs: WidgetLogs | None = None
+    ) -> None:
+        """``logs``: this node's widget log and the way to the others' (default: as the
+        process was told, ``channels.widget.logs.process_logs``)."""
         self._engine = engine
         self._ingest = ingest
-        self._log: LogThread = shared_log(log_path(engine.config.data_dir))
-        self._limits = RateLimits(engine.clock.now)
-        self.hub = LiveHub(self._log, engine.counters)
+        self._logs = logs or process_logs(engine.config.data_dir, engine.clock)
+        actors = engine.config.channel_actors
+        self._limits = RateLimits(
+            engine.clock.now, actors, engine.share_usage if actors > 1 else None
+        )
+        self.hub = LiveHub(self._logs, engine.counters)
         self._index: tuple[object, dict[str, ConnectorConfig]] = (None, {})
+        self._typing_sent: dict[str, str] = {}
+        """Per visitor, the typing event this process last stored: its repeats in the same
+        window are answered without a write."""
         self._script = resources.files("channels.widget").joinpath("static/widget.js").read_bytes()
 
     def attach(self, app: web.Application) -> None:
@@ -144,6 +159,7 @@ class WidgetApi:
                 web.post("/widget/{widget_id}/messages", self.message),
                 web.post("/widget/{widget_id}/details", self.details),
                 web.post("/widget/{widget_id}/callback", self.callback),
+                web.post("/widget/{widget_id}/typing", self.typing),
                 web.post("/widget/{widget_id}/files", self.upload),
                 web.get("/widget/{widget_id}/files/{file_id}", self.download),
                 web.get("/widget/{widget_id}/live", self.live),
@@ -152,11 +168,38 @@ class WidgetApi:
         app.on_response_prepare.append(self._cors)
         app[HUB_KEY] = self.hub
         app.cleanup_ctx.append(self._hub_running)
+        if self._engine.config.channel_actors > 1:
+            app.cleanup_ctx.append(self._limits_shared)
 
     async def _hub_running(self, app: web.Application) -> AsyncIterator[None]:
         await self.hub.start()
         yield
         await self.hub.stop()
+
+    async def _limits_shared(self, app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._share_limits())
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def _share_limits(self) -> None:
+        """Every ``SYNC_S``, what this actor admitted goes to the engine's ledger and the
+        engine-wide levels come back (channels/widget/limits.py). Real time: it paces
+        traffic, not a domain timer; an actor that admitted nothing makes no call."""
+        failing = False
+        while True:
+            await asyncio.sleep(SYNC_S)
+            try:
+                await self._limits.sync()
+            except Exception as exc:  # a loop boundary: this actor limits alone meanwhile
+                self._engine.counters.inc("openlines_loop_errors_total", loop="widget_limits")
+                if not failing:
+                    log.warning("widget limits: the engine's ledger is not reached: %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("widget limits: the engine's ledger is reached again")
+                failing = False
 
     # --- which widget, and who may use it
 
@@ -180,11 +223,11 @@ class WidgetApi:
         assert isinstance(channel, WidgetChannel)
         return channel
 
-    def _admitted(self, request: web.Request) -> WidgetChannel:
+    async def _admitted(self, request: web.Request) -> WidgetChannel:
         """The widget, once the address is within its limit and the page's origin allowed."""
         channel = self._channel(request)
         settings = _settings(channel.credentials)
-        self._limits.take(
+        await self._limits.take(
             f"ip:{request.remote}", settings.address_requests_per_minute, "requests from here"
         )
         origin = request.headers.get("Origin")
@@ -200,7 +243,11 @@ class WidgetApi:
         return await self._visitor_of(token, channel)
 
     async def _visitor_of(self, token: str, channel: WidgetChannel) -> Visitor:
-        visitor = await self._log.call(self._log.store.visitor, token_hash(token))
+        try:
+            port = self._logs.of(home_of(token))
+        except NotFoundError:
+            raise TokenError("unknown or expired visitor token") from None
+        visitor = await port.visitor(token_hash(token))
         # The hash is looked up, then the connector compared in constant time: a token of
         # another widget is refused like an unknown one.
         if visitor is None or not hmac.compare_digest(
@@ -209,9 +256,9 @@ class WidgetApi:
             raise TokenError("unknown or expired visitor token")
         return visitor
 
-    def _visitor_limit(self, visitor: Visitor, channel: WidgetChannel) -> None:
+    async def _visitor_limit(self, visitor: Visitor, channel: WidgetChannel) -> None:
         per_minute = _settings(channel.credentials).visitor_messages_per_minute
-        self._limits.take(f"v:{visitor.visitor_id}", per_minute, "messages of this visitor")
+        await self._limits.take(f"v:{visitor.visitor_id}", per_minute, "messages of this visitor")
 
     async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
         """Let an allowed page read the answer (refusals included)."""
@@ -228,7 +275,7 @@ class WidgetApi:
             response.headers["Access-Control-Expose-Headers"] = "Retry-After"
 
     async def preflight(self, request: web.Request) -> web.Response:
-        self._admitted(request)
+        await self._admitted(request)
         return web.Response(
             status=204,
             headers={
@@ -273,30 +320,26 @@ class WidgetApi:
     # --- a visitor's calls
 
     async def session(self, request: web.Request) -> web.Response:
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         body = parse_model(SessionBody, parse_json(await json_body(request)))
         settings = _settings(channel.credentials)
         if body.token is not None:
             with contextlib.suppress(AuthError):
                 visitor = await self._visitor_of(body.token, channel)
                 return json_response(_session_json(body.token, visitor, settings))
-        token = secrets.token_urlsafe(32)
-        visitor_id = new_id("vis")
-        now = self._engine.clock.now()
-        await self._log.call(
-            self._log.store.add_visitor,
-            token_hash(token),
-            channel.route.connector_id,
-            visitor_id,
-            now,
+        # A new visitor's home is this node's log (docs/channels/widget.md, "Across machines").
+        token = homed(secrets.token_urlsafe(32), self._logs.home)
+        visitor_id = homed(new_id("vis"), self._logs.home)
+        await self._logs.local.add_visitor(
+            token_hash(token), channel.route.connector_id, visitor_id, self._engine.clock.now()
         )
         visitor = Visitor(channel.route.connector_id, visitor_id)
         return json_response(_session_json(token, visitor, settings), status=201)
 
     async def message(self, request: web.Request) -> web.Response:
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         visitor = await self._visitor(request, channel)
-        self._visitor_limit(visitor, channel)
+        await self._visitor_limit(visitor, channel)
         body = parse_model(MessageBody, parse_json(await json_body(request)))
         settings = _settings(channel.credentials)
         if settings.form.required and not (visitor.name or visitor.phone or visitor.email):
@@ -309,14 +352,14 @@ class WidgetApi:
     async def details(self, request: web.Request) -> web.Response:
         """The visitor form: kept with the visitor, carried on their messages to the CRM
         (name, phone, e-mail: docs/crm.md), and said in the chat so the operator sees it."""
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         visitor = await self._visitor(request, channel)
-        self._visitor_limit(visitor, channel)
+        await self._visitor_limit(visitor, channel)
         body = parse_model(DetailsBody, parse_json(await json_body(request)))
         if body.name is None and body.phone is None and body.email is None:
             raise BadRequestError("give a name, a phone or an e-mail address")
-        await self._log.call(
-            self._log.store.set_details, visitor.visitor_id, body.name, body.phone, body.email
+        await self._logs.of_visitor(visitor.visitor_id).set_details(
+            visitor.visitor_id, body.name, body.phone, body.email
         )
         visitor = Visitor(
             visitor.connector_id,
@@ -337,14 +380,14 @@ class WidgetApi:
         """ "Call me back": a message in the line's dialog with the visitor that says so
         (``extras``: ``request: callback``, ``callback_phone``), the phone kept with the
         visitor and carried to the CRM; routed like any message, also outside hours."""
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         if not _settings(channel.credentials).callback:
             raise NotFoundError("this widget takes no callback requests")
         visitor = await self._visitor(request, channel)
-        self._visitor_limit(visitor, channel)
+        await self._visitor_limit(visitor, channel)
         body = parse_model(CallbackBody, parse_json(await json_body(request)))
-        await self._log.call(
-            self._log.store.set_details, visitor.visitor_id, body.name, body.phone, None
+        await self._logs.of_visitor(visitor.visitor_id).set_details(
+            visitor.visitor_id, body.name, body.phone, None
         )
         visitor = Visitor(
             visitor.connector_id,
@@ -362,6 +405,24 @@ class WidgetApi:
         seq = await self._store(channel, visitor, body.client_id, TextContent(text=said), extras)
         return json_response({"seq": seq, "client_id": body.client_id})
 
+    async def typing(self, request: web.Request) -> web.Response:
+        """The visitor is typing: at most one ``typing`` channel event per visitor and
+        window (``VISITOR_TYPING_EVERY_S``), best effort, to the dialog's stream
+        (docs/channels/widget.md, "Typing"). Not counted against the visitor's messages:
+        the window is its limit; the address's limit applies as to every request."""
+        channel = await self._admitted(request)
+        visitor = await self._visitor(request, channel)
+        parse_model(TypingBody, parse_json(await json_body(request)))
+        event = channel.visitor_typing(visitor, self._engine.clock.now())
+        if self._typing_sent.get(visitor.visitor_id) == event.channel_event_id:
+            return json_response({"sent": False})
+        with self._ingest.handling():
+            [stored] = await self._ingest.store([], WidgetChannel.name, [event])
+        if len(self._typing_sent) >= TYPING_REMEMBERED:
+            self._typing_sent.clear()  # a forgotten window only costs one deduplicated write
+        self._typing_sent[visitor.visitor_id] = event.channel_event_id
+        return json_response({"sent": stored})
+
     async def _content(
         self,
         body: MessageBody,
@@ -376,7 +437,7 @@ class WidgetApi:
                 raise BadRequestError(f"text over {settings.max_text_chars} characters")
             return TextContent(text=body.text)
         assert body.file_id is not None
-        stored = await self._log.call(self._log.store.file, body.file_id)
+        stored = await self._logs.of_visitor(visitor.visitor_id).file(body.file_id)
         if stored is None or stored.visitor_id != visitor.visitor_id:
             raise NotFoundError(f"no file {body.file_id!r} of this visitor")
         url = f"{self._base_url(request)}/widget/{request.match_info['widget_id']}/files/"
@@ -410,17 +471,18 @@ class WidgetApi:
         )
         # As a webhook is: its start holds this actor's watermark until it is in the intake.
         with self._ingest.handling():
-            appended: Appended = (await self._log.append([entry]))[0]
-            self.hub.nudge()
+            home = home_of(visitor.visitor_id)
+            appended: Appended = (await self._logs.of(home).append([entry]))[0]
+            self.hub.nudge(home)
             now = self._engine.clock.now()
             message = channel.inbound(visitor, client_id, content, appended.seq, now, extras)
             await self._ingest.store([message], WidgetChannel.name)
         return appended.seq
 
     async def upload(self, request: web.Request) -> web.Response:
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         visitor = await self._visitor(request, channel)
-        self._visitor_limit(visitor, channel)
+        await self._visitor_limit(visitor, channel)
         settings = _settings(channel.credentials)
         data = await request.read()
         name = urllib.parse.unquote(request.headers.get("X-File-Name", ""))
@@ -431,8 +493,11 @@ class WidgetApi:
             settings,
             StoredFile(channel.route.connector_id, visitor.visitor_id, "", "", b""),
         )
-        file_id = f"file_{secrets.token_hex(16)}"
-        await self._log.call(self._log.store.put_file, file_id, stored, self._engine.clock.now())
+        # Kept with everything else of the visitor, in their home's log.
+        file_id = homed(f"file_{secrets.token_hex(16)}", home_of(visitor.visitor_id))
+        await self._logs.of_visitor(visitor.visitor_id).put_file(
+            file_id, stored, self._engine.clock.now()
+        )
         return json_response(
             {"file_id": file_id, "name": stored.name, "mime_type": stored.mime_type}, status=201
         )
@@ -440,7 +505,11 @@ class WidgetApi:
     async def download(self, request: web.Request) -> web.Response:
         """By its unguessable id: the visitor's page and the operator's portal both show it."""
         channel = self._channel(request)
-        stored = await self._log.call(self._log.store.file, request.match_info["file_id"])
+        file_id = request.match_info["file_id"]
+        try:
+            stored = await self._logs.of(home_of(file_id)).file(file_id)
+        except NotFoundError:
+            stored = None
         if stored is None or stored.connector_id != channel.route.connector_id:
             raise NotFoundError("no such file")
         return web.Response(body=stored.data, headers=download_headers(stored))
@@ -448,7 +517,7 @@ class WidgetApi:
     # --- the live connection
 
     async def live(self, request: web.Request) -> web.StreamResponse:
-        channel = self._admitted(request)
+        channel = await self._admitted(request)
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
         await ws.prepare(request)
         try:
@@ -475,26 +544,18 @@ class WidgetApi:
             await ws.send_str(frame.decode())
 
         connection = LiveConnection(visitor.visitor_id, after, send)
-        self.hub.add(connection)
+        port = self._logs.of_visitor(visitor.visitor_id)
+        await self.hub.add(connection)
         try:
             await ws.send_str(orjson.dumps({"live": True, "after": after}).decode())
-            backlog = await self._log.call(
-                self._log.store.entries_of,
-                visitor.visitor_id,
-                after,
-                HISTORY_MAX,
-                time.time(),  # the log's ``at`` is its commit's wall-clock time
-            )
+            now = self._engine.clock.now()  # the log's ``at`` is on the engine's clock
+            backlog = await port.entries_of(visitor.visitor_id, after, HISTORY_MAX, now)
             while True:
                 await connection.catch_up(backlog)
                 if len(backlog) < HISTORY_MAX:
                     break
-                backlog = await self._log.call(
-                    self._log.store.entries_of,
-                    visitor.visitor_id,
-                    connection.last_sent,
-                    HISTORY_MAX,
-                    time.time(),
+                backlog = await port.entries_of(
+                    visitor.visitor_id, connection.last_sent, HISTORY_MAX, now
                 )
             del backlog  # an idle connection keeps none of what it sent
             async for message in ws:  # the client says nothing more; read until it goes

@@ -361,6 +361,15 @@ class MailboxHost:
             result[portal_id] = ({}, 0)
         return result
 
+    def open_dialog_keys(self) -> dict[str, set[str]]:
+        """Per connector, the conversations (dialog keys) of every hosted portal's open
+        dialogs: what a channel's own retention must spare (docs/channels/widget.md)."""
+        keys: dict[str, set[str]] = {}
+        for hosted in self._portals.values():
+            for dialog in hosted.router.dispatcher.board.dialogs.values():
+                keys.setdefault(dialog.connector_id, set()).add(dialog.dialog_key)
+        return keys
+
     async def prune(self) -> int:
         store = self._store.store
         now = self._clock.now()

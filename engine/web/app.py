@@ -11,6 +11,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from channels.widget.logs import WidgetLogs
 from channels.widget.web import WidgetApi
 from engine.web.admin_api import AdminApi
 from engine.web.crm_api import CrmApi
@@ -25,7 +26,11 @@ OPENAPI_PATH = "/api/v1/openapi.json"
 """The portal API's OpenAPI description (``engine.web.openapi``), public like the key."""
 
 
-def build_app(engine: Engine, ingest: WebhookIngest) -> web.Application:
+def build_app(
+    engine: Engine, ingest: WebhookIngest, widget_logs: WidgetLogs | None = None
+) -> web.Application:
+    """``widget_logs``: this node's widget log and the others' (default: the process's,
+    ``channels.widget.logs.process_logs``)."""
     max_body = engine.config.max_body_bytes
     app = web.Application(
         client_max_size=max_body, middlewares=[error_middleware(engine.counters, max_body)]
@@ -44,5 +49,5 @@ def build_app(engine: Engine, ingest: WebhookIngest) -> web.Application:
     app.add_routes([call.route() for call in calls])
     app.add_routes(AdminApi(engine).routes())
     app.add_routes(HealthAndMetrics(engine).routes())
-    WidgetApi(engine, ingest).attach(app)
+    WidgetApi(engine, ingest, widget_logs).attach(app)
     return app

@@ -16,6 +16,7 @@ from engine.clock import Clock
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
 from engine.crm.calls import CrmCall
 from engine.metrics import Counters, Sample
+from engine.rate_ledger import Consumed
 from engine.registry import EdgeRegistry, Registry
 from engine.routing.state import OperatorStatus
 from engine.store.records import DeadLetter, OutboxRecord
@@ -160,4 +161,9 @@ class Engine(Protocol):
 
     def parts(self) -> dict[str, Part]:
         """Every part of the engine by name: what ``/healthz`` and ``/metrics`` report."""
+        ...
+
+    async def share_usage(self, consumed: dict[str, Consumed]) -> dict[str, float]:
+        """Report what this process admitted of rate limits since its last report; the
+        engine-wide buckets' levels come back (``engine.rate_ledger``)."""
         ...

@@ -172,6 +172,9 @@ async def test_every_process_killed_in_turn_loses_and_doubles_nothing_either_way
             written += 1
             await visitor.send(f"m{written}", f"c-{written}")
             await operator_says(engine, portal, dialog, f"r{index + 2}")
+            # Shown before the next kill: a reply accepted (202) but not yet in the log
+            # when its portal actor dies is sent after the restart, after later messages.
+            await visitor.shows(2 * written)
         host = engine.actors.hosts["portal-acme"]
         os.kill(await host.pid.remote(), signal.SIGKILL)
         written += 1
@@ -189,3 +192,34 @@ async def test_every_process_killed_in_turn_loses_and_doubles_nothing_either_way
         assert visitor.connections >= 2  # the killed actor's connection was taken over
     finally:
         await visitor.stop()
+
+
+@pytest.mark.usefixtures("ray_session")
+async def test_a_visitors_limit_holds_across_the_channel_actors(
+    engine: RunningEngine, portal: PortalStandIn
+) -> None:
+    """Each request on a connection of its own, so ``SO_REUSEPORT`` spreads them over both
+    channel actors: the visitor gets 30 messages a minute engine-wide (the default), within
+    the stated bound of ``30 + 2 x 4`` (docs/channels/widget.md, "Rate limits"), where each
+    actor's own bucket would have let all 40 through."""
+    visitor = Visitor(engine)
+    await visitor.start()
+    statuses: list[int] = []
+    try:
+        for n in range(40):
+            body = orjson.dumps({"client_id": f"c-{n}", "text": f"m{n}"})
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with (
+                aiohttp.ClientSession(connector=connector) as fresh,
+                fresh.post(
+                    f"{visitor.base}/messages", data=body, headers=visitor.headers()
+                ) as answer,
+            ):
+                statuses.append(answer.status)
+    finally:
+        await visitor.stop()
+    admitted = statuses.count(200)
+    assert set(statuses) <= {200, 429}, statuses
+    # The engine's clock runs while the test does: a second adds half a token.
+    assert 30 <= admitted <= 38 + 1, statuses
+    assert statuses[-1] == 429

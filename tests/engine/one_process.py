@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from actors.channel_cache import ChannelCache
 from channels.base import Channel
-from channels.widget.log import close_shared_logs
+from channels.widget.log import close_shared_logs, log_path
+from channels.widget.retention import WidgetPruner, retained_widgets
 from engine.api_models import EngineKeyDocument
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.config import ConnectorConfig, EngineConfig, PortalConfig
@@ -35,6 +36,7 @@ from engine.errors import NotFoundError, UnavailableError
 from engine.handoff import Handoff, InProgress
 from engine.metrics import Counters, Sample
 from engine.polling import PollingLoop
+from engine.rate_ledger import Consumed, RateLedger
 from engine.registry import EdgeRegistry, Registry
 from engine.registry_service import RegistryService
 from engine.store.intake import IntakeStore
@@ -138,6 +140,7 @@ class OneProcessEngine:
         self.service.open(restarted=False)
         self._registrar = LocalRegistrar(self.service, self)
         self.server: LocalPortalServer | None = None
+        self.ledger = RateLedger()
 
     @property
     def config(self) -> EngineConfig:
@@ -169,6 +172,10 @@ class OneProcessEngine:
 
     def channel(self, connector: ConnectorConfig) -> Channel:
         return self._channels.get(connector)
+
+    async def share_usage(self, consumed: dict[str, Consumed]) -> dict[str, float]:
+        """The engine's ledger, as the registry actor holds it."""
+        return self.ledger.exchange(consumed, self._clock.now())
 
     def channel_of(self, connector_id: str) -> Channel:
         connector = self.registry.connectors.get(connector_id)
@@ -294,6 +301,16 @@ async def one_process_engine(
         config.portal_pool_size,
     )
     polling_task = asyncio.create_task(polling.run())
+    pruner = WidgetPruner(log_path(config.data_dir), clock, engine.counters)
+    pruning = asyncio.create_task(
+        pruner.run(
+            lambda: retained_widgets(
+                engine.service.registry.connectors.values(),
+                engine.channel,
+                host.open_dialog_keys(),
+            )
+        )
+    )
     app = build_app(engine, ingest)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -315,7 +332,8 @@ async def one_process_engine(
         await runner.cleanup()
         handing.cancel()
         polling_task.cancel()
-        await asyncio.gather(handing, polling_task, return_exceptions=True)
+        pruning.cancel()
+        await asyncio.gather(handing, polling_task, pruning, return_exceptions=True)
         await intake.close()
         await host.close()
         await engine.service.close()

@@ -261,6 +261,9 @@
         form.requestSubmit();
       }
     });
+    ui.input.addEventListener("input", function () {
+      if (ui.input.value.trim()) sayTyping();
+    });
     ui.file.addEventListener("change", function () {
       var file = ui.file.files && ui.file.files[0];
       ui.file.value = "";
@@ -530,6 +533,17 @@
   }
 
   // ---- sending: an outbox, in order, exactly once --------------------------------------
+
+  // The operator sees that the visitor types: one signal per settings.typing_every_s at
+  // most, not one per keystroke; best effort (a lost one is not retried).
+  var typingSentAt = 0;
+
+  function sayTyping() {
+    var now = Date.now();
+    if (now - typingSentAt < settings.typing_every_s * 1000 || !navigator.onLine) return;
+    typingSentAt = now;
+    call("/typing", {}).catch(function () { /* best effort */ });
+  }
 
   function enqueue(message) {
     var item = { client_id: newClientId() };

@@ -1,8 +1,9 @@
 """The widget end to end in a real browser (headless Chromium, ``browser_kit``): a host page
 on 127.0.0.1 embeds it with one script tag; the visitor opens it, writes, agrees to the
-processing of their data by the line's button, reads the operator's answer from the portal
-API, reloads and finds the history, writes while offline and is delivered once when back,
-and rates the dialog. The keyboard alone drives it, and axe-core finds nothing wrong."""
+processing of their data by the line's button, types (the portal hears it), reads the
+operator's answer from the portal API, reloads and finds the history, writes while offline
+and is delivered once when back, and rates the dialog. The keyboard alone drives it, and
+axe-core finds nothing wrong."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Locator, Page, expect
 
+from channels.widget.config import VISITOR_TYPING_EVERY_S
 from engine.clock import ManualClock
 from tests.engine.one_process import Served
 from tests.engine.web_kit import portal_call
@@ -156,6 +158,7 @@ async def test_a_visitor_chats_reloads_goes_offline_and_rates_in_a_real_browser(
     portal: PortalStandIn,
     host_page: HostPage,
     screenshots: Screenshots,
+    clock: ManualClock,
 ) -> None:
     context = await browser.new_context(viewport={"width": 900, "height": 720})
     page = await context.new_page()
@@ -182,6 +185,19 @@ async def test_a_visitor_chats_reloads_goes_offline_and_rates_in_a_real_browser(
     await expect(log(page)).to_contain_text("Thank you!")
     await portal.wait_for(lambda p: bool(p.of_types("dialog.assigned")))
     dialog_id = portal.messages()[0]["dialog"]["id"]
+
+    # The visitor types: the portal hears it, once per window, not once per keystroke.
+    typing_calls: list[str] = []
+    page.on("request", lambda r: typing_calls.append(r.url) if r.url.endswith("/typing") else None)
+    await clock.advance(VISITOR_TYPING_EVERY_S)
+    box = page.get_by_role("textbox", name="Type a message")
+    keys = "Is anyone there today"
+    await box.press_sequentially(keys, delay=200)  # a person's pace: over 4 s
+    await portal.wait_for(
+        lambda p: any(e["data"]["kind"] == "typing" for e in p.of_types("channel."))
+    )
+    assert 1 <= len(typing_calls) <= 2 < len(keys), typing_calls
+    await box.fill("")
 
     status, body = await portal_call(
         engine, portal, "POST", f"/api/v1/dialogs/{dialog_id}/typing", {"operator_id": "anna"}

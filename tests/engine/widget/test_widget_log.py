@@ -20,6 +20,7 @@ from channels.widget.log import (
     close_shared_logs,
     log_path,
 )
+from channels.widget.logs import LocalLog, WidgetLogs
 from engine.clock import SystemClock
 from engine.metrics import Counters
 from engine.models import DialogTarget, OutboundText, ReplyRequest, Route
@@ -40,7 +41,7 @@ async def test_a_reply_written_elsewhere_reaches_the_live_connection_once_in_ord
     path = log_path(tmp_path)
     # The "channel actor": its own connection to the file, its hub tailing it.
     reader = ThreadedStore(WidgetLog(path), SystemClock())
-    hub = LiveHub(reader, Counters(), poll_s=0.005)
+    hub = LiveHub(WidgetLogs("", LocalLog(reader)), Counters(), poll_s=0.005)
     await hub.start()
     # The "portal actor": the channel plug-in with the process's shared connection.
     channel = WidgetChannel(ROUTE, CREDENTIALS, data_dir=tmp_path)
@@ -56,7 +57,7 @@ async def test_a_reply_written_elsewhere_reaches_the_live_connection_once_in_ord
             )
             # A connection resuming after entry 0: the backlog and the tail overlap.
             connection = LiveConnection("v1", 0, send)
-            hub.add(connection)
+            await hub.add(connection)
             backlog = await reader.call(reader.store.entries_of, "v1", 0, 100, 0.0)
             sends = [
                 channel.send(
