@@ -199,6 +199,11 @@ class ChannelEvent(Frozen):
     )
     occurred_at: float = Field(description="When it happened, unix seconds (channel time).")
     received_at: float = Field(description="When the engine received it, unix seconds.")
+    opens_window: bool = Field(
+        default=False,
+        description="The provider counts it as the customer writing: it opens the messaging "
+        "window again like a message (a Messenger reaction; docs/channels/contract.md).",
+    )
     extras: dict[str, str] = Field(default_factory=dict)
     raw: dict[str, Any] = Field(default_factory=dict, description="Provider payload, for audit.")
 

@@ -9,15 +9,16 @@ conversations (dialog = the Instagram-scoped id, IGSID) and/or comment threads (
 Both login flavours are served: with Facebook Login, ``graph_api_url`` is
 graph.facebook.com and direct replies go to the linked page (``page_id``); with Instagram
 Login, graph.instagram.com and the account itself. Direct replies are ``RESPONSE`` inside the
-24-hour window the engine enforces (``reply_window_s``). Comment replies are public
-(``POST /{comment}/replies``) or one private reply per comment. Meta's reply limits (750
+24-hour window the engine enforces (``reply_window_for``; ``HUMAN_AGENT``: 7 days).
+Comment replies are public (``POST /{comment}/replies``, no window) or one private reply per
+comment within 7 days. Meta's reply limits (750
 private replies an hour per account) answer with its throttling codes: the reply is kept
 and retried after the time Meta gives (the engine's durable reply queue), never dropped.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import aiohttp
 from pydantic import BaseModel, Field
@@ -70,6 +71,12 @@ class InstagramCredentials(AccountCredentials):
     )
     poll_media_limit: int = Field(
         default=25, ge=1, le=100, description="How many recent media a comment poll reads."
+    )
+    message_tag: Literal["HUMAN_AGENT"] | None = Field(
+        default=None,
+        description="Send every direct reply as MESSAGE_TAG HUMAN_AGENT (needs Meta's "
+        "approval): replies up to 7 days after the customer's last message; none: RESPONSE, "
+        "within 24 hours.",
     )
 
 
@@ -177,5 +184,5 @@ class InstagramChannel(AccountChannel):
         self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
         messages = message_objects(self.name, request, self.capabilities, utf8_bytes)
-        envelope = {"recipient": {"id": target.dialog_key}, "messaging_type": "RESPONSE"}
+        envelope = self.direct_envelope(target)
         return await self._send_api.send(session, target, request, envelope, messages)

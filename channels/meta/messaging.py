@@ -150,6 +150,8 @@ class MessagingReader:
                 **common,
             )
         if event.reaction is not None:
+            # Meta counts a reaction as the customer acting: it opens the 24-hour window
+            # again (docs/channels/facebook.md, "Windows"); taking one back does not.
             reaction = event.reaction
             removed = reaction.action == "unreact"
             shown = None if removed else (reaction.emoji or reaction.reaction)
@@ -161,6 +163,7 @@ class MessagingReader:
                 message_ids=(reaction.mid,) if reaction.mid else (),
                 reaction=shown,
                 extras=extras,
+                opens_window=not removed,
                 **common,
             )
         optin = data.get("optin")

@@ -38,6 +38,7 @@ from engine.events import ReplyFailed, ReplyOrigin, ReplySent, ReplyUncertain, e
 from engine.metrics import Counters
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 from engine.routing.state import DialogState
+from engine.routing.windows import ReplyWindow
 from engine.store.base import OutboxStore
 from engine.store.records import StoredReply
 from engine.store.threaded import ThreadedStore
@@ -58,9 +59,8 @@ class ReplyChannel(Protocol):
         """Whether the customer sees which operator sent a reply."""
         ...
 
-    @property
-    def reply_window_s(self) -> float | None:
-        """Replies are taken only this long after the customer's last message (None: ever)."""
+    def reply_window_for(self, dialog_key: str) -> ReplyWindow | None:
+        """The dialog's messaging window (None: replies are taken at any time)."""
         ...
 
     async def send(

@@ -17,7 +17,7 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -76,14 +76,32 @@ Notify = Callable[[Sequence[int]], None]
 """Tells the mailbox that events joined streams (their stream hashes)."""
 Enqueue = Callable[[StoredReply], None]
 """Hands a stored reply to the reply sender."""
-ReplyTerms = Callable[[str], ReplyConditions]
-"""What a connector's channel says about replies: whether it shows the sender, its
-messaging window (``last_customer_at`` is filled in by the router)."""
+ReplyTerms = Callable[[str, str], ReplyConditions]
+"""What a connector's channel says about replies in one dialog (by connector id and dialog
+key): whether it shows the sender, the dialog's messaging window (``last_customer_at`` is
+filled in by the router)."""
 
 T = TypeVar("T")
 
 
-def no_reply_terms(connector_id: str) -> ReplyConditions:
+def receipts_of(events: Iterable[ChannelEvent]) -> list[Receipt]:
+    """What channel events report of our messages: their status moves in the routing step
+    that delivers the events (docs/channels/contract.md, "Receipts")."""
+    return [
+        Receipt(
+            connector_id=event.route.connector_id,
+            dialog_key=event.dialog_key,
+            status=event.kind,
+            channel_message_ids=event.channel_message_ids,
+            watermark=event.watermark,
+            reason=event.reason,
+        )
+        for event in events
+        if event.kind in RECEIPT_KINDS
+    ]
+
+
+def no_reply_terms(connector_id: str, dialog_key: str) -> ReplyConditions:
     return ReplyConditions()
 
 
@@ -113,7 +131,7 @@ class PortalRouter:
             Board(),
             rules,
             line_name=self.line_name,
-            window_of=lambda connector_id: reply_terms(connector_id).reply_window_s,
+            window_of=lambda connector_id, key: reply_terms(connector_id, key).window,
         )
         self.contacts = ContactBook(portal, store, clock, counters)
         self.workflow = Workflow(self.dispatcher)
@@ -412,9 +430,10 @@ class PortalRouter:
             if identity in board.blocked
         }
         heard = await self._heard(ordered) if voice.listening else {}
-        receipts = await self._receipts(ordered)
-        self.dispatcher.arrive(ordered, owners, recent, self._clock.now(), blocking, heard)
-        self.dispatcher.plan.receipts.extend(receipts)
+        events = await self._channel_events(ordered)
+        openers = {rowid for rowid, event in events.items() if event.opens_window}
+        self.dispatcher.arrive(ordered, owners, recent, self._clock.now(), blocking, heard, openers)
+        self.dispatcher.plan.receipts.extend(receipts_of(events.values()))
         await self._commit()
 
     async def _heard(self, rows: Sequence[InboxRow]) -> dict[int, Heard]:
@@ -427,26 +446,16 @@ class PortalRouter:
             for rowid, payload in payloads.items()
         }
 
-    async def _receipts(self, rows: Sequence[InboxRow]) -> list[Receipt]:
-        """What the channel events among the rows report of our messages: their status moves
-        in the routing step that delivers the events (docs/channels/contract.md)."""
+    async def _channel_events(self, rows: Sequence[InboxRow]) -> dict[int, ChannelEvent]:
+        """The channel events among the rows, by inbox row: what they report of our messages
+        and whether they open the messaging window."""
         wanted = [row.rowid for row in rows if row.kind == CHANNEL_EVENT]
         if not wanted:
-            return []
+            return {}
         payloads = await self._store.call(self._store.store.inbox_payloads, self.portal_id, wanted)
-        events = [ChannelEvent.model_validate_json(payload) for payload in payloads.values()]
-        return [
-            Receipt(
-                connector_id=event.route.connector_id,
-                dialog_key=event.dialog_key,
-                status=event.kind,
-                channel_message_ids=event.channel_message_ids,
-                watermark=event.watermark,
-                reason=event.reason,
-            )
-            for event in events
-            if event.kind in RECEIPT_KINDS
-        ]
+        return {
+            rowid: ChannelEvent.model_validate_json(payload) for rowid, payload in payloads.items()
+        }
 
     async def _blocking_dialog(self, block: Block) -> DialogState:
         dialog = await self._store.call(self._store.store.dialog, self.portal_id, block.dialog_id)
@@ -606,9 +615,10 @@ class PortalRouter:
         before the text where the channel shows no sender."""
         async with self._lock:
             dialog = await self._must_be_open(dialog_id)
-            conditions = self._reply_terms(dialog.connector_id)
+            conditions = self._reply_terms(dialog.connector_id, dialog.dialog_key)
             last = None
-            if conditions.reply_window_s is not None or body.quick_answer_id is not None:
+            unkept = conditions.window is not None and dialog.window_closes_at is None
+            if unkept or body.quick_answer_id is not None:
                 last = await self._store.call(
                     self._store.store.last_customer_message, self.portal_id, dialog_id
                 )

@@ -20,6 +20,7 @@ from engine.errors import AuthError, ConflictError, NotFoundError
 from engine.models import DialogTarget, OutboundText, ReplyRequest, Route, SentReceipt
 from engine.routing.rules import load_rules
 from engine.routing.state import DialogState
+from engine.routing.windows import ReplyWindow
 from engine.store.records import dialog_ref
 from tests.engine.conftest import (
     LINE_ID,
@@ -373,10 +374,12 @@ class BrokenPlugin:
 
     idempotent_sends = False
     shows_sender = False
-    reply_window_s = None
 
     def __init__(self) -> None:
         self.calls = 0
+
+    def reply_window_for(self, dialog_key: str) -> ReplyWindow | None:
+        return None
 
     async def send(
         self,

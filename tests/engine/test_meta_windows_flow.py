@@ -1,0 +1,184 @@
+"""Meta's messaging windows end to end in one process, on the manual clock (never slept): per
+connector (24 hours, 7 days under ``HUMAN_AGENT``), per dialog (a public comment reply has
+none, a private one is one per comment within 7 days), a reaction opening the window again
+and a receipt not (docs/channels/facebook.md, "Windows")."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from engine.clock import ManualClock
+from tests.engine.one_process import Served
+from tests.engine.web_kit import connector, portal_call, serving
+from tests.standins.meta_api import (
+    APP_ID,
+    APP_SECRET,
+    FEED_PAGE_ID,
+    PAGE_ID,
+    PAGE_TOKEN,
+    VERIFY_TOKEN,
+    MetaGraphStandIn,
+    changes_entry,
+    messaging_entry,
+    notification,
+    post_notification,
+    recorded_json,
+)
+from tests.standins.portal import PortalStandIn
+
+APP = {"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "app_id": APP_ID}
+HUMAN_PAGE = "134968929700077"
+PRIVATE_PAGE = "370873143300088"
+ALICE, BORIS = "7689966077685933", "7689966077600001"
+HOUR_S = 3600.0
+DAY_S = 24 * HOUR_S
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[MetaGraphStandIn]:
+    async with MetaGraphStandIn() as api:
+        api.accounts.messenger[HUMAN_PAGE] = PAGE_TOKEN
+        api.accounts.messenger[PRIVATE_PAGE] = PAGE_TOKEN
+        yield api
+
+
+@pytest.fixture
+async def served(
+    tmp_path: Path,
+    clock: ManualClock,
+    session: aiohttp.ClientSession,
+    portal: PortalStandIn,
+    graph: MetaGraphStandIn,
+) -> AsyncIterator[Served]:
+    portal.now = clock.now  # the engine signs its batches at the manual clock's days
+    app = {**APP, "graph_api_url": graph.graph_api_url}
+    page = {**app, "page_access_token": PAGE_TOKEN}
+    comments = {"receive": ["comments"]}
+    connectors = [
+        connector("fb", "facebook", **page, page_id=PAGE_ID),
+        connector("fbh", "facebook", **page, page_id=HUMAN_PAGE, message_tag="HUMAN_AGENT"),
+        connector("fbc", "facebook", **page, page_id=FEED_PAGE_ID, **comments),
+        connector(
+            "fbp", "facebook", **page, page_id=PRIVATE_PAGE, comment_replies="private", **comments
+        ),
+    ]
+    async with serving(tmp_path, clock, session, portal, connectors) as running:
+        yield running
+
+
+def messaging(page: str, sender: str, **event: Any) -> dict[str, Any]:
+    stamp = {"sender": {"id": sender}, "recipient": {"id": page}, "timestamp": 1}
+    return notification("page", messaging_entry(page, {**stamp, **event}))
+
+
+def feed(page: str, comment_id: str, parent_id: str | None = None) -> dict[str, Any]:
+    value = recorded_json("fb_feed_comment.json")["entry"][0]["changes"][0]["value"]
+    value = {**value, "comment_id": comment_id, "created_time": int(time.time())}
+    if parent_id is not None:
+        value["parent_id"] = parent_id
+    return notification("page", changes_entry(page, "feed", value))
+
+
+class Portal:
+    """The portal's side of the test: webhooks in, replies out, at the engine's clock."""
+
+    def __init__(self, served: Served, portal: PortalStandIn, clock: ManualClock) -> None:
+        self.served, self.portal, self.clock = served, portal, clock
+
+    async def post(self, body: dict[str, Any]) -> None:
+        hook = f"{self.served.url}/hooks/facebook"
+        assert await post_notification(self.served.session, hook, body) == (200, "EVENT_RECEIVED")
+
+    async def reply(self, dialog_id: str, text: str) -> tuple[int, Any]:
+        return await portal_call(
+            self.served,
+            self.portal,
+            "POST",
+            f"/api/v1/dialogs/{dialog_id}/messages",
+            {"content": {"kind": "text", "text": text}},
+        )  # signed at real time: the engine checks API signatures against it
+
+    async def accepted(self, dialog_id: str, text: str) -> None:
+        status, body = await self.reply(dialog_id, text)
+        assert status == 202, body
+
+    async def refused(self, dialog_id: str, closed_at: float) -> str:
+        status, body = await self.reply(dialog_id, "too late?")
+        assert (status, body["error"], body["closed_at"]) == (409, "window_closed", closed_at)
+        return str(body["message"])
+
+
+async def test_messenger_windows_per_connector_and_a_reaction_opening_it_again(
+    served: Served, portal: PortalStandIn, graph: MetaGraphStandIn, clock: ManualClock
+) -> None:
+    meta = Portal(served, portal, clock)
+    t0 = clock.now()
+    await meta.post(messaging(PAGE_ID, ALICE, message={"mid": "m_w1", "text": "Привет 👋"}))
+    await meta.post(messaging(HUMAN_PAGE, BORIS, message={"mid": "m_w2", "text": "Hi"}))
+    messages = await portal.wait_for_events(2, "message.")
+    dialogs = {m["data"]["route"]["connector_id"]: m["dialog"] for m in messages}
+    assert dialogs["fb"]["window_closes_at"] == t0 + DAY_S
+    assert dialogs["fbh"]["window_closes_at"] == t0 + 7 * DAY_S
+    alice, boris = dialogs["fb"]["id"], dialogs["fbh"]["id"]
+
+    await clock.advance(23 * HOUR_S)
+    reaction = {"reaction": "love", "emoji": "❤️", "action": "react", "mid": "m_w1"}
+    await meta.post(messaging(PAGE_ID, ALICE, reaction=reaction))
+    await meta.post(messaging(HUMAN_PAGE, BORIS, read={"watermark": 1}))
+    events = await portal.wait_for_events(2, "channel.")
+    by_dialog = {e["dialog"]["id"]: e for e in events}
+    reacted_at = t0 + 23 * HOUR_S
+    assert by_dialog[alice]["data"]["kind"] == "reaction"
+    assert by_dialog[alice]["dialog"]["window_closes_at"] == reacted_at + DAY_S
+    assert by_dialog[boris]["dialog"]["window_closes_at"] == t0 + 7 * DAY_S  # a receipt: no
+
+    await clock.advance(2 * HOUR_S)  # a day after Alice wrote, two hours after she reacted
+    await meta.accepted(alice, "Здравствуйте!")
+    await meta.accepted(boris, "Hello Boris")
+    assert {e["type"] for e in await portal.wait_for_events(2, "reply.")} == {"reply.sent"}
+    bodies = {body["recipient"]["id"]: body for body in graph.sent()}
+    assert bodies[ALICE]["messaging_type"] == "RESPONSE"
+    assert (bodies[BORIS]["messaging_type"], bodies[BORIS]["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+
+    await clock.advance(23 * HOUR_S)  # a day after the reaction
+    words = await meta.refused(alice, reacted_at + DAY_S)
+    assert "24-hour messaging window" in words
+    await meta.accepted(boris, "Still here, two days on")
+    await clock.advance(6 * DAY_S)
+    assert "HUMAN_AGENT tag's 7 days" in await meta.refused(boris, t0 + 7 * DAY_S)
+    assert len(portal.of_types("reply.")) == 3  # nothing refused was stored or sent
+
+
+async def test_comment_windows_public_none_private_one_per_comment_within_7_days(
+    served: Served, portal: PortalStandIn, graph: MetaGraphStandIn, clock: ManualClock
+) -> None:
+    meta = Portal(served, portal, clock)
+    t0 = clock.now()
+    await meta.post(feed(FEED_PAGE_ID, "690891113073877_1"))
+    await meta.post(feed(PRIVATE_PAGE, "690891113073877_2"))
+    messages = await portal.wait_for_events(2, "message.")
+    dialogs = {m["data"]["route"]["connector_id"]: m["dialog"] for m in messages}
+    assert dialogs["fbc"]["window_closes_at"] is None
+    assert dialogs["fbp"]["window_closes_at"] == t0 + 7 * DAY_S
+    public, private = dialogs["fbc"]["id"], dialogs["fbp"]["id"]
+
+    await clock.advance(3 * DAY_S)
+    await meta.accepted(public, "Free shipping!")
+    await meta.accepted(private, "Sent you the price in Messenger")
+    replied_at = clock.now()
+    words = await meta.refused(private, replied_at)  # one private reply per comment
+    assert "one reply" in words
+    sent = await portal.wait_for_events(2, "reply.")
+    assert {e["type"] for e in sent} == {"reply.sent"}
+    shown = next(e for e in sent if e["dialog"]["id"] == private)["dialog"]
+    assert shown["window_closes_at"] == replied_at
+    assert graph.sent("comments")[0]["message"].endswith("Free shipping!")
+    assert graph.sent("messages")[0]["recipient"] == {"comment_id": "690891113073877_2"}
+    await meta.accepted(public, "And once more in public")  # no window: any number
+    assert len(await portal.wait_for_events(3, "reply.")) == 3
