@@ -48,7 +48,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from channels.render import Capabilities as Capabilities  # the contract's, re-exported
 from engine.clock import Clock
 from engine.delivery.send_rates import SendRate
-from engine.errors import ConflictError, MethodNotAllowedError, NotFoundError
+from engine.errors import ConflictError, MethodNotAllowedError, NotFoundError, PermanentSendError
 from engine.models import (
     ChannelEvent,
     DialogTarget,
@@ -203,6 +203,26 @@ class Channel(ABC):
         ``reply_window_s`` for every dialog."""
         seconds = self.reply_window_s
         return None if seconds is None else ReplyWindow(seconds)
+
+    def outside_window_form(self, dialog_key: str) -> str | None:
+        """The form in which this connector carries a reply to the dialog after its
+        messaging window closed (WhatsApp: ``template``, the connector's template message);
+        None, the default: it cannot, and such a reply is refused (409 ``window_closed``).
+        A channel that names a form implements ``send_outside_window``."""
+        return None
+
+    async def send_outside_window(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        """Deliver a reply the engine accepted after the dialog's window closed
+        (``request.outside_window_form`` names the form ``outside_window_form`` gave), with
+        the errors ``send`` maps; the receipt names the form and template used."""
+        raise PermanentSendError(f"{self.name} cannot send a reply outside the messaging window")
 
     async def show_typing(self, customer_id: str, operator_id: str) -> None:
         """Show the customer that ``operator_id`` is typing (the portal API's ``typing``

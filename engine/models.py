@@ -296,6 +296,12 @@ class ReplyRequest(Frozen):
         description="Set by the engine where the channel shows a sender: the name and avatar "
         "the line's persona shows beside the reply (elsewhere the name is before the text).",
     )
+    outside_window_form: str | None = Field(
+        default=None,
+        description="Set by the engine when the dialog's messaging window had closed as the "
+        "reply was accepted: the form the channel carries it in instead (WhatsApp: "
+        "`template`), through its send_outside_window (docs/channels/contract.md).",
+    )
 
 
 class DialogTarget(Frozen):
@@ -311,3 +317,8 @@ class SentReceipt(Frozen):
     """What the channel answered for one outbound message (several parts if it was split)."""
 
     channel_message_ids: tuple[str, ...]
+    form: str = "message"
+    """How it went: ``message`` (free-form) or the channel's form for outside the window
+    (``template``)."""
+    template: str | None = None
+    """The template it went as (WhatsApp: its name), for ``form`` ``template``."""

@@ -6,7 +6,8 @@ number (``phone_number_id``); a dialog is one customer (``wa_id``, or the busine
 ``user_id`` of a customer known by username only). Messages are de-duplicated on their
 ``wamid`` (Meta redelivers for days; one POST can even carry the same one twice). Replies
 are free-form only within 24 hours of the customer's last message, which the engine
-enforces (``reply_window_s``).
+enforces (``reply_window_s``); after it a connector with an ``outside_window_template``
+sends the reply as that template message (``send_outside_window``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from channels.meta.graph_calls import graph_post
 from channels.meta.messaging import EntryReading
 from channels.meta.setup import SetupPlan
 from channels.meta.whatsapp_buttons import interactive_buttons
+from channels.meta.whatsapp_templates import WhatsAppTemplate, template_message
 from channels.meta.whatsapp_types import (
     WaError,
     WaMedia,
@@ -95,6 +97,12 @@ class WhatsAppCredentials(MetaAppCredentials):
         default=None,
         pattern=ACCOUNT_ID_PATTERN,
         description="The WhatsApp Business Account id (for subscribing the app at connect).",
+    )
+    outside_window_template: WhatsAppTemplate | None = Field(
+        default=None,
+        description="The approved template a reply goes as after the 24-hour window closed "
+        "(name, language, how the operator's text fills its parameters); none: such a reply "
+        "is refused (409 window_closed).",
     )
 
 
@@ -322,6 +330,33 @@ class WhatsAppChannel(MetaChannel):
             return await self._call(session, {**address, **messages[index]})
 
         return await self._resume.send(target, request, len(messages), send_part)
+
+    def outside_window_form(self, dialog_key: str) -> str | None:
+        """``template`` when the connector configures ``outside_window_template``."""
+        return "template" if self.credentials.outside_window_template is not None else None
+
+    async def send_outside_window(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        """The reply as the connector's template message: one message, nothing split."""
+        template = self.credentials.outside_window_template
+        if template is None:  # the template was removed since the reply was accepted
+            raise PermanentSendError(
+                "whatsapp: the 24-hour window closed and the connector has no "
+                "outside_window_template any more"
+            )
+        body = {**_address(target.dialog_key), **template_message(template, request)}
+        wamid = await self._call(session, body)
+        return SentReceipt(
+            channel_message_ids=(wamid,),
+            form="template",
+            template=f"{template.name} ({template.language})",
+        )
 
     async def _call(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> str:
         creds = self.credentials

@@ -196,9 +196,12 @@ class MailboxHost:
         # (``window_closes_at``), and a plug-in that does not say has neither.
         window_for = getattr(channel, "reply_window_for", None)
         window = window_for(dialog_key) if callable(window_for) else None
+        form_for = getattr(channel, "outside_window_form", None)
+        form = form_for(dialog_key) if callable(form_for) else None
         return ReplyConditions(
             shows_sender=bool(getattr(channel, "shows_sender", False)),
             window=window if isinstance(window, ReplyWindow) else None,
+            outside_window_form=form if isinstance(form, str) and form else None,
         )
 
     async def _stop_portal(self, portal_id: str) -> None:

@@ -72,6 +72,17 @@ class ReplyChannel(Protocol):
         reply_id: str,
     ) -> SentReceipt: ...
 
+    async def send_outside_window(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        """A reply accepted after the dialog's window closed, in the channel's other form."""
+        ...
+
 
 ChannelLookup = Callable[[str], ReplyChannel]
 """The channel of a connector id; raises ``NotFoundError`` for a removed connector."""
@@ -281,8 +292,11 @@ class ReplySender:
         reply: StoredReply,
     ) -> ReplySent | ReplyFailed | RetryableSendError:
         dialog_id = target.dialog_id
+        # A reply accepted after the window closed goes in the channel's other form
+        # (docs/channels/contract.md, "Messaging windows").
+        send = channel.send if request.outside_window_form is None else channel.send_outside_window
         try:
-            receipt = await channel.send(self._session, target, request, reply_id=reply.reply_id)
+            receipt = await send(self._session, target, request, reply_id=reply.reply_id)
         except RetryableSendError as exc:
             log.warning("reply %s to %s: retryable: %s", reply.reply_id, dialog_id, exc)
             return exc
@@ -298,6 +312,8 @@ class ReplySender:
             client_id=request.client_id,
             origin=reply.origin,
             channel_message_ids=receipt.channel_message_ids,
+            form=receipt.form,
+            template=receipt.template,
         )
 
     def _failed(
@@ -309,6 +325,7 @@ class ReplySender:
             origin=reply.origin,
             reason=reason,
             error=error,
+            form=request.outside_window_form or "message",
         )
 
     async def _schedule_retry(

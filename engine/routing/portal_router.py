@@ -631,6 +631,7 @@ class PortalRouter:
             request = ReplyRequest(
                 content=shown.content,
                 sender=shown.sender,
+                outside_window_form=shown.outside_window_form,
                 reply_to_channel_message_id=body.reply_to_channel_message_id,
                 client_id=body.client_id,
                 operator_id=body.operator_id,

@@ -52,6 +52,9 @@ class ReplyConditions:
     last_customer_at: float | None = None
     """When the customer last wrote in the dialog: read only for a dialog with a window and
     no ``window_closes_at`` (one stored before the router kept it)."""
+    outside_window_form: str | None = None
+    """The form the channel carries a reply in after the window closed (WhatsApp:
+    ``template``); None: such a reply is refused."""
 
 
 def window_closed_at(conditions: ReplyConditions, dialog: DialogState) -> float | None:
@@ -388,8 +391,9 @@ class Workflow:
     ) -> ShownReply:
         """Check an operator's reply and return what the customer will see: the sender
         beside it where the channel shows one, else the persona's name before the text.
-        Refused for a silent supervisor and outside the channel's messaging window; the
-        assigned operator's first reply answers the dialog."""
+        Refused for a silent supervisor and outside the dialog's messaging window, unless the
+        channel carries such a reply in another form (``outside_window_form``: the reply is
+        marked with it); the assigned operator's first reply answers the dialog."""
         dialog = self._dispatcher.open_dialog(dialog_id)
         if operator_id is not None and dialog.role_of(operator_id) == "supervisor":
             raise ConflictError(
@@ -399,21 +403,23 @@ class Workflow:
             )
         closed_at = window_closed_at(conditions, dialog)
         window = conditions.window
-        if window is not None and closed_at is not None and now >= closed_at:
-            raise WindowClosedError(
+        outside = window is not None and closed_at is not None and now >= closed_at
+        form = conditions.outside_window_form if outside else None
+        if window is not None and closed_at is not None and outside and form is None:
+            raise WindowClosedError(  # the channel has no other form
                 f"{dialog.channel} takes replies in {window.what} only ({window.seconds:g} s "
                 f"after the customer's last message{', one reply' if window.one_reply else ''})"
                 f"; dialog {dialog_id!r}'s window closed at {closed_at}: the customer writes "
                 "first",
                 closed_at,
             )
-        if window is not None and window.one_reply:
+        if window is not None and window.one_reply and form is None:
             self._dispatcher.put(moved(dialog, window_closes_at=now))  # before it is stamped
         self._dispatcher.answered(dialog_id, operator_id, now)
         sender = self.persona_sender(dialog, operator_id)
         if conditions.shows_sender:
-            return ShownReply(content, sender)
-        return ShownReply(signed(content, sender.name if sender else None), None)
+            return ShownReply(content, sender, form)
+        return ShownReply(signed(content, sender.name if sender else None), None, form)
 
     def persona_sender(self, dialog: DialogState, operator_id: str | None) -> ReplySender | None:
         """Who the customer sees sending a reply by ``operator_id`` (the dialog's operator

@@ -1,7 +1,8 @@
 """Meta's messaging windows end to end in one process, on the manual clock (never slept): per
 connector (24 hours, 7 days under ``HUMAN_AGENT``), per dialog (a public comment reply has
 none, a private one is one per comment within 7 days), a reaction opening the window again
-and a receipt not (docs/channels/facebook.md, "Windows")."""
+and a receipt not (docs/channels/facebook.md, "Windows"); WhatsApp's template after its
+window (docs/channels/whatsapp.md, "Outside the window")."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from tests.standins.meta_api import (
     FEED_PAGE_ID,
     PAGE_ID,
     PAGE_TOKEN,
+    PHONE_NUMBER_ID,
     VERIFY_TOKEN,
+    WA_TOKEN,
     MetaGraphStandIn,
     changes_entry,
     messaging_entry,
@@ -182,3 +185,90 @@ async def test_comment_windows_public_none_private_one_per_comment_within_7_days
     assert graph.sent("messages")[0]["recipient"] == {"comment_id": "690891113073877_2"}
     await meta.accepted(public, "And once more in public")  # no window: any number
     assert len(await portal.wait_for_events(3, "reply.")) == 3
+
+
+PLAIN_NUMBER = "106540352200011"
+TEMPLATE = {"name": "order_update", "language": "en_US", "body_parameters": ["{text}"]}
+
+
+@pytest.fixture
+async def served_whatsapp(
+    tmp_path: Path,
+    clock: ManualClock,
+    session: aiohttp.ClientSession,
+    portal: PortalStandIn,
+    graph: MetaGraphStandIn,
+) -> AsyncIterator[Served]:
+    portal.now = clock.now
+    graph.accounts.whatsapp[PLAIN_NUMBER] = WA_TOKEN
+    app = {**APP, "graph_api_url": graph.graph_api_url, "access_token": WA_TOKEN}
+    connectors = [
+        connector(
+            "wa",
+            "whatsapp",
+            **app,
+            phone_number_id=PHONE_NUMBER_ID,
+            outside_window_template=TEMPLATE,
+        ),
+        connector("wa2", "whatsapp", **app, phone_number_id=PLAIN_NUMBER),
+    ]
+    async with serving(tmp_path, clock, session, portal, connectors) as running:
+        yield running
+
+
+def wa_text(phone_number_id: str, wamid: str, text: str) -> dict[str, Any]:
+    body = recorded_json("wa_text.json")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["metadata"]["phone_number_id"] = phone_number_id
+    value["messages"][0].update(id=wamid, timestamp=str(int(time.time())), text={"body": text})
+    return body
+
+
+async def test_whatsapp_outside_the_window_goes_as_the_connectors_template(
+    served_whatsapp: Served, portal: PortalStandIn, graph: MetaGraphStandIn, clock: ManualClock
+) -> None:
+    meta = Portal(served_whatsapp, portal, clock)
+    hook = f"{served_whatsapp.url}/hooks/whatsapp"
+    t0 = clock.now()
+    for number, wamid in ((PHONE_NUMBER_ID, "wamid.T1"), (PLAIN_NUMBER, "wamid.T2")):
+        body = wa_text(number, wamid, "Где мой заказ? 📦")
+        assert await post_notification(served_whatsapp.session, hook, body) == (
+            200,
+            "EVENT_RECEIVED",
+        )
+    messages = await portal.wait_for_events(2, "message.")
+    dialogs = {m["data"]["route"]["connector_id"]: m["dialog"]["id"] for m in messages}
+
+    await clock.advance(DAY_S + 60)
+    await meta.accepted(dialogs["wa"], "Ваш заказ\nв пути")
+    [sent] = await portal.wait_for_events(1, "reply.")
+    assert sent["type"] == "reply.sent"
+    assert (sent["data"]["form"], sent["data"]["template"]) == ("template", "order_update (en_US)")
+    [body] = graph.sent()
+    assert body["type"] == "template" and body["to"] == "16505551234"
+    assert body["template"]["components"][0]["parameters"] == [
+        {"type": "text", "text": "Ваш заказ в пути"}
+    ]
+    # A connector without a template keeps the refusal; nothing is stored or sent.
+    assert "the messaging window" in await meta.refused(dialogs["wa2"], t0 + DAY_S)
+    assert len(graph.sent()) == 1
+
+    # Meta refuses the template (not approved any more): reply.failed names the form.
+    graph.templates.clear()
+    await meta.accepted(dialogs["wa"], "Ещё раз")
+    [_, failed] = await portal.wait_for_events(2, "reply.")
+    assert (failed["type"], failed["data"]["form"]) == ("reply.failed", "template")
+    assert "no such approved template" in failed["data"]["error"]
+
+    # The customer writes again: free-form messages again.
+    again = wa_text(PHONE_NUMBER_ID, "wamid.T3", "Спасибо!")
+    assert (await post_notification(served_whatsapp.session, hook, again)).status == 200
+    await portal.wait_for_events(3, "message.")
+    await meta.accepted(dialogs["wa"], "Пожалуйста")
+    [*_, free] = await portal.wait_for_events(3, "reply.")
+    assert (free["type"], free["data"]["form"], free["data"]["template"]) == (
+        "reply.sent",
+        "message",
+        None,
+    )
+    assert graph.sent()[-1]["type"] == "text"

@@ -709,6 +709,22 @@ def test_a_one_reply_window_closes_with_the_reply_until_the_customer_writes() ->
     assert reply_text(kit, "1", "a", window=private) == "Hello"
 
 
+def test_a_channel_with_another_form_takes_the_reply_outside_the_window_in_it() -> None:
+    kit = Kit(line_rules(members=("a",)))
+    kit.dispatcher.window_of = lambda connector_id, key: ReplyWindow(86_400.0)
+    kit.online("a")
+    kit.write("1")
+    with_template = {"window": ReplyWindow(86_400.0), "outside_window_form": "template"}
+
+    assert shown(kit, "1", "a", **with_template).outside_window_form is None  # inside
+    kit.now = T0 + 86_400
+    outside = shown(kit, "1", "a", **with_template)
+    assert outside.outside_window_form == "template"
+    assert outside.content == OutboundText(text="Hello")
+    with pytest.raises(WindowClosedError):  # a channel without the hook: refused as before
+        shown(kit, "1", "a", window=ReplyWindow(86_400.0))
+
+
 def test_quick_answer_variables_are_filled_in_and_unknown_names_are_empty() -> None:
     text = "Hi {customer_name}, {operator_name} of {line_name} here. {other}"
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -195,6 +196,8 @@ class MetaGraphStandIn(LoopbackServer):
         self.app_subscriptions: dict[str, dict[str, str]] = {}
         self.media: dict[str, list[dict[str, Any]]] = {}
         self.comments: dict[str, list[dict[str, Any]]] = {}
+        self.templates: dict[tuple[str, str], int] = {("order_update", "en_US"): 1}
+        """The business account's approved templates: (name, language) -> body parameters."""
         self._ids = itertools.count(1)
 
     @property
@@ -384,6 +387,10 @@ class MetaGraphStandIn(LoopbackServer):
         text = body[kind].get("body") if kind == "text" else None
         if isinstance(text, str) and len(text) > MAX_WHATSAPP_TEXT:
             return _error(400, 100, "(#100) Param text['body'] must be at most 4096 characters")
+        if kind == "template":
+            refused = self._template_refusal(body["template"])
+            if refused is not None:
+                return refused
         wamid = f"wamid.STANDIN{next(self._ids):08d}"
         return web.json_response(
             {
@@ -394,6 +401,32 @@ class MetaGraphStandIn(LoopbackServer):
                 "messages": [{"id": wamid}],
             }
         )
+
+    def _template_refusal(self, template: dict[str, Any]) -> web.Response | None:
+        """Meta's answers to a template it cannot send: unknown in that language (132001),
+        the wrong number of parameters (132000), a parameter with new lines (132018)."""
+        language = template.get("language")
+        code = language.get("code") if isinstance(language, dict) else None
+        expected = self.templates.get((str(template.get("name")), str(code)))
+        if expected is None:
+            return _error(400, 132001, "(#132001) Template name does not exist in the translation")
+        components = template.get("components") or []
+        parameters = [p for c in components if c.get("type") == "body" for p in c["parameters"]]
+        if len(parameters) != expected:
+            return _error(
+                400, 132000, "(#132000) Number of parameters does not match the expected number"
+            )
+        for parameter in parameters:
+            text = parameter.get("text", "")
+            if parameter.get("type") != "text" or re.search(r"[\n\t]| {5,}", text):
+                return _error(
+                    400,
+                    132018,
+                    "(#132018) There was an issue with the parameters in your template. "
+                    "Param text cannot have new-line/tab characters or more than 4 "
+                    "consecutive spaces",
+                )
+        return None
 
     def _public_reply(self, token: str | None, body: dict[str, Any]) -> web.Response:
         if token not in self.accounts.messenger.values():
