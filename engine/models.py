@@ -146,6 +146,14 @@ class InboundMessage(Frozen):
     delivery: DeliveryKind = "guaranteed"
     extras: dict[str, str] = Field(default_factory=dict)
     raw: dict[str, Any] = Field(default_factory=dict, description="Provider payload, for audit.")
+    address: dict[str, str] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="What a reply in this dialog needs (a WhatsApp phone_number_id, the "
+        "comment to answer, a page-scoped id): a new message's is stored with its dialog "
+        "and handed to the channel on DialogTarget.address (docs/channels/contract.md, "
+        '"Addressing"). Travels with the stored record, not in what the portal receives.',
+    )
 
 
 ChannelEventKind = Literal[
@@ -311,6 +319,16 @@ class DialogTarget(Frozen):
     route: Route
     dialog_key: str
     customer_id: str
+    address: dict[str, str] = Field(
+        default_factory=dict,
+        description="The dialog's addressing, as its customer's last message gave it "
+        "(InboundMessage.address); empty for a dialog stored before the engine kept it: "
+        "the channel then derives what it needs from dialog_key and its credentials.",
+    )
+
+    def __hash__(self) -> int:
+        # The address is a dict (unhashable); equal targets still hash equal without it.
+        return hash((self.dialog_id, self.route, self.dialog_key, self.customer_id))
 
 
 class SentReceipt(Frozen):

@@ -20,7 +20,7 @@ from channels.base import RawRequest, WebhookParse
 from channels.meta.app_webhook import comments_routing_id
 from channels.meta.channel import MetaChannel
 from channels.meta.comment_replies import CommentReplies, ReplyMode
-from channels.meta.comments import thread_of
+from channels.meta.comments import comment_address, thread_of
 from channels.meta.credentials import MetaAppCredentials
 from channels.meta.envelope import MetaEntry, read_notification
 from channels.meta.messaging import EntryReading, MessagingReader
@@ -97,9 +97,11 @@ class AccountChannel(MetaChannel):
         return HUMAN_AGENT_WINDOW if tag == "HUMAN_AGENT" else None
 
     def direct_envelope(self, target: DialogTarget) -> dict[str, object]:
-        """A direct reply's recipient and ``messaging_type``: ``RESPONSE``, or
-        ``MESSAGE_TAG`` with the connector's tag."""
-        envelope: dict[str, object] = {"recipient": {"id": target.dialog_key}}
+        """A direct reply's recipient (the dialog's ``recipient_id``, the PSID or IGSID; its
+        key for a dialog stored before addresses were kept) and ``messaging_type``:
+        ``RESPONSE``, or ``MESSAGE_TAG`` with the connector's tag."""
+        recipient = target.address.get("recipient_id") or target.dialog_key
+        envelope: dict[str, object] = {"recipient": {"id": recipient}}
         tag = self.credentials.message_tag
         if tag is None:
             envelope["messaging_type"] = "RESPONSE"
@@ -139,9 +141,8 @@ class AccountChannel(MetaChannel):
         *,
         reply_id: str,
     ) -> SentReceipt:
-        thread = thread_of(target.dialog_key)
-        if thread is None:
+        if thread_of(target.dialog_key) is None:
             return await self.send_direct(session, target, request)
-        comment = request.reply_to_channel_message_id or thread
         mode = self.credentials.comment_replies
+        comment = comment_address(target, request, mode)
         return await self.comment_replies.send(session, target, request, comment, mode)

@@ -85,6 +85,7 @@ class FeedReader:
         into.messages.append(
             comment_message(
                 self._route,
+                account_id=self._page_id,
                 action=action,
                 thread_id=thread,
                 comment_id=value.comment_id,

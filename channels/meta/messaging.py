@@ -299,6 +299,7 @@ class MessagingReader:
             sent_at=event.timestamp / 1000,
             received_at=received_at,
             raw=data,
+            address={"account_id": self._account_id, "recipient_id": event.sender.id},
         )
 
 

@@ -106,6 +106,7 @@ def target_of(dialog: DialogState, portal_id: str) -> DialogTarget:
         ),
         dialog_key=dialog.dialog_key,
         customer_id=dialog.customer_id,
+        address=dialog.address,
     )
 
 

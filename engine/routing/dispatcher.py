@@ -25,6 +25,8 @@ import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 
+import orjson
+
 from engine.errors import ConflictError, NotFoundError
 from engine.events import (
     AssignedVia,
@@ -64,6 +66,12 @@ WindowOf = Callable[[str, str], ReplyWindow | None]
 
 def no_window(connector_id: str, dialog_key: str) -> ReplyWindow | None:
     return None
+
+
+def address_fields(address: str) -> dict[str, str]:
+    """A stored address (``Conversation.address``, JSON written by ``engine.ingest``)."""
+    fields: dict[str, str] = orjson.loads(address)
+    return fields
 
 
 class Dispatcher:
@@ -209,6 +217,8 @@ class Dispatcher:
             opens = arrival.kind == "message.received" or arrival.rowid in window_openers
             if opens and dialog.state != "closed":
                 dialog = self._window_opened(dialog, arrival.received_at)
+            if arrival.kind == "message.received" and dialog.state != "closed":
+                dialog = self._addressed(dialog, arrival.conversation.address)
             self.plan.entries.append(
                 StreamEntry(
                     arrival.event_id,
@@ -236,6 +246,17 @@ class Dispatcher:
         if closes_at == dialog.window_closes_at:
             return dialog
         return self.put(moved(dialog, window_closes_at=closes_at))
+
+    def _addressed(self, dialog: DialogState, address: str) -> DialogState:
+        """The customer's new message says how to answer them now (the comment to reply to):
+        kept with the dialog (docs/channels/contract.md, "Addressing"). A message without
+        one (a channel that needs none) leaves what the dialog had."""
+        if not address:
+            return dialog
+        fields = address_fields(address)
+        if fields == dialog.address:
+            return dialog
+        return self.put(moved(dialog, address=fields))
 
     def _window_from(self, connector_id: str, dialog_key: str, customer_at: float) -> float | None:
         return closes_at(self.window_of(connector_id, dialog_key), customer_at)
@@ -291,6 +312,7 @@ class Dispatcher:
             window_closes_at=self._window_from(
                 conversation.connector_id, conversation.dialog_key, arrival.received_at
             ),
+            address=address_fields(conversation.address) if conversation.address else {},
         )
         self.plan.opened += 1
         self.plan.lines_seen.add((dialog.identity, dialog.line_id))

@@ -10,7 +10,7 @@ included.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,12 +26,27 @@ def open_database(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
 
 
 class SqliteFile:
-    def __init__(self, path: Path, schema: str, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        synchronous: str = "FULL",
+        added_columns: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
         self.path = path
         self._durable_mode = synchronous
         self._mode = synchronous
         self._db = open_database(path, synchronous)
         self._db.executescript(schema)
+        self._add_missing_columns(added_columns or {})
+
+    def _add_missing_columns(self, columns: Mapping[tuple[str, str], str]) -> None:
+        """Columns added to a table after it was first created (``(table, column)``: its
+        type and default): a file written before gets them on open."""
+        for (table, column), kind in columns.items():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:

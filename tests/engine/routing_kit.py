@@ -136,20 +136,22 @@ class Kit:
         press: str | None = None,
         language: str | None = "en",
         opens_window: bool = False,
+        address: str = "",
     ) -> DialogState | None:
         """The customer of ``chat`` writes; returns the chat's open dialog afterwards.
 
         ``owners`` is what the store knows of the customer (CRM) when a dialog opens.
         ``text`` and ``press`` (a button's payload) are what the message says, for lines
         that read it; ``language`` the customer's as their channel tells it;
-        ``opens_window``: a channel event the provider counts as the customer writing.
+        ``opens_window``: a channel event the provider counts as the customer writing;
+        ``address`` what a reply needs, as stored with the message (JSON).
         """
         rowid = next(self._rows)
         row = InboxRow(
             rowid,
             f"msg_{rowid}",
             kind,
-            Conversation(line, "tg", "telegram", chat, chat),
+            Conversation(line, "tg", "telegram", chat, chat, address),
             rowid,
             self.now,
         )

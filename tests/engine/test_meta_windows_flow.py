@@ -186,6 +186,18 @@ async def test_comment_windows_public_none_private_one_per_comment_within_7_days
     await meta.accepted(public, "And once more in public")  # no window: any number
     assert len(await portal.wait_for_events(3, "reply.")) == 3
 
+    # The customer comments again in the thread: one more private reply, to that comment
+    # (the dialog's address), which Meta takes (the first comment has had its one).
+    await clock.advance(HOUR_S)
+    await meta.post(feed(PRIVATE_PAGE, "690891113073877_3", parent_id="690891113073877_2"))
+    [*_, again] = await portal.wait_for_events(3, "message.")
+    assert again["dialog"]["id"] == private
+    assert again["dialog"]["window_closes_at"] == clock.now() + 7 * DAY_S
+    await meta.accepted(private, "And the size chart too")
+    [*_, last] = await portal.wait_for_events(4, "reply.")
+    assert last["type"] == "reply.sent", last
+    assert graph.sent("messages")[-1]["recipient"] == {"comment_id": "690891113073877_3"}
+
 
 PLAIN_NUMBER = "106540352200011"
 TEMPLATE = {"name": "order_update", "language": "en_US", "body_parameters": ["{text}"]}
