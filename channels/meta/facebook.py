@@ -85,7 +85,7 @@ class FacebookChannel(AccountChannel):
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
         creds = self.credentials
-        self.messaging_reader = MessagingReader(route, creds.page_id, creds.app_id, "facebook")
+        self.messaging_reader = MessagingReader(route, creds.page_id, creds.app_id)
         self.comment_reader = FeedReader(route, creds.page_id)
         self._send_api = SendApi(
             f"{creds.graph_api_url}/{creds.page_id}/messages",

@@ -100,7 +100,7 @@ class InstagramChannel(AccountChannel):
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
         creds = self.credentials
-        self.messaging_reader = MessagingReader(route, creds.account_id, creds.app_id, "instagram")
+        self.messaging_reader = MessagingReader(route, creds.account_id, creds.app_id)
         self.comment_reader = InstagramCommentReader(route, creds.account_id)
         sender = creds.page_id or creds.account_id
         self._send_api = SendApi(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from channels.meta.envelope import MetaEntry, read_event
 from channels.meta.events import channel_event
@@ -44,7 +44,6 @@ from engine.models import (
 THUMBS_UP_STICKER_ID = "369239263222822"
 """Messenger's "like" sticker: read as a 👍, so it answers a rating like a typed one."""
 _MEDIA_SHARES = frozenset({"share", "story_mention", "reel", "ig_reel", "post", "ig_post"})
-Product = Literal["facebook", "instagram"]
 
 
 @dataclass
@@ -67,16 +66,16 @@ class MessagingReader:
     """Reads the messaging events of one connector's account (a page or an IG account).
 
     ``app_id`` is our app's id: an echo that carries it is our own send (ignored, ``echo``);
-    on Facebook an echo without it (or with another app's) is a person answering from the
-    page's inbox, told to the operator as a ``sent_elsewhere`` event
-    (docs/channels/facebook.md, "Echoes").
+    an echo without it (or with another app's) is a person answering from the page's inbox
+    or the Instagram app, told to the operator as a ``sent_elsewhere`` event
+    (docs/channels/facebook.md, "Echoes"); Instagram's never carry one, so the engine drops
+    a ``sent_elsewhere`` that names a message it sent itself.
     """
 
-    def __init__(self, route: Route, account_id: str, app_id: str | None, product: Product):
+    def __init__(self, route: Route, account_id: str, app_id: str | None) -> None:
         self._route = route
         self._account_id = account_id
         self._app_id = app_id
-        self._product = product
 
     def read(self, entries: list[MetaEntry], received_at: float) -> EntryReading:
         reading = EntryReading()
@@ -179,8 +178,10 @@ class MessagingReader:
         return None
 
     def _sent_elsewhere(self, message: Message) -> bool:
-        """An echo of a Facebook page message not sent by our app: a person in the inbox."""
-        if not message.is_echo or self._product != "facebook":
+        """An echo not sent by our app: a person in the page's inbox or the Instagram app.
+        Instagram's echoes name no app: the engine drops those of the messages it sent
+        itself when it routes them (docs/channels/instagram.md, "Echoes")."""
+        if not message.is_echo:
             return False
         return self._app_id is None or message.app_id != self._app_id
 

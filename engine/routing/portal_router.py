@@ -142,6 +142,9 @@ class PortalRouter:
         # Flags, not asyncio.Events: an Event carries a deque of waiters (~0.8 KB), and
         # thousands of idle portals would each hold two for nothing.
         self._inbox_news = False
+        self._echoes_deferred = False
+        """A ``sent_elsewhere`` waits in the inbox for a reply being sent: route again when
+        a reply settles."""
         self._timers_changed: asyncio.Event | None = None
         """Created with the timer loop, which is the only one to wait on it."""
         self._dialog_due: dict[str, float] = {}
@@ -406,6 +409,8 @@ class PortalRouter:
         """Messages into their streams: in the order they were received, each dialog's in
         the channel's own order (a chat's webhooks may come over parallel connections)."""
         store = self._store.store
+        events = await self._channel_events(rows)
+        rows = await self._without_own_echoes(rows, events)
         ordered = sorted_into_slots(sorted(rows, key=lambda r: (r.received_at, r.rowid)))
         board = self.dispatcher.board
         unknown = [row for row in ordered if row.dialog_ref not in board.open_by_ref]
@@ -430,7 +435,6 @@ class PortalRouter:
             if identity in board.blocked
         }
         heard = await self._heard(ordered) if voice.listening else {}
-        events = await self._channel_events(ordered)
         openers = {rowid for rowid, event in events.items() if event.opens_window}
         self.dispatcher.arrive(ordered, owners, recent, self._clock.now(), blocking, heard, openers)
         self.dispatcher.plan.receipts.extend(receipts_of(events.values()))
@@ -445,6 +449,41 @@ class PortalRouter:
             rowid: heard_of(InboundMessage.model_validate_json(payload))
             for rowid, payload in payloads.items()
         }
+
+    async def _without_own_echoes(
+        self, rows: list[InboxRow], events: dict[int, ChannelEvent]
+    ) -> list[InboxRow]:
+        """The rows less ``sent_elsewhere`` events that name a message the engine sent itself
+        (a provider that does not say who sent an echo: Instagram), which are dropped
+        unseen; and less those of a dialog whose reply is being sent, whose message ids are
+        not known yet: they stay in the inbox until it settles (docs/channels/contract.md,
+        "Events that are not messages")."""
+        echoes = {r: e for r, e in events.items() if e.kind == "sent_elsewhere"}
+        if not echoes:
+            return rows
+        store = self._store.store
+        dropped: set[int] = set()
+        for rowid, echo in echoes.items():
+            connector_id = echo.route.connector_id
+            ids = echo.channel_message_ids
+            ours = await self._store.call(store.own_message_ids, self.portal_id, connector_id, ids)
+            if ours:
+                dropped.add(rowid)
+        board = self.dispatcher.board
+        pending = {
+            r.rowid: board.open_by_ref[r.dialog_ref]
+            for r in rows
+            if r.rowid in echoes and r.rowid not in dropped and r.dialog_ref in board.open_by_ref
+        }
+        sending = await self._store.call(
+            store.sending_dialogs, self.portal_id, sorted(set(pending.values()))
+        )
+        deferred = {rowid for rowid, dialog_id in pending.items() if dialog_id in sending}
+        self._echoes_deferred = self._echoes_deferred or bool(deferred)
+        self.dispatcher.plan.dropped.extend(sorted(dropped))
+        for rowid in dropped:
+            events.pop(rowid)
+        return [r for r in rows if r.rowid not in dropped and r.rowid not in deferred]
 
     async def _channel_events(self, rows: Sequence[InboxRow]) -> dict[int, ChannelEvent]:
         """The channel events among the rows, by inbox row: what they report of our messages
@@ -674,6 +713,9 @@ class PortalRouter:
             if isinstance(outcome, ReplySent):
                 self.dispatcher.plan.sent_parts.extend(sent_parts(reply, outcome, now))
             await self._commit(settled=[reply.reply_id])
+        if self._echoes_deferred:  # an echo waited for this reply's message ids
+            self._echoes_deferred = False
+            self.wake()
 
     async def set_responsible(
         self, connector_id: str, customer_id: str, operator_id: str | None

@@ -420,6 +420,22 @@ class SqliteOutbox(SqliteFile):
                 (attempt, now, reply_id),
             )
 
+    def own_message_ids(
+        self, portal_id: str, connector_id: str, message_ids: Sequence[str]
+    ) -> set[str]:
+        return sqlite_sent.own_message_ids(self._db, portal_id, connector_id, message_ids)
+
+    def sending_dialogs(self, portal_id: str, dialog_ids: Sequence[str]) -> set[str]:
+        return {
+            dialog_id
+            for dialog_id in dialog_ids
+            if self._db.execute(
+                "SELECT 1 FROM replies WHERE portal_id = ? AND dialog_id = ?"
+                " AND attempt_started_at IS NOT NULL",
+                (portal_id, dialog_id),
+            ).fetchone()
+        }
+
     def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None:
         """The attempt failed (its outcome is known): try again at ``next_attempt_at``."""
         with self._transaction(durable=False) as db:

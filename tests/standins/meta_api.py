@@ -33,6 +33,7 @@ escaped as ``\\uXXXX``), ``post_notification`` signs and POSTs it, ``handshake``
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -198,6 +199,9 @@ class MetaGraphStandIn(LoopbackServer):
         self.comments: dict[str, list[dict[str, Any]]] = {}
         self.templates: dict[tuple[str, str], int] = {("order_update", "en_US"): 1}
         """The business account's approved templates: (name, language) -> body parameters."""
+        self.message_ids: list[str] = []
+        """The ids of the Send API messages sent, in order (what echoes name)."""
+        self._answer_gate: tuple[asyncio.Event, asyncio.Event] | None = None
         self._ids = itertools.count(1)
 
     @property
@@ -249,6 +253,14 @@ class MetaGraphStandIn(LoopbackServer):
             after_calls=after_calls,
         )
 
+    def hold_next_answer(self) -> tuple[asyncio.Event, asyncio.Event]:
+        """Send the next Send API message, then hold its answer until ``release`` is set:
+        the message exists (an echo of it may come) while the caller does not know its id.
+        Returns ``(sent, release)``."""
+        gate = (asyncio.Event(), asyncio.Event())
+        self._answer_gate = gate
+        return gate
+
     def break_next(self, status: int = 502) -> None:
         self.script(proxy_error_page(status))
 
@@ -280,7 +292,12 @@ class MetaGraphStandIn(LoopbackServer):
         if edge == "messages" and node in self.accounts.whatsapp:
             return self._whatsapp(node, token, body)
         if edge == "messages":
-            return self._messenger(node, token, body)
+            answer = self._messenger(node, token, body)
+            gate, self._answer_gate = self._answer_gate, None
+            if gate is not None:
+                gate[0].set()
+                await gate[1].wait()
+            return answer
         if edge in ("comments", "replies"):
             return self._public_reply(token, body)
         return _error(404, 100, f"Unsupported post request. Object {node} has no edge {edge}")
@@ -370,9 +387,9 @@ class MetaGraphStandIn(LoopbackServer):
                 return _error(400, 10900, "(#10900) Activity already replied to")
             self.private_replies.add(comment_id)
         recipient_id = recipient.get("id") or f"psid-for-{comment_id}"
-        return web.json_response(
-            {"recipient_id": recipient_id, "message_id": f"m_stand-in-{next(self._ids)}"}
-        )
+        message_id = f"m_stand-in-{next(self._ids)}"
+        self.message_ids.append(message_id)
+        return web.json_response({"recipient_id": recipient_id, "message_id": message_id})
 
     def _whatsapp(self, node: str, token: str | None, body: dict[str, Any]) -> web.Response:
         if token is None or self.accounts.whatsapp.get(node) != token:
