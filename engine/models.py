@@ -168,6 +168,9 @@ ChannelEventKind = Literal[
     "unsubscribed",
     "opted_in",
     "sent_elsewhere",
+    "hidden",
+    "unhidden",
+    "standby",
 ]
 """What a provider's event that is not a customer message says (docs/channels/contract.md)."""
 
@@ -178,9 +181,10 @@ RECEIPT_KINDS: frozenset[str] = frozenset({"delivered", "read", "failed"})
 class ChannelEvent(Frozen):
     """A provider's event that is not a customer message: a receipt or failure of one of our
     messages, a reaction, typing, the customer blocking or unblocking the bot, subscribing,
-    unsubscribing or opting in. It never opens a dialog or counts as a customer message;
-    it joins the stream of the conversation's dialog as ``channel.event``
-    (docs/channels/contract.md, "Events that are not messages")."""
+    unsubscribing or opting in, an answer sent elsewhere, a comment hidden or shown, a
+    message written while another app owns the conversation. It never opens a dialog or
+    counts as a customer message; it joins the stream of the conversation's dialog as
+    ``channel.event`` (docs/channels/contract.md, "Events that are not messages")."""
 
     id: str = Field(description="Engine-wide unique event id (stable across redelivery).")
     route: Route

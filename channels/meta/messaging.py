@@ -83,10 +83,62 @@ class MessagingReader:
             if entry.id != self._account_id:
                 reading.ignored.append("other_account")
                 continue
-            reading.ignored.extend("standby" for _ in entry.standby)
             for data in entry.messaging:
                 self._read_event(data, received_at, reading)
+            for data in entry.standby:
+                self._read_standby(data, received_at, reading)
         return reading
+
+    def _read_standby(self, data: dict[str, Any], received_at: float, into: EntryReading) -> None:
+        """An event of a conversation another app controls (Meta's handover protocol: the
+        page inbox, another bot), posted to the engine as a secondary receiver
+        (docs/channels/facebook.md, "Standby"). The customer's message or button press is
+        told to the operator as a ``standby`` event, not taken as a message: the engine does
+        not own the thread, so it opens no dialog and starts no routing; it still counts for
+        Meta's window. Echoes, receipts and reactions read as in ``messaging``."""
+        event = read_event(MessagingEvent, data, "standby")
+        if event is None:
+            into.ignored.append("invalid_event:standby")
+            return
+        message = event.message
+        if message is not None and message.is_echo:
+            self._read_event(data, received_at, into)
+            return
+        if message is not None or event.postback is not None:
+            into.events.append(self._standby(event, data, received_at))
+            return
+        notice = self._notice(event, data, received_at)
+        if notice is None:
+            known = sorted(set(data) - {"sender", "recipient", "timestamp"})
+            into.ignored.append(f"standby:{known[0] if known else 'empty'}")
+            return
+        into.events.append(notice)
+
+    def _standby(
+        self, event: MessagingEvent, data: dict[str, Any], received_at: float
+    ) -> ChannelEvent:
+        """What the customer wrote (or pressed) while another app had the conversation."""
+        message, postback = event.message, event.postback
+        if message is not None:
+            mid = message.mid
+            urls = [content_url for a in message.attachments if (content_url := _url(a))]
+            extras = {"text": message.text or "", "attachment_urls": "\n".join(urls)}
+        else:
+            assert postback is not None
+            mid = postback.mid or f"postback:{event.sender.id}:{event.timestamp}"
+            extras = {"text": postback.title or "", BUTTON_PAYLOAD_EXTRA: postback.payload or ""}
+        return channel_event(
+            self._route,
+            "standby",
+            customer_id=event.sender.id,
+            event_id=f"{mid}:standby",
+            message_ids=(mid,),
+            occurred_at=event.timestamp / 1000,
+            received_at=received_at,
+            extras={key: value for key, value in extras.items() if value},
+            opens_window=True,
+            raw=data,
+        )
 
     def _read_event(self, data: dict[str, Any], received_at: float, into: EntryReading) -> None:
         event = read_event(MessagingEvent, data, "messaging")

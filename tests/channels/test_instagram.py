@@ -122,6 +122,7 @@ EXPECTED_DIRECT_EVENTS: dict[str, list[tuple[str, tuple[str, ...], str | None]]]
     # A reply typed in the Instagram app: no app named (the engine drops those it sent).
     "ig_echo": [("sent_elsewhere", ("aWdfZAG1faXRlbToxOkVjaG8",), None)],
     "ig_echo_media": [("sent_elsewhere", ("aWdfZAG1faXRlbToxOk1lZGlh",), None)],
+    "ig_standby": [("standby", ("aWdfZAG1faXRlbToxOlN0YW5kYnk",), None)],
 }
 # comments: (event id, dialog key, content)
 EXPECTED_COMMENTS: dict[str, list[tuple[str, str, Content]]] = {
