@@ -21,16 +21,13 @@ from channels.meta.app_webhook import comments_routing_id
 from channels.meta.channel import MetaChannel
 from channels.meta.comment_replies import CommentReplies, ReplyMode
 from channels.meta.comments import comment_address, thread_of
-from channels.meta.credentials import MetaAppCredentials
+from channels.meta.credentials import MessageTag, MetaAppCredentials
 from channels.meta.envelope import MetaEntry, read_notification
 from channels.meta.messaging import EntryReading, MessagingReader
 from engine.models import DialogTarget, ReplyRequest, SentReceipt
 from engine.routing.windows import DAY_S, ReplyWindow
 
 Receives = Literal["messages", "comments"]
-MessageTag = Literal[
-    "HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"
-]
 MESSAGING_WINDOW = ReplyWindow(DAY_S, "Meta's 24-hour messaging window")
 HUMAN_AGENT_WINDOW = ReplyWindow(7 * DAY_S, "the HUMAN_AGENT tag's 7 days")
 PRIVATE_REPLY_WINDOW = ReplyWindow(

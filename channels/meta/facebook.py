@@ -51,6 +51,7 @@ MESSAGING_FIELDS = [
     "message_edits",
     "messaging_postbacks",
     "messaging_optins",
+    "standby",
 ]
 
 

@@ -22,7 +22,7 @@ from channels.meta.comments import comment_dialog_key
 from channels.meta.envelope import MetaEntry
 from channels.meta.events import channel_event
 from channels.meta.messaging import EntryReading
-from engine.models import ChannelEventKind, Route
+from engine.models import ChannelEvent, ChannelEventKind, Route
 
 REACTION_EMOJI = {
     "like": "👍",
@@ -69,13 +69,12 @@ class FeedEvents:
             into.ignored.append("invalid_event:feed")
             return
         into.events.append(
-            channel_event(
-                self._route,
+            self._about_comment(
                 kind,
-                customer_id=author.id,
-                dialog_key=comment_dialog_key(thread),
+                author.id,
+                thread,
+                value.comment_id,
                 event_id=f"{value.comment_id}:{value.verb}:{entry.time or 0}",
-                message_ids=(value.comment_id,),
                 occurred_at=float(entry.time or value.created_time or received_at),
                 received_at=received_at,
                 raw=data,
@@ -107,17 +106,34 @@ class FeedEvents:
         shown = None if removed else REACTION_EMOJI.get(name or "", name)
         seconds = value.created_time or entry.time or 0
         into.events.append(
-            channel_event(
-                self._route,
+            self._about_comment(
                 "reaction",
-                customer_id=author.id,
-                dialog_key=comment_dialog_key(thread),
+                author.id,
+                thread,
+                value.comment_id,
                 event_id=f"reaction:{author.id}:{value.comment_id}:{value.verb}:{seconds}",
-                message_ids=(value.comment_id,),
-                reaction=shown,
-                extras={"reaction_name": name} if name else {},
                 occurred_at=float(seconds),
                 received_at=received_at,
                 raw=data,
+                reaction=shown,
+                extras={"reaction_name": name} if name else {},
             )
+        )
+
+    def _about_comment(
+        self,
+        kind: ChannelEventKind,
+        customer_id: str,
+        thread: str,
+        comment_id: str,
+        **fields: Any,
+    ) -> ChannelEvent:
+        """An event naming one comment, in its thread's dialog."""
+        return channel_event(
+            self._route,
+            kind,
+            customer_id=customer_id,
+            dialog_key=comment_dialog_key(thread),
+            message_ids=(comment_id,),
+            **fields,
         )

@@ -161,7 +161,13 @@ class InstagramChannel(AccountChannel):
         scopes = ["instagram_basic" if facebook_login else "instagram_business_basic"]
         fields: list[str] = []
         if "messages" in creds.receive:
-            fields += ["messages", "messaging_postbacks", "messaging_seen", "message_reactions"]
+            fields += [
+                "messages",
+                "messaging_postbacks",
+                "messaging_seen",
+                "message_reactions",
+                "standby",
+            ]
             scopes.append(f"{prefix}messages")
         if "comments" in creds.receive:
             fields += ["comments", "live_comments"]

@@ -5,12 +5,10 @@ target; files and dialogs stored before the engine kept it still load and reply.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import orjson
-import pytest
 
 from channels.meta.whatsapp import WhatsAppChannel, WhatsAppCredentials
 from engine.delivery.replies import target_of
@@ -153,21 +151,15 @@ def test_a_dialog_stored_before_addresses_loads_with_none(tmp_path: Path) -> Non
     assert target_of(loaded, "p1").address == {}
 
 
-@pytest.fixture
-async def meta_graph() -> AsyncIterator[MetaGraphStandIn]:
-    async with MetaGraphStandIn() as api:
-        yield api
-
-
 async def test_an_old_dialog_and_an_old_stored_reply_still_reply(
-    meta_graph: MetaGraphStandIn, session: aiohttp.ClientSession
+    graph: MetaGraphStandIn, session: aiohttp.ClientSession
 ) -> None:
     credentials = WhatsAppCredentials(
         app_secret=APP_SECRET,
         verify_token=VERIFY_TOKEN,
         phone_number_id=PHONE_NUMBER_ID,
         access_token=WA_TOKEN,
-        graph_api_url=meta_graph.graph_api_url,
+        graph_api_url=graph.graph_api_url,
     )
     channel = WhatsAppChannel(ROUTE, credentials)
     old_target = orjson.loads(
@@ -182,9 +174,9 @@ async def test_an_old_dialog_and_an_old_stored_reply_still_reply(
     addressed_target = target.model_copy(
         update={"address": {"phone_number_id": "106540352299999", "recipient": "US.77"}}
     )
-    meta_graph.accounts.whatsapp["106540352299999"] = WA_TOKEN
+    graph.accounts.whatsapp["106540352299999"] = WA_TOKEN
     await channel.send(session, addressed_target, request, reply_id="r2")
-    old_call, new_call = meta_graph.calls
+    old_call, new_call = graph.calls
     assert (old_call.node, old_call.body["to"]) == (PHONE_NUMBER_ID, "16505551234")
     assert (new_call.node, new_call.body["recipient"]) == ("106540352299999", "US.77")
     assert "to" not in new_call.body

@@ -14,28 +14,20 @@ import aiohttp
 import pytest
 
 from engine.clock import ManualClock
+from tests.engine.meta_kit import APP, reply
+from tests.engine.meta_kit import post as post_meta
 from tests.engine.one_process import Served
-from tests.engine.web_kit import connector, portal_call, serving
+from tests.engine.web_kit import connector, serving
 from tests.standins.meta_api import (
-    APP_ID,
-    APP_SECRET,
     IG_ACCOUNT_ID,
     IG_TOKEN,
-    VERIFY_TOKEN,
     MetaGraphStandIn,
     messaging_entry,
     notification,
-    post_notification,
 )
 from tests.standins.portal import PortalStandIn
 
 IGSID = "6917324161655021"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[MetaGraphStandIn]:
-    async with MetaGraphStandIn() as api:
-        yield api
 
 
 @pytest.fixture
@@ -49,9 +41,7 @@ async def served(
     ig = connector(
         "ig",
         "instagram",
-        app_secret=APP_SECRET,
-        verify_token=VERIFY_TOKEN,
-        app_id=APP_ID,
+        **APP,
         graph_api_url=graph.graph_api_url,
         account_id=IG_ACCOUNT_ID,
         access_token=IG_TOKEN,
@@ -72,19 +62,7 @@ def direct(message: dict[str, Any], *, echo: bool = False) -> dict[str, Any]:
 
 
 async def post(served: Served, body: dict[str, Any]) -> None:
-    hook = f"{served.url}/hooks/instagram"
-    assert await post_notification(served.session, hook, body) == (200, "EVENT_RECEIVED")
-
-
-async def reply(served: Served, portal: PortalStandIn, dialog_id: str, text: str) -> None:
-    status, body = await portal_call(
-        served,
-        portal,
-        "POST",
-        f"/api/v1/dialogs/{dialog_id}/messages",
-        {"content": {"kind": "text", "text": text}},
-    )
-    assert status == 202, body
+    await post_meta(served, "instagram", body)
 
 
 async def test_our_echoes_stay_ignored_an_instagram_app_reply_reaches_the_operator(

@@ -13,17 +13,15 @@ import aiohttp
 import pytest
 
 from engine.clock import ManualClock
+from tests.engine.meta_kit import APP
+from tests.engine.meta_kit import post as post_meta
 from tests.engine.one_process import Served
 from tests.engine.web_kit import connector, serving
 from tests.standins.meta_api import (
-    APP_ID,
-    APP_SECRET,
     FEED_PAGE_ID,
     PAGE_ID,
     PAGE_TOKEN,
-    VERIFY_TOKEN,
     MetaGraphStandIn,
-    post_notification,
     recorded_json,
 )
 from tests.standins.portal import PortalStandIn
@@ -38,27 +36,20 @@ async def served(
     clock: ManualClock,
     session: aiohttp.ClientSession,
     portal: PortalStandIn,
+    graph: MetaGraphStandIn,
 ) -> AsyncIterator[Served]:
     portal.now = clock.now  # the test moves the engine's clock by an hour
-    async with MetaGraphStandIn() as graph:
-        page = {
-            "app_secret": APP_SECRET,
-            "verify_token": VERIFY_TOKEN,
-            "app_id": APP_ID,
-            "graph_api_url": graph.graph_api_url,
-            "page_access_token": PAGE_TOKEN,
-        }
-        connectors = [
-            connector("fb", "facebook", **page, page_id=PAGE_ID),
-            connector("fbc", "facebook", **page, page_id=FEED_PAGE_ID, receive=["comments"]),
-        ]
-        async with serving(tmp_path, clock, session, portal, connectors) as running:
-            yield running
+    page = {**APP, "graph_api_url": graph.graph_api_url, "page_access_token": PAGE_TOKEN}
+    connectors = [
+        connector("fb", "facebook", **page, page_id=PAGE_ID),
+        connector("fbc", "facebook", **page, page_id=FEED_PAGE_ID, receive=["comments"]),
+    ]
+    async with serving(tmp_path, clock, session, portal, connectors) as running:
+        yield running
 
 
 async def post(served: Served, body: dict[str, Any]) -> None:
-    hook = f"{served.url}/hooks/facebook"
-    assert await post_notification(served.session, hook, body) == (200, "EVENT_RECEIVED")
+    await post_meta(served, "facebook", body)
 
 
 async def test_hide_unhide_reactions_and_standby_reach_the_portal(

@@ -15,40 +15,28 @@ import aiohttp
 import pytest
 
 from engine.clock import ManualClock
+from tests.engine.meta_kit import APP, portal_reply, post, reply
 from tests.engine.one_process import Served
-from tests.engine.web_kit import connector, portal_call, serving
+from tests.engine.web_kit import connector, serving
 from tests.standins.meta_api import (
-    APP_ID,
-    APP_SECRET,
     FEED_PAGE_ID,
     PAGE_ID,
     PAGE_TOKEN,
     PHONE_NUMBER_ID,
-    VERIFY_TOKEN,
     WA_TOKEN,
     MetaGraphStandIn,
     changes_entry,
     messaging_entry,
     notification,
-    post_notification,
     recorded_json,
 )
 from tests.standins.portal import PortalStandIn
 
-APP = {"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "app_id": APP_ID}
 HUMAN_PAGE = "134968929700077"
 PRIVATE_PAGE = "370873143300088"
 ALICE, BORIS = "7689966077685933", "7689966077600001"
 HOUR_S = 3600.0
 DAY_S = 24 * HOUR_S
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[MetaGraphStandIn]:
-    async with MetaGraphStandIn() as api:
-        api.accounts.messenger[HUMAN_PAGE] = PAGE_TOKEN
-        api.accounts.messenger[PRIVATE_PAGE] = PAGE_TOKEN
-        yield api
 
 
 @pytest.fixture
@@ -60,6 +48,8 @@ async def served(
     graph: MetaGraphStandIn,
 ) -> AsyncIterator[Served]:
     portal.now = clock.now  # the engine signs its batches at the manual clock's days
+    graph.accounts.messenger[HUMAN_PAGE] = PAGE_TOKEN
+    graph.accounts.messenger[PRIVATE_PAGE] = PAGE_TOKEN
     app = {**APP, "graph_api_url": graph.graph_api_url}
     page = {**app, "page_access_token": PAGE_TOKEN}
     comments = {"receive": ["comments"]}
@@ -95,24 +85,13 @@ class Portal:
         self.served, self.portal, self.clock = served, portal, clock
 
     async def post(self, body: dict[str, Any]) -> None:
-        hook = f"{self.served.url}/hooks/facebook"
-        assert await post_notification(self.served.session, hook, body) == (200, "EVENT_RECEIVED")
-
-    async def reply(self, dialog_id: str, text: str) -> tuple[int, Any]:
-        return await portal_call(
-            self.served,
-            self.portal,
-            "POST",
-            f"/api/v1/dialogs/{dialog_id}/messages",
-            {"content": {"kind": "text", "text": text}},
-        )  # signed at real time: the engine checks API signatures against it
+        await post(self.served, "facebook", body)
 
     async def accepted(self, dialog_id: str, text: str) -> None:
-        status, body = await self.reply(dialog_id, text)
-        assert status == 202, body
+        await reply(self.served, self.portal, dialog_id, text)
 
     async def refused(self, dialog_id: str, closed_at: float) -> str:
-        status, body = await self.reply(dialog_id, "too late?")
+        status, body = await portal_reply(self.served, self.portal, dialog_id, "too late?")
         assert (status, body["error"], body["closed_at"]) == (409, "window_closed", closed_at)
         return str(body["message"])
 
@@ -240,14 +219,9 @@ async def test_whatsapp_outside_the_window_goes_as_the_connectors_template(
     served_whatsapp: Served, portal: PortalStandIn, graph: MetaGraphStandIn, clock: ManualClock
 ) -> None:
     meta = Portal(served_whatsapp, portal, clock)
-    hook = f"{served_whatsapp.url}/hooks/whatsapp"
     t0 = clock.now()
     for number, wamid in ((PHONE_NUMBER_ID, "wamid.T1"), (PLAIN_NUMBER, "wamid.T2")):
-        body = wa_text(number, wamid, "Где мой заказ? 📦")
-        assert await post_notification(served_whatsapp.session, hook, body) == (
-            200,
-            "EVENT_RECEIVED",
-        )
+        await post(served_whatsapp, "whatsapp", wa_text(number, wamid, "Где мой заказ? 📦"))
     messages = await portal.wait_for_events(2, "message.")
     dialogs = {m["data"]["route"]["connector_id"]: m["dialog"]["id"] for m in messages}
 
@@ -273,8 +247,7 @@ async def test_whatsapp_outside_the_window_goes_as_the_connectors_template(
     assert "no such approved template" in failed["data"]["error"]
 
     # The customer writes again: free-form messages again.
-    again = wa_text(PHONE_NUMBER_ID, "wamid.T3", "Спасибо!")
-    assert (await post_notification(served_whatsapp.session, hook, again)).status == 200
+    await post(served_whatsapp, "whatsapp", wa_text(PHONE_NUMBER_ID, "wamid.T3", "Спасибо!"))
     await portal.wait_for_events(3, "message.")
     await meta.accepted(dialogs["wa"], "Пожалуйста")
     [*_, free] = await portal.wait_for_events(3, "reply.")
