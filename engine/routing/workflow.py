@@ -70,6 +70,25 @@ def window_closed_at(conditions: ReplyConditions, dialog: DialogState) -> float 
     return closes_at(conditions.window, since if since is not None else dialog.opened_at)
 
 
+def window_form(
+    conditions: ReplyConditions, dialog: DialogState, now: float
+) -> str | None:
+    """None for a reply inside the dialog's window (or a dialog without one); the channel's
+    other form for one after it; ``WindowClosedError`` when the channel has none."""
+    closed_at = window_closed_at(conditions, dialog)
+    window = conditions.window
+    if window is None or closed_at is None or now < closed_at:
+        return None
+    if conditions.outside_window_form is not None:
+        return conditions.outside_window_form
+    raise WindowClosedError(
+        f"{dialog.channel} takes replies in {window.what} only ({window.seconds:g} s after "
+        f"the customer's last message{', one reply' if window.one_reply else ''}); dialog "
+        f"{dialog.dialog_id!r}'s window closed at {closed_at}: the customer writes first",
+        closed_at,
+    )
+
+
 class Workflow:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
@@ -401,18 +420,8 @@ class Workflow:
                 "supervisor and cannot reply",
                 "silent_participant",
             )
-        closed_at = window_closed_at(conditions, dialog)
+        form = window_form(conditions, dialog, now)
         window = conditions.window
-        outside = window is not None and closed_at is not None and now >= closed_at
-        form = conditions.outside_window_form if outside else None
-        if window is not None and closed_at is not None and outside and form is None:
-            raise WindowClosedError(  # the channel has no other form
-                f"{dialog.channel} takes replies in {window.what} only ({window.seconds:g} s "
-                f"after the customer's last message{', one reply' if window.one_reply else ''})"
-                f"; dialog {dialog_id!r}'s window closed at {closed_at}: the customer writes "
-                "first",
-                closed_at,
-            )
         if window is not None and window.one_reply and form is None:
             self._dispatcher.put(moved(dialog, window_closes_at=now))  # before it is stamped
         self._dispatcher.answered(dialog_id, operator_id, now)
