@@ -48,7 +48,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from channels.render import Capabilities as Capabilities  # the contract's, re-exported
 from engine.clock import Clock
 from engine.delivery.send_rates import SendRate
-from engine.errors import ConflictError, MethodNotAllowedError, NotFoundError
+from engine.errors import ConflictError, MethodNotAllowedError, NotFoundError, PermanentSendError
 from engine.models import (
     ChannelEvent,
     DialogTarget,
@@ -57,6 +57,7 @@ from engine.models import (
     Route,
     SentReceipt,
 )
+from engine.routing.windows import ReplyWindow as ReplyWindow  # the contract's, re-exported
 
 ORDER_KEY_MAX = 2**63 - 1
 """The largest order key the store keeps (SQLite's INTEGER). A provider number above it is
@@ -185,15 +186,43 @@ class Channel(ABC):
     field is a command-line option and a key of the admin API's ``settings``; None: the
     channel cannot be connected in one step (docs/channels/contract.md, "Connecting")."""
     reply_window_s: ClassVar[float | None] = None
-    """The provider's messaging window: replies are taken only this long after the
-    customer's last message; None: no window. A reply outside it is refused before it is
-    stored (409 ``window_closed``, docs/routing.md)."""
+    """The provider's messaging window of a direct conversation: replies are taken only this
+    long after the customer's last message; None: no window. ``reply_window_for`` reads it
+    unless the channel's windows differ per connector or dialog."""
 
     def __init__(self, route: Route, credentials: Credentials) -> None:
         if not isinstance(credentials, self.credentials_model):
             raise TypeError(f"{self.name} needs {self.credentials_model.__name__}")
         self.route = route
         self.credentials = credentials
+
+    def reply_window_for(self, dialog_key: str) -> ReplyWindow | None:
+        """The messaging window of one of this connector's dialogs; None: replies are taken
+        at any time. A reply after it is refused before it is stored (409
+        ``window_closed``, docs/channels/contract.md, "Messaging windows"). The default:
+        ``reply_window_s`` for every dialog."""
+        seconds = self.reply_window_s
+        return None if seconds is None else ReplyWindow(seconds)
+
+    def outside_window_form(self, dialog_key: str) -> str | None:
+        """The form in which this connector carries a reply to the dialog after its
+        messaging window closed (WhatsApp: ``template``, the connector's template message);
+        None, the default: it cannot, and such a reply is refused (409 ``window_closed``).
+        A channel that names a form implements ``send_outside_window``."""
+        return None
+
+    async def send_outside_window(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        """Deliver a reply the engine accepted after the dialog's window closed
+        (``request.outside_window_form`` names the form ``outside_window_form`` gave), with
+        the errors ``send`` maps; the receipt names the form and template used."""
+        raise PermanentSendError(f"{self.name} cannot send a reply outside the messaging window")
 
     async def show_typing(self, customer_id: str, operator_id: str) -> None:
         """Show the customer that ``operator_id`` is typing (the portal API's ``typing``

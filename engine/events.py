@@ -289,6 +289,15 @@ class ReplySent(Frozen):
         description="operator: through the API; line: the line's own text; bot: the line's bot."
     )
     channel_message_ids: tuple[str, ...] = Field(description="The channel's ids of its parts.")
+    form: str = Field(
+        default="message",
+        description="How it reached the customer: message (a free-form message) or, for a "
+        "reply accepted after the dialog's messaging window closed, the channel's form for "
+        "outside it: template (WhatsApp: the connector's template message).",
+    )
+    template: str | None = Field(
+        default=None, description="form template: the template's name (and language)."
+    )
 
 
 class ReplyFailed(Frozen):
@@ -301,6 +310,11 @@ class ReplyFailed(Frozen):
     )
     reason: str = Field(description="send_failed (refused for good) or expired (TTL).")
     error: str = Field(description="The channel's own words.")
+    form: str = Field(
+        default="message",
+        description="The form it was to go in: message, or the channel's form for outside "
+        "the messaging window (template).",
+    )
 
 
 class ReplyUncertain(Frozen):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
+
 from engine.models import ChannelEvent, InboundMessage
 from engine.placement import host_name
 from engine.store.intake import Addressed
@@ -22,12 +24,15 @@ def outbox_record(message: InboundMessage | ChannelEvent) -> OutboxRecord:
     """How a customer's message or a channel event is stored: de-duplicated by its connector
     and the channel's id."""
     route = message.route
+    address = ""
     if isinstance(message, ChannelEvent):
         kind, customer_id, order_key = CHANNEL_EVENT, message.customer_id, 0
         best_effort = message.kind in BEST_EFFORT_CHANNEL_EVENTS
     else:
         kind, customer_id = EVENT_KINDS[message.action], message.customer.channel_user_id
         order_key, best_effort = message.order_key, message.delivery == "best_effort"
+        if message.address:
+            address = orjson.dumps(message.address, option=orjson.OPT_SORT_KEYS).decode()
     return OutboxRecord(
         portal_id=route.portal_id,
         event_id=message.id,
@@ -38,6 +43,7 @@ def outbox_record(message: InboundMessage | ChannelEvent) -> OutboxRecord:
             channel=route.channel,
             dialog_key=message.dialog_key,
             customer_id=customer_id,
+            address=address,
         ),
         order_key=order_key,
         received_at=message.received_at,

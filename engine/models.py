@@ -146,6 +146,14 @@ class InboundMessage(Frozen):
     delivery: DeliveryKind = "guaranteed"
     extras: dict[str, str] = Field(default_factory=dict)
     raw: dict[str, Any] = Field(default_factory=dict, description="Provider payload, for audit.")
+    address: dict[str, str] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="What a reply in this dialog needs (a WhatsApp phone_number_id, the "
+        "comment to answer, a page-scoped id): a new message's is stored with its dialog "
+        "and handed to the channel on DialogTarget.address (docs/channels/contract.md, "
+        '"Addressing"). Travels with the stored record, not in what the portal receives.',
+    )
 
 
 ChannelEventKind = Literal[
@@ -160,6 +168,9 @@ ChannelEventKind = Literal[
     "unsubscribed",
     "opted_in",
     "sent_elsewhere",
+    "hidden",
+    "unhidden",
+    "standby",
 ]
 """What a provider's event that is not a customer message says (docs/channels/contract.md)."""
 
@@ -170,9 +181,10 @@ RECEIPT_KINDS: frozenset[str] = frozenset({"delivered", "read", "failed"})
 class ChannelEvent(Frozen):
     """A provider's event that is not a customer message: a receipt or failure of one of our
     messages, a reaction, typing, the customer blocking or unblocking the bot, subscribing,
-    unsubscribing or opting in. It never opens a dialog or counts as a customer message;
-    it joins the stream of the conversation's dialog as ``channel.event``
-    (docs/channels/contract.md, "Events that are not messages")."""
+    unsubscribing or opting in, an answer sent elsewhere, a comment hidden or shown, a
+    message written while another app owns the conversation. It never opens a dialog or
+    counts as a customer message; it joins the stream of the conversation's dialog as
+    ``channel.event`` (docs/channels/contract.md, "Events that are not messages")."""
 
     id: str = Field(description="Engine-wide unique event id (stable across redelivery).")
     route: Route
@@ -199,6 +211,11 @@ class ChannelEvent(Frozen):
     )
     occurred_at: float = Field(description="When it happened, unix seconds (channel time).")
     received_at: float = Field(description="When the engine received it, unix seconds.")
+    opens_window: bool = Field(
+        default=False,
+        description="The provider counts it as the customer writing: it opens the messaging "
+        "window again like a message (a Messenger reaction; docs/channels/contract.md).",
+    )
     extras: dict[str, str] = Field(default_factory=dict)
     raw: dict[str, Any] = Field(default_factory=dict, description="Provider payload, for audit.")
 
@@ -291,6 +308,12 @@ class ReplyRequest(Frozen):
         description="Set by the engine where the channel shows a sender: the name and avatar "
         "the line's persona shows beside the reply (elsewhere the name is before the text).",
     )
+    outside_window_form: str | None = Field(
+        default=None,
+        description="Set by the engine when the dialog's messaging window had closed as the "
+        "reply was accepted: the form the channel carries it in instead (WhatsApp: "
+        "`template`), through its send_outside_window (docs/channels/contract.md).",
+    )
 
 
 class DialogTarget(Frozen):
@@ -300,9 +323,24 @@ class DialogTarget(Frozen):
     route: Route
     dialog_key: str
     customer_id: str
+    address: dict[str, str] = Field(
+        default_factory=dict,
+        description="The dialog's addressing, as its customer's last message gave it "
+        "(InboundMessage.address); empty for a dialog stored before the engine kept it: "
+        "the channel then derives what it needs from dialog_key and its credentials.",
+    )
+
+    def __hash__(self) -> int:
+        # The address is a dict (unhashable); equal targets still hash equal without it.
+        return hash((self.dialog_id, self.route, self.dialog_key, self.customer_id))
 
 
 class SentReceipt(Frozen):
     """What the channel answered for one outbound message (several parts if it was split)."""
 
     channel_message_ids: tuple[str, ...]
+    form: str = "message"
+    """How it went: ``message`` (free-form) or the channel's form for outside the window
+    (``template``)."""
+    template: str | None = None
+    """The template it went as (WhatsApp: its name), for ``form`` ``template``."""

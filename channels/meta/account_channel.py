@@ -20,13 +20,19 @@ from channels.base import RawRequest, WebhookParse
 from channels.meta.app_webhook import comments_routing_id
 from channels.meta.channel import MetaChannel
 from channels.meta.comment_replies import CommentReplies, ReplyMode
-from channels.meta.comments import thread_of
-from channels.meta.credentials import MetaAppCredentials
+from channels.meta.comments import comment_address, thread_of
+from channels.meta.credentials import MessageTag, MetaAppCredentials
 from channels.meta.envelope import MetaEntry, read_notification
 from channels.meta.messaging import EntryReading, MessagingReader
 from engine.models import DialogTarget, ReplyRequest, SentReceipt
+from engine.routing.windows import DAY_S, ReplyWindow
 
 Receives = Literal["messages", "comments"]
+MESSAGING_WINDOW = ReplyWindow(DAY_S, "Meta's 24-hour messaging window")
+HUMAN_AGENT_WINDOW = ReplyWindow(7 * DAY_S, "the HUMAN_AGENT tag's 7 days")
+PRIVATE_REPLY_WINDOW = ReplyWindow(
+    7 * DAY_S, "a private reply to a comment (one per comment, within 7 days)", one_reply=True
+)
 
 
 class AccountCredentials(MetaAppCredentials):
@@ -40,6 +46,12 @@ class AccountCredentials(MetaAppCredentials):
     comment_replies: ReplyMode = Field(
         default="public",
         description="Answer a comment publicly, or privately in direct (one per comment).",
+    )
+    message_tag: MessageTag | None = Field(
+        default=None,
+        description="Send every direct reply as MESSAGE_TAG with this tag (HUMAN_AGENT, "
+        "needs Meta's approval: replies up to 7 days after the customer's last message); "
+        "none: RESPONSE, within 24 hours.",
     )
 
 
@@ -67,6 +79,32 @@ class AccountChannel(MetaChannel):
         self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
         """A reply in a direct conversation (Messenger, Instagram direct)."""
+
+    def reply_window_for(self, dialog_key: str) -> ReplyWindow | None:
+        """Per dialog (docs/channels/facebook.md, "Windows"): a comment thread has none
+        for public replies, and one private reply per comment within 7 days; a direct
+        conversation 24 hours, 7 under ``HUMAN_AGENT``, none under another tag (Meta takes
+        those at any time)."""
+        if thread_of(dialog_key) is not None:
+            private = self.credentials.comment_replies == "private"
+            return PRIVATE_REPLY_WINDOW if private else None
+        tag = self.credentials.message_tag
+        if tag is None:
+            return MESSAGING_WINDOW
+        return HUMAN_AGENT_WINDOW if tag == "HUMAN_AGENT" else None
+
+    def direct_envelope(self, target: DialogTarget) -> dict[str, object]:
+        """A direct reply's recipient (the dialog's ``recipient_id``, the PSID or IGSID; its
+        key for a dialog stored before addresses were kept) and ``messaging_type``:
+        ``RESPONSE``, or ``MESSAGE_TAG`` with the connector's tag."""
+        recipient = target.address.get("recipient_id") or target.dialog_key
+        envelope: dict[str, object] = {"recipient": {"id": recipient}}
+        tag = self.credentials.message_tag
+        if tag is None:
+            envelope["messaging_type"] = "RESPONSE"
+        else:
+            envelope.update(messaging_type="MESSAGE_TAG", tag=tag)
+        return envelope
 
     @property
     def routing_ids(self) -> frozenset[str]:
@@ -100,9 +138,8 @@ class AccountChannel(MetaChannel):
         *,
         reply_id: str,
     ) -> SentReceipt:
-        thread = thread_of(target.dialog_key)
-        if thread is None:
+        if thread_of(target.dialog_key) is None:
             return await self.send_direct(session, target, request)
-        comment = request.reply_to_channel_message_id or thread
         mode = self.credentials.comment_replies
+        comment = comment_address(target, request, mode)
         return await self.comment_replies.send(session, target, request, comment, mode)

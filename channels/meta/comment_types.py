@@ -35,6 +35,8 @@ class FeedValue(MetaModel):
     photo: str | None = None
     video: str | None = None
     post: FeedPost | None = None
+    reaction_type: str | None = None
+    """``reaction`` items: like, love, care, haha, wow, sad, angry."""
 
 
 class IgMedia(MetaModel):

@@ -4,16 +4,27 @@ One dialog per comment thread (docs/channels/facebook.md, "Page comments"): a to
 comment opens it, replies to it join it. The dialog key is ``comment:<top-level comment
 id>``, so the channel knows a reply there goes to the comment, not to a Messenger thread.
 The account's own comments (the replies the engine sends come back this way) are ignored.
+Each comment's address (docs/channels/contract.md, "Addressing") names the account, the
+thread and the comment itself: the latest one is what a private reply answers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
-from typing import Any
+from typing import Any, Literal
 
+from engine.errors import PermanentSendError
 from engine.ids import inbound_event_id
-from engine.models import Content, Customer, InboundAction, InboundMessage, Route
+from engine.models import (
+    Content,
+    Customer,
+    DialogTarget,
+    InboundAction,
+    InboundMessage,
+    ReplyRequest,
+    Route,
+)
 
 DIALOG_PREFIX = "comment:"
 
@@ -37,9 +48,28 @@ def text_digest(text: str | None) -> str:
     return hashlib.blake2b((text or "").encode(), digest_size=6).hexdigest()
 
 
+def comment_address(
+    target: DialogTarget, request: ReplyRequest, mode: Literal["public", "private"]
+) -> str:
+    """The comment a reply answers: the one the operator quotes; else, privately, the
+    customer's latest comment (Meta takes one private reply per comment, within 7 days of
+    it: ``address.comment_id``), publicly the thread's top-level comment. A dialog stored
+    before the engine kept addresses has only its key: the thread."""
+    if request.reply_to_channel_message_id is not None:
+        return request.reply_to_channel_message_id
+    address = target.address
+    chosen = address.get("comment_id") if mode == "private" else address.get("thread_id")
+    thread = thread_of(target.dialog_key)
+    found = chosen or thread
+    if found is None:
+        raise PermanentSendError(f"dialog {target.dialog_id!r} is no comment thread")
+    return found
+
+
 def comment_message(
     route: Route,
     *,
+    account_id: str,
     action: InboundAction,
     thread_id: str,
     comment_id: str,
@@ -67,4 +97,5 @@ def comment_message(
         received_at=received_at,
         extras=extras,
         raw=raw,
+        address={"account_id": account_id, "thread_id": thread_id, "comment_id": comment_id},
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from channels.base import ApiBaseUrl
 from channels.meta.comment_replies import ReplyMode
-from channels.meta.credentials import ACCOUNT_ID_PATTERN, GRAPH_API_URL
+from channels.meta.credentials import ACCOUNT_ID_PATTERN, GRAPH_API_URL, MessageTag
 
 Receives = Literal["messages", "comments"]
 
@@ -44,6 +44,9 @@ class FacebookConnect(MetaConnect):
     page_access_token: str = Field(min_length=1, description="A page access token.")
     receive: ReceiveList = ("messages",)
     comment_replies: ReplyMode = Field(default="public", description="public or private.")
+    message_tag: MessageTag | None = Field(
+        default=None, description="Send direct replies with this tag (HUMAN_AGENT: 7 days)."
+    )
 
 
 class InstagramConnect(MetaConnect):
@@ -54,6 +57,9 @@ class InstagramConnect(MetaConnect):
     )
     receive: ReceiveList = ("messages",)
     comment_replies: ReplyMode = Field(default="public", description="public or private.")
+    message_tag: Literal["HUMAN_AGENT"] | None = Field(
+        default=None, description="Send direct replies as HUMAN_AGENT (7 days)."
+    )
 
 
 class WhatsAppConnect(MetaConnect):

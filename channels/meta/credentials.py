@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from channels.base import ApiBaseUrl, Credentials
 
 GRAPH_API_URL = "https://graph.facebook.com/v21.0"
 ACCOUNT_ID_PATTERN = r"^[0-9]{1,30}$"
+MessageTag = Literal[
+    "HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"
+]
+"""Messenger's message tags (docs/channels/facebook.md, "Windows"); Instagram takes only
+``HUMAN_AGENT``."""
 
 
 class MetaAppCredentials(Credentials):

@@ -24,6 +24,7 @@ def channel_event(
     reason: str | None = None,
     extras: dict[str, str] | None = None,
     dialog_key: str | None = None,
+    opens_window: bool = False,
 ) -> ChannelEvent:
     """One event of the customer ``customer_id`` (whose dialog it joins unless ``dialog_key``
     says otherwise), keyed by ``event_id`` for de-duplication."""
@@ -40,6 +41,7 @@ def channel_event(
         reason=reason,
         occurred_at=occurred_at,
         received_at=received_at,
+        opens_window=opens_window,
         extras=extras or {},
         raw=raw,
     )

@@ -8,13 +8,14 @@ comments by ``<page id>/comments`` (docs/channels/contract.md), so a page's comm
 a connector of their own, on another line.
 
 Messenger replies go out as ``RESPONSE`` inside the 24-hour window, which the engine
-enforces (``reply_window_s``); a connector with a ``message_tag`` sends every reply as
-``MESSAGE_TAG`` with it. Comment replies are public or private (``comment_replies``).
+enforces (``reply_window_for``); a connector with a ``message_tag`` sends every reply as
+``MESSAGE_TAG`` with it (``HUMAN_AGENT``: 7 days). Comment replies are public (no window) or
+private (``comment_replies``: one per comment within 7 days).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import aiohttp
 from pydantic import BaseModel, Field
@@ -41,9 +42,6 @@ COMMENT_CAPABILITIES = Capabilities(
     buttons=False,
 )
 WINDOW_S = 24 * 3600.0
-MessageTag = Literal[
-    "HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"
-]
 MESSAGING_FIELDS = [
     "messages",
     "message_echoes",
@@ -53,6 +51,7 @@ MESSAGING_FIELDS = [
     "message_edits",
     "messaging_postbacks",
     "messaging_optins",
+    "standby",
 ]
 
 
@@ -65,11 +64,6 @@ class FacebookCredentials(AccountCredentials):
         repr=False,
         description="A page access token: pages_messaging for Messenger, "
         "pages_manage_engagement and pages_read_user_content for comments.",
-    )
-    message_tag: MessageTag | None = Field(
-        default=None,
-        description="Send every Messenger reply as MESSAGE_TAG with this tag (HUMAN_AGENT "
-        "needs Meta's approval); none: RESPONSE.",
     )
 
 
@@ -92,7 +86,7 @@ class FacebookChannel(AccountChannel):
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
         creds = self.credentials
-        self.messaging_reader = MessagingReader(route, creds.page_id, creds.app_id, "facebook")
+        self.messaging_reader = MessagingReader(route, creds.page_id, creds.app_id)
         self.comment_reader = FeedReader(route, creds.page_id)
         self._send_api = SendApi(
             f"{creds.graph_api_url}/{creds.page_id}/messages",
@@ -142,10 +136,5 @@ class FacebookChannel(AccountChannel):
         self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
         messages = message_objects(self.name, request, self.capabilities, code_points)
-        tag = self.credentials.message_tag
-        envelope: dict[str, object] = {"recipient": {"id": target.dialog_key}}
-        if tag is None:
-            envelope["messaging_type"] = "RESPONSE"
-        else:
-            envelope.update(messaging_type="MESSAGE_TAG", tag=tag)
-        return await self._send_api.send(session, target, request, dict(envelope), messages)
+        envelope = self.direct_envelope(target)
+        return await self._send_api.send(session, target, request, envelope, messages)

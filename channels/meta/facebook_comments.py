@@ -2,9 +2,11 @@
 
 ``item`` x ``verb`` (docs/channels/facebook.md, "Page comments"): a comment ``add`` is a
 customer message, ``edited`` an edit, ``remove`` a deletion; ``hide``/``unhide`` and
-everything about posts, reactions and shares create no message and are ignored with a
-reason. A dialog is a comment thread; the page's own comments (``from.id`` is the page) are
-ignored. De-duplicated on the comment id (an edit on the id and a digest of its text).
+reactions to comments are channel events in the thread's dialog
+(``channels.meta.feed_events``); everything about posts, reactions to posts and shares
+creates nothing and is ignored with a reason. A dialog is a comment thread; the page's own
+comments (``from.id`` is the page) are ignored. De-duplicated on the comment id (an edit
+on the id and a digest of its text).
 
 Replies: public, as a reply to the thread's comment (``POST /{comment-id}/comments``); or,
 when the connector says so, private, as Messenger's one private reply to the customer's
@@ -18,6 +20,7 @@ from typing import Any
 from channels.meta.comment_types import FeedValue
 from channels.meta.comments import comment_message, text_digest
 from channels.meta.envelope import MetaEntry, read_event
+from channels.meta.feed_events import FeedEvents, thread_of_comment
 from channels.meta.messaging import EntryReading
 from engine.models import (
     Content,
@@ -39,6 +42,7 @@ class FeedReader:
     def __init__(self, route: Route, page_id: str) -> None:
         self._route = route
         self._page_id = page_id
+        self._events = FeedEvents(route, page_id)
 
     def read(self, entries: list[MetaEntry], received_at: float, into: EntryReading) -> None:
         for entry in entries:
@@ -52,11 +56,17 @@ class FeedReader:
         self, entry: MetaEntry, data: Any, received_at: float, into: EntryReading
     ) -> None:
         value = read_event(FeedValue, data, "feed")
-        if value is None:
+        if value is None or not isinstance(data, dict):
             into.ignored.append("invalid_event:feed")
+            return
+        if value.item == "reaction" and value.verb in ("add", "edit", "remove"):
+            self._events.reaction(entry, value, data, received_at, into)
             return
         if value.item != "comment":
             into.ignored.append(f"feed:{value.item}:{value.verb}")
+            return
+        if value.verb in ("hide", "unhide"):
+            self._events.visibility(entry, value, data, received_at, into)
             return
         action = _ACTIONS.get(value.verb)
         if action is None:
@@ -73,8 +83,8 @@ class FeedReader:
         if action != "delete" and content is None:
             into.ignored.append("unsupported_content:empty")
             return
-        top_level = value.parent_id is None or value.parent_id == value.post_id
-        thread = value.comment_id if top_level else str(value.parent_id)
+        thread = thread_of_comment(value)
+        assert thread is not None  # comment_id is set
         event_id = value.comment_id
         if action == "edit":
             event_id = f"{value.comment_id}#edit:{text_digest(value.message)}"
@@ -85,6 +95,7 @@ class FeedReader:
         into.messages.append(
             comment_message(
                 self._route,
+                account_id=self._page_id,
                 action=action,
                 thread_id=thread,
                 comment_id=value.comment_id,

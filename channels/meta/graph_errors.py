@@ -41,6 +41,9 @@ _EXPLAINED: dict[tuple[int, int | None], str] = {
     (131053, None): "the media could not be uploaded",
     (131014, None): "WhatsApp could not fetch the media URL",
     (131009, None): "a parameter value is invalid",
+    (132000, None): "the template's number of parameters does not match its configuration",
+    (132001, None): "no such approved template in that language: check outside_window_template",
+    (132018, None): "a template parameter has new lines, tabs or too many spaces",
     (10900, None): "this comment already has its one private reply",
     (10903, None): "this user cannot be replied to on this activity",
 }

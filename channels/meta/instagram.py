@@ -9,15 +9,16 @@ conversations (dialog = the Instagram-scoped id, IGSID) and/or comment threads (
 Both login flavours are served: with Facebook Login, ``graph_api_url`` is
 graph.facebook.com and direct replies go to the linked page (``page_id``); with Instagram
 Login, graph.instagram.com and the account itself. Direct replies are ``RESPONSE`` inside the
-24-hour window the engine enforces (``reply_window_s``). Comment replies are public
-(``POST /{comment}/replies``) or one private reply per comment. Meta's reply limits (750
+24-hour window the engine enforces (``reply_window_for``; ``HUMAN_AGENT``: 7 days).
+Comment replies are public (``POST /{comment}/replies``, no window) or one private reply per
+comment within 7 days. Meta's reply limits (750
 private replies an hour per account) answer with its throttling codes: the reply is kept
 and retried after the time Meta gives (the engine's durable reply queue), never dropped.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import aiohttp
 from pydantic import BaseModel, Field
@@ -71,6 +72,12 @@ class InstagramCredentials(AccountCredentials):
     poll_media_limit: int = Field(
         default=25, ge=1, le=100, description="How many recent media a comment poll reads."
     )
+    message_tag: Literal["HUMAN_AGENT"] | None = Field(
+        default=None,
+        description="Send every direct reply as MESSAGE_TAG HUMAN_AGENT (needs Meta's "
+        "approval): replies up to 7 days after the customer's last message; none: RESPONSE, "
+        "within 24 hours.",
+    )
 
 
 class InstagramChannel(AccountChannel):
@@ -93,7 +100,7 @@ class InstagramChannel(AccountChannel):
     def __init__(self, route: Route, credentials: Credentials) -> None:
         super().__init__(route, credentials)
         creds = self.credentials
-        self.messaging_reader = MessagingReader(route, creds.account_id, creds.app_id, "instagram")
+        self.messaging_reader = MessagingReader(route, creds.account_id, creds.app_id)
         self.comment_reader = InstagramCommentReader(route, creds.account_id)
         sender = creds.page_id or creds.account_id
         self._send_api = SendApi(
@@ -154,7 +161,13 @@ class InstagramChannel(AccountChannel):
         scopes = ["instagram_basic" if facebook_login else "instagram_business_basic"]
         fields: list[str] = []
         if "messages" in creds.receive:
-            fields += ["messages", "messaging_postbacks", "messaging_seen", "message_reactions"]
+            fields += [
+                "messages",
+                "messaging_postbacks",
+                "messaging_seen",
+                "message_reactions",
+                "standby",
+            ]
             scopes.append(f"{prefix}messages")
         if "comments" in creds.receive:
             fields += ["comments", "live_comments"]
@@ -177,5 +190,5 @@ class InstagramChannel(AccountChannel):
         self, session: aiohttp.ClientSession, target: DialogTarget, request: ReplyRequest
     ) -> SentReceipt:
         messages = message_objects(self.name, request, self.capabilities, utf8_bytes)
-        envelope = {"recipient": {"id": target.dialog_key}, "messaging_type": "RESPONSE"}
+        envelope = self.direct_envelope(target)
         return await self._send_api.send(session, target, request, envelope, messages)

@@ -56,6 +56,7 @@ class InstagramCommentReader:
         into.messages.append(
             comment_message(
                 self._route,
+                account_id=self._account_id,
                 action="new",
                 thread_id=value.parent_id or value.id,
                 comment_id=value.id,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from channels.meta.envelope import MetaEntry, read_event
 from channels.meta.events import channel_event
@@ -44,7 +44,6 @@ from engine.models import (
 THUMBS_UP_STICKER_ID = "369239263222822"
 """Messenger's "like" sticker: read as a 👍, so it answers a rating like a typed one."""
 _MEDIA_SHARES = frozenset({"share", "story_mention", "reel", "ig_reel", "post", "ig_post"})
-Product = Literal["facebook", "instagram"]
 
 
 @dataclass
@@ -67,16 +66,16 @@ class MessagingReader:
     """Reads the messaging events of one connector's account (a page or an IG account).
 
     ``app_id`` is our app's id: an echo that carries it is our own send (ignored, ``echo``);
-    on Facebook an echo without it (or with another app's) is a person answering from the
-    page's inbox, told to the operator as a ``sent_elsewhere`` event
-    (docs/channels/facebook.md, "Echoes").
+    an echo without it (or with another app's) is a person answering from the page's inbox
+    or the Instagram app, told to the operator as a ``sent_elsewhere`` event
+    (docs/channels/facebook.md, "Echoes"); Instagram's never carry one, so the engine drops
+    a ``sent_elsewhere`` that names a message it sent itself.
     """
 
-    def __init__(self, route: Route, account_id: str, app_id: str | None, product: Product):
+    def __init__(self, route: Route, account_id: str, app_id: str | None) -> None:
         self._route = route
         self._account_id = account_id
         self._app_id = app_id
-        self._product = product
 
     def read(self, entries: list[MetaEntry], received_at: float) -> EntryReading:
         reading = EntryReading()
@@ -84,10 +83,62 @@ class MessagingReader:
             if entry.id != self._account_id:
                 reading.ignored.append("other_account")
                 continue
-            reading.ignored.extend("standby" for _ in entry.standby)
             for data in entry.messaging:
                 self._read_event(data, received_at, reading)
+            for data in entry.standby:
+                self._read_standby(data, received_at, reading)
         return reading
+
+    def _read_standby(self, data: dict[str, Any], received_at: float, into: EntryReading) -> None:
+        """An event of a conversation another app controls (Meta's handover protocol: the
+        page inbox, another bot), posted to the engine as a secondary receiver
+        (docs/channels/facebook.md, "Standby"). The customer's message or button press is
+        told to the operator as a ``standby`` event, not taken as a message: the engine does
+        not own the thread, so it opens no dialog and starts no routing; it still counts for
+        Meta's window. Echoes, receipts and reactions read as in ``messaging``."""
+        event = read_event(MessagingEvent, data, "standby")
+        if event is None:
+            into.ignored.append("invalid_event:standby")
+            return
+        message = event.message
+        if message is not None and message.is_echo:
+            self._read_event(data, received_at, into)
+            return
+        if message is not None or event.postback is not None:
+            into.events.append(self._standby(event, data, received_at))
+            return
+        notice = self._notice(event, data, received_at)
+        if notice is None:
+            known = sorted(set(data) - {"sender", "recipient", "timestamp"})
+            into.ignored.append(f"standby:{known[0] if known else 'empty'}")
+            return
+        into.events.append(notice)
+
+    def _standby(
+        self, event: MessagingEvent, data: dict[str, Any], received_at: float
+    ) -> ChannelEvent:
+        """What the customer wrote (or pressed) while another app had the conversation."""
+        message, postback = event.message, event.postback
+        if message is not None:
+            mid = message.mid
+            urls = [content_url for a in message.attachments if (content_url := _url(a))]
+            extras = {"text": message.text or "", "attachment_urls": "\n".join(urls)}
+        else:
+            assert postback is not None
+            mid = postback.mid or f"postback:{event.sender.id}:{event.timestamp}"
+            extras = {"text": postback.title or "", BUTTON_PAYLOAD_EXTRA: postback.payload or ""}
+        return channel_event(
+            self._route,
+            "standby",
+            customer_id=event.sender.id,
+            event_id=f"{mid}:standby",
+            message_ids=(mid,),
+            occurred_at=event.timestamp / 1000,
+            received_at=received_at,
+            extras={key: value for key, value in extras.items() if value},
+            opens_window=True,
+            raw=data,
+        )
 
     def _read_event(self, data: dict[str, Any], received_at: float, into: EntryReading) -> None:
         event = read_event(MessagingEvent, data, "messaging")
@@ -150,6 +201,8 @@ class MessagingReader:
                 **common,
             )
         if event.reaction is not None:
+            # Meta counts a reaction as the customer acting: it opens the 24-hour window
+            # again (docs/channels/facebook.md, "Windows"); taking one back does not.
             reaction = event.reaction
             removed = reaction.action == "unreact"
             shown = None if removed else (reaction.emoji or reaction.reaction)
@@ -161,6 +214,7 @@ class MessagingReader:
                 message_ids=(reaction.mid,) if reaction.mid else (),
                 reaction=shown,
                 extras=extras,
+                opens_window=not removed,
                 **common,
             )
         optin = data.get("optin")
@@ -176,8 +230,10 @@ class MessagingReader:
         return None
 
     def _sent_elsewhere(self, message: Message) -> bool:
-        """An echo of a Facebook page message not sent by our app: a person in the inbox."""
-        if not message.is_echo or self._product != "facebook":
+        """An echo not sent by our app: a person in the page's inbox or the Instagram app.
+        Instagram's echoes name no app: the engine drops those of the messages it sent
+        itself when it routes them (docs/channels/instagram.md, "Echoes")."""
+        if not message.is_echo:
             return False
         return self._app_id is None or message.app_id != self._app_id
 
@@ -296,6 +352,7 @@ class MessagingReader:
             sent_at=event.timestamp / 1000,
             received_at=received_at,
             raw=data,
+            address={"account_id": self._account_id, "recipient_id": event.sender.id},
         )
 
 

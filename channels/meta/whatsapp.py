@@ -6,7 +6,8 @@ number (``phone_number_id``); a dialog is one customer (``wa_id``, or the busine
 ``user_id`` of a customer known by username only). Messages are de-duplicated on their
 ``wamid`` (Meta redelivers for days; one POST can even carry the same one twice). Replies
 are free-form only within 24 hours of the customer's last message, which the engine
-enforces (``reply_window_s``).
+enforces (``reply_window_s``); after it a connector with an ``outside_window_template``
+sends the reply as that template message (``send_outside_window``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from channels.meta.graph_calls import graph_post
 from channels.meta.messaging import EntryReading
 from channels.meta.setup import SetupPlan
 from channels.meta.whatsapp_buttons import interactive_buttons
+from channels.meta.whatsapp_templates import WhatsAppTemplate, template_message
 from channels.meta.whatsapp_types import (
     WaError,
     WaMedia,
@@ -95,6 +97,12 @@ class WhatsAppCredentials(MetaAppCredentials):
         default=None,
         pattern=ACCOUNT_ID_PATTERN,
         description="The WhatsApp Business Account id (for subscribing the app at connect).",
+    )
+    outside_window_template: WhatsAppTemplate | None = Field(
+        default=None,
+        description="The approved template a reply goes as after the 24-hour window closed "
+        "(name, language, how the operator's text fills its parameters); none: such a reply "
+        "is refused (409 window_closed).",
     )
 
 
@@ -299,6 +307,7 @@ class WhatsAppChannel(MetaChannel):
             received_at=received_at,
             extras=extras,
             raw=data,
+            address=_address_of(self.credentials.phone_number_id, sender),
         )
 
     # --- outbound
@@ -316,18 +325,48 @@ class WhatsAppChannel(MetaChannel):
         messages = render_messages(request)
         if request.reply_to_channel_message_id is not None:
             messages[0]["context"] = {"message_id": request.reply_to_channel_message_id}
-        address = _address(target.dialog_key)
+        address = _recipient(target)
+        number = _number(target, self.credentials)
 
         async def send_part(index: int) -> str:
-            return await self._call(session, {**address, **messages[index]})
+            return await self._call(session, number, {**address, **messages[index]})
 
         return await self._resume.send(target, request, len(messages), send_part)
 
-    async def _call(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> str:
+    def outside_window_form(self, dialog_key: str) -> str | None:
+        """``template`` when the connector configures ``outside_window_template``."""
+        return "template" if self.credentials.outside_window_template is not None else None
+
+    async def send_outside_window(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        """The reply as the connector's template message: one message, nothing split."""
+        template = self.credentials.outside_window_template
+        if template is None:  # the template was removed since the reply was accepted
+            raise PermanentSendError(
+                "whatsapp: the 24-hour window closed and the connector has no "
+                "outside_window_template any more"
+            )
+        body = {**_recipient(target), **template_message(template, request)}
+        wamid = await self._call(session, _number(target, self.credentials), body)
+        return SentReceipt(
+            channel_message_ids=(wamid,),
+            form="template",
+            template=f"{template.name} ({template.language})",
+        )
+
+    async def _call(
+        self, session: aiohttp.ClientSession, phone_number_id: str, body: dict[str, Any]
+    ) -> str:
         creds = self.credentials
         answer = await graph_post(
             session,
-            f"{creds.graph_api_url}/{creds.phone_number_id}/messages",
+            f"{creds.graph_api_url}/{phone_number_id}/messages",
             token=creds.access_token,
             body=body,
             what="whatsapp send",
@@ -341,11 +380,28 @@ class WhatsAppChannel(MetaChannel):
         return wamid
 
 
-def _address(dialog_key: str) -> dict[str, Any]:
-    """A phone-number ``wa_id`` goes in ``to``; a username customer's ``user_id`` (``US.…``)
-    in ``recipient`` (docs/channels/whatsapp.md, "Ids")."""
-    key = "to" if dialog_key.isdigit() else "recipient"
-    return {"messaging_product": "whatsapp", "recipient_type": "individual", key: dialog_key}
+def _address_of(phone_number_id: str, sender: str) -> dict[str, str]:
+    """What a reply to ``sender`` needs, kept with the dialog (docs/channels/contract.md,
+    "Addressing"): the number they wrote to, and a phone-number ``wa_id`` as ``to`` or a
+    username customer's ``user_id`` (``US.…``) as ``recipient`` (docs/channels/whatsapp.md,
+    "Ids")."""
+    key = "to" if sender.isdigit() else "recipient"
+    return {"phone_number_id": phone_number_id, key: sender}
+
+
+def _recipient(target: DialogTarget) -> dict[str, Any]:
+    """The dialog's ``to`` or ``recipient``; for a dialog stored before addresses were
+    kept, read from its key as the address would have been."""
+    address = target.address
+    if "to" not in address and "recipient" not in address:
+        address = _address_of("", target.dialog_key)
+    key = "to" if "to" in address else "recipient"
+    return {"messaging_product": "whatsapp", "recipient_type": "individual", key: address[key]}
+
+
+def _number(target: DialogTarget, credentials: WhatsAppCredentials) -> str:
+    """The business number the customer wrote to (the connector's, for an old dialog)."""
+    return target.address.get("phone_number_id") or credentials.phone_number_id
 
 
 def render_messages(request: ReplyRequest) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from engine.handoff import Watermarks
 from engine.metrics import Counters
 from engine.routing.portal_router import PortalRouter
 from engine.routing.rules import RuleSet
+from engine.routing.windows import ReplyWindow
 from engine.routing.workflow import ReplyConditions
 from engine.store.base import OutboxStore
 from engine.store.records import DeadLetter, OutboxRecord, PortalStartup
@@ -254,18 +255,24 @@ class MailboxHost:
         await sender.start(startup.replies)
         await router.start(startup)
 
-    def _reply_terms(self, connector_id: str) -> ReplyConditions:
-        """What the connector's channel says about replies. A removed connector says
-        nothing: its replies are stored and fail when sent, as they always did."""
+    def _reply_terms(self, connector_id: str, dialog_key: str) -> ReplyConditions:
+        """What the connector's channel says about replies in one dialog. A removed
+        connector says nothing: its replies are stored and fail when sent, as they always
+        did."""
         try:
             channel = self._channel_for(connector_id)
         except EngineError:
             return ReplyConditions()
         # Read defensively, like ``idempotent_sends``: it is asked for every customer message
         # (``window_closes_at``), and a plug-in that does not say has neither.
+        window_for = getattr(channel, "reply_window_for", None)
+        window = window_for(dialog_key) if callable(window_for) else None
+        form_for = getattr(channel, "outside_window_form", None)
+        form = form_for(dialog_key) if callable(form_for) else None
         return ReplyConditions(
             shows_sender=bool(getattr(channel, "shows_sender", False)),
-            reply_window_s=getattr(channel, "reply_window_s", None),
+            window=window if isinstance(window, ReplyWindow) else None,
+            outside_window_form=form if isinstance(form, str) and form else None,
         )
 
     async def _stop_portal(self, portal_id: str) -> None:

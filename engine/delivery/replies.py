@@ -38,6 +38,7 @@ from engine.events import ReplyFailed, ReplyOrigin, ReplySent, ReplyUncertain, e
 from engine.metrics import Counters
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 from engine.routing.state import DialogState
+from engine.routing.windows import ReplyWindow
 from engine.store.base import OutboxStore
 from engine.store.records import StoredReply
 from engine.store.threaded import ThreadedStore
@@ -58,9 +59,8 @@ class ReplyChannel(Protocol):
         """Whether the customer sees which operator sent a reply."""
         ...
 
-    @property
-    def reply_window_s(self) -> float | None:
-        """Replies are taken only this long after the customer's last message (None: ever)."""
+    def reply_window_for(self, dialog_key: str) -> ReplyWindow | None:
+        """The dialog's messaging window (None: replies are taken at any time)."""
         ...
 
     async def send(
@@ -71,6 +71,17 @@ class ReplyChannel(Protocol):
         *,
         reply_id: str,
     ) -> SentReceipt: ...
+
+    async def send_outside_window(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        """A reply accepted after the dialog's window closed, in the channel's other form."""
+        ...
 
 
 ChannelLookup = Callable[[str], ReplyChannel]
@@ -95,6 +106,7 @@ def target_of(dialog: DialogState, portal_id: str) -> DialogTarget:
         ),
         dialog_key=dialog.dialog_key,
         customer_id=dialog.customer_id,
+        address=dialog.address,
     )
 
 
@@ -281,8 +293,11 @@ class ReplySender:
         reply: StoredReply,
     ) -> ReplySent | ReplyFailed | RetryableSendError:
         dialog_id = target.dialog_id
+        # A reply accepted after the window closed goes in the channel's other form
+        # (docs/channels/contract.md, "Messaging windows").
+        send = channel.send if request.outside_window_form is None else channel.send_outside_window
         try:
-            receipt = await channel.send(self._session, target, request, reply_id=reply.reply_id)
+            receipt = await send(self._session, target, request, reply_id=reply.reply_id)
         except RetryableSendError as exc:
             log.warning("reply %s to %s: retryable: %s", reply.reply_id, dialog_id, exc)
             return exc
@@ -298,6 +313,8 @@ class ReplySender:
             client_id=request.client_id,
             origin=reply.origin,
             channel_message_ids=receipt.channel_message_ids,
+            form=receipt.form,
+            template=receipt.template,
         )
 
     def _failed(
@@ -309,6 +326,7 @@ class ReplySender:
             origin=reply.origin,
             reason=reason,
             error=error,
+            form=request.outside_window_form or "message",
         )
 
     async def _schedule_retry(

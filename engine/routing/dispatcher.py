@@ -22,8 +22,10 @@ that waits for consent is held out of the queue until released.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
+
+import orjson
 
 from engine.errors import ConflictError, NotFoundError
 from engine.events import (
@@ -54,9 +56,22 @@ from engine.routing.reply_text import fill
 from engine.routing.rules import LineRules, PortalRules, UnavailableReason
 from engine.routing.state import Block, Board, DialogState, OperatorState, OperatorStatus, moved
 from engine.routing.voice import Heard, LineVoice
+from engine.routing.windows import ReplyWindow, closes_at
 from engine.store.records import InboxRow
 
 IdMaker = Callable[[str], str]
+WindowOf = Callable[[str, str], ReplyWindow | None]
+"""A dialog's messaging window by its connector id and dialog key."""
+
+
+def no_window(connector_id: str, dialog_key: str) -> ReplyWindow | None:
+    return None
+
+
+def address_fields(address: str) -> dict[str, str]:
+    """A stored address (``Conversation.address``, JSON written by ``engine.ingest``)."""
+    fields: dict[str, str] = orjson.loads(address)
+    return fields
 
 
 class Dispatcher:
@@ -67,11 +82,12 @@ class Dispatcher:
         rules: PortalRules,
         ids: IdMaker = new_id,
         line_name: Callable[[str], str] = str,
-        window_of: Callable[[str], float | None] = lambda connector_id: None,
+        window_of: WindowOf = no_window,
     ) -> None:
         self.portal_id = portal_id
         self.window_of = window_of
-        """A connector's messaging window in seconds (None: none), for ``window_closes_at``."""
+        """A dialog's messaging window by connector and dialog key (None: none), for
+        ``window_closes_at``."""
         self.board = board
         self.rules = rules
         self.ids = ids
@@ -152,6 +168,7 @@ class Dispatcher:
         now: float,
         blocking: Mapping[str, DialogState] | None = None,
         heard: Mapping[int, Heard] | None = None,
+        window_openers: Collection[int] = (),
     ) -> None:
         """Messages from the inbox join their dialogs' streams; new conversations open
         dialogs, or reopen the last one within the line's ``reopen_within_s``.
@@ -161,7 +178,9 @@ class Dispatcher:
         wait for its rating; ``blocking`` the dialog that blocked each blocked identity among
         the arrivals: their messages go to its history only (docs/routing.md, "Decline");
         ``heard`` what each message says, by inbox row, on lines that read it (their own
-        messages and bot, docs/line-messages.md).
+        messages and bot, docs/line-messages.md); ``window_openers`` the inbox rows of channel
+        events the provider counts as the customer writing (a Messenger reaction): they move
+        the messaging window like a message (docs/channels/contract.md, "Messaging windows").
         """
         lines: set[str] = set()
         opened: list[str] = []
@@ -195,8 +214,11 @@ class Dispatcher:
             else:
                 dialog = self._open(arrival, owner, now, said)
                 opened.append(dialog.dialog_id)
-            if arrival.kind == "message.received" and dialog.state != "closed":
+            opens = arrival.kind == "message.received" or arrival.rowid in window_openers
+            if opens and dialog.state != "closed":
                 dialog = self._window_opened(dialog, arrival.received_at)
+            if arrival.kind == "message.received" and dialog.state != "closed":
+                dialog = self._addressed(dialog, arrival.conversation.address)
             self.plan.entries.append(
                 StreamEntry(
                     arrival.event_id,
@@ -220,14 +242,24 @@ class Dispatcher:
     def _window_opened(self, dialog: DialogState, customer_at: float) -> DialogState:
         """The customer wrote: a channel with a messaging window takes replies until
         ``window_closes_at`` (docs/channels/contract.md, "Messaging windows")."""
-        closes_at = self._window_from(dialog.connector_id, customer_at)
+        closes_at = self._window_from(dialog.connector_id, dialog.dialog_key, customer_at)
         if closes_at == dialog.window_closes_at:
             return dialog
         return self.put(moved(dialog, window_closes_at=closes_at))
 
-    def _window_from(self, connector_id: str, customer_at: float) -> float | None:
-        window_s = self.window_of(connector_id)
-        return None if window_s is None else customer_at + window_s
+    def _addressed(self, dialog: DialogState, address: str) -> DialogState:
+        """The customer's new message says how to answer them now (the comment to reply to):
+        kept with the dialog (docs/channels/contract.md, "Addressing"). A message without
+        one (a channel that needs none) leaves what the dialog had."""
+        if not address:
+            return dialog
+        fields = address_fields(address)
+        if fields == dialog.address:
+            return dialog
+        return self.put(moved(dialog, address=fields))
+
+    def _window_from(self, connector_id: str, dialog_key: str, customer_at: float) -> float | None:
+        return closes_at(self.window_of(connector_id, dialog_key), customer_at)
 
     def _kept_from_blocked(self, arrival: InboxRow, block: Block, blocking: DialogState) -> None:
         """A blocked customer's message: into the blocking dialog's history, not delivered."""
@@ -277,7 +309,10 @@ class Dispatcher:
             last_operator_id=owners.last_operator_id if owners else None,
             contact_id=owners.contact_id if owners else None,
             lead_id=owners.lead_id if owners else None,
-            window_closes_at=self._window_from(conversation.connector_id, arrival.received_at),
+            window_closes_at=self._window_from(
+                conversation.connector_id, conversation.dialog_key, arrival.received_at
+            ),
+            address=address_fields(conversation.address) if conversation.address else {},
         )
         self.plan.opened += 1
         self.plan.lines_seen.add((dialog.identity, dialog.line_id))

@@ -17,7 +17,7 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -76,14 +76,32 @@ Notify = Callable[[Sequence[int]], None]
 """Tells the mailbox that events joined streams (their stream hashes)."""
 Enqueue = Callable[[StoredReply], None]
 """Hands a stored reply to the reply sender."""
-ReplyTerms = Callable[[str], ReplyConditions]
-"""What a connector's channel says about replies: whether it shows the sender, its
-messaging window (``last_customer_at`` is filled in by the router)."""
+ReplyTerms = Callable[[str, str], ReplyConditions]
+"""What a connector's channel says about replies in one dialog (by connector id and dialog
+key): whether it shows the sender, the dialog's messaging window (``last_customer_at`` is
+filled in by the router)."""
 
 T = TypeVar("T")
 
 
-def no_reply_terms(connector_id: str) -> ReplyConditions:
+def receipts_of(events: Iterable[ChannelEvent]) -> list[Receipt]:
+    """What channel events report of our messages: their status moves in the routing step
+    that delivers the events (docs/channels/contract.md, "Receipts")."""
+    return [
+        Receipt(
+            connector_id=event.route.connector_id,
+            dialog_key=event.dialog_key,
+            status=event.kind,
+            channel_message_ids=event.channel_message_ids,
+            watermark=event.watermark,
+            reason=event.reason,
+        )
+        for event in events
+        if event.kind in RECEIPT_KINDS
+    ]
+
+
+def no_reply_terms(connector_id: str, dialog_key: str) -> ReplyConditions:
     return ReplyConditions()
 
 
@@ -113,7 +131,7 @@ class PortalRouter:
             Board(),
             rules,
             line_name=self.line_name,
-            window_of=lambda connector_id: reply_terms(connector_id).reply_window_s,
+            window_of=lambda connector_id, key: reply_terms(connector_id, key).window,
         )
         self.contacts = ContactBook(portal, store, clock, counters)
         self.workflow = Workflow(self.dispatcher)
@@ -124,6 +142,9 @@ class PortalRouter:
         # Flags, not asyncio.Events: an Event carries a deque of waiters (~0.8 KB), and
         # thousands of idle portals would each hold two for nothing.
         self._inbox_news = False
+        self._echoes_deferred = False
+        """A ``sent_elsewhere`` waits in the inbox for a reply being sent: route again when
+        a reply settles."""
         self._timers_changed: asyncio.Event | None = None
         """Created with the timer loop, which is the only one to wait on it."""
         self._dialog_due: dict[str, float] = {}
@@ -388,6 +409,8 @@ class PortalRouter:
         """Messages into their streams: in the order they were received, each dialog's in
         the channel's own order (a chat's webhooks may come over parallel connections)."""
         store = self._store.store
+        events = await self._channel_events(rows)
+        rows = await self._without_own_echoes(rows, events)
         ordered = sorted_into_slots(sorted(rows, key=lambda r: (r.received_at, r.rowid)))
         board = self.dispatcher.board
         unknown = [row for row in ordered if row.dialog_ref not in board.open_by_ref]
@@ -412,9 +435,9 @@ class PortalRouter:
             if identity in board.blocked
         }
         heard = await self._heard(ordered) if voice.listening else {}
-        receipts = await self._receipts(ordered)
-        self.dispatcher.arrive(ordered, owners, recent, self._clock.now(), blocking, heard)
-        self.dispatcher.plan.receipts.extend(receipts)
+        openers = {rowid for rowid, event in events.items() if event.opens_window}
+        self.dispatcher.arrive(ordered, owners, recent, self._clock.now(), blocking, heard, openers)
+        self.dispatcher.plan.receipts.extend(receipts_of(events.values()))
         await self._commit()
 
     async def _heard(self, rows: Sequence[InboxRow]) -> dict[int, Heard]:
@@ -427,26 +450,51 @@ class PortalRouter:
             for rowid, payload in payloads.items()
         }
 
-    async def _receipts(self, rows: Sequence[InboxRow]) -> list[Receipt]:
-        """What the channel events among the rows report of our messages: their status moves
-        in the routing step that delivers the events (docs/channels/contract.md)."""
+    async def _without_own_echoes(
+        self, rows: list[InboxRow], events: dict[int, ChannelEvent]
+    ) -> list[InboxRow]:
+        """The rows less ``sent_elsewhere`` events that name a message the engine sent itself
+        (a provider that does not say who sent an echo: Instagram), which are dropped
+        unseen; and less those of a dialog whose reply is being sent, whose message ids are
+        not known yet: they stay in the inbox until it settles (docs/channels/contract.md,
+        "Events that are not messages")."""
+        echoes = {r: e for r, e in events.items() if e.kind == "sent_elsewhere"}
+        if not echoes:
+            return rows
+        store = self._store.store
+        dropped: set[int] = set()
+        for rowid, echo in echoes.items():
+            connector_id = echo.route.connector_id
+            ids = echo.channel_message_ids
+            ours = await self._store.call(store.own_message_ids, self.portal_id, connector_id, ids)
+            if ours:
+                dropped.add(rowid)
+        board = self.dispatcher.board
+        pending = {
+            r.rowid: board.open_by_ref[r.dialog_ref]
+            for r in rows
+            if r.rowid in echoes and r.rowid not in dropped and r.dialog_ref in board.open_by_ref
+        }
+        sending = await self._store.call(
+            store.sending_dialogs, self.portal_id, sorted(set(pending.values()))
+        )
+        deferred = {rowid for rowid, dialog_id in pending.items() if dialog_id in sending}
+        self._echoes_deferred = self._echoes_deferred or bool(deferred)
+        self.dispatcher.plan.dropped.extend(sorted(dropped))
+        for rowid in dropped:
+            events.pop(rowid)
+        return [r for r in rows if r.rowid not in dropped and r.rowid not in deferred]
+
+    async def _channel_events(self, rows: Sequence[InboxRow]) -> dict[int, ChannelEvent]:
+        """The channel events among the rows, by inbox row: what they report of our messages
+        and whether they open the messaging window."""
         wanted = [row.rowid for row in rows if row.kind == CHANNEL_EVENT]
         if not wanted:
-            return []
+            return {}
         payloads = await self._store.call(self._store.store.inbox_payloads, self.portal_id, wanted)
-        events = [ChannelEvent.model_validate_json(payload) for payload in payloads.values()]
-        return [
-            Receipt(
-                connector_id=event.route.connector_id,
-                dialog_key=event.dialog_key,
-                status=event.kind,
-                channel_message_ids=event.channel_message_ids,
-                watermark=event.watermark,
-                reason=event.reason,
-            )
-            for event in events
-            if event.kind in RECEIPT_KINDS
-        ]
+        return {
+            rowid: ChannelEvent.model_validate_json(payload) for rowid, payload in payloads.items()
+        }
 
     async def _blocking_dialog(self, block: Block) -> DialogState:
         dialog = await self._store.call(self._store.store.dialog, self.portal_id, block.dialog_id)
@@ -606,9 +654,10 @@ class PortalRouter:
         before the text where the channel shows no sender."""
         async with self._lock:
             dialog = await self._must_be_open(dialog_id)
-            conditions = self._reply_terms(dialog.connector_id)
+            conditions = self._reply_terms(dialog.connector_id, dialog.dialog_key)
             last = None
-            if conditions.reply_window_s is not None or body.quick_answer_id is not None:
+            unkept = conditions.window is not None and dialog.window_closes_at is None
+            if unkept or body.quick_answer_id is not None:
                 last = await self._store.call(
                     self._store.store.last_customer_message, self.portal_id, dialog_id
                 )
@@ -621,6 +670,7 @@ class PortalRouter:
             request = ReplyRequest(
                 content=shown.content,
                 sender=shown.sender,
+                outside_window_form=shown.outside_window_form,
                 reply_to_channel_message_id=body.reply_to_channel_message_id,
                 client_id=body.client_id,
                 operator_id=body.operator_id,
@@ -663,6 +713,9 @@ class PortalRouter:
             if isinstance(outcome, ReplySent):
                 self.dispatcher.plan.sent_parts.extend(sent_parts(reply, outcome, now))
             await self._commit(settled=[reply.reply_id])
+        if self._echoes_deferred:  # an echo waited for this reply's message ids
+            self._echoes_deferred = False
+            self.wake()
 
     async def set_responsible(
         self, connector_id: str, customer_id: str, operator_id: str | None

@@ -26,6 +26,8 @@ class ShownReply(NamedTuple):
     """The content, with the persona's name before the text where no sender is shown."""
     sender: ReplySender | None
     """Who is shown beside it (only for a channel that shows a sender; None: nobody)."""
+    outside_window_form: str | None = None
+    """The dialog's window had closed: the form the channel carries it in instead."""
 
 
 _VARIABLE = re.compile(r"\{([a-z_]+)\}")

@@ -117,8 +117,12 @@ class DialogState:
     voice: VoiceState | None = None
     """The line's own messages and bot in this dialog (None: the line has neither)."""
     window_closes_at: float | None = None
-    """When the channel's messaging window closes: the customer's last message plus the
-    channel's ``reply_window_s``; None on a channel without one."""
+    """When the dialog's messaging window closes: the customer's last message (or an event
+    that counts) plus the dialog's window; None for a dialog without one."""
+    address: dict[str, str] = field(default_factory=dict)
+    """What a reply needs (a WhatsApp ``phone_number_id``, the comment to answer, a
+    page-scoped id), from the customer's last message (``InboundMessage.address``); empty
+    for a dialog stored before the engine kept it. Never changed in place."""
 
     @property
     def ref(self) -> str:

@@ -34,6 +34,7 @@ from engine.routing.plan import CustomerOwners
 from engine.routing.reply_text import ShownReply, persona_sender, signed
 from engine.routing.rules import PersonaRules
 from engine.routing.state import Block, Board, DialogState, OperatorState, moved
+from engine.routing.windows import ReplyWindow, closes_at
 
 HolderRole = Literal["operator", "offered", "invited", "supervisor"]
 """How an operator is in a dialog."""
@@ -46,19 +47,46 @@ class ReplyConditions:
     shows_sender: bool = False
     """The channel shows who sent a message: the persona's sender goes beside the reply
     (``ReplyRequest.sender``) instead of a name before the text."""
-    reply_window_s: float | None = None
-    """The channel takes replies only this long after the customer's last message."""
+    window: ReplyWindow | None = None
+    """The dialog's messaging window (docs/channels/contract.md, "Messaging windows")."""
     last_customer_at: float | None = None
-    """When the customer last wrote in the dialog (read only for a channel with a window)."""
+    """When the customer last wrote in the dialog: read only for a dialog with a window and
+    no ``window_closes_at`` (one stored before the router kept it)."""
+    outside_window_form: str | None = None
+    """The form the channel carries a reply in after the window closed (WhatsApp:
+    ``template``); None: such a reply is refused."""
 
 
-def window_closed_at(conditions: ReplyConditions, opened_at: float) -> float | None:
-    """When the channel's messaging window closes for this dialog (None: no window). Without
-    a recorded customer message it runs from when the dialog opened."""
-    if conditions.reply_window_s is None:
+def window_closed_at(conditions: ReplyConditions, dialog: DialogState) -> float | None:
+    """When the dialog's messaging window closes (None: no window): the router's
+    ``window_closes_at``, kept from the customer's messages and the events that count; for a
+    dialog stored before it was kept, the customer's last message (else the opening) plus
+    the window."""
+    if conditions.window is None:
         return None
-    since = conditions.last_customer_at if conditions.last_customer_at is not None else opened_at
-    return since + conditions.reply_window_s
+    if dialog.window_closes_at is not None:
+        return dialog.window_closes_at
+    since = conditions.last_customer_at
+    return closes_at(conditions.window, since if since is not None else dialog.opened_at)
+
+
+def window_form(
+    conditions: ReplyConditions, dialog: DialogState, now: float
+) -> str | None:
+    """None for a reply inside the dialog's window (or a dialog without one); the channel's
+    other form for one after it; ``WindowClosedError`` when the channel has none."""
+    closed_at = window_closed_at(conditions, dialog)
+    window = conditions.window
+    if window is None or closed_at is None or now < closed_at:
+        return None
+    if conditions.outside_window_form is not None:
+        return conditions.outside_window_form
+    raise WindowClosedError(
+        f"{dialog.channel} takes replies in {window.what} only ({window.seconds:g} s after "
+        f"the customer's last message{', one reply' if window.one_reply else ''}); dialog "
+        f"{dialog.dialog_id!r}'s window closed at {closed_at}: the customer writes first",
+        closed_at,
+    )
 
 
 class Workflow:
@@ -382,8 +410,9 @@ class Workflow:
     ) -> ShownReply:
         """Check an operator's reply and return what the customer will see: the sender
         beside it where the channel shows one, else the persona's name before the text.
-        Refused for a silent supervisor and outside the channel's messaging window; the
-        assigned operator's first reply answers the dialog."""
+        Refused for a silent supervisor and outside the dialog's messaging window, unless the
+        channel carries such a reply in another form (``outside_window_form``: the reply is
+        marked with it); the assigned operator's first reply answers the dialog."""
         dialog = self._dispatcher.open_dialog(dialog_id)
         if operator_id is not None and dialog.role_of(operator_id) == "supervisor":
             raise ConflictError(
@@ -391,19 +420,15 @@ class Workflow:
                 "supervisor and cannot reply",
                 "silent_participant",
             )
-        closes_at = window_closed_at(conditions, dialog.opened_at)
-        if closes_at is not None and now >= closes_at:
-            raise WindowClosedError(
-                f"{dialog.channel} takes replies only {conditions.reply_window_s:g} s after the "
-                f"customer's last message; dialog {dialog_id!r}'s window closed at {closes_at}: "
-                "the customer writes first",
-                closes_at,
-            )
+        form = window_form(conditions, dialog, now)
+        window = conditions.window
+        if window is not None and window.one_reply and form is None:
+            self._dispatcher.put(moved(dialog, window_closes_at=now))  # before it is stamped
         self._dispatcher.answered(dialog_id, operator_id, now)
         sender = self.persona_sender(dialog, operator_id)
         if conditions.shows_sender:
-            return ShownReply(content, sender)
-        return ShownReply(signed(content, sender.name if sender else None), None)
+            return ShownReply(content, sender, form)
+        return ShownReply(signed(content, sender.name if sender else None), None, form)
 
     def persona_sender(self, dialog: DialogState, operator_id: str | None) -> ReplySender | None:
         """Who the customer sees sending a reply by ``operator_id`` (the dialog's operator

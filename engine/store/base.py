@@ -268,6 +268,18 @@ class OutboxStore(Protocol):
         """Replies stored and not yet settled (after a restart: send them)."""
         ...
 
+    def own_message_ids(
+        self, portal_id: str, connector_id: str, message_ids: Sequence[str]
+    ) -> set[str]:
+        """Which of these channel message ids the engine sent itself through the connector
+        (an echo of one is no ``sent_elsewhere``)."""
+        ...
+
+    def sending_dialogs(self, portal_id: str, dialog_ids: Sequence[str]) -> set[str]:
+        """Which of these dialogs have a reply whose attempt started and is not settled:
+        its message ids are not known yet."""
+        ...
+
     def start_reply_attempt(self, reply_id: str, attempt: int, now: float, durable: bool) -> None:
         """Record that attempt number ``attempt`` starts, before the channel has the reply
         (``durable``: surviving a power cut too). Until ``schedule_reply_retry`` or the

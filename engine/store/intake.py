@@ -41,8 +41,11 @@ CREATE TABLE IF NOT EXISTS poll_cursors (
 
 _COLUMNS = (
     "destination, portal_id, event_id, kind, line_id, connector_id, channel, dialog_key,"
-    " customer_id, order_key, received_at, payload, dedup_key, best_effort"
+    " customer_id, order_key, received_at, payload, dedup_key, best_effort, address"
 )
+_ADDED_COLUMNS = {("intake", "address"): "TEXT NOT NULL DEFAULT ''"}
+"""Added after the table was first created (per-dialog addressing): a file written before
+gets it on open, its rows with none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ class IntakeStore(SqliteFile):
     """One SQLite file per channel actor; used from its store thread only."""
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
-        super().__init__(path, SCHEMA, synchronous)
+        super().__init__(path, SCHEMA, synchronous, _ADDED_COLUMNS)
 
     def append(self, records: Sequence[Addressed], now: float) -> list[IntakeRow | None]:
         """Store records in one durable transaction; each as kept (with its rowid), or
@@ -104,7 +107,7 @@ class IntakeStore(SqliteFile):
                 kept.append(None)
                 continue
             cursor = db.execute(
-                f"INSERT INTO intake ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO intake ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 _row(item),
             )
             rowid = cursor.lastrowid
@@ -154,7 +157,9 @@ def _intake_row(r: tuple[object, ...]) -> IntakeRow:
             portal_id=str(r[2]),
             event_id=str(r[3]),
             kind=str(r[4]),
-            conversation=Conversation(str(r[5]), str(r[6]), str(r[7]), str(r[8]), str(r[9])),
+            conversation=Conversation(
+                str(r[5]), str(r[6]), str(r[7]), str(r[8]), str(r[9]), str(r[15])
+            ),
             order_key=int(r[10]),  # type: ignore[call-overload]
             received_at=float(r[11]),  # type: ignore[arg-type]
             payload=bytes(r[12]),  # type: ignore[call-overload]
@@ -182,4 +187,5 @@ def _row(item: Addressed) -> tuple[object, ...]:
         record.payload,
         record.dedup_key,
         int(record.best_effort),
+        conversation.address,
     )

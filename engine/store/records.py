@@ -31,6 +31,9 @@ class Conversation:
     channel: str
     dialog_key: str
     customer_id: str
+    address: str = ""
+    """What a reply in the conversation needs, as the channel said with the message (a JSON
+    object of strings, ``InboundMessage.address``); empty: nothing beyond the dialog key."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ of a durable one (which then takes NORMAL members too: more durable than they as
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,7 +41,13 @@ class GroupNotDurable(BaseException):
 
 
 class SqliteFile:
-    def __init__(self, path: Path, schema: str, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        synchronous: str = "FULL",
+        added_columns: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
         self.path = path
         self._durable_mode = synchronous
         self._mode = synchronous
@@ -50,6 +56,15 @@ class SqliteFile:
         self._grouping = False
         self._group_durable: bool | None = None
         """The open group transaction's durability; None while none is open."""
+        self._add_missing_columns(added_columns or {})
+
+    def _add_missing_columns(self, columns: Mapping[tuple[str, str], str]) -> None:
+        """Columns added to a table after it was first created (``(table, column)``: its
+        type and default): a file written before gets them on open."""
+        for (table, column), kind in columns.items():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _set_mode(self, durable: bool) -> None:
         mode = self._durable_mode if durable else "NORMAL"

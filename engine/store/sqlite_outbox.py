@@ -72,7 +72,10 @@ _REPLY_COLUMNS = (
     "reply_id, portal_id, dialog_id, target_json, request_json, created_at, attempts,"
     " next_attempt_at, origin, attempt_started_at"
 )
-_ADDED_COLUMNS = {("replies", "attempt_started_at"): "REAL"}
+_ADDED_COLUMNS = {
+    ("replies", "attempt_started_at"): "REAL",
+    ("inbox", "address"): "TEXT NOT NULL DEFAULT ''",
+}
 """Columns added after a table was first created: a file written before gets them on open."""
 
 
@@ -91,16 +94,10 @@ class SqliteOutbox(SqliteFile):
             path,
             SCHEMA + sqlite_routing.SCHEMA + sqlite_crm.SCHEMA + sqlite_sent.SCHEMA,
             synchronous,
+            _ADDED_COLUMNS,
         )
-        self._add_missing_columns()
         self.crm = SqliteCrm(self._db, self._transaction)
         """Contacts, leads and history of the portals here (``docs/crm.md``)."""
-
-    def _add_missing_columns(self) -> None:
-        for (table, column), kind in _ADDED_COLUMNS.items():
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in present:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -119,7 +116,8 @@ class SqliteOutbox(SqliteFile):
                 db.execute(
                     "INSERT INTO inbox (portal_id, event_id, kind, dialog_ref, order_key,"
                     " best_effort, received_at, payload, line_id, connector_id, channel,"
-                    " dialog_key, customer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " dialog_key, customer_id, address)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     _inbox_row(record),
                 )
                 accepted.append(True)
@@ -422,6 +420,22 @@ class SqliteOutbox(SqliteFile):
                 (attempt, now, reply_id),
             )
 
+    def own_message_ids(
+        self, portal_id: str, connector_id: str, message_ids: Sequence[str]
+    ) -> set[str]:
+        return sqlite_sent.own_message_ids(self._db, portal_id, connector_id, message_ids)
+
+    def sending_dialogs(self, portal_id: str, dialog_ids: Sequence[str]) -> set[str]:
+        return {
+            dialog_id
+            for dialog_id in dialog_ids
+            if self._db.execute(
+                "SELECT 1 FROM replies WHERE portal_id = ? AND dialog_id = ?"
+                " AND attempt_started_at IS NOT NULL",
+                (portal_id, dialog_id),
+            ).fetchone()
+        }
+
     def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None:
         """The attempt failed (its outcome is known): try again at ``next_attempt_at``."""
         with self._transaction(durable=False) as db:
@@ -462,4 +476,5 @@ def _inbox_row(record: OutboxRecord) -> tuple[object, ...]:
         conversation.channel,
         conversation.dialog_key,
         conversation.customer_id,
+        conversation.address,
     )

@@ -123,12 +123,12 @@ def inbox_payloads(
 def inbox(db: sqlite3.Connection, portal_id: str, limit: int) -> list[InboxRow]:
     rows = db.execute(
         "SELECT rowid, event_id, kind, line_id, connector_id, channel, dialog_key, customer_id,"
-        " order_key, received_at FROM inbox WHERE portal_id = ?"
+        " order_key, received_at, address FROM inbox WHERE portal_id = ?"
         " ORDER BY received_at, rowid LIMIT ?",
         (portal_id, limit),
     ).fetchall()
     return [
-        InboxRow(r[0], r[1], r[2], Conversation(r[3], r[4], r[5], r[6], r[7]), r[8], r[9])
+        InboxRow(r[0], r[1], r[2], Conversation(r[3], r[4], r[5], r[6], r[7], r[10]), r[8], r[9])
         for r in rows
     ]
 

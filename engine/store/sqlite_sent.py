@@ -55,6 +55,21 @@ def write_sent(
     )
 
 
+def own_message_ids(
+    db: sqlite3.Connection, portal_id: str, connector_id: str, message_ids: Sequence[str]
+) -> set[str]:
+    """Which of these channel message ids the engine sent itself through the connector."""
+    return {
+        message_id
+        for message_id in message_ids
+        if db.execute(
+            "SELECT 1 FROM sent_messages WHERE portal_id = ? AND connector_id = ?"
+            " AND channel_message_id = ?",
+            (portal_id, connector_id, message_id),
+        ).fetchone()
+    }
+
+
 def write_receipts(
     db: sqlite3.Connection, portal_id: str, receipts: Sequence[Receipt], now: float
 ) -> None:

@@ -163,6 +163,13 @@ EXPECTED_EVENTS: dict[str, list[tuple[str, str, tuple[str, ...], float | None, s
     "fb_optin": [("opted_in", f"optin:{PSID_EXAMPLE}:1698637800800", (), None, None)],
     "fb_inbox_echo": [("sent_elsewhere", "m_inbox1:sent_elsewhere", ("m_inbox1",), None, None)],
     "fb_batch": [("read", f"read:{PSID_EXAMPLE}:1698637899000", (), 1698637899.0, None)],
+    # Standby (handover protocol: another app owns the conversation): no customer message.
+    "fb_standby_text": [("standby", "m_standby_1:standby", ("m_standby_1",), None, None)],
+    "fb_standby_postback": [("standby", "m_standby_pb:standby", ("m_standby_pb",), None, None)],
+    "fb_standby_echo": [
+        ("sent_elsewhere", "m_standby_echo:sent_elsewhere", ("m_standby_echo",), None, None)
+    ],
+    "fb_standby_read": [("read", f"read:{PSID_EXAMPLE}:1698637830000", (), 1698637830.0, None)],
 }
 ALL_NAMES = sorted(set(EXPECTED_MESSAGES) | set(EXPECTED_IGNORED) | set(EXPECTED_EVENTS))
 
@@ -185,6 +192,19 @@ def test_recorded_notification_normalizes(name: str) -> None:
     for message in parsed.messages:
         assert message.id == inbound_event_id("facebook-1", message.channel_event_id)
         assert message.channel_message_id == message.channel_event_id.split("#")[0]
+
+
+def test_a_standby_message_tells_the_operator_and_counts_for_the_window() -> None:
+    [text] = parse("fb_standby_text").events
+    assert text.extras == {"text": "А оператор? 🙋"} and text.opens_window
+    assert text.occurred_at == 1698637800.838
+    [press] = parse("fb_standby_postback").events
+    assert press.extras == {"text": "Talk to a human", "button_payload": "HUMAN"}
+    assert press.opens_window
+    [echo] = parse("fb_standby_echo").events
+    assert echo.extras == {"text": "Anna from the inbox here"} and not echo.opens_window
+    [read] = parse("fb_standby_read").events
+    assert not read.opens_window
 
 
 def test_text_message_field_by_field() -> None:

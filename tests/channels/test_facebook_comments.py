@@ -25,7 +25,7 @@ from engine.models import (
     TextContent,
 )
 from tests.channels.conftest import route_for
-from tests.channels.meta_kit import parse_with
+from tests.channels.meta_kit import parse_with, rows
 from tests.standins.meta_api import (
     APP_SECRET,
     FEED_PAGE_ID,
@@ -80,24 +80,78 @@ EXPECTED: dict[str, list[tuple[str, str, str, Content | None]]] = {
     "fb_feed_remove": [(f"{C1}#removed", "delete", f"comment:{C1}", None)],
 }
 EXPECTED_IGNORED = {
-    "fb_feed_hide": ("comment:hide",),
     "fb_feed_own": ("own_comment",),
     "fb_feed_post_add": ("feed:status:add",),
+    "fb_feed_reaction_post": ("feed:reaction:post",),  # a post is no comment thread
+    "fb_feed_reaction_own": ("own_reaction",),
+}
+AUTHOR = "6780462125377510"
+LIKED = "690891113073877_759878495962222"
+# (kind, dialog key, customer, message ids, reaction, event id)
+EXPECTED_EVENTS: dict[str, list[tuple[str, str, str, tuple[str, ...], str | None, str]]] = {
+    "fb_feed_hide": [("hidden", f"comment:{C1}", AUTHOR, (C1,), None, f"{C1}:hide:1701413610")],
+    "fb_feed_unhide": [
+        ("unhidden", f"comment:{C1}", AUTHOR, (REPLY,), None, f"{REPLY}:unhide:1701413700")
+    ],
+    "fb_feed_reaction_comment": [
+        (
+            "reaction",
+            f"comment:{C1}",
+            AUTHOR,
+            (LIKED,),
+            "❤️",
+            f"reaction:{AUTHOR}:{LIKED}:add:1701413790",
+        )
+    ],
+    "fb_feed_reaction_remove": [
+        (
+            "reaction",
+            f"comment:{C1}",
+            AUTHOR,
+            (C1,),
+            None,
+            f"reaction:{AUTHOR}:{C1}:remove:1701413890",
+        )
+    ],
 }
 
 
 def test_every_recorded_feed_change_has_an_expectation() -> None:
     names = {path.stem for path in RECORDED.glob("fb_feed_*.json")}
-    assert names == set(EXPECTED) | set(EXPECTED_IGNORED) | {"fb_feed_edited"}
+    assert names == set(EXPECTED) | set(EXPECTED_IGNORED) | set(EXPECTED_EVENTS) | {
+        "fb_feed_edited"
+    }
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPECTED) | set(EXPECTED_IGNORED)))
+@pytest.mark.parametrize(
+    "name", sorted(set(EXPECTED) | set(EXPECTED_IGNORED) | set(EXPECTED_EVENTS))
+)
 def test_recorded_feed_change(name: str) -> None:
     parsed = parse(name)
     got = [(m.channel_event_id, m.action, m.dialog_key, m.content) for m in parsed.messages]
     assert got == EXPECTED.get(name, [])
     assert parsed.ignored == EXPECTED_IGNORED.get(name, ())
-    assert parsed.events == ()
+    events = rows(
+        parsed.events,
+        "kind",
+        "dialog_key",
+        "customer_id",
+        "channel_message_ids",
+        "reaction",
+        "channel_event_id",
+    )
+    assert events == EXPECTED_EVENTS.get(name, [])
+    assert not any(event.opens_window for event in parsed.events)
+
+
+def test_a_reaction_keeps_facebooks_name_and_a_redelivery_its_ids() -> None:
+    [love] = parse("fb_feed_reaction_comment").events
+    assert love.extras == {"reaction_name": "love"}
+    assert parse("fb_feed_reaction_comment").events == (love,)
+    odd = recorded_json("fb_feed_reaction_comment.json")
+    odd["entry"][0]["changes"][0]["value"]["reaction_type"] = "thankful"
+    [thankful] = parse_with(make_channel(), encode(odd)).events
+    assert thankful.reaction == "thankful"  # a type without an emoji goes by its name
 
 
 def test_new_comment_field_by_field() -> None:

@@ -26,6 +26,7 @@ from engine.models import (
 from tests.channels.conftest import route_for
 from tests.channels.meta_kit import parse_with
 from tests.standins.meta_api import (
+    APP_ID,
     APP_SECRET,
     IG_ACCOUNT_ID,
     IG_COMMENTS_ACCOUNT_ID,
@@ -48,6 +49,7 @@ def make_channel(
     fields: dict[str, Any] = {
         "app_secret": APP_SECRET,
         "verify_token": VERIFY_TOKEN,
+        "app_id": APP_ID,
         "account_id": IG_ACCOUNT_ID,
         "access_token": IG_TOKEN,
         "graph_api_url": graph_api_url,
@@ -109,7 +111,7 @@ EXPECTED_DIRECT: dict[str, list[tuple[str, str, Content | None]]] = {
     "ig_quick_reply": [("aWdfZAG1faXRlbToxOlFS", "new", TextContent(text="Да"))],
 }
 EXPECTED_DIRECT_IGNORED = {
-    "ig_echo": ("echo",),
+    "ig_echo_ours": ("echo",),  # our app's echo, when Meta names the app
     "ig_unsupported": ("unsupported_content:unsupported",),
 }
 # (kind, message ids, reaction)
@@ -117,6 +119,10 @@ EXPECTED_DIRECT_EVENTS: dict[str, list[tuple[str, tuple[str, ...], str | None]]]
     "ig_reaction": [("reaction", (OURS,), "❤")],
     "ig_unreact": [("reaction", (OURS,), None)],
     "ig_read": [("read", (OURS,), None)],
+    # A reply typed in the Instagram app: no app named (the engine drops those it sent).
+    "ig_echo": [("sent_elsewhere", ("aWdfZAG1faXRlbToxOkVjaG8",), None)],
+    "ig_echo_media": [("sent_elsewhere", ("aWdfZAG1faXRlbToxOk1lZGlh",), None)],
+    "ig_standby": [("standby", ("aWdfZAG1faXRlbToxOlN0YW5kYnk",), None)],
 }
 # comments: (event id, dialog key, content)
 EXPECTED_COMMENTS: dict[str, list[tuple[str, str, Content]]] = {
@@ -149,6 +155,17 @@ def test_recorded_direct_notification(name: str) -> None:
     events = [(e.kind, e.channel_message_ids, e.reaction) for e in parsed.events]
     assert events == EXPECTED_DIRECT_EVENTS.get(name, [])
     assert all(m.dialog_key == IGSID for m in parsed.messages)
+    assert all(e.dialog_key == IGSID for e in parsed.events)
+
+
+def test_an_instagram_app_echo_tells_the_operator_what_was_written() -> None:
+    [text] = parse_with(make_channel(), "ig_echo").events
+    assert text.extras == {"text": "Thanks!"} and text.customer_id == IGSID
+    [media] = parse_with(make_channel(), "ig_echo_media").events
+    assert media.extras == {"attachment_urls": f"{LOOKASIDE}1799&signature=Ab1"}
+    # Without our app id configured, every echo is the operator's to see.
+    [ours] = parse_with(make_channel(app_id=None), "ig_echo_ours").events
+    assert (ours.kind, ours.extras["app_id"]) == ("sent_elsewhere", APP_ID)
 
 
 @pytest.mark.parametrize("name", COMMENTS)

@@ -40,6 +40,7 @@ from engine.routing.state import DialogState
 from engine.security.keys import ed25519_public_to_b64
 from engine.store.records import OutboxRecord, dialog_ref
 from engine.store.sqlite_outbox import SqliteOutbox
+from tests.standins.meta_api import MetaGraphStandIn
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
 from tests.standins.viber_api import ViberApiStandIn
@@ -357,3 +358,10 @@ async def viber_api() -> AsyncIterator[ViberApiStandIn]:
 
 from tests.engine.web_kit import served  # noqa: E402,F401  (the app in one process)
 from tests.engine.widget.widget_kit import widget_served  # noqa: E402,F401  (with a widget)
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[MetaGraphStandIn]:
+    """Meta's Graph API stand-in (docs/channels/facebook.md)."""
+    async with MetaGraphStandIn() as api:
+        yield api

@@ -135,19 +135,23 @@ class Kit:
         text: str | None = None,
         press: str | None = None,
         language: str | None = "en",
+        opens_window: bool = False,
+        address: str = "",
     ) -> DialogState | None:
         """The customer of ``chat`` writes; returns the chat's open dialog afterwards.
 
         ``owners`` is what the store knows of the customer (CRM) when a dialog opens.
         ``text`` and ``press`` (a button's payload) are what the message says, for lines
-        that read it; ``language`` the customer's as their channel tells it.
+        that read it; ``language`` the customer's as their channel tells it;
+        ``opens_window``: a channel event the provider counts as the customer writing;
+        ``address`` what a reply needs, as stored with the message (JSON).
         """
         rowid = next(self._rows)
         row = InboxRow(
             rowid,
             f"msg_{rowid}",
             kind,
-            Conversation(line, "tg", "telegram", chat, chat),
+            Conversation(line, "tg", "telegram", chat, chat, address),
             rowid,
             self.now,
         )
@@ -162,7 +166,8 @@ class Kit:
         heard = None
         if text is not None or press is not None:
             heard = {rowid: Heard("Ann", language, CustomerInput(text=text, payload=press))}
-        self.dispatcher.arrive([row], known, recent, self.now, blocking, heard)
+        openers = {rowid} if opens_window else set()
+        self.dispatcher.arrive([row], known, recent, self.now, blocking, heard, openers)
         self.collect()
         return self.dialog_of(chat)
 

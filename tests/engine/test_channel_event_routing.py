@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 
 from engine.ingest import CHANNEL_EVENT
+from engine.routing.windows import ReplyWindow
 from tests.engine.routing_kit import T0, Kit, line_rules
 
 DAY_S = 86_400.0
@@ -51,7 +52,7 @@ def test_a_channel_event_after_the_dialog_closed_joins_the_closed_dialog() -> No
 
 def test_the_window_closes_a_day_after_the_customers_last_message() -> None:
     kit = Kit(line_rules())
-    kit.dispatcher.window_of = lambda connector_id: DAY_S
+    kit.dispatcher.window_of = lambda connector_id, key: ReplyWindow(DAY_S)
     kit.online("a")
 
     first = kit.write("42")
@@ -72,3 +73,45 @@ def test_a_channel_without_a_window_shows_none() -> None:
     kit.online("a")
     kit.write("42")
     assert {orjson.loads(e.dialog_json)["window_closes_at"] for e in kit.entries_of("42")} == {None}
+
+
+def test_an_event_the_provider_counts_opens_the_window_again_others_do_not() -> None:
+    kit = Kit(line_rules())
+    kit.dispatcher.window_of = lambda connector_id, key: ReplyWindow(DAY_S)
+    kit.online("a")
+    kit.write("42")
+    kit.now += 3600
+    receipt = kit.write("42", kind=CHANNEL_EVENT)  # a receipt, typing: the customer did not act
+    assert receipt is not None and receipt.window_closes_at == T0 + DAY_S
+    kit.now += 3600
+    reacted = kit.write("42", kind=CHANNEL_EVENT, opens_window=True)  # a Messenger reaction
+
+    assert reacted is not None and reacted.window_closes_at == T0 + 7200 + DAY_S
+    assert kit.views("42")[-1]["window_closes_at"] == T0 + 7200 + DAY_S
+    assert kit.types("42").count("dialog.assigned") == 1  # not routed again
+
+
+def test_a_window_opening_event_opens_no_dialog_and_leaves_a_closed_one_closed() -> None:
+    kit = Kit(line_rules())
+    kit.dispatcher.window_of = lambda connector_id, key: ReplyWindow(DAY_S)
+    kit.online("a")
+    assert kit.write("42", kind=CHANNEL_EVENT, opens_window=True) is None
+    opened = kit.write("42")
+    assert opened is not None
+    kit.dispatcher.finish(opened.dialog_id, kit.now, "a")
+    kit.collect()
+    kit.now += 3600
+
+    assert kit.write("42", kind=CHANNEL_EVENT, opens_window=True) is None
+    closed = kit.stored[opened.dialog_id]
+    assert closed.state == "closed" and closed.window_closes_at == T0 + DAY_S
+
+
+def test_the_window_is_per_dialog() -> None:
+    kit = Kit(line_rules())
+    windows = {"42": ReplyWindow(DAY_S), "comment:7": None}
+    kit.dispatcher.window_of = lambda connector_id, key: windows[key]
+    kit.online("a")
+    direct, comment = kit.write("42"), kit.write("comment:7")
+    assert direct is not None and direct.window_closes_at == T0 + DAY_S
+    assert comment is not None and comment.window_closes_at is None

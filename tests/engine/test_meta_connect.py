@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -33,12 +32,6 @@ from tests.standins.meta_api import (
 from tests.standins.portal import PortalStandIn
 
 PSID = "7689966077685933"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[MetaGraphStandIn]:
-    async with MetaGraphStandIn() as api:
-        yield api
 
 
 def page_settings(graph: MetaGraphStandIn, **extra: Any) -> dict[str, Any]:
@@ -111,7 +104,8 @@ async def test_openlines_connect_whatsapp_and_instagram_comments_from_the_comman
     instagram = [
         "connect", "instagram", "--id", "ig-cli", "--portal", "p1", "--line", "support",
         *app, "--account-id", "17841405309211844", "--access-token",
-        "EAAGig-token-17841405309211844", "--receive", "messages,comments", *admin_options,
+        "EAAGig-token-17841405309211844", "--receive", "messages,comments",
+        "--message-tag", "HUMAN_AGENT", *admin_options,
     ]  # fmt: skip
     ig_code = await asyncio.to_thread(main, instagram)
     gone = await asyncio.to_thread(main, ["disconnect", "wa-cli", *admin_options])
@@ -122,9 +116,7 @@ async def test_openlines_connect_whatsapp_and_instagram_comments_from_the_comman
     assert code == 0, err
     assert f"the provider posts to {served.url}/hooks/whatsapp" in out
     assert ig_code == 0, err
-    assert served.engine.registry.connectors["ig-cli"].credentials["receive"] == [
-        "messages",
-        "comments",
-    ]
+    ig = served.engine.registry.connectors["ig-cli"].credentials
+    assert (ig["receive"], ig["message_tag"]) == (["messages", "comments"], "HUMAN_AGENT")
     assert graph.app_subscriptions["instagram"]["callback_url"] == f"{served.url}/hooks/instagram"
     assert gone == 0 and WABA_ID not in graph.subscriptions

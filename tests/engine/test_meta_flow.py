@@ -14,11 +14,10 @@ import aiohttp
 import pytest
 
 from engine.clock import ManualClock
+from tests.engine.meta_kit import APP, reply
 from tests.engine.one_process import Served
-from tests.engine.web_kit import connector, portal_call, serving
+from tests.engine.web_kit import connector, serving
 from tests.standins.meta_api import (
-    APP_ID,
-    APP_SECRET,
     FEED_PAGE_ID,
     IG_ACCOUNT_ID,
     IG_COMMENTS_ACCOUNT_ID,
@@ -43,15 +42,8 @@ from tests.standins.portal import PortalStandIn
 PSID = "7689966077685933"
 IGSID = "6917324161655021"
 WA_CUSTOMER = "16505551234"
-APP = {"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "app_id": APP_ID}
 POLL_S = 60.0  # the least allowed: the portal stand-in checks signatures against real time
 IG_MEDIA = "18050310947722369"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[MetaGraphStandIn]:
-    async with MetaGraphStandIn() as api:
-        yield api
 
 
 @pytest.fixture
@@ -100,17 +92,6 @@ def customer_event(sender: str, account: str, mid: str, text: str) -> dict[str, 
         "timestamp": now_ms(),
         "message": {"mid": mid, "text": text},
     }
-
-
-async def reply(served: Served, portal: PortalStandIn, dialog_id: str, text: str) -> None:
-    status, body = await portal_call(
-        served,
-        portal,
-        "POST",
-        f"/api/v1/dialogs/{dialog_id}/messages",
-        {"content": {"kind": "text", "text": text}},
-    )
-    assert status == 202, body
 
 
 async def test_facebook_page_messages_and_comments_through_the_app_webhook(

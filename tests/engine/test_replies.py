@@ -20,6 +20,7 @@ from engine.errors import AuthError, ConflictError, NotFoundError
 from engine.models import DialogTarget, OutboundText, ReplyRequest, Route, SentReceipt
 from engine.routing.rules import load_rules
 from engine.routing.state import DialogState
+from engine.routing.windows import ReplyWindow
 from engine.store.records import dialog_ref
 from tests.engine.conftest import (
     LINE_ID,
@@ -110,6 +111,8 @@ async def test_a_sent_reply_is_reported_to_the_portal(
         "client_id": "c-1",
         "origin": "operator",
         "channel_message_ids": ["1000"],
+        "form": "message",
+        "template": None,
     }
     # the stream: the dialog opened, the customer's message, then the outcome
     assert types(portal.events) == ["dialog.queued", "message.received", "reply.sent"]
@@ -373,10 +376,22 @@ class BrokenPlugin:
 
     idempotent_sends = False
     shows_sender = False
-    reply_window_s = None
 
     def __init__(self) -> None:
         self.calls = 0
+
+    def reply_window_for(self, dialog_key: str) -> ReplyWindow | None:
+        return None
+
+    async def send_outside_window(
+        self,
+        session: aiohttp.ClientSession,
+        target: DialogTarget,
+        request: ReplyRequest,
+        *,
+        reply_id: str,
+    ) -> SentReceipt:
+        return await self.send(session, target, request, reply_id=reply_id)
 
     async def send(
         self,
@@ -470,6 +485,8 @@ async def test_a_vk_reply_cut_short_by_a_restart_is_sent_again_under_the_same_ra
         "client_id": "c-1",
         "origin": "operator",
         "channel_message_ids": ["2000"],  # the message VK delivered before the restart
+        "form": "message",
+        "template": None,
     }
     assert shows(event, dialog)
     held, resent = vk_api.calls

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from engine.errors import (
@@ -20,6 +21,7 @@ from engine.models import OutboundFile, OutboundImage, OutboundText, ReplySender
 from engine.routing.plan import CustomerOwners
 from engine.routing.reply_text import ShownReply, quick_answer_text
 from engine.routing.state import DialogState
+from engine.routing.windows import ReplyWindow
 from engine.routing.workflow import ReplyConditions
 from tests.engine.routing_kit import T0, Kit, line_rules, portal_rules
 
@@ -652,8 +654,8 @@ def test_a_silent_supervisor_cannot_reply() -> None:
 def test_a_reply_outside_the_channels_window_is_refused_with_when_it_closed() -> None:
     kit = Kit(line_rules(members=("a",)))
     kit.online("a")
-    kit.write("1")
-    window = {"reply_window_s": 86_400.0, "last_customer_at": T0 + 100}
+    kit.write("1")  # a dialog without a kept window_closes_at: from the last message
+    window = {"window": ReplyWindow(86_400.0), "last_customer_at": T0 + 100}
 
     kit.now = T0 + 100 + 86_399
     assert reply_text(kit, "1", "a", **window) == "Hello"
@@ -667,6 +669,60 @@ def test_a_reply_outside_the_channels_window_is_refused_with_when_it_closed() ->
     assert held(kit, "1").state == "answered"  # by the reply within the window
     kit.now += 10**6
     assert reply_text(kit, "1", "a") == "Hello"  # a channel without a window
+
+
+def test_the_kept_window_decides_and_its_words_reach_the_operator() -> None:
+    kit = Kit(line_rules(members=("a",)))
+    human_agent = ReplyWindow(7 * 86_400.0, "the HUMAN_AGENT tag's 7 days")
+    kit.dispatcher.window_of = lambda connector_id, key: human_agent
+    kit.online("a")
+    kit.write("1")
+    assert held(kit, "1").window_closes_at == T0 + 7 * 86_400
+    # The stored last message says otherwise: the router's kept window wins.
+    conditions = {"window": human_agent, "last_customer_at": T0 - 10**7}
+
+    kit.now = T0 + 7 * 86_400 - 1
+    assert reply_text(kit, "1", "a", **conditions) == "Hello"
+    kit.now += 1
+    with pytest.raises(WindowClosedError, match="HUMAN_AGENT tag's 7 days") as raised:
+        reply_text(kit, "1", "a", **conditions)
+    assert raised.value.closed_at == T0 + 7 * 86_400
+
+
+def test_a_one_reply_window_closes_with_the_reply_until_the_customer_writes() -> None:
+    kit = Kit(line_rules(members=("a",)))
+    private = ReplyWindow(7 * 86_400.0, "a private reply", one_reply=True)
+    kit.dispatcher.window_of = lambda connector_id, key: private
+    kit.online("a")
+    kit.write("1")
+    kit.now += 60
+    assert reply_text(kit, "1", "a", window=private) == "Hello"
+    assert held(kit, "1").window_closes_at == kit.now  # what the portal sees at once
+    views = [orjson.loads(e.dialog_json) for e in kit.entries_of("1")]
+    assert views[-1]["window_closes_at"] == kit.now
+
+    with pytest.raises(WindowClosedError, match=r"one reply\)"):
+        reply_text(kit, "1", "a", window=private)
+    kit.now += 3600
+    kit.write("1")  # another comment: one more reply
+    assert held(kit, "1").window_closes_at == kit.now + 7 * 86_400
+    assert reply_text(kit, "1", "a", window=private) == "Hello"
+
+
+def test_a_channel_with_another_form_takes_the_reply_outside_the_window_in_it() -> None:
+    kit = Kit(line_rules(members=("a",)))
+    kit.dispatcher.window_of = lambda connector_id, key: ReplyWindow(86_400.0)
+    kit.online("a")
+    kit.write("1")
+    with_template = {"window": ReplyWindow(86_400.0), "outside_window_form": "template"}
+
+    assert shown(kit, "1", "a", **with_template).outside_window_form is None  # inside
+    kit.now = T0 + 86_400
+    outside = shown(kit, "1", "a", **with_template)
+    assert outside.outside_window_form == "template"
+    assert outside.content == OutboundText(text="Hello")
+    with pytest.raises(WindowClosedError):  # a channel without the hook: refused as before
+        shown(kit, "1", "a", window=ReplyWindow(86_400.0))
 
 
 def test_quick_answer_variables_are_filled_in_and_unknown_names_are_empty() -> None:

@@ -33,8 +33,10 @@ escaped as ``\\uXXXX``), ``post_notification`` signs and POSTs it, ``handshake``
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -195,6 +197,11 @@ class MetaGraphStandIn(LoopbackServer):
         self.app_subscriptions: dict[str, dict[str, str]] = {}
         self.media: dict[str, list[dict[str, Any]]] = {}
         self.comments: dict[str, list[dict[str, Any]]] = {}
+        self.templates: dict[tuple[str, str], int] = {("order_update", "en_US"): 1}
+        """The business account's approved templates: (name, language) -> body parameters."""
+        self.message_ids: list[str] = []
+        """The ids of the Send API messages sent, in order (what echoes name)."""
+        self._answer_gate: tuple[asyncio.Event, asyncio.Event] | None = None
         self._ids = itertools.count(1)
 
     @property
@@ -246,6 +253,14 @@ class MetaGraphStandIn(LoopbackServer):
             after_calls=after_calls,
         )
 
+    def hold_next_answer(self) -> tuple[asyncio.Event, asyncio.Event]:
+        """Send the next Send API message, then hold its answer until ``release`` is set:
+        the message exists (an echo of it may come) while the caller does not know its id.
+        Returns ``(sent, release)``."""
+        gate = (asyncio.Event(), asyncio.Event())
+        self._answer_gate = gate
+        return gate
+
     def break_next(self, status: int = 502) -> None:
         self.script(proxy_error_page(status))
 
@@ -277,7 +292,12 @@ class MetaGraphStandIn(LoopbackServer):
         if edge == "messages" and node in self.accounts.whatsapp:
             return self._whatsapp(node, token, body)
         if edge == "messages":
-            return self._messenger(node, token, body)
+            answer = self._messenger(node, token, body)
+            gate, self._answer_gate = self._answer_gate, None
+            if gate is not None:
+                gate[0].set()
+                await gate[1].wait()
+            return answer
         if edge in ("comments", "replies"):
             return self._public_reply(token, body)
         return _error(404, 100, f"Unsupported post request. Object {node} has no edge {edge}")
@@ -367,9 +387,9 @@ class MetaGraphStandIn(LoopbackServer):
                 return _error(400, 10900, "(#10900) Activity already replied to")
             self.private_replies.add(comment_id)
         recipient_id = recipient.get("id") or f"psid-for-{comment_id}"
-        return web.json_response(
-            {"recipient_id": recipient_id, "message_id": f"m_stand-in-{next(self._ids)}"}
-        )
+        message_id = f"m_stand-in-{next(self._ids)}"
+        self.message_ids.append(message_id)
+        return web.json_response({"recipient_id": recipient_id, "message_id": message_id})
 
     def _whatsapp(self, node: str, token: str | None, body: dict[str, Any]) -> web.Response:
         if token is None or self.accounts.whatsapp.get(node) != token:
@@ -384,6 +404,10 @@ class MetaGraphStandIn(LoopbackServer):
         text = body[kind].get("body") if kind == "text" else None
         if isinstance(text, str) and len(text) > MAX_WHATSAPP_TEXT:
             return _error(400, 100, "(#100) Param text['body'] must be at most 4096 characters")
+        if kind == "template":
+            refused = self._template_refusal(body["template"])
+            if refused is not None:
+                return refused
         wamid = f"wamid.STANDIN{next(self._ids):08d}"
         return web.json_response(
             {
@@ -394,6 +418,32 @@ class MetaGraphStandIn(LoopbackServer):
                 "messages": [{"id": wamid}],
             }
         )
+
+    def _template_refusal(self, template: dict[str, Any]) -> web.Response | None:
+        """Meta's answers to a template it cannot send: unknown in that language (132001),
+        the wrong number of parameters (132000), a parameter with new lines (132018)."""
+        language = template.get("language")
+        code = language.get("code") if isinstance(language, dict) else None
+        expected = self.templates.get((str(template.get("name")), str(code)))
+        if expected is None:
+            return _error(400, 132001, "(#132001) Template name does not exist in the translation")
+        components = template.get("components") or []
+        parameters = [p for c in components if c.get("type") == "body" for p in c["parameters"]]
+        if len(parameters) != expected:
+            return _error(
+                400, 132000, "(#132000) Number of parameters does not match the expected number"
+            )
+        for parameter in parameters:
+            text = parameter.get("text", "")
+            if parameter.get("type") != "text" or re.search(r"[\n\t]| {5,}", text):
+                return _error(
+                    400,
+                    132018,
+                    "(#132018) There was an issue with the parameters in your template. "
+                    "Param text cannot have new-line/tab characters or more than 4 "
+                    "consecutive spaces",
+                )
+        return None
 
     def _public_reply(self, token: str | None, body: dict[str, Any]) -> web.Response:
         if token not in self.accounts.messenger.values():

@@ -41,6 +41,9 @@ class PortalStandIn:
     max_in_flight: int = 0
     delay_s: float = 0.0
     url: str = ""
+    now: Callable[[], float] | None = None
+    """The portal's clock for checking the engine's signature times: real time unless a
+    test runs the engine on a manual clock it moves by days (a messaging window)."""
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Condition | None = None
 
@@ -105,7 +108,8 @@ class PortalStandIn:
             headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
             return web.Response(status=failure.status, text="scripted failure", headers=headers)
         try:
-            batch = self.side.open_delivery(request.headers, body)
+            now_s = self.now() if self.now is not None else None
+            batch = self.side.open_delivery(request.headers, body, now_s=now_s)
         except AuthError as exc:
             self.rejected.append(str(exc))
             return web.Response(status=401, text=str(exc))
