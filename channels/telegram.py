@@ -14,6 +14,7 @@ stops without another call.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import aiohttp
@@ -32,7 +33,7 @@ from channels.base import (
     WebhookReply,
     order_key_out_of_range,
 )
-from channels.http_calls import json_object, post
+from channels.http_calls import json_object, post, retry_after_s
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
 from channels.render import Part, TextPart, render
@@ -414,16 +415,21 @@ class TelegramChannel(Channel):
             # The URL holds the bot token; some aiohttp errors quote it.
             redact={credentials.bot_token: "<bot_token>"},
         )
-        return check_response(method, answer.status, answer.body)
+        return check_response(method, answer.status, answer.body, answer.headers)
 
 
-def check_response(method: str, status: int, body: bytes) -> Any:
+def check_response(
+    method: str, status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> Any:
     """Map a Bot API answer to its ``result`` or to the send error the caller can act on.
 
     Telegram mirrors ``error_code`` in the HTTP status and says ``error_code`` "may change";
-    the status and ``parameters`` decide, the ``description`` explains.
+    the status and ``parameters`` decide, the ``description`` explains. A throttled call
+    waits ``parameters.retry_after``, else the answer's ``Retry-After`` header (a front
+    server's 429 page has only that: docs/channels/telegram.md, "Throttling").
     """
-    payload = json_object(f"telegram {method}", status, body)
+    headers = headers or {}
+    payload = json_object(f"telegram {method}", status, body, headers)
     if 200 <= status < 300 and payload.get("ok") is True:
         return payload.get("result")
     description = f"telegram {method}: {payload.get('description') or f'HTTP {status}'}"
@@ -431,11 +437,11 @@ def check_response(method: str, status: int, body: bytes) -> Any:
     parameters = parameters if isinstance(parameters, dict) else {}
     if status == 429 or payload.get("error_code") == 429:
         retry_after = parameters.get("retry_after")
-        raise RetryableSendError(
-            description, float(retry_after) if isinstance(retry_after, int | float) else None
-        )
+        if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+            raise RetryableSendError(description, max(0.0, float(retry_after)))
+        raise RetryableSendError(description, retry_after_s(headers))
     if status >= 500:
-        raise RetryableSendError(description)
+        raise RetryableSendError(description, retry_after_s(headers))
     if "migrate_to_chat_id" in parameters:
         description += f" (chat migrated to {parameters['migrate_to_chat_id']}; re-key the dialog)"
     raise PermanentSendError(description)

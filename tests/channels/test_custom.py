@@ -326,7 +326,8 @@ async def test_overload_and_server_errors_are_retryable(
     retry_after: str | None,
     expected_s: float | None,
 ) -> None:
-    custom_receiver.fail_next(status, body="busy", retry_after=retry_after)
+    date = formatdate(FIXED_NOW_S, usegmt=True)  # the receiver's clock, as the channel's
+    custom_receiver.fail_next(status, body="busy", retry_after=retry_after, date=date)
     with pytest.raises(RetryableSendError, match=f"reply_url answered {status}: busy") as caught:
         await make_channel(custom_receiver.url).send(session, TARGET, HELLO, reply_id=REPLY_ID)
     assert caught.value.retry_after_s == expected_s

@@ -108,13 +108,25 @@ class TelegramApiStandIn(LoopbackServer):
         )
 
     def rate_limit_next(
-        self, retry_after_s: int, *, method: str | None = None, after_calls: int = 0
+        self,
+        retry_after_s: int,
+        *,
+        method: str | None = None,
+        after_calls: int = 0,
+        header: str | None = None,
     ) -> None:
-        """429 Too Many Requests with ``parameters.retry_after``."""
+        """429 Too Many Requests with ``parameters.retry_after`` (and a ``Retry-After``
+        header when ``header`` is given, as the Bot API's front servers add one)."""
         description = f"Too Many Requests: retry after {retry_after_s}"
-        parameters = {"retry_after": retry_after_s}
-        self.fail_next(
-            429, description, parameters=parameters, method=method, after_calls=after_calls
+        body = {
+            "ok": False,
+            "error_code": 429,
+            "description": description,
+            "parameters": {"retry_after": retry_after_s},
+        }
+        headers = {"Retry-After": header} if header is not None else {}
+        self.script(
+            ScriptedAnswer(429, body, method=method, after_calls=after_calls, headers=headers)
         )
 
     def block_next(self, *, method: str | None = None, after_calls: int = 0) -> None:
