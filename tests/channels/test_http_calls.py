@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+from email.utils import formatdate
+
 import aiohttp
 import pytest
-
-from email.utils import formatdate
 
 from channels.http_calls import json_object, post, retry_after_s, retryable_status
 from engine.errors import PermanentSendError, RetryableSendError
