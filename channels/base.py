@@ -174,6 +174,12 @@ class Channel(ABC):
     send_rate: ClassVar[SendRate] = SendRate()
     """The provider's send limits, per connector and per chat: the reply sender paces each
     attempt to them (``engine.delivery.send_rates``); none by default."""
+
+    def send_rate_for(self, target: DialogTarget) -> SendRate:
+        """The limits of a send to ``target``: ``send_rate``, unless a channel's limits
+        differ by dialog (Instagram's private comment replies, a ``KeptRate``)."""
+        return self.send_rate
+
     app_webhook: ClassVar[bool] = False
     """True when the provider posts one webhook per app carrying entries of many connectors
     (Meta): the engine then also serves ``/hooks/{channel}`` (POST and the GET handshake)

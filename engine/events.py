@@ -303,6 +303,20 @@ class ReplyFailed(Frozen):
     error: str = Field(description="The channel's own words.")
 
 
+class ReplyQueued(Frozen):
+    """A reply waits for a provider's rate limit the engine keeps (Instagram's private
+    replies an hour): stored, it goes out by itself at ``send_at``, in order, and then
+    ``reply.sent`` (or ``reply.failed``) follows. Not sent when the wait is short."""
+
+    reply_id: str
+    client_id: str | None = Field(description="The portal's own id for it, echoed.")
+    origin: ReplyOrigin = Field(
+        description="operator: through the API; line: the line's own text; bot: the line's bot."
+    )
+    send_at: float = Field(description="When it is due to go out (Unix seconds).")
+    limit: str = Field(description="The provider's limit it waits for, in words.")
+
+
 class ReplyUncertain(Frozen):
     """A reply may or may not have reached the customer, and is not sent again.
 
@@ -332,6 +346,7 @@ EVENT_TYPES: dict[str, type[Frozen]] = {
     "reply.sent": ReplySent,
     "reply.failed": ReplyFailed,
     "reply.uncertain": ReplyUncertain,
+    "reply.queued": ReplyQueued,
     "dialog.queued": DialogQueued,
     "dialog.offered": DialogOffered,
     "dialog.offer_withdrawn": DialogOfferWithdrawn,

@@ -177,6 +177,7 @@ class MailboxHost:
             self._clock,
             self.counters,
             self._rng,
+            note_queued=router.reply_queued,
         )
         self._portals[portal.id] = HostedPortal(mailbox, sender, router)
         self._delivery.load(mailbox, startup)
