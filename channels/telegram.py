@@ -148,7 +148,7 @@ class TelegramChannel(Channel):
     name: ClassVar[str] = "telegram"
     credentials_model: ClassVar[type[Credentials]] = TelegramCredentials
     capabilities: ClassVar[Capabilities] = Capabilities(
-        max_text_chars=MAX_TEXT_UTF16, max_caption_chars=MAX_CAPTION_UTF16
+        max_text_chars=MAX_TEXT_UTF16, max_caption_chars=MAX_CAPTION_UTF16, markup="telegram_html"
     )
     connect_model: ClassVar[type[BaseModel] | None] = TelegramConnect
     RESUME_MEMORY: ClassVar[int] = 1024
@@ -473,12 +473,14 @@ def _render(target: DialogTarget, request: ReplyRequest) -> list[tuple[str, dict
 
 
 def _call(chat_id: str, part: Part) -> tuple[str, dict[str, Any]]:
+    """Texts and captions are Telegram's HTML (``channels.render``: escaped, tags balanced
+    in every part), so each goes with ``parse_mode=HTML``."""
     if isinstance(part, TextPart):
-        return "sendMessage", {"chat_id": chat_id, "text": part.text}
+        return "sendMessage", {"chat_id": chat_id, "text": part.text, "parse_mode": "HTML"}
     method, field = ("sendPhoto", "photo") if part.kind == "image" else ("sendDocument", "document")
     params: dict[str, Any] = {"chat_id": chat_id, field: part.url}
     if part.caption:
-        params["caption"] = part.caption
+        params.update(caption=part.caption, parse_mode="HTML")
     return method, params
 
 

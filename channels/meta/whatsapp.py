@@ -113,7 +113,7 @@ class WhatsAppChannel(MetaChannel):
     name: ClassVar[str] = "whatsapp"
     credentials_model: ClassVar[type[Credentials]] = WhatsAppCredentials
     capabilities: ClassVar[Capabilities] = Capabilities(
-        max_text_chars=MAX_TEXT_CHARS, max_caption_chars=MAX_CAPTION_CHARS
+        max_text_chars=MAX_TEXT_CHARS, max_caption_chars=MAX_CAPTION_CHARS, markup="whatsapp"
     )
     reply_window_s: ClassVar[float | None] = WINDOW_S
     # 80 messages a second per number; to one customer about one every 6 s after a short

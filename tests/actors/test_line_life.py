@@ -304,16 +304,36 @@ async def test_a_dialogs_life_with_the_lines_own_messages_and_its_bot(
         held = [event["dialog"]["held"] for event in life.events()]
         assert held[:11] == ["bot"] * 11 and set(held[12:]) == {None}
         assert life.sent() == [
-            {"chat_id": "42", "text": "Hello, Ann! This is Acme."},
-            {"chat_id": "42", "text": "Do you agree to data processing?", "reply_markup": CONSENT},
-            {"chat_id": "42", "text": "How can I help, Ann?", "reply_markup": MENU},
-            {"chat_id": "42", "text": "Thank you!"},
-            {"chat_id": "42", "text": "Delivery takes 1–2 days.", "reply_markup": MENU},
-            {"chat_id": "42", "text": "Connecting you to an operator."},
-            {"chat_id": "42", "text": "Boris: Your parcel is on its way."},
-            {"chat_id": "42", "text": "Thank you, Ann!"},
-            {"chat_id": "42", "text": "Please rate Boris from 1 to 5.", "reply_markup": RATING},
-            {"chat_id": "42", "text": "Thanks for the rating!"},
+            {"chat_id": "42", "parse_mode": "HTML", "text": "Hello, Ann! This is Acme."},
+            {
+                "chat_id": "42",
+                "parse_mode": "HTML",
+                "text": "Do you agree to data processing?",
+                "reply_markup": CONSENT,
+            },
+            {
+                "chat_id": "42",
+                "parse_mode": "HTML",
+                "text": "How can I help, Ann?",
+                "reply_markup": MENU,
+            },
+            {"chat_id": "42", "parse_mode": "HTML", "text": "Thank you!"},
+            {
+                "chat_id": "42",
+                "parse_mode": "HTML",
+                "text": "Delivery takes 1–2 days.",
+                "reply_markup": MENU,
+            },
+            {"chat_id": "42", "parse_mode": "HTML", "text": "Connecting you to an operator."},
+            {"chat_id": "42", "parse_mode": "HTML", "text": "Boris: Your parcel is on its way."},
+            {"chat_id": "42", "parse_mode": "HTML", "text": "Thank you, Ann!"},
+            {
+                "chat_id": "42",
+                "parse_mode": "HTML",
+                "text": "Please rate Boris from 1 to 5.",
+                "reply_markup": RATING,
+            },
+            {"chat_id": "42", "parse_mode": "HTML", "text": "Thanks for the rating!"},
         ]
         assert [call.method for call in telegram.calls] == ["sendMessage"] * 10
         contact_id = life.events()[0]["dialog"]["contact_id"]
