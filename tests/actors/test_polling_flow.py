@@ -11,14 +11,13 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.actors.test_faults import health_when, until
 from tests.harness import RunningEngine, engine_config, start_engine, stop_engine
 from tests.standins.portal import PortalStandIn
-from tests.standins.telegram_api import TelegramApiStandIn
+from tests.standins.telegram_api import TelegramApiStandIn, text_update
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -30,19 +29,6 @@ RULES = {
         "queue": {"members": [{"operator": "anna"}]},
     }
 }
-
-
-def update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": {"id": chat_id, "is_bot": False, "first_name": "Мария"},
-            "chat": {"id": chat_id, "first_name": "Мария", "type": "private"},
-            "date": 1776047737,
-            "text": text,
-        },
-    }
 
 
 @pytest.fixture
@@ -102,14 +88,14 @@ async def test_polling_resumes_in_a_restarted_channel_actor_0_without_repeats_or
 ) -> None:
     await until(when(lambda: len(offsets(telegram)) >= 1), "the loop's first poll")
     for update_id, text in ((10, "первое 👋"), (11, "second"), (12, "third")):
-        telegram.queue_update(update(update_id, 42, text))
+        telegram.queue_update(text_update(update_id, 42, text))
     await polls_after(engine, telegram, len(offsets(telegram)))
     await portal.wait_for(lambda p: len(delivered(p)) == 3, timeout_s=60)
     assert offsets(telegram)[-1] is None  # nothing stored before: Telegram's oldest first
 
     # A poll in flight: Telegram has the request and answers it, the answer never arrives.
-    telegram.queue_update(update(13, 42, "fourth, fetched when the actor died"))
-    telegram.queue_update(update(14, 42, "fifth"))
+    telegram.queue_update(text_update(13, 42, "fourth, fetched when the actor died"))
+    telegram.queue_update(text_update(14, 42, "fifth"))
     held = telegram.hold_next("getUpdates")
     before = len(offsets(telegram))
     await polls_after(engine, telegram, before)
@@ -119,7 +105,7 @@ async def test_polling_resumes_in_a_restarted_channel_actor_0_without_repeats_or
     victim = engine.actors.channels[0]
     pid = await victim.pid.remote()
     os.kill(pid, signal.SIGKILL)
-    telegram.queue_update(update(15, 42, "sixth, written while it was down"))
+    telegram.queue_update(text_update(15, 42, "sixth, written while it was down"))
     await health_when(engine, 200, [])
     assert await victim.pid.remote() != pid, "the same process answers"
 

@@ -81,16 +81,23 @@ def by_type(portal: PortalStandIn, kind: str) -> list[dict[str, Any]]:
     return [event for event in portal.events if event["type"] == kind]
 
 
-async def test_private_replies_over_the_hourly_limit_are_queued_then_sent_in_order(
+async def over_the_burst(
     kit: HostKit, portal: PortalStandIn, graph: MetaGraphStandIn
-) -> None:
+) -> tuple[MailboxHost, list[DialogState], list[str]]:
+    """Private replies to ``BURST + 2`` threads: the burst is sent, two are queued."""
     add_instagram(kit, graph)
     host = await host_for(kit, portal)
     dialogs = await threads(kit, host, BURST + 2)
-    started = kit.clock.now()
     reply_ids = await reply_to_each(host, dialogs)
-
     await portal.wait_for_events(BURST + 2, "reply.")
+    return host, dialogs, reply_ids
+
+
+async def test_private_replies_over_the_hourly_limit_are_queued_then_sent_in_order(
+    kit: HostKit, portal: PortalStandIn, graph: MetaGraphStandIn
+) -> None:
+    started = kit.clock.now()
+    _, dialogs, reply_ids = await over_the_burst(kit, portal, graph)
     assert len(by_type(portal, "reply.sent")) == BURST
     queued = by_type(portal, "reply.queued")
     assert [event["data"]["reply_id"] for event in queued] == reply_ids[BURST:]
@@ -118,11 +125,7 @@ async def test_private_replies_over_the_hourly_limit_are_queued_then_sent_in_ord
 async def test_a_restart_keeps_the_bucket_and_the_waiting_replies(
     kit: HostKit, portal: PortalStandIn, graph: MetaGraphStandIn
 ) -> None:
-    add_instagram(kit, graph)
-    host = await host_for(kit, portal)
-    dialogs = await threads(kit, host, BURST + 2)
-    reply_ids = await reply_to_each(host, dialogs)
-    await portal.wait_for_events(BURST + 2, "reply.")
+    host, _, reply_ids = await over_the_burst(kit, portal, graph)
     await kit.close_host(host)  # two replies wait, stored
 
     assert [r.reply_id for r in kit.reader().replies("p1")] == reply_ids[BURST:]

@@ -49,24 +49,11 @@ def route(connector_id: str, channel: str) -> Route:
 
 
 def telegram(kit: HostKit, api: TelegramApiStandIn) -> Provider:
-    where = route("tg-1", "telegram")
-    kit.channels.add(
-        where, {"bot_token": api.token, "secret_token": "s", "api_base_url": api.base_url}
-    )
-    return Provider(api, where, "42", lambda: len(api.calls_to("sendMessage")))
+    return Provider(api, kit.add_telegram(api), "42", lambda: len(api.calls_to("sendMessage")))
 
 
 def vk(kit: HostKit, api: VkApiStandIn) -> Provider:
-    where = route("vk-1", "vk")
-    credentials = {
-        "access_token": api.access_token,
-        "secret": "vk-secret",
-        "confirmation_code": "c0nf1rm",
-        "group_id": 193668024,
-        "api_base_url": api.base_url,
-    }
-    kit.channels.add(where, credentials)
-    return Provider(api, where, "2000000001", lambda: _vk_sends(api))
+    return Provider(api, kit.add_vk(api), "2000000001", lambda: _vk_sends(api))
 
 
 def _vk_sends(api: VkApiStandIn) -> int:
@@ -136,86 +123,83 @@ def server_date(kit: HostKit, later_s: float = 0.0) -> str:
     return formatdate(kit.clock.now() + later_s, usegmt=True)
 
 
-async def test_telegram_front_servers_429_page_waits_its_retry_after_header(
-    kit: HostKit, portal: PortalStandIn, telegram_api: TelegramApiStandIn
-) -> None:
-    provider = telegram(kit, telegram_api)
-    telegram_api.script(throttled_page(429, retry_after="9", method="sendMessage"))
-    _, wait_s = await reply_once_throttled(kit, portal, provider)
-    assert wait_s == 9
-    await sent_after(kit, portal, provider, 9)
+BACKOFF = None
+"""The provider names no wait: the reply sender's first back-off step (0.5 to 1 s)."""
 
 
-async def test_telegram_body_retry_after_wins_over_the_header(
-    kit: HostKit, portal: PortalStandIn, telegram_api: TelegramApiStandIn
-) -> None:
-    provider = telegram(kit, telegram_api)
-    telegram_api.rate_limit_next(12, method="sendMessage", header="3")
-    _, wait_s = await reply_once_throttled(kit, portal, provider)
-    assert wait_s == 12
-    await sent_after(kit, portal, provider, 12)
+def throttle_telegram_front(kit: HostKit, api: TelegramApiStandIn) -> None:
+    api.script(throttled_page(429, retry_after="9", method="sendMessage"))
 
 
-async def test_vk_error_6_names_no_wait_and_is_backed_off(
-    kit: HostKit, portal: PortalStandIn, vk_api: VkApiStandIn
-) -> None:
-    provider = vk(kit, vk_api)
-    vk_api.fail_next(6, "Too many requests per second")
-    _, wait_s = await reply_once_throttled(kit, portal, provider)
-    assert RETRY_S / 2 <= wait_s <= RETRY_S  # the first back-off step, with jitter
-    await sent_after(kit, portal, provider, wait_s)
+def throttle_telegram_body(kit: HostKit, api: TelegramApiStandIn) -> None:
+    api.rate_limit_next(12, method="sendMessage", header="3")  # the body's wait wins
 
 
-async def test_vk_front_servers_429_with_an_http_date_waits_until_then(
-    kit: HostKit, portal: PortalStandIn, vk_api: VkApiStandIn
-) -> None:
-    provider = vk(kit, vk_api)
+def throttle_vk_error_6(kit: HostKit, api: VkApiStandIn) -> None:
+    api.fail_next(6, "Too many requests per second")
+
+
+def throttle_vk_front_date(kit: HostKit, api: VkApiStandIn) -> None:
     # The server's clock runs an hour ahead of ours: the wait is read against its Date.
-    page = throttled_page(
-        429, retry_after=server_date(kit, 3600 + 120), date=server_date(kit, 3600)
-    )
-    vk_api.script(page)
-    _, wait_s = await reply_once_throttled(kit, portal, provider)
-    assert wait_s == 120
-    await sent_after(kit, portal, provider, 120)
+    later, now = server_date(kit, 3600 + 120), server_date(kit, 3600)
+    api.script(throttled_page(429, retry_after=later, date=now))
 
 
-async def test_viber_status_12_is_backed_off(
-    kit: HostKit, portal: PortalStandIn, viber_api: ViberApiStandIn
-) -> None:
-    provider = viber(kit, viber_api)
-    viber_api.fail_next(12, "Too many requests")
-    _, wait_s = await reply_once_throttled(kit, portal, provider)
-    assert RETRY_S / 2 <= wait_s <= RETRY_S
-    await sent_after(kit, portal, provider, wait_s)
+def throttle_viber_status_12(kit: HostKit, api: ViberApiStandIn) -> None:
+    api.fail_next(12, "Too many requests")
 
 
-async def test_viber_http_429_waits_its_retry_after(
-    kit: HostKit, portal: PortalStandIn, viber_api: ViberApiStandIn
-) -> None:
-    provider = viber(kit, viber_api)
-    viber_api.script(throttled_page(429, retry_after="30"))
-    _, wait_s = await reply_once_throttled(kit, portal, provider)
-    assert wait_s == 30
-    await sent_after(kit, portal, provider, 30)
+def throttle_viber_http_429(kit: HostKit, api: ViberApiStandIn) -> None:
+    api.script(throttled_page(429, retry_after="30"))
 
 
-async def test_meta_613_with_a_retry_after_date_waits_until_then(
-    kit: HostKit, portal: PortalStandIn, graph: MetaGraphStandIn
-) -> None:
-    provider = facebook(kit, graph)
+def throttle_meta_613_date(kit: HostKit, api: MetaGraphStandIn) -> None:
     headers = {"Retry-After": server_date(kit, 45), "Date": server_date(kit)}
-    graph.fail_next(613, "(#613) Calls to this api have exceeded the rate limit.", headers=headers)
-    _, wait_s = await reply_once_throttled(kit, portal, provider)
-    assert wait_s == 45
-    await sent_after(kit, portal, provider, 45)
+    api.fail_next(613, "(#613) Calls to this api have exceeded the rate limit.", headers=headers)
 
 
-async def test_meta_business_use_case_estimate_is_waited_in_minutes(
-    kit: HostKit, portal: PortalStandIn, graph: MetaGraphStandIn
+def throttle_meta_business_use_case(kit: HostKit, api: MetaGraphStandIn) -> None:
+    api.throttle_next(4, regain_minutes=2)
+
+
+CASES: list[tuple[str, Callable[..., Provider], str, Callable[..., None], float | None]] = [
+    ("telegram_api", telegram, "front 429 page, Retry-After", throttle_telegram_front, 9),
+    ("telegram_api", telegram, "429 retry_after over header", throttle_telegram_body, 12),
+    ("vk_api", vk, "error 6", throttle_vk_error_6, BACKOFF),
+    ("vk_api", vk, "front 429, HTTP date", throttle_vk_front_date, 120),
+    ("viber_api", viber, "status 12", throttle_viber_status_12, BACKOFF),
+    ("viber_api", viber, "HTTP 429, Retry-After", throttle_viber_http_429, 30),
+    ("graph", facebook, "613, Retry-After date", throttle_meta_613_date, 45),
+    ("graph", facebook, "4, business use case", throttle_meta_business_use_case, 120),
+]
+
+
+@pytest.mark.parametrize(
+    ("api_fixture", "add", "throttle", "expected_s"),
+    [
+        pytest.param(api, add, throttle, wait, id=f"{add.__name__}: {what}")
+        for api, add, what, throttle, wait in CASES
+    ],
+)
+async def test_a_throttled_reply_waits_what_the_provider_said_then_goes_once(
+    kit: HostKit,
+    portal: PortalStandIn,
+    telegram_api: TelegramApiStandIn,
+    vk_api: VkApiStandIn,
+    viber_api: ViberApiStandIn,
+    graph: MetaGraphStandIn,
+    api_fixture: str,
+    add: Callable[..., Provider],
+    throttle: Callable[..., None],
+    expected_s: float | None,
 ) -> None:
-    provider = facebook(kit, graph)
-    graph.throttle_next(4, regain_minutes=2)
+    stand_ins = {"telegram_api": telegram_api, "vk_api": vk_api, "viber_api": viber_api}
+    api = {**stand_ins, "graph": graph}[api_fixture]
+    provider = add(kit, api)
+    throttle(kit, api)
     _, wait_s = await reply_once_throttled(kit, portal, provider)
-    assert wait_s == 120
-    await sent_after(kit, portal, provider, 120)
+    if expected_s is BACKOFF:
+        assert RETRY_S / 2 <= wait_s <= RETRY_S
+    else:
+        assert wait_s == expected_s
+    await sent_after(kit, portal, provider, wait_s)

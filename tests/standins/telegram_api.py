@@ -52,6 +52,22 @@ class PostedUpdate(NamedTuple):
     text: str
 
 
+def text_update(
+    update_id: int, chat_id: int, text: str, first_name: str = "Майя"
+) -> dict[str, Any]:
+    """A private chat's text message as a Telegram update (webhook or ``getUpdates``)."""
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": {"id": chat_id, "is_bot": False, "first_name": first_name},
+            "chat": {"id": chat_id, "type": "private"},
+            "date": 1776047737,
+            "text": text,
+        },
+    }
+
+
 def recorded_update(name: str) -> dict[str, Any]:
     """A recorded update from tests/data/telegram/``name``.json."""
     loaded: dict[str, Any] = json.loads((RECORDED_UPDATES / f"{name}.json").read_text())
