@@ -48,7 +48,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from channels.render import Capabilities as Capabilities  # the contract's, re-exported
 from engine.clock import Clock
 from engine.delivery.send_rates import SendRate
-from engine.errors import ConflictError, MethodNotAllowedError, NotFoundError
+from engine.errors import ConflictError, MediaLinkError, MethodNotAllowedError, NotFoundError
 from engine.models import (
     ChannelEvent,
     DialogTarget,
@@ -128,6 +128,21 @@ class VerifyContext:
 
     session: aiohttp.ClientSession
     clock: Clock
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    """Where a file a customer sent can be downloaded, and how (docs/channels/media.md).
+
+    ``url`` and ``headers`` may hold the connector's secrets (Telegram's file URL holds the
+    bot token): the engine fetches them itself and never shows them.
+    """
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    name: str | None = None
+    mime_type: str | None = None
+    size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +273,14 @@ class Channel(ABC):
         again from the same cursor at the next interval.
         """
         raise NotFoundError(f"{self.name} does not poll")
+
+    # --- customers' media (docs/channels/media.md)
+
+    async def media_source(self, session: aiohttp.ClientSession, file_id: str) -> MediaSource:
+        """Where the file ``file_id`` of this connector is downloaded from, asked at the
+        moment of the download. Raise ``PermanentSendError`` for a file the provider no
+        longer has, ``RetryableSendError`` when it did not answer."""
+        raise MediaLinkError(f"{self.name} does not fetch media", "not_fetchable")
 
     # --- connecting in one step (``connect_model``)
 

@@ -27,6 +27,7 @@ from channels.base import (
     Capabilities,
     Channel,
     Credentials,
+    MediaSource,
     PollResult,
     RawRequest,
     WebhookParse,
@@ -228,6 +229,23 @@ class TelegramChannel(Channel):
         cursor_after = None if next_offset is None else str(next_offset)
         more = len(updates) == telegram_setup.UPDATES_PER_POLL
         return PollResult(parsed_all, cursor_after, more)
+
+    # --- customers' media (docs/channels/media.md)
+
+    async def media_source(self, session: aiohttp.ClientSession, file_id: str) -> MediaSource:
+        """``getFile``, then the file's URL under ``/file/bot<token>/``: the token is in the
+        URL, so only the engine may fetch it (docs/channels/telegram.md, "Media")."""
+        result = await self._call(session, "getFile", {"file_id": file_id})
+        path = result.get("file_path") if isinstance(result, dict) else None
+        if not isinstance(path, str) or not path:
+            raise PermanentSendError("telegram getFile: the file cannot be downloaded any more")
+        size = result.get("file_size")
+        creds = self.credentials
+        return MediaSource(
+            url=f"{creds.api_base_url}/file/bot{creds.bot_token}/{path}",
+            name=path.rsplit("/", 1)[-1],
+            size_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        )
 
     # --- inbound
 

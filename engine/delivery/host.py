@@ -181,7 +181,7 @@ class MailboxHost:
         )
         self._portals[portal.id] = HostedPortal(mailbox, sender, router)
         self._delivery.load(mailbox, startup)
-        await sender.start(startup.replies)
+        await sender.start(startup.replies, startup.send_buckets)
         await router.start(startup)
 
     def _reply_terms(self, connector_id: str) -> ReplyConditions:

@@ -35,7 +35,7 @@ import aiohttp
 from engine.clock import Clock
 from engine.config import PortalConfig
 from engine.delivery.retry import backoff_delay_s
-from engine.delivery.send_rates import Pacing, SendPacer, SendRate
+from engine.delivery.send_rates import BucketLevel, Pacing, SendPacer, SendRate
 from engine.errors import EngineError, PermanentSendError, RetryableSendError
 from engine.events import (
     ReplyFailed,
@@ -165,11 +165,18 @@ class ReplySender:
     def portal_id(self) -> str:
         return self._portal().id
 
-    async def start(self, stored: Sequence[StoredReply] | None = None) -> None:
-        """Send what was stored and not settled before (read by the host, or here)."""
+    async def start(
+        self,
+        stored: Sequence[StoredReply] | None = None,
+        levels: Sequence[BucketLevel] | None = None,
+    ) -> None:
+        """Send what was stored and not settled before, paced by the kept buckets' stored
+        levels (both read by the host with the portal's start-up, or here)."""
+        store = self._store
         if stored is None:
-            stored = await self._store.call(self._store.store.replies, self.portal_id)
-        levels = await self._store.call(self._store.store.send_buckets, self.portal_id)
+            stored = await store.call(store.store.replies, self.portal_id)
+        if levels is None:
+            levels = await store.call(store.store.send_buckets, self.portal_id)
         self._pacer.restore(levels)
         for reply in stored:
             self.enqueue(reply)

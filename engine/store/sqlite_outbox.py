@@ -234,6 +234,12 @@ class SqliteOutbox(SqliteFile):
             row[0]
             for row in self._db.execute("SELECT event_id FROM events WHERE kind = ?", (OFFER_KIND,))
         )
+        buckets: dict[str, list[BucketLevel]] = {p: [] for p in wanted}
+        for portal_id, *level in self._db.execute(
+            "SELECT portal_id, connector_id, name, tokens, at FROM send_buckets"
+        ):
+            if portal_id in wanted:
+                buckets[portal_id].append(BucketLevel(*level))
         return {
             p: PortalStartup(
                 pending[p],
@@ -244,6 +250,7 @@ class SqliteOutbox(SqliteFile):
                 operators.get(p, []),
                 offers,
                 blocked.get(p, []),
+                buckets[p],
             )
             for p in wanted
         }
