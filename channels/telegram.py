@@ -204,10 +204,10 @@ class TelegramChannel(Channel):
         offset is what confirms earlier updates to Telegram, so nothing is confirmed before
         it is stored. An update that does not parse is ignored with its reason rather than
         stopping the stream."""
-        creds = self.credentials
-        updates = await telegram_setup.get_updates(
-            session, creds.api_base_url, creds.bot_token, None if cursor is None else int(cursor)
-        )
+        # Through the send path's call: a 429 keeps its retry_after, which the loop honours.
+        offset = None if cursor is None else int(cursor)
+        result = await self._call(session, "getUpdates", telegram_setup.get_updates_params(offset))
+        updates = telegram_setup.updates_of(result)
         messages: list[InboundMessage] = []
         events: list[ChannelEvent] = []
         ignored: list[str] = []
