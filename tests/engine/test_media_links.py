@@ -16,11 +16,24 @@ import pytest
 from engine.clock import ManualClock
 from tests.engine.one_process import Served
 from tests.engine.web_kit import connector, portal_call, serving
+from tests.standins.meta_api import (
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    WA_TOKEN,
+    MetaGraphStandIn,
+)
 from tests.standins.portal import PortalStandIn
 from tests.standins.telegram_api import TelegramApiStandIn
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8  # 2 KiB that start like a JPEG
 MAX_BYTES = 4096
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[MetaGraphStandIn]:
+    async with MetaGraphStandIn() as api:
+        yield api
 
 
 @pytest.fixture
@@ -30,8 +43,17 @@ async def media_served(
     session: aiohttp.ClientSession,
     portal: PortalStandIn,
     telegram: TelegramApiStandIn,
+    graph: MetaGraphStandIn,
 ) -> AsyncIterator[Served]:
+    whatsapp = {
+        "app_secret": APP_SECRET,
+        "verify_token": VERIFY_TOKEN,
+        "phone_number_id": PHONE_NUMBER_ID,
+        "access_token": WA_TOKEN,
+        "graph_api_url": graph.graph_api_url,
+    }
     connectors = [
+        connector("wa", "whatsapp", **whatsapp),
         connector(
             "tg",
             "telegram",
@@ -181,3 +203,25 @@ async def test_link_requests_are_refused_with_reasons(
         "POST", "/api/v1/media-links", b'{"connector_id": "tg", "file_id": "f"}'
     )
     assert status == 401  # unsigned
+
+
+async def test_a_whatsapp_media_id_is_fetched_with_the_business_token(
+    media_served: Served, portal: PortalStandIn, graph: MetaGraphStandIn
+) -> None:
+    graph.whatsapp_media["1013546452693426"] = (PHOTO, "image/jpeg")
+    status, answer = await link_to(media_served, portal, "1013546452693426", connector_id="wa")
+    assert status == 200, answer
+    status, headers, body = await fetch(media_served, answer["url"])
+    assert (status, body, headers["Content-Type"]) == (200, PHOTO, "image/jpeg")
+    assert graph.media_downloads == ["1013546452693426"]  # the URL took the bearer token
+
+
+@pytest.mark.parametrize("file_id", ["999", "me/accounts", "1?fields=access_token"])
+async def test_a_whatsapp_id_that_is_no_media_of_ours_is_gone_and_steers_nothing(
+    media_served: Served, portal: PortalStandIn, graph: MetaGraphStandIn, file_id: str
+) -> None:
+    _, answer = await link_to(media_served, portal, file_id, connector_id="wa")
+    status, _, body = await fetch(media_served, answer["url"])
+    assert status == 404 and b"file_gone" in body
+    asked = [call.node for call in graph.calls]
+    assert asked == (["999"] if file_id == "999" else [])  # only a media id reaches Graph
