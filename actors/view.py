@@ -25,6 +25,7 @@ from engine.metrics import Counters
 from engine.placement import host_name, host_names
 from engine.rate_ledger import Consumed
 from engine.registry import EdgeRegistry
+from engine.security.media_links import media_link_key
 from engine.web.ports import Part, PortalServer, Registrar
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class EngineView:
         self._registry = EdgeRegistry()
         self._registry_actor = Remote(ray.get_actor(REGISTRY, namespace=settings.namespace))
         self._engine_key = settings.engine_key_document()
+        self._media_link_key = media_link_key(settings.signing_key())
         self._servers: dict[str, Remote] = {}
         self._channels = ChannelCache(settings.config.data_dir)
         self._channel_actors: dict[str, Remote] = {}
@@ -69,6 +71,10 @@ class EngineView:
     @property
     def engine_key(self) -> dict[str, str]:
         return self._engine_key
+
+    @property
+    def media_link_key(self) -> bytes:
+        return self._media_link_key
 
     async def start(self) -> None:
         self._registry = await self._registry_actor.edge_after(-1, 0.0)

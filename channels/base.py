@@ -48,7 +48,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from channels.render import Capabilities as Capabilities  # the contract's, re-exported
 from engine.clock import Clock
 from engine.delivery.send_rates import SendRate
-from engine.errors import ConflictError, MethodNotAllowedError, NotFoundError, PermanentSendError
+from engine.errors import (
+    ConflictError,
+    MediaLinkError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PermanentSendError,
+)
 from engine.models import (
     ChannelEvent,
     DialogTarget,
@@ -132,6 +138,21 @@ class VerifyContext:
 
 
 @dataclass(frozen=True)
+class MediaSource:
+    """Where a file a customer sent can be downloaded, and how (docs/channels/media.md).
+
+    ``url`` and ``headers`` may hold the connector's secrets (Telegram's file URL holds the
+    bot token): the engine fetches them itself and never shows them.
+    """
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    name: str | None = None
+    mime_type: str | None = None
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class PollResult:
     """One poll of a polling connector (docs/channels/contract.md, "Polling").
 
@@ -175,6 +196,12 @@ class Channel(ABC):
     send_rate: ClassVar[SendRate] = SendRate()
     """The provider's send limits, per connector and per chat: the reply sender paces each
     attempt to them (``engine.delivery.send_rates``); none by default."""
+
+    def send_rate_for(self, target: DialogTarget) -> SendRate:
+        """The limits of a send to ``target``: ``send_rate``, unless a channel's limits
+        differ by dialog (Instagram's private comment replies, a ``KeptRate``)."""
+        return self.send_rate
+
     app_webhook: ClassVar[bool] = False
     """True when the provider posts one webhook per app carrying entries of many connectors
     (Meta): the engine then also serves ``/hooks/{channel}`` (POST and the GET handshake)
@@ -281,6 +308,14 @@ class Channel(ABC):
         again from the same cursor at the next interval.
         """
         raise NotFoundError(f"{self.name} does not poll")
+
+    # --- customers' media (docs/channels/media.md)
+
+    async def media_source(self, session: aiohttp.ClientSession, file_id: str) -> MediaSource:
+        """Where the file ``file_id`` of this connector is downloaded from, asked at the
+        moment of the download. Raise ``PermanentSendError`` for a file the provider no
+        longer has, ``RetryableSendError`` when it did not answer."""
+        raise MediaLinkError(f"{self.name} does not fetch media", "not_fetchable")
 
     # --- connecting in one step (``connect_model``)
 

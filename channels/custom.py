@@ -9,10 +9,8 @@ and tests drive load through it.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import aiohttp
@@ -28,7 +26,7 @@ from channels.base import (
     WebhookParse,
     WebhookReply,
 )
-from channels.http_calls import post
+from channels.http_calls import post, retry_after_s
 from channels.keyboards import reply_buttons
 from channels.webhook_body import decode_json, validate
 from engine.errors import PermanentSendError, RetryableSendError
@@ -211,8 +209,8 @@ class CustomChannel(Channel):
             # A signed reply goes to the configured URL only.
             allow_redirects=False,
         )
-        retry_after = answer.headers.get("Retry-After")
-        return check_response(answer.status, answer.body, retry_after, webhook_id, self._now())
+        retry_after = retry_after_s(answer.headers, self._now())
+        return check_response(answer.status, answer.body, retry_after, webhook_id)
 
     def _signed_headers(self, body: bytes) -> tuple[str, dict[str, str]]:
         """A fresh ``webhook-id`` and the ``v1`` headers signing ``body`` under it, now."""
@@ -224,7 +222,7 @@ class CustomChannel(Channel):
 
 
 def check_response(
-    status: int, body: bytes, retry_after: str | None, webhook_id: str, now_s: float
+    status: int, body: bytes, retry_after: float | None, webhook_id: str
 ) -> SentReceipt:
     """Map the receiver's answer to a receipt or to the send error the caller can act on."""
     if 200 <= status < 300:
@@ -232,7 +230,7 @@ def check_response(
     text = body[:200].decode("utf-8", "replace")
     message = f"reply_url answered {status}: {text}" if text else f"reply_url answered {status}"
     if status in _RETRYABLE_STATUSES or status >= 500:
-        raise RetryableSendError(message, _retry_after_s(retry_after, now_s))
+        raise RetryableSendError(message, retry_after)
     raise PermanentSendError(message)
 
 
@@ -246,20 +244,6 @@ def _message_ids(body: bytes) -> tuple[str, ...]:
     if not isinstance(ids, list) or not all(isinstance(item, str) and item for item in ids):
         return ()
     return tuple(ids)
-
-
-def _retry_after_s(header: str | None, now_s: float) -> float | None:
-    """``Retry-After`` as seconds: either delay-seconds or an HTTP date (RFC 9110 10.2.3)."""
-    if header is None:
-        return None
-    try:
-        seconds = float(header)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(header).timestamp() - now_s
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _reply_body(reply_id: str, target: DialogTarget, request: ReplyRequest) -> dict[str, Any]:

@@ -8,12 +8,14 @@ API) is the same for every provider; what a JSON answer means is each channel's 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import aiohttp
 import orjson
 
+from engine.delivery.retry import http_date_s, parse_retry_after
 from engine.errors import PermanentSendError, RetryableSendError
 
 
@@ -97,8 +99,12 @@ def retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def json_object(what: str, status: int, body: bytes) -> dict[str, Any]:
-    """The answer's JSON object; any other body raises, retryable after ``retryable_status``."""
+def json_object(
+    what: str, status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The answer's JSON object; any other body raises, retryable after ``retryable_status``
+    (after the answer's ``Retry-After`` when ``headers`` carry one: a front server's 429 or
+    503 page names it in the header, not in a body the provider's API would write)."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -106,6 +112,25 @@ def json_object(what: str, status: int, body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         message = f"{what}: HTTP {status} with a non-JSON body"
         if retryable_status(status):
-            raise RetryableSendError(message)
+            raise RetryableSendError(message, retry_after_s(headers or {}))
         raise PermanentSendError(message)
     return payload
+
+
+def retry_after_s(headers: Mapping[str, str], now_s: float | None = None) -> float | None:
+    """The answer's ``Retry-After`` in seconds from now, or ``None`` when it has none that
+    reads (delay-seconds or an HTTP date: ``engine.delivery.retry.parse_retry_after``;
+    docs/channels/contract.md, "Throttling answers").
+
+    An HTTP date is measured against the answer's own ``Date`` header, the server's clock,
+    so a skew between the provider's clock and ours neither stretches nor cuts the wait; an
+    answer without ``Date`` is measured against ``now_s`` (the caller's clock), else the
+    system time.
+    """
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    reference = http_date_s(headers.get("Date"))
+    if reference is None:
+        reference = now_s if now_s is not None else time.time()
+    return parse_retry_after(value, reference)

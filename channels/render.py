@@ -9,8 +9,12 @@ API calls.
 * A caption longer than ``max_caption_chars`` leaves the media uncaptioned and follows it as
   text.
 * Buttons are each channel's own keyboard when it has one, else numbered options in the
-  text (``channels.keyboards``). Operators' texts are plain text: there is no markup to
-  convert or strip yet.
+  text (``channels.keyboards``).
+* A text's markup (the portal's BB-code, ``channels.markup``; ``OutboundText.markup``) is
+  converted to the channel's flavour (``Capabilities.markup``: Telegram's HTML, WhatsApp's
+  ``*bold*``, else plain text with links spelled out), and a long text is split without
+  breaking a tag (``channels.markup_render``). Captions are plain text in that flavour
+  (escaped for Telegram's HTML).
 
 A reply that renders to nothing (only whitespace) is a ``PermanentSendError``.
 """
@@ -20,7 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from channels.text_split import Measure, split_text, utf16_units
+from channels.markup import Span, parse_bbcode, plain_spans
+from channels.markup_render import Markup, counted, lower, split_spans, to_text
+from channels.text_split import Measure, utf16_units
 from engine.errors import PermanentSendError
 from engine.models import OutboundFile, OutboundImage, OutboundText, ReplyRequest
 
@@ -37,6 +43,8 @@ class Capabilities:
     """It shows a keyboard of its own (``channels.keyboards``); else numbered options."""
     editing: bool = False
     """It can edit a sent message (the engine does not edit yet)."""
+    markup: Markup = "plain"
+    """The markup its texts carry (``channels.markup_render``); plain: none."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,8 @@ def render(
     content = request.content
     parts: list[Part]
     if isinstance(content, OutboundText):
-        parts = [*text_parts(content.text, capabilities, measure)]
+        spans = parse_bbcode(content.text) if content.markup == "bbcode" else None
+        parts = [*text_parts(content.text, capabilities, measure, spans)]
     elif isinstance(content, OutboundImage | OutboundFile):
         parts = _media_parts(content, capabilities, measure)
     else:  # pragma: no cover - the union is closed; a new kind must be rendered here
@@ -73,12 +82,25 @@ def render(
     return parts
 
 
-def text_parts(text: str, capabilities: Capabilities, measure: Measure) -> list[TextPart]:
-    return [
-        TextPart(part)
-        for part in split_text(text, capabilities.max_text_chars, measure)
-        if part.strip()
-    ]
+def text_parts(
+    text: str,
+    capabilities: Capabilities,
+    measure: Measure,
+    spans: tuple[Span, ...] | None = None,
+) -> list[TextPart]:
+    """``text`` (plain, or read as ``spans``) in the channel's markup, split within its limit."""
+    lowered = lower(spans if spans is not None else plain_spans(text), capabilities.markup)
+    try:
+        parts = split_spans(lowered, capabilities.max_text_chars, measure, capabilities.markup)
+    except ValueError as exc:
+        raise PermanentSendError(f"cannot split the text: {exc}") from exc
+    return [TextPart(part) for part in parts if part.strip()]
+
+
+def caption_text(caption: str, capabilities: Capabilities) -> tuple[str, str]:
+    """A plain caption in the channel's markup, and what its limit counts of it."""
+    lowered = lower(plain_spans(caption), capabilities.markup)
+    return to_text(lowered, capabilities.markup), counted(capabilities.markup)(lowered)
 
 
 def _media_parts(
@@ -92,6 +114,9 @@ def _media_parts(
         return [*text_parts(as_link, capabilities, measure)]
     name = content.name if isinstance(content, OutboundFile) else None
     limit = capabilities.max_caption_chars
-    if caption is None or limit is None or measure(caption) <= limit:
-        return [MediaPart(kind, content.url, caption, name)]
+    if caption is None:
+        return [MediaPart(kind, content.url, None, name)]
+    shown, length = caption_text(caption, capabilities)
+    if limit is None or measure(length) <= limit:
+        return [MediaPart(kind, content.url, shown, name)]
     return [MediaPart(kind, content.url, None, name), *text_parts(caption, capabilities, measure)]

@@ -14,6 +14,7 @@ stops without another call.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import aiohttp
@@ -26,13 +27,14 @@ from channels.base import (
     Capabilities,
     Channel,
     Credentials,
+    MediaSource,
     PollResult,
     RawRequest,
     WebhookParse,
     WebhookReply,
     order_key_out_of_range,
 )
-from channels.http_calls import json_object, post
+from channels.http_calls import json_object, post, retry_after_s
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
 from channels.render import Part, TextPart, render
@@ -147,7 +149,7 @@ class TelegramChannel(Channel):
     name: ClassVar[str] = "telegram"
     credentials_model: ClassVar[type[Credentials]] = TelegramCredentials
     capabilities: ClassVar[Capabilities] = Capabilities(
-        max_text_chars=MAX_TEXT_UTF16, max_caption_chars=MAX_CAPTION_UTF16
+        max_text_chars=MAX_TEXT_UTF16, max_caption_chars=MAX_CAPTION_UTF16, markup="telegram_html"
     )
     connect_model: ClassVar[type[BaseModel] | None] = TelegramConnect
     RESUME_MEMORY: ClassVar[int] = 1024
@@ -202,10 +204,10 @@ class TelegramChannel(Channel):
         offset is what confirms earlier updates to Telegram, so nothing is confirmed before
         it is stored. An update that does not parse is ignored with its reason rather than
         stopping the stream."""
-        creds = self.credentials
-        updates = await telegram_setup.get_updates(
-            session, creds.api_base_url, creds.bot_token, None if cursor is None else int(cursor)
-        )
+        # Through the send path's call: a 429 keeps its retry_after, which the loop honours.
+        offset = None if cursor is None else int(cursor)
+        result = await self._call(session, "getUpdates", telegram_setup.get_updates_params(offset))
+        updates = telegram_setup.updates_of(result)
         messages: list[InboundMessage] = []
         events: list[ChannelEvent] = []
         ignored: list[str] = []
@@ -227,6 +229,23 @@ class TelegramChannel(Channel):
         cursor_after = None if next_offset is None else str(next_offset)
         more = len(updates) == telegram_setup.UPDATES_PER_POLL
         return PollResult(parsed_all, cursor_after, more)
+
+    # --- customers' media (docs/channels/media.md)
+
+    async def media_source(self, session: aiohttp.ClientSession, file_id: str) -> MediaSource:
+        """``getFile``, then the file's URL under ``/file/bot<token>/``: the token is in the
+        URL, so only the engine may fetch it (docs/channels/telegram.md, "Media")."""
+        result = await self._call(session, "getFile", {"file_id": file_id})
+        path = result.get("file_path") if isinstance(result, dict) else None
+        if not isinstance(path, str) or not path:
+            raise PermanentSendError("telegram getFile: the file cannot be downloaded any more")
+        size = result.get("file_size")
+        creds = self.credentials
+        return MediaSource(
+            url=f"{creds.api_base_url}/file/bot{creds.bot_token}/{path}",
+            name=path.rsplit("/", 1)[-1],
+            size_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        )
 
     # --- inbound
 
@@ -414,16 +433,21 @@ class TelegramChannel(Channel):
             # The URL holds the bot token; some aiohttp errors quote it.
             redact={credentials.bot_token: "<bot_token>"},
         )
-        return check_response(method, answer.status, answer.body)
+        return check_response(method, answer.status, answer.body, answer.headers)
 
 
-def check_response(method: str, status: int, body: bytes) -> Any:
+def check_response(
+    method: str, status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> Any:
     """Map a Bot API answer to its ``result`` or to the send error the caller can act on.
 
     Telegram mirrors ``error_code`` in the HTTP status and says ``error_code`` "may change";
-    the status and ``parameters`` decide, the ``description`` explains.
+    the status and ``parameters`` decide, the ``description`` explains. A throttled call
+    waits ``parameters.retry_after``, else the answer's ``Retry-After`` header (a front
+    server's 429 page has only that: docs/channels/telegram.md, "Throttling").
     """
-    payload = json_object(f"telegram {method}", status, body)
+    headers = headers or {}
+    payload = json_object(f"telegram {method}", status, body, headers)
     if 200 <= status < 300 and payload.get("ok") is True:
         return payload.get("result")
     description = f"telegram {method}: {payload.get('description') or f'HTTP {status}'}"
@@ -431,11 +455,11 @@ def check_response(method: str, status: int, body: bytes) -> Any:
     parameters = parameters if isinstance(parameters, dict) else {}
     if status == 429 or payload.get("error_code") == 429:
         retry_after = parameters.get("retry_after")
-        raise RetryableSendError(
-            description, float(retry_after) if isinstance(retry_after, int | float) else None
-        )
+        if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+            raise RetryableSendError(description, max(0.0, float(retry_after)))
+        raise RetryableSendError(description, retry_after_s(headers))
     if status >= 500:
-        raise RetryableSendError(description)
+        raise RetryableSendError(description, retry_after_s(headers))
     if "migrate_to_chat_id" in parameters:
         description += f" (chat migrated to {parameters['migrate_to_chat_id']}; re-key the dialog)"
     raise PermanentSendError(description)
@@ -467,12 +491,14 @@ def _render(target: DialogTarget, request: ReplyRequest) -> list[tuple[str, dict
 
 
 def _call(chat_id: str, part: Part) -> tuple[str, dict[str, Any]]:
+    """Texts and captions are Telegram's HTML (``channels.render``: escaped, tags balanced
+    in every part), so each goes with ``parse_mode=HTML``."""
     if isinstance(part, TextPart):
-        return "sendMessage", {"chat_id": chat_id, "text": part.text}
+        return "sendMessage", {"chat_id": chat_id, "text": part.text, "parse_mode": "HTML"}
     method, field = ("sendPhoto", "photo") if part.kind == "image" else ("sendDocument", "document")
     params: dict[str, Any] = {"chat_id": chat_id, field: part.url}
     if part.caption:
-        params["caption"] = part.caption
+        params.update(caption=part.caption, parse_mode="HTML")
     return method, params
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import ApiBaseUrl
 from channels.setup_calls import new_secret, setup_post
-from engine.errors import ProviderSetupError
+from engine.errors import PermanentSendError, ProviderSetupError
 
 ALLOWED_UPDATES = (
     "message",
@@ -62,11 +62,8 @@ async def delete_webhook(session: aiohttp.ClientSession, base_url: str, token: s
 UPDATES_PER_POLL = 100
 
 
-async def get_updates(
-    session: aiohttp.ClientSession, base_url: str, token: str, offset: int | None
-) -> list[dict[str, Any]]:
-    """One short poll of ``getUpdates`` after ``offset`` (None: from the oldest kept);
-    updates without an integer ``update_id`` are dropped here, as no cursor can pass them."""
+def get_updates_params(offset: int | None) -> dict[str, Any]:
+    """One short poll of ``getUpdates`` after ``offset`` (None: from the oldest kept)."""
     params: dict[str, Any] = {
         "timeout": 0,
         "limit": UPDATES_PER_POLL,
@@ -74,9 +71,14 @@ async def get_updates(
     }
     if offset is not None:
         params["offset"] = offset
-    result = await bot_call(session, base_url, token, "getUpdates", params)
+    return params
+
+
+def updates_of(result: Any) -> list[dict[str, Any]]:
+    """``getUpdates``'s updates; those without an integer ``update_id`` are dropped here,
+    as no cursor can pass them."""
     if not isinstance(result, list):
-        raise ProviderSetupError("telegram getUpdates: the result is not a list")
+        raise PermanentSendError("telegram getUpdates: the result is not a list")
     return [
         update
         for update in result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import aiohttp
@@ -26,7 +27,7 @@ from channels.base import (
     WebhookParse,
     order_key_out_of_range,
 )
-from channels.http_calls import json_object, post, retryable_status
+from channels.http_calls import json_object, post, retry_after_s, retryable_status
 from channels.keyboards import reply_buttons
 from channels.partial_sends import ResumeMemory
 from channels.render import Part, TextPart, render
@@ -289,19 +290,22 @@ class ViberChannel(Channel):
                 "Content-Type": "application/json",
             },
         )
-        return check_response(answer.status, answer.body)
+        return check_response(answer.status, answer.body, answer.headers)
 
 
-def check_response(status: int, body: bytes) -> str:
+def check_response(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> str:
     """Map a ``send_message`` answer to the message token or to the send error to act on.
 
     Viber answers HTTP 200 even on failure; the body's ``status`` decides (channels.md 3.7):
     0 is success, 12 (too many requests) may pass later, every other status (receiver not
     registered or subscribed, bad token, blocked or unbilled account, bad data) will not.
+    Status 12 names no wait: the reply sender's back-off retries it; an HTTP 429 or 5xx from
+    Viber's front servers waits their ``Retry-After`` (docs/channels/viber.md, "Throttling").
     """
-    payload = json_object("viber send_message", status, body)
+    headers = headers or {}
+    payload = json_object("viber send_message", status, body, headers)
     if retryable_status(status):
-        raise RetryableSendError(f"viber send_message: HTTP {status}")
+        raise RetryableSendError(f"viber send_message: HTTP {status}", retry_after_s(headers))
     if status != 200:
         raise PermanentSendError(
             f"viber send_message: HTTP {status}: {payload.get('status_message')}"
@@ -314,7 +318,7 @@ def check_response(status: int, body: bytes) -> str:
         return str(token)
     description = f"viber send_message: status {code}: {payload.get('status_message')}"
     if code in _RETRYABLE_STATUSES:
-        raise RetryableSendError(description)
+        raise RetryableSendError(description, retry_after_s(headers))
     raise PermanentSendError(description)
 
 

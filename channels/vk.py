@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import aiohttp
@@ -31,7 +32,7 @@ from channels.base import (
     WebhookReply,
     order_key_out_of_range,
 )
-from channels.http_calls import json_object, post, retryable_status
+from channels.http_calls import json_object, post, retry_after_s, retryable_status
 from channels.keyboards import reply_buttons
 from channels.partial_sends import send_parts
 from channels.render import TextPart, render, text_parts
@@ -78,11 +79,10 @@ OK_REPLY = WebhookReply(body=b"ok")
 # fewer than code points, so a part within 9000 units fits either reading.
 MAX_TEXT_UTF16 = 9000
 CHAT_PEER_OFFSET = 2_000_000_000
-# Error codes after which the same call may succeed later, with a delay where one is known
-# (a per-second limit clears within a second): 1 unknown (VK: "try again later"), 6 too many
-# requests per second, 9 flood control, 10 internal server error. Every other code is
-# permanent (errors.json; channels.md 2.8).
-_RETRYABLE_ERRORS: dict[int, float | None] = {1: None, 6: 1.0, 9: None, 10: None}
+RETRYABLE_ERRORS = frozenset({1, 6, 9, 10})
+"""Error codes after which the same call may succeed later: 1 unknown (VK: "try again
+later"), 6 too many requests per second, 9 flood control, 10 internal server error. Every
+other code is permanent (docs/channels/vk.md, "Errors"). None names a wait."""
 # What messages.send takes in ``attachment``: <type><owner_id>_<media_id>[_<access_key>].
 _ATTACHMENT_ID = re.compile(r"^(?:photo|doc|audio_message|video|audio)-?\d+_\d+(?:_[0-9A-Za-z]+)?$")
 
@@ -334,25 +334,29 @@ class VkChannel(Channel):
             data=params,
             headers={"Authorization": f"Bearer {self.credentials.access_token}"},
         )
-        return check_response(answer.status, answer.body)
+        return check_response(answer.status, answer.body, answer.headers)
 
 
-def check_response(status: int, body: bytes) -> int:
+def check_response(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> int:
     """Map a ``messages.send`` answer to the message id or to the send error to act on.
 
     VK answers API errors with HTTP 200 and ``{"error": {"error_code", "error_msg"}}``; the
-    code decides. Statuses other than 200 come from VK's front servers.
+    code decides. Statuses other than 200 come from VK's front servers, which name their
+    wait in ``Retry-After``. VK's throttling errors (6 "too many requests per second",
+    9 flood control) name no wait: the reply sender's exponential back-off with jitter
+    retries them (docs/channels/vk.md, "Throttling").
     """
-    payload = json_object(f"vk {SEND_METHOD}", status, body)
+    headers = headers or {}
+    payload = json_object(f"vk {SEND_METHOD}", status, body, headers)
     error = payload.get("error")
     if isinstance(error, dict):
         code = error.get("error_code")
         description = f"vk {SEND_METHOD}: error {code}: {error.get('error_msg')}"
-        if isinstance(code, int) and code in _RETRYABLE_ERRORS:
-            raise RetryableSendError(description, _RETRYABLE_ERRORS[code])
+        if isinstance(code, int) and code in RETRYABLE_ERRORS:
+            raise RetryableSendError(description, retry_after_s(headers))
         raise PermanentSendError(description)
     if retryable_status(status):
-        raise RetryableSendError(f"vk {SEND_METHOD}: HTTP {status}")
+        raise RetryableSendError(f"vk {SEND_METHOD}: HTTP {status}", retry_after_s(headers))
     message_id = payload.get("response")
     if status != 200 or isinstance(message_id, bool) or not isinstance(message_id, int):
         raise PermanentSendError(f"vk {SEND_METHOD}: HTTP {status} without a message id")

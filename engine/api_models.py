@@ -338,3 +338,12 @@ PortalCall = (
     | StatsCall
 )
 """Every call of the operator's workflow (``engine.routing.operator_calls``)."""
+
+
+class MediaLinkBody(Frozen):
+    """``POST /api/v1/media-links``: a link to a file a customer sent (docs/channels/media.md)."""
+
+    connector_id: str = Field(pattern=ID_PATTERN, description="The connector it came through.")
+    file_id: str = Field(
+        min_length=1, max_length=1024, description="The message's ``file.file_id``."
+    )

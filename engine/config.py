@@ -109,6 +109,14 @@ class EngineConfig(ConfigModel):
         default=0, ge=0, description="0: one Ray actor per portal; N: portals spread over N."
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Bigger gets 413.")
+    media_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="The largest customer file a media link serves (docs/channels/media.md).",
+    )
+    media_link_ttl_s: float = Field(
+        default=3600, gt=0, le=7 * 86400, description="How long a media link works."
+    )
     handoff_batch_max: int = Field(
         default=1000,
         ge=1,

@@ -5,6 +5,8 @@ Every exception keeps its constructor arguments in ``args`` so it pickles across
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class EngineError(Exception):
     """Root of every error the engine raises on purpose."""
@@ -46,6 +48,26 @@ class NotFoundError(EngineError):
 
     http_status = 404
     reason = "not_found"
+
+
+class MediaLinkError(EngineError):
+    """A media link that cannot be served (docs/channels/media.md): ``code`` says why
+    (``bad_link`` 404, ``link_expired`` 410, ``file_gone`` 404, ``too_large`` 413,
+    ``provider_failed`` 502, ``not_fetchable`` 422)."""
+
+    _STATUSES: ClassVar[dict[str, int]] = {
+        "bad_link": 404,
+        "file_gone": 404,
+        "link_expired": 410,
+        "too_large": 413,
+        "not_fetchable": 422,
+        "provider_failed": 502,
+    }
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message, code)
+        self.reason = code
+        self.http_status = self._STATUSES[code]
 
 
 class ConflictError(EngineError):

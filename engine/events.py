@@ -280,14 +280,19 @@ class DialogKpiExceeded(Frozen):
     waited_s: float = Field(description="How long it had lasted when this was noticed.")
 
 
-class ReplySent(Frozen):
-    """A reply reached the customer's channel."""
+class ReplyEvent(Frozen):
+    """What every event about one reply names: the reply and where it came from."""
 
     reply_id: str
     client_id: str | None = Field(description="The portal's own id for it, echoed.")
     origin: ReplyOrigin = Field(
         description="operator: through the API; line: the line's own text; bot: the line's bot."
     )
+
+
+class ReplySent(ReplyEvent):
+    """A reply reached the customer's channel."""
+
     channel_message_ids: tuple[str, ...] = Field(description="The channel's ids of its parts.")
     form: str = Field(
         default="message",
@@ -300,14 +305,9 @@ class ReplySent(Frozen):
     )
 
 
-class ReplyFailed(Frozen):
+class ReplyFailed(ReplyEvent):
     """A reply could not be delivered; ``reason`` says why."""
 
-    reply_id: str
-    client_id: str | None = Field(description="The portal's own id for it, echoed.")
-    origin: ReplyOrigin = Field(
-        description="operator: through the API; line: the line's own text; bot: the line's bot."
-    )
     reason: str = Field(description="send_failed (refused for good) or expired (TTL).")
     error: str = Field(description="The channel's own words.")
     form: str = Field(
@@ -317,7 +317,16 @@ class ReplyFailed(Frozen):
     )
 
 
-class ReplyUncertain(Frozen):
+class ReplyQueued(ReplyEvent):
+    """A reply waits for a provider's rate limit the engine keeps (Instagram's private
+    replies an hour): stored, it goes out by itself at ``send_at``, in order, and then
+    ``reply.sent`` (or ``reply.failed``) follows. Not sent when the wait is short."""
+
+    send_at: float = Field(description="When it is due to go out (Unix seconds).")
+    limit: str = Field(description="The provider's limit it waits for, in words.")
+
+
+class ReplyUncertain(ReplyEvent):
     """A reply may or may not have reached the customer, and is not sent again.
 
     An attempt to send it started and its outcome was lost: the engine stopped while the
@@ -326,11 +335,6 @@ class ReplyUncertain(Frozen):
     (look in the chat, or send it again as a new reply).
     """
 
-    reply_id: str
-    client_id: str | None = Field(description="The portal's own id for it, echoed.")
-    origin: ReplyOrigin = Field(
-        description="operator: through the API; line: the line's own text; bot: the line's bot."
-    )
     reason: UncertainReason = Field(
         description="interrupted: the engine stopped during the attempt, its answer lost."
     )
@@ -346,6 +350,7 @@ EVENT_TYPES: dict[str, type[Frozen]] = {
     "reply.sent": ReplySent,
     "reply.failed": ReplyFailed,
     "reply.uncertain": ReplyUncertain,
+    "reply.queued": ReplyQueued,
     "dialog.queued": DialogQueued,
     "dialog.offered": DialogOffered,
     "dialog.offer_withdrawn": DialogOfferWithdrawn,

@@ -223,6 +223,11 @@ class ChannelEvent(Frozen):
 class OutboundText(Frozen):
     kind: Literal["text"] = "text"
     text: str = Field(min_length=1, max_length=100_000)
+    markup: Literal["bbcode", "plain"] = Field(
+        default="bbcode",
+        description="bbcode: [b] [i] [s] [u] [url=...] [br] and plain URLs are converted to "
+        "what the channel shows (docs/channels/markup.md); plain: the text as it is.",
+    )
 
 
 class OutboundImage(Frozen):

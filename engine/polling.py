@@ -23,7 +23,7 @@ import aiohttp
 from channels.base import Channel, PollResult
 from engine.clock import Clock
 from engine.config import ConnectorConfig
-from engine.errors import EngineError
+from engine.errors import EngineError, RetryableSendError
 from engine.handoff import Handoff, InProgress
 from engine.ingest import addressed
 from engine.metrics import Counters
@@ -65,6 +65,9 @@ class PollingLoop:
         self._clock = clock
         self._counters = counters
         self._pool_size = pool_size
+        self._held_until: dict[str, float] = {}
+        """Connectors a provider throttled, until when (its ``retry_after``); in memory: a
+        restart polls at the next interval, and a provider still throttling says so again."""
 
     async def run(self) -> None:
         while True:
@@ -81,6 +84,8 @@ class PollingLoop:
                 continue
             interval_s = channel.poll_interval_s
             if interval_s is None:
+                continue
+            if self._clock.now() < self._held_until.get(connector.id, 0.0):
                 continue
             stored = await self._intake.call(self._intake.store.poll_cursor, connector.id)
             if stored is not None and self._clock.now() < stored[1] + interval_s:
@@ -100,6 +105,10 @@ class PollingLoop:
             log.warning(
                 "poll failed: channel=%s connector=%s: %s", connector.channel, connector.id, exc
             )
+            if isinstance(exc, RetryableSendError) and exc.retry_after_s:
+                # Throttled (Telegram 429 retry_after, Meta's regain-access estimate): not
+                # before the time the provider named, even if the interval is shorter.
+                self._held_until[connector.id] = self._clock.now() + exc.retry_after_s
             self._counters.inc(
                 "openlines_poll_failed_total", channel=connector.channel, connector=connector.id
             )

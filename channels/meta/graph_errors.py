@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from channels.http_calls import HttpAnswer, json_object, retryable_status
+from channels.http_calls import retry_after_s as http_retry_after_s
 from engine.errors import PermanentSendError, RetryableSendError
 
 THROTTLING_CODES = frozenset({4, 17, 32, 613, 80007, 130429, 131056, 131048})
@@ -54,7 +55,7 @@ def graph_answer(what: str, answer: HttpAnswer) -> dict[str, Any]:
 
     ``what`` names the call in the error (``"facebook send"``).
     """
-    payload = json_object(what, answer.status, answer.body)
+    payload = json_object(what, answer.status, answer.body, answer.headers)
     error = payload.get("error")
     if answer.status < 300 and error is None:
         return payload
@@ -107,15 +108,13 @@ def explain(code: int | None, subcode: int | None) -> str | None:
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
     """When Meta says a throttled caller may try again, in seconds, or ``None``.
 
-    ``Retry-After`` (seconds) when present; else the longest
-    ``estimated_time_to_regain_access`` (minutes) in ``X-Business-Use-Case-Usage``.
+    ``Retry-After`` (seconds or an HTTP date, ``channels.http_calls.retry_after_s``) when
+    it reads; else the longest ``estimated_time_to_regain_access`` (minutes) in
+    ``X-Business-Use-Case-Usage``.
     """
-    header = headers.get("Retry-After")
-    if header is not None:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            pass
+    named = http_retry_after_s(headers)
+    if named is not None:
+        return named
     usage = headers.get("X-Business-Use-Case-Usage")
     if usage is None:
         return None

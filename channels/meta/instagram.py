@@ -18,6 +18,7 @@ and retried after the time Meta gives (the engine's durable reply queue), never 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar, Literal
 
 import aiohttp
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field
 from channels.base import Capabilities, Credentials, PollResult, WebhookParse
 from channels.meta.account_channel import AccountChannel, AccountCredentials
 from channels.meta.comment_replies import CommentReplies
+from channels.meta.comments import thread_of
 from channels.meta.connect_models import InstagramConnect
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
 from channels.meta.instagram_comments import InstagramCommentReader
@@ -34,7 +36,7 @@ from channels.meta.messaging import MessagingReader
 from channels.meta.send_api import SendApi, message_objects
 from channels.meta.setup import SetupPlan
 from channels.text_split import utf8_bytes
-from engine.delivery.send_rates import Rate, SendRate
+from engine.delivery.send_rates import KeptRate, Rate, SendRate
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 
 MAX_TEXT_BYTES = 1000
@@ -43,6 +45,13 @@ COMMENT_CAPABILITIES = Capabilities(
     max_text_chars=MAX_COMMENT_CHARS, images=False, files=False, buttons=False
 )
 WINDOW_S = 24 * 3600.0
+PRIVATE_REPLIES = KeptRate(
+    name="private_replies",
+    # 750 calls an hour per account (docs/channels/instagram.md, "Limits"). A bucket lets
+    # out at most its burst plus an hour's refill in any hour: 50 + 700 = 750.
+    rate=Rate(per_s=700 / 3600, burst=50),
+    limit="Instagram: 750 private replies to comments an hour per account",
+)
 
 
 class InstagramCredentials(AccountCredentials):
@@ -90,8 +99,8 @@ class InstagramChannel(AccountChannel):
     )
     reply_window_s: ClassVar[float | None] = WINDOW_S
     notification_object: ClassVar[str] = "instagram"
-    # Send API: 300 calls a second per account for text; the 750 private replies an hour are
-    # left to Meta's throttling answer, retried after its wait (docs/channels/instagram.md).
+    # Send API: 300 calls a second per account for text; private replies to comments also
+    # 750 an hour, kept across restarts (``send_rate_for``; docs/channels/instagram.md).
     send_rate: ClassVar[SendRate] = SendRate(per_connector=Rate(per_s=300, burst=300))
     connect_model: ClassVar[type[BaseModel] | None] = InstagramConnect
 
@@ -132,6 +141,14 @@ class InstagramChannel(AccountChannel):
     @property
     def account_id(self) -> str:
         return self.credentials.account_id
+
+    def send_rate_for(self, target: DialogTarget) -> SendRate:
+        """A reply in a comment thread that goes as a private reply counts against the 750
+        an hour too; direct messages and public replies only against the Send API's rate."""
+        private = self.credentials.comment_replies == "private"
+        if private and thread_of(target.dialog_key) is not None:
+            return replace(self.send_rate, kept=(PRIVATE_REPLIES,))
+        return self.send_rate
 
     @property
     def poll_interval_s(self) -> float | None:

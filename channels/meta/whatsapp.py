@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import BaseModel, Field
 
-from channels.base import Capabilities, Credentials, RawRequest, WebhookParse
+from channels.base import Capabilities, Credentials, MediaSource, RawRequest, WebhookParse
 from channels.keyboards import reply_buttons
 from channels.meta.app_webhook import by_phone_number
 from channels.meta.channel import MetaChannel
@@ -28,7 +28,7 @@ from channels.meta.connect_models import WhatsAppConnect
 from channels.meta.credentials import ACCOUNT_ID_PATTERN, MetaAppCredentials
 from channels.meta.envelope import MetaEntry, read_event, read_notification
 from channels.meta.events import channel_event
-from channels.meta.graph_calls import graph_post
+from channels.meta.graph_calls import graph_call, graph_post
 from channels.meta.messaging import EntryReading
 from channels.meta.setup import SetupPlan
 from channels.meta.whatsapp_buttons import interactive_buttons
@@ -121,7 +121,7 @@ class WhatsAppChannel(MetaChannel):
     name: ClassVar[str] = "whatsapp"
     credentials_model: ClassVar[type[Credentials]] = WhatsAppCredentials
     capabilities: ClassVar[Capabilities] = Capabilities(
-        max_text_chars=MAX_TEXT_CHARS, max_caption_chars=MAX_CAPTION_CHARS
+        max_text_chars=MAX_TEXT_CHARS, max_caption_chars=MAX_CAPTION_CHARS, markup="whatsapp"
     )
     reply_window_s: ClassVar[float | None] = WINDOW_S
     # 80 messages a second per number; to one customer about one every 6 s after a short
@@ -308,6 +308,33 @@ class WhatsAppChannel(MetaChannel):
             extras=extras,
             raw=data,
             address=_address_of(self.credentials.phone_number_id, sender),
+        )
+
+    # --- customers' media (docs/channels/media.md)
+
+    async def media_source(self, session: aiohttp.ClientSession, file_id: str) -> MediaSource:
+        """``GET {graph}/{media-id}`` names a URL valid five minutes, which is fetched with
+        the same token (docs/channels/whatsapp.md, "Media"). Only a numeric id is asked for:
+        a portal's ``file_id`` must not steer the engine's token to another Graph node."""
+        if not file_id.isdigit() or not file_id.isascii():
+            raise PermanentSendError(f"whatsapp media: {file_id!r} is not a media id")
+        creds = self.credentials
+        answer = await graph_call(
+            session,
+            "GET",
+            f"{creds.graph_api_url}/{file_id}",
+            token=creds.access_token,
+            what="whatsapp media",
+            timeout_s=creds.request_timeout_s,
+        )
+        url, size, mime_type = answer.get("url"), answer.get("file_size"), answer.get("mime_type")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise PermanentSendError("whatsapp media: the answer has no download URL")
+        return MediaSource(
+            url=url,
+            headers={"Authorization": f"Bearer {creds.access_token}"},
+            mime_type=mime_type if isinstance(mime_type, str) else None,
+            size_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
         )
 
     # --- outbound

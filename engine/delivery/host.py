@@ -249,10 +249,11 @@ class MailboxHost:
             self._clock,
             self.counters,
             self._rng,
+            note_queued=router.reply_queued,
         )
         self._portals[portal.id] = HostedPortal(mailbox, sender, router)
         self._delivery.load(mailbox, startup)
-        await sender.start(startup.replies)
+        await sender.start(startup.replies, startup.send_buckets)
         await router.start(startup)
 
     def _reply_terms(self, connector_id: str, dialog_key: str) -> ReplyConditions:

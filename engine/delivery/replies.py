@@ -6,7 +6,10 @@ outside hours, timeouts) come from the router. Both are stored by the dialog's o
 settled through it (``ReplySettler``), so the outcome event shows the dialog as it stands
 when the outcome joins the stream.
 
-A provider's rate limit (Telegram 429 ``retry_after``) delays only the dialog it hit. A
+A provider's limits are kept before each attempt (``send_rates``): a wait delays only its
+dialog, and a long one is told to the portal as ``reply.queued`` (the reply is stored and
+goes out by itself). A provider's throttling answer (Telegram 429 ``retry_after``) delays
+only the dialog it hit. A
 retryable failure is tried again with backoff until the portal's TTL; a permanent one (the
 user blocked the bot) fails at once with the provider's reason.
 
@@ -32,9 +35,16 @@ import aiohttp
 from engine.clock import Clock
 from engine.config import PortalConfig
 from engine.delivery.retry import backoff_delay_s
-from engine.delivery.send_rates import SendPacer, SendRate
+from engine.delivery.send_rates import BucketLevel, Pacing, SendPacer, SendRate
 from engine.errors import EngineError, PermanentSendError, RetryableSendError
-from engine.events import ReplyFailed, ReplyOrigin, ReplySent, ReplyUncertain, event_type
+from engine.events import (
+    ReplyFailed,
+    ReplyOrigin,
+    ReplyQueued,
+    ReplySent,
+    ReplyUncertain,
+    event_type,
+)
 from engine.metrics import Counters
 from engine.models import DialogTarget, ReplyRequest, Route, SentReceipt
 from engine.routing.state import DialogState
@@ -93,6 +103,13 @@ ReplyOutcome = ReplySent | ReplyFailed | ReplyUncertain
 ReplySettler = Callable[[StoredReply, ReplyOutcome], Awaitable[None]]
 """Records a reply's outcome in its dialog's stream and removes the stored reply."""
 
+ReplyNoter = Callable[[StoredReply, ReplyQueued], Awaitable[None]]
+"""Records that a reply waits (``reply.queued``) in its dialog's stream; it stays stored."""
+
+QUEUED_NOTICE_S = 5.0
+"""A pacing wait at least this long is told to the portal as ``reply.queued``; shorter
+ones (Telegram's second per chat) would only add noise."""
+
 
 def target_of(dialog: DialogState, portal_id: str) -> DialogTarget:
     """What a channel needs to address the dialog's customer."""
@@ -141,8 +158,10 @@ class ReplySender:
         clock: Clock,
         counters: Counters,
         rng: random.Random | None = None,
+        note_queued: ReplyNoter | None = None,
     ) -> None:
         self._portal = portal
+        self._note_queued = note_queued
         self._store = store
         self._settle_in_stream = settle
         self._channel_for = channel_for
@@ -158,10 +177,19 @@ class ReplySender:
     def portal_id(self) -> str:
         return self._portal().id
 
-    async def start(self, stored: Sequence[StoredReply] | None = None) -> None:
-        """Send what was stored and not settled before (read by the host, or here)."""
+    async def start(
+        self,
+        stored: Sequence[StoredReply] | None = None,
+        levels: Sequence[BucketLevel] | None = None,
+    ) -> None:
+        """Send what was stored and not settled before, paced by the kept buckets' stored
+        levels (both read by the host with the portal's start-up, or here)."""
+        store = self._store
         if stored is None:
-            stored = await self._store.call(self._store.store.replies, self.portal_id)
+            stored = await store.call(store.store.replies, self.portal_id)
+        if levels is None:
+            levels = await store.call(store.store.send_buckets, self.portal_id)
+        self._pacer.restore(levels)
         for reply in stored:
             self.enqueue(reply)
 
@@ -209,9 +237,7 @@ class ReplySender:
             channel = self._lookup(reply, request, target)
             if isinstance(channel, ReplyFailed):
                 return channel
-            await self._pacer.wait(
-                _send_rate(channel), target.route.connector_id, target.dialog_key
-            )
+            await self._pace(reply, request, channel, target)
             reply = await self._start_attempt(reply, channel)
             result = await self._attempt(channel, target, request, reply)
             if not isinstance(result, RetryableSendError):
@@ -219,6 +245,31 @@ class ReplySender:
             if self._clock.now() >= expires_at:
                 return self._failed(reply, request, "expired", f"not sent within ttl: {result}")
             reply = await self._schedule_retry(reply, expires_at, result.retry_after_s)
+
+    async def _pace(
+        self, reply: StoredReply, request: ReplyRequest, channel: ReplyChannel, target: DialogTarget
+    ) -> None:
+        """Take the send's tokens (storing the kept buckets' levels first) and wait for them;
+        a long wait is told to the portal before it starts."""
+        pacing = self._pacer.take(
+            _send_rate(channel, target), target.route.connector_id, target.dialog_key
+        )
+        if pacing.levels:
+            store = self._store
+            await store.call(store.store.save_send_buckets, self.portal_id, pacing.levels)
+        if pacing.delay_s >= QUEUED_NOTICE_S and self._note_queued is not None:
+            await self._note_queued(reply, self._queued(reply, request, pacing))
+        if pacing.delay_s > 0:
+            await self._clock.sleep(pacing.delay_s)
+
+    def _queued(self, reply: StoredReply, request: ReplyRequest, pacing: Pacing) -> ReplyQueued:
+        return ReplyQueued(
+            reply_id=reply.reply_id,
+            client_id=request.client_id,
+            origin=reply.origin,
+            send_at=self._clock.now() + pacing.delay_s,
+            limit=pacing.limit or "the channel's send rate",
+        )
 
     def _interrupted(
         self, reply: StoredReply, request: ReplyRequest, target: DialogTarget
@@ -341,10 +392,12 @@ class ReplySender:
         return replace(reply, next_attempt_at=next_at, attempt_started_at=None)
 
 
-def _send_rate(channel: ReplyChannel) -> SendRate:
+def _send_rate(channel: ReplyChannel, target: DialogTarget) -> SendRate:
     # Read defensively, like ``idempotent_sends``: a plug-in that declares no limits is paced
-    # by nothing but the provider's own throttling answers.
-    rate = getattr(channel, "send_rate", None)
+    # by nothing but the provider's own throttling answers. ``send_rate_for`` names the
+    # limits of one send where they differ by dialog (Instagram's private comment replies).
+    rate_for = getattr(channel, "send_rate_for", None)
+    rate = rate_for(target) if callable(rate_for) else getattr(channel, "send_rate", None)
     return rate if isinstance(rate, SendRate) else SendRate()
 
 

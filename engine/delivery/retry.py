@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from email.utils import parsedate_to_datetime
 
 
 def backoff_delay_s(
@@ -22,3 +23,25 @@ def backoff_delay_s(
         return retry_after_s
     ceiling = min(max_s, initial_s * (2 ** min(attempt, 62)))
     return float(ceiling * (0.5 + rng.random() / 2))
+
+
+def parse_retry_after(value: str | None, now_s: float) -> float | None:
+    """``Retry-After`` as seconds from ``now_s``: delay-seconds or an HTTP date (RFC 9110
+    10.2.3); ``None`` for what does not read as either. A date in the past is 0."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    at_s = http_date_s(value)
+    return None if at_s is None else max(0.0, at_s - now_s)
+
+
+def http_date_s(value: str | None) -> float | None:
+    """An HTTP date (``Date``, ``Retry-After``) as a Unix time, or ``None``."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value.strip()).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None

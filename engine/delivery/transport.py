@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import aiohttp
 
 from engine.clock import Clock
+from engine.delivery.retry import parse_retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,19 +23,6 @@ class DeliveryTransport(Protocol):
     async def post(
         self, url: str, headers: dict[str, str], body: bytes, timeout_s: float
     ) -> DeliveryOutcome: ...
-
-
-def parse_retry_after(value: str | None, now_s: float) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date (RFC 9110)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now_s)
-    except (TypeError, ValueError):
-        return None
 
 
 class HttpTransport:

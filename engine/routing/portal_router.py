@@ -31,7 +31,7 @@ from engine.crm.records import Contact
 from engine.delivery.ordering import sorted_into_slots
 from engine.delivery.replies import ReplyOutcome, stored_reply, target_of
 from engine.errors import ConflictError, NotFoundError, ValidationFailedError
-from engine.events import ReplySent
+from engine.events import ReplyQueued, ReplySent
 from engine.handoff import Watermarks
 from engine.ids import new_id
 from engine.ingest import CHANNEL_EVENT
@@ -705,9 +705,7 @@ class PortalRouter:
     async def settle_reply(self, reply: StoredReply, outcome: ReplyOutcome) -> None:
         """A reply's outcome joins its dialog's stream; the stored reply goes with it."""
         async with self._lock:
-            dialog = self.dispatcher.board.with_dialog(reply.dialog_id) or await self.dialog(
-                reply.dialog_id
-            )
+            dialog = await self._reply_dialog(reply)
             now = self._clock.now()
             self.dispatcher.note(dialog, outcome, now, reply.request_json)
             if isinstance(outcome, ReplySent):
@@ -716,6 +714,20 @@ class PortalRouter:
         if self._echoes_deferred:  # an echo waited for this reply's message ids
             self._echoes_deferred = False
             self.wake()
+
+    async def _reply_dialog(self, reply: StoredReply) -> DialogState:
+        """The dialog a reply belongs to, on the board or stored (closed meanwhile)."""
+        return self.dispatcher.board.with_dialog(reply.dialog_id) or await self.dialog(
+            reply.dialog_id
+        )
+
+    async def reply_queued(self, reply: StoredReply, event: ReplyQueued) -> None:
+        """A reply waits for a kept rate limit: ``reply.queued`` joins its dialog's stream
+        (the reply stays stored; its outcome follows)."""
+        async with self._lock:
+            dialog = await self._reply_dialog(reply)
+            self.dispatcher.note(dialog, event, self._clock.now())
+            await self._commit()
 
     async def set_responsible(
         self, connector_id: str, customer_id: str, operator_id: str | None

@@ -15,6 +15,7 @@ from engine.crm.identities import Identity
 from engine.crm.linking import ContactLink
 from engine.crm.records import Contact, Lead, LeadStatus
 from engine.crm.sightings import LinkSettings
+from engine.delivery.send_rates import BucketLevel
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import Block, DialogState, OperatorState
 from engine.stats.events import DialogEvent
@@ -288,6 +289,14 @@ class OutboxStore(Protocol):
 
     def schedule_reply_retry(self, reply_id: str, next_attempt_at: float) -> None:
         """The attempt failed with a known outcome: the next one is due at ``next_attempt_at``."""
+        ...
+
+    def send_buckets(self, portal_id: str) -> list[BucketLevel]:
+        """The portal's kept send buckets' levels (``engine.delivery.send_rates``)."""
+        ...
+
+    def save_send_buckets(self, portal_id: str, levels: Sequence[BucketLevel]) -> None:
+        """Store kept send buckets' levels, replacing the old ones."""
         ...
 
     def prune_seen(self, older_than: float) -> int: ...

@@ -225,6 +225,8 @@ class PortalStartup:
     undelivered_offers: frozenset[str]
     blocked: list[Any]
     """The ``Block`` records of identities that open no dialogs (``engine.routing.state``)."""
+    send_buckets: list[Any]
+    """The kept send buckets' ``BucketLevel`` (``engine.delivery.send_rates``)."""
 
     @property
     def idle(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.delivery.send_rates import BucketLevel
 from engine.errors import NotFoundError
 from engine.routing.plan import CustomerOwners, Plan
 from engine.routing.state import Block, DialogState, OperatorState
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS replies (
     target_json BLOB NOT NULL, request_json BLOB NOT NULL, created_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
     origin TEXT NOT NULL, attempt_started_at REAL);
+CREATE TABLE IF NOT EXISTS send_buckets (
+    portal_id TEXT NOT NULL, connector_id TEXT NOT NULL, name TEXT NOT NULL,
+    tokens REAL NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (portal_id, connector_id, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS api_requests (
     portal_id TEXT NOT NULL, request_id TEXT NOT NULL, seen_at REAL NOT NULL,
     PRIMARY KEY (portal_id, request_id)) WITHOUT ROWID;
@@ -227,6 +232,12 @@ class SqliteOutbox(SqliteFile):
             row[0]
             for row in self._db.execute("SELECT event_id FROM events WHERE kind = ?", (OFFER_KIND,))
         )
+        buckets: dict[str, list[BucketLevel]] = {p: [] for p in wanted}
+        for portal_id, *level in self._db.execute(
+            "SELECT portal_id, connector_id, name, tokens, at FROM send_buckets"
+        ):
+            if portal_id in wanted:
+                buckets[portal_id].append(BucketLevel(*level))
         return {
             p: PortalStartup(
                 pending[p],
@@ -237,6 +248,7 @@ class SqliteOutbox(SqliteFile):
                 operators.get(p, []),
                 offers,
                 blocked.get(p, []),
+                buckets[p],
             )
             for p in wanted
         }
@@ -443,6 +455,22 @@ class SqliteOutbox(SqliteFile):
                 "UPDATE replies SET next_attempt_at = ?, attempt_started_at = NULL"
                 " WHERE reply_id = ?",
                 (next_attempt_at, reply_id),
+            )
+
+    def send_buckets(self, portal_id: str) -> list[BucketLevel]:
+        rows = self._db.execute(
+            "SELECT connector_id, name, tokens, at FROM send_buckets WHERE portal_id = ?",
+            (portal_id,),
+        ).fetchall()
+        return [BucketLevel(*row) for row in rows]
+
+    def save_send_buckets(self, portal_id: str, levels: Sequence[BucketLevel]) -> None:
+        """Kept buckets' levels (docs/channels/contract.md, "Kept limits"); durable, since a
+        level lost to a power cut would let a second window's worth of sends out."""
+        with self._transaction(durable=True) as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO send_buckets VALUES (?, ?, ?, ?, ?)",
+                [(portal_id, lv.connector_id, lv.name, lv.tokens, lv.at) for lv in levels],
             )
 
     def prune_seen(self, older_than: float) -> int:

@@ -2,7 +2,8 @@
 
 Routes: provider webhooks (``/hooks/...``), the site's chat widget (``/widget/...``,
 docs/channels/widget.md), the portal API (``/api/v1/...``), the admin API
-(``/admin/v1/...``), ``/healthz`` and ``/metrics``. Every refusal is JSON with a reason and
+(``/admin/v1/...``), customers' media by signed link (``/media/...``,
+docs/channels/media.md), ``/healthz`` and ``/metrics``. Every refusal is JSON with a reason and
 is counted (``engine.web.middleware``).
 """
 
@@ -16,6 +17,7 @@ from channels.widget.web import WidgetApi
 from engine.web.admin_api import AdminApi
 from engine.web.crm_api import CrmApi
 from engine.web.health import HealthAndMetrics
+from engine.web.media import MediaApi
 from engine.web.middleware import error_middleware
 from engine.web.openapi import openapi_document
 from engine.web.portal_api import PortalApi
@@ -39,7 +41,8 @@ def build_app(
     app.router.add_get("/hooks/{channel}/{connector_id}", ingest.handshake, allow_head=False)
     app.router.add_post("/hooks/{channel}", ingest.handle_app)
     app.router.add_get("/hooks/{channel}", ingest.app_handshake, allow_head=False)
-    calls = [*PortalApi(engine).calls(), *CrmApi(engine).calls()]
+    media = MediaApi(engine, ingest.session)
+    calls = [*PortalApi(engine).calls(), *CrmApi(engine).calls(), *media.calls()]
     described = orjson.dumps(openapi_document(calls))
 
     async def openapi(request: web.Request) -> web.Response:
@@ -50,4 +53,5 @@ def build_app(
     app.add_routes(AdminApi(engine).routes())
     app.add_routes(HealthAndMetrics(engine).routes())
     WidgetApi(engine, ingest, widget_logs).attach(app)
+    media.attach(app)
     return app

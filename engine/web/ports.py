@@ -143,6 +143,11 @@ class Engine(Protocol):
         """The body of ``GET /api/v1/engine-key``."""
         ...
 
+    @property
+    def media_link_key(self) -> bytes:
+        """The key media links are MAC'd with (``engine.security.media_links``)."""
+        ...
+
     async def wait_for_version(self, version: int) -> None:
         """Once this process's copy of the registry is at least ``version``."""
         ...

@@ -88,6 +88,11 @@ class WebhookIngest:
         self._in_progress = in_progress
         self.accepting = True
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """This actor's client session for outbound calls (verification keys, media)."""
+        return self._session
+
     @contextlib.contextmanager
     def handling(self) -> Iterator[None]:
         """A request whose messages are being stored: refused while the actor stops; while

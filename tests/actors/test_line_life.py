@@ -165,6 +165,14 @@ def step(event: dict[str, Any]) -> tuple[str, Any]:
     return kind, data.get("operator_id") or data.get("operator_ids") or data.get("reason")
 
 
+def said(text: str, keyboard: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``sendMessage`` to chat 42 as the engine makes it (Telegram's HTML, its keyboard)."""
+    params: dict[str, Any] = {"chat_id": "42", "parse_mode": "HTML", "text": text}
+    if keyboard is not None:
+        params["reply_markup"] = keyboard
+    return params
+
+
 class Life:
     """The test's hands: the customer in Telegram, operators through the portal API."""
 
@@ -304,16 +312,16 @@ async def test_a_dialogs_life_with_the_lines_own_messages_and_its_bot(
         held = [event["dialog"]["held"] for event in life.events()]
         assert held[:11] == ["bot"] * 11 and set(held[12:]) == {None}
         assert life.sent() == [
-            {"chat_id": "42", "text": "Hello, Ann! This is Acme."},
-            {"chat_id": "42", "text": "Do you agree to data processing?", "reply_markup": CONSENT},
-            {"chat_id": "42", "text": "How can I help, Ann?", "reply_markup": MENU},
-            {"chat_id": "42", "text": "Thank you!"},
-            {"chat_id": "42", "text": "Delivery takes 1–2 days.", "reply_markup": MENU},
-            {"chat_id": "42", "text": "Connecting you to an operator."},
-            {"chat_id": "42", "text": "Boris: Your parcel is on its way."},
-            {"chat_id": "42", "text": "Thank you, Ann!"},
-            {"chat_id": "42", "text": "Please rate Boris from 1 to 5.", "reply_markup": RATING},
-            {"chat_id": "42", "text": "Thanks for the rating!"},
+            said("Hello, Ann! This is Acme."),
+            said("Do you agree to data processing?", CONSENT),
+            said("How can I help, Ann?", MENU),
+            said("Thank you!"),
+            said("Delivery takes 1–2 days.", MENU),
+            said("Connecting you to an operator."),
+            said("Boris: Your parcel is on its way."),
+            said("Thank you, Ann!"),
+            said("Please rate Boris from 1 to 5.", RATING),
+            said("Thanks for the rating!"),
         ]
         assert [call.method for call in telegram.calls] == ["sendMessage"] * 10
         contact_id = life.events()[0]["dialog"]["contact_id"]

@@ -16,7 +16,7 @@ import pytest
 
 from tests.harness import RunningEngine, engine_config, start_engine, stop_engine
 from tests.standins.portal import PortalStandIn
-from tests.standins.telegram_api import TelegramApiStandIn, post_update
+from tests.standins.telegram_api import TelegramApiStandIn, post_update, text_update
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -61,16 +61,7 @@ def acme_config(portal: PortalStandIn) -> dict[str, Any]:
 
 
 async def write(engine: RunningEngine, update_id: int, chat_id: int, text: str) -> None:
-    update = {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": {"id": chat_id, "is_bot": False, "first_name": "Ann"},
-            "chat": {"id": chat_id, "type": "private"},
-            "date": 1776047737,
-            "text": text,
-        },
-    }
+    update = text_update(update_id, chat_id, text, first_name="Ann")
     result = await post_update(engine.session, engine.hook_url("telegram", "tg"), SECRET, update)
     assert result.status == 200
 

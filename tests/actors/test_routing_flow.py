@@ -19,7 +19,7 @@ import pytest
 from engine.cli import main
 from tests.harness import ADMIN_TOKEN, RunningEngine, engine_config, start_engine, stop_engine
 from tests.standins.portal import PortalStandIn
-from tests.standins.telegram_api import TelegramApiStandIn, post_update
+from tests.standins.telegram_api import TelegramApiStandIn, post_update, text_update
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -44,16 +44,7 @@ def rules(**queue: Any) -> dict[str, dict[str, Any]]:
 
 
 def update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": {"id": chat_id, "is_bot": False, "first_name": "Ann"},
-            "chat": {"id": chat_id, "type": "private"},
-            "date": 1776047737,
-            "text": text,
-        },
-    }
+    return text_update(update_id, chat_id, text, first_name="Ann")
 
 
 def telegram_connector(telegram: TelegramApiStandIn) -> dict[str, Any]:

@@ -280,7 +280,11 @@ async def test_buttons_reach_the_receiver_as_numbered_options_in_the_text(
     request = ReplyRequest(content=OutboundText(text="May we?"), keyboard=keyboard)
     await make_channel(custom_receiver.url).send(session, TARGET, request, reply_id=REPLY_ID)
     (reply,) = custom_receiver.replies
-    assert reply.body["content"] == {"kind": "text", "text": "May we?\n\n1. ✅ Yes\n2. ❌ No"}
+    assert reply.body["content"] == {
+        "kind": "text",
+        "text": "May we?\n\n1. ✅ Yes\n2. ❌ No",
+        "markup": "bbcode",  # the receiver renders the portal's markup itself
+    }
 
 
 async def test_receipt_uses_the_receivers_ids_or_the_webhook_id(
@@ -326,7 +330,8 @@ async def test_overload_and_server_errors_are_retryable(
     retry_after: str | None,
     expected_s: float | None,
 ) -> None:
-    custom_receiver.fail_next(status, body="busy", retry_after=retry_after)
+    date = formatdate(FIXED_NOW_S, usegmt=True)  # the receiver's clock, as the channel's
+    custom_receiver.fail_next(status, body="busy", retry_after=retry_after, date=date)
     with pytest.raises(RetryableSendError, match=f"reply_url answered {status}: busy") as caught:
         await make_channel(custom_receiver.url).send(session, TARGET, HELLO, reply_id=REPLY_ID)
     assert caught.value.retry_after_s == expected_s

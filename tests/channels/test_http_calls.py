@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from email.utils import formatdate
+
 import aiohttp
 import pytest
 
-from channels.http_calls import json_object, post, retryable_status
+from channels.http_calls import json_object, post, retry_after_s, retryable_status
 from engine.errors import PermanentSendError, RetryableSendError
 
 
@@ -42,3 +44,42 @@ async def test_no_answer_is_retryable_and_hides_what_is_redacted(
             timeout_s=1,
             redact={"123:token": "<bot_token>"},
         )
+
+
+NOW_S = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected_s"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"Retry-After": " 30 "}, 30.0),
+        ({"Retry-After": "0"}, 0.0),
+        # An HTTP date is read against the answer's Date (the server's clock) ...
+        (
+            {
+                "Retry-After": formatdate(NOW_S + 3600 + 90, usegmt=True),
+                "Date": formatdate(NOW_S + 3600, usegmt=True),
+            },
+            90.0,
+        ),
+        # ... else against the caller's clock; a date gone by is "at once".
+        ({"Retry-After": formatdate(NOW_S + 45, usegmt=True)}, 45.0),
+        ({"Retry-After": formatdate(NOW_S - 45, usegmt=True)}, 0.0),
+        ({"Retry-After": formatdate(NOW_S + 45, usegmt=True), "Date": "garbage"}, 45.0),
+        ({}, None),
+        ({"Retry-After": "soon"}, None),
+        ({"Retry-After": "-5"}, None),
+        ({"Retry-After": ""}, None),
+    ],
+)
+def test_retry_after_reads_seconds_or_an_http_date(
+    headers: dict[str, str], expected_s: float | None
+) -> None:
+    assert retry_after_s(headers, NOW_S) == expected_s
+
+
+def test_a_non_json_throttling_page_carries_its_retry_after() -> None:
+    with pytest.raises(RetryableSendError) as caught:
+        json_object("api call", 429, b"<html>429</html>", {"Retry-After": "12"})
+    assert caught.value.retry_after_s == 12.0

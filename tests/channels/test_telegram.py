@@ -503,7 +503,7 @@ async def test_text_is_one_send_message(
     assert ids == ("1000",)
     (call,) = telegram_api.calls
     assert (call.method, call.content_type) == ("sendMessage", "application/json")
-    assert call.params == {"chat_id": CHAT, "text": "Shipped!"}
+    assert call.params == {"chat_id": CHAT, "text": "Shipped!", "parse_mode": "HTML"}
 
 
 CONSENT = Keyboard.one_row(
@@ -521,10 +521,11 @@ async def test_buttons_go_as_an_inline_keyboard_under_the_last_part(
     request = ReplyRequest(content=OutboundText(text=text), keyboard=CONSENT)
     assert await send(telegram_api, session, request) == ("1000", "1001")
     first, second = telegram_api.calls
-    assert first.params == {"chat_id": CHAT, "text": "a" * 4090}
+    assert first.params == {"chat_id": CHAT, "text": "a" * 4090, "parse_mode": "HTML"}
     assert second.params == {
         "chat_id": CHAT,
         "text": "May we?",
+        "parse_mode": "HTML",
         "reply_markup": {
             "inline_keyboard": [
                 [
@@ -546,9 +547,10 @@ async def test_reply_quotes_the_original_on_the_first_part_only(
     assert first.params == {
         "chat_id": CHAT,
         "text": "a" * 4000,
+        "parse_mode": "HTML",
         "reply_parameters": {"message_id": 18, "allow_sending_without_reply": True},
     }
-    assert second.params == {"chat_id": CHAT, "text": "b" * 200}
+    assert second.params == {"chat_id": CHAT, "text": "b" * 200, "parse_mode": "HTML"}
 
 
 async def test_long_text_is_split_in_utf16_units(
@@ -577,6 +579,7 @@ async def test_image_with_caption_is_one_send_photo(
         "chat_id": CHAT,
         "photo": "https://cdn.example.com/label.png",
         "caption": "Your label",
+        "parse_mode": "HTML",
     }
 
 
@@ -595,7 +598,7 @@ async def test_caption_past_1024_units_follows_as_text(
         "document": "AgADfileid",
         "reply_parameters": {"message_id": 27, "allow_sending_without_reply": True},
     }
-    assert text.params == {"chat_id": CHAT, "text": caption}
+    assert text.params == {"chat_id": CHAT, "text": caption, "parse_mode": "HTML"}
 
 
 async def test_file_without_caption_is_one_send_document(

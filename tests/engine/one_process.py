@@ -39,6 +39,7 @@ from engine.polling import PollingLoop
 from engine.rate_ledger import Consumed, RateLedger
 from engine.registry import EdgeRegistry, Registry
 from engine.registry_service import RegistryService
+from engine.security.media_links import media_link_key
 from engine.store.intake import IntakeStore
 from engine.store.records import OutboxRecord
 from engine.store.threaded import ThreadedStore
@@ -165,6 +166,10 @@ class OneProcessEngine:
     @property
     def engine_key(self) -> dict[str, str]:
         return EngineKeyDocument.for_key(self._signing_key.public_key()).model_dump()
+
+    @property
+    def media_link_key(self) -> bytes:
+        return media_link_key(self._signing_key)
 
     async def wait_for_version(self, version: int) -> None:
         """Changes are applied before the registrar answers (``LocalRegistrar``)."""

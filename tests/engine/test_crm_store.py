@@ -285,7 +285,7 @@ def test_history_pages_newest_first_with_replies_as_sent(store: SqliteOutbox) ->
         ("message.received", first[1].event_id),
     ]
     reply = orjson.loads(first[0].reply_json or b"null")
-    assert reply["content"] == {"kind": "text", "text": "Hello"}
+    assert reply["content"] == {"kind": "text", "text": "Hello", "markup": "bbcode"}
     _, rest = store.crm.history("p1", contact_id, 10, first[-1].event_id)
     assert [event.kind for event in rest] == ["message.received", "dialog.queued"]
     assert orjson.loads(rest[0].payload)["content"] == {"kind": "text", "text": "message 1"}

@@ -101,6 +101,7 @@ async def test_consent_is_stored_with_the_contact_and_a_restart_keeps_the_bot_an
     assert consent == {
         "chat_id": "42",
         "text": "May we process your data?",
+        "parse_mode": "HTML",
         "reply_markup": {
             "inline_keyboard": [
                 [
@@ -180,11 +181,15 @@ async def test_consent_is_stored_with_the_contact_and_a_restart_keeps_the_bot_an
     assert len(sent(telegram_api)) == before
     await kit.clock.advance(1)
     await eventually(lambda: len(recorded()) == 2, what="the reminder sent")
-    assert sent(telegram_api)[-1] == {"chat_id": "42", "text": "Still with us, Ann?"}
+    assert sent(telegram_api)[-1] == {
+        "chat_id": "42",
+        "text": "Still with us, Ann?",
+        "parse_mode": "HTML",
+    }
     await kit.clock.advance(3600)
     await eventually(lambda: len(recorded()) == 4, what="the auto-close")
 
-    assert sent(telegram_api)[-1] == {"chat_id": "42", "text": "Closed."}
+    assert sent(telegram_api)[-1] == {"chat_id": "42", "text": "Closed.", "parse_mode": "HTML"}
     steps = [
         (kind, event["data"].get("origin") or event["data"].get("reason"))
         for kind, event in recorded()

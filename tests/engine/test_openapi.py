@@ -46,7 +46,7 @@ async def test_every_route_is_described_and_every_description_routed(served: Ser
     }
     app = served.app
     assert described == routed(app.router.routes()) - {("GET", p) for p in UNDOCUMENTED}
-    assert len(described) == 36  # the portal API (29) and the CRM (7)
+    assert len(described) == 37  # the portal API (29), the CRM (7) and media links (1)
 
 
 async def test_each_operation_names_its_parameters_body_errors_and_signature(

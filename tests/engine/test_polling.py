@@ -135,3 +135,21 @@ async def test_a_polling_connector_refuses_webhooks(polling_served: Served) -> N
         "POST", "/hooks/telegram/tgp", b"{}", {"Content-Type": "application/json"}
     )
     assert (status, body["error"]) == (401, "bad_signature") and "polls" in body["message"]
+
+
+async def test_a_throttled_poll_waits_the_time_the_provider_named(
+    polling_served: Served, portal: PortalStandIn, telegram: TelegramApiStandIn, clock: ManualClock
+) -> None:
+    """Telegram's "Flood control exceeded on method 'GetUpdates'" is a 429 with
+    ``retry_after``: the loop polls that connector again only after it, not every interval."""
+    telegram.rate_limit_next(100, method="getUpdates")
+    telegram.queue_update(update(40, 42, "after the flood"))
+    await clock.advance(INTERVAL_S)
+    labels = (("channel", "telegram"), ("connector", "tgp"))
+    key = ("openlines_poll_failed_total", labels)
+    await eventually(lambda: polling_served.engine.counters.snapshot().get(key) == 1)
+    await clock.advance(INTERVAL_S * 3 - 1)  # 89 s of the 100: three intervals passed
+    assert polls(telegram) == [None, None]
+    await clock.advance(TICK_S + 10)
+    await portal.wait_for_events(1, "message.")
+    assert polls(telegram) == [None, None, None]

@@ -119,7 +119,7 @@ async def test_a_sent_reply_is_reported_to_the_portal(
     assert event["seq"] == 3
     assert shows(event, dialog)
     (call,) = telegram_api.calls_to("sendMessage")
-    assert call.params == {"chat_id": "42", "text": "Hello"}
+    assert call.params == {"chat_id": "42", "text": "Hello", "parse_mode": "HTML"}
     assert call.token == telegram_api.token
     assert kit.reader().replies("p1") == []
     counted = host.counters.value("openlines_replies_total", portal="p1", outcome="reply.sent")

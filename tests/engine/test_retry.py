@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.clock import ManualClock
-from engine.delivery.retry import backoff_delay_s
-from engine.delivery.transport import HttpTransport, parse_retry_after
+from engine.delivery.retry import backoff_delay_s, parse_retry_after
+from engine.delivery.transport import HttpTransport
 
 NOW = 1_800_000_000.0
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from engine.clock import ManualClock
-from engine.delivery.send_rates import Rate, SendPacer, SendRate, TokenBucket
+from engine.delivery.send_rates import (
+    BucketLevel,
+    KeptRate,
+    Rate,
+    SendPacer,
+    SendRate,
+    TokenBucket,
+)
 
 
 def test_a_bucket_gives_its_burst_then_one_token_per_interval() -> None:
@@ -28,3 +35,32 @@ def test_the_connector_limit_paces_all_chats_and_the_chat_limit_one() -> None:
 def test_no_limits_never_wait() -> None:
     pacer = SendPacer(ManualClock())
     assert {pacer.delay_s(SendRate(), "bot", "a") for _ in range(100)} == {0.0}
+
+
+HOURLY = KeptRate("private_replies", Rate(per_s=1 / 60, burst=2), "2 now, then 1 a minute")
+
+
+def test_a_kept_limit_names_itself_when_it_makes_the_longest_wait() -> None:
+    pacer = SendPacer(ManualClock(start_s=0.0))
+    rate = SendRate(per_connector=Rate(per_s=10, burst=10), kept=(HOURLY,))
+    takes = [pacer.take(rate, "ig", chat) for chat in ("a", "b", "c")]
+    assert [(t.delay_s, t.limit) for t in takes] == [(0.0, None), (0.0, None), (60.0, HOURLY.limit)]
+    assert takes[-1].levels == (BucketLevel("ig", "private_replies", -1.0, 0.0),)
+    assert pacer.take(SendRate(per_connector=Rate(per_s=10, burst=10)), "ig", "d").levels == ()
+
+
+def test_a_restored_level_keeps_what_was_spent_but_not_future_reservations() -> None:
+    clock = ManualClock(start_s=600.0)
+    pacer = SendPacer(clock)
+    # Stored at 0 s with 3 reservations outstanding (-3); 10 minutes refill 10 tokens: 7,
+    # capped at the burst of 2.
+    pacer.restore([BucketLevel("ig", "private_replies", -3.0, 0.0)])
+    assert pacer.delay_s(SendRate(kept=(HOURLY,)), "ig", "a") == 0.0
+    assert pacer.delay_s(SendRate(kept=(HOURLY,)), "ig", "b") == 0.0
+    assert pacer.delay_s(SendRate(kept=(HOURLY,)), "ig", "c") == 60.0
+
+
+def test_a_level_stored_a_moment_ago_still_holds_its_spent_tokens() -> None:
+    bucket = TokenBucket.resumed(HOURLY.rate, BucketLevel("ig", "x", -5.0, 100.0), now=100.0)
+    assert bucket.level() == (0.0, 100.0)  # the 5 reservations were never sent: dropped
+    assert bucket.take(100.0) == 60.0  # but the bucket is empty, not refilled to its burst

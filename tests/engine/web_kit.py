@@ -18,7 +18,7 @@ from engine.config import parse_engine_config
 from tests.engine.conftest import write_rules
 from tests.engine.one_process import Served, one_process_engine
 from tests.standins.portal import PortalStandIn
-from tests.standins.telegram_api import SECRET_HEADER, TelegramApiStandIn
+from tests.standins.telegram_api import SECRET_HEADER, TelegramApiStandIn, text_update
 
 SECRET = "telegram-secret-token"
 ADMIN = "admin-token-for-tests"
@@ -28,17 +28,8 @@ RULES = {
 }
 
 
-def update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": {"id": chat_id, "is_bot": False, "first_name": "Майя"},
-            "chat": {"id": chat_id, "type": "private"},
-            "date": 1776047737,
-            "text": text,
-        },
-    }
+update = text_update
+"""A text message update of chat ``chat_id`` (``tests.standins.telegram_api``)."""
 
 
 def connector(connector_id: str, channel: str, **credentials: object) -> dict[str, Any]:

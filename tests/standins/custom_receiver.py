@@ -97,9 +97,19 @@ class CustomReceiverStandIn(LoopbackServer):
         """What goes into ``CustomCredentials.reply_url``."""
         return f"{self.base_url}{self.PATH}"
 
-    def fail_next(self, status: int, *, body: str = "", retry_after: str | None = None) -> None:
-        """Refuse the next signed reply with ``status`` (and a ``Retry-After`` header)."""
+    def fail_next(
+        self,
+        status: int,
+        *,
+        body: str = "",
+        retry_after: str | None = None,
+        date: str | None = None,
+    ) -> None:
+        """Refuse the next signed reply with ``status`` (and ``Retry-After`` and ``Date``
+        headers: aiohttp adds the real time as ``Date`` when none is given)."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        if date is not None:
+            headers["Date"] = date
         self.script(ScriptedAnswer(status, body.encode(), headers=headers))
 
     def answer_next(self, body: bytes | dict[str, Any], *, status: int = 200) -> None:

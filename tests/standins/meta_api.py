@@ -202,6 +202,8 @@ class MetaGraphStandIn(LoopbackServer):
         self.message_ids: list[str] = []
         """The ids of the Send API messages sent, in order (what echoes name)."""
         self._answer_gate: tuple[asyncio.Event, asyncio.Event] | None = None
+        self.whatsapp_media: dict[str, tuple[bytes, str]] = {}
+        self.media_downloads: list[str] = []
         self._ids = itertools.count(1)
 
     @property
@@ -209,7 +211,9 @@ class MetaGraphStandIn(LoopbackServer):
         return f"{self.base_url}/v21.0"
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/whatsapp-media/{media_id}", self._download_media)
         router.add_get("/{version}/debug_token", self._debug_token)
+        router.add_get("/{version}/{node}", self._get_node)
         router.add_get("/{version}/{node}/{edge}", self._get_edge)
         router.add_post("/{version}/{node}/{edge}", self._post)
         router.add_delete("/{version}/{node}/{edge}", self._post)
@@ -318,6 +322,38 @@ class MetaGraphStandIn(LoopbackServer):
         if edge == "comments":
             return web.json_response(_page(self.comments.get(node, []), request.query))
         return _error(404, 100, f"Unsupported get request. Object {node} has no edge {edge}")
+
+    async def _get_node(self, request: web.Request) -> web.Response:
+        """``GET /{media-id}``: WhatsApp's media URL, for the business token only."""
+        node = request.match_info["node"]
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.calls.append(GraphCall("GET", node, "", dict(request.query), token))
+        if token not in (WA_TOKEN, *self.accounts.messenger.values()):
+            return _error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        stored = self.whatsapp_media.get(node)
+        if stored is None or token != WA_TOKEN:
+            message = f"Unsupported get request. Object with ID '{node}' does not exist"
+            return _error(400, 100, message)
+        body, mime_type = stored
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.base_url}/whatsapp-media/{node}",
+                "mime_type": mime_type,
+                "sha256": "0" * 64,
+                "file_size": len(body),
+                "id": node,
+            }
+        )
+
+    async def _download_media(self, request: web.Request) -> web.Response:
+        """The media URL itself: refused (401) without the business token, as WhatsApp does."""
+        media_id = request.match_info["media_id"]
+        self.media_downloads.append(media_id)
+        if request.headers.get("Authorization") != f"Bearer {WA_TOKEN}":
+            return web.Response(status=401, text="Unauthorized")
+        body, mime_type = self.whatsapp_media[media_id]
+        return web.Response(body=body, content_type=mime_type)
 
     async def _debug_token(self, request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")

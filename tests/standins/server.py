@@ -43,6 +43,24 @@ def proxy_error_page(status: int, method: str | None = None) -> ScriptedAnswer:
     return ScriptedAnswer(status, body, method=method, headers={"Content-Type": "text/html"})
 
 
+def throttled_page(
+    status: int = 429,
+    *,
+    retry_after: str | None = None,
+    date: str | None = None,
+    method: str | None = None,
+) -> ScriptedAnswer:
+    """A front server's throttling answer: an HTML page whose ``Retry-After`` header (delay
+    seconds or an HTTP date) says when to come back, with the server's own ``Date`` when
+    given (aiohttp adds the real time otherwise)."""
+    page = proxy_error_page(status, method)
+    if retry_after is not None:
+        page.headers["Retry-After"] = retry_after
+    if date is not None:
+        page.headers["Date"] = date
+    return page
+
+
 async def play(answer: ScriptedAnswer) -> web.Response:
     """The response of a scripted answer, after its delay."""
     if answer.delay_s:

@@ -52,6 +52,22 @@ class PostedUpdate(NamedTuple):
     text: str
 
 
+def text_update(
+    update_id: int, chat_id: int, text: str, first_name: str = "Майя"
+) -> dict[str, Any]:
+    """A private chat's text message as a Telegram update (webhook or ``getUpdates``)."""
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": {"id": chat_id, "is_bot": False, "first_name": first_name},
+            "chat": {"id": chat_id, "type": "private"},
+            "date": 1776047737,
+            "text": text,
+        },
+    }
+
+
 def recorded_update(name: str) -> dict[str, Any]:
     """A recorded update from tests/data/telegram/``name``.json."""
     loaded: dict[str, Any] = json.loads((RECORDED_UPDATES / f"{name}.json").read_text())
@@ -67,6 +83,15 @@ async def post_update(
         return PostedUpdate(response.status, await response.text())
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    body: bytes
+    path: str
+    content_type: str
+    size: int
+    chunked: bool = False
+
+
 class TelegramApiStandIn(LoopbackServer):
     """Telegram's Bot API on a random loopback port; use as an async context manager."""
 
@@ -76,10 +101,31 @@ class TelegramApiStandIn(LoopbackServer):
         self.calls: list[ApiCall] = []
         self.webhook: dict[str, Any] = {}
         self.pending: list[dict[str, Any]] = []
+        self.files: dict[str, StoredFile] = {}
+        self.downloads: list[str] = []
         self._message_ids = itertools.count(first_message_id)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_route("*", "/bot{token}/{method}", self._handle)
+        router.add_get("/file/bot{token}/{path:.+}", self._download)
+
+    # --- files (getFile and the download URL it leads to)
+
+    def add_file(
+        self,
+        file_id: str,
+        body: bytes,
+        path: str,
+        content_type: str,
+        *,
+        size: int | None = None,
+        chunked: bool = False,
+    ) -> None:
+        """A file bots can fetch: ``getFile`` names ``path`` (and ``size``, by default the
+        body's), ``/file/bot<token>/<path>`` answers ``body`` as ``content_type`` (``chunked``:
+        without a ``Content-Length``, so only the bytes tell its size)."""
+        size = len(body) if size is None else size
+        self.files[file_id] = StoredFile(body, path, content_type, size, chunked)
 
     # --- inspecting
 
@@ -108,13 +154,25 @@ class TelegramApiStandIn(LoopbackServer):
         )
 
     def rate_limit_next(
-        self, retry_after_s: int, *, method: str | None = None, after_calls: int = 0
+        self,
+        retry_after_s: int,
+        *,
+        method: str | None = None,
+        after_calls: int = 0,
+        header: str | None = None,
     ) -> None:
-        """429 Too Many Requests with ``parameters.retry_after``."""
+        """429 Too Many Requests with ``parameters.retry_after`` (and a ``Retry-After``
+        header when ``header`` is given, as the Bot API's front servers add one)."""
         description = f"Too Many Requests: retry after {retry_after_s}"
-        parameters = {"retry_after": retry_after_s}
-        self.fail_next(
-            429, description, parameters=parameters, method=method, after_calls=after_calls
+        body = {
+            "ok": False,
+            "error_code": 429,
+            "description": description,
+            "parameters": {"retry_after": retry_after_s},
+        }
+        headers = {"Retry-After": header} if header is not None else {}
+        self.script(
+            ScriptedAnswer(429, body, method=method, after_calls=after_calls, headers=headers)
         )
 
     def block_next(self, *, method: str | None = None, after_calls: int = 0) -> None:
@@ -187,11 +245,38 @@ class TelegramApiStandIn(LoopbackServer):
             return _ok(_bot_user())
         if call.method == "getUpdates":
             return self._get_updates(params)
+        if call.method == "getFile":
+            return self._get_file(params)
         if call.method.startswith("send"):
             if "chat_id" not in params:
                 return _error(400, "Bad Request: chat_id is empty")
             return _ok(self._sent_message(call))
         return _error(404, "Not Found: method not found")
+
+    def _get_file(self, params: dict[str, Any]) -> web.Response:
+        stored = self.files.get(str(params.get("file_id")))
+        if stored is None:
+            return _error(400, "Bad Request: invalid file_id")
+        result = {"file_id": params["file_id"], "file_unique_id": "AgADu", "file_path": stored.path}
+        return _ok({**result, "file_size": stored.size})
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """As Telegram: the bot's token in the path, 404 for a wrong token or path."""
+        path = request.match_info["path"]
+        self.downloads.append(path)
+        found = [f for f in self.files.values() if f.path == path]
+        if request.match_info["token"] != self.token or not found:
+            return _error(404, "Not Found")
+        stored = found[0]
+        if not stored.chunked:
+            return web.Response(body=stored.body, content_type=stored.content_type)
+        response = web.StreamResponse(headers={"Content-Type": stored.content_type})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(stored.body), 1024):
+            await response.write(stored.body[start : start + 1024])
+        await response.write_eof()
+        return response
 
     def _get_updates(self, params: dict[str, Any]) -> web.Response:
         """As Telegram: 409 while a webhook is set; an ``offset`` confirms (forgets) every

@@ -72,7 +72,11 @@ async def test_profile_persona_the_operators_name_and_avatar_beside_an_unprefixe
     assert "sender" not in mine  # the visitor's own message
     assert answer["from"] == "line"
     assert answer["sender"] == {"name": "Anna", "avatar_url": ANNA}
-    assert answer["content"] == {"kind": "text", "text": "Yes, in two days."}
+    assert answer["content"] == {
+        "kind": "text",
+        "text": "Yes, in two days.",
+        "markup": "bbcode",
+    }
 
 
 async def test_profile_persona_without_a_profile_shows_nobody(
