@@ -65,7 +65,7 @@ async def threads(kit: HostKit, host: MailboxHost, count: int) -> list[DialogSta
 
 
 async def reply_to_each(host: MailboxHost, dialogs: list[DialogState]) -> list[str]:
-    router = host.router("p1")
+    router = await host.router("p1")
     return [
         await router.reply(d.dialog_id, ReplyBody(content=OutboundText(text=f"Thanks {n}")))
         for n, d in enumerate(dialogs)
