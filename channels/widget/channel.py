@@ -19,6 +19,8 @@ import aiohttp
 import orjson
 
 from channels.base import Capabilities, Channel, Credentials, RawRequest, WebhookParse
+from channels.markup import parse_bbcode
+from channels.markup_render import lower, to_text
 from channels.widget.config import VISITOR_TYPING_EVERY_S, WidgetCredentials
 from channels.widget.log import Appended, NewEntry, Visitor
 from channels.widget.logs import WidgetLogs, process_logs
@@ -30,6 +32,7 @@ from engine.models import (
     Customer,
     DialogTarget,
     InboundMessage,
+    OutboundText,
     ReplyRequest,
     Route,
     SentReceipt,
@@ -147,6 +150,17 @@ def typing_entry(connector_id: str, visitor_id: str, operator_id: str) -> NewEnt
     return NewEntry(connector_id, visitor_id, new_id("typ"), body, kind="typing")
 
 
+def shown_content(request: ReplyRequest) -> dict[str, Any]:
+    """The content as the widget shows it: the page sets every text as text (never as
+    HTML), so the portal's BB-code becomes the plain text the shared renderer makes of it,
+    links spelled out (docs/channels/markup.md)."""
+    content = request.content
+    if isinstance(content, OutboundText) and content.markup == "bbcode":
+        plain = to_text(lower(parse_bbcode(content.text), "plain"), "plain")
+        content = content.model_copy(update={"text": plain, "markup": "plain"})
+    return content.model_dump(mode="json")
+
+
 def reply_body(request: ReplyRequest, reply_id: str) -> dict[str, Any]:
     """A reply as the widget shows it: who sends it (the persona's name and avatar, or
     null), the content, and buttons to press (docs/line-messages.md, "Buttons": a press
@@ -157,7 +171,7 @@ def reply_body(request: ReplyRequest, reply_id: str) -> dict[str, Any]:
         "from": "line",
         "id": reply_id,
         "sender": sender.model_dump(mode="json") if sender is not None else None,
-        "content": request.content.model_dump(mode="json"),
+        "content": shown_content(request),
         "buttons": (
             [[button.model_dump(mode="json") for button in row] for row in keyboard.rows]
             if keyboard is not None

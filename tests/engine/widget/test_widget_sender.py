@@ -75,7 +75,7 @@ async def test_profile_persona_the_operators_name_and_avatar_beside_an_unprefixe
     assert answer["content"] == {
         "kind": "text",
         "text": "Yes, in two days.",
-        "markup": "bbcode",
+        "markup": "plain",  # the portal's BB-code is rendered for the page
     }
 
 
@@ -131,3 +131,15 @@ async def test_the_chat_page_allows_https_pictures_and_nothing_else_wider(
     assert directives["script-src"] == ["'self'"]
     assert directives["connect-src"] == ["'self'"]
     assert directives["style-src"] == ["'self'"]
+
+
+async def test_the_portals_bbcode_reaches_the_page_as_plain_text_with_its_links_spelled_out(
+    widget_served: Served, portal: PortalStandIn
+) -> None:
+    text = "[b]Thanks[/b], see [url=https://shop.example/a]the order[/url] <b>as typed</b>"
+    _, reply = await answered_live(widget_served, portal, text)
+    assert reply["content"] == {
+        "kind": "text",
+        "text": "Thanks, see the order (https://shop.example/a) <b>as typed</b>",
+        "markup": "plain",
+    }
