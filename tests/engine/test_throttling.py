@@ -100,7 +100,7 @@ async def reply_once_throttled(
     host = await host_for(kit, portal)
     dialog = await kit.dialog(host, "p1", provider.dialog_key, route=provider.route)
     body = ReplyBody(content=OutboundText(text="Hello"))
-    await host.router("p1").reply(dialog.dialog_id, body)
+    await (await host.router("p1")).reply(dialog.dialog_id, body)
     await eventually(lambda: provider.sends() == 1 and kit.clock.sleepers == 1, what="a retry")
     (stored,) = kit.reader().replies("p1")
     assert stored.attempts == 1
