@@ -10,9 +10,10 @@ included.
 it was busy as one group: their transactions become savepoints of one transaction, so a
 thousand quiet portals' routing steps cost one commit instead of a thousand. A member's
 failure rolls back its own savepoint only. A group's durability is that of its first
-transaction; a durable member met in a NORMAL group raises ``GroupNotDurable`` before it
-touches anything, and the thread commits the group and runs the member again at the head
-of a durable one (which then takes NORMAL members too: more durable than they asked).
+transaction; a durable transaction met in a NORMAL group raises ``GroupNotDurable``: the
+thread takes back what that call did so far (a savepoint around each call), commits the
+group, and runs the call again, whole, in a new durable group (which then takes NORMAL
+members too: more durable than they asked).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class SqliteFile:
         self._grouping = False
         self._group_durable: bool | None = None
         """The open group transaction's durability; None while none is open."""
+        self._call_savepoint = False
         self._add_missing_columns(added_columns or {})
 
     def _add_missing_columns(self, columns: Mapping[tuple[str, str], str]) -> None:
@@ -120,6 +122,35 @@ class SqliteFile:
             raise
         self._grouping = False
         self.commit_group()
+
+    def call_started(self) -> None:
+        """A call of the group begins: what it does can be taken back alone
+        (``call_abandoned``), even across several transactions of its own."""
+        self._call_savepoint = self._group_durable is not None
+        if self._call_savepoint:
+            self._db.execute("SAVEPOINT call")
+
+    def call_finished(self) -> None:
+        if self._call_savepoint:
+            self._call_savepoint = False
+            self._db.execute("RELEASE call")
+
+    def call_abandoned(self) -> None:
+        """Undo what the call did before it met a durable transaction in a NORMAL group:
+        it runs again, whole, at the head of a durable group (``begin_durable_group``)."""
+        if self._call_savepoint:
+            self._call_savepoint = False
+            self._db.execute("ROLLBACK TO call")
+            self._db.execute("RELEASE call")
+        elif self._group_durable is not None:  # the group began with this call: all its own
+            self._group_durable = None
+            self._db.execute("ROLLBACK")
+
+    def begin_durable_group(self) -> None:
+        """Open a durable group now (after ``commit_group``), whatever its first call does."""
+        self._set_mode(True)
+        self._db.execute("BEGIN IMMEDIATE")
+        self._group_durable = True
 
     def commit_group(self) -> None:
         """Commit the open group transaction, if any; on failure nothing of it is kept."""

@@ -107,11 +107,18 @@ class StoreThread(Generic[R]):
             for call in group:
                 if call.function == store.close:  # what came before it is committed first
                     _commit(store, uncommitted)
+                    _run(call)
+                    continue
+                store.call_started()
                 try:
                     _run(call)
                 except GroupNotDurable:
+                    store.call_abandoned()
                     _commit(store, uncommitted)
-                    _run(call)  # at the head of a new, durable group
+                    store.begin_durable_group()
+                    store.call_started()
+                    _run(call)  # again, whole, at the head of a durable group
+                store.call_finished()
                 uncommitted.append(call)
             _commit(store, uncommitted)
 

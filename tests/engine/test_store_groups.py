@@ -37,6 +37,11 @@ class Notes(SqliteFile):
         with self._transaction(durable) as db:
             return int(db.execute("INSERT INTO notes (text) VALUES (?)", (text,)).lastrowid or 0)
 
+    def bookkeeping_then_acknowledged(self, first: str, second: str) -> None:
+        """Two transactions in one call, the second durable (met in a NORMAL group)."""
+        self.write(first)
+        self.write(second, durable=True)
+
     def dangling_ref(self) -> None:
         """Accepted by its own savepoint; the deferred foreign key fails the commit."""
         with self._transaction(False) as db:
@@ -145,3 +150,23 @@ async def test_a_group_whose_commit_fails_fails_each_of_its_members_and_keeps_no
             await call
     assert notes.store.texts() == []
     assert await notes.call(notes.store.write, "the next group works") == 1
+
+
+@pytest.mark.parametrize("behind_another", [True, False])
+async def test_a_call_that_turns_durable_half_way_runs_again_whole_and_once(
+    notes: StoreThread[Notes], behind_another: bool
+) -> None:
+    """Its first, NORMAL transaction is taken back before it runs again in a durable
+    group: done twice, the UNIQUE text would refuse the second time."""
+    busy = await busy_thread(notes)
+    calls = []
+    if behind_another:
+        calls.append(asyncio.create_task(notes.call(notes.store.write, "before")))
+    calls.append(
+        asyncio.create_task(notes.call(notes.store.bookkeeping_then_acknowledged, "a", "b"))
+    )
+    calls.append(asyncio.create_task(notes.call(notes.store.write, "after")))
+    await run_queued(notes, busy)
+    await asyncio.gather(*calls)
+    expected = ["a", "b", "after"]
+    assert notes.store.texts() == (["before", *expected] if behind_another else expected)
