@@ -11,8 +11,11 @@ events it produces commit together. An idle portal costs its records, no task.
 message to route or deliver, no reply to send, no open dialog, no block, no operator online)
 is not started: the host keeps its config alone, about 3 KB instead of the 12 KB of a
 started router, mailbox and sender, until something comes for it (a customer's message, an
-API call), when it starts like any other, reading its store. With thousands of portals most
-are dormant most of the time (``docs/architecture.md``, "Scale").
+API call). It then starts from what its store held when it fell asleep, kept (its offline
+operators and send buckets, when it has any) rather than read again: everything that
+changes a portal's rows goes through this host, which wakes the portal first, and a
+message just appended is found by the router's first read of its inbox. With thousands of
+portals most are dormant most of the time (``docs/architecture.md``, "Scale").
 
 The Ray actor (``actors.portal``) is a thin shell around this class; tests drive it
 directly with a manual clock, a real SQLite file and real HTTP stand-ins.
@@ -26,6 +29,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -106,6 +110,8 @@ class MailboxHost:
         self._portals: dict[str, HostedPortal] = {}
         self._dormant: dict[str, PortalConfig] = {}
         """Portals served but not started (see the module docstring)."""
+        self._asleep: dict[str, PortalStartup] = {}
+        """What a dormant portal starts from, when it is more than ``PortalStartup.nothing``."""
         self._waking: dict[str, asyncio.Future[None]] = {}
         self._rules = RuleSet()
 
@@ -142,8 +148,7 @@ class MailboxHost:
         return hosted
 
     async def _wake_many(self, portal_ids: Sequence[str]) -> None:
-        """Start these dormant portals with one read of their store (``startup`` reads for
-        many portals at once); those already starting are waited for."""
+        """Start these dormant portals (those already starting are waited for)."""
         loop = asyncio.get_running_loop()
         waiting = [self._waking[p] for p in portal_ids if p in self._waking]
         mine = [p for p in portal_ids if p in self._dormant and p not in self._waking]
@@ -151,17 +156,19 @@ class MailboxHost:
         for portal_id in mine:
             self._waking[portal_id] = started
         try:
-            if mine:
-                startups = await self._store.call(self._store.store.startup, mine)
-                # Removed meanwhile: not started; reconfigured meanwhile: the latest config.
-                configs = [c for c in (self._dormant.pop(p, None) for p in mine) if c]
-                try:
-                    await asyncio.gather(*(self._start_portal(c, startups[c.id]) for c in configs))
-                except BaseException:
-                    for config in configs:  # not started: dormant again, tried next time
-                        if config.id not in self._portals:
-                            self._dormant[config.id] = config
-                    raise
+            configs = [self._dormant.pop(p) for p in mine]
+            startups = {
+                c.id: replace(self._asleep.pop(c.id, PortalStartup.nothing()), inbox=1)
+                for c in configs
+            }
+            try:
+                await asyncio.gather(*(self._start_portal(c, startups[c.id]) for c in configs))
+            except BaseException:
+                for config in configs:  # not started: dormant again, tried next time
+                    if config.id not in self._portals:
+                        self._dormant[config.id] = config
+                        self._asleep[config.id] = startups[config.id]
+                raise
             started.set_result(None)
         except BaseException as exc:
             started.set_exception(exc)
@@ -179,7 +186,8 @@ class MailboxHost:
         for portal_id in set(self._portals) - set(wanted):
             await self._stop_portal(portal_id)
         for portal_id in set(self._dormant) - set(wanted):
-            del self._dormant[portal_id]  # one waking now finds it gone and starts not
+            del self._dormant[portal_id]
+            self._asleep.pop(portal_id, None)
         for portal_id in set(self._dormant) & set(wanted):
             self._dormant[portal_id] = wanted[portal_id]
         new = [
@@ -197,7 +205,12 @@ class MailboxHost:
         try:
             startups = await self._store.call(self._store.store.startup, [p.id for p in new])
             active = [p for p in new if not startups[p.id].idle]
-            self._dormant.update((p.id, p) for p in new if startups[p.id].idle)
+            for portal in new:
+                startup = startups[portal.id]
+                if startup.idle:
+                    self._dormant[portal.id] = portal
+                    if startup.operators or startup.send_buckets:
+                        self._asleep[portal.id] = startup
             for first in range(0, len(active), START_TOGETHER):
                 await asyncio.gather(
                     *(
@@ -277,6 +290,7 @@ class MailboxHost:
         )
 
     async def _stop_portal(self, portal_id: str) -> None:
+        self._asleep.pop(portal_id, None)
         if self._dormant.pop(portal_id, None) is not None:
             return
         hosted = self._portals.pop(portal_id, None)
@@ -386,6 +400,7 @@ class MailboxHost:
 
     async def close(self) -> None:
         self._dormant.clear()
+        self._asleep.clear()
         for portal_id in list(self._portals):
             await self._stop_portal(portal_id)
         await self._delivery.close()

@@ -70,9 +70,7 @@ def window_closed_at(conditions: ReplyConditions, dialog: DialogState) -> float 
     return closes_at(conditions.window, since if since is not None else dialog.opened_at)
 
 
-def window_form(
-    conditions: ReplyConditions, dialog: DialogState, now: float
-) -> str | None:
+def window_form(conditions: ReplyConditions, dialog: DialogState, now: float) -> str | None:
     """None for a reply inside the dialog's window (or a dialog without one); the channel's
     other form for one after it; ``WindowClosedError`` when the channel has none."""
     closed_at = window_closed_at(conditions, dialog)

@@ -228,6 +228,11 @@ class PortalStartup:
     send_buckets: list[Any]
     """The kept send buckets' ``BucketLevel`` (``engine.delivery.send_rates``)."""
 
+    @classmethod
+    def nothing(cls) -> PortalStartup:
+        """What an idle portal's store holds (``idle``), with no operator or bucket."""
+        return cls({}, 0, [], [], [], [], frozenset(), [], [])
+
     @property
     def idle(self) -> bool:
         """Nothing to deliver, route, send or time, no open dialog, no block, and no

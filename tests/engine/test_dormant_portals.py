@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from engine.errors import NotFoundError
-from tests.engine.conftest import HostKit
+from tests.engine.conftest import HostKit, eventually
 from tests.standins.portal import PortalStandIn
 
 
@@ -67,3 +67,26 @@ async def test_a_dormant_portal_reconfigured_or_removed_before_it_starts(
     assert host.portal_ids == ["p1"]
     with pytest.raises(NotFoundError):
         await host.router("p2")
+
+
+async def test_a_dormant_portal_wakes_from_what_it_kept_without_reading_its_store_again(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    host = await kit.host(kit.config(portal))
+    router = await host.router("p1")
+    await router.set_operator("anna", "offline", False)  # known, not online: still idle
+    await kit.close_host(host)
+
+    again = await kit.host(kit.config(portal))
+    assert again.is_dormant("p1")
+    store = again._store.store  # the host's own connection (no seam to watch it otherwise)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    await again.append([kit.record("42", 1)])
+    hosted = again.started("p1")
+    assert hosted is not None
+    assert "anna" in hosted.router.dispatcher.board.operators, "kept from when it fell asleep"
+    await eventually(
+        lambda: len(hosted.router.dispatcher.board.open_by_ref) == 1, what="the message routed"
+    )
+    assert not [s for s in statements if "FROM dialogs WHERE closed = 0" in s]
