@@ -183,6 +183,8 @@ class MailboxHost:
     async def configure(self, portals: Sequence[PortalConfig]) -> None:
         """Start, update or stop portals so that exactly ``portals`` are served."""
         wanted = {portal.id: portal for portal in portals}
+        for portal_id in set(self._waking) - set(wanted):  # removed while it starts
+            await asyncio.gather(asyncio.shield(self._waking[portal_id]), return_exceptions=True)
         for portal_id in set(self._portals) - set(wanted):
             await self._stop_portal(portal_id)
         for portal_id in set(self._dormant) - set(wanted):

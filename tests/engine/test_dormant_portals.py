@@ -90,3 +90,16 @@ async def test_a_dormant_portal_wakes_from_what_it_kept_without_reading_its_stor
         lambda: len(hosted.router.dispatcher.board.open_by_ref) == 1, what="the message routed"
     )
     assert not [s for s in statements if "FROM dialogs WHERE closed = 0" in s]
+
+
+async def test_a_portal_removed_while_it_wakes_is_stopped_once_started(
+    kit: HostKit, portal: PortalStandIn
+) -> None:
+    other = await kit.portal("p2")
+    host = await kit.host(kit.config(portal), kit.config(other))
+    waking = asyncio.create_task(host.router("p1"))
+    await asyncio.sleep(0)  # it is starting: neither dormant nor started
+    assert not host.is_dormant("p1") and host.started("p1") is None
+    await host.configure([kit.config(other)])
+    await waking
+    assert host.portal_ids == ["p2"] and host.started("p1") is None
