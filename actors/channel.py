@@ -146,6 +146,13 @@ class ChannelActor:
     async def pid(self) -> int:
         return os.getpid()
 
+    async def has_version(self, version: int) -> None:
+        """Once this actor serves registry ``version`` (an admin change waits for every
+        channel actor, ``EngineView.wait_for_version``)."""
+        if not self._serving.is_set():
+            raise UnavailableError(f"channel actor {self._index} is not serving yet")
+        await self._view.has_version(version)
+
     async def _prune_regularly(self) -> None:
         """Forget channel event ids after the providers' retry horizon (Telegram: 24 h)."""
         while True:

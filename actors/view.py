@@ -20,6 +20,7 @@ from channels.base import Channel
 from engine.clock import Clock
 from engine.config import ConnectorConfig, EngineConfig
 from engine.delivery.host_calls import API_CALLS
+from engine.errors import EngineError
 from engine.memory import release_freed_memory
 from engine.metrics import Counters
 from engine.placement import host_name, host_names
@@ -31,6 +32,8 @@ from engine.web.ports import Part, PortalServer, Registrar
 log = logging.getLogger(__name__)
 
 REGISTRY_RETRY_S = 1.0
+SPREAD_WAIT_S = 5.0
+"""How long an admin change waits for the other channel actors to serve it."""
 
 
 class EngineView:
@@ -112,8 +115,35 @@ class EngineView:
             release_freed_memory()  # the version replaced, and what reading it took
 
     async def wait_for_version(self, version: int) -> None:
+        """Once every channel actor serves ``version``: an admin change answered here then
+        holds for a webhook that reaches any of them. One that is down or still behind
+        after ``SPREAD_WAIT_S`` (its follower waits out a failed long poll) is not waited
+        for longer: it takes the version from the registry actor when it can."""
+        await self.has_version(version)
+        await asyncio.gather(
+            *(self._reached(actor, version) for actor in self._channel_parts().values())
+        )
+
+    async def has_version(self, version: int) -> None:
+        """Once this process's copy of the registry is at least ``version``."""
         async with self._changed:
             await self._changed.wait_for(lambda: self._registry.version >= version)
+
+    async def _reached(self, actor: Remote, version: int) -> None:
+        try:
+            await asyncio.wait_for(actor.has_version(version), SPREAD_WAIT_S)
+        except (TimeoutError, EngineError) as exc:
+            log.warning("a channel actor is not at registry version %d yet: %s", version, exc)
+
+    def _channel_parts(self) -> dict[str, Remote]:
+        if not self._channel_actors:
+            self._channel_actors = {
+                channel_actor(i): Remote(
+                    ray.get_actor(channel_actor(i), namespace=self._settings.namespace)
+                )
+                for i in range(self.config.channel_actors)
+            }
+        return self._channel_actors
 
     def channel(self, connector: ConnectorConfig) -> Channel:
         return self._channels.get(connector)
@@ -140,14 +170,7 @@ class EngineView:
 
     def parts(self) -> dict[str, Part]:
         """The registry actor, the channel actors and the portal actors of known portals."""
-        if not self._channel_actors:
-            self._channel_actors = {
-                channel_actor(i): Remote(
-                    ray.get_actor(channel_actor(i), namespace=self._settings.namespace)
-                )
-                for i in range(self.config.channel_actors)
-            }
         names = host_names(list(self._registry.portals), self.config.portal_pool_size)
-        parts: dict[str, object] = {REGISTRY: self._registry_actor, **self._channel_actors}
+        parts: dict[str, object] = {REGISTRY: self._registry_actor, **self._channel_parts()}
         parts.update({name: self.server(name) for name in names})
         return cast(dict[str, Part], parts)
