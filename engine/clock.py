@@ -55,6 +55,13 @@ class ManualClock:
         """How many coroutines wait on this clock (cancelled ones excluded)."""
         return sum(1 for _, _, future in self._sleepers if not future.done())
 
+    def waits_until(self, deadline: float) -> bool:
+        """Whether a coroutine waits on this clock for ``deadline`` (to a microsecond): a
+        test moves time once the timer it means to fire is armed, not merely any timer."""
+        return any(
+            abs(at - deadline) < 1e-6 and not future.done() for at, _, future in self._sleepers
+        )
+
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking every sleeper whose deadline is reached, in order."""
         target = self._now + seconds

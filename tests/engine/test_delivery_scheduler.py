@@ -99,6 +99,8 @@ async def test_the_batches_of_many_quiet_portals_are_formed_in_one_round(
     await every_stream_lingering(host, portals)
     assert rounds(host) == 0
 
+    linger_ends = kit.clock.now() + 0.01
+    await eventually(lambda: kit.clock.waits_until(linger_ends), what="the linger's timer")
     await kit.clock.advance(0.01)
     await eventually(lambda: len(held.received) == 40, what="every portal's batch posted")
     assert sorted(held.received) == sorted(p.id for p in portals)
