@@ -81,7 +81,7 @@ async def test_another_nodes_log_answers_through_ray_and_survives_kill_9(tmp_pat
                 break
             except UnavailableError:
                 assert loop.time() < deadline, "the log actor did not come back"
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # a poll with a deadline (above)
         assert head == first.seq  # durable before it answered
         assert [e.seq for e in await log.since(0, 10)] == [first.seq]
         assert [e.seq for e in await log.entries_of(visitor, 0, 10, 100.0)] == [first.seq]
