@@ -34,8 +34,9 @@ RULES = {
 }
 
 
-@pytest.fixture
-async def engine(tmp_path: Path, portal: PortalStandIn) -> AsyncIterator[RunningEngine]:
+async def start_widget_engine(
+    tmp_path: Path, portal: PortalStandIn, **overrides: Any
+) -> RunningEngine:
     connector = {
         "id": "site",
         "channel": "widget",
@@ -43,9 +44,25 @@ async def engine(tmp_path: Path, portal: PortalStandIn) -> AsyncIterator[Running
         "line": "support",
         "credentials": {"widget_id": WIDGET_ID, "allowed_origins": [ORIGIN]},
     }
-    config = engine_config(tmp_path, [portal.portal_config(linger_ms=5)], [connector], RULES)
+    config = engine_config(
+        tmp_path, [portal.portal_config(linger_ms=5)], [connector], RULES, **overrides
+    )
     running = await start_engine(config)
     portal.engine_public_key_b64 = running.engine_public_key_b64
+    return running
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, portal: PortalStandIn) -> AsyncIterator[RunningEngine]:
+    running = await start_widget_engine(tmp_path, portal)
+    yield running
+    await stop_engine(running)
+
+
+@pytest.fixture
+async def still_engine(tmp_path: Path, portal: PortalStandIn) -> AsyncIterator[RunningEngine]:
+    """The engine on a manual clock that no one moves: no bucket fills while a test runs."""
+    running = await start_widget_engine(tmp_path, portal, clock="manual")
     yield running
     await stop_engine(running)
 
@@ -184,7 +201,14 @@ async def test_every_process_killed_in_turn_loses_and_doubles_nothing_either_way
         await visitor.shows(8)
 
         assert visitor.texts() == ["m1", "r1", "m2", "r2", "m3", "r3", "m4", "r4"]
-        await portal.wait_for(lambda p: len(p.of_types("reply.sent")) >= 4, timeout_s=DEADLINE_S)
+        # A message acknowledged while an actor restarts reaches the portal once its portal
+        # actor is back and every channel actor's watermark has passed it (docs/architecture.md,
+        # "One message"), so the operator's later reply can be reported first: wait for both.
+        await portal.wait_for(
+            lambda p: len(p.of_types("reply.sent")) >= 4
+            and len({e["id"] for e in p.messages()}) >= 4,
+            timeout_s=DEADLINE_S,
+        )
         received = {e["id"]: e for e in portal.messages()}.values()
         assert [e["data"]["content"]["text"] for e in received] == ["m1", "m2", "m3", "m4"]
         sent = {e["data"]["reply_id"] for e in portal.of_types("reply.sent")}
@@ -196,13 +220,14 @@ async def test_every_process_killed_in_turn_loses_and_doubles_nothing_either_way
 
 @pytest.mark.usefixtures("ray_session")
 async def test_a_visitors_limit_holds_across_the_channel_actors(
-    engine: RunningEngine, portal: PortalStandIn
+    still_engine: RunningEngine,
 ) -> None:
     """Each request on a connection of its own, so ``SO_REUSEPORT`` spreads them over both
     channel actors: the visitor gets 30 messages a minute engine-wide (the default), within
     the stated bound of ``30 + 2 x 4`` (docs/channels/widget.md, "Rate limits"), where each
-    actor's own bucket would have let all 40 through."""
-    visitor = Visitor(engine)
+    actor's own bucket would have let all 40 through. The engine's clock stands still, so
+    no token comes back while the test runs, however slowly the machine runs it."""
+    visitor = Visitor(still_engine)
     await visitor.start()
     statuses: list[int] = []
     try:
@@ -220,6 +245,5 @@ async def test_a_visitors_limit_holds_across_the_channel_actors(
         await visitor.stop()
     admitted = statuses.count(200)
     assert set(statuses) <= {200, 429}, statuses
-    # The engine's clock runs while the test does: a second adds half a token.
-    assert 30 <= admitted <= 38 + 1, statuses
-    assert statuses[-1] == 429
+    assert statuses[:30] == [200] * 30, statuses
+    assert admitted <= 38, statuses
