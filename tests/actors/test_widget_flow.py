@@ -205,8 +205,9 @@ async def test_every_process_killed_in_turn_loses_and_doubles_nothing_either_way
         # actor is back and every channel actor's watermark has passed it (docs/architecture.md,
         # "One message"), so the operator's later reply can be reported first: wait for both.
         await portal.wait_for(
-            lambda p: len(p.of_types("reply.sent")) >= 4
-            and len({e["id"] for e in p.messages()}) >= 4,
+            lambda p: (
+                len(p.of_types("reply.sent")) >= 4 and len({e["id"] for e in p.messages()}) >= 4
+            ),
             timeout_s=DEADLINE_S,
         )
         received = {e["id"]: e for e in portal.messages()}.values()
