@@ -43,6 +43,9 @@ from engine.store.records import OutboxRecord
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+SLEEP_CHECK_S = 60.0
+"""How often (engine clock) quiet portals are looked for and put to sleep again
+(``MailboxHost.sleep_quiet``)."""
 CONNECTIONS = 100
 """The HTTP session's connections (aiohttp's default), and the deliveries in flight at once
 for all the actor's portals: the scheduler then never queues a POST inside the session,
@@ -144,6 +147,7 @@ class PortalActor:
             asyncio.create_task(self._follow_registry(registry)),
             asyncio.create_task(self._follow_rules(registry)),
             asyncio.create_task(self._prune_regularly()),
+            asyncio.create_task(self._sleep_quiet_regularly()),
             asyncio.create_task(widget_pruner.run(self._widgets_to_prune)),
         ]
         # What start-up loaded (registry, boards of open dialogs) lives as long as the
@@ -294,6 +298,16 @@ class PortalActor:
             except Exception:  # a loop boundary: pruning again next time is enough
                 log.exception("portal actor %s: pruning failed", self._name)
                 self._loop_error("prune")
+
+    async def _sleep_quiet_regularly(self) -> None:
+        while True:
+            await self._clock.sleep(SLEEP_CHECK_S)
+            try:
+                assert self._host is not None
+                await self._host.sleep_quiet()
+            except Exception:  # a loop boundary: a portal left started is only memory
+                log.exception("portal actor %s: putting quiet portals to sleep failed", self._name)
+                self._loop_error("sleep_quiet")
 
     # -- calls from channel actors ---------------------------------------------------------
 

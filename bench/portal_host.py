@@ -1,6 +1,7 @@
 """Many portals in one portal actor's logic, without Ray: start time, idle memory, delivery.
 
     python -m bench.portal_host --portals 10000 --messages 30000 --rate 3000 --floor-s 10
+    python -m bench.portal_host --portals 1 --chats 3000 --messages 30000 --rate 2500
 
 Builds a ``MailboxHost`` the way the portal actor does (a real SQLite file, ``HttpTransport``
 on one shared session, ``EngineSealer``) serving ``--portals`` portals of the bench's sink
@@ -12,7 +13,8 @@ on one shared session, ``EngineSealer``) serving ``--portals`` portals of the be
   (``--memory``: traced allocations only; tracing slows everything, so it is a run of its own)
   or from the process's resident set;
 * **delivery**: ``--messages`` customer messages appended at ``--rate`` per second in
-  hand-off sized calls, one chat per portal, round robin over the portals: with thousands of
+  hand-off sized calls, ``--chats`` per portal (one by default), round robin over the
+  portals and then over each portal's chats: with thousands of
   quiet portals nearly every message is a batch of its own. Reported as the sink saw it
   (messages over first-to-last receipt, as ``bench.scenarios`` computes ``delivered_per_s``),
   with latency from the append to the sink's receipt and the process's CPU time per
@@ -83,10 +85,10 @@ def portal_configs(sink: SinkClient, public_keys: dict[str, str]) -> list[Portal
     ]
 
 
-def message(portal_id: str, number: int, now_s: float) -> OutboxRecord:
+def message(portal_id: str, chat_number: int, number: int, now_s: float) -> OutboxRecord:
     """A customer's Telegram text, stamped for the sink's latency histogram."""
     connector = f"{portal_id}-telegram"
-    chat = f"chat-{portal_id}"
+    chat = f"chat-{portal_id}-{chat_number}"
     return outbox_record(
         InboundMessage(
             id=inbound_event_id(connector, str(number)),
@@ -106,8 +108,11 @@ def message(portal_id: str, number: int, now_s: float) -> OutboxRecord:
 
 
 class Run:
-    def __init__(self, portals: int, workdir: Path) -> None:
+    def __init__(self, portals: int, workdir: Path, chats: int = 1) -> None:
         self.portals = portals
+        self.chats = chats
+        """Chats per portal: message ``n`` goes to portal ``n % portals``, in its chat
+        ``(n // portals) % chats``."""
         self.workdir = workdir
         self.sink = SinkClient()
         self.engine_key = Ed25519PrivateKey.generate()
@@ -142,13 +147,18 @@ class Run:
         return elapsed
 
     async def deliver(
-        self, host: MailboxHost, messages: int, rate: float, timeout_s: float
+        self,
+        host: MailboxHost,
+        messages: int,
+        rate: float,
+        timeout_s: float,
+        handoff: int = HANDOFF_CHUNK,
     ) -> dict[str, Any]:
         await self.sink.reset()
         ids = list(self.public_keys)
         cpu_before = time.process_time()
         began = time.perf_counter()
-        for first in range(0, messages, HANDOFF_CHUNK):
+        for first in range(0, messages, handoff):
             due = began + first / rate
             wait_s = due - time.perf_counter()
             if wait_s > 0:
@@ -156,8 +166,8 @@ class Run:
             now_s = time.time()
             building = time.process_time()
             records = [
-                message(ids[n % len(ids)], n, now_s)
-                for n in range(first, min(messages, first + HANDOFF_CHUNK))
+                message(ids[n % len(ids)], (n // len(ids)) % self.chats, n, now_s)
+                for n in range(first, min(messages, first + handoff))
             ]
             cpu_before += time.process_time() - building  # the load, not the host's work
             await host.append(records)
@@ -229,7 +239,7 @@ def rss_mb() -> float:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="olb-host-"))
-    run = Run(args.portals, workdir)
+    run = Run(args.portals, workdir, args.chats)
     await run.start_sink()
     result: dict[str, Any] = {"portals": args.portals}
     try:
@@ -261,7 +271,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 ]
             if args.messages:
                 result["delivery"] = await run.deliver(
-                    host, args.messages, args.rate, args.timeout_s
+                    host, args.messages, args.rate, args.timeout_s, args.handoff
                 )
             await host.close()
             restarted = run.host(session)
@@ -281,6 +291,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.portal_host", description=__doc__)
     parser.add_argument("--portals", type=int, default=10_000)
+    parser.add_argument("--chats", type=int, default=1, help="chats per portal")
+    parser.add_argument(
+        "--handoff", type=int, default=HANDOFF_CHUNK, help="records per append (a hand-off)"
+    )
     parser.add_argument("--messages", type=int, default=0, help="0: start and memory only")
     parser.add_argument("--rate", type=float, default=3000.0, help="messages appended per s")
     parser.add_argument("--connections", type=int, default=100, help="the session's limit")

@@ -17,6 +17,12 @@ changes a portal's rows goes through this host, which wakes the portal first, an
 message just appended is found by the router's first read of its inbox. With thousands of
 portals most are dormant most of the time (``docs/architecture.md``, "Scale").
 
+A started portal falls asleep again (``sleep_quiet``) once nothing asked for it for
+``QUIET_BEFORE_SLEEP_S`` of the engine's clock and its store holds nothing to do, read
+again for that: after a busy day, the portals whose dialogs closed and whose operators went
+home cost what they cost before it. Callers that come while it falls asleep wait for that
+and then start it again.
+
 The Ray actor (``actors.portal``) is a thin shell around this class; tests drive it
 directly with a manual clock, a real SQLite file and real HTTP stand-ins.
 """
@@ -67,14 +73,35 @@ START_TOGETHER = 500
 DECISION_RETENTION_S = 30 * 86_400.0
 """Routing decisions (explanations) are kept this long."""
 
+QUIET_BEFORE_SLEEP_S = 900.0
+"""A started portal nothing asked for this long (engine clock) may fall asleep again."""
+
 
 class HostedPortal:
     """One portal's parts inside a host."""
 
-    def __init__(self, mailbox: PortalMailbox, sender: ReplySender, router: PortalRouter) -> None:
+    __slots__ = ("asked_at", "asks", "mailbox", "router", "sender")
+
+    def __init__(
+        self, mailbox: PortalMailbox, sender: ReplySender, router: PortalRouter, now: float
+    ) -> None:
         self.mailbox = mailbox
         self.sender = sender
         self.router = router
+        self.asked_at = now
+        """When something last asked for the portal (engine clock): a call, a message."""
+        self.asks = 0
+        """How many times: a sleep tells an ask during its store read by this, even on a
+        clock that does not move."""
+
+    def ask(self, now: float) -> None:
+        self.asked_at = now
+        self.asks += 1
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing to do in memory; the store is asked before it sleeps all the same."""
+        return self.router.quiet and self.sender.idle and self.mailbox.idle
 
 
 class MailboxHost:
@@ -113,11 +140,16 @@ class MailboxHost:
         self._asleep: dict[str, PortalStartup] = {}
         """What a dormant portal starts from, when it is more than ``PortalStartup.nothing``."""
         self._waking: dict[str, asyncio.Future[None]] = {}
+        self._falling_asleep: dict[str, asyncio.Future[None]] = {}
+        """Portals whose parts are being stopped (``sleep_quiet``): callers wait, then wake them."""
+        self._reshaping = asyncio.Lock()
+        """Held by ``configure``, ``sleep_quiet`` and ``close``: which portals are served and
+        which are started change under one of them at a time."""
         self._rules = RuleSet()
 
     @property
     def portal_ids(self) -> list[str]:
-        return sorted([*self._portals, *self._dormant])
+        return sorted([*self._portals, *self._dormant, *self._falling_asleep])
 
     def is_dormant(self, portal_id: str) -> bool:
         return portal_id in self._dormant
@@ -129,12 +161,21 @@ class MailboxHost:
 
     async def portal(self, portal_id: str) -> HostedPortal:
         """The portal's parts, started first if it was dormant."""
+        await self._settled([portal_id])
         hosted = self._portals.get(portal_id)
-        if hosted is not None:
-            return hosted
-        if portal_id not in self._dormant and portal_id not in self._waking:
-            raise NotFoundError(f"portal {portal_id!r} is not served here yet")
-        return await self._wake(portal_id)
+        if hosted is None:
+            if portal_id not in self._dormant and portal_id not in self._waking:
+                raise NotFoundError(f"portal {portal_id!r} is not served here yet")
+            hosted = await self._wake(portal_id)
+        hosted.ask(self._clock.now())
+        return hosted
+
+    async def _settled(self, portal_ids: Sequence[str]) -> None:
+        """Wait until none of these portals is falling asleep."""
+        for portal_id in portal_ids:
+            falling = self._falling_asleep.get(portal_id)
+            if falling is not None:
+                await asyncio.shield(falling)
 
     async def router(self, portal_id: str) -> PortalRouter:
         return (await self.portal(portal_id)).router
@@ -182,7 +223,10 @@ class MailboxHost:
 
     async def configure(self, portals: Sequence[PortalConfig]) -> None:
         """Start, update or stop portals so that exactly ``portals`` are served."""
-        wanted = {portal.id: portal for portal in portals}
+        async with self._reshaping:
+            await self._configure({portal.id: portal for portal in portals})
+
+    async def _configure(self, wanted: dict[str, PortalConfig]) -> None:
         for portal_id in set(self._waking) - set(wanted):  # removed while it starts
             await asyncio.gather(asyncio.shield(self._waking[portal_id]), return_exceptions=True)
         for portal_id in set(self._portals) - set(wanted):
@@ -266,7 +310,7 @@ class MailboxHost:
             self._rng,
             note_queued=router.reply_queued,
         )
-        self._portals[portal.id] = HostedPortal(mailbox, sender, router)
+        self._portals[portal.id] = HostedPortal(mailbox, sender, router, self._clock.now())
         self._delivery.load(mailbox, startup)
         await sender.start(startup.replies, startup.send_buckets)
         await router.start(startup)
@@ -296,11 +340,55 @@ class MailboxHost:
         if self._dormant.pop(portal_id, None) is not None:
             return
         hosted = self._portals.pop(portal_id, None)
-        if hosted is None:
-            return
+        if hosted is not None:
+            await self._stop_parts(hosted)
+
+    async def _stop_parts(self, hosted: HostedPortal) -> None:
         await hosted.router.stop()
         await hosted.sender.stop()
         await self._delivery.remove(hosted.mailbox)
+
+    async def sleep_quiet(self) -> list[str]:
+        """Put to sleep the started portals nothing asked for in ``QUIET_BEFORE_SLEEP_S``
+        whose store holds nothing to do (``PortalStartup.idle``, read again now); returns
+        them. Everything that changes a portal's rows asks for it first (``portal``,
+        ``append``), so one asked for during the read stays started."""
+        async with self._reshaping:
+            return await self._sleep_quiet()
+
+    async def _sleep_quiet(self) -> list[str]:
+        began = self._clock.now()
+        candidates = [
+            portal_id
+            for portal_id, hosted in self._portals.items()
+            if began - hosted.asked_at >= QUIET_BEFORE_SLEEP_S and hosted.quiet
+        ]
+        if not candidates:
+            return []
+        asks = {portal_id: self._portals[portal_id].asks for portal_id in candidates}
+        startups = await self._store.call(self._store.store.startup, candidates)
+        asleep: dict[str, HostedPortal] = {}
+        for portal_id in candidates:
+            hosted = self._portals.get(portal_id)
+            startup = startups[portal_id]
+            if hosted is None or hosted.asks != asks[portal_id]:
+                continue  # asked for meanwhile
+            if not hosted.quiet or not startup.idle:
+                continue
+            del self._portals[portal_id]  # no await since the checks: no caller got in
+            self._falling_asleep[portal_id] = asyncio.get_running_loop().create_future()
+            asleep[portal_id] = hosted
+            if startup.operators or startup.send_buckets:
+                self._asleep[portal_id] = startup
+        for portal_id, hosted in asleep.items():
+            try:
+                await self._stop_parts(hosted)
+            finally:
+                self._dormant[portal_id] = hosted.mailbox.portal
+                self._falling_asleep.pop(portal_id).set_result(None)
+        if asleep:
+            log.info("%d quiet portals asleep again", len(asleep))
+        return sorted(asleep)
 
     async def append(
         self, records: Sequence[OutboxRecord], source: int = -1, watermark: float = 0.0
@@ -312,6 +400,11 @@ class MailboxHost:
         portal already had (a provider's retry that reached another channel actor); the
         channel actors count the rest.
         """
+        now = self._clock.now()
+        for record in records:  # before the store call: no sleep may miss what it adds
+            hosted = self._portals.get(record.portal_id)
+            if hosted is not None:
+                hosted.ask(now)
         accepted = await self._store.append(records)
         if source >= 0:
             self.watermarks.advance(source, watermark)
@@ -325,6 +418,7 @@ class MailboxHost:
         for (name, channel), count in tally.items():
             self.counters.inc(name, count, channel=channel)
         news = {r.portal_id for r, new in zip(records, accepted, strict=True) if new}
+        await self._settled(list(news))
         dormant = [p for p in news if p in self._dormant or p in self._waking]
         if dormant:
             try:
@@ -365,7 +459,7 @@ class MailboxHost:
         def read() -> dict[str, tuple[int, int]]:
             return {
                 portal_id: (store.depth(portal_id), store.dead_letter_count(portal_id))
-                for portal_id in sorted({*self._portals, *self._dormant} | store.portal_ids())
+                for portal_id in sorted(set(self.portal_ids) | store.portal_ids())
             }
 
         return await self._store.call(read)
@@ -401,9 +495,10 @@ class MailboxHost:
         return seen + await self._store.call(store.prune_decisions, now - DECISION_RETENTION_S)
 
     async def close(self) -> None:
-        self._dormant.clear()
-        self._asleep.clear()
-        for portal_id in list(self._portals):
-            await self._stop_portal(portal_id)
-        await self._delivery.close()
-        await self._store.close()
+        async with self._reshaping:
+            self._dormant.clear()
+            self._asleep.clear()
+            for portal_id in list(self._portals):
+                await self._stop_portal(portal_id)
+            await self._delivery.close()
+            await self._store.close()

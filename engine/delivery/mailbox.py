@@ -72,6 +72,11 @@ class PortalMailbox:
     def id(self) -> str:
         return self.portal.id
 
+    @property
+    def idle(self) -> bool:
+        """No event waiting for a batch, no batch in flight or left open by a restart."""
+        return not (any(self.pending) or any(self.flights) or self.resuming or self.resumed)
+
     def reset(self, streams: int) -> None:
         """``streams`` empty streams (none: the streams are being rebuilt or stopped, and
         whatever is stored for them is read again)."""

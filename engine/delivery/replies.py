@@ -199,6 +199,11 @@ class ReplySender:
         await asyncio.gather(*self._workers.values(), return_exceptions=True)
         self._workers.clear()
 
+    @property
+    def idle(self) -> bool:
+        """No reply waiting or being sent."""
+        return not self._queues and all(worker.done() for worker in self._workers.values())
+
     def enqueue(self, reply: StoredReply) -> None:
         """Send a reply the owner has stored; replies of one dialog go out in order."""
         self._queues.setdefault(reply.dialog_id, []).append(reply)

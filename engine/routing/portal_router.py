@@ -183,6 +183,18 @@ class PortalRouter:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._inbox_task = self._timer_task = None
 
+    @property
+    def quiet(self) -> bool:
+        """Nothing open, blocked or at work in memory and no step under way: what a host
+        asks before reading the store to put the portal to sleep (``MailboxHost``)."""
+        board = self.dispatcher.board
+        return not (
+            board.dialogs
+            or board.blocked
+            or self._lock.locked()
+            or any(op.status != "offline" or op.working for op in board.operators.values())
+        )
+
     def _ensure_inbox_loop(self) -> None:
         """The inbox loop starts with the first message: an idle portal costs no task."""
         if self._running and (self._inbox_task is None or self._inbox_task.done()):
