@@ -36,7 +36,7 @@ from engine.handoff import Watermarks
 from engine.logs import configure_logging
 from engine.memory import release_freed_memory
 from engine.metrics import Sample
-from engine.registry import Registry
+from engine.registry import Registry, RegistryUpdate
 from engine.routing.rules import RuleSet
 from engine.store.records import OutboxRecord
 
@@ -139,7 +139,8 @@ class PortalActor:
         )
         try:
             await self._apply_rules(await registry.rules.remote())
-            await self._apply(await registry.hosted_after.remote(self._name, -1, 0.0))
+            update = await registry.hosted_after.remote(self._name, -1, 0.0)
+            await self._apply(update.applied_to(Registry(-1)))
         except BaseException:
             await self._close()
             raise
@@ -231,7 +232,8 @@ class PortalActor:
         return self._rules_version
 
     async def _follow_registry(self, registry_actor: Any) -> None:
-        async def apply(registry: Registry) -> None:
+        async def apply(update: RegistryUpdate[Registry]) -> None:
+            registry = update.applied_to(self._registry)
             if registry.version > self._registry.version:
                 await self._apply(registry)
 

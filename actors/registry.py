@@ -30,7 +30,7 @@ from engine.errors import UnavailableError
 from engine.logs import configure_logging
 from engine.metrics import Counters, Sample
 from engine.rate_ledger import Consumed, RateLedger
-from engine.registry import EdgeRegistry, Registry, RegistryOutline
+from engine.registry import EdgeRegistry, Registry, RegistryOutline, RegistryUpdate
 from engine.registry_service import LONG_POLL_S, RegistryService
 from engine.routing.rules import RuleSet
 
@@ -116,12 +116,14 @@ class RegistryActor:
     async def registry(self) -> Registry:
         return (await self._ready()).registry
 
-    async def edge_after(self, version: int, timeout_s: float = LONG_POLL_S) -> EdgeRegistry:
+    async def edge_after(
+        self, version: int, timeout_s: float = LONG_POLL_S
+    ) -> RegistryUpdate[EdgeRegistry]:
         return await (await self._ready()).edge_after(version, timeout_s)
 
     async def hosted_after(
         self, host: str, version: int, timeout_s: float = LONG_POLL_S
-    ) -> Registry:
+    ) -> RegistryUpdate[Registry]:
         return await (await self._ready()).hosted_after(host, version, timeout_s)
 
     async def outline(self, connectors_shown: int) -> RegistryOutline:

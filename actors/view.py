@@ -80,7 +80,8 @@ class EngineView:
         return self._media_link_key
 
     async def start(self) -> None:
-        self._registry = await self._registry_actor.edge_after(-1, 0.0)
+        update = await self._registry_actor.edge_after(-1, 0.0)
+        self._registry = update.applied_to(EdgeRegistry(-1))
         release_freed_memory()  # what unpickling the registry's copy left behind
         self._follower = asyncio.create_task(self._follow())
 
@@ -95,7 +96,8 @@ class EngineView:
         down = False
         while True:
             try:
-                registry = await self._registry_actor.edge_after(self._registry.version)
+                update = await self._registry_actor.edge_after(self._registry.version)
+                registry = update.applied_to(self._registry)
             except Exception as exc:  # a loop boundary: the copy in hand keeps serving
                 if not down:
                     log.warning("registry changes wait, the registry actor: %s", reason(exc))
@@ -111,7 +113,7 @@ class EngineView:
             async with self._changed:
                 self._registry = registry
                 self._changed.notify_all()
-            del registry
+            del registry, update
             release_freed_memory()  # the version replaced, and what reading it took
 
     async def wait_for_version(self, version: int) -> None:

@@ -3,11 +3,17 @@
 The registry actor holds the authoritative registry (durably, in its SQLite file); channel and
 portal actors hold copies and long-poll for newer versions. A snapshot is checked whole
 before it replaces the old one: a connector must name a known portal and one of its lines.
+
+Each admin call makes one version, one ``RegistryChange``. A follower is sent the changes
+since its version (``RegistryUpdate``), and a whole copy only when it has none or is further
+behind than the registry actor remembers: with 10,000 portals, adding one sends one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, Self, TypeVar
 
 from engine.config import ConnectorConfig, PortalConfig
 from engine.errors import ConfigError, NotFoundError
@@ -28,6 +34,50 @@ class PortalKeys:
         return self.lines
 
 
+def portal_keys(portal: PortalConfig) -> PortalKeys:
+    return PortalKeys(portal.id, portal.license_key, frozenset(portal.line_ids()))
+
+
+@dataclass(frozen=True)
+class RegistryChange:
+    """What one version changed: portals and connectors put (added or replaced), and
+    connectors removed."""
+
+    version: int
+    portals: tuple[PortalConfig, ...] = ()
+    connectors: tuple[ConnectorConfig, ...] = ()
+    removed_connectors: tuple[str, ...] = ()
+
+    def for_host(self, host: str, pool_size: int) -> RegistryChange:
+        """The part a portal actor follows (``Registry.by_host``); a removed connector is
+        named to every one (an id alone does not say whose it was)."""
+        return RegistryChange(
+            self.version,
+            tuple(p for p in self.portals if host_name(p.id, pool_size) == host),
+            tuple(c for c in self.connectors if host_name(c.portal, pool_size) == host),
+            self.removed_connectors,
+        )
+
+
+P = TypeVar("P")
+C = TypeVar("C")
+
+
+def _changed_dicts(
+    portals: dict[str, P],
+    connectors: dict[str, C],
+    put_portals: Iterable[tuple[str, P]],
+    put_connectors: Iterable[tuple[str, C]],
+    removed_connectors: Iterable[str],
+) -> tuple[dict[str, P], dict[str, C]]:
+    """New dicts with a change applied: the copies in hand stay as they were."""
+    new_portals = {**portals, **dict(put_portals)}
+    new_connectors = {**connectors, **dict(put_connectors)}
+    for connector_id in removed_connectors:
+        new_connectors.pop(connector_id, None)
+    return new_portals, new_connectors
+
+
 @dataclass(frozen=True)
 class EdgeRegistry:
     """The channel actors' copy of the registry (``Registry.edge``): every connector, and of
@@ -36,6 +86,16 @@ class EdgeRegistry:
     version: int = 0
     portals: dict[str, PortalKeys] = field(default_factory=dict)
     connectors: dict[str, ConnectorConfig] = field(default_factory=dict)
+
+    def changed(self, change: RegistryChange) -> EdgeRegistry:
+        portals, connectors = _changed_dicts(
+            self.portals,
+            self.connectors,
+            ((p.id, portal_keys(p)) for p in change.portals),
+            ((c.id, c) for c in change.connectors),
+            change.removed_connectors,
+        )
+        return EdgeRegistry(change.version, portals, connectors)
 
     def portal(self, portal_id: str) -> PortalKeys:
         try:
@@ -69,11 +129,20 @@ class Registry:
     connectors: dict[str, ConnectorConfig] = field(default_factory=dict)
 
     def edge(self) -> EdgeRegistry:
-        portals = {
-            p.id: PortalKeys(p.id, p.license_key, frozenset(p.line_ids()))
-            for p in self.portals.values()
-        }
+        portals = {p.id: portal_keys(p) for p in self.portals.values()}
         return EdgeRegistry(self.version, portals, self.connectors)
+
+    def changed(self, change: RegistryChange) -> Registry:
+        """This registry with ``change`` applied, unchecked (a follower's copy: the registry
+        actor checked it, ``with_*``)."""
+        portals, connectors = _changed_dicts(
+            self.portals,
+            self.connectors,
+            ((p.id, p) for p in change.portals),
+            ((c.id, c) for c in change.connectors),
+            change.removed_connectors,
+        )
+        return Registry(change.version, portals, connectors)
 
     def outline(self, connectors_shown: int) -> RegistryOutline:
         shown = tuple(self.connectors[key] for key in sorted(self.connectors)[:connectors_shown])
@@ -98,27 +167,54 @@ class Registry:
             for host in connectors
         }
 
-    def with_portal(self, portal: PortalConfig) -> Registry:
-        portals = dict(self.portals)
-        portals[portal.id] = portal
-        return self._checked(portals, self.connectors)
+    def put_portal(self, portal: PortalConfig) -> RegistryChange:
+        """The next version's change that puts ``portal``, checked against this registry
+        (``changed`` applies it)."""
+        return self._checked(RegistryChange(self.version + 1, portals=(portal,)))
 
-    def with_connector(self, connector: ConnectorConfig) -> Registry:
-        connectors = dict(self.connectors)
-        connectors[connector.id] = connector
-        return self._checked(self.portals, connectors)
+    def put_connector(self, connector: ConnectorConfig) -> RegistryChange:
+        return self._checked(RegistryChange(self.version + 1, connectors=(connector,)))
 
-    def without_connector(self, connector_id: str) -> Registry:
+    def remove_connector(self, connector_id: str) -> RegistryChange:
         if connector_id not in self.connectors:
             raise NotFoundError(f"unknown connector {connector_id!r}")
-        connectors = {k: v for k, v in self.connectors.items() if k != connector_id}
-        return self._checked(self.portals, connectors)
+        return self._checked(RegistryChange(self.version + 1, removed_connectors=(connector_id,)))
 
-    def _checked(
-        self, portals: dict[str, PortalConfig], connectors: dict[str, ConnectorConfig]
-    ) -> Registry:
-        check_references(portals, connectors)
-        return Registry(self.version + 1, portals, connectors)
+    def _checked(self, change: RegistryChange) -> RegistryChange:
+        changed = self.changed(change)
+        check_references(changed.portals, changed.connectors)
+        return change
+
+
+class Follows(Protocol):
+    """A follower's copy: ``Registry`` (portal actors) or ``EdgeRegistry`` (channel actors)."""
+
+    @property
+    def version(self) -> int: ...
+
+    def changed(self, change: RegistryChange) -> Self: ...
+
+
+Copy = TypeVar("Copy", bound=Follows)
+
+
+@dataclass(frozen=True)
+class RegistryUpdate(Generic[Copy]):
+    """What a follower needs to reach ``version``: the changes after its own version, or a
+    whole copy (``whole``) when it has none or is further behind than the changes kept."""
+
+    version: int
+    changes: tuple[RegistryChange, ...] = ()
+    whole: Copy | None = None
+
+    def applied_to(self, copy: Copy) -> Copy:
+        """The follower's copy at ``version`` (the one in hand when it is not older)."""
+        if self.whole is not None:
+            return self.whole if self.whole.version > copy.version else copy
+        for change in self.changes:
+            if change.version > copy.version:
+                copy = copy.changed(change)
+        return copy
 
 
 def check_references(

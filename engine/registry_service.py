@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,7 +23,13 @@ from engine.config import ConnectorConfig, EngineConfig, PortalConfig
 from engine.errors import ConfigError
 from engine.memory import release_freed_memory
 from engine.metrics import Counters, Sample
-from engine.registry import EdgeRegistry, Registry, check_references
+from engine.registry import (
+    EdgeRegistry,
+    Registry,
+    RegistryChange,
+    RegistryUpdate,
+    check_references,
+)
 from engine.routing.rules import RuleSet
 from engine.routing.rules_holder import RulesHolder
 from engine.store.sqlite_registry import RegistryStore
@@ -31,6 +38,9 @@ from engine.store.threaded import StoreThread
 log = logging.getLogger(__name__)
 
 LONG_POLL_S = 30.0
+CHANGES_KEPT = 1000
+"""Changes remembered for followers (``engine.registry``); one further behind, or one
+following a registry actor that restarted since, gets a whole copy."""
 
 
 class RegistryService:
@@ -48,6 +58,10 @@ class RegistryService:
         self._published_rules_version = 0
         self._version_path = config.data_dir / "rules_version"
         self._thread: StoreThread[RegistryStore] | None = None
+        self._changes: deque[RegistryChange] = deque(maxlen=CHANGES_KEPT)
+        self._writing = asyncio.Lock()
+        """Admin changes one at a time: each is checked against, and numbered after, the
+        version before it."""
         self._parts: dict[str, Registry] = {}
         """Each portal actor's part of the registry, made once per version (``hosted_after``)."""
         self._parts_version = -1
@@ -122,24 +136,47 @@ class RegistryService:
         await self._wait_for(lambda: self._registry.version > version, timeout_s)
         return self._registry
 
-    async def edge_after(self, version: int, timeout_s: float = LONG_POLL_S) -> EdgeRegistry:
-        """The channel actors' copy (``Registry.edge``) once newer than ``version``."""
+    async def edge_after(
+        self, version: int, timeout_s: float = LONG_POLL_S
+    ) -> RegistryUpdate[EdgeRegistry]:
+        """What takes a channel actor's copy (``Registry.edge``) at ``version`` to the
+        newest, once there is a newer one (or on timeout)."""
         registry = await self.registry_after(version, timeout_s)
+        changes = self._changes_after(version, registry.version)
+        if changes is not None:
+            return RegistryUpdate(registry.version, changes)
         if self._edge.version != registry.version:
             self._edge = registry.edge()
-        return self._edge
+        return RegistryUpdate(registry.version, whole=self._edge)
 
     async def hosted_after(
         self, host: str, version: int, timeout_s: float = LONG_POLL_S
-    ) -> Registry:
-        """Portal actor ``host``'s part of the registry once it is newer than ``version``
-        (or the current part on timeout): an actor with no portals gets an empty one."""
+    ) -> RegistryUpdate[Registry]:
+        """The same for portal actor ``host``'s part of the registry: its portals and
+        their connectors (an actor with no portals gets an empty part)."""
         registry = await self.registry_after(version, timeout_s)
+        pool_size = self._config.portal_pool_size
+        changes = self._changes_after(version, registry.version)
+        if changes is not None:
+            return RegistryUpdate(
+                registry.version, tuple(c.for_host(host, pool_size) for c in changes)
+            )
         if self._parts_version != registry.version:
-            self._parts = registry.by_host(self._config.portal_pool_size)
+            self._parts = registry.by_host(pool_size)
             self._parts_version = registry.version
             release_freed_memory()  # the parts of the version before
-        return self._parts.get(host) or Registry(registry.version)
+        return RegistryUpdate(
+            registry.version, whole=self._parts.get(host) or Registry(registry.version)
+        )
+
+    def _changes_after(self, version: int, current: int) -> tuple[RegistryChange, ...] | None:
+        """The changes from ``version`` to ``current``, or None when they are not all kept."""
+        if version >= current:
+            return ()
+        kept = self._changes
+        if version < 0 or not kept or kept[0].version > version + 1 or kept[-1].version < current:
+            return None
+        return tuple(change for change in kept if version < change.version <= current)
 
     async def _wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> None:
         async with self._changed:
@@ -148,23 +185,27 @@ class RegistryService:
             except TimeoutError:
                 pass
 
-    async def _replace(self, registry: Registry) -> int:
-        thread = self._store_thread
-        await thread.call(thread.store.save_registry, registry)
-        async with self._changed:
-            self._registry = registry
-            self._changed.notify_all()
-        log.info("registry version %d", registry.version)
-        return registry.version
+    async def _change(self, make: Callable[[Registry], RegistryChange]) -> int:
+        """Make the next version's change from the current registry, store it, serve it."""
+        async with self._writing:
+            change = make(self._registry)  # checked: a ConfigError refuses it here
+            thread = self._store_thread
+            await thread.call(thread.store.save_change, change)
+            async with self._changed:
+                self._registry = self._registry.changed(change)
+                self._changes.append(change)
+                self._changed.notify_all()
+        log.info("registry version %d", change.version)
+        return change.version
 
     async def put_portal(self, portal: PortalConfig) -> int:
-        return await self._replace(self._registry.with_portal(portal))
+        return await self._change(lambda registry: registry.put_portal(portal))
 
     async def put_connector(self, connector: ConnectorConfig) -> int:
-        return await self._replace(self._registry.with_connector(connector))
+        return await self._change(lambda registry: registry.put_connector(connector))
 
     async def delete_connector(self, connector_id: str) -> int:
-        return await self._replace(self._registry.without_connector(connector_id))
+        return await self._change(lambda registry: registry.remove_connector(connector_id))
 
     # -- rules ---------------------------------------------------------------------------
 

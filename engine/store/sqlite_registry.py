@@ -6,12 +6,14 @@ The registry actor is its only user; one small SQLite file beside the outboxes.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 
 from engine.config import ConnectorConfig, PortalConfig
-from engine.registry import Registry
+from engine.registry import Registry, RegistryChange
 from engine.store.sqlite_file import open_database
 
 SCHEMA = """
@@ -44,27 +46,53 @@ class RegistryStore:
         return Registry(int(row[0]) if row else 0, portals, connectors)
 
     def save_registry(self, registry: Registry) -> None:
-        """Replace the stored registry with ``registry`` in one transaction."""
+        """Replace the stored registry with ``registry`` in one transaction (the config
+        file merged in at start)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM registry")
+            self._put(db, registry.portals.values(), registry.connectors.values())
+            self._set_version(db, registry.version)
+
+    def save_change(self, change: RegistryChange) -> None:
+        """Store one version's change (an admin call): its rows alone, in one transaction."""
+        with self._transaction() as db:
+            self._put(db, change.portals, change.connectors)
+            db.executemany(
+                "DELETE FROM registry WHERE kind = 'connector' AND id = ?",
+                [(connector_id,) for connector_id in change.removed_connectors],
+            )
+            self._set_version(db, change.version)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM registry")
-            for portal in registry.portals.values():
-                db.execute(
-                    "INSERT INTO registry VALUES ('portal', ?, ?)",
-                    (portal.id, portal.model_dump_json().encode()),
-                )
-            for connector in registry.connectors.values():
-                db.execute(
-                    "INSERT INTO registry VALUES ('connector', ?, ?)",
-                    (connector.id, connector.model_dump_json().encode()),
-                )
-            db.execute(
-                "INSERT INTO meta VALUES ('registry_version', ?) ON CONFLICT (key)"
-                " DO UPDATE SET value = excluded.value",
-                (registry.version,),
-            )
+            yield db
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _put(
+        db: sqlite3.Connection,
+        portals: Iterable[PortalConfig],
+        connectors: Iterable[ConnectorConfig],
+    ) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO registry VALUES ('portal', ?, ?)",
+            [(portal.id, portal.model_dump_json().encode()) for portal in portals],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO registry VALUES ('connector', ?, ?)",
+            [(connector.id, connector.model_dump_json().encode()) for connector in connectors],
+        )
+
+    @staticmethod
+    def _set_version(db: sqlite3.Connection, version: int) -> None:
+        db.execute(
+            "INSERT INTO meta VALUES ('registry_version', ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = excluded.value",
+            (version,),
+        )

@@ -201,17 +201,27 @@ def test_marks_record_the_line_of_keys_and_items() -> None:
 # -- registry -------------------------------------------------------------------------------
 
 
+def put(registry: Registry, *entries: PortalConfig | ConnectorConfig) -> Registry:
+    """The registry after putting each entry in turn, one version each."""
+    for entry in entries:
+        if isinstance(entry, PortalConfig):
+            registry = registry.changed(registry.put_portal(entry))
+        else:
+            registry = registry.changed(registry.put_connector(entry))
+    return registry
+
+
 def test_registry_accepts_a_connector_of_a_known_portal_and_line() -> None:
-    registry = Registry().with_portal(portal()).with_connector(connector(line="sales"))
+    registry = put(Registry(), portal(), connector(line="sales"))
     assert registry.version == 2
     assert registry.edge().connector("telegram", "tg-1").line == "sales"
     assert registry.edge().portal("p1").license_key == "license-p1-0123456789"
 
 
 def test_a_registry_outline_names_its_portals_and_the_first_connectors() -> None:
-    registry = Registry().with_portal(portal()).with_portal(portal(id="p2"))
+    registry = put(Registry(), portal(), portal(id="p2"))
     for name in ("tg-3", "tg-1", "tg-2"):
-        registry = registry.with_connector(connector(id=name))
+        registry = put(registry, connector(id=name))
     outline = registry.outline(2)
     assert outline.portal_ids == ("p1", "p2")
     assert [c.id for c in outline.connectors] == ["tg-1", "tg-2"]
@@ -222,8 +232,8 @@ def test_a_registry_outline_names_its_portals_and_the_first_connectors() -> None
 def test_a_pools_parts_hold_each_portal_once_with_its_connectors() -> None:
     registry = Registry()
     for index in range(12):
-        registry = registry.with_portal(portal(id=f"p{index}"))
-        registry = registry.with_connector(connector(id=f"tg-{index}", portal=f"p{index}"))
+        added = connector(id=f"tg-{index}", portal=f"p{index}")
+        registry = put(registry, portal(id=f"p{index}"), added)
     parts = registry.by_host(3)
     assert set(parts) <= {host_name(f"p{index}", 3) for index in range(12)}
     held = [portal_id for part in parts.values() for portal_id in part.portals]
@@ -235,33 +245,33 @@ def test_a_pools_parts_hold_each_portal_once_with_its_connectors() -> None:
 
 
 def test_registry_refuses_a_connector_of_an_unknown_portal() -> None:
-    registry = Registry().with_portal(portal())
+    registry = put(Registry(), portal())
     with pytest.raises(ConfigError, match=r"connector 'tg-1': unknown portal 'p9'"):
-        registry.with_connector(connector(portal="p9"))
+        registry.put_connector(connector(portal="p9"))
     assert registry.connectors == {}
 
 
 def test_registry_refuses_a_connector_of_an_unknown_line() -> None:
-    registry = Registry().with_portal(portal())
+    registry = put(Registry(), portal())
     with pytest.raises(ConfigError, match=r"connector 'tg-1': portal 'p1' has no line 'billing'"):
-        registry.with_connector(connector(line="billing"))
+        registry.put_connector(connector(line="billing"))
 
 
 def test_registry_refuses_a_portal_edit_that_orphans_a_connector() -> None:
-    registry = Registry().with_portal(portal()).with_connector(connector(line="sales"))
+    registry = put(Registry(), portal(), connector(line="sales"))
     with pytest.raises(ConfigError, match=r"portal 'p1' has no line 'sales'"):
-        registry.with_portal(portal(lines=[{"id": "support"}]))
+        registry.put_portal(portal(lines=[{"id": "support"}]))
 
 
 def test_registry_lookups_of_unknown_ids() -> None:
-    registry = Registry().with_portal(portal()).with_connector(connector())
+    registry = put(Registry(), portal(), connector())
     with pytest.raises(NotFoundError, match=r"unknown portal 'p2'"):
         registry.edge().portal("p2")
     with pytest.raises(NotFoundError, match=r"unknown custom connector 'tg-1'"):
         registry.edge().connector("custom", "tg-1")
     with pytest.raises(NotFoundError, match=r"unknown connector 'tg-9'"):
-        registry.without_connector("tg-9")
-    assert registry.without_connector("tg-1").connectors == {}
+        registry.remove_connector("tg-9")
+    assert registry.changed(registry.remove_connector("tg-1")).connectors == {}
 
 
 def test_check_references_on_a_whole_config() -> None:

@@ -10,7 +10,7 @@ from engine.security.keys import generate_portal_keypair
 from engine.store.sqlite_registry import RegistryStore
 
 
-def test_the_registry_is_stored_whole(tmp_path: Path) -> None:
+def test_the_registry_is_stored_whole_and_then_change_by_change(tmp_path: Path) -> None:
     path = tmp_path / "registry.sqlite3"
     portal = PortalConfig.model_validate(
         {
@@ -24,11 +24,16 @@ def test_the_registry_is_stored_whole(tmp_path: Path) -> None:
     connector = ConnectorConfig(
         id="tg-1", channel="telegram", portal="p1", line="support", credentials={"a": 1}
     )
-    registry = Registry().with_portal(portal).with_connector(connector)
+    registry = Registry(1, {"p1": portal}, {})
     store = RegistryStore(path)
     store.save_registry(registry)
-    store.save_registry(Registry(registry.version + 1, registry.portals, {}))
+    added = registry.put_connector(connector)
+    store.save_change(added)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # the store's own connection
+    store.save_change(registry.changed(added).remove_connector("tg-1"))
     store.close()
+    assert not [s for s in statements if "'portal'" in s], "a change writes its own rows only"
     reopened = RegistryStore(path)
     try:
         loaded = reopened.load_registry()
