@@ -134,7 +134,7 @@ class Registry:
 
     def changed(self, change: RegistryChange) -> Registry:
         """This registry with ``change`` applied, unchecked (a follower's copy: the registry
-        actor checked it, ``with_*``)."""
+        actor checked it, ``put_*``)."""
         portals, connectors = _changed_dicts(
             self.portals,
             self.connectors,

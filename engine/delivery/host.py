@@ -380,10 +380,14 @@ class MailboxHost:
             asleep[portal_id] = hosted
             if startup.operators or startup.send_buckets:
                 self._asleep[portal_id] = startup
-        for portal_id, hosted in asleep.items():
-            try:
-                await self._stop_parts(hosted)
-            finally:
+        try:
+            for portal_id, hosted in asleep.items():
+                try:
+                    await self._stop_parts(hosted)
+                except Exception:  # its tasks were cancelled all the same: it sleeps
+                    log.exception("portal %s: stopping its parts to sleep failed", portal_id)
+        finally:  # every one, or its callers would wait for ever
+            for portal_id, hosted in asleep.items():
                 self._dormant[portal_id] = hosted.mailbox.portal
                 self._falling_asleep.pop(portal_id).set_result(None)
         if asleep:
