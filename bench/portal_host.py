@@ -20,7 +20,13 @@ on one shared session, ``EngineSealer``) serving ``--portals`` portals of the be
   with latency from the append to the sink's receipt and the process's CPU time per
   message (what the machine's load changes least);
 * **the delivery floor** (``bench.delivery_floor``) against the same sink, so the figure
-  above can be read as a share of it.
+  above can be read as a share of it;
+* **sleep** (``--sleep``, after the delivery): every dialog the traffic opened is finished,
+  the host's clock is moved past the quiet time and ``sleep_quiet`` puts the portals back
+  to sleep. What the Python objects of the run hold per portal is read from tracemalloc,
+  which traces from the delivery on (so the delivery figures of such a run are slower),
+  with everything started and after the sleep: the process's resident set keeps what the
+  allocator does not hand back.
 
 It isolates the portal actor's own costs from Ray, the channel actors and the load generator,
 so a change to delivery or start-up can be measured in a minute instead of a full bench run.
@@ -50,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.sink import SinkClient, write_keys
 from engine.clock import SystemClock
 from engine.config import PortalConfig
-from engine.delivery.host import MailboxHost
+from engine.delivery.host import QUIET_BEFORE_SLEEP_S, MailboxHost
 from engine.delivery.sealer import EngineSealer
 from engine.delivery.transport import HttpTransport
 from engine.errors import NotFoundError
@@ -64,6 +70,17 @@ from engine.store.records import OutboxRecord
 LINE = "support"
 HANDOFF_CHUNK = 1000
 """Records per append, as a channel actor's hand-off carries them (``handoff_batch_max``)."""
+
+
+class ShiftedClock(SystemClock):
+    """Real time, plus what the benchmark moved it by: the portals' quiet time passes at
+    once, while delivery ran on real time."""
+
+    def __init__(self) -> None:
+        self.shift_s = 0.0
+
+    def now(self) -> float:
+        return super().now() + self.shift_s
 
 
 def no_channel(connector_id: str) -> Any:
@@ -117,6 +134,7 @@ class Run:
         self.sink = SinkClient()
         self.engine_key = Ed25519PrivateKey.generate()
         self.public_keys: dict[str, str] = {}
+        self.clock = ShiftedClock()
 
     async def start_sink(self) -> None:
         keys = {f"p{n}": generate_portal_keypair() for n in range(self.portals)}
@@ -127,7 +145,7 @@ class Run:
         await self.sink.start(0, path)
 
     def host(self, session: aiohttp.ClientSession) -> MailboxHost:
-        clock = SystemClock()
+        clock = self.clock
         return MailboxHost(
             self.workdir / "outbox.sqlite3",
             clock,
@@ -191,6 +209,36 @@ class Run:
             "duplicates": stats["message_duplicates"],
             "order_violations": stats["order_violations"],
             "seq_problems": stats["seq_problems"],
+        }
+
+    async def sleep(self, host: MailboxHost, timeout_s: float) -> dict[str, Any]:
+        """The end of the day: every dialog the traffic opened is finished and its closing
+        delivered; past the quiet time, the portals fall asleep again."""
+        started = [p for p in host.portal_ids if host.started(p) is not None]
+        for portal_id in started:
+            router = await host.router(portal_id)
+            for dialog_id in list(router.dispatcher.board.dialogs):
+                await router.finish(dialog_id, None)
+        deadline = time.perf_counter() + timeout_s
+        while not all(hosted.quiet for p in started if (hosted := host.started(p)) is not None):
+            if time.perf_counter() > deadline:
+                raise TimeoutError("the closed dialogs were not delivered in time")
+            await asyncio.sleep(0.05)
+        gc.collect()
+        traced_started = tracemalloc.get_traced_memory()[0]
+        self.clock.shift_s += QUIET_BEFORE_SLEEP_S
+        began = time.perf_counter()
+        asleep = await host.sleep_quiet()
+        elapsed = time.perf_counter() - began
+        gc.collect()
+        traced_asleep = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        return {
+            "started_before": len(started),
+            "put_to_sleep": len(asleep),
+            "seconds": round(elapsed, 3),
+            "traced_kb_per_portal_started": round(traced_started / 1000 / self.portals, 2),
+            "traced_kb_per_portal_asleep_again": round(traced_asleep / 1000 / self.portals, 2),
         }
 
     async def floor(self, seconds: float) -> dict[str, Any]:
@@ -269,10 +317,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     }
                     for stat in stats[: args.top]
                 ]
+            if args.messages and args.sleep:
+                tracemalloc.start()
             if args.messages:
                 result["delivery"] = await run.deliver(
                     host, args.messages, args.rate, args.timeout_s, args.handoff
                 )
+            if args.messages and args.sleep:
+                result["sleep"] = await run.sleep(host, args.timeout_s)
             await host.close()
             restarted = run.host(session)
             result["restart_configure_s"] = round(await run.configure(restarted, configs), 3)
@@ -288,7 +340,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.portal_host", description=__doc__)
     parser.add_argument("--portals", type=int, default=10_000)
     parser.add_argument("--chats", type=int, default=1, help="chats per portal")
@@ -301,9 +353,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=120.0)
     parser.add_argument("--floor-s", type=float, default=0.0, help="0: no floor run")
     parser.add_argument("--memory", action="store_true", help="tracemalloc (slow)")
+    parser.add_argument(
+        "--sleep", action="store_true", help="after the delivery, put quiet portals to sleep"
+    )
     parser.add_argument("--top", type=int, default=12, help="allocation sites listed")
-    args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(main_async(args)), indent=1, ensure_ascii=False))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    result = asyncio.run(main_async(parse_args(argv)))
+    print(json.dumps(result, indent=1, ensure_ascii=False))
     return 0
 
 

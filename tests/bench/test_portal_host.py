@@ -3,21 +3,13 @@ sink (which verifies, opens and checks every batch), then the delivery floor bes
 
 from __future__ import annotations
 
-import argparse
-
-from bench.portal_host import main_async
+from bench.portal_host import main_async, parse_args
 
 
 async def test_many_portals_start_deliver_in_order_and_compare_with_the_floor() -> None:
-    args = argparse.Namespace(
-        portals=30,
-        messages=300,
-        rate=3000.0,
-        connections=20,
-        timeout_s=60.0,
-        floor_s=1.0,
-        memory=False,
-        top=5,
+    args = parse_args(
+        "--portals 30 --chats 2 --handoff 40 --messages 300 --rate 3000 --connections 20"
+        " --timeout-s 60 --floor-s 1 --sleep".split()
     )
     result = await main_async(args)
     delivery = result["delivery"]
@@ -32,3 +24,5 @@ async def test_many_portals_start_deliver_in_order_and_compare_with_the_floor() 
     assert result["configure_s"] >= 0 and result["restart_configure_s"] >= 0
     assert result["floor"]["failed"] == 0 and result["floor"]["delivered"] > 0
     assert result["ratio_to_floor"] > 0
+    assert result["sleep"]["started_before"] == 30
+    assert result["sleep"]["put_to_sleep"] == 30, "every portal the traffic started is quiet"
