@@ -188,3 +188,39 @@ async def test_pooled_portal_actors_serve_many_portals(tmp_path: Path) -> None:
         await stop_engine(engine)
         for stand_in in portals:
             await stand_in.stop()
+
+
+async def test_portals_added_through_the_api_join_the_pools_actors_change_by_change(
+    tmp_path: Path,
+) -> None:
+    """A pool actor that already runs takes the change that adds its portal and its
+    connector (engine/registry.py), not a new copy of the registry, and serves them; one
+    started for an added portal takes its part whole, then the changes after it."""
+    first, *added = [PortalStandIn.create(f"p{n}") for n in range(5)]
+    for stand_in in (first, *added):
+        await stand_in.start()
+    config = engine_config(
+        tmp_path, [first.portal_config()], [custom_connector("c0", "p0")], portal_pool_size=2
+    )
+    engine = await start_engine(config)
+    try:
+        for n, stand_in in enumerate(added, start=1):
+            status, body = await engine.admin(
+                "PUT", f"/admin/v1/portals/p{n}", stand_in.portal_config()
+            )
+            assert status == 200, body
+            status, body = await engine.admin(
+                "PUT", f"/admin/v1/connectors/c{n}", custom_connector(f"c{n}", f"p{n}")
+            )
+            assert status == 200, body
+        for n, stand_in in enumerate((first, *added)):
+            stand_in.engine_public_key_b64 = engine.engine_public_key_b64
+            assert await send(engine, f"c{n}", "chat", f"to p{n}") == 200
+        for n, stand_in in enumerate((first, *added)):
+            [event] = await stand_in.wait_for_events(1, "message.")
+            assert event["data"]["content"]["text"] == f"to p{n}"
+        assert sorted(await engine.actors.portal_actors()) == ["pool-0-of-2", "pool-1-of-2"]
+    finally:
+        await stop_engine(engine)
+        for stand_in in (first, *added):
+            await stand_in.stop()
