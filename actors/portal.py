@@ -147,8 +147,16 @@ class PortalActor:
         self._tasks = [
             asyncio.create_task(self._follow_registry(registry)),
             asyncio.create_task(self._follow_rules(registry)),
-            asyncio.create_task(self._prune_regularly()),
-            asyncio.create_task(self._sleep_quiet_regularly()),
+            # Pruning paces itself on real time (its cut-offs are on the engine's clock);
+            # whether a portal was quiet long enough is the engine's clock's to say.
+            asyncio.create_task(
+                self._every(asyncio.sleep, PRUNE_EVERY_S, "prune", lambda host: host.prune())
+            ),
+            asyncio.create_task(
+                self._every(
+                    self._clock.sleep, SLEEP_CHECK_S, "sleep_quiet", lambda h: h.sleep_quiet()
+                )
+            ),
             asyncio.create_task(widget_pruner.run(self._widgets_to_prune)),
         ]
         # What start-up loaded (registry, boards of open dialogs) lives as long as the
@@ -291,25 +299,24 @@ class PortalActor:
             self._registry.connectors.values(), self._channels.get, self._host.open_dialog_keys()
         )
 
-    async def _prune_regularly(self) -> None:
+    async def _every(
+        self,
+        sleep: Callable[[float], Awaitable[None]],
+        seconds: float,
+        loop: str,
+        work: Callable[[MailboxHost], Awaitable[object]],
+    ) -> None:
+        """Housekeeping of the host every ``seconds``: pruning, putting quiet portals to
+        sleep. A loop boundary: a round that fails is logged and counted, and the next one
+        does the work."""
         while True:
-            await asyncio.sleep(PRUNE_EVERY_S)
+            await sleep(seconds)
             try:
                 assert self._host is not None
-                await self._host.prune()
-            except Exception:  # a loop boundary: pruning again next time is enough
-                log.exception("portal actor %s: pruning failed", self._name)
-                self._loop_error("prune")
-
-    async def _sleep_quiet_regularly(self) -> None:
-        while True:
-            await self._clock.sleep(SLEEP_CHECK_S)
-            try:
-                assert self._host is not None
-                await self._host.sleep_quiet()
-            except Exception:  # a loop boundary: a portal left started is only memory
-                log.exception("portal actor %s: putting quiet portals to sleep failed", self._name)
-                self._loop_error("sleep_quiet")
+                await work(self._host)
+            except Exception:
+                log.exception("portal actor %s: %s failed", self._name, loop)
+                self._loop_error(loop)
 
     # -- calls from channel actors ---------------------------------------------------------
 

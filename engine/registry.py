@@ -134,7 +134,7 @@ class Registry:
 
     def changed(self, change: RegistryChange) -> Registry:
         """This registry with ``change`` applied, unchecked (a follower's copy: the registry
-        actor checked it, ``put_*``)."""
+        actor checked it, ``checked``)."""
         portals, connectors = _changed_dicts(
             self.portals,
             self.connectors,
@@ -168,22 +168,23 @@ class Registry:
         }
 
     def put_portal(self, portal: PortalConfig) -> RegistryChange:
-        """The next version's change that puts ``portal``, checked against this registry
-        (``changed`` applies it)."""
-        return self._checked(RegistryChange(self.version + 1, portals=(portal,)))
+        """The next version's change that puts ``portal`` (``checked`` applies it)."""
+        return RegistryChange(self.version + 1, portals=(portal,))
 
     def put_connector(self, connector: ConnectorConfig) -> RegistryChange:
-        return self._checked(RegistryChange(self.version + 1, connectors=(connector,)))
+        return RegistryChange(self.version + 1, connectors=(connector,))
 
     def remove_connector(self, connector_id: str) -> RegistryChange:
         if connector_id not in self.connectors:
             raise NotFoundError(f"unknown connector {connector_id!r}")
-        return self._checked(RegistryChange(self.version + 1, removed_connectors=(connector_id,)))
+        return RegistryChange(self.version + 1, removed_connectors=(connector_id,))
 
-    def _checked(self, change: RegistryChange) -> RegistryChange:
+    def checked(self, change: RegistryChange) -> Registry:
+        """This registry with ``change`` applied, once every connector still names a known
+        portal and one of its lines (``ConfigError`` otherwise): the registry actor's way."""
         changed = self.changed(change)
         check_references(changed.portals, changed.connectors)
-        return change
+        return changed
 
 
 class Follows(Protocol):

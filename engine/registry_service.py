@@ -188,11 +188,12 @@ class RegistryService:
     async def _change(self, make: Callable[[Registry], RegistryChange]) -> int:
         """Make the next version's change from the current registry, store it, serve it."""
         async with self._writing:
-            change = make(self._registry)  # checked: a ConfigError refuses it here
+            change = make(self._registry)
+            registry = self._registry.checked(change)  # a ConfigError refuses it here
             thread = self._store_thread
             await thread.call(thread.store.save_change, change)
             async with self._changed:
-                self._registry = self._registry.changed(change)
+                self._registry = registry
                 self._changes.append(change)
                 self._changed.notify_all()
         log.info("registry version %d", change.version)

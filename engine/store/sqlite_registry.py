@@ -6,15 +6,14 @@ The registry actor is its only user; one small SQLite file beside the outboxes.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
 
 from engine.config import ConnectorConfig, PortalConfig
 from engine.registry import Registry, RegistryChange
-from engine.store.sqlite_file import open_database
+from engine.store.sqlite_file import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS registry (
@@ -23,13 +22,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
-class RegistryStore:
+class RegistryStore(SqliteFile):
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
-        self._db: sqlite3.Connection = open_database(path, synchronous)
-        self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
+        super().__init__(path, SCHEMA, synchronous)
 
     def load_registry(self) -> Registry:
         portals: dict[str, PortalConfig] = {}
@@ -48,31 +43,20 @@ class RegistryStore:
     def save_registry(self, registry: Registry) -> None:
         """Replace the stored registry with ``registry`` in one transaction (the config
         file merged in at start)."""
-        with self._transaction() as db:
+        with self._transaction(durable=True) as db:
             db.execute("DELETE FROM registry")
             self._put(db, registry.portals.values(), registry.connectors.values())
             self._set_version(db, registry.version)
 
     def save_change(self, change: RegistryChange) -> None:
         """Store one version's change (an admin call): its rows alone, in one transaction."""
-        with self._transaction() as db:
+        with self._transaction(durable=True) as db:
             self._put(db, change.portals, change.connectors)
             db.executemany(
                 "DELETE FROM registry WHERE kind = 'connector' AND id = ?",
                 [(connector_id,) for connector_id in change.removed_connectors],
             )
             self._set_version(db, change.version)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     @staticmethod
     def _put(

@@ -205,9 +205,9 @@ def put(registry: Registry, *entries: PortalConfig | ConnectorConfig) -> Registr
     """The registry after putting each entry in turn, one version each."""
     for entry in entries:
         if isinstance(entry, PortalConfig):
-            registry = registry.changed(registry.put_portal(entry))
+            registry = registry.checked(registry.put_portal(entry))
         else:
-            registry = registry.changed(registry.put_connector(entry))
+            registry = registry.checked(registry.put_connector(entry))
     return registry
 
 
@@ -247,20 +247,20 @@ def test_a_pools_parts_hold_each_portal_once_with_its_connectors() -> None:
 def test_registry_refuses_a_connector_of_an_unknown_portal() -> None:
     registry = put(Registry(), portal())
     with pytest.raises(ConfigError, match=r"connector 'tg-1': unknown portal 'p9'"):
-        registry.put_connector(connector(portal="p9"))
+        registry.checked(registry.put_connector(connector(portal="p9")))
     assert registry.connectors == {}
 
 
 def test_registry_refuses_a_connector_of_an_unknown_line() -> None:
     registry = put(Registry(), portal())
     with pytest.raises(ConfigError, match=r"connector 'tg-1': portal 'p1' has no line 'billing'"):
-        registry.put_connector(connector(line="billing"))
+        registry.checked(registry.put_connector(connector(line="billing")))
 
 
 def test_registry_refuses_a_portal_edit_that_orphans_a_connector() -> None:
     registry = put(Registry(), portal(), connector(line="sales"))
     with pytest.raises(ConfigError, match=r"portal 'p1' has no line 'sales'"):
-        registry.put_portal(portal(lines=[{"id": "support"}]))
+        registry.checked(registry.put_portal(portal(lines=[{"id": "support"}])))
 
 
 def test_registry_lookups_of_unknown_ids() -> None:
@@ -271,7 +271,7 @@ def test_registry_lookups_of_unknown_ids() -> None:
         registry.edge().connector("custom", "tg-1")
     with pytest.raises(NotFoundError, match=r"unknown connector 'tg-9'"):
         registry.remove_connector("tg-9")
-    assert registry.changed(registry.remove_connector("tg-1")).connectors == {}
+    assert registry.checked(registry.remove_connector("tg-1")).connectors == {}
 
 
 def test_check_references_on_a_whole_config() -> None:
