@@ -99,7 +99,7 @@ class LocalRayNode:
             include_log_monitor=False,  # type: ignore[arg-type]
             _system_config={"enable_metrics_collection": False},  # type: ignore[dict-item]
         )
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        blocked_before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             with _raylet_without_agents():
                 # spawn_reaper: on Linux the kernel ends the GCS and the raylet with the
@@ -108,10 +108,31 @@ class LocalRayNode:
                     params, head=True, shutdown_at_exit=False, spawn_reaper=True
                 )
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked_before)
         if self.forward_logs:
             self._logs = WorkerLogForwarder(self.logs_dir)
             self._logs.start()
+
+    def hand_over(self) -> tuple[dict[str, int], dict[str, tuple[int, str]]]:
+        """Leave the running node to a keeper in this same process after ``exec``
+        (``actors.keeper``): the pid of each of the node's processes by its kind (the
+        kernel ends them with this process, exec or not), and where the log forwarder,
+        stopped here, left each file."""
+        node, self._node = self._node, None
+        if node is None:
+            raise RuntimeError("the local Ray node is not started")
+        logs, self._logs = self._logs, None
+        positions: dict[str, tuple[int, str]] = {}
+        if logs is not None:
+            logs.stop()
+            positions = logs.positions()
+        pids = {
+            kind: info.process.pid
+            for kind, infos in node.all_processes.items()
+            for info in infos
+            if info.process is not None
+        }
+        return pids, positions
 
     def stop(self) -> None:
         """End the node's processes, once the actors' last lines are forwarded; the caller
@@ -126,6 +147,28 @@ class LocalRayNode:
             node.kill_all_processes(check_alive=False, allow_graceful=True)
         except Exception as exc:  # the stop boundary: leftovers are killed by the caller
             log.warning("Ray's processes did not stop cleanly: %s", exc)
+
+
+def connect_driver(address: str, namespace: str, log_to_driver: bool = False) -> None:
+    """Connect this process to Ray as a driver, quietly.
+
+    Ray says at every start whether its token authentication is on: a fact of Ray's set-up,
+    not of the engine's run (the engine's Ray listens on loopback only, whichever it is), so
+    it stays out of the engine's log. ``log_to_driver``: only when joining a cluster, whose
+    log monitor then brings the actors' output; the engine's own node has none
+    (``WorkerLogForwarder``).
+    """
+    import ray
+
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
+    ray.init(
+        address=address,
+        namespace=namespace,
+        logging_level=logging.WARNING,
+        log_to_driver=log_to_driver,
+    )
 
 
 def _node_class() -> type:

@@ -3,6 +3,11 @@
 Every actor restarts after a crash (``actors.faults.RESTARTS``) and starts itself again, so
 nothing here watches them. Stopping must finish whatever has died: each call has a deadline,
 and an actor that does not answer costs one warning line, never the rest of the shutdown.
+
+Stopping finds the actors by their names in the engine's namespace, so a process other than
+the one that started them can stop them: on its own Ray node the engine's driver hands over
+to a keeper without Ray once the actors are up, and the keeper stops them through a short
+driver of its own (``actors.keeper``, docs/architecture.md "Ray's processes").
 """
 
 from __future__ import annotations
@@ -29,72 +34,45 @@ log = logging.getLogger(__name__)
 CHANNEL_STOP_TIMEOUT_S = 20.0
 """A channel actor's stop lets requests in flight finish and flushes what they wait for."""
 PORTAL_STOP_TIMEOUT_S = 15.0
+SHUTDOWN_TIMEOUT_S = 45.0
+"""The whole stop's deadline (``stop_within``)."""
 PORTAL_ACTOR_PREFIXES = ("portal-", "pool-")
 """Names ``engine.placement`` gives portal actors."""
 
 
-class EngineActors:
-    def __init__(self, settings: ActorSettings) -> None:
-        self.settings = settings
+class ActorHandles:
+    """The engine's actors as handles, and how they are stopped."""
+
+    def __init__(self, namespace: str, detached: bool) -> None:
+        self.namespace = namespace
+        self.detached = detached
+        """Every actor outlives the process that starts it (portal actors always do): the
+        driver of an engine with its own Ray node hands over to a keeper without Ray."""
         self.registry_actor: Any = None
         self.hosts: dict[str, Any] = {}
         self.channels: list[Any] = []
         self.widget_logs: list[Any] = []
         """One per node on a cluster of several (``actors.widget_log``); none on one."""
-        self.port = settings.config.port
-        """The HTTP port, once started (the configured one, or the one got for port 0)."""
 
-    async def start(self, connectors_shown: int = 0) -> RegistryOutline:
-        """Registry actor first (registry and rules), then portal actors, then the port."""
-        config = self.settings.config
-        namespace = self.settings.namespace
-        shared = self.settings.without_registry()
-        self.registry_actor = RegistryActor.options(  # type: ignore[attr-defined]
-            name=REGISTRY, namespace=namespace, **RESTARTS
-        ).remote(self.settings)
-        await self.registry_actor.ready.remote()
-        # Only now: had another engine been running in this namespace, creating the
-        # registry actor would have failed above instead of ending its portal actors.
-        await asyncio.to_thread(self._end_leftover_portal_actors)
-        outline: RegistryOutline = await self.registry_actor.outline.remote(connectors_shown)
-        # On a cluster, each node's widget log for the others (docs/channels/widget.md).
-        shared, self.widget_logs = start_widget_logs(shared)
-        self.settings = (
-            shared  # the registry actor has the config's portals; no one else needs them
-        )
-        for name in host_names(list(outline.portal_ids), config.portal_pool_size):
-            self.hosts[name] = portal_actor(name, shared)
-        await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
-        # A restarted channel actor starts serving again by itself (actors.channel);
-        # max_task_retries=0: a call cut off by a death is never repeated blindly.
-        self.channels = [
-            ChannelActor.options(  # type: ignore[attr-defined]
-                name=channel_actor(index),
-                namespace=namespace,
-                **spread_over_nodes(shared, index),
-                **RESTARTS,
-            ).remote(index, shared)
-            for index in range(config.channel_actors)
-        ]
-        first, *others = self.channels
-        self.port = await first.start.remote(config.port)
-        await asyncio.gather(*(actor.start.remote(self.port) for actor in others))
-        return outline
-
-    def _end_leftover_portal_actors(self) -> None:
-        """Portal actors are detached: after the driver of an engine that joined a cluster
-        was killed, they outlive it. They hold the old settings; end them so the new ones
-        take their names (and their SQLite files)."""
-        for name, handle in self._listed_portal_actors().items():
-            log.warning("ending portal actor %s left by an earlier run", name)
-            ray.kill(handle, no_restart=True)
+    @classmethod
+    def found(cls, namespace: str, channel_actors: int) -> ActorHandles:
+        """The detached actors of an engine another process started, by their names, to
+        stop them (``actors.keeper``). Only an engine on its own node is detached, and its
+        node has one machine: no widget log actors."""
+        actors = cls(namespace, detached=True)
+        names = [channel_actor(index) for index in range(channel_actors)]
+        handles = {name: _named(name, namespace) for name in [*names, REGISTRY]}
+        actors.channels = [handles[name] for name in names if handles[name] is not None]
+        actors.registry_actor = handles[REGISTRY]
+        return actors
 
     async def stop(self) -> None:
         """Stop intake first, then delivery: everything acknowledged is in an outbox.
 
         Never raises for an actor that is dead, restarting or stuck: each is asked with a
-        deadline, its failure logged in one line, and the shutdown goes on. Portal actors
-        are detached, so they are ended here once they have closed their outboxes.
+        deadline, its failure logged in one line, and the shutdown goes on. Detached actors
+        (portal actors, and every actor when ``detached``) are ended here once they have
+        closed their files.
         """
         await self._each(
             "channel actor",
@@ -106,8 +84,12 @@ class EngineActors:
         await self._each(
             "portal actor", hosts, lambda host: host.shutdown.remote(), PORTAL_STOP_TIMEOUT_S
         )
-        for handle in [*hosts.values(), *self.widget_logs]:
-            ray.kill(handle, no_restart=True)
+        ended = [*hosts.values(), *self.widget_logs]
+        if self.detached:
+            ended += [*self.channels, self.registry_actor]
+        for handle in ended:
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
 
     async def _each(
         self,
@@ -135,7 +117,7 @@ class EngineActors:
         return dict(sorted(found.items()))
 
     def _listed_portal_actors(self) -> dict[str, Any]:
-        namespace = self.settings.namespace
+        namespace = self.namespace
         found: dict[str, Any] = {}
         for entry in ray.util.list_named_actors(all_namespaces=True):
             name = entry["name"]
@@ -154,3 +136,80 @@ class EngineActors:
         for handle in [*hosts.values(), *self.channels, *self.widget_logs, self.registry_actor]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
+
+
+class EngineActors(ActorHandles):
+    """Starts the engine's actors from its settings."""
+
+    def __init__(self, settings: ActorSettings, detached: bool = False) -> None:
+        super().__init__(settings.namespace, detached)
+        self.settings = settings
+        self.port = settings.config.port
+        """The HTTP port, once started (the configured one, or the one got for port 0)."""
+
+    async def start(self, connectors_shown: int = 0) -> RegistryOutline:
+        """Registry actor first (registry and rules), then portal actors, then the port."""
+        config = self.settings.config
+        namespace = self.settings.namespace
+        shared = self.settings.without_registry()
+        lifetime = {"lifetime": "detached"} if self.detached else {}
+        self.registry_actor = RegistryActor.options(  # type: ignore[attr-defined]
+            name=REGISTRY, namespace=namespace, **lifetime, **RESTARTS
+        ).remote(self.settings)
+        await self.registry_actor.ready.remote()
+        # Only now: had another engine been running in this namespace, creating the
+        # registry actor would have failed above instead of ending its portal actors.
+        await asyncio.to_thread(self._end_leftover_portal_actors)
+        outline: RegistryOutline = await self.registry_actor.outline.remote(connectors_shown)
+        # On a cluster, each node's widget log for the others (docs/channels/widget.md).
+        shared, self.widget_logs = start_widget_logs(shared)
+        self.settings = (
+            shared  # the registry actor has the config's portals; no one else needs them
+        )
+        for name in host_names(list(outline.portal_ids), config.portal_pool_size):
+            self.hosts[name] = portal_actor(name, shared)
+        await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
+        # A restarted channel actor starts serving again by itself (actors.channel);
+        # max_task_retries=0: a call cut off by a death is never repeated blindly.
+        self.channels = [
+            ChannelActor.options(  # type: ignore[attr-defined]
+                name=channel_actor(index),
+                namespace=namespace,
+                **spread_over_nodes(shared, index),
+                **lifetime,
+                **RESTARTS,
+            ).remote(index, shared)
+            for index in range(config.channel_actors)
+        ]
+        first, *others = self.channels
+        self.port = await first.start.remote(config.port)
+        await asyncio.gather(*(actor.start.remote(self.port) for actor in others))
+        return outline
+
+    def _end_leftover_portal_actors(self) -> None:
+        """Portal actors are detached: after the driver of an engine that joined a cluster
+        was killed, they outlive it. They hold the old settings; end them so the new ones
+        take their names (and their SQLite files)."""
+        for name, handle in self._listed_portal_actors().items():
+            log.warning("ending portal actor %s left by an earlier run", name)
+            ray.kill(handle, no_restart=True)
+
+
+def _named(name: str, namespace: str) -> Any:
+    """The named actor, or None (with a warning line) if it is not there."""
+    try:
+        return ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        log.warning("actor %s is not running", name)
+        return None
+
+
+async def stop_within(actors: ActorHandles, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+    """Stop every actor that can be stopped; whatever has died costs a warning line each
+    (``ActorHandles.stop``), never the exit code."""
+    try:
+        await asyncio.wait_for(actors.stop(), timeout_s)
+    except TimeoutError:
+        # Every acknowledged message is already in an outbox; only delivery in flight is
+        # cut short, and it is retried after the next start.
+        log.error("actors did not stop within %.0f s; stopping Ray anyway", timeout_s)

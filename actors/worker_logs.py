@@ -45,12 +45,24 @@ class WorkerLogForwarder:
     """Tails every worker's output file in ``logs_dir`` onto the driver's stdout and stderr."""
 
     def __init__(
-        self, logs_dir: Path, stdout: TextIO | None = None, stderr: TextIO | None = None
+        self,
+        logs_dir: Path,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        positions: dict[str, tuple[int, str]] | None = None,
     ) -> None:
+        """``positions``: where an earlier forwarder of the same folder stopped
+        (``positions()``), so a keeper taking over from the driver forwards each line once."""
         self.logs_dir = logs_dir
         self._stdout = stdout
         self._stderr = stderr
         self._files: dict[str, _TailedFile] = {}
+        for file_name, (offset, actor_name) in (positions or {}).items():
+            match = WORKER_FILE.match(file_name)
+            if match is not None:
+                self._files[file_name] = _TailedFile(
+                    match.group(1), match.group(2) == "err", offset, actor_name
+                )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker-logs", daemon=True)
 
@@ -62,6 +74,10 @@ class WorkerLogForwarder:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+
+    def positions(self) -> dict[str, tuple[int, str]]:
+        """Each file's forwarded length and the actor its last marker named (after ``stop``)."""
+        return {name: (tailed.offset, tailed.name) for name, tailed in self._files.items()}
 
     def _run(self) -> None:
         while True:

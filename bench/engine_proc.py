@@ -56,6 +56,8 @@ def role_of(process: psutil.Process) -> str:
     for role in ROLES:
         if role in text:
             return "ray_other" if role == "ray::" else role
+    if "actors.keeper" in text:
+        return "keeper"  # the driver, once it handed over (actors/keeper.py)
     if "engine.cli" in text or "openlines run" in text:
         return "driver"
     start = text.find(RAY_SCRIPTS)
@@ -87,7 +89,8 @@ class EngineProcess:
     base_url: str = ""
     """Where it listens, as it printed it (the config may say port 0: any free one)."""
 
-    async def start(self, timeout_s: float = 180.0) -> None:
+    async def start(self, timeout_s: float = 180.0, until: str = "openlines: ready") -> None:
+        """Start it and wait for its line ``until`` (a test may stop it earlier than ready)."""
         # Written as JSON, which the engine reads as YAML but parses with orjson: a
         # generated config of 10,000 portals loads in 0.1 s instead of 5 s (README).
         config_path = self.workdir / "engine.json"
@@ -106,7 +109,7 @@ class EngineProcess:
             # kill() ends the driver alone, as a crash would.
             start_new_session=True,
         )
-        await asyncio.wait_for(self._read_until("openlines: ready"), timeout_s)
+        await asyncio.wait_for(self._read_until(until), timeout_s)
         self._reader = asyncio.create_task(self._read_until(None))
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{self.base_url}/api/v1/engine-key") as response:
@@ -161,9 +164,11 @@ class EngineProcess:
                 return parse_metric_lines(await response.text())
 
     async def kill(self) -> None:
-        """``kill -9`` of the driver, and wait until it is gone."""
+        """``kill -9`` of the engine's own process (the keeper, once the driver handed over;
+        ``actors.keeper``), and wait until it is gone; nothing if it ended already."""
         assert self.process is not None
-        self.process.kill()
+        if self.process.returncode is None:
+            self.process.kill()
         await self.process.wait()
         await self._reader
 

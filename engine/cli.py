@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from actors.keeper import STOP_SIGNALS
 from engine.cli_admin import (
     AdminCallFailed,
     add_admin_options,
@@ -22,17 +23,16 @@ from engine.cli_admin import (
 )
 from engine.config import ConnectorConfig, EngineConfig, load_engine_config
 from engine.errors import ConfigError
-from engine.logs import configure_logging
+from engine.logs import configure_logging, say
 from engine.memory import release_freed_memory
 from engine.yaml_marks import format_validation_error, yaml_marks
 
 if TYPE_CHECKING:
     from actors.ray_node import LocalRayNode
     from actors.supervisor import EngineActors
+    from engine.runtime import DataDirLock
 
 log = logging.getLogger("openlines")
-
-SHUTDOWN_TIMEOUT_S = 45.0
 
 # Ray must keep every address on loopback; this has to be set before Ray is imported.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -79,21 +79,12 @@ def connector_url(base: str, connector: ConnectorConfig) -> str:
 def start_ray(config: EngineConfig) -> LocalRayNode | None:
     """Join the configured cluster, or start the engine's own node: the GCS and the raylet
     only (actors/ray_node.py), in a temp folder of its own that ``stop_ray`` removes."""
-    import ray
-
-    # Ray says at every start whether its token authentication is on: a fact of Ray's
-    # set-up, not of the engine's run (the engine's Ray listens on loopback only, whichever
-    # it is), so it stays out of the engine's log.
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
-        logging.ERROR
-    )
-
     from actors.names import NAMESPACE
-    from actors.ray_node import LocalRayNode
+    from actors.ray_node import LocalRayNode, connect_driver
     from engine.runtime import kill_leftovers, ray_temp_dir, remove_ray_temp_dir
 
     if config.ray_address:
-        ray.init(address=config.ray_address, namespace=NAMESPACE, logging_level=logging.WARNING)
+        connect_driver(config.ray_address, NAMESPACE, log_to_driver=True)
         return None
     temp_dir = ray_temp_dir(config.data_dir)
     killed = kill_leftovers(temp_dir)
@@ -102,14 +93,7 @@ def start_ray(config: EngineConfig) -> LocalRayNode | None:
     remove_ray_temp_dir(temp_dir)  # sessions of runs that were killed
     node = LocalRayNode(temp_dir)
     node.start()
-    # The node's log forwarder shows the actors' output; Ray's own route for it (the log
-    # monitor) is not running.
-    ray.init(
-        address=node.address,
-        namespace=NAMESPACE,
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-    )
+    connect_driver(node.address, NAMESPACE)
     return node
 
 
@@ -131,28 +115,40 @@ def stop_ray(config: EngineConfig, node: LocalRayNode | None) -> None:
         remove_ray_temp_dir(temp_dir)
 
 
-def say(line: str) -> None:
-    """A status line on stdout in one write: Ray forwards workers' logs to the same stdout,
-    and ``print`` writes text and newline separately, so a log line could land between."""
-    sys.stdout.write(f"{line}\n")
-    sys.stdout.flush()
-
-
 CONNECTORS_SHOWN = 20
 """Connectors named with their webhook URL at start; a platform's thousands are listed by
 ``GET /admin/v1/registry`` instead of flooding the log."""
 
 
-async def serve(actors: EngineActors) -> None:
-    """Start the actors and run until SIGTERM or SIGINT.
+STOP_SIGNAL_POLL_S = 0.1
+
+
+async def watch_stop_signals(stop: asyncio.Event) -> None:
+    """Set ``stop`` at the first SIGTERM or SIGINT.
+
+    ``run`` blocks both before Ray starts a thread, so every thread of the driver inherits
+    the block: a signal left to the process would land on any thread that does not block
+    it, one of Ray's among them, and end the process there. Blocked, it waits pending until
+    taken here, or, once the driver has handed over, by the keeper's ``sigwait``.
+    """
+    while signal.sigtimedwait(STOP_SIGNALS, 0) is None:
+        await asyncio.sleep(STOP_SIGNAL_POLL_S)
+    stop.set()
+
+
+async def serve(actors: EngineActors, hand_over: bool) -> bool:
+    """Start the actors and run until SIGTERM or SIGINT; or, with ``hand_over``, return True
+    once they are up, a stop signal that comes later left pending for the keeper
+    (``actors.keeper``).
 
     Takes the actors, not the config: the driver keeps no copy of the config's portals once
     the registry actor has them (with 10,000 portals that copy was most of its memory).
     """
+    from actors.supervisor import stop_within
+
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    watcher = asyncio.create_task(watch_stop_signals(stop))
+    handed_over = False
     try:
         outline = await actors.start(CONNECTORS_SHOWN)
         release_freed_memory()  # the config's portals, read and handed to the registry actor
@@ -171,23 +167,54 @@ async def serve(actors: EngineActors) -> None:
             )
         say(f"openlines: {len(outline.portal_ids)} portal(s)")
         say(f"openlines: engine key {base}/api/v1/engine-key")
+        if hand_over and not stop.is_set():
+            # A stop signal from now on stays pending for the keeper's sigwait; one that
+            # came during the start is served here, as without a keeper. The keeper says
+            # "ready": the engine is then in the shape it runs in.
+            handed_over = True
+            return True
         say("openlines: ready")
         await stop.wait()
         say("openlines: shutting down")
     finally:
-        # Also after a failed start: portal actors are detached and must be ended.
-        await stop_actors(actors)
+        watcher.cancel()
+        if not handed_over:
+            # Also after a failed start: detached actors must be ended.
+            await stop_within(actors)
+    return False
 
 
-async def stop_actors(actors: EngineActors) -> None:
-    """Stop every actor that can be stopped; whatever has died costs a warning line each
-    (``EngineActors.stop``), never the exit code."""
-    try:
-        await asyncio.wait_for(actors.stop(), SHUTDOWN_TIMEOUT_S)
-    except TimeoutError:
-        # Every acknowledged message is already in an outbox; only delivery in flight is
-        # cut short, and it is retried after the next start.
-        log.error("actors did not stop within %.0f s; stopping Ray anyway", SHUTDOWN_TIMEOUT_S)
+def hand_over_to_keeper(config: EngineConfig, node: LocalRayNode, lock: DataDirLock) -> None:
+    """Disconnect from Ray and become the keeper (``actors.keeper``): the actors run on,
+    detached; this process keeps its pid, its children (the node) and the data folder's
+    lock, and sheds everything Ray and the engine's code made it hold. Returns only if the
+    ``exec`` fails (the caller then stops the node)."""
+    import ray
+
+    from actors.keeper import KeeperState
+    from actors.names import NAMESPACE
+    from engine.runtime import ray_temp_dir
+
+    address, logs_dir = node.address, node.logs_dir
+    ray.shutdown()
+    node_pids, log_positions = node.hand_over()
+    temp_dir = ray_temp_dir(config.data_dir)
+    state = KeeperState(
+        data_dir=str(config.data_dir),
+        temp_dir=str(temp_dir),
+        logs_dir=str(logs_dir),
+        lock_fd=lock.keep_across_exec(),
+        address=address,
+        namespace=NAMESPACE,
+        channel_actors=config.channel_actors,
+        node_pids=node_pids,
+        log_positions=log_positions,
+    )
+    state_path = temp_dir / "keeper.json"
+    state.write(state_path)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-P", "-m", "actors.keeper", str(state_path)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -213,14 +240,22 @@ def run(args: argparse.Namespace) -> int:
         # folder holding another ``engine`` package, the actors would import that one. The
         # engine's own data folder holds nothing importable.
         os.chdir(config.data_dir)
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # see watch_stop_signals
         node = start_ray(config)
         try:
             from actors.settings import ActorSettings
             from actors.supervisor import EngineActors
 
-            actors = EngineActors(ActorSettings(config, key_path.read_bytes(), time.time()))
+            # On its own node the engine's actors outlive this driver, which hands over to a
+            # keeper without Ray once they are up (docs/architecture.md, "Ray's processes").
+            actors = EngineActors(
+                ActorSettings(config, key_path.read_bytes(), time.time()),
+                detached=node is not None,
+            )
             config = actors.settings.without_registry().config  # the registry actor's now
-            asyncio.run(serve(actors))
+            if asyncio.run(serve(actors, hand_over=node is not None)):
+                assert node is not None
+                hand_over_to_keeper(config, node, lock)
         finally:
             stop_ray(config, node)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -64,3 +65,11 @@ def configure_logging(level: int = logging.INFO) -> None:
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, ParserErrorsInOneLine) for f in server.filters):
         server.addFilter(ParserErrorsInOneLine())
+
+
+def say(line: str) -> None:
+    """A status line of the engine's (``openlines: ready``) on stdout in one write: worker
+    logs are forwarded to the same stdout, and ``print`` writes text and newline
+    separately, so a log line could land between."""
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()

@@ -102,6 +102,22 @@ class DataDirLock:
         handle.flush()
         self._file = handle
 
+    def keep_across_exec(self) -> int:
+        """The lock's descriptor, left open through ``exec``: the keeper that replaces the
+        driver holds the lock it took (``adopt``)."""
+        if self._file is None:
+            raise RuntimeError("the data folder's lock is not held")
+        descriptor = self._file.fileno()
+        os.set_inheritable(descriptor, True)
+        return descriptor
+
+    @classmethod
+    def adopt(cls, data_dir: Path, descriptor: int) -> DataDirLock:
+        """The lock this process took before an ``exec`` (``keep_across_exec``)."""
+        lock = cls(data_dir)
+        lock._file = os.fdopen(descriptor, "a+", encoding="utf-8")
+        return lock
+
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)

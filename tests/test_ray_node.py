@@ -1,5 +1,6 @@
-"""The engine's own Ray node: only the processes the engine uses, the actors' output in the
-engine's log, and nothing left behind when the raylet dies (actors/ray_node.py)."""
+"""The engine's own Ray node: only the processes the engine uses, a keeper without Ray in the
+foreground, the actors' output in the engine's log, and nothing left behind when the raylet
+dies (actors/ray_node.py, actors/keeper.py)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,13 @@ async def test_the_engine_runs_only_the_ray_processes_it_uses_and_shows_the_acto
         processes = engine.tree()
         roles = [role_of(process) for process in processes]
         assert not NOT_STARTED & set(roles), roles
-        assert {"driver", "gcs_server", "raylet", "ChannelActor", "PortalActor"} <= set(roles)
+        assert {"keeper", "gcs_server", "raylet", "ChannelActor", "PortalActor"} <= set(roles)
+        assert "driver" not in roles
+        keeper = processes[0]
+        assert keeper.pid == engine.process.pid, "the driver became the keeper in place"
+        assert {"gcs_server", "raylet"} == {role_of(child) for child in keeper.children()}
+        mapped = {Path(region.path).name for region in keeper.memory_maps()}
+        assert "_raylet.so" not in mapped, "the keeper holds no Ray"
         raylet = next(p for p in processes if role_of(p) == "raylet")
         placeholders = [p for p in processes if role_of(p) == "ray_agent_placeholder"]
         assert len(placeholders) == 2
@@ -78,6 +85,12 @@ async def test_the_engine_runs_only_the_ray_processes_it_uses_and_shows_the_acto
             lambda: not any(alive(pid) for pid in gone),
             "the placeholder agents ending with their raylet",
         )
+        # Without its raylet the engine cannot serve: the keeper says so and exits 1, for a
+        # service manager to start it again, leaving no process and no temp folder.
+        assert await asyncio.wait_for(engine.process.wait(), 60) == 1
+        assert any("raylet" in line and "cannot serve" in line for line in engine.output)
+        assert not any(alive(p.pid) for p in processes)
+        assert not ray_temp_dir(Path(config["data_dir"])).exists()
     finally:
         await engine.kill()
         ray_dir = ray_temp_dir(Path(config["data_dir"]))

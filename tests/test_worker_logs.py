@@ -64,3 +64,24 @@ def test_stop_forwards_what_is_left_and_a_missing_folder_is_no_error(tmp_path: P
     (tmp_path / "not yet" / OUT).write_text("last words\n")
     logs.stop()
     assert out.getvalue() == "(worker pid=20415) last words\n"
+
+
+def test_a_forwarder_taking_over_goes_on_where_the_last_one_stopped(tmp_path: Path) -> None:
+    """The driver's forwarder hands its positions to the keeper's (actors/keeper.py): each
+    line once, and lines after the hand-over still named by the marker read before it."""
+    path = tmp_path / OUT
+    path.write_text(":job_id:01000000\n:actor_name:PortalActor\nbefore\npart")
+    first, out, _ = forwarder(tmp_path)
+    first.forward_new_lines()
+    with path.open("a") as file:
+        file.write("ial\n")
+    out_after = io.StringIO()
+    second = WorkerLogForwarder(tmp_path, stdout=out_after, positions=first.positions())
+    with path.open("a") as file:
+        file.write("after\n")
+    second.forward_new_lines()
+    assert out.getvalue() == "(PortalActor pid=20415) before\n"
+    assert out_after.getvalue().splitlines() == [
+        "(PortalActor pid=20415) partial",
+        "(PortalActor pid=20415) after",
+    ]
