@@ -16,9 +16,8 @@ import ray
 
 from actors.channel import ChannelActor
 from actors.faults import RESTARTS, reason
-from actors.names import REGISTRY, channel_actor
+from actors.names import REGISTRY_CARRIER, channel_actor
 from actors.portal import portal_actor
-from actors.registry import RegistryActor
 from actors.settings import ActorSettings
 from actors.widget_log import spread_over_nodes, start_widget_logs
 from engine.placement import host_names
@@ -36,7 +35,6 @@ PORTAL_ACTOR_PREFIXES = ("portal-", "pool-")
 class EngineActors:
     def __init__(self, settings: ActorSettings) -> None:
         self.settings = settings
-        self.registry_actor: Any = None
         self.hosts: dict[str, Any] = {}
         self.channels: list[Any] = []
         self.widget_logs: list[Any] = []
@@ -45,41 +43,39 @@ class EngineActors:
         """The HTTP port, once started (the configured one, or the one got for port 0)."""
 
     async def start(self, connectors_shown: int = 0) -> RegistryOutline:
-        """Registry actor first (registry and rules), then portal actors, then the port."""
+        """Channel actor 0 first (it hosts the registry and rules, ``actors.names``), then
+        portal actors, then the port and the other channel actors."""
         config = self.settings.config
-        namespace = self.settings.namespace
-        shared = self.settings.without_registry()
-        self.registry_actor = RegistryActor.options(  # type: ignore[attr-defined]
-            name=REGISTRY, namespace=namespace, **RESTARTS
-        ).remote(self.settings)
-        await self.registry_actor.ready.remote()
-        # Only now: had another engine been running in this namespace, creating the
-        # registry actor would have failed above instead of ending its portal actors.
+        # On a cluster, each node's widget log for the others (docs/channels/widget.md);
+        # the channel actors' settings say where they are.
+        settings, self.widget_logs = start_widget_logs(self.settings)
+        shared = settings.without_registry()  # only the registry reads the config's portals
+        # A restarted channel actor starts serving again by itself (actors.channel);
+        # max_task_retries=0: a call cut off by a death is never repeated blindly.
+        self.channels = [self._channel_actor(0, settings)]
+        registry = getattr(self.channels[0], REGISTRY_CARRIER)  # its calls, by name
+        await registry.remote("ready")
+        # Only now: had another engine been running in this namespace, creating channel
+        # actor 0 would have failed above instead of ending its portal actors.
         await asyncio.to_thread(self._end_leftover_portal_actors)
-        outline: RegistryOutline = await self.registry_actor.outline.remote(connectors_shown)
-        # On a cluster, each node's widget log for the others (docs/channels/widget.md).
-        shared, self.widget_logs = start_widget_logs(shared)
-        self.settings = (
-            shared  # the registry actor has the config's portals; no one else needs them
-        )
+        outline: RegistryOutline = await registry.remote("outline", connectors_shown)
+        self.settings = shared  # the registry has the config's portals; no one else needs them
         for name in host_names(list(outline.portal_ids), config.portal_pool_size):
             self.hosts[name] = portal_actor(name, shared)
         await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
-        # A restarted channel actor starts serving again by itself (actors.channel);
-        # max_task_retries=0: a call cut off by a death is never repeated blindly.
-        self.channels = [
-            ChannelActor.options(  # type: ignore[attr-defined]
-                name=channel_actor(index),
-                namespace=namespace,
-                **spread_over_nodes(shared, index),
-                **RESTARTS,
-            ).remote(index, shared)
-            for index in range(config.channel_actors)
-        ]
-        first, *others = self.channels
-        self.port = await first.start.remote(config.port)
+        self.port = await self.channels[0].start.remote(config.port)
+        others = [self._channel_actor(i, shared) for i in range(1, config.channel_actors)]
+        self.channels.extend(others)
         await asyncio.gather(*(actor.start.remote(self.port) for actor in others))
         return outline
+
+    def _channel_actor(self, index: int, settings: ActorSettings) -> Any:
+        return ChannelActor.options(  # type: ignore[attr-defined]
+            name=channel_actor(index),
+            namespace=settings.namespace,
+            **spread_over_nodes(settings, index),
+            **RESTARTS,
+        ).remote(index, settings)
 
     def _end_leftover_portal_actors(self) -> None:
         """Portal actors are detached: after the driver of an engine that joined a cluster
@@ -128,7 +124,7 @@ class EngineActors:
 
     async def portal_actors(self) -> dict[str, Any]:
         """Every portal actor by name, including those channel actors started for new
-        portals; found without the registry actor, which may be down."""
+        portals; found without the registry, which may be down."""
         found = await asyncio.to_thread(self._listed_portal_actors)  # lookups block
         for name, handle in self.hosts.items():
             found.setdefault(name, handle)
@@ -151,6 +147,5 @@ class EngineActors:
         """End every actor at once (tests; the driver's own exit does this in production,
         except for portal actors, which ``stop`` ends)."""
         hosts = await self.portal_actors()
-        for handle in [*hosts.values(), *self.channels, *self.widget_logs, self.registry_actor]:
-            if handle is not None:
-                ray.kill(handle, no_restart=True)
+        for handle in [*hosts.values(), *self.channels, *self.widget_logs]:
+            ray.kill(handle, no_restart=True)

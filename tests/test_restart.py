@@ -253,7 +253,7 @@ async def test_kill_9_while_telegram_holds_a_reply_then_restart_reports_it_uncer
             await engine.kill()
 
 
-@pytest.mark.parametrize("victim", ["PortalActor", "RegistryActor", "ChannelActor"])
+@pytest.mark.parametrize("victim", ["PortalActor", "ChannelActor"])
 async def test_sigterm_just_after_an_actor_was_killed_exits_0_and_leaves_nothing(
     tmp_path: Path, config: dict[str, Any], portal: PortalStandIn, victim: str
 ) -> None:
