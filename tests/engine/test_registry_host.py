@@ -4,9 +4,8 @@ it does), and the rules folder is watched for as long as the host lives."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import Awaitable, Callable
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,16 @@ from engine.clock import ManualClock
 from engine.errors import UnavailableError
 from engine.rate_ledger import Consumed
 from engine.registry_host import REGISTRY_CALLS, RegistryHost
-from tests.engine.conftest import write_rules
+from tests.engine.conftest import eventually, write_rules
 from tests.engine.test_registry_service import RULES, config
 
 DEADLINE_S = 20.0
+"""How long a test waits for the host's background task (it runs on real time)."""
 
 
 @pytest.fixture(autouse=True)
 def _rules(tmp_path: Path) -> None:
     write_rules(tmp_path / "rules", RULES)
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it holds; fail after ``DEADLINE_S``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_S
-    while not await check():
-        assert loop.time() < deadline, f"not within {DEADLINE_S:.0f} s: {what}"
-        await asyncio.sleep(0.02)
 
 
 def block_the_store(tmp_path: Path) -> Path:
@@ -50,7 +41,7 @@ def block_the_store(tmp_path: Path) -> Path:
 async def test_a_first_start_whose_store_cannot_open_refuses_the_start(tmp_path: Path) -> None:
     engine_config = config(tmp_path)
     block_the_store(tmp_path)
-    with pytest.raises(Exception, match="unable to open database file"):
+    with pytest.raises(sqlite3.OperationalError, match="unable to open database file"):
         RegistryHost(engine_config, ManualClock(0.0), restarted=False)
 
 
@@ -75,13 +66,9 @@ async def test_a_restart_recovers_by_itself_refusing_calls_until_then(
     shutil.rmtree(tmp_path / "data" / "registry.sqlite3")
     kept.rename(tmp_path / "data" / "registry.sqlite3")
 
-    async def recovered() -> bool:
-        try:
-            return await again.ping() == "registry"
-        except UnavailableError:
-            return False
-
-    await until(recovered, "the registry recovering after its store came back")
+    monkeypatch.setattr(registry_host, "READY_WAIT_S", DEADLINE_S)
+    assert await again.ready() == 1  # waits for the retried recovery
+    assert await again.ping() == "registry"
     assert (await again.registry()).portals.keys() == {"p1"}
     assert await again.rules_status() == (2, None)  # continued, newer than the last
     _, gauges = await again.stats()
@@ -97,19 +84,17 @@ async def test_the_rules_folder_is_watched_and_the_watch_outlives_a_failed_read(
     edited = {"p1-support.yaml": RULES["p1-support.yaml"] + "    - operator: b\n"}
     write_rules(tmp_path / "rules", edited)
 
-    async def version(expected: int) -> bool:
-        return (await host.rules_status())[0] == expected
-
-    await until(lambda: version(2), "the edited rules taken by the watch")
+    assert (await host.rules_after(1, DEADLINE_S)).version == 2  # taken by the watch
     # A read that fails outside the rules' own checks (here: the registry's store thread,
     # which reads the folder, is gone) is counted, and the watch goes on.
     await host._service.close()
 
-    async def failed_twice() -> bool:
-        counters, _ = await host.stats()
-        return counters.get(("openlines_rules_reload_failed_total", ()), 0.0) >= 2
-
-    await until(failed_twice, "the watch failing, counted, and trying again")
+    failed = host._counters
+    await eventually(
+        lambda: failed.value("openlines_rules_reload_failed_total") >= 2,
+        DEADLINE_S,
+        "the watch failing, counted, and trying again",
+    )
     assert not host._task.done()
     await host.close()
 
