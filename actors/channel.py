@@ -4,7 +4,9 @@ Each receives webhooks for every channel (``SO_REUSEPORT`` spreads connections o
 actors), verifies and normalizes them, stores them in its own intake (one SQLite file per
 actor, group commit) and answers the provider; then hands them to the portal actors in
 batches (``engine.handoff``). It also serves the portal and admin APIs. Actor 0 also runs
-the polling connectors' loop (``engine.polling``), its cursors in its intake.
+the polling connectors' loop (``engine.polling``), its cursors in its intake, and hosts the
+registry (``engine.registry_host``, ``actors.names.REGISTRY_HOST``): it uses it in-process,
+every other actor calls it here (``registry_call``).
 """
 
 from __future__ import annotations
@@ -12,23 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Any
 
 import aiohttp
 import ray
 from aiohttp import web
 
 from actors.faults import reason, restarted
+from actors.names import REGISTRY_HOST, REGISTRY_HOST_INDEX, channel_actor
 from actors.settings import ActorSettings
 from actors.view import EngineView
 from actors.widget_log import join
 from channels.widget.log import close_shared_logs
 from engine.clock import ManualClock, SystemClock
 from engine.delivery.host import SEEN_RETENTION_S
-from engine.errors import UnavailableError
+from engine.errors import NotFoundError, PartFailedError, UnavailableError
 from engine.handoff import Handoff, InProgress
 from engine.logs import configure_logging
 from engine.metrics import Counters, Sample
 from engine.polling import POLLING_ACTOR, PollingLoop
+from engine.registry_host import REGISTRY_CALLS, RegistryHost
 from engine.store.intake import IntakeStore
 from engine.store.records import OutboxRecord
 from engine.store.threaded import ThreadedStore
@@ -47,14 +52,20 @@ DRAIN_TIMEOUT_S = 10.0
 class ChannelActor:
     """Restarted by Ray after a crash (``actors.faults``): only ``__init__`` runs then, so a
     restarted actor starts itself on the port it had (kept beside its intake), reopens its
-    intake and hands off what waits there. ``__init__`` never raises (Ray 2.60 would end
-    the actor for good)."""
+    intake and hands off what waits there. ``__init__`` never raises after a restart (Ray
+    2.60 would end the actor for good); on a first start, actor 0's registry that cannot
+    open raises there and so refuses the engine's start."""
 
     def __init__(self, index: int, settings: ActorSettings) -> None:
         configure_logging()
         self._index = index
-        self._settings = settings
         self._clock = settings.make_clock()
+        self._registry: RegistryHost | None = None
+        if index == REGISTRY_HOST_INDEX:
+            # Ray runs an async actor's __init__ on the actor's event loop (checked on 2.60),
+            # where the host starts its tasks; the clock is the one this actor moves.
+            self._registry = RegistryHost(settings.config, self._clock, restarted())
+        self._settings = settings.without_registry()  # the registry has the config's portals
         self._counters = Counters()
         self._runner: web.AppRunner | None = None
         self._serving = asyncio.Event()
@@ -86,7 +97,7 @@ class ChannelActor:
             return int(self._runner.addresses[0][1])
         config = self._settings.config
         join(self._settings)  # the other nodes' widget logs, on a cluster
-        self._view = EngineView(self._settings, self._clock, self._counters)
+        self._view = EngineView(self._settings, self._clock, self._counters, self._registry)
         await self._view.start()
         # Group commit waits on real time, never on a manual clock: it is no timer of the
         # domain, and a test's webhook must be answered without the test moving time.
@@ -145,6 +156,19 @@ class ChannelActor:
 
     async def pid(self) -> int:
         return os.getpid()
+
+    async def registry_call(self, name: str, *args: Any) -> Any:
+        """One of the registry's calls (``engine.registry_host.REGISTRY_CALLS``), by name,
+        for the other actors: served by actor 0 only. Asked of another, it is a wiring bug
+        (a caller that did not find the host through ``actors.names``), refused as such."""
+        if self._registry is None:
+            raise PartFailedError(
+                f"{channel_actor(self._index)} hosts no registry: "
+                f"the registry is on {REGISTRY_HOST} (actors.names.REGISTRY_HOST)"
+            )
+        if name not in REGISTRY_CALLS:
+            raise NotFoundError(f"no registry call {name!r}")
+        return await getattr(self._registry, name)(*args)
 
     async def has_version(self, version: int) -> None:
         """Once this actor serves registry ``version`` (an admin change waits for every

@@ -20,6 +20,8 @@ from typing import Any
 
 import ray
 
+from engine.errors import UnavailableError
+
 RESTARTS: dict[str, Any] = {"max_restarts": -1, "max_task_retries": 0}
 """Every actor restarts for ever; no call is repeated unless its method says so
 (``docs/architecture.md``, Faults)."""
@@ -38,6 +40,8 @@ def restarted() -> bool:
 def unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means a part of the engine is down or restarting (retry later),
     False for an error a retry would only repeat (an actor's own bug)."""
+    if isinstance(exc, UnavailableError):  # already translated (``actors.remote``)
+        return True
     if isinstance(exc, ray.exceptions.RayTaskError):
         return isinstance(getattr(exc, "cause", None), ray.exceptions.RayActorError)
     return isinstance(exc, TimeoutError | ray.exceptions.RayError)

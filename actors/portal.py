@@ -3,7 +3,7 @@
 One per portal by default, or one per pool slot; the host name decides which portals it
 serves (``engine.placement``) and names its SQLite file, so a restarted actor finds its
 outbox and its dialogs. It owns its portals' dialogs (routing) and their delivery, and
-follows the registry actor for its portals, their connectors and the routing rules.
+follows the registry for its portals, their connectors and the routing rules.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import ray
 
 from actors.channel_cache import ChannelCache
 from actors.faults import RESTARTS, reason, restarted, unavailable
-from actors.names import REGISTRY, channel_actor
+from actors.names import channel_actor
+from actors.remote import remote_registry
 from actors.settings import ActorSettings
 from actors.widget_log import join
 from channels.base import Channel
@@ -31,12 +32,13 @@ from engine.delivery.host import MailboxHost
 from engine.delivery.host_calls import API_CALLS, HostCalls
 from engine.delivery.sealer import EngineSealer
 from engine.delivery.transport import HttpTransport
-from engine.errors import NotFoundError, UnavailableError
+from engine.errors import EngineError, NotFoundError, UnavailableError
 from engine.handoff import Watermarks
 from engine.logs import configure_logging
 from engine.memory import release_freed_memory
 from engine.metrics import Sample
 from engine.registry import Registry, RegistryUpdate
+from engine.registry_host import RegistryHost
 from engine.routing.rules import RuleSet
 from engine.store.records import OutboxRecord
 
@@ -117,7 +119,7 @@ class PortalActor:
 
     async def _open(self) -> None:
         """Open the outbox, take the current registry and rules, begin delivering."""
-        registry = ray.get_actor(REGISTRY, namespace=self._settings.namespace)
+        registry = remote_registry(self._settings.namespace)
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTIONS))
         self._host = MailboxHost(
             self._settings.data_dir / "outbox" / f"{self._name}.sqlite3",
@@ -138,8 +140,8 @@ class PortalActor:
             widget_log, self._clock, self._host.counters, elsewhere=lambda: elsewhere
         )
         try:
-            await self._apply_rules(await registry.rules.remote())
-            update = await registry.hosted_after.remote(self._name, -1, 0.0)
+            await self._apply_rules(await registry.rules())
+            update = await registry.hosted_after(self._name, -1, 0.0)
             await self._apply(update.applied_to(Registry(-1)))
         except BaseException:
             await self._close()
@@ -212,7 +214,7 @@ class PortalActor:
 
     async def _apply(self, part: Registry) -> None:
         """Serve this actor's portals: ``part`` is its part of the registry (memory: the
-        registry actor sends each portal actor only its own, ``Registry.by_host``)."""
+        registry sends each portal actor only its own, ``Registry.by_host``)."""
         self._registry = part
         assert self._host is not None
         await self._host.configure(list(part.portals.values()))
@@ -239,33 +241,31 @@ class PortalActor:
                 pass
         return self._rules_version
 
-    async def _follow_registry(self, registry_actor: Any) -> None:
+    async def _follow_registry(self, registry: RegistryHost) -> None:
         async def apply(update: RegistryUpdate[Registry]) -> None:
-            registry = update.applied_to(self._registry)
-            if registry.version > self._registry.version:
-                await self._apply(registry)
+            followed = update.applied_to(self._registry)
+            if followed.version > self._registry.version:
+                await self._apply(followed)
 
         await self._follow(
             "registry",
-            lambda: registry_actor.hosted_after.remote(self._name, self._registry.version),
+            lambda: registry.hosted_after(self._name, self._registry.version),
             apply,
         )
 
-    async def _follow_rules(self, registry_actor: Any) -> None:
+    async def _follow_rules(self, registry: RegistryHost) -> None:
         async def apply(rules: RuleSet) -> None:
             if rules.version > self._rules_version:
                 await self._apply_rules(rules)
 
-        await self._follow(
-            "rules", lambda: registry_actor.rules_after.remote(self._rules_version), apply
-        )
+        await self._follow("rules", lambda: registry.rules_after(self._rules_version), apply)
 
     async def _follow(
         self, what: str, poll: Callable[[], Any], apply: Callable[[Any], Awaitable[None]]
     ) -> None:
-        """Apply the registry actor's answers to ``poll``, for ever. While that actor is
-        down (restarting), or an answer cannot be applied, this one keeps working with what
-        it has: delivery and routing of its portals never wait for the registry, only
+        """Apply the registry's answers to ``poll``, for ever. While it is down (its host
+        restarting), or an answer cannot be applied, this one keeps working with what it
+        has: delivery and routing of its portals never wait for the registry, only
         changes to them do. A loop boundary: it logs, counts and carries on."""
         failing = False
         while True:
@@ -278,7 +278,7 @@ class PortalActor:
                         self._name,
                         what,
                         reason(exc),
-                        exc_info=not isinstance(exc, ray.exceptions.RayError),
+                        exc_info=not isinstance(exc, EngineError),
                     )
                     failing = True
                 self._loop_error(f"{what}_follow")

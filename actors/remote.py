@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import ray
 
 from actors.faults import reason, unavailable
+from actors.names import REGISTRY_CARRIER, REGISTRY_HOST
 from engine.errors import EngineError, PartFailedError, UnavailableError
+from engine.registry_host import REGISTRY_CALLS, RegistryHost
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +71,10 @@ class Remote:
         invoke.__name__ = name
         setattr(self, name, invoke)  # the next call finds it without __getattr__
         return invoke
+
+
+def remote_registry(namespace: str) -> RegistryHost:
+    """The registry as a process other than its host calls it: the host's carrier method,
+    by name (``actors.names.REGISTRY_HOST``)."""
+    handle = ray.get_actor(REGISTRY_HOST, namespace=namespace)
+    return cast(RegistryHost, Remote(handle, REGISTRY_CALLS, via=REGISTRY_CARRIER))

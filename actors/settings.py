@@ -35,9 +35,9 @@ class ActorSettings:
     def without_registry(self) -> ActorSettings:
         """These settings less the config file's portals and connectors.
 
-        Only the registry actor reads those (it merges them into the registry); every other actor
-        learns them from the registry, so it need not hold a second copy: with thousands of
-        portals that copy is most of an actor's memory per portal.
+        Only the registry reads those (it merges them into itself, in channel actor 0); every
+        other part learns them from the registry, so it need not hold a second copy: with
+        thousands of portals that copy is most of an actor's memory per portal.
         """
         config = self.config.model_copy(update={"portals": (), "connectors": ()})
         return replace(self, config=config)

@@ -21,9 +21,8 @@ import ray
 
 from actors.channel import ChannelActor
 from actors.faults import RESTARTS, reason
-from actors.names import REGISTRY, channel_actor
+from actors.names import REGISTRY_CARRIER, channel_actor
 from actors.portal import portal_actor
-from actors.registry import RegistryActor
 from actors.settings import ActorSettings
 from actors.widget_log import spread_over_nodes, start_widget_logs
 from engine.placement import host_names
@@ -48,7 +47,6 @@ class ActorHandles:
         self.detached = detached
         """Every actor outlives the process that starts it (portal actors always do): the
         driver of an engine with its own Ray node hands over to a keeper without Ray."""
-        self.registry_actor: Any = None
         self.hosts: dict[str, Any] = {}
         self.channels: list[Any] = []
         self.widget_logs: list[Any] = []
@@ -60,10 +58,8 @@ class ActorHandles:
         stop them (``actors.keeper``). Only an engine on its own node is detached, and its
         node has one machine: no widget log actors."""
         actors = cls(namespace, detached=True)
-        names = [channel_actor(index) for index in range(channel_actors)]
-        handles = {name: _named(name, namespace) for name in [*names, REGISTRY]}
-        actors.channels = [handles[name] for name in names if handles[name] is not None]
-        actors.registry_actor = handles[REGISTRY]
+        found = (_named(channel_actor(index), namespace) for index in range(channel_actors))
+        actors.channels = [handle for handle in found if handle is not None]
         return actors
 
     async def stop(self) -> None:
@@ -86,10 +82,9 @@ class ActorHandles:
         )
         ended = [*hosts.values(), *self.widget_logs]
         if self.detached:
-            ended += [*self.channels, self.registry_actor]
+            ended += self.channels
         for handle in ended:
-            if handle is not None:
-                ray.kill(handle, no_restart=True)
+            ray.kill(handle, no_restart=True)
 
     async def _each(
         self,
@@ -110,7 +105,7 @@ class ActorHandles:
 
     async def portal_actors(self) -> dict[str, Any]:
         """Every portal actor by name, including those channel actors started for new
-        portals; found without the registry actor, which may be down."""
+        portals; found without the registry, which may be down."""
         found = await asyncio.to_thread(self._listed_portal_actors)  # lookups block
         for name, handle in self.hosts.items():
             found.setdefault(name, handle)
@@ -133,9 +128,8 @@ class ActorHandles:
         """End every actor at once (tests; the driver's own exit does this in production,
         except for portal actors, which ``stop`` ends)."""
         hosts = await self.portal_actors()
-        for handle in [*hosts.values(), *self.channels, *self.widget_logs, self.registry_actor]:
-            if handle is not None:
-                ray.kill(handle, no_restart=True)
+        for handle in [*hosts.values(), *self.channels, *self.widget_logs]:
+            ray.kill(handle, no_restart=True)
 
 
 class EngineActors(ActorHandles):
@@ -148,43 +142,40 @@ class EngineActors(ActorHandles):
         """The HTTP port, once started (the configured one, or the one got for port 0)."""
 
     async def start(self, connectors_shown: int = 0) -> RegistryOutline:
-        """Registry actor first (registry and rules), then portal actors, then the port."""
+        """Channel actor 0 first (it hosts the registry and rules, ``actors.names``), then
+        portal actors, then the port and the other channel actors."""
         config = self.settings.config
-        namespace = self.settings.namespace
-        shared = self.settings.without_registry()
-        lifetime = {"lifetime": "detached"} if self.detached else {}
-        self.registry_actor = RegistryActor.options(  # type: ignore[attr-defined]
-            name=REGISTRY, namespace=namespace, **lifetime, **RESTARTS
-        ).remote(self.settings)
-        await self.registry_actor.ready.remote()
-        # Only now: had another engine been running in this namespace, creating the
-        # registry actor would have failed above instead of ending its portal actors.
+        # On a cluster, each node's widget log for the others (docs/channels/widget.md);
+        # the channel actors' settings say where they are.
+        settings, self.widget_logs = start_widget_logs(self.settings)
+        shared = settings.without_registry()  # only the registry reads the config's portals
+        # A restarted channel actor starts serving again by itself (actors.channel);
+        # max_task_retries=0: a call cut off by a death is never repeated blindly.
+        self.channels = [self._channel_actor(0, settings)]
+        registry = getattr(self.channels[0], REGISTRY_CARRIER)  # its calls, by name
+        await registry.remote("ready")
+        # Only now: had another engine been running in this namespace, creating channel
+        # actor 0 would have failed above instead of ending its portal actors.
         await asyncio.to_thread(self._end_leftover_portal_actors)
-        outline: RegistryOutline = await self.registry_actor.outline.remote(connectors_shown)
-        # On a cluster, each node's widget log for the others (docs/channels/widget.md).
-        shared, self.widget_logs = start_widget_logs(shared)
-        self.settings = (
-            shared  # the registry actor has the config's portals; no one else needs them
-        )
+        outline: RegistryOutline = await registry.remote("outline", connectors_shown)
+        self.settings = shared  # the registry has the config's portals; no one else needs them
         for name in host_names(list(outline.portal_ids), config.portal_pool_size):
             self.hosts[name] = portal_actor(name, shared)
         await asyncio.gather(*(host.start.remote() for host in self.hosts.values()))
-        # A restarted channel actor starts serving again by itself (actors.channel);
-        # max_task_retries=0: a call cut off by a death is never repeated blindly.
-        self.channels = [
-            ChannelActor.options(  # type: ignore[attr-defined]
-                name=channel_actor(index),
-                namespace=namespace,
-                **spread_over_nodes(shared, index),
-                **lifetime,
-                **RESTARTS,
-            ).remote(index, shared)
-            for index in range(config.channel_actors)
-        ]
-        first, *others = self.channels
-        self.port = await first.start.remote(config.port)
+        self.port = await self.channels[0].start.remote(config.port)
+        others = [self._channel_actor(i, shared) for i in range(1, config.channel_actors)]
+        self.channels.extend(others)
         await asyncio.gather(*(actor.start.remote(self.port) for actor in others))
         return outline
+
+    def _channel_actor(self, index: int, settings: ActorSettings) -> Any:
+        return ChannelActor.options(  # type: ignore[attr-defined]
+            name=channel_actor(index),
+            namespace=settings.namespace,
+            **spread_over_nodes(settings, index),
+            **({"lifetime": "detached"} if self.detached else {}),
+            **RESTARTS,
+        ).remote(index, settings)
 
     def _end_leftover_portal_actors(self) -> None:
         """Portal actors are detached: after the driver of an engine that joined a cluster

@@ -1,6 +1,7 @@
 """The engine as a channel actor's HTTP handlers see it (``engine.web.ports.Engine``),
 implemented with Ray: a followed copy of the registry, and the other actors as ``Remote``
-objects whose calls raise the engine's own errors."""
+objects whose calls raise the engine's own errors. The registry is one of them, except in
+its host (channel actor 0), which passes it in: the same calls, made in-process."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from actors.channel_cache import ChannelCache
 from actors.faults import reason
 from actors.names import REGISTRY, channel_actor
 from actors.portal import portal_actor
-from actors.remote import Remote
+from actors.remote import Remote, remote_registry
 from actors.settings import ActorSettings
 from channels.base import Channel
 from engine.clock import Clock
@@ -26,6 +27,7 @@ from engine.metrics import Counters
 from engine.placement import host_name, host_names
 from engine.rate_ledger import Consumed
 from engine.registry import EdgeRegistry
+from engine.registry_host import RegistryHost
 from engine.security.media_links import media_link_key
 from engine.web.ports import Part, PortalServer, Registrar
 
@@ -37,12 +39,21 @@ SPREAD_WAIT_S = 5.0
 
 
 class EngineView:
-    def __init__(self, settings: ActorSettings, clock: Clock, counters: Counters) -> None:
+    def __init__(
+        self,
+        settings: ActorSettings,
+        clock: Clock,
+        counters: Counters,
+        local_registry: RegistryHost | None = None,
+    ) -> None:
+        """``local_registry``: the registry, when this process hosts it."""
         self._settings = settings
         self._clock = clock
         self._counters = counters
         self._registry = EdgeRegistry()
-        self._registry_actor = Remote(ray.get_actor(REGISTRY, namespace=settings.namespace))
+        self._registry_host = (
+            local_registry if local_registry is not None else remote_registry(settings.namespace)
+        )
         self._engine_key = settings.engine_key_document()
         self._media_link_key = media_link_key(settings.signing_key())
         self._servers: dict[str, Remote] = {}
@@ -69,7 +80,7 @@ class EngineView:
 
     @property
     def registrar(self) -> Registrar:
-        return cast(Registrar, self._registry_actor)
+        return self._registry_host
 
     @property
     def engine_key(self) -> dict[str, str]:
@@ -80,7 +91,7 @@ class EngineView:
         return self._media_link_key
 
     async def start(self) -> None:
-        update = await self._registry_actor.edge_after(-1, 0.0)
+        update = await self._registry_host.edge_after(-1, 0.0)
         self._registry = update.applied_to(EdgeRegistry(-1))
         release_freed_memory()  # what unpickling the registry's copy left behind
         self._follower = asyncio.create_task(self._follow())
@@ -91,22 +102,22 @@ class EngineView:
             await asyncio.gather(self._follower, return_exceptions=True)
 
     async def _follow(self) -> None:
-        """Newer registries, for ever; while the registry actor is down (restarting) this
+        """Newer registries, for ever; while the registry is down (its host restarting) this
         copy keeps serving: webhooks and API calls for known portals never wait for it."""
         down = False
         while True:
             try:
-                update = await self._registry_actor.edge_after(self._registry.version)
+                update = await self._registry_host.edge_after(self._registry.version)
                 registry = update.applied_to(self._registry)
             except Exception as exc:  # a loop boundary: the copy in hand keeps serving
                 if not down:
-                    log.warning("registry changes wait, the registry actor: %s", reason(exc))
+                    log.warning("registry changes wait, the registry: %s", reason(exc))
                     self._counters.inc("openlines_loop_errors_total", loop="registry_follow")
                     down = True
                 await asyncio.sleep(REGISTRY_RETRY_S)
                 continue
             if down:
-                log.info("registry actor back; registry version %d", registry.version)
+                log.info("registry back; registry version %d", registry.version)
                 down = False
             if registry.version <= self._registry.version:
                 continue
@@ -120,7 +131,7 @@ class EngineView:
         """Once every channel actor serves ``version``: an admin change answered here then
         holds for a webhook that reaches any of them. One that is down or still behind
         after ``SPREAD_WAIT_S`` (its follower waits out a failed long poll) is not waited
-        for longer: it takes the version from the registry actor when it can."""
+        for longer: it takes the version from the registry when it can."""
         await self.has_version(version)
         await asyncio.gather(
             *(self._reached(actor, version) for actor in self._channel_parts().values())
@@ -151,8 +162,8 @@ class EngineView:
         return self._channels.get(connector)
 
     async def share_usage(self, consumed: dict[str, Consumed]) -> dict[str, float]:
-        """The registry actor holds the engine's one ``RateLedger``: one call per report."""
-        levels: dict[str, float] = await self._registry_actor.rate_exchange(consumed)
+        """The registry holds the engine's one ``RateLedger``: one call per report."""
+        levels: dict[str, float] = await self._registry_host.rate_exchange(consumed)
         return levels
 
     def portal(self, portal_id: str) -> PortalServer:
@@ -171,8 +182,8 @@ class EngineView:
         return [self.server(name) for name in names]
 
     def parts(self) -> dict[str, Part]:
-        """The registry actor, the channel actors and the portal actors of known portals."""
+        """The registry, the channel actors and the portal actors of known portals."""
         names = host_names(list(self._registry.portals), self.config.portal_pool_size)
-        parts: dict[str, object] = {REGISTRY: self._registry_actor, **self._channel_parts()}
+        parts: dict[str, object] = {REGISTRY: self._registry_host, **self._channel_parts()}
         parts.update({name: self.server(name) for name in names})
         return cast(dict[str, Part], parts)

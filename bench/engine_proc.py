@@ -29,7 +29,6 @@ so a worker's log line may be glued to the end of this one."""
 ROLES = (
     "ChannelActor",
     "PortalActor",
-    "RegistryActor",
     "raylet",
     "gcs_server",
     "DashboardAgent",

@@ -2,7 +2,7 @@
 
     python -m bench.registry_changes --portals 10000 --changes 50
 
-Opens a ``RegistryService`` the way the registry actor does, from a config of ``--portals``
+Opens a ``RegistryService`` the way the registry's host does, from a config of ``--portals``
 portals over a pool of 8 portal actors, with one channel actor's copy and one portal
 actor's part following it. Then puts ``--changes`` new portals, one admin call each, and
 after each brings both copies to the new version as their actors do (the update pickled

@@ -252,7 +252,6 @@ CLOSED_LOOP_LABELS = {
 }
 ROLE_LABELS = {
     "driver": "driver",
-    "RegistryActor": "registry",
     "ChannelActor": "channel",
     "PortalActor": "portal",
     "ray": "Ray",

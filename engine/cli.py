@@ -142,7 +142,7 @@ async def serve(actors: EngineActors, hand_over: bool) -> bool:
     (``actors.keeper``).
 
     Takes the actors, not the config: the driver keeps no copy of the config's portals once
-    the registry actor has them (with 10,000 portals that copy was most of its memory).
+    the registry has them (with 10,000 portals that copy was most of its memory).
     """
     from actors.supervisor import stop_within
 
@@ -151,7 +151,7 @@ async def serve(actors: EngineActors, hand_over: bool) -> bool:
     handed_over = False
     try:
         outline = await actors.start(CONNECTORS_SHOWN)
-        release_freed_memory()  # the config's portals, read and handed to the registry actor
+        release_freed_memory()  # the config's portals, read and handed to the registry
         config = actors.settings.config
         base = config.public_url or f"http://{config.host}:{actors.port}"
         say(f"openlines: listening on http://{config.host}:{actors.port}")
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
                 ActorSettings(config, key_path.read_bytes(), time.time()),
                 detached=node is not None,
             )
-            config = actors.settings.without_registry().config  # the registry actor's now
+            config = actors.settings.without_registry().config  # the registry's now
             if asyncio.run(serve(actors, hand_over=node is not None)):
                 assert node is not None
                 hand_over_to_keeper(config, node, lock)

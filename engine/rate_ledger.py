@@ -10,7 +10,7 @@ engine-wide; what an actor cannot know is what the others admitted since its las
 and each admits at most ``unreported_cap`` of a key between two reports: the bound on
 what the engine admits beyond one bucket.
 
-The ledger is one object in the registry actor (one per engine, on whichever node). A key
+The ledger is one object in the registry's host, channel actor 0 (one per engine). A key
 is forgotten once its bucket is full again: it then says nothing a new bucket would not.
 """
 

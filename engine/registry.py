@@ -1,12 +1,13 @@
 """The registry: which portals, lines and connectors exist, as one versioned snapshot.
 
-The registry actor holds the authoritative registry (durably, in its SQLite file); channel and
-portal actors hold copies and long-poll for newer versions. A snapshot is checked whole
-before it replaces the old one: a connector must name a known portal and one of its lines.
+The registry's host (channel actor 0, ``engine.registry_host``) holds the authoritative
+registry (durably, in its SQLite file); channel and portal actors hold copies and long-poll
+for newer versions. A snapshot is checked whole before it replaces the old one: a connector
+must name a known portal and one of its lines.
 
 Each admin call makes one version, one ``RegistryChange``. A follower is sent the changes
 since its version (``RegistryUpdate``), and a whole copy only when it has none or is further
-behind than the registry actor remembers: with 10,000 portals, adding one sends one.
+behind than the registry remembers: with 10,000 portals, adding one sends one.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class EdgeRegistry:
 class RegistryOutline:
     """What the driver needs of the registry: which portals to start actors for, and a few
     connectors to name at start. A platform's registry of 10,000 portals stays in the
-    registry actor instead of a second copy living in the driver for the whole run."""
+    registry's host instead of a second copy living in the driver for the whole run."""
 
     portal_ids: tuple[str, ...]
     connectors: tuple[ConnectorConfig, ...]
@@ -181,7 +182,7 @@ class Registry:
 
     def checked(self, change: RegistryChange) -> Registry:
         """This registry with ``change`` applied, once every connector still names a known
-        portal and one of its lines (``ConfigError`` otherwise): the registry actor's way."""
+        portal and one of its lines (``ConfigError`` otherwise): the registry's own way."""
         changed = self.changed(change)
         check_references(changed.portals, changed.connectors)
         return changed

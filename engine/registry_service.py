@@ -1,8 +1,8 @@
-"""The authoritative registry and rules snapshot: what the registry actor serves.
+"""The authoritative registry and rules snapshot: what the registry serves.
 
 Plain code over a SQLite file and the rules folder, so the admin API's handlers can be run
-against it without Ray (``engine.web``); the registry actor (``actors.registry``) only wires it
-and adds what a Ray process needs: recovering after a restart, watching the rules folder.
+against it without Ray (``engine.web``); ``engine.registry_host`` adds what the process that
+hosts it needs: recovering after a restart, watching the rules folder.
 
 The registry is stored durably; every change is a new version. The rules snapshot is read
 from the rules folder; a bad edit keeps the rules in force and is reported. Followers (the
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 LONG_POLL_S = 30.0
 CHANGES_KEPT = 1000
 """Changes remembered for followers (``engine.registry``); one further behind, or one
-following a registry actor that restarted since, gets a whole copy."""
+following a registry that restarted since, gets a whole copy."""
 
 
 class RegistryService:
@@ -244,7 +244,7 @@ class RegistryService:
 
     async def check_rules_folder(self) -> None:
         """One look at the rules folder: reload what changed, or, after a restart that found
-        it invalid, try it again. Called regularly by the registry actor."""
+        it invalid, try it again. Called regularly by ``engine.registry_host``."""
         if self._holder is not None:
             await self.reload_rules(force=False)
             return

@@ -1,6 +1,7 @@
 """The registry's durable copy: portals and connectors added at run time survive a restart.
 
-The registry actor is its only user; one small SQLite file beside the outboxes.
+The registry (``engine.registry_service``) is its only user; one small SQLite file beside
+the outboxes.
 """
 
 from __future__ import annotations

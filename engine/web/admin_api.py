@@ -1,7 +1,7 @@
 """The admin API: register portals and connectors without a restart, reload rules.
 
 Protected by a bearer token from the config (``admin_token``); without one the API is off.
-A change is applied by the registry actor (durably, as a new registry version) and answered once
+A change is applied by the registry (durably, as a new registry version) and answered once
 this channel actor runs with it, so the caller's next request sees the change.
 """
 

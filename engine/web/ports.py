@@ -90,7 +90,7 @@ class PortalServer(PortalCalls, Protocol):
 
 
 class Registrar(Protocol):
-    """Changes to the registry and the rules (the registry actor)."""
+    """Changes to the registry and the rules (``engine.registry_host``)."""
 
     async def put_portal(self, portal: PortalConfig) -> int: ...
 

@@ -93,7 +93,7 @@ class LocalPortalServer(HostCalls):
 
 class LocalRegistrar:
     """The registry service; a change is applied to the portal server before it answers,
-    as the portal actors follow the registry actor."""
+    as the portal actors follow the registry."""
 
     def __init__(self, service: RegistryService, engine: OneProcessEngine) -> None:
         self._service = service
@@ -179,7 +179,7 @@ class OneProcessEngine:
         return self._channels.get(connector)
 
     async def share_usage(self, consumed: dict[str, Consumed]) -> dict[str, float]:
-        """The engine's ledger, as the registry actor holds it."""
+        """The engine's ledger, as the registry holds it."""
         return self.ledger.exchange(consumed, self._clock.now())
 
     def channel_of(self, connector_id: str) -> Channel:

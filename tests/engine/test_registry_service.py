@@ -1,4 +1,4 @@
-"""The registry and rules service the registry actor wires: durable versions, a bad or
+"""The registry and rules service the registry host wires: durable versions, a bad or
 unreadable rules folder that keeps the rules in force, and a restart that continues."""
 
 from __future__ import annotations

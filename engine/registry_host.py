@@ -1,15 +1,16 @@
-"""The registry actor: the portals, connectors and routing rules every other actor follows.
+"""The registry as a process hosts it: the portals, connectors and routing rules every other
+part follows, served to them by name (``REGISTRY_CALLS``).
 
-A Ray shell around ``engine.registry_service.RegistryService``, which holds the registry
-(durably) and the rules snapshot; this actor recovers it after a crash and looks at the
-rules folder every ``RULES_POLL_S``. Channel and portal actors long-poll it for newer
-versions. Routing itself happens in the portal actors, each the owner of its portals'
-dialogs.
+Plain code around ``RegistryService`` (the registry, stored, and the rules snapshot), adding
+what serving it in a long-lived process needs: recovering after the process restarted,
+refusing calls until then, looking at the rules folder every ``RULES_POLL_S``, the engine's
+one rate ledger and its own counters. Channel actor 0 hosts it (``actors.names``,
+docs/architecture.md): it calls it in-process, every other actor through Ray.
 
-After a crash Ray runs ``__init__`` again and nothing else, and an exception there would end
-the actor for good (Ray 2.60): so a restarted registry actor recovers in a background task
-that retries, and never raises from ``__init__``. It serves the stored registry as it was
-(the config file was merged in when the engine started, and admin changes made since must
+After a crash Ray runs the host actor's ``__init__`` again, and an exception there would end
+the actor for good (Ray 2.60): so a restarted host recovers in a background task that
+retries, and never raises from ``__init__``. It serves the stored registry as it was (the
+config file was merged in when the engine started, and admin changes made since must
 survive) and continues the rules versions where the last instance stopped, so followers
 that only take newer snapshots take its first one.
 """
@@ -17,17 +18,12 @@ that only take newer snapshots take its first one.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-import os
 
-import ray
-
-from actors.faults import reason, restarted
-from actors.settings import ActorSettings
-from engine.clock import ManualClock
-from engine.config import ConnectorConfig, PortalConfig
+from engine.clock import Clock
+from engine.config import ConnectorConfig, EngineConfig, PortalConfig
 from engine.errors import UnavailableError
-from engine.logs import configure_logging
 from engine.metrics import Counters, Sample
 from engine.rate_ledger import Consumed, RateLedger
 from engine.registry import EdgeRegistry, Registry, RegistryOutline, RegistryUpdate
@@ -38,22 +34,24 @@ log = logging.getLogger(__name__)
 
 RULES_POLL_S = 2.0
 READY_WAIT_S = 10.0
-"""How long a call waits for a restarting registry actor before it is refused (503)."""
+"""How long a call waits for a recovering registry before it is refused (503)."""
 RECOVER_RETRY_MAX_S = 10.0
 
 
-@ray.remote(num_cpus=0)
-class RegistryActor:
-    def __init__(self, settings: ActorSettings) -> None:
-        configure_logging()
-        self._clock = settings.make_clock()
+class RegistryHost:
+    """Made on the event loop that serves it (its tasks start at once). On a first start
+    (``restarted`` False) a store or rules that cannot be opened raise here: the engine
+    refuses to start. After a restart nothing raises: calls wait, then get 503, until a
+    retried recovery succeeds."""
+
+    def __init__(self, config: EngineConfig, clock: Clock, restarted: bool) -> None:
+        self._clock = clock
         self._counters = Counters()
         self._ledger = RateLedger()
         self._serving = asyncio.Event()
-        self._service = RegistryService(settings.config, self._counters)
-        # Ray runs an async actor's __init__ on the actor's event loop (checked on 2.60).
+        self._service = RegistryService(config, self._counters)
         loop = asyncio.get_running_loop()
-        if restarted():
+        if restarted:
             self._task = loop.create_task(self._recover())
         else:
             self._service.open(restarted=False)  # an error here refuses the engine's start
@@ -61,7 +59,7 @@ class RegistryActor:
             self._task = loop.create_task(self._watch_rules())
 
     async def _recover(self) -> None:
-        """Open the store again (retrying: a restart must never end the actor), then watch."""
+        """Open the store again (retrying: a restart must never end the host), then watch."""
         delay_s = 0.5
         while True:
             try:
@@ -69,28 +67,30 @@ class RegistryActor:
                 break
             except Exception as exc:  # a loop boundary: calls get 503 until this succeeds
                 log.warning(
-                    "registry actor could not recover, retrying in %.1f s: %s",
+                    "the registry could not recover, retrying in %.1f s: %s",
                     delay_s,
-                    reason(exc),
+                    exc,
                     exc_info=True,
                 )
                 await asyncio.sleep(delay_s)
                 delay_s = min(2 * delay_s, RECOVER_RETRY_MAX_S)
         self._serving.set()
         log.info(
-            "registry actor restarted: registry version %d, rules version %d",
+            "registry recovered: registry version %d, rules version %d",
             self._service.registry.version,
             self._service.rules.version,
         )
         await self._service.notify()
         await self._watch_rules()
 
-    async def _ready(self, wait_s: float = READY_WAIT_S) -> RegistryService:
+    async def _ready(self, wait_s: float | None = None) -> RegistryService:
+        """The service once it serves: waited for up to ``wait_s`` (``READY_WAIT_S``)."""
         if not self._serving.is_set():
             try:
-                await asyncio.wait_for(self._serving.wait(), wait_s)
+                wait = READY_WAIT_S if wait_s is None else wait_s
+                await asyncio.wait_for(self._serving.wait(), wait)
             except TimeoutError:
-                raise UnavailableError("the registry actor is recovering after a restart") from None
+                raise UnavailableError("the registry is recovering after a restart") from None
         return self._service
 
     async def _watch_rules(self) -> None:
@@ -102,16 +102,20 @@ class RegistryActor:
                 log.exception("reading the routing rules failed; the rules in force stay")
                 self._counters.inc("openlines_rules_reload_failed_total")
 
+    async def close(self) -> None:
+        """Stop watching and close the store (tests; a host process ends with its actor)."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._service.close()
+
     async def ready(self) -> int:
+        """The registry version, once the registry serves (the engine's start waits)."""
         return (await self._ready()).registry.version
 
     async def ping(self) -> str:
-        """``/healthz``: answers at once, refused while the actor recovers."""
+        """``/healthz``: answers at once, refused while the registry recovers."""
         await self._ready(0)
         return "registry"
-
-    async def pid(self) -> int:
-        return os.getpid()
 
     async def registry(self) -> Registry:
         return (await self._ready()).registry
@@ -154,14 +158,25 @@ class RegistryActor:
         return (await self._ready(0)).rules_status()
 
     async def stats(self) -> tuple[dict[Sample, float], dict[Sample, float]]:
+        """The registry's own counters and gauges: ``/metrics`` reports it as a part of its
+        own (``registry``), up only while it serves."""
         service = await self._ready(0)
         return self._counters.snapshot(), service.gauges()
+
+    async def advance_clock(self, seconds: float) -> None:
+        """Nothing: the clock is its host's, which the admin API moves as a part of its own
+        (moving it here too would move it twice)."""
 
     async def rate_exchange(self, consumed: dict[str, Consumed]) -> dict[str, float]:
         """A channel actor's report of rate limits (``engine.rate_ledger``). Kept in memory
         only: after a restart the buckets start full (docs/channels/widget.md)."""
         return self._ledger.exchange(consumed, self._clock.now())
 
-    async def advance_clock(self, seconds: float) -> None:
-        if isinstance(self._clock, ManualClock):
-            await self._clock.advance(seconds)
+
+REGISTRY_CALLS = frozenset(
+    name
+    for name, value in vars(RegistryHost).items()
+    if not name.startswith("_") and name != "close" and inspect.iscoroutinefunction(value)
+)
+"""The calls other processes make of the registry, by name (``actors.channel``'s
+``registry_call`` carries them to the host)."""
