@@ -66,6 +66,16 @@ def role_of(process: psutil.Process) -> str:
     return "ray_" + script.rsplit("/", 1)[-1].removesuffix(".py")  # ray_log_monitor, ...
 
 
+def holds_open(process: psutil.Process, file_name: str) -> bool:
+    """Whether ``process`` has a file of this name open: how an actor is told from the
+    others of its role (a portal actor by its outbox, channel actor 0 by the registry's
+    file); False if it is gone."""
+    try:
+        return any(Path(f.path).name == file_name for f in process.open_files())
+    except psutil.Error:
+        return False
+
+
 def memory_mb(process: psutil.Process, kind: str = "uss") -> float:
     """``uss`` (freed if the process ended) or ``pss`` (shared pages split among their
     users, so a sum over processes is the memory they take together), in MB; 0 if gone."""

@@ -20,7 +20,7 @@ import orjson
 import psutil
 import pytest
 
-from bench.engine_proc import EngineProcess
+from bench.engine_proc import EngineProcess, holds_open
 from engine.runtime import ray_temp_dir
 from tests.custom_client import custom_connector, custom_message, signed_custom_request
 from tests.harness import ADMIN_TOKEN, engine_config_data
@@ -85,13 +85,6 @@ async def test_a_stop_during_the_hand_over_stops_the_engine_cleanly(
     assert not ray_temp_dir(Path(config["data_dir"])).exists()
 
 
-def holds(process: psutil.Process, file_name: str) -> bool:
-    try:
-        return any(Path(f.path).name == file_name for f in process.open_files())
-    except psutil.Error:
-        return False
-
-
 async def post(
     session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], method: str
 ) -> int:
@@ -131,7 +124,7 @@ async def test_actors_made_and_restarted_after_the_hand_over_serve(
 
             assert await send(1) == 200
             await late.wait_for_events(1, "message.")
-            [actor] = [p for p in engine.tree() if holds(p, "portal-late.sqlite3")]
+            [actor] = [p for p in engine.tree() if holds_open(p, "portal-late.sqlite3")]
             actor.kill()
             deadline = time.monotonic() + 60
             for seq in (2, 3):

@@ -13,10 +13,9 @@ from typing import Any
 
 import aiohttp
 import orjson
-import psutil
 import pytest
 
-from bench.engine_proc import EngineProcess, role_of
+from bench.engine_proc import EngineProcess, holds_open, role_of
 from engine.runtime import processes_using, ray_temp_dir
 from tests.custom_client import custom_connector, custom_message, signed_custom_request
 from tests.harness import engine_config_data
@@ -254,15 +253,6 @@ async def test_kill_9_while_telegram_holds_a_reply_then_restart_reports_it_uncer
             await engine.kill()
 
 
-def hosts_the_registry(process: psutil.Process) -> bool:
-    """Channel actor 0, the registry's host (``actors.names``): the one process with the
-    registry's SQLite file open."""
-    try:
-        return any(f.path.endswith("registry.sqlite3") for f in process.open_files())
-    except psutil.NoSuchProcess:
-        return False
-
-
 @pytest.mark.parametrize(
     ("victim", "registry_host"),
     [("PortalActor", False), ("ChannelActor", False), ("ChannelActor", True)],
@@ -288,7 +278,9 @@ async def test_sigterm_just_after_an_actor_was_killed_exits_0_and_leaves_nothing
         [process] = [
             p
             for p in engine.tree()
-            if role_of(p) == victim and hosts_the_registry(p) == registry_host
+            if role_of(p) == victim
+            # channel actor 0 hosts the registry (actors.names)
+            and holds_open(p, "registry.sqlite3") == registry_host
         ][:1]
         process.kill()  # kill -9; Ray starts it again while the engine is told to stop
         code = await engine.stop()
