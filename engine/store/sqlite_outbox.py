@@ -1,8 +1,9 @@
 """The embedded outbox: one SQLite file per portal actor, WAL, one transaction per group.
 
 Durability: ``synchronous=FULL`` by default, so an acknowledged message survives a power cut,
-not only a killed process. Throughput comes from group commit: the caller hands in every
-record that arrived while the previous commit ran (``engine.store.threaded``).
+not only a killed process (its commit syncs the WAL, ``engine.store.sqlite_file``).
+Throughput comes from group commit: the caller hands in every record that arrived while the
+previous commit ran (``engine.store.threaded``).
 """
 
 from __future__ import annotations
@@ -87,11 +88,11 @@ _ADDED_COLUMNS = {
 class SqliteOutbox(SqliteFile):
     """``OutboxStore`` on one SQLite file (``engine.store.sqlite_file``).
 
-    Durable commits (``synchronous``, FULL by default) for what a caller is answered on: an
-    append (the channel actor's hand-off) and a stored reply (the portal's 202). Bookkeeping
-    of delivery (claiming a batch, acknowledging it, retry times) commits with NORMAL: a
-    power cut can only make it happen again (a batch resent with the same ids), never lose a
-    message.
+    Durable commits (the WAL synced, when ``synchronous`` is FULL, the default) for what a
+    caller is answered on: an append (the channel actor's hand-off) and a stored reply (the
+    portal's 202). Bookkeeping of delivery (claiming a batch, acknowledging it, retry times)
+    is not synced: a power cut can only make it happen again (a batch resent with the same
+    ids), never lose a message.
     """
 
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:

@@ -3,20 +3,21 @@
 SQLite connections must not be shared between threads, and a commit blocks for a disk sync;
 so every call runs on the store's single worker thread. Calls that arrive while the thread
 is busy wait and run together, at once, as one **group**: one hop to the thread and back
-for all of them, and, for a ``SqliteFile``, one transaction whose members are savepoints
-(``engine.store.sqlite_file``): with thousands of quiet portals each routing one message,
-the portal actor commits once per group instead of once per portal. There is no wait
-before a group: the next one is whatever arrived while the previous one ran. A member's
-answer is given only once its group is committed.
+for all of them, and, for a ``SqliteFile``, one transaction for all its members
+(``engine.store.sqlite_file``, "Groups"): with thousands of quiet portals each routing one
+message, the portal actor commits once per group instead of once per portal. There is no
+wait before a group: the next one is whatever arrived while the previous one ran. A
+member's answer is given only once its group is committed.
 
 Appends are grouped a second time: those that arrive while one is being written are
 written in the next append together (group commit), so under load one fsync covers many
 webhooks.
 
-A group shares work, never failure: a member that raises rolls back only its own
-savepoint, and when an append's commit fails, its members are written again one by one,
-so only the member that cannot be stored fails (STYLE.md, lessons). A group whose commit
-fails (a disk error) fails each of its members, as their own commits would have.
+A group shares work, never failure: a member that raises after writing has the group run
+again with a savepoint for each member, so it rolls back only its own writes; when an
+append's commit fails, its members are written again one by one, so only the member that
+cannot be stored fails (STYLE.md, lessons). A group whose commit fails (a disk error) fails
+each of its members, as their own commits would have.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from engine.clock import Clock
-from engine.store.sqlite_file import GroupNotDurable, SqliteFile
+from engine.store.sqlite_file import SqliteFile
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -102,25 +103,19 @@ class StoreThread(Generic[R]):
             for call in group:
                 _run(call)
             return
+        closing = next((n for n, call in enumerate(group) if call.function == store.close), None)
+        if closing is not None:  # what came before it is committed first
+            self._run_group(group[:closing])
+            _run(group[closing])
+            self._run_group(group[closing + 1 :])
+            return
         with store.grouped():
-            uncommitted: list[_Call] = []
-            for call in group:
-                if call.function == store.close:  # what came before it is committed first
-                    _commit(store, uncommitted)
+            if not _run_unisolated(store, group):
+                store.abandon_group()
+                store.isolating = True
+                for call in group:
                     _run(call)
-                    continue
-                store.call_started()
-                try:
-                    _run(call)
-                except GroupNotDurable:
-                    store.call_abandoned()
-                    _commit(store, uncommitted)
-                    store.begin_durable_group()
-                    store.call_started()
-                    _run(call)  # again, whole, at the head of a durable group
-                store.call_finished()
-                uncommitted.append(call)
-            _commit(store, uncommitted)
+            _commit(store, group)
 
     async def close(self) -> None:
         close = getattr(self.store, "close", None)
@@ -130,24 +125,34 @@ class StoreThread(Generic[R]):
 
 
 def _run(call: _Call) -> None:
-    """Run one member; its exception is its outcome (``GroupNotDurable`` goes up)."""
+    """Run one member; its exception is its outcome."""
     try:
         call.outcome, call.ok = call.function(*call.args), True
-    except GroupNotDurable:
-        raise
     except BaseException as exc:  # handed to its caller alone
         call.outcome, call.ok = exc, False
 
 
-def _commit(store: SqliteFile, members: list[_Call]) -> None:
-    """Commit the open part of a group; if that fails, each member fails with it."""
+def _run_unisolated(store: SqliteFile, group: list[_Call]) -> bool:
+    """Every member without a savepoint (``engine.store.sqlite_file``, "Groups"); False as
+    soon as one fails after changing something, which only running the group again isolated
+    can take back. A member that fails before changing anything leaves the others' work
+    as it is."""
+    for call in group:
+        before = store.changes()
+        _run(call)
+        if not call.ok and store.changes() != before:
+            return False
+    return True
+
+
+def _commit(store: SqliteFile, group: list[_Call]) -> None:
+    """Commit the group; if that fails, each member fails with it."""
     try:
         store.commit_group()
     except Exception as exc:
-        for call in members:
+        for call in group:
             if call.ok:
                 call.outcome, call.ok = exc, False
-    members.clear()
 
 
 def _answer(group: list[_Call], loop: asyncio.AbstractEventLoop) -> None:

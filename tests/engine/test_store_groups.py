@@ -1,13 +1,15 @@
-"""Store calls run in groups on the store's thread: one transaction, savepoints per member,
-a failure stays its member's (engine/store/threaded.py, engine/store/sqlite_file.py)."""
+"""Store calls run in groups on the store's thread: one transaction, durable when a member
+asks, a failure stays its member's (engine/store/threaded.py, engine/store/sqlite_file.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -25,13 +27,20 @@ CREATE TABLE IF NOT EXISTS refs (
 class Notes(SqliteFile):
     """A small store that records every statement its connection runs."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        super().__init__(path, SCHEMA, synchronous)
         self._db.execute("PRAGMA foreign_keys=ON")
         self.statements: list[str] = []
         self._db.set_trace_callback(self.statements.append)
         self.entered = threading.Event()
         self.gate = threading.Event()
+
+    def _sync(self) -> None:
+        """Records each real sync of the WAL among the statements."""
+        with mock.patch.object(os, "fdatasync", wraps=os.fdatasync) as fdatasync:
+            super()._sync()
+        if fdatasync.called:
+            self.statements.append("<WAL synced>")
 
     def write(self, text: str, durable: bool = False) -> int:
         with self._transaction(durable) as db:
@@ -41,6 +50,12 @@ class Notes(SqliteFile):
         """Two transactions in one call, the second durable (met in a NORMAL group)."""
         self.write(first)
         self.write(second, durable=True)
+
+    def write_then_fail(self, text: str) -> None:
+        """Fails in its transaction after writing: its write is taken back."""
+        with self._transaction(False) as db:
+            db.execute("INSERT INTO notes (text) VALUES (?)", (text,))
+            raise ValueError(f"{text} failed after writing")
 
     def dangling_ref(self) -> None:
         """Accepted by its own savepoint; the deferred foreign key fails the commit."""
@@ -60,6 +75,11 @@ class Notes(SqliteFile):
 
     def commits(self) -> int:
         return sum(1 for statement in self.statements if statement == "COMMIT")
+
+    def transactions(self) -> list[str]:
+        """What began, ended and synced transactions, and the savepoints."""
+        words = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA", "<WAL")
+        return [s for s in self.statements if s.split()[0] in words]
 
 
 @pytest.fixture
@@ -113,7 +133,51 @@ async def test_a_failing_member_rolls_back_only_its_own_writes(
     assert notes.store.commits() == 1
 
 
-async def test_a_durable_member_commits_what_came_before_and_heads_a_durable_group(
+async def test_a_failing_member_that_wrote_nothing_leaves_the_group_unisolated(
+    notes: StoreThread[Notes],
+) -> None:
+    """The refused insert changed no row: the group goes on without a savepoint."""
+    busy = await busy_thread(notes)
+    writes = [
+        asyncio.create_task(notes.call(notes.store.write, text))
+        for text in ("kept", "kept", "also kept")
+    ]
+    await run_queued(notes, busy)
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert notes.store.transactions() == ["BEGIN IMMEDIATE", "COMMIT"]
+
+
+async def test_a_member_failing_after_writing_has_the_group_run_again_isolated(
+    notes: StoreThread[Notes],
+) -> None:
+    busy = await busy_thread(notes)
+    calls = [
+        asyncio.create_task(notes.call(notes.store.write, "first")),
+        asyncio.create_task(notes.call(notes.store.write_then_fail, "culprit")),
+        asyncio.create_task(notes.call(notes.store.write, "last")),
+    ]
+    await run_queued(notes, busy)
+    first, culprit, last = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(culprit, ValueError)
+    assert (first, last) == (1, 2)
+    assert notes.store.texts() == ["first", "last"]
+    assert notes.store.transactions() == [
+        "BEGIN IMMEDIATE",  # without savepoints, until the culprit fails after writing
+        "ROLLBACK",
+        "BEGIN IMMEDIATE",  # again, isolated: the first member alone, then a savepoint each
+        "SAVEPOINT member",
+        "ROLLBACK TO member",
+        "RELEASE member",
+        "SAVEPOINT member",
+        "RELEASE member",
+        "COMMIT",
+    ]
+    assert await notes.call(notes.store.write, "the next group is unisolated again") == 3
+    assert notes.store.transactions()[-2:] == ["BEGIN IMMEDIATE", "COMMIT"]
+
+
+async def test_a_durable_member_makes_its_group_durable_synced_once_after_the_commit(
     notes: StoreThread[Notes],
 ) -> None:
     busy = await busy_thread(notes)
@@ -125,17 +189,21 @@ async def test_a_durable_member_commits_what_came_before_and_heads_a_durable_gro
     await run_queued(notes, busy)
     await asyncio.gather(*calls)
     assert notes.store.texts() == ["bookkeeping", "acknowledged", "more bookkeeping"]
-    statements = [
-        s for s in notes.store.statements if s.split()[0] in ("BEGIN", "COMMIT", "PRAGMA")
-    ]
-    assert statements == [
-        "PRAGMA synchronous=NORMAL",
-        "BEGIN IMMEDIATE",
-        "COMMIT",
-        "PRAGMA synchronous=FULL",
-        "BEGIN IMMEDIATE",  # the durable member and the one after it
-        "COMMIT",
-    ]
+    assert notes.store.transactions() == ["BEGIN IMMEDIATE", "COMMIT", "<WAL synced>"]
+    await notes.call(notes.store.write, "bookkeeping alone")
+    assert notes.store.transactions()[-2:] == ["BEGIN IMMEDIATE", "COMMIT"]  # not synced
+
+
+async def test_durable_commits_sync_only_when_the_file_is_configured_full(
+    tmp_path: Path,
+) -> None:
+    """Below FULL, a durable commit is an ordinary one; alone (not grouped) it syncs too."""
+    for synchronous, synced in (("FULL", True), ("NORMAL", False), ("OFF", False)):
+        store = Notes(tmp_path / f"{synchronous}.sqlite3", synchronous)
+        store.write("acknowledged", durable=True)
+        assert ("<WAL synced>" in store.statements) is synced, synchronous
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] in (0, 1)  # OFF, NORMAL
+        store.close()
 
 
 async def test_a_group_whose_commit_fails_fails_each_of_its_members_and_keeps_nothing(
@@ -153,11 +221,10 @@ async def test_a_group_whose_commit_fails_fails_each_of_its_members_and_keeps_no
 
 
 @pytest.mark.parametrize("behind_another", [True, False])
-async def test_a_call_that_turns_durable_half_way_runs_again_whole_and_once(
+async def test_a_call_that_turns_durable_half_way_runs_once_in_a_durable_group(
     notes: StoreThread[Notes], behind_another: bool
 ) -> None:
-    """Its first, NORMAL transaction is taken back before it runs again in a durable
-    group: done twice, the UNIQUE text would refuse the second time."""
+    """Done twice, the UNIQUE text would refuse the second time."""
     busy = await busy_thread(notes)
     calls = []
     if behind_another:
@@ -170,3 +237,4 @@ async def test_a_call_that_turns_durable_half_way_runs_again_whole_and_once(
     await asyncio.gather(*calls)
     expected = ["a", "b", "after"]
     assert notes.store.texts() == (["before", *expected] if behind_another else expected)
+    assert notes.store.transactions() == ["BEGIN IMMEDIATE", "COMMIT", "<WAL synced>"]
