@@ -345,10 +345,11 @@ class PortalActor:
         """Counters since this actor (re)started, and gauges read now."""
         host = await self._ready(0)
         gauges: dict[Sample, float] = {}
-        for portal_id, (depth, dead) in (await host.gauges()).items():
+        for portal_id, store_gauges in (await host.gauges()).items():
             labels = (("portal", portal_id),)
-            gauges[("openlines_outbox_depth", labels)] = depth
-            gauges[("openlines_dead_letters", labels)] = dead
+            gauges[("openlines_outbox_depth", labels)] = store_gauges.outbox_depth
+            gauges[("openlines_dead_letters", labels)] = store_gauges.dead_letters
+            gauges[("openlines_unrouted", labels)] = store_gauges.unrouted
         for portal_id, (counts, online) in host.routing_gauges().items():
             gauges[("openlines_operators_online", (("portal", portal_id),))] = online
             for (line_id, state), count in counts.items():

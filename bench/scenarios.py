@@ -304,6 +304,9 @@ async def outage_and_drain(sizes: Sizes) -> dict[str, Any]:
         backlog = await backlog_task
         metrics = await stage.engine.metrics()  # type: ignore[union-attr]
         depth = metrics.get('openlines_outbox_depth{portal="down0"}')
+        # Part of the depth: messages not routed yet, so the drain below also waits for
+        # routing to catch up (what one portal's sustained rate left behind).
+        unrouted = metrics.get('openlines_unrouted{portal="down0"}')
 
         await stage.sink.reset()
         await stage.sink.up("down0")
@@ -313,6 +316,7 @@ async def outage_and_drain(sizes: Sizes) -> dict[str, Any]:
             "backlog_messages": backlog["ok"],
             "backlog_rate_per_s": sizes.backlog_rate,
             "outbox_depth_before_drain": depth,
+            "unrouted_before_drain": unrouted,
             "drain_seconds": round(seconds, 1),
             "drain_per_s": round(drained["messages"] / seconds) if seconds > 0 else None,
             "drain_check": delivery_check(backlog["ok"], drained),

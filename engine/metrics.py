@@ -58,6 +58,8 @@ COUNTER_HELP: dict[str, str] = {
 GAUGE_HELP: dict[str, str] = {
     "openlines_outbox_depth": "Events stored for a portal and not yet delivered.",
     "openlines_dead_letters": "Events in a portal's dead letters.",
+    "openlines_unrouted": "Messages stored for a portal and not yet routed (routing's "
+    "backlog, part of openlines_outbox_depth).",
     "openlines_dialogs": "Open dialogs per portal, line and state (waiting, offered, ...).",
     "openlines_operators_online": "Operators online per portal.",
     "openlines_rules_version": "Version of the routing rules in force.",

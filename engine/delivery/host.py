@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 
@@ -102,6 +103,14 @@ class HostedPortal:
     def quiet(self) -> bool:
         """Nothing to do in memory; the store is asked before it sleeps all the same."""
         return self.router.quiet and self.sender.idle and self.mailbox.idle
+
+
+class PortalGauges(NamedTuple):
+    """What ``/metrics`` reports of one portal's store (``engine.metrics``, GAUGE_HELP)."""
+
+    outbox_depth: int
+    dead_letters: int
+    unrouted: int
 
 
 class MailboxHost:
@@ -456,13 +465,17 @@ class MailboxHost:
             self._store.store.dead_letters, portal_id, limit, after_event_id
         )
 
-    async def gauges(self) -> dict[str, tuple[int, int]]:
-        """Per portal: (outbox depth, dead letters)."""
+    async def gauges(self) -> dict[str, PortalGauges]:
+        """Per portal: its outbox depth, dead letters and routing's backlog."""
         store = self._store.store
 
-        def read() -> dict[str, tuple[int, int]]:
+        def read() -> dict[str, PortalGauges]:
             return {
-                portal_id: (store.depth(portal_id), store.dead_letter_count(portal_id))
+                portal_id: PortalGauges(
+                    store.depth(portal_id),
+                    store.dead_letter_count(portal_id),
+                    store.unrouted(portal_id),
+                )
                 for portal_id in sorted(set(self.portal_ids) | store.portal_ids())
             }
 

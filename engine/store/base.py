@@ -259,6 +259,10 @@ class OutboxStore(Protocol):
         """Events stored and not yet delivered."""
         ...
 
+    def unrouted(self, portal_id: str) -> int:
+        """Messages stored and not yet routed (part of ``depth``)."""
+        ...
+
     def remember_request(
         self, portal_id: str, request_id: str, now: float, window_s: float
     ) -> bool:

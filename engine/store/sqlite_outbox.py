@@ -393,14 +393,15 @@ class SqliteOutbox(SqliteFile):
 
     def depth(self, portal_id: str) -> int:
         """Events stored for the portal and not delivered, the inbox's included."""
-        return sum(
-            int(
-                self._db.execute(
-                    f"SELECT count(*) FROM {table} WHERE portal_id = ?", (portal_id,)
-                ).fetchone()[0]
-            )
-            for table in ("events", "inbox")
-        )
+        return self._count("events", portal_id) + self.unrouted(portal_id)
+
+    def unrouted(self, portal_id: str) -> int:
+        """Messages stored for the portal and not yet routed: routing's backlog."""
+        return self._count("inbox", portal_id)
+
+    def _count(self, table: str, portal_id: str) -> int:
+        query = f"SELECT count(*) FROM {table} WHERE portal_id = ?"
+        return int(self._db.execute(query, (portal_id,)).fetchone()[0])
 
     # -- portal API --------------------------------------------------------------------------
 

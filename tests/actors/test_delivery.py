@@ -106,6 +106,7 @@ async def test_after_the_ttl_events_go_to_dead_letters_that_the_api_lists(
         metrics = await engine.metrics()
         assert metrics['openlines_dead_lettered_total{portal="acme"}'] == 4
         assert metrics['openlines_outbox_depth{portal="acme"}'] == 0
+        assert metrics['openlines_unrouted{portal="acme"}'] == 0
         assert metrics['openlines_dead_letters{portal="acme"}'] == 4
     finally:
         await stop_engine(engine)

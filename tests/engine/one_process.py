@@ -81,10 +81,11 @@ class LocalPortalServer(HostCalls):
 
     async def stats(self) -> Stats:
         host = await self._host_if_open()
-        gauges: dict[Sample, float] = {
-            ("openlines_outbox_depth", (("portal", portal_id),)): depth
-            for portal_id, (depth, _) in (await host.gauges()).items()
-        }
+        gauges: dict[Sample, float] = {}
+        for portal_id, store_gauges in (await host.gauges()).items():
+            labels = (("portal", portal_id),)
+            gauges[("openlines_outbox_depth", labels)] = store_gauges.outbox_depth
+            gauges[("openlines_unrouted", labels)] = store_gauges.unrouted
         return host.counters.snapshot(), gauges
 
     async def advance_clock(self, seconds: float) -> None:

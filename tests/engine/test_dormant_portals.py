@@ -21,7 +21,7 @@ async def test_an_idle_portal_waits_unstarted_and_a_message_starts_it(
     assert host.portal_ids == ["p1", "p2"]
     assert host.is_dormant("p1") and host.is_dormant("p2")
     assert host.started("p1") is None
-    assert (await host.gauges())["p1"] == (0, 0)
+    assert (await host.gauges())["p1"] == (0, 0, 0)
     assert host.routing_gauges()["p1"] == ({}, 0)
 
     await host.append([kit.record("42", 1)])

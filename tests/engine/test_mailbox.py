@@ -146,7 +146,7 @@ async def test_a_batch_waits_for_the_linger_then_arrives_sealed_and_ordered(
     assert_new_waiting_dialogs(events, ["42", "7"])
     assert host.counters.value("openlines_dialogs_opened_total", portal="p1") == 2
     await eventually(lambda: host.counters.value("openlines_delivered_total", portal="p1") == 5)
-    assert (await host.gauges())["p1"] == (0, 0)
+    assert (await host.gauges())["p1"] == (0, 0, 0)
 
 
 async def test_every_event_shows_the_dialog_as_it_stood_at_its_place(
@@ -248,7 +248,7 @@ async def test_a_sequential_queue_has_one_batch_in_flight(
     await eventually(lambda: portal.attempts == 1 and kit.clock.sleepers == 1)
     (in_flight,) = kit.reader().open_batches("p1")
     assert [e.kind for e in in_flight.events] == ["dialog.queued", "message.received"]
-    assert (await host.gauges())["p1"] == (6, 0)
+    assert (await host.gauges())["p1"] == (6, 0, 0)
     await kit.clock.advance(29)
     assert portal.attempts == 1  # the next batch does not overtake the failing one
 
@@ -305,7 +305,7 @@ async def test_a_portal_down_for_a_day_sends_everything_to_dead_letters(
         await eventually(lambda: kit.clock.sleepers == 1 or dead() == 5)
         if dead() == 5:
             break
-        assert (await host.gauges())["p1"] == (5, 0)  # nothing lost on the way
+        assert (await host.gauges())["p1"] == (5, 0, 0)  # nothing lost on the way
         await kit.clock.advance(3600)
     assert dead() == 5
     assert kit.clock.now() - started >= 86_400
@@ -328,7 +328,7 @@ async def test_a_portal_down_for_a_day_sends_everything_to_dead_letters(
     assert portal.batches == []
     assert portal.attempts >= 24  # retried through the day, every 30-60 min at the cap
     assert host.counters.value("openlines_retried_total", portal="p1") == portal.attempts
-    assert (await host.gauges())["p1"] == (0, 5)
+    assert (await host.gauges())["p1"] == (0, 5, 0)
     assert kit.reader().open_batches("p1") == []
 
 
@@ -356,7 +356,7 @@ async def test_best_effort_events_get_one_attempt_guaranteed_ones_are_retried(
     assert [e["seq"] for e in events] == [1, 2, 3]
     stored = kit.reader()
     await eventually(lambda: stored.depth("p1") == 0, what="the ack")
-    assert (await host.gauges())["p1"] == (0, 0)  # dropped, not dead-lettered
+    assert (await host.gauges())["p1"] == (0, 0, 0)  # dropped, not dead-lettered
 
 
 async def test_a_best_effort_event_that_gets_through_has_no_seq(
@@ -381,7 +381,7 @@ async def test_a_best_effort_portal_drops_a_failed_batch_at_once(
     await eventually(lambda: host.counters.value("openlines_dropped_total", portal="p1") == 3)
     await kit.clock.advance(60)  # past the Retry-After: nothing is tried again
     assert portal.attempts == 1
-    assert (await host.gauges())["p1"] == (0, 0)
+    assert (await host.gauges())["p1"] == (0, 0, 0)
 
     await host.append([kit.record("42", 3)])
     (event,) = await portal.wait_for_events(1)
@@ -504,7 +504,7 @@ async def test_a_failing_portal_does_not_delay_another(kit: HostKit) -> None:
     assert failing.attempts >= 4
     assert texts(healthy.events) == [f"42 says {n}" for n in range(1, 5)]
     assert_new_waiting_dialogs(healthy.events, ["42"])
-    assert (await host.gauges())["p1"] == (2, 0)
+    assert (await host.gauges())["p1"] == (2, 0, 0)
 
 
 @pytest.fixture
@@ -579,7 +579,8 @@ async def test_configure_stops_portals_no_longer_wanted(
     await host.append([kept])
     await kit.clock.advance(60)
     assert portal.attempts == 0
-    assert (await host.gauges())["p1"] == (1, 0)  # kept for whoever serves p1 next
+    # kept, unrouted, for whoever serves p1 next
+    assert (await host.gauges())["p1"] == (1, 0, 1)
     assert [row.event_id for row in kit.reader().inbox("p1", 10)] == [kept.event_id]
 
     await host.configure([kit.config(portal), kit.config(other)])
