@@ -106,8 +106,8 @@ class StoreThread(Generic[R]):
         closing = next((n for n, call in enumerate(group) if call.function == store.close), None)
         if closing is not None:  # what came before it is committed first
             self._run_group(group[:closing])
-            _run(group[closing])
-            self._run_group(group[closing + 1 :])
+            for call in group[closing:]:  # the close, then calls on a closed store: refused
+                _run(call)
             return
         with store.grouped():
             if not _run_unisolated(store, group):

@@ -238,3 +238,18 @@ async def test_a_call_that_turns_durable_half_way_runs_once_in_a_durable_group(
     expected = ["a", "b", "after"]
     assert notes.store.texts() == (["before", *expected] if behind_another else expected)
     assert notes.store.transactions() == ["BEGIN IMMEDIATE", "COMMIT", "<WAL synced>"]
+
+
+async def test_a_close_in_a_group_commits_what_came_before_and_refuses_what_came_after(
+    notes: StoreThread[Notes],
+) -> None:
+    busy = await busy_thread(notes)
+    before = asyncio.create_task(notes.call(notes.store.write, "before"))
+    closing = asyncio.create_task(notes.call(notes.store.close))
+    after = asyncio.create_task(notes.call(notes.store.write, "after"))
+    await run_queued(notes, busy)
+    assert await before == 1
+    await closing
+    with pytest.raises(sqlite3.ProgrammingError):
+        await after
+    assert notes.store.texts() == ["before"]
