@@ -79,3 +79,23 @@ def test_the_table_and_the_ratios_show_both_runs() -> None:
         "| end-to-end with routing on / off, 10 portals, 20 operators each | "
         "950.0 / 1000.0 msg/s (ratio 0.95; 40 of 40 dialogs assigned) | ≥ 0.9 |"
     )
+
+
+def test_the_drain_row_says_how_much_was_still_to_route() -> None:
+    def drain_row(**unrouted: float) -> str:
+        outage = {
+            "backlog_messages": 1_000_000,
+            "drain_per_s": 13222,
+            "drain_check": {"order_violations": 0},
+            "other_portals_latency_ms_before": {"p99": 1.0},
+            "other_portals_latency_ms_during": {"p99": 2.0},
+            **unrouted,
+        }
+        table = report.table({"outage_and_drain": outage})
+        return next(line for line in table.splitlines() if "drain of" in line)
+
+    assert drain_row(unrouted_before_drain=294464.0) == (
+        "| drain of 1,000,000 messages to one portal | 13,222 msg/s, in order: yes; "
+        "294,464 of them not yet routed at its start | ≥ 20,000 msg/s |"
+    )
+    assert "routed" not in drain_row()  # results from before the gauge existed
