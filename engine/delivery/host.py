@@ -469,13 +469,13 @@ class MailboxHost:
         """Per portal: its outbox depth, dead letters and routing's backlog."""
         store = self._store.store
 
+        def one(portal_id: str) -> PortalGauges:
+            unrouted, routed = store.backlog(portal_id)
+            return PortalGauges(unrouted + routed, store.dead_letter_count(portal_id), unrouted)
+
         def read() -> dict[str, PortalGauges]:
             return {
-                portal_id: PortalGauges(
-                    store.depth(portal_id),
-                    store.dead_letter_count(portal_id),
-                    store.unrouted(portal_id),
-                )
+                portal_id: one(portal_id)
                 for portal_id in sorted(set(self.portal_ids) | store.portal_ids())
             }
 

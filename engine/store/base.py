@@ -259,8 +259,9 @@ class OutboxStore(Protocol):
         """Events stored and not yet delivered."""
         ...
 
-    def unrouted(self, portal_id: str) -> int:
-        """Messages stored and not yet routed (part of ``depth``)."""
+    def backlog(self, portal_id: str) -> tuple[int, int]:
+        """(Messages stored and not yet routed, events routed and not yet delivered): the
+        two parts of ``depth``."""
         ...
 
     def remember_request(

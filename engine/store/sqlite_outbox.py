@@ -393,11 +393,12 @@ class SqliteOutbox(SqliteFile):
 
     def depth(self, portal_id: str) -> int:
         """Events stored for the portal and not delivered, the inbox's included."""
-        return self._count("events", portal_id) + self.unrouted(portal_id)
+        return sum(self.backlog(portal_id))
 
-    def unrouted(self, portal_id: str) -> int:
-        """Messages stored for the portal and not yet routed: routing's backlog."""
-        return self._count("inbox", portal_id)
+    def backlog(self, portal_id: str) -> tuple[int, int]:
+        """What waits for the portal: (messages not yet routed, events routed and not yet
+        delivered)."""
+        return self._count("inbox", portal_id), self._count("events", portal_id)
 
     def _count(self, table: str, portal_id: str) -> int:
         query = f"SELECT count(*) FROM {table} WHERE portal_id = ?"

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -105,6 +106,15 @@ async def run_queued(notes: StoreThread[Notes], busy: asyncio.Task[None]) -> Non
     await busy
 
 
+async def one_group(notes: StoreThread[Notes], *calls: tuple[Any, ...]) -> list[Any]:
+    """Each ``(function, *args)`` called while the thread is busy, so they run as one group;
+    their outcomes in order, an exception for a call that raised."""
+    busy = await busy_thread(notes)
+    tasks = [asyncio.create_task(notes.call(function, *args)) for function, *args in calls]
+    await run_queued(notes, busy)
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_calls_queued_while_the_thread_is_busy_commit_once(
     notes: StoreThread[Notes],
 ) -> None:
@@ -137,13 +147,8 @@ async def test_a_failing_member_that_wrote_nothing_leaves_the_group_unisolated(
     notes: StoreThread[Notes],
 ) -> None:
     """The refused insert changed no row: the group goes on without a savepoint."""
-    busy = await busy_thread(notes)
-    writes = [
-        asyncio.create_task(notes.call(notes.store.write, text))
-        for text in ("kept", "kept", "also kept")
-    ]
-    await run_queued(notes, busy)
-    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    write = notes.store.write
+    outcomes = await one_group(notes, (write, "kept"), (write, "kept"), (write, "also kept"))
     assert isinstance(outcomes[1], sqlite3.IntegrityError)
     assert notes.store.transactions() == ["BEGIN IMMEDIATE", "COMMIT"]
 
@@ -151,14 +156,12 @@ async def test_a_failing_member_that_wrote_nothing_leaves_the_group_unisolated(
 async def test_a_member_failing_after_writing_has_the_group_run_again_isolated(
     notes: StoreThread[Notes],
 ) -> None:
-    busy = await busy_thread(notes)
-    calls = [
-        asyncio.create_task(notes.call(notes.store.write, "first")),
-        asyncio.create_task(notes.call(notes.store.write_then_fail, "culprit")),
-        asyncio.create_task(notes.call(notes.store.write, "last")),
-    ]
-    await run_queued(notes, busy)
-    first, culprit, last = await asyncio.gather(*calls, return_exceptions=True)
+    first, culprit, last = await one_group(
+        notes,
+        (notes.store.write, "first"),
+        (notes.store.write_then_fail, "culprit"),
+        (notes.store.write, "last"),
+    )
     assert isinstance(culprit, ValueError)
     assert (first, last) == (1, 2)
     assert notes.store.texts() == ["first", "last"]
@@ -180,14 +183,11 @@ async def test_a_member_failing_after_writing_has_the_group_run_again_isolated(
 async def test_a_durable_member_makes_its_group_durable_synced_once_after_the_commit(
     notes: StoreThread[Notes],
 ) -> None:
-    busy = await busy_thread(notes)
-    calls = [
-        asyncio.create_task(notes.call(notes.store.write, "bookkeeping")),
-        asyncio.create_task(notes.call(notes.store.write, "acknowledged", True)),
-        asyncio.create_task(notes.call(notes.store.write, "more bookkeeping")),
-    ]
-    await run_queued(notes, busy)
-    await asyncio.gather(*calls)
+    write = notes.store.write
+    outcomes = await one_group(
+        notes, (write, "bookkeeping"), (write, "acknowledged", True), (write, "more bookkeeping")
+    )
+    assert outcomes == [1, 2, 3]
     assert notes.store.texts() == ["bookkeeping", "acknowledged", "more bookkeeping"]
     assert notes.store.transactions() == ["BEGIN IMMEDIATE", "COMMIT", "<WAL synced>"]
     await notes.call(notes.store.write, "bookkeeping alone")
@@ -225,16 +225,14 @@ async def test_a_call_that_turns_durable_half_way_runs_once_in_a_durable_group(
     notes: StoreThread[Notes], behind_another: bool
 ) -> None:
     """Done twice, the UNIQUE text would refuse the second time."""
-    busy = await busy_thread(notes)
-    calls = []
-    if behind_another:
-        calls.append(asyncio.create_task(notes.call(notes.store.write, "before")))
-    calls.append(
-        asyncio.create_task(notes.call(notes.store.bookkeeping_then_acknowledged, "a", "b"))
+    before = [(notes.store.write, "before")] if behind_another else []
+    outcomes = await one_group(
+        notes,
+        *before,
+        (notes.store.bookkeeping_then_acknowledged, "a", "b"),
+        (notes.store.write, "after"),
     )
-    calls.append(asyncio.create_task(notes.call(notes.store.write, "after")))
-    await run_queued(notes, busy)
-    await asyncio.gather(*calls)
+    assert not [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     expected = ["a", "b", "after"]
     assert notes.store.texts() == (["before", *expected] if behind_another else expected)
     assert notes.store.transactions() == ["BEGIN IMMEDIATE", "COMMIT", "<WAL synced>"]
@@ -243,13 +241,12 @@ async def test_a_call_that_turns_durable_half_way_runs_once_in_a_durable_group(
 async def test_a_close_in_a_group_commits_what_came_before_and_refuses_what_came_after(
     notes: StoreThread[Notes],
 ) -> None:
-    busy = await busy_thread(notes)
-    before = asyncio.create_task(notes.call(notes.store.write, "before"))
-    closing = asyncio.create_task(notes.call(notes.store.close))
-    after = asyncio.create_task(notes.call(notes.store.write, "after"))
-    await run_queued(notes, busy)
-    assert await before == 1
-    await closing
-    with pytest.raises(sqlite3.ProgrammingError):
-        await after
+    before, closing, after = await one_group(
+        notes,
+        (notes.store.write, "before"),
+        (notes.store.close,),
+        (notes.store.write, "after"),
+    )
+    assert (before, closing) == (1, None)
+    assert isinstance(after, sqlite3.ProgrammingError)
     assert notes.store.texts() == ["before"]
