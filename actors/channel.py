@@ -12,6 +12,7 @@ every other actor calls it here (``registry_call``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from typing import Any
@@ -145,6 +146,10 @@ class ChannelActor:
         bound = int(runner.addresses[0][1])
         self._port_file.write_text(str(bound), encoding="utf-8")
         self._serving.set()
+        # What start-up loaded (Ray, the registry, the channels) lives as long as the actor:
+        # out of the collector's sight, a full collection no longer stops the webhooks'
+        # answers for 40 ms (measured in the closed loop; actors.portal does the same).
+        gc.freeze()
         log.info("channel actor %d listening on %s:%d", self._index, config.host, bound)
         return bound
 

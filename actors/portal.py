@@ -40,7 +40,7 @@ from engine.metrics import Sample
 from engine.registry import Registry, RegistryUpdate
 from engine.registry_host import RegistryHost
 from engine.routing.rules import RuleSet
-from engine.store.records import OutboxRecord
+from engine.store.records import unpack_records
 
 log = logging.getLogger(__name__)
 
@@ -321,12 +321,11 @@ class PortalActor:
     # -- calls from channel actors ---------------------------------------------------------
 
     @ray.method(max_task_retries=APPEND_RETRIES)
-    async def append(
-        self, records: list[OutboxRecord], source: int, watermark: float
-    ) -> list[bool]:
-        """A channel actor hands over records (``engine.handoff``)."""
+    async def append(self, packed: bytes, source: int, watermark: float) -> list[bool]:
+        """A channel actor hands over records (``engine.handoff``), packed
+        (``actors.remote.PortalRemote``)."""
         host = await self._ready()
-        return await host.append(records, source, watermark)
+        return await host.append(unpack_records(packed), source, watermark)
 
     async def _watermark_of(self, source: int) -> float:
         """Ask channel actor ``source`` how far it has handed over to this actor."""

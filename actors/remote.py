@@ -21,6 +21,7 @@ from actors.faults import reason, unavailable
 from actors.names import REGISTRY_CARRIER, REGISTRY_HOST
 from engine.errors import EngineError, PartFailedError, UnavailableError
 from engine.registry_host import REGISTRY_CALLS, RegistryHost
+from engine.store.records import OutboxRecord, pack_records
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,20 @@ class Remote:
         invoke.__name__ = name
         setattr(self, name, invoke)  # the next call finds it without __getattr__
         return invoke
+
+
+class PortalRemote(Remote):
+    """A portal actor (``actors.portal``): its API's calls carried through ``api``, and the
+    records a channel actor hands over packed into one bytes object (``pack_records``),
+    which Ray serializes for a fraction of what the list's items would cost it one by one."""
+
+    async def append(
+        self, records: list[OutboxRecord], source: int, watermark: float
+    ) -> list[bool]:
+        accepted: list[bool] = await call(
+            self.handle.append.remote(pack_records(records), source, watermark)
+        )
+        return accepted
 
 
 def remote_registry(namespace: str) -> RegistryHost:

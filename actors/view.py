@@ -15,7 +15,7 @@ from actors.channel_cache import ChannelCache
 from actors.faults import reason
 from actors.names import REGISTRY, channel_actor
 from actors.portal import portal_actor
-from actors.remote import Remote, remote_registry
+from actors.remote import PortalRemote, Remote, remote_registry
 from actors.settings import ActorSettings
 from channels.base import Channel
 from engine.clock import Clock
@@ -173,7 +173,7 @@ class EngineView:
         """The portal actor called ``name``, created if it does not exist yet."""
         remote = self._servers.get(name)
         if remote is None:
-            remote = Remote(portal_actor(name, self._settings), API_CALLS)
+            remote = PortalRemote(portal_actor(name, self._settings), API_CALLS)
             self._servers[name] = remote
         return cast(PortalServer, remote)
 

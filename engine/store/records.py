@@ -1,11 +1,14 @@
-"""Plain records that cross the store's boundary (and Ray calls): cheap to pickle."""
+"""Plain records that cross the store's boundary and Ray calls (the hand-off's packed:
+``pack_records``)."""
 
 from __future__ import annotations
 
+import pickle
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Any, cast
 
 import orjson
 
@@ -57,6 +60,37 @@ class OutboxRecord:
     @property
     def dialog_ref(self) -> str:
         return dialog_ref(self.conversation.connector_id, self.conversation.dialog_key)
+
+
+_RECORD_FIELDS = tuple(field.name for field in fields(OutboxRecord))
+_CONVERSATION_AT = _RECORD_FIELDS.index("conversation")
+_record_values = attrgetter(*_RECORD_FIELDS)
+_conversation_values = attrgetter(*(field.name for field in fields(Conversation)))
+
+
+def pack_records(records: Sequence[OutboxRecord]) -> bytes:
+    """``records`` as one bytes object, for a call to another process (``unpack_records``).
+
+    Ray serializes a list's items one at a time, each with a pickler of its own: handing
+    over 55 records cost the channel actor 0.6 to 0.9 ms of CPU per call, against 0.05 ms
+    for one bytes object; pickling the records' fields as plain tuples in one go takes
+    0.35 µs a record (README, "The hand-off's records, packed").
+    """
+    rows = []
+    for record in records:
+        values = _record_values(record)
+        conversation = _conversation_values(record.conversation)
+        rows.append((*values[:_CONVERSATION_AT], conversation, *values[_CONVERSATION_AT + 1 :]))
+    return pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_records(packed: bytes) -> list[OutboxRecord]:
+    """What ``pack_records`` packed, from another of the engine's own processes."""
+    at = _CONVERSATION_AT
+    record = cast(Callable[..., OutboxRecord], OutboxRecord)  # fields in _RECORD_FIELDS order
+    return [
+        record(*row[:at], Conversation(*row[at]), *row[at + 1 :]) for row in pickle.loads(packed)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.clock import SystemClock
 from engine.errors import UnavailableError
@@ -22,7 +24,7 @@ from engine.handoff import Handoff
 from engine.ingest import outbox_record
 from engine.metrics import Counters
 from engine.store.intake import Addressed, IntakeStore
-from engine.store.records import Conversation, OutboxRecord
+from engine.store.records import Conversation, OutboxRecord, pack_records, unpack_records
 from engine.store.threaded import ThreadedStore
 from tests.engine.conftest import eventually, inbound_message
 
@@ -295,3 +297,34 @@ async def test_each_hand_off_carries_how_far_this_actor_has_handed_over(
 
 def at(item: OutboxRecord, received_at: float) -> OutboxRecord:
     return replace(item, received_at=received_at)
+
+
+_text = st.text(max_size=20)
+_records = st.builds(
+    OutboxRecord,
+    portal_id=_text,
+    event_id=_text,
+    kind=st.sampled_from(["message.received", "message.edited", "channel.event"]),
+    conversation=st.builds(
+        Conversation,
+        line_id=_text,
+        connector_id=_text,
+        channel=_text,
+        dialog_key=_text,
+        customer_id=_text,
+        address=_text,
+    ),
+    order_key=st.integers(min_value=0, max_value=2**63 - 1),
+    received_at=st.floats(allow_nan=False),
+    payload=st.binary(max_size=64),
+    dedup_key=_text,
+    best_effort=st.booleans(),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_records, max_size=8))
+def test_packed_records_come_back_equal(records: list[OutboxRecord]) -> None:
+    """The hand-off's records cross Ray packed (actors.remote.PortalRemote): every field of
+    every record comes back, in order."""
+    assert unpack_records(pack_records(records)) == records
